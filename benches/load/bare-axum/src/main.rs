@@ -1,0 +1,112 @@
+//! Baseline server for the load benchmark.
+//!
+//! Serves every route of the demo contract (`/work/shared/demo-contract.md`)
+//! with a constant body and no sessions, cookies or body parsing at all, so
+//! that `run.sh` can subtract the framework's own cost from a session
+//! library's.
+//!
+//! Environment: `PORT` (default 3000), `BENCH_RUNTIME` = `current_thread`
+//! (default: everything on the one main thread) or `multi_thread` (one worker
+//! unless `TOKIO_WORKER_THREADS` says otherwise, like our demo).
+
+use axum::{
+    Router,
+    http::{StatusCode, header::CONTENT_TYPE},
+    response::IntoResponse,
+    routing::get,
+};
+
+const TEXT: [(axum::http::HeaderName, &str); 1] = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
+const JSON: [(axum::http::HeaderName, &str); 1] = [(CONTENT_TYPE, "application/json")];
+
+fn text(body: &'static str) -> impl IntoResponse {
+    (TEXT, body)
+}
+
+fn json(body: &'static str) -> impl IntoResponse {
+    (JSON, body)
+}
+
+fn app() -> Router {
+    Router::new()
+        // Session routes.
+        .route("/views", get(|| async { text("Views: 1") }))
+        .route(
+            "/set",
+            axum::routing::post(|| async { text("Session set") }),
+        )
+        .route("/get", get(|| async { json(r#"{"user":"No user set"}"#) }))
+        .route("/destroy", get(|| async { text("Session destroyed") }))
+        .route(
+            "/auth/login",
+            axum::routing::post(|| async { json(r#"{"message":"Logged in"}"#) }),
+        )
+        .route(
+            "/auth/profile",
+            get(|| async { json(r#"{"user":{"username":"alice"}}"#) }),
+        )
+        .route(
+            "/auth/logout",
+            get(|| async { json(r#"{"message":"Logged out"}"#) }),
+        )
+        .route(
+            "/cart",
+            get(|| async { json("[]") }).post(|| async { json(r#"["apple"]"#) }),
+        )
+        .route(
+            "/flash",
+            get(|| async { json(r#"{"flash":null}"#) }).post(|| async { text("Flash set") }),
+        )
+        // Plain and signed cookie routes (no cookie handling: constants).
+        .route("/set-theme", get(|| async { text("Theme cookie set") }))
+        .route(
+            "/get-theme",
+            get(|| async { text("Current theme: default") }),
+        )
+        .route(
+            "/clear-theme",
+            get(|| async { text("Theme cookie cleared") }),
+        )
+        .route("/signed/set", get(|| async { text("Signed cookie set") }))
+        .route("/signed/get", get(|| async { text("Signed value: none") }))
+        .fallback(|| async { (StatusCode::NOT_FOUND, TEXT, "Not found") })
+}
+
+fn main() {
+    let port: u16 = match std::env::var("PORT") {
+        Ok(p) => p.parse().unwrap_or_else(|_| {
+            eprintln!("PORT: not a port number: {p:?}");
+            std::process::exit(2)
+        }),
+        Err(_) => 3000,
+    };
+    runtime().block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("PORT: cannot bind 127.0.0.1:{port}: {e}");
+                std::process::exit(1)
+            });
+        println!("listening on http://127.0.0.1:{port}");
+        axum::serve(listener, app()).await.expect("server error");
+    });
+}
+
+/// One worker thread, as the benchmark requires (see the module docs).
+fn runtime() -> tokio::runtime::Runtime {
+    let mut b = match std::env::var("BENCH_RUNTIME").as_deref() {
+        Ok("multi_thread") => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+                b.worker_threads(1);
+            }
+            b
+        }
+        Ok("current_thread") | Err(_) => tokio::runtime::Builder::new_current_thread(),
+        Ok(other) => {
+            eprintln!("BENCH_RUNTIME: expected current_thread or multi_thread, got {other:?}");
+            std::process::exit(2)
+        }
+    };
+    b.enable_all().build().expect("tokio runtime")
+}

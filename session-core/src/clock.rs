@@ -1,0 +1,99 @@
+//! Time as an input: the engine never reads a clock, adapters ask a [`Clock`].
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use time::{Duration, OffsetDateTime};
+
+/// Where adapters get `now` from. The engine itself never reads a clock: it
+/// takes `now` as an argument, so expiry can be tested without sleeping.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current time.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A clock that moves only when told to, for tests. Clones share the time.
+///
+/// ```
+/// use session_core::{Clock, ManualClock};
+/// use time::{Duration, macros::datetime};
+///
+/// let clock = ManualClock::new(datetime!(2026-01-01 0:00 UTC));
+/// let handle = clock.clone();
+/// handle.advance(Duration::minutes(30));
+/// assert_eq!(clock.now(), datetime!(2026-01-01 0:30 UTC));
+/// ```
+#[derive(Clone)]
+pub struct ManualClock {
+    now: Arc<Mutex<OffsetDateTime>>,
+}
+
+impl ManualClock {
+    /// A clock standing at `start`.
+    #[must_use]
+    pub fn new(start: OffsetDateTime) -> Self {
+        Self {
+            now: Arc::new(Mutex::new(start)),
+        }
+    }
+
+    /// Moves the clock forward (or back, with a negative duration).
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
+        *now += by;
+    }
+
+    /// Sets the clock to `to`.
+    pub fn set(&self, to: OffsetDateTime) {
+        *self.now.lock().unwrap_or_else(PoisonError::into_inner) = to;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.now.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ManualClock").field(&self.now()).finish()
+    }
+}
+
+impl<T: Clock + ?Sized> Clock for Arc<T> {
+    fn now(&self) -> OffsetDateTime {
+        (**self).now()
+    }
+}
+
+/// Truncates to whole milliseconds, the precision records are stored with.
+pub(crate) fn trunc_ms(t: OffsetDateTime) -> OffsetDateTime {
+    let ns = t.unix_timestamp_nanos();
+    from_unix_ms(i64::try_from(ns.div_euclid(1_000_000)).unwrap_or(i64::MAX))
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).unwrap_or(i64::MAX)
+}
+
+/// The time `ms` milliseconds after the Unix epoch, clamped to what `time`
+/// can represent.
+pub(crate) fn from_unix_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(if ms < 0 {
+        OffsetDateTime::UNIX_EPOCH
+    } else {
+        time::PrimitiveDateTime::MAX.assume_utc()
+    })
+}

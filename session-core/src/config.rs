@@ -1,0 +1,413 @@
+//! Configuration: one builder for the session cookie, expiry, keys, storage,
+//! clock and randomness.
+
+use std::fmt;
+use std::sync::Arc;
+
+use time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::id::{OsRandom, RandomSource};
+use crate::store::SessionStore;
+use crate::{ConfigError, Expiry, KeyRing};
+
+/// The `SameSite` attribute of a cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SameSite {
+    /// Sent only on same-site requests.
+    Strict,
+    /// Sent on same-site requests and top-level cross-site navigations (the
+    /// default).
+    #[default]
+    Lax,
+    /// Sent on every request; browsers require `Secure` with it.
+    None,
+}
+
+impl SameSite {
+    pub(crate) fn to_cookie(self) -> cookie::SameSite {
+        match self {
+            Self::Strict => cookie::SameSite::Strict,
+            Self::Lax => cookie::SameSite::Lax,
+            Self::None => cookie::SameSite::None,
+        }
+    }
+}
+
+/// Where session data lives.
+#[derive(Clone, Default)]
+pub enum Storage {
+    /// A [`MemoryStore`](crate::MemoryStore) made by the engine on the
+    /// config's clock (the default).
+    #[default]
+    Memory,
+    /// A server-side store; the cookie holds only the signed session id.
+    Store(Arc<dyn SessionStore>),
+    /// Cookie-store mode: the whole session is encrypted (AES-256-GCM) into
+    /// the cookie and nothing is kept on the server.
+    ///
+    /// What this mode cannot do:
+    /// - revoke: a copy of an old cookie stays valid until its own deadlines
+    ///   pass, even after `destroy` or logout, because nothing server-side
+    ///   remembers that it was replaced;
+    /// - merge concurrent requests: two requests that change the session at
+    ///   the same time each send a whole new cookie, and the browser keeps
+    ///   whichever arrives last;
+    /// - hold much: a session whose cookie would pass 4096 bytes is an error
+    ///   ([`SessionError::CookieTooLarge`](crate::SessionError::CookieTooLarge)).
+    Cookie,
+}
+
+impl fmt::Debug for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("Memory"),
+            Self::Store(store) => f.debug_tuple("Store").field(store).finish(),
+            Self::Cookie => f.write_str("Cookie"),
+        }
+    }
+}
+
+/// Everything the engine needs to know. Build it with `with_*` methods and
+/// hand it to [`Engine::new`](crate::Engine::new), which checks it.
+///
+/// | setting | default |
+/// | --- | --- |
+/// | cookie name | `id` |
+/// | `Path` | `/` |
+/// | `Domain` | none (host-only cookie) |
+/// | `Secure` | off |
+/// | `HttpOnly` | on |
+/// | `SameSite` | `Lax` |
+/// | persistent cookie (`Max-Age`) | on; off makes a browser-session cookie |
+/// | idle timeout | 1 hour |
+/// | absolute lifetime | 1 day |
+/// | touch interval | 1/60 of the idle timeout, at most 60 s |
+/// | storage | [`Storage::Memory`] |
+/// | clock | [`SystemClock`] |
+/// | randomness | [`OsRandom`] |
+/// | conflict retries | 64 |
+///
+/// ```
+/// use session_core::{Engine, Key, KeyRing, SameSite, SessionConfig};
+/// use time::Duration;
+///
+/// let config = SessionConfig::new(KeyRing::new(Key::generate()))
+///     .with_cookie_name("sid")
+///     .with_secure(true)
+///     .with_same_site(SameSite::Strict)
+///     .with_idle_timeout(Some(Duration::minutes(30)))
+///     .with_absolute_timeout(Some(Duration::hours(8)));
+/// let engine = Engine::new(config).unwrap();
+/// assert_eq!(engine.config().cookie_name(), "sid");
+/// ```
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub(crate) name: String,
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+    pub(crate) secure: bool,
+    pub(crate) http_only: bool,
+    pub(crate) same_site: SameSite,
+    pub(crate) persistent: bool,
+    pub(crate) expiry: Expiry,
+    pub(crate) touch_interval: Option<Duration>,
+    pub(crate) keys: KeyRing,
+    pub(crate) storage: Storage,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) random: Arc<dyn RandomSource>,
+    pub(crate) max_conflict_retries: u32,
+}
+
+impl SessionConfig {
+    /// The defaults above, with `keys` signing and encrypting.
+    #[must_use]
+    pub fn new(keys: KeyRing) -> Self {
+        Self {
+            name: "id".to_owned(),
+            path: "/".to_owned(),
+            domain: None,
+            secure: false,
+            http_only: true,
+            same_site: SameSite::Lax,
+            persistent: true,
+            expiry: Expiry::default(),
+            touch_interval: None,
+            keys,
+            storage: Storage::Memory,
+            clock: Arc::new(SystemClock),
+            random: Arc::new(OsRandom),
+            max_conflict_retries: 64,
+        }
+    }
+
+    /// The session cookie's name.
+    #[must_use]
+    pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The session cookie's `Path`.
+    #[must_use]
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// The session cookie's `Domain` (`None`: only the host that set it).
+    #[must_use]
+    pub fn with_domain(mut self, domain: Option<String>) -> Self {
+        self.domain = domain;
+        self
+    }
+
+    /// The `Secure` attribute: the browser sends the cookie only over HTTPS.
+    /// Turn it on in production.
+    #[must_use]
+    pub fn with_secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// The `HttpOnly` attribute: scripts cannot read the cookie.
+    #[must_use]
+    pub fn with_http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+
+    /// The `SameSite` attribute. [`SameSite::None`] requires `Secure`.
+    #[must_use]
+    pub fn with_same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// `false` sends the cookie without `Max-Age`, so the browser drops it
+    /// when it closes; the server-side timeouts apply either way.
+    #[must_use]
+    pub fn with_persistent_cookie(mut self, persistent: bool) -> Self {
+        self.persistent = persistent;
+        self
+    }
+
+    /// The idle timeout (`None`: none).
+    #[must_use]
+    pub fn with_idle_timeout(mut self, idle: Option<Duration>) -> Self {
+        self.expiry = Expiry::new(idle, self.expiry.absolute());
+        self
+    }
+
+    /// The absolute lifetime (`None`: none).
+    #[must_use]
+    pub fn with_absolute_timeout(mut self, absolute: Option<Duration>) -> Self {
+        self.expiry = Expiry::new(self.expiry.idle(), absolute);
+        self
+    }
+
+    /// How often an unchanged session is written just to keep its idle
+    /// timeout rolling (a "touch"), and its cookie re-sent with a fresh
+    /// `Max-Age`.
+    ///
+    /// A request that changes nothing writes nothing unless this long has
+    /// passed since the record was last written. So a session is guaranteed
+    /// to live at least `idle - touch_interval` after its last request, and
+    /// at most `idle`. Default: 1/60 of the idle timeout, at most 60 seconds
+    /// (at most one write a minute per active session).
+    #[must_use]
+    pub fn with_touch_interval(mut self, interval: Duration) -> Self {
+        self.touch_interval = Some(interval);
+        self
+    }
+
+    /// The key ring that signs and encrypts.
+    #[must_use]
+    pub fn with_keys(mut self, keys: KeyRing) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// Where sessions live.
+    #[must_use]
+    pub fn with_storage(mut self, storage: Storage) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    /// Shorthand for `with_storage(Storage::Store(store))`.
+    #[must_use]
+    pub fn with_store(self, store: Arc<dyn SessionStore>) -> Self {
+        self.with_storage(Storage::Store(store))
+    }
+
+    /// The clock adapters read `now` from (a [`ManualClock`](crate::ManualClock)
+    /// in tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Where session ids and nonces come from (a
+    /// [`SequenceRandom`](crate::SequenceRandom) for test vectors).
+    #[must_use]
+    pub fn with_random(mut self, random: Arc<dyn RandomSource>) -> Self {
+        self.random = random;
+        self
+    }
+
+    /// How many times a save is retried after version conflicts with
+    /// concurrent requests of the same session before giving up with
+    /// [`SessionError::TooManyConflicts`](crate::SessionError::TooManyConflicts).
+    #[must_use]
+    pub fn with_max_conflict_retries(mut self, retries: u32) -> Self {
+        self.max_conflict_retries = retries;
+        self
+    }
+
+    /// The session cookie's name.
+    #[must_use]
+    pub fn cookie_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether cookies are sent with `Secure`.
+    #[must_use]
+    pub fn secure(&self) -> bool {
+        self.secure
+    }
+
+    /// The timeouts.
+    #[must_use]
+    pub fn expiry(&self) -> Expiry {
+        self.expiry
+    }
+
+    /// The key ring.
+    #[must_use]
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// The storage.
+    #[must_use]
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// The clock.
+    #[must_use]
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The touch interval in force (the configured one, or the default).
+    #[must_use]
+    pub fn touch_interval(&self) -> Duration {
+        self.touch_interval
+            .unwrap_or_else(|| match self.expiry.idle() {
+                Some(idle) => (idle / 60_i32).min(Duration::minutes(1)),
+                None => Duration::minutes(1),
+            })
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |reason: String| Err(ConfigError::Cookie { reason });
+        if self.name.is_empty() || !self.name.bytes().all(is_token_byte) {
+            return bad(format!(
+                "cookie name {:?} must be a non-empty token (letters, digits and !#$%&'*+-.^_`|~)",
+                self.name
+            ));
+        }
+        if !self.path.starts_with('/') || !self.path.bytes().all(is_attr_byte) {
+            return bad(format!(
+                "path {:?} must start with '/' and hold no ';' or control characters",
+                self.path
+            ));
+        }
+        if let Some(domain) = &self.domain {
+            if domain.is_empty() || !domain.bytes().all(is_attr_byte) || domain.contains(' ') {
+                return bad(format!("domain {domain:?} is not a valid host name"));
+            }
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return bad("SameSite=None requires Secure: call with_secure(true)".to_owned());
+        }
+        for (what, d) in [
+            ("idle", self.expiry.idle()),
+            ("absolute", self.expiry.absolute()),
+        ] {
+            if d.is_some_and(|d| !d.is_positive()) {
+                return bad(format!(
+                    "the {what} timeout must be positive, or None for no limit"
+                ));
+            }
+        }
+        if self.touch_interval.is_some_and(Duration::is_negative) {
+            return bad("the touch interval must not be negative".to_owned());
+        }
+        Ok(())
+    }
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_attr_byte(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && b != b';'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Engine, Key};
+
+    fn config() -> SessionConfig {
+        SessionConfig::new(KeyRing::new(Key::generate()))
+    }
+
+    #[test]
+    fn bad_cookie_names_are_rejected_with_the_rule() {
+        for name in ["", "a b", "a;b", "é", "a=b"] {
+            let err = Engine::new(config().with_cookie_name(name)).unwrap_err();
+            assert!(
+                err.to_string().contains("non-empty token"),
+                "{name:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn same_site_none_needs_secure() {
+        let err = Engine::new(config().with_same_site(SameSite::None)).unwrap_err();
+        assert!(err.to_string().contains("with_secure(true)"), "{err}");
+        assert!(Engine::new(config().with_same_site(SameSite::None).with_secure(true)).is_ok());
+    }
+
+    #[test]
+    fn zero_timeout_is_rejected() {
+        let err = Engine::new(config().with_idle_timeout(Some(Duration::ZERO))).unwrap_err();
+        assert!(
+            err.to_string().contains("idle timeout must be positive"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn path_must_be_absolute() {
+        assert!(Engine::new(config().with_path("app")).is_err());
+        assert!(Engine::new(config().with_path("/app;x")).is_err());
+        assert!(Engine::new(config().with_path("/app")).is_ok());
+    }
+
+    #[test]
+    fn default_touch_interval_follows_idle_timeout() {
+        assert_eq!(config().touch_interval(), Duration::minutes(1));
+        let short = config().with_idle_timeout(Some(Duration::seconds(120)));
+        assert_eq!(short.touch_interval(), Duration::seconds(2));
+        let set = config().with_touch_interval(Duration::seconds(5));
+        assert_eq!(set.touch_interval(), Duration::seconds(5));
+    }
+}

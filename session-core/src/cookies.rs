@@ -1,0 +1,369 @@
+//! A jar for the application's own cookies: plain, signed and private.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use cookie::Cookie;
+use time::OffsetDateTime;
+
+use crate::KeyRing;
+use crate::codec;
+
+/// The application's cookies for one request (not the session cookie,
+/// which the engine handles).
+///
+/// Built by [`Engine::cookies`](crate::Engine::cookies) from the request's
+/// `Cookie` headers. Reads see the request's cookies with this response's
+/// changes applied on top; [`Cookies::delta`] gives exactly the
+/// `Set-Cookie` values for what changed. Cheap to clone (clones share the
+/// jar), `Send + Sync`.
+///
+/// - **plain** cookies are readable and writable by the client;
+/// - **signed** cookies are readable by the client, but a changed value is
+///   rejected (HMAC-SHA256 over the name and the value);
+/// - **private** cookies are encrypted (AES-256-GCM, the name as associated
+///   data): the client can neither read nor change them.
+///
+/// A signed or private cookie that verifies only under a previous key is
+/// re-issued under the current key in this response, with `Path=/`,
+/// `HttpOnly`, `SameSite=Lax` (and `Secure` if the session cookie has it)
+/// and no `Max-Age`: its original attributes are not sent by browsers. Apps
+/// that need other attributes set the cookie again themselves.
+///
+/// ```
+/// use session_core::{cookie::Cookie, Engine, Key, KeyRing, SessionConfig};
+///
+/// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+/// let jar = engine.cookies(["theme=dark; lang=en"]);
+/// assert_eq!(jar.get("theme").as_deref(), Some("dark"));
+///
+/// jar.add_signed(Cookie::build(("pref", "compact")).path("/").http_only(true).build());
+/// assert_eq!(jar.get_signed("pref").as_deref(), Some("compact"));
+/// jar.remove(Cookie::build("theme").path("/").build());
+/// assert_eq!(jar.get("theme"), None);
+/// assert_eq!(jar.delta().len(), 2);
+/// ```
+#[derive(Clone)]
+pub struct Cookies {
+    inner: Arc<Mutex<Jar>>,
+    keys: KeyRing,
+    secure: bool,
+}
+
+#[derive(Default)]
+struct Jar {
+    /// The request's cookies, name and raw value, in order.
+    incoming: Vec<(String, String)>,
+    /// This response's cookies by name; `None` value means removed.
+    changes: Vec<Change>,
+}
+
+struct Change {
+    name: String,
+    /// The raw value the cookie now has, `None` when removed.
+    value: Option<String>,
+    header: String,
+}
+
+impl fmt::Debug for Cookies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let jar = self.lock();
+        f.debug_struct("Cookies")
+            .field(
+                "incoming",
+                &jar.incoming.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field(
+                "changed",
+                &jar.changes.iter().map(|c| &c.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Cookies {
+    pub(crate) fn from_headers<I, H>(headers: I, keys: KeyRing, secure: bool) -> Self
+    where
+        I: IntoIterator<Item = H>,
+        H: AsRef<[u8]>,
+    {
+        let mut incoming = Vec::new();
+        for header in headers {
+            let bytes = header.as_ref();
+            let text = match std::str::from_utf8(bytes) {
+                Ok(t) => Cow::Borrowed(t),
+                Err(_) => String::from_utf8_lossy(bytes),
+            };
+            for cookie in Cookie::split_parse(text.as_ref()).flatten() {
+                incoming.push((cookie.name().to_owned(), cookie.value().to_owned()));
+            }
+        }
+        Self {
+            inner: Arc::new(Mutex::new(Jar {
+                incoming,
+                changes: Vec::new(),
+            })),
+            keys,
+            secure,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Jar> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The raw value of the cookie `name`: this response's value if it set
+    /// or removed one, else the request's first cookie of that name.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<String> {
+        let jar = self.lock();
+        if let Some(change) = jar.changes.iter().find(|c| c.name == name) {
+            return change.value.clone();
+        }
+        jar.incoming
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// All raw values the request carried under `name` (browsers may send
+    /// several with different paths).
+    #[must_use]
+    pub fn get_all(&self, name: &str) -> Vec<String> {
+        let jar = self.lock();
+        jar.incoming
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// The verified text of the signed cookie `name`, or `None` when absent,
+    /// tampered with, signed for another name, or not UTF-8. The first value
+    /// that verifies wins.
+    #[must_use]
+    pub fn get_signed(&self, name: &str) -> Option<String> {
+        self.get_verified(name, false)
+    }
+
+    /// The decrypted text of the private cookie `name`, or `None` when
+    /// absent, tampered with, made for another name, or not UTF-8.
+    #[must_use]
+    pub fn get_private(&self, name: &str) -> Option<String> {
+        self.get_verified(name, true)
+    }
+
+    fn get_verified(&self, name: &str, private: bool) -> Option<String> {
+        let decode = if private { codec::open } else { codec::verify };
+        let values: Vec<String> = {
+            let jar = self.lock();
+            if let Some(change) = jar.changes.iter().find(|c| c.name == name) {
+                vec![change.value.clone()?]
+            } else {
+                jar.incoming
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            }
+        };
+        for value in values {
+            match decode(&self.keys, name, &value) {
+                Ok((bytes, matched)) => {
+                    let Ok(text) = String::from_utf8(bytes) else {
+                        tracing::debug!(name, "cookie payload is not UTF-8");
+                        continue;
+                    };
+                    if matched.is_previous() {
+                        let cookie = self.reissue_template(name, &text);
+                        if private {
+                            self.add_private(cookie);
+                        } else {
+                            self.add_signed(cookie);
+                        }
+                    }
+                    return Some(text);
+                }
+                Err(reason) => tracing::debug!(name, %reason, "cookie rejected"),
+            }
+        }
+        None
+    }
+
+    fn reissue_template(&self, name: &str, value: &str) -> Cookie<'static> {
+        let mut cookie = Cookie::new(name.to_owned(), value.to_owned());
+        cookie.set_path("/");
+        cookie.set_http_only(true);
+        cookie.set_same_site(cookie::SameSite::Lax);
+        cookie.set_secure(self.secure.then_some(true));
+        cookie
+    }
+
+    /// Sets a plain cookie. Its value must be a valid cookie value (no
+    /// spaces, `;`, `,`, `"` or `\`); encode anything else yourself.
+    pub fn add(&self, cookie: Cookie<'static>) {
+        let value = cookie.value().to_owned();
+        self.record(cookie, Some(value));
+    }
+
+    /// Sets a signed cookie: the value is stored readable, with a signature
+    /// binding it to the cookie's name.
+    pub fn add_signed(&self, mut cookie: Cookie<'static>) {
+        let signed = codec::sign(
+            self.keys.current(),
+            cookie.name(),
+            cookie.value().as_bytes(),
+        );
+        cookie.set_value(signed.clone());
+        self.record(cookie, Some(signed));
+    }
+
+    /// Sets a private (encrypted) cookie. Should the OS random source fail,
+    /// the cookie is not set and the failure is logged at error level.
+    pub fn add_private(&self, mut cookie: Cookie<'static>) {
+        match codec::seal(
+            self.keys.current(),
+            cookie.name(),
+            cookie.value().as_bytes(),
+        ) {
+            Ok(sealed) => {
+                cookie.set_value(sealed.clone());
+                self.record(cookie, Some(sealed));
+            }
+            Err(err) => tracing::error!(%err, name = cookie.name(), "private cookie not set"),
+        }
+    }
+
+    /// Removes a cookie from the browser. Give the same `Path` and `Domain`
+    /// it was set with, or the browser keeps it.
+    pub fn remove(&self, cookie: Cookie<'static>) {
+        let mut removal = Cookie::new(cookie.name().to_owned(), "");
+        if let Some(path) = cookie.path() {
+            removal.set_path(path.to_owned());
+        }
+        if let Some(domain) = cookie.domain() {
+            removal.set_domain(domain.to_owned());
+        }
+        removal.set_max_age(time::Duration::ZERO);
+        removal.set_expires(OffsetDateTime::UNIX_EPOCH);
+        self.record(removal, None);
+    }
+
+    fn record(&self, cookie: Cookie<'static>, value: Option<String>) {
+        let name = cookie.name().to_owned();
+        let header = cookie.to_string();
+        let mut jar = self.lock();
+        jar.changes.retain(|c| c.name != name);
+        jar.changes.push(Change {
+            name,
+            value,
+            header,
+        });
+    }
+
+    /// The `Set-Cookie` header values for every cookie this response set or
+    /// removed, one per cookie name (the last change wins).
+    #[must_use]
+    pub fn delta(&self) -> Vec<String> {
+        self.lock()
+            .changes
+            .iter()
+            .map(|c| c.header.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Key;
+
+    fn jar(headers: &[&str], keys: &KeyRing) -> Cookies {
+        Cookies::from_headers(headers.iter().copied(), keys.clone(), false)
+    }
+
+    #[test]
+    fn tampered_signed_value_reads_as_none() {
+        let keys = KeyRing::new(Key::generate());
+        let value = codec::sign(keys.current(), "pref", b"dark");
+        let tampered = value.replacen("ZGFyaw", "bGlnaHQ", 1);
+        assert_eq!(
+            jar(&[&format!("pref={tampered}")], &keys).get_signed("pref"),
+            None
+        );
+        assert_eq!(
+            jar(&[&format!("pref={value}")], &keys)
+                .get_signed("pref")
+                .as_deref(),
+            Some("dark")
+        );
+    }
+
+    #[test]
+    fn signed_value_moved_to_another_name_reads_as_none() {
+        let keys = KeyRing::new(Key::generate());
+        let value = codec::sign(keys.current(), "pref", b"dark");
+        assert_eq!(
+            jar(&[&format!("other={value}")], &keys).get_signed("other"),
+            None
+        );
+    }
+
+    #[test]
+    fn old_key_value_is_reissued_under_the_current_key() {
+        let old = Key::generate();
+        let keys = KeyRing::new(Key::generate()).with_previous(old.clone());
+        let value = codec::sign(&old, "pref", b"dark");
+        let jar = jar(&[&format!("pref={value}")], &keys);
+        assert_eq!(jar.get_signed("pref").as_deref(), Some("dark"));
+        let delta = jar.delta();
+        assert_eq!(delta.len(), 1);
+        let new_value = delta[0]
+            .split(';')
+            .next()
+            .unwrap()
+            .strip_prefix("pref=")
+            .unwrap();
+        let current_only = KeyRing::new(keys.current().clone());
+        assert_eq!(
+            codec::verify(&current_only, "pref", new_value).unwrap().0,
+            b"dark"
+        );
+        assert!(delta[0].contains("Path=/"), "{}", delta[0]);
+    }
+
+    #[test]
+    fn removal_keeps_the_path() {
+        let keys = KeyRing::new(Key::generate());
+        let jar = jar(&["theme=dark"], &keys);
+        jar.remove(Cookie::build("theme").path("/app").build());
+        let delta = jar.delta();
+        assert!(delta[0].starts_with("theme=;"), "{}", delta[0]);
+        assert!(delta[0].contains("Path=/app"), "{}", delta[0]);
+        assert!(delta[0].contains("Max-Age=0"), "{}", delta[0]);
+    }
+
+    #[test]
+    fn unchanged_jar_emits_nothing() {
+        let keys = KeyRing::new(Key::generate());
+        let jar = jar(&["a=1; b=2"], &keys);
+        let _ = jar.get("a");
+        let _ = jar.get_signed("b");
+        assert!(jar.delta().is_empty());
+    }
+
+    #[test]
+    fn private_cookie_round_trips_and_hides_its_value() {
+        let keys = KeyRing::new(Key::generate());
+        let first = jar(&[], &keys);
+        first.add_private(Cookie::new("secret", "42"));
+        let header = first.delta().remove(0);
+        assert!(!header.contains("42;"), "{header}");
+        let pair = header.split(';').next().unwrap().to_owned();
+        assert_eq!(
+            jar(&[&pair], &keys).get_private("secret").as_deref(),
+            Some("42")
+        );
+    }
+}

@@ -1,0 +1,537 @@
+//! The engine: `read`, `load`, `open`, `finish`, `commit`.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use cookie::Cookie;
+use time::OffsetDateTime;
+
+use crate::clock::trunc_ms;
+use crate::codec;
+use crate::config::{SessionConfig, Storage};
+use crate::cookies::Cookies;
+use crate::id::SessionId;
+use crate::plan::{Changes, CookieOp, Executed, Plan, StoreOp};
+use crate::session::{Origin, State};
+use crate::store::{MemoryStore, SessionStore};
+use crate::{
+    CodecError, ConfigError, KeyMatch, Record, Session, SessionError, StoreError, StoreKey,
+};
+
+/// At most this many cookies named like the session cookie are considered
+/// per request; more are ignored (each costs a store lookup).
+pub const MAX_SESSION_COOKIES: usize = 4;
+
+/// The largest `Set-Cookie` header the engine sends. Browsers keep at least
+/// 4096 bytes per cookie; a cookie-store session that does not fit is an
+/// error rather than a cookie the browser would silently drop.
+pub const MAX_COOKIE_LEN: usize = 4096;
+
+/// The session engine. Cheap to clone; one per application.
+///
+/// It does no I/O of its own and never reads a clock: every time is an
+/// argument. An adapter drives it through five steps per request:
+///
+/// | step | call | input | output |
+/// | --- | --- | --- | --- |
+/// | 1 | [`read`](Self::read) | the request's `Cookie` header values | [`Incoming`]: the verified session cookie(s) |
+/// | 2 | [`load`](Self::load) (async) | `Incoming` | [`Loaded`]: the record, fetched from the store |
+/// | 3 | [`open`](Self::open) | `Loaded`, `now` | the [`Session`] handle for the handler |
+/// | 4 | [`finish`](Self::finish) | the `Session`, `now` | a [`Plan`] |
+/// | 5 | [`commit`](Self::commit) (async) | the `Plan` | the `Set-Cookie` value to append, if any |
+///
+/// Steps 1–3 may be skipped entirely when the handler never asks for the
+/// session (lazy loading); then there is nothing to finish either.
+///
+/// ```
+/// use session_core::{Engine, Key, KeyRing, SessionConfig};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+///
+/// // A first request, without cookies.
+/// let now = engine.now();
+/// let incoming = engine.read(std::iter::empty::<&[u8]>());
+/// let session = engine.open(engine.load(incoming).await.unwrap(), now);
+/// session.insert("user", "alice").unwrap();
+/// let plan = engine.finish(&session, now).unwrap();
+/// let set_cookie = engine.commit(plan).await.unwrap().expect("a new session sets a cookie");
+///
+/// // The browser sends the cookie back.
+/// let cookie = set_cookie.split(';').next().unwrap();
+/// let incoming = engine.read([cookie.as_bytes()]);
+/// let session = engine.open(engine.load(incoming).await.unwrap(), engine.now());
+/// assert_eq!(session.get::<String>("user").unwrap().as_deref(), Some("alice"));
+/// # });
+/// ```
+#[derive(Clone, Debug)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: SessionConfig,
+    store: Option<Arc<dyn SessionStore>>,
+}
+
+/// What a request carried: the session cookies that verified, in header
+/// order. Made by [`Engine::read`].
+#[derive(Debug, Default)]
+#[must_use]
+pub struct Incoming {
+    candidates: Vec<Candidate>,
+}
+
+#[derive(Debug)]
+enum Candidate {
+    Id {
+        id: SessionId,
+        key: StoreKey,
+        matched: KeyMatch,
+    },
+    Inline {
+        record: Record,
+        matched: KeyMatch,
+    },
+}
+
+impl Incoming {
+    /// Whether no session cookie verified.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.candidates.is_empty()
+    }
+}
+
+/// The request's session as found in the store. Made by [`Engine::load`].
+#[derive(Debug, Default)]
+#[must_use]
+pub struct Loaded {
+    found: Option<Found>,
+}
+
+#[derive(Debug)]
+struct Found {
+    id: Option<SessionId>,
+    key: Option<StoreKey>,
+    record: Record,
+    matched: KeyMatch,
+}
+
+impl Engine {
+    /// Checks `config` and builds the engine.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Cookie`] for an unusable cookie setting (name, path,
+    /// domain, `SameSite=None` without `Secure`, a zero timeout).
+    pub fn new(config: SessionConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let store = match &config.storage {
+            Storage::Memory => Some(Arc::new(MemoryStore::with_clock(config.clock.clone())) as _),
+            Storage::Store(store) => Some(store.clone()),
+            Storage::Cookie => None,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner { config, store }),
+        })
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &SessionConfig {
+        &self.inner.config
+    }
+
+    /// The server-side store, or `None` in cookie-store mode.
+    #[must_use]
+    pub fn store(&self) -> Option<&Arc<dyn SessionStore>> {
+        self.inner.store.as_ref()
+    }
+
+    /// The configured clock's current time: what adapters pass as `now`.
+    #[must_use]
+    pub fn now(&self) -> OffsetDateTime {
+        self.inner.config.clock.now()
+    }
+
+    /// Step 1: parses the request's `Cookie` header values and verifies the
+    /// session cookie(s) against the key ring.
+    ///
+    /// Never fails. A cookie that is tampered with, truncated, oversized,
+    /// not UTF-8, signed for another name or otherwise garbage is left out,
+    /// and the reason logged at debug level. When several cookies carry the
+    /// session cookie's name, all that verify are kept in order (at most
+    /// [`MAX_SESSION_COOKIES`]) and the first that loads wins.
+    pub fn read<I, H>(&self, cookie_headers: I) -> Incoming
+    where
+        I: IntoIterator<Item = H>,
+        H: AsRef<[u8]>,
+    {
+        let config = &self.inner.config;
+        let mut incoming = Incoming::default();
+        let mut seen = 0;
+        for header in cookie_headers {
+            let bytes = header.as_ref();
+            let text = match std::str::from_utf8(bytes) {
+                Ok(text) => Cow::Borrowed(text),
+                // One bad byte elsewhere in the header must not hide a good
+                // session cookie; our values are ASCII, so lossy is safe.
+                Err(_) => String::from_utf8_lossy(bytes),
+            };
+            for cookie in Cookie::split_parse(text.as_ref()) {
+                let Ok(cookie) = cookie else { continue };
+                if cookie.name() != config.name {
+                    continue;
+                }
+                seen += 1;
+                if seen > MAX_SESSION_COOKIES {
+                    tracing::debug!(
+                        seen,
+                        "too many session cookies in one request; ignoring the rest"
+                    );
+                    return incoming;
+                }
+                match self.verify(cookie.value()) {
+                    Ok(candidate) => incoming.candidates.push(candidate),
+                    Err(reason) => tracing::debug!(%reason, "session cookie rejected"),
+                }
+            }
+        }
+        incoming
+    }
+
+    fn verify(&self, value: &str) -> Result<Candidate, CodecError> {
+        let config = &self.inner.config;
+        if self.inner.store.is_some() {
+            let (payload, matched) = codec::verify(&config.keys, &config.name, value)?;
+            let id = SessionId::from_payload(&payload)
+                .ok_or(CodecError::Payload("session id of the wrong length"))?;
+            let key = id.store_key();
+            Ok(Candidate::Id { id, key, matched })
+        } else {
+            let (payload, matched) = codec::open(&config.keys, &config.name, value)?;
+            let record = Record::from_bytes(&payload)
+                .map_err(|_| CodecError::Payload("not a session record"))?;
+            Ok(Candidate::Inline { record, matched })
+        }
+    }
+
+    /// Step 2: loads the record of the first session cookie whose id the
+    /// store knows. In cookie-store mode the session came inside the cookie,
+    /// and nothing is loaded.
+    ///
+    /// # Errors
+    ///
+    /// The store's error. The adapter must answer 500 and log it: treating a
+    /// failing store as "no session" would hand the user a fresh, empty
+    /// session and lose their data.
+    pub async fn load(&self, incoming: Incoming) -> Result<Loaded, StoreError> {
+        for candidate in incoming.candidates {
+            match candidate {
+                Candidate::Inline { record, matched } => {
+                    return Ok(Loaded {
+                        found: Some(Found {
+                            id: None,
+                            key: None,
+                            record,
+                            matched,
+                        }),
+                    });
+                }
+                Candidate::Id { id, key, matched } => {
+                    let Some(store) = &self.inner.store else {
+                        break;
+                    };
+                    if let Some(record) = store.load(&key).await? {
+                        return Ok(Loaded {
+                            found: Some(Found {
+                                id: Some(id),
+                                key: Some(key),
+                                record,
+                                matched,
+                            }),
+                        });
+                    }
+                    tracing::debug!("session id unknown to the store; not adopted");
+                }
+            }
+        }
+        Ok(Loaded::default())
+    }
+
+    /// Step 3: applies the idle and absolute timeouts at `now` and hands out
+    /// the session. An expired session starts empty; its record is deleted
+    /// and its cookie cleared when the plan is committed. An id the store
+    /// did not know is never adopted: the session starts empty and gets a
+    /// fresh id if anything is stored.
+    pub fn open(&self, loaded: Loaded, now: OffsetDateTime) -> Session {
+        let Some(found) = loaded.found else {
+            return Session::from_state(State::default());
+        };
+        let record = found.record;
+        let expiry = self.inner.config.expiry;
+        let deadline = expiry.deadline(record.created_at, record.last_seen);
+        if record.is_expired(now) || crate::expiry::passed(deadline, now) {
+            tracing::debug!("session expired");
+            return Session::from_state(State {
+                expired: Some(found.key),
+                ..State::default()
+            });
+        }
+        Session::from_state(State {
+            origin: Some(Origin {
+                id: found.id,
+                key: found.key,
+                created_at: record.created_at,
+                last_seen: record.last_seen,
+                expires_at: record.expires_at,
+                version: record.version,
+                matched: found.matched,
+            }),
+            data: record.data,
+            ..State::default()
+        })
+    }
+
+    /// Step 4: decides what to store and which cookie to send, from what the
+    /// handler did to `session`.
+    ///
+    /// The rules, each unit-tested:
+    /// - nothing carried and nothing stored: no store operation, no cookie;
+    /// - new data on a new (or ended) session: a fresh id, create;
+    /// - changed data: compare-and-set save, cookie re-sent with the new
+    ///   `Max-Age`;
+    /// - unchanged: nothing, unless the touch interval has passed since the
+    ///   last write (then a touch save and a fresh `Max-Age`), or the cookie
+    ///   was made under a previous key (then it is re-issued);
+    /// - `regenerate`: the data under a new id, created before the old
+    ///   record is deleted;
+    /// - `destroy` or expiry: delete the record, clear the cookie.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Random`] when no id can be generated, and in
+    /// cookie-store mode [`SessionError::CookieTooLarge`].
+    pub fn finish(&self, session: &Session, now: OffsetDateTime) -> Result<Plan, SessionError> {
+        let now = trunc_ms(now);
+        let config = &self.inner.config;
+        let state = session.lock();
+        let continuing = state.origin.as_ref().filter(|_| !state.destroyed);
+
+        if let Some(origin) = continuing {
+            let deadline = config.expiry.deadline(origin.created_at, now);
+            if state.regenerate {
+                let record = Record {
+                    data: state.data.clone(),
+                    created_at: origin.created_at,
+                    last_seen: now,
+                    expires_at: deadline,
+                    version: 0,
+                };
+                return self.new_session(record, origin.key, now);
+            }
+            let touch_due =
+                config.expiry.idle().is_some() && now - origin.last_seen >= config.touch_interval();
+            if !state.ops.is_empty() || touch_due {
+                let record = Record {
+                    data: state.data.clone(),
+                    created_at: origin.created_at,
+                    last_seen: now,
+                    expires_at: deadline,
+                    version: origin.version.wrapping_add(1),
+                };
+                return match (&origin.id, origin.key) {
+                    (Some(id), Some(key)) => Ok(Plan {
+                        cookie: CookieOp::Set(self.id_cookie(id, deadline, now)),
+                        store: StoreOp::Save {
+                            key,
+                            expected_version: origin.version,
+                            changes: Changes(state.ops.clone()),
+                            record,
+                        },
+                    }),
+                    _ => Ok(Plan {
+                        cookie: CookieOp::Set(self.inline_cookie(&record, now)?),
+                        store: StoreOp::None,
+                    }),
+                };
+            }
+            if origin.matched.is_previous() {
+                let cookie = match &origin.id {
+                    Some(id) => self.id_cookie(id, origin.expires_at, now),
+                    None => {
+                        let record = Record {
+                            data: state.data.clone(),
+                            created_at: origin.created_at,
+                            last_seen: origin.last_seen,
+                            expires_at: origin.expires_at,
+                            version: origin.version,
+                        };
+                        self.inline_cookie(&record, now)?
+                    }
+                };
+                return Ok(Plan {
+                    store: StoreOp::None,
+                    cookie: CookieOp::Set(cookie),
+                });
+            }
+            return Ok(noop());
+        }
+
+        // No session continues. One may end (destroyed or expired), and new
+        // data starts a new one.
+        let (ended, old_key) = match (&state.origin, state.expired) {
+            (Some(origin), _) if state.destroyed => (true, origin.key),
+            (_, Some(key)) => (true, key),
+            _ => (false, None),
+        };
+        if !state.data.is_empty() {
+            let mut record = Record::new(now, config.expiry.deadline(now, now));
+            record.data = state.data.clone();
+            return self.new_session(record, old_key, now);
+        }
+        if ended {
+            return Ok(Plan {
+                store: old_key.map_or(StoreOp::None, |key| StoreOp::Delete { key }),
+                cookie: CookieOp::Clear(self.removal_cookie()),
+            });
+        }
+        Ok(noop())
+    }
+
+    fn new_session(
+        &self,
+        record: Record,
+        old: Option<StoreKey>,
+        now: OffsetDateTime,
+    ) -> Result<Plan, SessionError> {
+        if self.inner.store.is_none() {
+            return Ok(Plan {
+                cookie: CookieOp::Set(self.inline_cookie(&record, now)?),
+                store: StoreOp::None,
+            });
+        }
+        let id = SessionId::generate(self.inner.config.random.as_ref())?;
+        let key = id.store_key();
+        let cookie = CookieOp::Set(self.id_cookie(&id, record.expires_at, now));
+        let store = match old {
+            Some(old) => StoreOp::Replace { old, key, record },
+            None => StoreOp::Create { key, record },
+        };
+        Ok(Plan { store, cookie })
+    }
+
+    /// Step 5: runs the plan's store operation against the configured store
+    /// (see [`Plan::execute`]) and returns the `Set-Cookie` header value to
+    /// append to the response, if any.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Plan::execute`]. The adapter must then answer 500 and
+    /// log the error, and must not send any session cookie.
+    pub async fn commit(&self, mut plan: Plan) -> Result<Option<String>, SessionError> {
+        if let Some(store) = &self.inner.store {
+            let executed = plan
+                .execute(store.as_ref(), self.inner.config.max_conflict_retries)
+                .await?;
+            if executed == Executed::SessionGone {
+                return Ok(Some(self.removal_cookie()));
+            }
+        }
+        Ok(plan.cookie.into_header())
+    }
+
+    /// A jar for the application's own cookies, read from the request's
+    /// `Cookie` header values, signing and encrypting with this engine's key
+    /// ring.
+    pub fn cookies<I, H>(&self, cookie_headers: I) -> Cookies
+    where
+        I: IntoIterator<Item = H>,
+        H: AsRef<[u8]>,
+    {
+        Cookies::from_headers(
+            cookie_headers,
+            self.inner.config.keys.clone(),
+            self.inner.config.secure,
+        )
+    }
+
+    fn base_cookie(&self, value: String) -> Cookie<'static> {
+        let config = &self.inner.config;
+        let mut cookie = Cookie::new(config.name.clone(), value);
+        cookie.set_path(config.path.clone());
+        if let Some(domain) = &config.domain {
+            cookie.set_domain(domain.clone());
+        }
+        cookie.set_http_only(config.http_only.then_some(true));
+        cookie.set_secure(config.secure.then_some(true));
+        cookie.set_same_site(config.same_site.to_cookie());
+        cookie
+    }
+
+    fn session_cookie(
+        &self,
+        value: String,
+        deadline: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> String {
+        let mut cookie = self.base_cookie(value);
+        if self.inner.config.persistent {
+            if let Some(deadline) = deadline {
+                cookie.set_max_age(crate::expiry::max_age(deadline, now));
+            }
+        }
+        cookie.to_string()
+    }
+
+    fn id_cookie(
+        &self,
+        id: &SessionId,
+        deadline: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> String {
+        let config = &self.inner.config;
+        let value = codec::sign(config.keys.current(), &config.name, id.as_bytes());
+        self.session_cookie(value, deadline, now)
+    }
+
+    fn inline_cookie(&self, record: &Record, now: OffsetDateTime) -> Result<String, SessionError> {
+        let config = &self.inner.config;
+        let mut nonce = [0u8; codec::NONCE_LEN];
+        config.random.fill(&mut nonce)?;
+        let value = codec::seal_with_nonce(
+            config.keys.current(),
+            &config.name,
+            &record.to_bytes(),
+            nonce,
+        );
+        let header = self.session_cookie(value, record.expires_at, now);
+        if header.len() > MAX_COOKIE_LEN {
+            return Err(SessionError::CookieTooLarge {
+                size: header.len(),
+                limit: MAX_COOKIE_LEN,
+            });
+        }
+        Ok(header)
+    }
+
+    /// The `Set-Cookie` value that removes the session cookie: same Path,
+    /// Domain, Secure and SameSite, empty value, `Max-Age=0` and an
+    /// `Expires` in 1970.
+    #[must_use]
+    pub fn removal_cookie(&self) -> String {
+        let mut cookie = self.base_cookie(String::new());
+        cookie.set_max_age(time::Duration::ZERO);
+        cookie.set_expires(OffsetDateTime::UNIX_EPOCH);
+        cookie.to_string()
+    }
+}
+
+fn noop() -> Plan {
+    Plan {
+        store: StoreOp::None,
+        cookie: CookieOp::None,
+    }
+}

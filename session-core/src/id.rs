@@ -1,0 +1,242 @@
+//! Session ids, the digests stores key records by, and the random source.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use crate::SessionError;
+use crate::codec::b64_encode;
+
+/// Length of a session id in bytes (128 bits).
+pub const ID_LEN: usize = 16;
+
+/// A session id: 128 random bits, known only to the browser (inside the
+/// signed cookie) and to the engine.
+///
+/// Stores never see it: they key records by its [`StoreKey`], a SHA-256
+/// digest, so a dump of the store holds no cookie that would log anyone in.
+/// `Debug` shows only a short prefix of the digest, so ids never reach logs.
+///
+/// ```
+/// use session_core::SessionId;
+///
+/// let id = SessionId::from_bytes([1; 16]);
+/// assert_eq!(id.to_string_unsafe(), "AQEBAQEBAQEBAQEBAQEBAQ");
+/// assert_eq!(id.store_key().to_hex().len(), 64);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionId([u8; ID_LEN]);
+
+impl SessionId {
+    /// An id from raw bytes, for tests and test vectors.
+    #[must_use]
+    pub fn from_bytes(bytes: [u8; ID_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// A new id from `random`.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Random`] when the random source fails.
+    pub fn generate(random: &dyn RandomSource) -> Result<Self, SessionError> {
+        let mut bytes = [0u8; ID_LEN];
+        random.fill(&mut bytes)?;
+        Ok(Self(bytes))
+    }
+
+    /// The raw bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; ID_LEN] {
+        &self.0
+    }
+
+    /// The id as URL-safe base64. Named so because whoever holds this string
+    /// and the key holds the session: never log it.
+    #[must_use]
+    pub fn to_string_unsafe(&self) -> String {
+        b64_encode(&self.0)
+    }
+
+    pub(crate) fn from_payload(payload: &[u8]) -> Option<Self> {
+        payload.try_into().ok().map(Self)
+    }
+
+    /// The key its record is stored under.
+    #[must_use]
+    pub fn store_key(&self) -> StoreKey {
+        let mut hasher = Sha256::new();
+        hasher.update(b"session-core/store-key/v1\0");
+        hasher.update(self.0);
+        StoreKey(hasher.finalize().into())
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({:?})", self.store_key())
+    }
+}
+
+/// The SHA-256 digest of a [`SessionId`]: what a store keys a record by.
+///
+/// Its text form ([`StoreKey::to_hex`], 64 lowercase hex digits) is what
+/// stores with string keys (Redis, SQL) should use. Knowing a store key does
+/// not let anyone forge a cookie: the id cannot be recovered from it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StoreKey([u8; 32]);
+
+impl StoreKey {
+    /// The 32 digest bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A store key from 32 digest bytes (for stores that read keys back).
+    #[must_use]
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The digest as 64 lowercase hex digits.
+    #[must_use]
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses the text form made by [`StoreKey::to_hex`].
+    #[must_use]
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text, &mut out).ok()?;
+        Some(Self(out))
+    }
+
+    /// A 64-bit prefix of the digest, already uniformly distributed: use it
+    /// to pick a shard without hashing again.
+    #[must_use]
+    pub fn prefix_u64(&self) -> u64 {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        u64::from_le_bytes(first)
+    }
+}
+
+impl std::hash::Hash for StoreKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // The key is already a uniform digest: 64 of its bits are a hash.
+        state.write_u64(self.prefix_u64());
+    }
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreKey({}…)", &hex::encode(&self.0[..4]))
+    }
+}
+
+impl fmt::Display for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// Where session ids and nonces come from. The default, [`OsRandom`], is the
+/// operating system's CSPRNG; tests inject [`SequenceRandom`] to get
+/// predictable ids and exact cookie strings.
+pub trait RandomSource: Send + Sync + fmt::Debug {
+    /// Fills `buf` with random bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Random`] when no random bytes can be had.
+    fn fill(&self, buf: &mut [u8]) -> Result<(), SessionError>;
+}
+
+/// The operating system's CSPRNG (`getrandom(2)` on Linux).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsRandom;
+
+impl RandomSource for OsRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), SessionError> {
+        getrandom::fill(buf).map_err(|e| SessionError::Random {
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// A predictable source for tests: the n-th call fills the buffer with the
+/// byte `n` (starting at the given seed). Never use it in production.
+///
+/// ```
+/// use session_core::{RandomSource, SequenceRandom};
+///
+/// let random = SequenceRandom::starting_at(5);
+/// let mut a = [0u8; 2];
+/// random.fill(&mut a).unwrap();
+/// assert_eq!(a, [5, 5]);
+/// random.fill(&mut a).unwrap();
+/// assert_eq!(a, [6, 6]);
+/// ```
+#[derive(Debug, Default)]
+pub struct SequenceRandom {
+    next: AtomicU64,
+}
+
+impl SequenceRandom {
+    /// A source whose first fill uses the byte `seed`.
+    #[must_use]
+    pub fn starting_at(seed: u8) -> Self {
+        Self {
+            next: AtomicU64::new(u64::from(seed)),
+        }
+    }
+}
+
+impl RandomSource for SequenceRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), SessionError> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        buf.fill(n.to_le_bytes()[0]);
+        Ok(())
+    }
+}
+
+impl<T: RandomSource + ?Sized> RandomSource for Arc<T> {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), SessionError> {
+        (**self).fill(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_ids_are_distinct_and_full_length() {
+        let a = SessionId::generate(&OsRandom).unwrap();
+        let b = SessionId::generate(&OsRandom).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.to_string_unsafe().len(), 22);
+    }
+
+    #[test]
+    fn store_key_is_a_digest_not_the_id() {
+        let id = SessionId::from_bytes([9; ID_LEN]);
+        let key = id.store_key();
+        assert_eq!(key, id.store_key());
+        assert!(!key.to_hex().contains(&hex::encode(id.as_bytes())));
+        assert_eq!(StoreKey::from_hex(&key.to_hex()), Some(key));
+        assert_eq!(StoreKey::from_hex("zz"), None);
+    }
+
+    #[test]
+    fn debug_never_shows_the_id() {
+        let id = SessionId::from_bytes([0xAB; ID_LEN]);
+        let shown = format!("{id:?}");
+        assert!(!shown.contains("abab"), "{shown}");
+        assert!(!shown.contains(&id.to_string_unsafe()), "{shown}");
+    }
+}

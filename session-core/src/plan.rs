@@ -1,0 +1,206 @@
+//! The plan: what to store and which `Set-Cookie` to send, and the helper
+//! that carries out the store part.
+
+use std::fmt;
+
+use crate::session::{Op, replay};
+use crate::store::{SaveOutcome, SessionStore};
+use crate::{Record, SessionError, StoreKey};
+
+/// What [`Engine::finish`](crate::Engine::finish) decided for one request.
+///
+/// Carry it out with [`Engine::commit`](crate::Engine::commit) (or
+/// [`Plan::execute`] for a store of your own): run the store operation, then
+/// send the cookie header it returns. Never send [`Plan::cookie`] before the
+/// store operation has succeeded: a cookie naming a record that was never
+/// saved would be a session silently lost.
+#[derive(Debug)]
+#[must_use = "a plan does nothing until it is committed"]
+pub struct Plan {
+    /// The store operation.
+    pub store: StoreOp,
+    /// The session cookie to send.
+    pub cookie: CookieOp,
+}
+
+/// The store operation of a [`Plan`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreOp {
+    /// Nothing to store.
+    None,
+    /// A new session: create its record (never overwriting).
+    Create {
+        /// The new session's key.
+        key: StoreKey,
+        /// Its record.
+        record: Record,
+    },
+    /// A changed (or touched) session: compare-and-set its record. On a
+    /// version conflict the changes are replayed onto the stored record and
+    /// the save is tried again.
+    Save {
+        /// The session's key.
+        key: StoreKey,
+        /// The new record; its version is `expected_version + 1`.
+        record: Record,
+        /// The version the request loaded.
+        expected_version: u64,
+        /// The changes, for replaying on a conflict.
+        changes: Changes,
+    },
+    /// An ended session (destroyed or expired): delete its record.
+    Delete {
+        /// The key to delete.
+        key: StoreKey,
+    },
+    /// A session that changes id (regeneration, or new data after
+    /// `destroy`): create the new record first, then delete the old one, so
+    /// that a failure never leaves the user with no session at all.
+    Replace {
+        /// The key to delete once the new record is stored.
+        old: StoreKey,
+        /// The new key.
+        key: StoreKey,
+        /// The new record.
+        record: Record,
+    },
+}
+
+/// The changes a request made to its session, in order.
+#[derive(Clone, Default)]
+pub struct Changes(pub(crate) Vec<Op>);
+
+impl Changes {
+    /// Whether the request changed no data (a touch or a key re-issue).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Changes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.0).finish()
+    }
+}
+
+/// The session cookie part of a [`Plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum CookieOp {
+    /// Send no session cookie.
+    None,
+    /// Send this `Set-Cookie` header value (a new or re-issued cookie).
+    Set(String),
+    /// Send this `Set-Cookie` header value, which removes the cookie.
+    Clear(String),
+}
+
+impl CookieOp {
+    /// The `Set-Cookie` header value to send, if any.
+    #[must_use]
+    pub fn header(&self) -> Option<&str> {
+        match self {
+            Self::None => None,
+            Self::Set(h) | Self::Clear(h) => Some(h),
+        }
+    }
+
+    /// Consumes the op into its header value.
+    #[must_use]
+    pub fn into_header(self) -> Option<String> {
+        match self {
+            Self::None => None,
+            Self::Set(h) | Self::Clear(h) => Some(h),
+        }
+    }
+}
+
+/// What happened when a plan was executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Executed {
+    /// The store operation ran as planned (possibly after merging with
+    /// concurrent writers).
+    Done,
+    /// The session was deleted (logged out elsewhere, or expired) while this
+    /// request ran: its changes were dropped rather than resurrect it, and
+    /// the cookie should be cleared.
+    SessionGone,
+}
+
+impl Plan {
+    /// Whether the plan neither stores nor sends anything.
+    #[must_use]
+    pub fn is_noop(&self) -> bool {
+        matches!(self.store, StoreOp::None) && matches!(self.cookie, CookieOp::None)
+    }
+
+    /// Runs the store operation against `store`, in the order that loses
+    /// nothing: a new id's record is created before the old one is deleted,
+    /// and a save that meets a concurrent writer replays this request's
+    /// changes onto that writer's record and tries again, up to
+    /// `max_conflict_retries` times.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the store fails,
+    /// [`SessionError::TooManyConflicts`] when the retries run out, and the
+    /// errors of an `update` closure replayed on a value of another type.
+    pub async fn execute(
+        &mut self,
+        store: &dyn SessionStore,
+        max_conflict_retries: u32,
+    ) -> Result<Executed, SessionError> {
+        match std::mem::replace(&mut self.store, StoreOp::None) {
+            StoreOp::None => {}
+            StoreOp::Create { key, record } => store.create(&key, &record).await?,
+            StoreOp::Delete { key } => store.delete(&key).await?,
+            StoreOp::Replace { old, key, record } => {
+                store.create(&key, &record).await?;
+                store.delete(&old).await?;
+            }
+            StoreOp::Save {
+                key,
+                mut record,
+                mut expected_version,
+                changes,
+            } => {
+                let mut conflicts = 0;
+                loop {
+                    match store.save(&key, &record, expected_version).await? {
+                        SaveOutcome::Saved => break,
+                        SaveOutcome::Missing => {
+                            tracing::debug!(
+                                "session record vanished during the request; its changes are dropped"
+                            );
+                            return Ok(Executed::SessionGone);
+                        }
+                        SaveOutcome::Conflict(_) if changes.is_empty() => {
+                            // A touch that lost to a real write: that write
+                            // already moved the idle deadline.
+                            break;
+                        }
+                        SaveOutcome::Conflict(current) => {
+                            conflicts += 1;
+                            if conflicts > max_conflict_retries {
+                                return Err(SessionError::TooManyConflicts {
+                                    attempts: conflicts,
+                                });
+                            }
+                            tracing::debug!(conflicts, "session save conflict; merging");
+                            let mut data = current.data;
+                            replay(&changes.0, &mut data)?;
+                            record.data = data;
+                            record.created_at = current.created_at;
+                            expected_version = current.version;
+                            record.version = current.version.wrapping_add(1);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Executed::Done)
+    }
+}

@@ -1,0 +1,152 @@
+//! What a store keeps for one session.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::StoreError;
+use crate::clock::{from_unix_ms, unix_ms};
+
+/// Session data: string keys to JSON values.
+pub type Data = Map<String, Value>;
+
+/// One session as a store keeps it. Stores treat it as opaque apart from
+/// [`Record::version`] (for compare-and-set) and [`Record::expires_at`] (to
+/// let the backend free the record once it is dead).
+///
+/// Times are whole milliseconds, the precision of [`Record::to_bytes`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The session's data.
+    pub data: Data,
+    /// When the session was created; the absolute lifetime counts from here.
+    pub created_at: OffsetDateTime,
+    /// When the record was last written or touched; the idle timeout counts
+    /// from here.
+    pub last_seen: OffsetDateTime,
+    /// When the session ends, whatever happens (`None`: never).
+    pub expires_at: Option<OffsetDateTime>,
+    /// Incremented by every save; `save` succeeds only when the stored
+    /// version equals the version the writer loaded.
+    pub version: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire<D> {
+    /// Format version.
+    v: u8,
+    /// created_at, Unix milliseconds.
+    c: i64,
+    /// last_seen, Unix milliseconds.
+    s: i64,
+    /// expires_at, Unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    e: Option<i64>,
+    /// version.
+    n: u64,
+    /// data.
+    d: D,
+}
+
+impl Record {
+    /// Whether the record is dead at `now`.
+    #[must_use]
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        crate::expiry::passed(self.expires_at, now)
+    }
+
+    /// Encodes the record in the portable format stores may use: one JSON
+    /// object, `{"v":1,"c":created_ms,"s":last_seen_ms,"e":expires_ms,"n":version,"d":{data}}`,
+    /// times in Unix milliseconds, `e` absent when the session never expires.
+    ///
+    /// ```
+    /// use session_core::Record;
+    /// use time::macros::datetime;
+    ///
+    /// let t = datetime!(2026-01-01 0:00 UTC);
+    /// let mut record = Record::new(t, Some(t + time::Duration::hours(1)));
+    /// record.data.insert("views".into(), 1.into());
+    /// let bytes = record.to_bytes();
+    /// assert_eq!(
+    ///     String::from_utf8(bytes.clone()).unwrap(),
+    ///     r#"{"v":1,"c":1767225600000,"s":1767225600000,"e":1767229200000,"n":0,"d":{"views":1}}"#
+    /// );
+    /// assert_eq!(Record::from_bytes(&bytes).unwrap(), record);
+    /// ```
+    #[must_use]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let wire = Wire {
+            v: 1,
+            c: unix_ms(self.created_at),
+            s: unix_ms(self.last_seen),
+            e: self.expires_at.map(unix_ms),
+            n: self.version,
+            d: &self.data,
+        };
+        serde_json::to_vec(&wire).expect("JSON maps with string keys always serialize")
+    }
+
+    /// Decodes [`Record::to_bytes`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Encoding`] when the bytes are not such a record, and
+    /// [`StoreError::Corrupt`] for an unknown format version.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
+        let wire: Wire<Data> = serde_json::from_slice(bytes).map_err(StoreError::Encoding)?;
+        if wire.v != 1 {
+            return Err(StoreError::Corrupt {
+                reason: format!("unknown record format version {}", wire.v),
+            });
+        }
+        Ok(Self {
+            data: wire.d,
+            created_at: from_unix_ms(wire.c),
+            last_seen: from_unix_ms(wire.s),
+            expires_at: wire.e.map(from_unix_ms),
+            version: wire.n,
+        })
+    }
+
+    /// An empty record created (and last seen) at `now`, version 0.
+    #[must_use]
+    pub fn new(now: OffsetDateTime, expires_at: Option<OffsetDateTime>) -> Self {
+        let now = crate::clock::trunc_ms(now);
+        Self {
+            data: Data::new(),
+            created_at: now,
+            last_seen: now,
+            expires_at: expires_at.map(crate::clock::trunc_ms),
+            version: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn unknown_format_version_is_corrupt() {
+        let err = Record::from_bytes(br#"{"v":9,"c":0,"s":0,"n":0,"d":{}}"#).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn garbage_is_an_encoding_error_not_a_panic() {
+        assert!(matches!(
+            Record::from_bytes(b"\xff\x00"),
+            Err(StoreError::Encoding(_))
+        ));
+    }
+
+    #[test]
+    fn never_expiring_record_round_trips() {
+        let t = datetime!(2026-03-04 5:06:07.089 UTC);
+        let record = Record::new(t, None);
+        let back = Record::from_bytes(&record.to_bytes()).unwrap();
+        assert_eq!(back, record);
+        assert!(!back.is_expired(t + time::Duration::days(10_000)));
+    }
+}

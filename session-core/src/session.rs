@@ -1,0 +1,401 @@
+//! The handler's view of one session, with change tracking.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::id::SessionId;
+use crate::{Data, KeyMatch, SessionError, StoreKey};
+
+type UpdateFn = dyn Fn(Option<&Value>) -> Result<Value, SessionError> + Send + Sync;
+
+/// One change the handler made, kept in order so that it can be replayed on
+/// a record another request saved meanwhile.
+#[derive(Clone)]
+pub(crate) enum Op {
+    Insert(String, Value),
+    Remove(String),
+    Update(String, Arc<UpdateFn>),
+    Clear,
+}
+
+impl fmt::Debug for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Insert(k, _) => write!(f, "Insert({k:?})"),
+            Self::Remove(k) => write!(f, "Remove({k:?})"),
+            Self::Update(k, _) => write!(f, "Update({k:?})"),
+            Self::Clear => f.write_str("Clear"),
+        }
+    }
+}
+
+/// Replays `ops` onto `data`.
+pub(crate) fn replay(ops: &[Op], data: &mut Data) -> Result<(), SessionError> {
+    for op in ops {
+        match op {
+            Op::Insert(k, v) => {
+                data.insert(k.clone(), v.clone());
+            }
+            Op::Remove(k) => {
+                data.remove(k);
+            }
+            Op::Update(k, f) => {
+                let new = f(data.get(k))?;
+                data.insert(k.clone(), new);
+            }
+            Op::Clear => data.clear(),
+        }
+    }
+    Ok(())
+}
+
+/// The session as it was when the request arrived.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    pub(crate) id: Option<SessionId>,
+    pub(crate) key: Option<StoreKey>,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) last_seen: OffsetDateTime,
+    pub(crate) expires_at: Option<OffsetDateTime>,
+    pub(crate) version: u64,
+    pub(crate) matched: KeyMatch,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// The live session the request carried, if any.
+    pub(crate) origin: Option<Origin>,
+    /// An expired session the request carried: its record is deleted and its
+    /// cookie cleared.
+    pub(crate) expired: Option<Option<StoreKey>>,
+    pub(crate) data: Data,
+    pub(crate) ops: Vec<Op>,
+    pub(crate) regenerate: bool,
+    pub(crate) destroyed: bool,
+}
+
+/// The handler's handle on the current session.
+///
+/// Cheap to clone (clones share the session), `Send + Sync`. It remembers
+/// every change in order, so that the engine can write only when something
+/// changed and, when another request of the same session saved first, replay
+/// these changes on top of that request's data instead of overwriting it.
+///
+/// Values are anything serde can turn into JSON.
+///
+/// ```
+/// # use session_core::Session;
+/// let session = Session::detached();
+/// session.insert("user", "alice").unwrap();
+/// assert_eq!(session.get::<String>("user").unwrap().as_deref(), Some("alice"));
+///
+/// // Read-modify-write that survives concurrent requests.
+/// let views = session.update("views", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap();
+/// assert_eq!(views, 1);
+///
+/// // Flash messages: read once.
+/// session.insert("flash", "Saved!").unwrap();
+/// assert_eq!(session.take::<String>("flash").unwrap().as_deref(), Some("Saved!"));
+/// assert_eq!(session.take::<String>("flash").unwrap(), None);
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    state: Arc<Mutex<State>>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Session")
+            .field("keys", &state.data.keys().collect::<Vec<_>>())
+            .field("ops", &state.ops)
+            .field("is_new", &state.origin.is_none())
+            .field("regenerate", &state.regenerate)
+            .field("destroyed", &state.destroyed)
+            .finish()
+    }
+}
+
+impl Session {
+    pub(crate) fn from_state(state: State) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// A new, empty session attached to no engine: for unit tests of code
+    /// that takes a `Session`.
+    #[must_use]
+    pub fn detached() -> Self {
+        Self::from_state(State::default())
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // Every method leaves the state consistent before it can panic (the
+        // only user code run under the lock is serde), so a poisoned lock is
+        // still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The value under `key`, deserialized as `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Deserialize`] when the stored value is not a `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let state = self.lock();
+        state
+            .data
+            .get(key)
+            .map(|v| T::deserialize(v).map_err(|source| deser(key, source)))
+            .transpose()
+    }
+
+    /// The raw JSON value under `key`.
+    #[must_use]
+    pub fn get_value(&self, key: &str) -> Option<Value> {
+        self.lock().data.get(key).cloned()
+    }
+
+    /// Whether `key` holds a value.
+    #[must_use]
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.lock().data.contains_key(key)
+    }
+
+    /// The keys in the session.
+    #[must_use]
+    pub fn keys(&self) -> Vec<String> {
+        self.lock().data.keys().cloned().collect()
+    }
+
+    /// How many keys the session holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lock().data.len()
+    }
+
+    /// Whether the session holds no data.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.lock().data.is_empty()
+    }
+
+    /// Whether the request came without a live session (the session will be
+    /// created if the handler stores anything).
+    #[must_use]
+    pub fn is_new(&self) -> bool {
+        self.lock().origin.is_none()
+    }
+
+    /// Stores `value` under `key`. Storing the value already there changes
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Serialize`] when `value` cannot become JSON (a map
+    /// with non-string keys, a failing `Serialize` impl).
+    pub fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value).map_err(|source| SessionError::Serialize {
+            key: key.to_owned(),
+            source,
+        })?;
+        self.insert_value(key, value);
+        Ok(())
+    }
+
+    /// Stores a raw JSON value under `key`.
+    pub fn insert_value(&self, key: &str, value: Value) {
+        let mut state = self.lock();
+        if state.data.get(key) == Some(&value) {
+            return;
+        }
+        state.data.insert(key.to_owned(), value.clone());
+        state.ops.push(Op::Insert(key.to_owned(), value));
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&self, key: &str) -> Option<Value> {
+        let mut state = self.lock();
+        let old = state.data.remove(key)?;
+        state.ops.push(Op::Remove(key.to_owned()));
+        Some(old)
+    }
+
+    /// Removes `key` and returns its value as `T`: read once, as for flash
+    /// messages.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Deserialize`] when the value is not a `T` (it is
+    /// removed all the same).
+    pub fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        self.remove(key)
+            .map(|v| T::deserialize(v).map_err(|source| deser(key, source)))
+            .transpose()
+    }
+
+    /// Read-modify-write of one key that loses nothing to concurrent
+    /// requests: `f` gets the current value (or `None`) and returns the new
+    /// one, which is stored and returned.
+    ///
+    /// If another request of the same session saves first, the engine
+    /// calls `f` again on that request's value before saving (a bounded
+    /// number of times), so `f` must be a pure function of its input. The
+    /// value returned here is the one computed from this request's view.
+    ///
+    /// ```
+    /// # use session_core::Session;
+    /// let session = Session::detached();
+    /// let item = "apple".to_owned();
+    /// let cart = session
+    ///     .update("cart", move |cart: Option<Vec<String>>| {
+    ///         let mut cart = cart.unwrap_or_default();
+    ///         cart.push(item.clone());
+    ///         cart
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(cart, ["apple"]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Deserialize`] when the current value is not a `T`, and
+    /// [`SessionError::Serialize`] when the new one cannot become JSON.
+    pub fn update<T, F>(&self, key: &str, f: F) -> Result<T, SessionError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn(Option<T>) -> T + Send + Sync + 'static,
+    {
+        let owned_key = key.to_owned();
+        let erased: Arc<UpdateFn> = Arc::new(move |old: Option<&Value>| {
+            let old = old
+                .map(|v| T::deserialize(v).map_err(|source| deser(&owned_key, source)))
+                .transpose()?;
+            serde_json::to_value(f(old)).map_err(|source| SessionError::Serialize {
+                key: owned_key.clone(),
+                source,
+            })
+        });
+        let mut state = self.lock();
+        let new = erased(state.data.get(key))?;
+        let typed = T::deserialize(&new).map_err(|source| deser(key, source))?;
+        state.data.insert(key.to_owned(), new);
+        state.ops.push(Op::Update(key.to_owned(), erased));
+        Ok(typed)
+    }
+
+    /// Removes every key. The session itself (and its id) stays.
+    pub fn clear(&self) {
+        let mut state = self.lock();
+        if !state.data.is_empty() || state.ops.iter().any(|op| !matches!(op, Op::Clear)) {
+            state.data.clear();
+            state.ops.push(Op::Clear);
+        }
+    }
+
+    /// Gives the session a new id and keeps its data: call it when the
+    /// user's privileges change (log in) so that an id planted before does
+    /// not become a logged-in session (session fixation). The old id stops
+    /// resolving once the response is committed.
+    pub fn regenerate(&self) {
+        self.lock().regenerate = true;
+    }
+
+    /// Ends the session: its record is deleted and its cookie cleared. Data
+    /// stored after `destroy` starts a brand-new session with a new id.
+    pub fn destroy(&self) {
+        let mut state = self.lock();
+        state.destroyed = true;
+        state.regenerate = false;
+        state.data.clear();
+        state.ops.clear();
+    }
+
+    /// Whether the data changed in this request.
+    #[must_use]
+    pub fn is_modified(&self) -> bool {
+        !self.lock().ops.is_empty()
+    }
+}
+
+fn deser(key: &str, source: serde_json::Error) -> SessionError {
+    SessionError::Deserialize {
+        key: key.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn wrong_type_is_an_error_naming_the_key() {
+        let s = Session::detached();
+        s.insert("n", &"text").unwrap();
+        let err = s.get::<u32>("n").unwrap_err();
+        assert!(err.to_string().contains("\"n\""), "{err}");
+    }
+
+    #[test]
+    fn same_value_twice_records_no_change() {
+        let s = Session::detached();
+        s.insert_value("a", json!(1));
+        s.insert_value("a", json!(1));
+        assert_eq!(s.lock().ops.len(), 1);
+    }
+
+    #[test]
+    fn removing_a_missing_key_changes_nothing() {
+        let s = Session::detached();
+        assert_eq!(s.remove("nope"), None);
+        assert!(!s.is_modified());
+    }
+
+    #[test]
+    fn replay_applies_changes_on_top_of_other_data() {
+        let s = Session::detached();
+        s.insert_value("mine", json!(1));
+        s.update("list", |l: Option<Vec<u32>>| {
+            let mut l = l.unwrap_or_default();
+            l.push(9);
+            l
+        })
+        .unwrap();
+        let mut theirs = Data::new();
+        theirs.insert("theirs".into(), json!(true));
+        theirs.insert("list".into(), json!([1, 2]));
+        replay(&s.lock().ops, &mut theirs).unwrap();
+        assert_eq!(
+            Value::Object(theirs),
+            json!({"mine": 1, "theirs": true, "list": [1, 2, 9]})
+        );
+    }
+
+    #[test]
+    fn update_on_a_value_of_another_type_fails_cleanly() {
+        let s = Session::detached();
+        s.insert_value("cart", json!("not a list"));
+        assert!(
+            s.update("cart", |c: Option<Vec<String>>| c.unwrap_or_default())
+                .is_err()
+        );
+        assert_eq!(s.get_value("cart"), Some(json!("not a list")));
+    }
+
+    #[test]
+    fn destroy_forgets_pending_changes() {
+        let s = Session::detached();
+        s.insert_value("a", json!(1));
+        s.destroy();
+        assert!(s.is_empty());
+        assert!(!s.is_modified());
+    }
+}

@@ -1,0 +1,346 @@
+//! The in-memory store: sharded, compact, and it frees expired records.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde_json::Value;
+
+use super::{SaveOutcome, SessionStore};
+use crate::clock::{Clock, SystemClock, from_unix_ms, unix_ms};
+use crate::{Data, Record, StoreError, StoreKey};
+
+const SHARDS: usize = 256;
+/// How often (at most) a shard is swept for expired records, in ms.
+const SWEEP_EVERY_MS: i64 = 30_000;
+
+/// The embedded default store: every session in this process's memory.
+///
+/// - **No global lock.** Records are spread over 256 shards by their key, each
+///   behind its own mutex that is held only for a map operation, never across
+///   an `.await`. Growing one shard rehashes 1/256 of the records, so there
+///   is no process-wide pause as the store grows to millions of sessions.
+/// - **Bounded.** Expired records are never returned, and each shard drops its
+///   expired records at most every 30 seconds, on a write, so abandoned
+///   sessions are freed.
+/// - **Compact.** A record is kept encoded (its data as JSON bytes): about
+///   150–200 bytes for a small session such as `{"views":1}`.
+///
+/// Sessions live as long as the process: use a shared store such as
+/// `session-redis` to survive restarts or to run more than one server.
+///
+/// Its clock decides what has expired: [`SystemClock`] unless given one with
+/// [`MemoryStore::with_clock`] (tests pass a [`ManualClock`](crate::ManualClock)).
+///
+/// ```
+/// use std::sync::Arc;
+/// use session_core::{MemoryStore, SessionStore};
+///
+/// let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+/// ```
+#[derive(Debug)]
+pub struct MemoryStore {
+    shards: Box<[Mutex<Shard>]>,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    map: HashMap<StoreKey, Entry, BuildHasherDefault<PrefixHasher>>,
+    next_sweep_ms: i64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    created_ms: i64,
+    last_seen_ms: i64,
+    /// `i64::MAX` when the record never expires.
+    expires_ms: i64,
+    version: u64,
+    /// The data map as JSON.
+    data: Box<[u8]>,
+}
+
+impl Entry {
+    fn encode(record: &Record) -> Self {
+        let data = serde_json::to_vec(&record.data).expect("JSON maps with string keys serialize");
+        Self {
+            created_ms: unix_ms(record.created_at),
+            last_seen_ms: unix_ms(record.last_seen),
+            expires_ms: record.expires_at.map_or(i64::MAX, unix_ms),
+            version: record.version,
+            data: data.into_boxed_slice(),
+        }
+    }
+
+    fn decode(&self) -> Result<Record, StoreError> {
+        let data: Data = match serde_json::from_slice::<Value>(&self.data) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => {
+                return Err(StoreError::Corrupt {
+                    reason: "session data is not a JSON object".to_owned(),
+                });
+            }
+            Err(e) => return Err(StoreError::Encoding(e)),
+        };
+        Ok(Record {
+            data,
+            created_at: from_unix_ms(self.created_ms),
+            last_seen: from_unix_ms(self.last_seen_ms),
+            expires_at: (self.expires_ms != i64::MAX).then(|| from_unix_ms(self.expires_ms)),
+            version: self.version,
+        })
+    }
+
+    fn live_at(&self, now_ms: i64) -> bool {
+        now_ms < self.expires_ms
+    }
+}
+
+/// Store keys are uniform digests already; this hasher uses their first 64
+/// bits as the hash instead of hashing them again.
+#[derive(Default)]
+struct PrefixHasher(u64);
+
+impl Hasher for PrefixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached if a key type other than StoreKey is ever hashed.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store on the system clock.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// An empty store whose notion of "expired" follows `clock`.
+    #[must_use]
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect();
+        Self { shards, clock }
+    }
+
+    /// How many records are held, expired ones not yet freed included.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).map.len()).sum()
+    }
+
+    /// Whether no record is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Frees every expired record now, and returns how many were freed.
+    /// (The store also does this by itself, shard by shard, as it is written.)
+    pub fn purge_expired(&self) -> usize {
+        let now_ms = unix_ms(self.clock.now());
+        self.shards
+            .iter()
+            .map(|s| {
+                let mut shard = lock(s);
+                let before = shard.map.len();
+                shard.map.retain(|_, e| e.live_at(now_ms));
+                before - shard.map.len()
+            })
+            .sum()
+    }
+
+    fn shard(&self, key: &StoreKey) -> MutexGuard<'_, Shard> {
+        // The last byte picks the shard; the map hashes with the first eight,
+        // so the two never correlate.
+        let index = usize::from(key.as_bytes()[31]) % SHARDS;
+        lock(&self.shards[index])
+    }
+
+    fn now_ms(&self) -> i64 {
+        unix_ms(self.clock.now())
+    }
+}
+
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    // A panic while holding a shard lock cannot leave a map half-updated in
+    // a way that matters here (every update is a single insert or remove).
+    shard.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shard {
+    fn sweep_if_due(&mut self, now_ms: i64) {
+        if now_ms >= self.next_sweep_ms {
+            self.map.retain(|_, e| e.live_at(now_ms));
+            self.next_sweep_ms = now_ms.saturating_add(SWEEP_EVERY_MS);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for MemoryStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let now_ms = self.now_ms();
+        let mut shard = self.shard(key);
+        match shard.map.get(key) {
+            Some(entry) if entry.live_at(now_ms) => entry.decode().map(Some),
+            Some(_) => {
+                shard.map.remove(key);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        let entry = Entry::encode(record);
+        let now_ms = self.now_ms();
+        let mut shard = self.shard(key);
+        shard.sweep_if_due(now_ms);
+        match shard.map.get(key) {
+            Some(existing) if existing.live_at(now_ms) => Err(StoreError::Exists),
+            _ => {
+                shard.map.insert(*key, entry);
+                Ok(())
+            }
+        }
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        let entry = Entry::encode(record);
+        let now_ms = self.now_ms();
+        let mut shard = self.shard(key);
+        shard.sweep_if_due(now_ms);
+        let Some(stored) = shard.map.get_mut(key) else {
+            return Ok(SaveOutcome::Missing);
+        };
+        if !stored.live_at(now_ms) {
+            shard.map.remove(key);
+            return Ok(SaveOutcome::Missing);
+        }
+        if stored.version != expected_version {
+            return stored.decode().map(SaveOutcome::Conflict);
+        }
+        *stored = entry;
+        Ok(SaveOutcome::Saved)
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.shard(key).map.remove(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ManualClock, SessionId};
+    use time::Duration;
+    use time::macros::datetime;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn key(n: u8) -> StoreKey {
+        SessionId::from_bytes([n; 16]).store_key()
+    }
+
+    #[test]
+    fn expired_records_are_not_loaded_and_are_swept() {
+        block_on(async {
+            let clock = ManualClock::new(datetime!(2026-01-01 0:00 UTC));
+            let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+            let now = clock.now();
+            for n in 0..100 {
+                let record = Record::new(now, Some(now + Duration::minutes(5)));
+                store.create(&key(n), &record).await.unwrap();
+            }
+            assert_eq!(store.len(), 100);
+            clock.advance(Duration::minutes(5));
+            assert_eq!(store.load(&key(1)).await.unwrap(), None);
+            assert_eq!(store.purge_expired(), 99);
+            assert!(store.is_empty());
+        });
+    }
+
+    #[test]
+    fn writes_sweep_their_shard_so_abandoned_sessions_are_freed() {
+        block_on(async {
+            let clock = ManualClock::new(datetime!(2026-01-01 0:00 UTC));
+            let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+            let now = clock.now();
+            // 2000 abandoned sessions spread over every shard.
+            for n in 0..2000u32 {
+                let id = SessionId::from_bytes({
+                    let mut b = [0u8; 16];
+                    b[..4].copy_from_slice(&n.to_le_bytes());
+                    b
+                });
+                let record = Record::new(now, Some(now + Duration::minutes(1)));
+                store.create(&id.store_key(), &record).await.unwrap();
+            }
+            clock.advance(Duration::minutes(2));
+            // New traffic alone frees them: no explicit purge.
+            for n in 0..2048u32 {
+                let mut b = [0xEE; 16];
+                b[..4].copy_from_slice(&n.to_le_bytes());
+                let id = SessionId::from_bytes(b);
+                let t = clock.now();
+                store
+                    .create(
+                        &id.store_key(),
+                        &Record::new(t, Some(t + Duration::hours(1))),
+                    )
+                    .await
+                    .unwrap();
+            }
+            // Each shard is hit ~8 times, so all but a handful of the 2000
+            // abandoned records are gone.
+            assert!(store.len() <= 2048 + 20, "still holding {}", store.len());
+        });
+    }
+
+    #[test]
+    fn create_over_an_expired_record_is_allowed() {
+        block_on(async {
+            let clock = ManualClock::new(datetime!(2026-01-01 0:00 UTC));
+            let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+            let now = clock.now();
+            let record = Record::new(now, Some(now + Duration::seconds(1)));
+            store.create(&key(1), &record).await.unwrap();
+            assert!(matches!(
+                store.create(&key(1), &record).await,
+                Err(StoreError::Exists)
+            ));
+            clock.advance(Duration::seconds(1));
+            let fresh = Record::new(clock.now(), None);
+            store.create(&key(1), &fresh).await.unwrap();
+            assert_eq!(store.load(&key(1)).await.unwrap(), Some(fresh));
+        });
+    }
+}

@@ -1,0 +1,130 @@
+//! The store trait, and the in-memory store.
+//!
+//! # Writing a store
+//!
+//! A store keeps [`Record`]s under [`StoreKey`]s and implements four
+//! operations. Their rules are what the conformance suite checks:
+//!
+//! - `load`: the record, or `None` when there is none or it has expired.
+//! - `create`: writes a new record; never overwrites (an existing key is
+//!   [`StoreError::Exists`]).
+//! - `save`: compare-and-set. It writes only when the stored version equals
+//!   `expected_version`; otherwise it answers [`SaveOutcome::Conflict`] with
+//!   the stored record (the engine merges and retries), or
+//!   [`SaveOutcome::Missing`] when the record is gone: a save never
+//!   resurrects a deleted or expired session.
+//! - `delete`: removes the record; deleting a missing record is not an error.
+//!
+//! Every record carries [`Record::expires_at`]: let the backend free the
+//! record at that time where it can (a Redis `PXAT`, a database index the
+//! store sweeps). A store must be `Send + Sync` and is used as
+//! `Arc<dyn SessionStore>`.
+//!
+//! A complete store, a map behind one lock (fine for a test, not for
+//! production: use [`MemoryStore`], which shards its lock and frees expired
+//! records):
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::sync::Mutex;
+//! use session_core::{async_trait, Record, SaveOutcome, SessionStore, StoreError, StoreKey};
+//!
+//! #[derive(Debug, Default)]
+//! struct MapStore {
+//!     records: Mutex<HashMap<StoreKey, Vec<u8>>>,
+//! }
+//!
+//! #[async_trait]
+//! impl SessionStore for MapStore {
+//!     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+//!         let records = self.records.lock().unwrap();
+//!         let Some(bytes) = records.get(key) else { return Ok(None) };
+//!         let record = Record::from_bytes(bytes)?;
+//!         // A real store lets its backend expire records; this one hides them.
+//!         Ok((!record.is_expired(time::OffsetDateTime::now_utc())).then_some(record))
+//!     }
+//!
+//!     async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+//!         let mut records = self.records.lock().unwrap();
+//!         if records.contains_key(key) {
+//!             return Err(StoreError::Exists);
+//!         }
+//!         records.insert(*key, record.to_bytes());
+//!         Ok(())
+//!     }
+//!
+//!     async fn save(
+//!         &self,
+//!         key: &StoreKey,
+//!         record: &Record,
+//!         expected_version: u64,
+//!     ) -> Result<SaveOutcome, StoreError> {
+//!         let mut records = self.records.lock().unwrap();
+//!         let Some(stored) = records.get(key) else {
+//!             return Ok(SaveOutcome::Missing);
+//!         };
+//!         let stored = Record::from_bytes(stored)?;
+//!         if stored.version != expected_version {
+//!             return Ok(SaveOutcome::Conflict(stored));
+//!         }
+//!         records.insert(*key, record.to_bytes());
+//!         Ok(SaveOutcome::Saved)
+//!     }
+//!
+//!     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+//!         self.records.lock().unwrap().remove(key);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let store: std::sync::Arc<dyn SessionStore> = std::sync::Arc::new(MapStore::default());
+//! ```
+//!
+//! (This map never frees expired records, so its memory only grows.)
+
+use std::fmt;
+
+use crate::{Record, StoreError, StoreKey};
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+/// What a compare-and-set [`SessionStore::save`] found.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum SaveOutcome {
+    /// The record was written.
+    Saved,
+    /// Another writer saved first: this is the record as stored now. The
+    /// engine merges its changes into it and saves again.
+    Conflict(Record),
+    /// There is no record under the key (deleted or expired). The save did
+    /// not write anything.
+    Missing,
+}
+
+/// Where server-side sessions live. See the [module docs](self) for the
+/// rules and a complete example.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + fmt::Debug {
+    /// The record under `key`, or `None` when there is none or it has
+    /// expired.
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError>;
+
+    /// Stores a new record. Never overwrites: when a record (live or not yet
+    /// freed) exists under `key`, returns [`StoreError::Exists`].
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError>;
+
+    /// Replaces the record under `key` with `record` only when the stored
+    /// version is `expected_version` (`record.version` is the new version).
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome, StoreError>;
+
+    /// Removes the record under `key`, if any.
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
+}
