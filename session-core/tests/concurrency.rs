@@ -1,0 +1,179 @@
+//! No lost updates: concurrent requests of one session merge instead of
+//! overwriting each other.
+
+mod support;
+
+use serde_json::json;
+use session_core::{SessionError, StoreOp};
+use support::{Browser, Harness, open_with, request_with};
+
+fn push(item: String) -> impl Fn(Option<Vec<String>>) -> Vec<String> + Send + Sync + 'static {
+    move |list| {
+        let mut list = list.unwrap_or_default();
+        list.push(item.clone());
+        list
+    }
+}
+
+#[tokio::test]
+async fn two_requests_changing_different_keys_both_survive() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("base", &0).unwrap())
+        .await;
+
+    // Both requests load version 1 before either saves.
+    let a = h.open(&browser).await;
+    let b = h.open(&browser).await;
+    a.insert("from_a", "A").unwrap();
+    b.insert("from_b", "B").unwrap();
+    let plan_a = h.engine.finish(&a, h.engine.now()).unwrap();
+    let plan_b = h.engine.finish(&b, h.engine.now()).unwrap();
+    h.engine.commit(plan_a).await.unwrap();
+    h.engine.commit(plan_b).await.unwrap();
+
+    let (data, _) = h
+        .request(&mut browser, |s| {
+            (
+                s.get_value("base"),
+                s.get_value("from_a"),
+                s.get_value("from_b"),
+            )
+        })
+        .await;
+    assert_eq!(data, (Some(json!(0)), Some(json!("A")), Some(json!("B"))));
+}
+
+#[tokio::test]
+async fn twenty_interleaved_updates_of_one_list_lose_nothing() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| {
+        s.insert("cart", &Vec::<String>::new()).unwrap()
+    })
+    .await;
+
+    // Worst case: all twenty load the same version before any saves, so
+    // every save but the first meets a conflict and replays its update.
+    let mut sessions = Vec::new();
+    for i in 0..20 {
+        let s = h.open(&browser).await;
+        s.update("cart", push(format!("item-{i}"))).unwrap();
+        sessions.push(s);
+    }
+    for s in &sessions {
+        let plan = h.engine.finish(s, h.engine.now()).unwrap();
+        h.engine.commit(plan).await.unwrap();
+    }
+    let (cart, _) = h
+        .request(&mut browser, |s| s.get::<Vec<String>>("cart").unwrap())
+        .await;
+    let mut cart = cart.unwrap();
+    cart.sort();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("item-{i}")).collect();
+    expected.sort();
+    assert_eq!(cart, expected);
+}
+
+#[test]
+fn twenty_parallel_appends_through_the_memory_store_lose_nothing() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let h = std::sync::Arc::new(Harness::new());
+        let mut browser = Browser::new();
+        h.request(&mut browser, |s| {
+            s.insert("cart", &Vec::<String>::new()).unwrap()
+        })
+        .await;
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let h = h.clone();
+                let mut browser = browser.clone();
+                tokio::spawn(async move {
+                    request_with(&h.engine, &mut browser, |s| {
+                        s.update("cart", push(format!("item-{i}"))).unwrap();
+                    })
+                    .await
+                    .unwrap();
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let (cart, _) = h
+            .request(&mut browser, |s| s.get::<Vec<String>>("cart").unwrap())
+            .await;
+        assert_eq!(cart.unwrap().len(), 20);
+    });
+}
+
+#[tokio::test]
+async fn conflicts_beyond_the_retry_limit_are_a_clear_error() {
+    let h = Harness::with(|c| c.with_max_conflict_retries(0));
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("n", &0).unwrap())
+        .await;
+    let a = open_with(&h.engine, &browser).await;
+    let b = open_with(&h.engine, &browser).await;
+    a.insert("n", &1).unwrap();
+    b.insert("n", &2).unwrap();
+    let plan_a = h.engine.finish(&a, h.engine.now()).unwrap();
+    let plan_b = h.engine.finish(&b, h.engine.now()).unwrap();
+    h.engine.commit(plan_a).await.unwrap();
+    let err = h.engine.commit(plan_b).await.unwrap_err();
+    assert!(
+        matches!(err, SessionError::TooManyConflicts { attempts: 1 }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("with_max_conflict_retries"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_save_after_a_concurrent_destroy_does_not_resurrect_the_session() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let writer = h.open(&browser).await;
+    let logout = h.open(&browser).await;
+
+    logout.destroy();
+    let plan = h.engine.finish(&logout, h.engine.now()).unwrap();
+    h.engine.commit(plan).await.unwrap();
+
+    writer.insert("cart", &["apple"]).unwrap();
+    let plan = h.engine.finish(&writer, h.engine.now()).unwrap();
+    assert!(matches!(plan.store, StoreOp::Save { .. }));
+    let set_cookie = h.engine.commit(plan).await.unwrap().unwrap();
+    assert!(
+        set_cookie.contains("Max-Age=0"),
+        "the dead session's cookie is cleared: {set_cookie}"
+    );
+    assert!(h.store.inner.is_empty(), "nothing was resurrected");
+}
+
+#[tokio::test]
+async fn a_replayed_update_on_a_value_of_another_type_fails_cleanly() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| {
+        s.insert("cart", &Vec::<String>::new()).unwrap()
+    })
+    .await;
+    let a = h.open(&browser).await;
+    let b = h.open(&browser).await;
+    a.insert("cart", "not a list any more").unwrap();
+    b.update("cart", push("apple".into())).unwrap();
+    let plan_a = h.engine.finish(&a, h.engine.now()).unwrap();
+    let plan_b = h.engine.finish(&b, h.engine.now()).unwrap();
+    h.engine.commit(plan_a).await.unwrap();
+    let err = h.engine.commit(plan_b).await.unwrap_err();
+    assert!(matches!(err, SessionError::Deserialize { .. }), "{err}");
+}

@@ -1,0 +1,466 @@
+//! One test per rule of `Engine::finish` and `Engine::read`.
+
+mod support;
+
+use std::sync::Arc;
+
+use serde_json::json;
+use session_core::{CookieOp, Key, KeyRing, SameSite, SessionId, SessionStore, StoreOp, codec};
+use support::{Browser, Call, Harness, attribute};
+use time::Duration;
+
+#[tokio::test]
+async fn request_without_session_data_writes_nothing_and_sets_no_cookie() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    let (value, set_cookie) = h
+        .request(&mut browser, |s| s.get::<String>("user").unwrap())
+        .await;
+    assert_eq!(value, None);
+    assert_eq!(set_cookie, None);
+    assert_eq!(h.store.writes(), 0);
+
+    // Inserting and removing again leaves nothing to create either.
+    let (_, set_cookie) = h
+        .request(&mut browser, |s| {
+            s.insert("a", &1).unwrap();
+            s.remove("a");
+        })
+        .await;
+    assert_eq!(set_cookie, None);
+    assert_eq!(h.store.writes(), 0);
+}
+
+#[tokio::test]
+async fn new_data_creates_a_session_with_the_documented_cookie() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    let (_, set_cookie) = h
+        .request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let set_cookie = set_cookie.expect("a new session sets its cookie");
+    assert!(set_cookie.starts_with("id=s1."), "{set_cookie}");
+    assert_eq!(attribute(&set_cookie, "Path"), Some("/"));
+    assert_eq!(attribute(&set_cookie, "HttpOnly"), Some(""));
+    assert_eq!(attribute(&set_cookie, "SameSite"), Some("Lax"));
+    assert_eq!(attribute(&set_cookie, "Max-Age"), Some("3600"));
+    assert_eq!(attribute(&set_cookie, "Secure"), None);
+    assert!(matches!(h.store.take_calls()[..], [Call::Create(_)]));
+
+    let (user, set_cookie) = h
+        .request(&mut browser, |s| s.get::<String>("user").unwrap())
+        .await;
+    assert_eq!(user.as_deref(), Some("alice"));
+    assert_eq!(set_cookie, None, "an unchanged session re-sends nothing");
+}
+
+#[tokio::test]
+async fn unknown_id_is_never_adopted() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    // A correctly signed cookie for an id the store has never seen.
+    let planted = SessionId::from_bytes([42; 16]);
+    let value = codec::sign(h.engine.config().keys().current(), "id", planted.as_bytes());
+    browser.set("id", &value);
+
+    let (was_new, set_cookie) = h.request(&mut browser, |s| s.is_new()).await;
+    assert!(was_new);
+    assert_eq!(
+        set_cookie, None,
+        "an unknown id gets no Set-Cookie by itself"
+    );
+
+    let (_, set_cookie) = h
+        .request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    assert!(set_cookie.is_some());
+    assert_ne!(
+        browser.get("id"),
+        Some(value.as_str()),
+        "a fresh id was issued"
+    );
+    assert_eq!(
+        h.store.inner.load(&planted.store_key()).await.unwrap(),
+        None,
+        "nothing was stored under the planted id"
+    );
+}
+
+#[tokio::test]
+async fn regenerate_saves_new_record_before_deleting_old() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("cart", &["apple"]).unwrap())
+        .await;
+    let old_cookie = browser.get("id").unwrap().to_owned();
+    h.store.take_calls();
+
+    let (_, set_cookie) = h
+        .request(&mut browser, |s| {
+            s.insert("user", "alice").unwrap();
+            s.regenerate();
+        })
+        .await;
+    assert!(set_cookie.is_some());
+    let calls = h.store.take_calls();
+    match &calls[..] {
+        [Call::Load(old), Call::Create(new), Call::Delete(deleted)] => {
+            assert_eq!(old, deleted);
+            assert_ne!(old, new);
+        }
+        other => panic!("unexpected store calls {other:?}"),
+    }
+    assert_ne!(browser.get("id"), Some(old_cookie.as_str()));
+
+    // Data is kept under the new id; the old id resolves to nothing.
+    let (cart, _) = h
+        .request(&mut browser, |s| s.get::<Vec<String>>("cart").unwrap())
+        .await;
+    assert_eq!(cart, Some(vec!["apple".to_owned()]));
+    let mut thief = Browser::new();
+    thief.set("id", &old_cookie);
+    let (is_new, _) = h.request(&mut thief, |s| s.is_new()).await;
+    assert!(is_new);
+}
+
+#[tokio::test]
+async fn destroy_deletes_record_and_sends_removal_with_the_same_attributes() {
+    let h = Harness::with(|c| {
+        c.with_path("/app")
+            .with_domain(Some("example.com".into()))
+            .with_secure(true)
+            .with_same_site(SameSite::Strict)
+    });
+    let mut browser = Browser::new();
+    let (_, set) = h
+        .request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let set = set.unwrap();
+    h.store.take_calls();
+
+    let (_, removal) = h.request(&mut browser, |s| s.destroy()).await;
+    let removal = removal.expect("destroy clears the cookie");
+    assert!(removal.starts_with("id=;"), "{removal}");
+    assert_eq!(attribute(&removal, "Max-Age"), Some("0"));
+    for attr in ["Path", "Domain", "Secure", "SameSite", "HttpOnly"] {
+        assert_eq!(
+            attribute(&removal, attr),
+            attribute(&set, attr),
+            "{attr} differs: {removal} vs {set}"
+        );
+    }
+    assert!(matches!(
+        h.store.take_calls()[..],
+        [Call::Load(_), Call::Delete(_)]
+    ));
+    assert!(h.store.inner.is_empty());
+    assert_eq!(browser.get("id"), None);
+}
+
+#[tokio::test]
+async fn data_stored_after_destroy_starts_a_new_session() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let old = browser.get("id").unwrap().to_owned();
+    h.request(&mut browser, |s| {
+        s.destroy();
+        s.insert("flash", "Logged out").unwrap();
+    })
+    .await;
+    assert_ne!(browser.get("id"), Some(old.as_str()));
+    let (data, _) = h
+        .request(&mut browser, |s| {
+            (s.get_value("user"), s.get_value("flash"))
+        })
+        .await;
+    assert_eq!(data, (None, Some(json!("Logged out"))));
+    assert_eq!(h.store.inner.len(), 1, "the old record is gone");
+}
+
+#[tokio::test]
+async fn idle_expired_session_starts_fresh_and_its_record_is_deleted() {
+    let h = Harness::with(|c| c.with_idle_timeout(Some(Duration::minutes(10))));
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    h.advance_secs(9 * 60);
+    let (user, _) = h.request(&mut browser, |s| s.get_value("user")).await;
+    assert_eq!(
+        user,
+        Some(json!("alice")),
+        "still alive after 9 idle minutes"
+    );
+
+    h.advance_secs(10 * 60);
+    let (state, _) = h
+        .request(&mut browser, |s| (s.is_new(), s.get_value("user")))
+        .await;
+    assert_eq!(state, (true, None));
+    assert!(h.store.inner.is_empty(), "the expired record is gone");
+}
+
+#[tokio::test]
+async fn session_past_the_configured_timeout_is_deleted_and_its_cookie_cleared() {
+    // The store still holds the record (it was written under a 10-minute
+    // idle timeout), but the engine now enforces 5 minutes.
+    let h = Harness::with(|c| c.with_idle_timeout(Some(Duration::minutes(10))));
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let stricter = h.sibling(|c| c.with_idle_timeout(Some(Duration::minutes(5))));
+    h.advance_secs(6 * 60);
+    h.store.take_calls();
+    let (state, set_cookie) = support::request_with(&stricter, &mut browser, |s| {
+        (s.is_new(), s.get_value("user"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(state, (true, None));
+    let set_cookie = set_cookie.expect("the dead cookie is cleared");
+    assert_eq!(attribute(&set_cookie, "Max-Age"), Some("0"));
+    assert!(matches!(
+        h.store.take_calls()[..],
+        [Call::Load(_), Call::Delete(_)]
+    ));
+    assert!(h.store.inner.is_empty());
+}
+
+#[tokio::test]
+async fn reads_keep_the_idle_timeout_rolling() {
+    let h = Harness::with(|c| c.with_idle_timeout(Some(Duration::minutes(10))));
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    // Read-only requests every 6 minutes for an hour: never idle for 10.
+    for _ in 0..10 {
+        h.advance_secs(6 * 60);
+        let (user, _) = h.request(&mut browser, |s| s.get_value("user")).await;
+        assert_eq!(user, Some(json!("alice")));
+    }
+}
+
+#[tokio::test]
+async fn absolute_lifetime_ends_an_active_session() {
+    let h = Harness::with(|c| {
+        c.with_idle_timeout(Some(Duration::minutes(10)))
+            .with_absolute_timeout(Some(Duration::minutes(30)))
+    });
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    for _ in 0..5 {
+        h.advance_secs(5 * 60);
+        let (user, set) = h
+            .request(&mut browser, |s| {
+                s.update("n", |n: Option<u32>| n.unwrap_or(0) + 1).unwrap();
+                s.get_value("user")
+            })
+            .await;
+        assert_eq!(user, Some(json!("alice")));
+        // Max-Age tracks the earlier deadline: idle (10 min) until the
+        // absolute end is nearer.
+        let max_age: i64 = attribute(set.as_deref().unwrap(), "Max-Age")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(max_age, 600.min(30 * 60 - h.clock_elapsed_secs()));
+    }
+    h.advance_secs(5 * 60); // 30 minutes after creation
+    let (user, _) = h.request(&mut browser, |s| s.get_value("user")).await;
+    assert_eq!(user, None);
+}
+
+trait Elapsed {
+    fn clock_elapsed_secs(&self) -> i64;
+}
+
+impl Elapsed for Harness {
+    fn clock_elapsed_secs(&self) -> i64 {
+        use session_core::Clock;
+        (self.clock.now() - support::START).whole_seconds()
+    }
+}
+
+#[tokio::test]
+async fn unchanged_session_is_saved_only_when_the_touch_interval_has_passed() {
+    let h = Harness::with(|c| c.with_touch_interval(Duration::seconds(60)));
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    h.store.take_calls();
+
+    h.advance_secs(59);
+    let plan = h.plan(&browser, |_| {}).await;
+    assert!(plan.is_noop(), "{plan:?}");
+
+    h.advance_secs(1);
+    let plan = h.plan(&browser, |_| {}).await;
+    match (&plan.store, &plan.cookie) {
+        (StoreOp::Save { changes, .. }, CookieOp::Set(cookie)) => {
+            assert!(changes.is_empty());
+            assert_eq!(attribute(cookie, "Max-Age"), Some("3600"));
+        }
+        other => panic!("expected a touch, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn garbage_cookies_mean_no_session_and_never_panic() {
+    let h = Harness::new();
+    let mut good = Browser::new();
+    h.request(&mut good, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let value = good.get("id").unwrap().to_owned();
+    let mut flipped = value.clone().into_bytes();
+    let last = flipped.len() - 1;
+    flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+    let signed_for_pref = codec::sign(h.engine.config().keys().current(), "pref", &[7; 16]);
+    let cases: Vec<Vec<u8>> = vec![
+        format!("id={}", String::from_utf8(flipped).unwrap()).into_bytes(),
+        format!("id={}", &value[..value.len() - 5]).into_bytes(),
+        format!("id={}", "A".repeat(10_000)).into_bytes(),
+        format!("id=s1.{}.{}", "A".repeat(3000), "B".repeat(3000)).into_bytes(),
+        b"id=\xff\xfe\x00garbage".to_vec(),
+        b"id=".to_vec(),
+        b"id".to_vec(),
+        b";;;==;id==;".to_vec(),
+        format!("id={signed_for_pref}").into_bytes(),
+        format!("id=\"{value}x\"").into_bytes(),
+    ];
+    for raw in cases {
+        let mut browser = Browser::new();
+        browser.raw_headers.push(raw.clone());
+        let (state, set_cookie) = h
+            .request(&mut browser, |s| (s.is_new(), s.get_value("user")))
+            .await;
+        assert_eq!(state, (true, None), "{}", String::from_utf8_lossy(&raw));
+        assert_eq!(set_cookie, None);
+    }
+}
+
+#[tokio::test]
+async fn a_bad_byte_elsewhere_in_the_header_does_not_hide_the_session() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let value = browser.cookies.remove("id").unwrap();
+    let mut raw = b"junk=\xff\xfe; ".to_vec();
+    raw.extend_from_slice(format!("id={value}").as_bytes());
+    browser.raw_headers.push(raw);
+    let (user, _) = h.request(&mut browser, |s| s.get_value("user")).await;
+    assert_eq!(user, Some(json!("alice")));
+}
+
+#[tokio::test]
+async fn first_duplicate_cookie_that_verifies_and_loads_wins() {
+    let h = Harness::new();
+    let mut alice = Browser::new();
+    h.request(&mut alice, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let mut bob = Browser::new();
+    h.request(&mut bob, |s| s.insert("user", "bob").unwrap())
+        .await;
+    let unknown = codec::sign(
+        h.engine.config().keys().current(),
+        "id",
+        SessionId::from_bytes([3; 16]).as_bytes(),
+    );
+
+    let header = format!(
+        "id=tampered; id={unknown}; id={}; id={}",
+        bob.get("id").unwrap(),
+        alice.get("id").unwrap()
+    );
+    let mut browser = Browser::new();
+    browser.raw_headers.push(header.into_bytes());
+    let (user, _) = h.request(&mut browser, |s| s.get_value("user")).await;
+    assert_eq!(user, Some(json!("bob")));
+}
+
+#[tokio::test]
+async fn cookie_under_a_previous_key_is_accepted_and_reissued() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let old_value = browser.get("id").unwrap().to_owned();
+
+    let new_key = Key::generate();
+    let rotated = h.sibling(|c| {
+        c.with_keys(KeyRing::new(new_key.clone()).with_previous(support::fixed_key()))
+    });
+    let (user, set_cookie) = support::request_with(&rotated, &mut browser, |s| s.get_value("user"))
+        .await
+        .unwrap();
+    assert_eq!(user, Some(json!("alice")));
+    let set_cookie = set_cookie.expect("a read-only request re-issues the cookie");
+    let new_value = browser.get("id").unwrap().to_owned();
+    assert_ne!(new_value, old_value);
+    assert!(codec::verify(&KeyRing::new(new_key.clone()), "id", &new_value).is_ok());
+    assert!(set_cookie.contains("Max-Age="));
+
+    // Once re-issued, later requests re-send nothing.
+    let (_, again) = support::request_with(&rotated, &mut browser, |s| s.get_value("user"))
+        .await
+        .unwrap();
+    assert_eq!(again, None);
+
+    // With the old key dropped, an old cookie is nothing.
+    let dropped = h.sibling(|c| c.with_keys(KeyRing::new(new_key)));
+    let mut stale = Browser::new();
+    stale.set("id", &old_value);
+    let (user, _) = support::request_with(&dropped, &mut stale, |s| s.get_value("user"))
+        .await
+        .unwrap();
+    assert_eq!(user, None);
+}
+
+#[tokio::test]
+async fn browser_session_cookie_has_no_max_age() {
+    let h = Harness::with(|c| c.with_persistent_cookie(false));
+    let mut browser = Browser::new();
+    let (_, set) = h
+        .request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let set = set.unwrap();
+    assert_eq!(attribute(&set, "Max-Age"), None, "{set}");
+    assert_eq!(attribute(&set, "Expires"), None, "{set}");
+}
+
+#[tokio::test]
+async fn store_never_sees_the_raw_session_id() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let value = browser.get("id").unwrap();
+    let (payload, _) = codec::verify(h.engine.config().keys(), "id", value).unwrap();
+    let id = SessionId::from_bytes(payload.try_into().unwrap());
+    let calls = h.store.take_calls();
+    let Call::Create(key) = calls[0] else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(key, id.store_key());
+    assert_ne!(&key.as_bytes()[..16], id.as_bytes());
+}
+
+#[tokio::test]
+async fn failing_random_source_is_an_error_not_a_panic() {
+    #[derive(Debug)]
+    struct Broken;
+    impl session_core::RandomSource for Broken {
+        fn fill(&self, _: &mut [u8]) -> Result<(), session_core::SessionError> {
+            Err(session_core::SessionError::Random {
+                reason: "no entropy".into(),
+            })
+        }
+    }
+    let h = Harness::with(|c| c.with_random(Arc::new(Broken)));
+    let session = h.open(&Browser::new()).await;
+    session.insert("a", &1).unwrap();
+    let err = h.engine.finish(&session, h.engine.now()).unwrap_err();
+    assert!(err.to_string().contains("no entropy"), "{err}");
+}

@@ -1,0 +1,228 @@
+//! Test harness: an engine on a manual clock, a fake browser that keeps
+//! cookies, and a store wrapper that records every call.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use session_core::cookie::Cookie;
+use session_core::{
+    Clock, Engine, Key, KeyRing, ManualClock, MemoryStore, Plan, Record, SaveOutcome, Session,
+    SessionConfig, SessionError, SessionStore, StoreError, StoreKey, async_trait,
+};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+pub const START: OffsetDateTime = datetime!(2026-01-01 0:00 UTC);
+
+pub fn fixed_key() -> Key {
+    Key::from_bytes(&(0..64u8).collect::<Vec<_>>()).unwrap()
+}
+
+/// One store call, as the recording store saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Load(StoreKey),
+    Create(StoreKey),
+    Save(StoreKey),
+    Delete(StoreKey),
+}
+
+/// A `MemoryStore` that records every call, in order.
+#[derive(Debug)]
+pub struct RecordingStore {
+    pub inner: MemoryStore,
+    pub calls: Mutex<Vec<Call>>,
+}
+
+impl RecordingStore {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            inner: MemoryStore::with_clock(clock),
+            calls: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn take_calls(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    pub fn writes(&self) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| !matches!(c, Call::Load(_)))
+            .count()
+    }
+}
+
+#[async_trait]
+impl SessionStore for RecordingStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.calls.lock().unwrap().push(Call::Load(*key));
+        self.inner.load(key).await
+    }
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        self.calls.lock().unwrap().push(Call::Create(*key));
+        self.inner.create(key, record).await
+    }
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.calls.lock().unwrap().push(Call::Save(*key));
+        self.inner.save(key, record, expected_version).await
+    }
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.calls.lock().unwrap().push(Call::Delete(*key));
+        self.inner.delete(key).await
+    }
+}
+
+/// An engine with a manual clock and a recording memory store.
+pub struct Harness {
+    pub engine: Engine,
+    pub clock: ManualClock,
+    pub store: Arc<RecordingStore>,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with(|c| c)
+    }
+
+    /// A harness whose config is adjusted by `tweak` (store and clock are
+    /// set before `tweak` runs, so it may replace them).
+    pub fn with(tweak: impl FnOnce(SessionConfig) -> SessionConfig) -> Self {
+        let clock = ManualClock::new(START);
+        let store = Arc::new(RecordingStore::new(Arc::new(clock.clone())));
+        let config = SessionConfig::new(KeyRing::new(fixed_key()))
+            .with_clock(Arc::new(clock.clone()))
+            .with_store(store.clone());
+        let engine = Engine::new(tweak(config)).unwrap();
+        Self {
+            engine,
+            clock,
+            store,
+        }
+    }
+
+    /// A second engine on the same store and clock, with other settings.
+    pub fn sibling(&self, tweak: impl FnOnce(SessionConfig) -> SessionConfig) -> Engine {
+        let config = SessionConfig::new(KeyRing::new(fixed_key()))
+            .with_clock(Arc::new(self.clock.clone()))
+            .with_store(self.store.clone());
+        Engine::new(tweak(config)).unwrap()
+    }
+
+    /// Opens the session the browser's cookies carry.
+    pub async fn open(&self, browser: &Browser) -> Session {
+        open_with(&self.engine, browser).await
+    }
+
+    /// A whole request: open, run the handler, finish, commit; the browser
+    /// keeps the Set-Cookie. Returns what the handler returned and the
+    /// Set-Cookie value, if any.
+    pub async fn request<R>(
+        &self,
+        browser: &mut Browser,
+        handler: impl FnOnce(&Session) -> R,
+    ) -> (R, Option<String>) {
+        request_with(&self.engine, browser, handler).await.unwrap()
+    }
+
+    /// Open, run the handler, and return the plan without committing it.
+    pub async fn plan(&self, browser: &Browser, handler: impl FnOnce(&Session)) -> Plan {
+        let session = self.open(browser).await;
+        handler(&session);
+        self.engine.finish(&session, self.clock.now()).unwrap()
+    }
+
+    pub fn advance_secs(&self, secs: i64) {
+        self.clock.advance(time::Duration::seconds(secs));
+    }
+}
+
+pub async fn open_with(engine: &Engine, browser: &Browser) -> Session {
+    let header = browser.cookie_header();
+    let incoming = engine.read(header.iter());
+    let loaded = engine.load(incoming).await.unwrap();
+    engine.open(loaded, engine.now())
+}
+
+pub async fn request_with<R>(
+    engine: &Engine,
+    browser: &mut Browser,
+    handler: impl FnOnce(&Session) -> R,
+) -> Result<(R, Option<String>), SessionError> {
+    let session = open_with(engine, browser).await;
+    let out = handler(&session);
+    let plan = engine.finish(&session, engine.now())?;
+    let set_cookie = engine.commit(plan).await?;
+    if let Some(header) = &set_cookie {
+        browser.absorb(header);
+    }
+    Ok((out, set_cookie))
+}
+
+/// A browser's cookie jar: name to value, updated from Set-Cookie headers.
+#[derive(Debug, Clone, Default)]
+pub struct Browser {
+    pub cookies: BTreeMap<String, String>,
+    /// Extra raw `Cookie` header values sent as they are.
+    pub raw_headers: Vec<Vec<u8>>,
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cookie_header(&self) -> Vec<Vec<u8>> {
+        let mut headers = self.raw_headers.clone();
+        if !self.cookies.is_empty() {
+            let pairs: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
+            headers.push(pairs.join("; ").into_bytes());
+        }
+        headers
+    }
+
+    pub fn absorb(&mut self, set_cookie: &str) {
+        let cookie = Cookie::parse(set_cookie.to_owned()).expect("engine sent a parsable cookie");
+        let removed = cookie.max_age() == Some(time::Duration::ZERO);
+        if removed {
+            self.cookies.remove(cookie.name());
+        } else {
+            self.cookies
+                .insert(cookie.name().to_owned(), cookie.value().to_owned());
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(String::as_str)
+    }
+
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.to_owned(), value.to_owned());
+    }
+}
+
+/// The attribute named `attr` of a Set-Cookie value (`None` when absent;
+/// `Some("")` for a flag such as HttpOnly).
+pub fn attribute<'a>(set_cookie: &'a str, attr: &str) -> Option<&'a str> {
+    set_cookie
+        .split(';')
+        .skip(1)
+        .map(str::trim)
+        .find_map(|part| {
+            let (name, value) = part.split_once('=').unwrap_or((part, ""));
+            name.eq_ignore_ascii_case(attr).then_some(value)
+        })
+}
