@@ -1,0 +1,304 @@
+//! The demo app of the project's demo contract, served by axum.
+//!
+//! ```text
+//! cargo run -p session-axum --example demo
+//! ```
+//!
+//! It serves every route of `shared/demo-contract.md` (session counters,
+//! login with id regeneration, a cart, flash messages, plain and signed
+//! cookies) on `127.0.0.1:$PORT`, configured by the contract's environment
+//! variables through [`EnvSettings`]:
+//!
+//! ```text
+//! PORT=3000 SESSION_SECRET=$(openssl rand -hex 64) SESSION_STORE=memory \
+//!     cargo run -p session-axum --example demo
+//! curl -i -c jar -b jar http://127.0.0.1:3000/views
+//! ```
+//!
+//! The router is built by [`app`], which the tests of this crate also call
+//! (with a manual clock, rotated keys or a cookie store) and serve over real
+//! HTTP.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use axum::body::Bytes;
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use session_axum::core::cookie::time::Duration;
+use session_axum::core::env::{EnvSettings, StoreKind};
+use session_axum::{
+    ConfigError, Cookie, Cookies, Session, SessionConfig, SessionError, SessionLayer,
+};
+
+/// The demo's router, every route of the contract, behind a
+/// [`SessionLayer`] made from `config`.
+///
+/// # Errors
+///
+/// The layer's [`ConfigError`] for an unusable configuration.
+pub(crate) fn app(config: SessionConfig) -> Result<Router, ConfigError> {
+    Ok(Router::new()
+        .route("/views", get(views))
+        .route("/set", post(set_user))
+        .route("/get", get(get_user))
+        .route("/destroy", get(destroy))
+        .route("/auth/login", post(login))
+        .route("/auth/profile", get(profile))
+        .route("/auth/logout", get(logout))
+        .route("/cart", get(cart).post(add_to_cart))
+        .route("/flash", get(take_flash).post(set_flash))
+        .route("/set-theme", get(set_theme))
+        .route("/get-theme", get(get_theme))
+        .route("/clear-theme", get(clear_theme))
+        .route("/signed/set", get(set_signed))
+        .route("/signed/get", get(get_signed))
+        .fallback(not_found)
+        .layer(SessionLayer::new(config)?))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = match EnvSettings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if settings.store == StoreKind::Redis {
+        eprintln!("SESSION_STORE: redis is not supported by this build yet");
+        return ExitCode::FAILURE;
+    }
+    if let Some(warning) = settings.warning() {
+        eprintln!("{warning}");
+    }
+    // Store failures are logged at error level: show them on stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .init();
+
+    let app = match app(settings.session_config()) {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let port = settings.port;
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("PORT: cannot listen on 127.0.0.1:{port}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on http://127.0.0.1:{port}");
+    if let Err(error) = axum::serve(listener, app).await {
+        eprintln!("server error: {error}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+// --- session routes ---------------------------------------------------------
+
+async fn views(session: Session) -> Result<String, Response> {
+    let views = session
+        .update("views", |n: Option<u64>| n.unwrap_or(0) + 1)
+        .map_err(internal)?;
+    Ok(format!("Views: {views}"))
+}
+
+async fn set_user(
+    session: Session,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<&'static str, Response> {
+    let [user] = json_fields(&headers, &body, ["user"])?;
+    session.insert("user", &user).map_err(internal)?;
+    Ok("Session set")
+}
+
+async fn get_user(session: Session) -> Json<Value> {
+    let user = session.get::<String>("user").ok().flatten();
+    Json(json!({ "user": user.as_deref().unwrap_or("No user set") }))
+}
+
+async fn destroy(session: Session) -> &'static str {
+    session.destroy();
+    "Session destroyed"
+}
+
+async fn login(session: Session, headers: HeaderMap, body: Bytes) -> Result<Response, Response> {
+    let [username, password] = json_fields(&headers, &body, ["username", "password"])?;
+    if username != "alice" || password != "password123" {
+        return Ok(error(StatusCode::UNAUTHORIZED, "Invalid credentials"));
+    }
+    // A fresh id for the logged-in session (no fixation); the data stays.
+    session.regenerate();
+    session
+        .insert("auth", &json!({ "username": username }))
+        .map_err(internal)?;
+    Ok(Json(json!({ "message": "Logged in" })).into_response())
+}
+
+async fn profile(session: Session) -> Response {
+    match session.get_value("auth") {
+        Some(user) => Json(json!({ "user": user })).into_response(),
+        None => error(StatusCode::UNAUTHORIZED, "Not authenticated"),
+    }
+}
+
+async fn logout(session: Session) -> Json<Value> {
+    session.destroy();
+    Json(json!({ "message": "Logged out" }))
+}
+
+async fn add_to_cart(
+    session: Session,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Vec<String>>, Response> {
+    let [item] = json_fields(&headers, &body, ["item"])?;
+    // `update` replays the push onto a concurrent request's cart instead of
+    // overwriting it, so parallel pushes lose nothing.
+    let cart = session
+        .update("cart", move |cart: Option<Vec<String>>| {
+            let mut cart = cart.unwrap_or_default();
+            cart.push(item.clone());
+            cart
+        })
+        .map_err(internal)?;
+    Ok(Json(cart))
+}
+
+async fn cart(session: Session) -> Json<Vec<String>> {
+    Json(session.get("cart").ok().flatten().unwrap_or_default())
+}
+
+async fn set_flash(
+    session: Session,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<&'static str, Response> {
+    let [message] = json_fields(&headers, &body, ["message"])?;
+    session.insert("flash", &message).map_err(internal)?;
+    Ok("Flash set")
+}
+
+async fn take_flash(session: Session) -> Json<Value> {
+    let flash = session.take::<String>("flash").ok().flatten();
+    Json(json!({ "flash": flash }))
+}
+
+// --- plain and signed cookie routes -----------------------------------------
+
+async fn set_theme(cookies: Cookies) -> &'static str {
+    cookies.add(
+        Cookie::build(("theme", "dark"))
+            .max_age(Duration::seconds(900))
+            .http_only(true)
+            .path("/")
+            .build(),
+    );
+    "Theme cookie set"
+}
+
+async fn get_theme(cookies: Cookies) -> String {
+    let theme = cookies.get("theme");
+    format!("Current theme: {}", theme.as_deref().unwrap_or("default"))
+}
+
+async fn clear_theme(cookies: Cookies) -> &'static str {
+    cookies.remove(Cookie::build("theme").path("/").build());
+    "Theme cookie cleared"
+}
+
+async fn set_signed(
+    cookies: Cookies,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> &'static str {
+    let value = query
+        .ok()
+        .and_then(|Query(mut query)| query.remove("value"))
+        .unwrap_or_default();
+    cookies.add_signed(
+        Cookie::build(("pref", value))
+            .path("/")
+            .http_only(true)
+            .build(),
+    );
+    "Signed cookie set"
+}
+
+async fn get_signed(cookies: Cookies) -> String {
+    let value = cookies.get_signed("pref");
+    format!("Signed value: {}", value.as_deref().unwrap_or("none"))
+}
+
+async fn not_found() -> (StatusCode, &'static str) {
+    (StatusCode::NOT_FOUND, "Not found")
+}
+
+// --- helpers ----------------------------------------------------------------
+
+/// The string fields `names` of a JSON object body, or the contract's 400.
+///
+/// The body is parsed here rather than by axum's `Json` so that every bad
+/// body (malformed, trailing garbage, not an object, a field missing or not
+/// a string, a content type that is not JSON) gets the same answer.
+fn json_fields<const N: usize>(
+    headers: &HeaderMap,
+    body: &[u8],
+    names: [&str; N],
+) -> Result<[String; N], Response> {
+    let malformed = || error(StatusCode::BAD_REQUEST, "Malformed JSON body");
+    if headers.get(CONTENT_TYPE).is_some_and(|ct| !is_json(ct)) {
+        return Err(malformed());
+    }
+    let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(body) else {
+        return Err(malformed());
+    };
+    let mut fields = names.map(|_| String::new());
+    for (field, name) in fields.iter_mut().zip(names) {
+        match object.remove(name) {
+            Some(Value::String(value)) => *field = value,
+            _ => return Err(malformed()),
+        }
+    }
+    Ok(fields)
+}
+
+/// `application/json` or `application/<something>+json`, any parameters.
+fn is_json(content_type: &HeaderValue) -> bool {
+    let Ok(text) = content_type.to_str() else {
+        return false;
+    };
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// A session value of an unexpected type: cannot happen through these
+/// routes, but answers 500 rather than panicking.
+fn internal(error: SessionError) -> Response {
+    tracing::error!(%error, "session operation failed");
+    (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
+}

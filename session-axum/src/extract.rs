@@ -1,0 +1,177 @@
+//! The `Session` and `Cookies` extractors.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::COOKIE;
+use axum::http::request::Parts;
+use session_core::SessionError;
+
+use crate::error::{MissingLayer, SessionRejection};
+use crate::layer::{Slot, SlotHandle};
+
+fn slot(parts: &Parts) -> Option<Arc<Slot>> {
+    parts.extensions.get::<SlotHandle>().map(|h| h.0.clone())
+}
+
+/// The current session, as an axum extractor.
+///
+/// The first extraction in a request reads the `Cookie` headers, loads the
+/// record from the store and applies expiry; later extractions in the same
+/// request (in a middleware and in the handler, say) get the same handle.
+/// It dereferences to [`session_core::Session`], whose methods are the whole
+/// API: [`get`](session_core::Session::get),
+/// [`insert`](session_core::Session::insert),
+/// [`update`](session_core::Session::update),
+/// [`take`](session_core::Session::take),
+/// [`remove`](session_core::Session::remove),
+/// [`regenerate`](session_core::Session::regenerate),
+/// [`destroy`](session_core::Session::destroy)...
+///
+/// Changes are saved by the [`SessionLayer`](crate::SessionLayer) after the
+/// handler returns; there is nothing to call.
+///
+/// Rejects with a [`SessionRejection`]: a 500 when the layer is missing, or
+/// the layer's error response when the store fails to load the session.
+///
+/// ```
+/// use axum::Json;
+/// use session_axum::Session;
+///
+/// async fn cart(session: Session) -> Json<Vec<String>> {
+///     Json(session.get("cart").ok().flatten().unwrap_or_default())
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Session(session_core::Session);
+
+impl Session {
+    /// The core session handle.
+    #[must_use]
+    pub fn into_inner(self) -> session_core::Session {
+        self.0
+    }
+}
+
+impl Deref for Session {
+    type Target = session_core::Session;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl AsRef<session_core::Session> for Session {
+    fn as_ref(&self) -> &session_core::Session {
+        &self.0
+    }
+}
+
+impl From<Session> for session_core::Session {
+    fn from(session: Session) -> Self {
+        session.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(slot) = slot(parts) else {
+            return Err(SessionRejection::missing_layer());
+        };
+        if let Some(session) = slot.session.get() {
+            return Ok(Self(session.clone()));
+        }
+        let engine = &slot.shared.engine;
+        let incoming = engine.read(parts.headers.get_all(COOKIE));
+        match engine.load(incoming).await {
+            Ok(loaded) => {
+                let session = engine.open(loaded, engine.now());
+                // Should another extraction of this request have won a race,
+                // its handle is the one every extraction shares.
+                Ok(Self(slot.session.get_or_init(|| session).clone()))
+            }
+            Err(error) => Err(SessionRejection::load(
+                SessionError::from(error),
+                slot.shared.clone(),
+            )),
+        }
+    }
+}
+
+/// The application's own cookies (plain, signed and private), as an axum
+/// extractor.
+///
+/// It dereferences to [`session_core::Cookies`]: read with
+/// [`get`](session_core::Cookies::get),
+/// [`get_signed`](session_core::Cookies::get_signed) and
+/// [`get_private`](session_core::Cookies::get_private); write with
+/// [`add`](session_core::Cookies::add),
+/// [`add_signed`](session_core::Cookies::add_signed),
+/// [`add_private`](session_core::Cookies::add_private) and
+/// [`remove`](session_core::Cookies::remove). Signing and encryption use the
+/// session's key ring, and a value under a previous key is re-issued under
+/// the current one. The [`SessionLayer`](crate::SessionLayer) appends one
+/// `Set-Cookie` header per changed cookie after the handler returns.
+///
+/// Every extraction in a request shares one jar. Rejects with
+/// [`MissingLayer`] when the layer is not installed.
+///
+/// ```
+/// use session_axum::{Cookie, Cookies};
+///
+/// async fn set_pref(cookies: Cookies) -> &'static str {
+///     cookies.add_signed(Cookie::build(("pref", "compact")).path("/").http_only(true).build());
+///     "Signed cookie set"
+/// }
+///
+/// async fn get_pref(cookies: Cookies) -> String {
+///     format!("Signed value: {}", cookies.get_signed("pref").as_deref().unwrap_or("none"))
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Cookies(session_core::Cookies);
+
+impl Cookies {
+    /// The core jar.
+    #[must_use]
+    pub fn into_inner(self) -> session_core::Cookies {
+        self.0
+    }
+}
+
+impl Deref for Cookies {
+    type Target = session_core::Cookies;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl AsRef<session_core::Cookies> for Cookies {
+    fn as_ref(&self) -> &session_core::Cookies {
+        &self.0
+    }
+}
+
+impl From<Cookies> for session_core::Cookies {
+    fn from(cookies: Cookies) -> Self {
+        cookies.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Cookies {
+    type Rejection = MissingLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(slot) = slot(parts) else {
+            return Err(MissingLayer::logged());
+        };
+        let jar = slot
+            .jar
+            .get_or_init(|| slot.shared.engine.cookies(parts.headers.get_all(COOKIE)));
+        Ok(Self(jar.clone()))
+    }
+}

@@ -1,0 +1,346 @@
+//! The tower layer: puts a lazy session slot into each request and carries
+//! out the engine's plan after the handler.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
+
+use axum::BoxError;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderValue, Request};
+use axum::response::{IntoResponse, Response};
+use pin_project_lite::pin_project;
+use session_core::{ConfigError, Engine, SessionConfig, SessionError};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::error::{ErrorHook, default_error_response};
+
+/// What every request of one layer shares: the engine and the error hook.
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
+    pub(crate) on_error: ErrorHook,
+}
+
+/// The per-request slot the layer puts into the request's extensions. The
+/// extractors fill it on first use; the layer reads it after the handler.
+pub(crate) struct Slot {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) session: OnceLock<session_core::Session>,
+    pub(crate) jar: OnceLock<session_core::Cookies>,
+}
+
+/// The extension type: a handle on the request's [`Slot`].
+#[derive(Clone)]
+pub(crate) struct SlotHandle(pub(crate) Arc<Slot>);
+
+/// A tower [`Layer`] that gives handlers the [`Session`](crate::Session) and
+/// [`Cookies`](crate::Cookies) extractors.
+///
+/// Per request it only puts a small slot into the request's extensions;
+/// nothing is read or loaded until a handler extracts the session. After the
+/// handler:
+///
+/// - if the handler extracted the [`Session`](crate::Session), the layer
+///   asks the engine for the plan ([`Engine::finish`]), runs its store
+///   operation ([`Engine::commit`]) and appends the session `Set-Cookie`
+///   header, if the plan has one;
+/// - if the handler extracted [`Cookies`](crate::Cookies), the layer appends
+///   one `Set-Cookie` header per cookie the handler set or removed.
+///
+/// A handler that extracts neither costs no store access and gets no
+/// `Set-Cookie` header.
+///
+/// # When the store fails
+///
+/// If the store fails while loading the session, the
+/// [`Session`](crate::Session) extractor rejects the request and the
+/// handler does not run. If it fails while saving or deleting after the
+/// handler, **the handler's response is dropped** and replaced by the error
+/// response, with no `Set-Cookie` header at all (neither the session cookie
+/// nor the application's cookies), so the browser keeps the cookies it had.
+/// Either way the error is logged with [`tracing::error!`], and the response
+/// is a `500 Internal Server Error` with the plain-text body
+/// `Internal Server Error`, unless you choose another one with
+/// [`with_error_response`](Self::with_error_response).
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use axum::body::Body;
+/// use axum::http::{Request, header};
+/// use session_axum::{Key, KeyRing, Session, SessionConfig, SessionLayer};
+/// use tower::ServiceExt as _;
+///
+/// async fn views(session: Session) -> String {
+///     let n = session
+///         .update("views", |n: Option<u64>| n.unwrap_or(0) + 1)
+///         .unwrap_or_default();
+///     format!("Views: {n}")
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let layer = SessionLayer::new(SessionConfig::new(KeyRing::new(Key::generate())))?;
+/// let app = Router::new().route("/views", get(views)).layer(layer);
+///
+/// let response = app.oneshot(Request::get("/views").body(Body::empty())?).await?;
+/// let set_cookie = response.headers()[header::SET_COOKIE].to_str()?;
+/// assert!(set_cookie.starts_with("id="));
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct SessionLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SessionLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionLayer")
+            .field("engine", &self.shared.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionLayer {
+    /// Checks `config` and builds the layer (see [`Engine::new`]).
+    ///
+    /// # Errors
+    ///
+    /// The [`ConfigError`] of [`Engine::new`], for an unusable cookie
+    /// setting.
+    pub fn new(config: SessionConfig) -> Result<Self, ConfigError> {
+        Ok(Self::from_engine(Engine::new(config)?))
+    }
+
+    /// A layer around an engine you built (and may share with other code,
+    /// such as a background task that reads the store).
+    #[must_use]
+    pub fn from_engine(engine: Engine) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                engine,
+                on_error: Arc::new(default_error_response),
+            }),
+        }
+    }
+
+    /// Chooses the response sent when the session store fails (loading
+    /// before the handler, or saving after it). The error has already been
+    /// logged at error level when `f` is called.
+    ///
+    /// ```
+    /// use axum::Json;
+    /// use axum::http::StatusCode;
+    /// use session_axum::{Key, KeyRing, SessionConfig, SessionLayer};
+    ///
+    /// let layer = SessionLayer::new(SessionConfig::new(KeyRing::new(Key::generate())))
+    ///     .unwrap()
+    ///     .with_error_response(|_error| {
+    ///         (
+    ///             StatusCode::SERVICE_UNAVAILABLE,
+    ///             Json(serde_json::json!({"error": "Sessions are unavailable, try again"})),
+    ///         )
+    ///     });
+    /// ```
+    #[must_use]
+    pub fn with_error_response<F, R>(self, f: F) -> Self
+    where
+        F: Fn(&SessionError) -> R + Send + Sync + 'static,
+        R: IntoResponse,
+    {
+        Self {
+            shared: Arc::new(Shared {
+                engine: self.shared.engine.clone(),
+                on_error: Arc::new(move |error: &SessionError| f(error).into_response()),
+            }),
+        }
+    }
+
+    /// The engine.
+    #[must_use]
+    pub fn engine(&self) -> &Engine {
+        &self.shared.engine
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The [`Service`] made by [`SessionLayer`].
+#[derive(Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = axum::http::Response<ResBody>> + Clone,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let slot = Arc::new(Slot {
+            shared: self.shared.clone(),
+            session: OnceLock::new(),
+            jar: OnceLock::new(),
+        });
+        request.extensions_mut().insert(SlotHandle(slot.clone()));
+        // The clone that was made ready is the one to call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture {
+            state: State::Handler {
+                future: inner.call(request),
+                slot: Some(slot),
+            },
+        }
+    }
+}
+
+type CommitFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+pin_project! {
+    /// The response future of [`SessionService`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Handler {
+            #[pin]
+            future: F,
+            slot: Option<Arc<Slot>>,
+        },
+        Commit {
+            future: CommitFuture,
+        },
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<axum::http::Response<ResBody>, E>>,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Handler { future, slot } => {
+                    let response = ready!(future.poll(cx))?.map(Body::new);
+                    let slot = slot.take().expect("ResponseFuture polled after completion");
+                    match after_handler(slot, response) {
+                        After::Done(response) => return Poll::Ready(Ok(response)),
+                        After::Commit(future) => this.state.set(State::Commit { future }),
+                    }
+                }
+                StateProj::Commit { future } => return future.as_mut().poll(cx).map(Ok),
+            }
+        }
+    }
+}
+
+enum After {
+    Done(Response),
+    Commit(CommitFuture),
+}
+
+/// Finishes the session (if the handler opened it) and adds the cookie
+/// headers. Only a plan with store work or a cookie needs the async commit.
+fn after_handler(slot: Arc<Slot>, mut response: Response) -> After {
+    let Some(session) = slot.session.get() else {
+        append_jar(&slot, &mut response);
+        return After::Done(response);
+    };
+    let engine = &slot.shared.engine;
+    let plan = match engine.finish(session, engine.now()) {
+        Ok(plan) => plan,
+        Err(error) => return After::Done(failed(&slot, &error)),
+    };
+    if plan.is_noop() {
+        append_jar(&slot, &mut response);
+        return After::Done(response);
+    }
+    After::Commit(Box::pin(async move {
+        match slot.shared.engine.commit(plan).await {
+            Ok(set_cookie) => {
+                if let Some(set_cookie) = set_cookie {
+                    append(&mut response, set_cookie);
+                }
+                append_jar(&slot, &mut response);
+                response
+            }
+            Err(error) => failed(&slot, &error),
+        }
+    }))
+}
+
+fn failed(slot: &Slot, error: &SessionError) -> Response {
+    tracing::error!(
+        error = %error,
+        "session could not be saved; the handler's response is replaced by the error response"
+    );
+    (slot.shared.on_error)(error)
+}
+
+fn append_jar(slot: &Slot, response: &mut Response) {
+    if let Some(jar) = slot.jar.get() {
+        for set_cookie in jar.delta() {
+            append(response, set_cookie);
+        }
+    }
+}
+
+fn append(response: &mut Response, set_cookie: String) {
+    match HeaderValue::try_from(set_cookie) {
+        Ok(value) => {
+            response.headers_mut().append(SET_COOKIE, value);
+        }
+        Err(error) => tracing::error!(
+            %error,
+            "a Set-Cookie value is not a valid header value (a cookie value with control \
+             characters?); the cookie is not sent"
+        ),
+    }
+}

@@ -1,0 +1,138 @@
+//! Sessions and signed or private cookies for [axum] 0.8, as a tower
+//! [`SessionLayer`] and two extractors, [`Session`] and [`Cookies`].
+//!
+//! This crate is a thin adapter over [`session_core`] (re-exported as
+//! [`core`]), which makes every decision: the cookie format, signing and
+//! encryption, key rotation, expiry, when to save, touch, re-issue or clear.
+//! The adapter only moves headers in and out and awaits the store.
+//!
+//! # A complete app
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use session_axum::{Cookie, Cookies, Key, KeyRing, Session, SessionConfig, SessionLayer};
+//!
+//! /// `Views: N`, counting this session's requests.
+//! async fn views(session: Session) -> String {
+//!     // `update` is a read-modify-write that concurrent requests cannot lose.
+//!     match session.update("views", |n: Option<u64>| n.unwrap_or(0) + 1) {
+//!         Ok(n) => format!("Views: {n}"),
+//!         Err(_) => "Views: ?".to_owned(),
+//!     }
+//! }
+//!
+//! /// Logging in: a new session id, so an id planted before cannot be used.
+//! async fn login(session: Session) -> &'static str {
+//!     session.regenerate();
+//!     session.insert("user", "alice").expect("a string is always JSON");
+//!     "Logged in"
+//! }
+//!
+//! async fn logout(session: Session) -> &'static str {
+//!     session.destroy();
+//!     "Logged out"
+//! }
+//!
+//! /// An application cookie, signed with the same keys as the session.
+//! async fn remember(cookies: Cookies) -> &'static str {
+//!     cookies.add_signed(Cookie::build(("pref", "compact")).path("/").http_only(true).build());
+//!     "Remembered"
+//! }
+//!
+//! /// A route that never extracts the session costs no store access.
+//! async fn health() -> &'static str {
+//!     "ok"
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // 64 bytes as 128 hex digits, e.g. from `openssl rand -hex 64`.
+//!     let key = Key::parse(&std::env::var("SESSION_SECRET")?)?;
+//!     let config = SessionConfig::new(KeyRing::new(key)).with_secure(true);
+//!     let app = Router::new()
+//!         .route("/views", get(views))
+//!         .route("/login", get(login))
+//!         .route("/logout", get(logout))
+//!         .route("/remember", get(remember))
+//!         .route("/health", get(health))
+//!         .layer(SessionLayer::new(config)?);
+//!
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     axum::serve(listener, app).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! `session-axum/examples/demo.rs` is a larger app: every route of the
+//! project's demo contract, configured from environment variables.
+//!
+//! # One request
+//!
+//! ```text
+//! SessionLayer ── puts a slot into the request's extensions
+//!   └─ handler ── first `Session` extraction: Engine::read + load (store) + open
+//!   ◀─ response
+//! SessionLayer ── if the session was extracted: Engine::finish + commit (store),
+//!                 append its Set-Cookie; if `Cookies` was extracted: append the jar's delta
+//! ```
+//!
+//! - **Lazy.** A handler that extracts neither [`Session`] nor [`Cookies`]
+//!   costs no cookie parsing, no store access and no `Set-Cookie`.
+//! - **Nothing to save by hand.** The layer saves after the handler, only
+//!   what changed; a read-only request writes nothing (except the
+//!   rate-limited touch that keeps the idle timeout rolling, and the
+//!   re-issue of a cookie made under a previous key).
+//! - **Store failures are 500s, never lost sessions.** A load failure
+//!   rejects the extractor; a save failure replaces the handler's response.
+//!   Both are logged with `tracing::error!`; choose the response with
+//!   [`SessionLayer::with_error_response`].
+//! - **Anywhere in the router.** The extractors find the layer through the
+//!   request's extensions, so routes work under [`Router::nest`] and
+//!   [`Router::merge`], with state, and beside other layers. An extractor
+//!   used on a route the layer does not wrap answers 500 with a body that
+//!   says "SessionLayer is not installed".
+//!
+//! # Configuration
+//!
+//! Everything is in [`SessionConfig`]: the cookie's name and attributes, the
+//! idle and absolute timeouts, the key ring, the storage (in memory, a store
+//! such as Redis, or the whole session in an encrypted cookie) and the clock.
+//! In tests, give it a [`ManualClock`](core::ManualClock) to move time
+//! without sleeping:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use session_axum::{Key, KeyRing, SessionConfig, SessionLayer};
+//! use session_axum::core::ManualClock;
+//! use time::{Duration, macros::datetime};
+//!
+//! let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+//! let layer = SessionLayer::new(
+//!     SessionConfig::new(KeyRing::new(Key::generate()))
+//!         .with_idle_timeout(Some(Duration::minutes(30)))
+//!         .with_clock(Arc::new(clock.clone())),
+//! )
+//! .unwrap();
+//! clock.advance(Duration::minutes(31)); // every session is now idle too long
+//! ```
+//!
+//! # Features
+//!
+//! This crate has no cargo features. It depends on `axum` with its default
+//! features off; your app turns on the ones it serves with (`http1`,
+//! `tokio`, ...).
+
+pub use session_core as core;
+pub use session_core::cookie::Cookie;
+pub use session_core::{
+    ConfigError, Engine, Key, KeyRing, MemoryStore, SameSite, SessionConfig, SessionError,
+    SessionStore, Storage, StoreError,
+};
+
+mod error;
+mod extract;
+mod layer;
+
+pub use error::{MissingLayer, SessionRejection};
+pub use extract::{Cookies, Session};
+pub use layer::{ResponseFuture, SessionLayer, SessionService};
