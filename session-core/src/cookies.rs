@@ -202,9 +202,13 @@ impl Cookies {
 
     /// Sets a plain cookie. Its value must be a valid cookie value (no
     /// spaces, `;`, `,`, `"` or `\`); encode anything else yourself.
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "the jar takes cookies by value, like every add_* method"
+    )]
     pub fn add(&self, cookie: Cookie<'static>) {
         let value = cookie.value().to_owned();
-        self.record(cookie, Some(value));
+        self.record(&cookie, Some(value));
     }
 
     /// Sets a signed cookie: the value is stored readable, with a signature
@@ -216,7 +220,7 @@ impl Cookies {
             cookie.value().as_bytes(),
         );
         cookie.set_value(signed.clone());
-        self.record(cookie, Some(signed));
+        self.record(&cookie, Some(signed));
     }
 
     /// Sets a private (encrypted) cookie. Should the OS random source fail,
@@ -229,7 +233,7 @@ impl Cookies {
         ) {
             Ok(sealed) => {
                 cookie.set_value(sealed.clone());
-                self.record(cookie, Some(sealed));
+                self.record(&cookie, Some(sealed));
             }
             Err(err) => tracing::error!(%err, name = cookie.name(), "private cookie not set"),
         }
@@ -238,19 +242,14 @@ impl Cookies {
     /// Removes a cookie from the browser. Give the same `Path` and `Domain`
     /// it was set with, or the browser keeps it.
     pub fn remove(&self, cookie: Cookie<'static>) {
-        let mut removal = Cookie::new(cookie.name().to_owned(), "");
-        if let Some(path) = cookie.path() {
-            removal.set_path(path.to_owned());
-        }
-        if let Some(domain) = cookie.domain() {
-            removal.set_domain(domain.to_owned());
-        }
+        let mut removal = cookie;
+        removal.set_value("");
         removal.set_max_age(time::Duration::ZERO);
         removal.set_expires(OffsetDateTime::UNIX_EPOCH);
-        self.record(removal, None);
+        self.record(&removal, None);
     }
 
-    fn record(&self, cookie: Cookie<'static>, value: Option<String>) {
+    fn record(&self, cookie: &Cookie<'_>, value: Option<String>) {
         let name = cookie.name().to_owned();
         let header = cookie.to_string();
         let mut jar = self.lock();

@@ -85,8 +85,8 @@ impl Key {
     ///
     /// ```
     /// # use session_core::Key;
-    /// let hex = "0123456789abcdef".repeat(8);
-    /// assert!(Key::from_hex(&hex).is_ok());
+    /// let hex: String = (0..64).map(|b| format!("{b:02x}")).collect();
+    /// assert_eq!(Key::from_hex(&hex).unwrap().master()[63], 63);
     /// assert!(Key::from_hex("abc").is_err());
     /// ```
     pub fn from_hex(text: &str) -> Result<Self, ConfigError> {

@@ -1,9 +1,122 @@
 //! The session engine: everything about cookies and sessions that does not
 //! depend on a web framework, an async runtime or a clock.
 //!
-//! Placeholder crate docs; the full manual is written below.
+//! `session-core` decides; adapters (`session-axum`, `session-actix`,
+//! `session-rocket`) carry. It parses `Cookie` headers, verifies and signs
+//! session ids, encrypts cookie-store sessions, applies idle and absolute
+//! expiry, tracks what a handler changed, and hands back a [`Plan`]: which
+//! store operation to run and which `Set-Cookie` to send. It performs no
+//! I/O of its own except through the [`SessionStore`] it is given, never
+//! reads a clock (every call takes `now`) and spawns nothing, so every rule
+//! is unit-tested without a server and expiry is tested without sleeping.
+//!
+//! ```text
+//!            ┌──────────────── session-core (no I/O) ─────────────────┐
+//! Cookie ──▶ │ read ─▶ Incoming ─▶ load* ─▶ Loaded ─▶ open(now) ─▶ Session ──▶ handler
+//!            │                                                        │           │
+//! Set-Cookie◀│ commit* ◀─ Plan ◀─ finish(now) ◀────────── Session ◀───┼───────────┘
+//!            └────────────────────────────────────────────────────────┘
+//!             * async: awaits the SessionStore, nothing else
+//! ```
+//!
+//! # For application developers
+//!
+//! Use an adapter; this crate's types ([`Session`], [`Cookies`],
+//! [`SessionConfig`], [`Key`]) are what its extractors hand you.
+//!
+//! ```
+//! use session_core::{Key, KeyRing, SameSite, SessionConfig};
+//! use time::Duration;
+//!
+//! // Keep the key secret and stable: 64 random bytes, e.g. from
+//! // `openssl rand -hex 64`, parsed with Key::parse.
+//! let config = SessionConfig::new(KeyRing::new(Key::generate()))
+//!     .with_secure(true)
+//!     .with_same_site(SameSite::Lax)
+//!     .with_idle_timeout(Some(Duration::minutes(30)))
+//!     .with_absolute_timeout(Some(Duration::hours(12)));
+//! ```
+//!
+//! # For adapter authors: the calling order
+//!
+//! Per request, with `engine: Engine` built once from a [`SessionConfig`]:
+//!
+//! 1. `let incoming = engine.read(cookie_header_values);` — never fails.
+//! 2. `let loaded = engine.load(incoming).await?;` — a [`StoreError`] here
+//!    is a 500, logged; never "no session".
+//! 3. `let session = engine.open(loaded, engine.now());` — give the handler
+//!    clones of `session`.
+//! 4. After the handler: `let plan = engine.finish(&session, engine.now())?;`
+//! 5. `if let Some(set_cookie) = engine.commit(plan).await? { append it }`
+//!    — on error answer 500, log it, and send no session cookie.
+//! 6. For the app's own cookies, `engine.cookies(cookie_header_values)`
+//!    gives a [`Cookies`] jar; append every value of `jar.delta()`.
+//!
+//! An adapter **must**: take `now` from [`Engine::now`] (so tests can use a
+//! [`ManualClock`]); pass every `Cookie` header value, raw bytes and all;
+//! run steps 1–3 lazily, only when the handler asks for the session; turn
+//! every error of steps 2, 4 and 5 into a 500 with the cause logged.
+//! An adapter **must not**: decide anything itself (when to save, expire,
+//! clear or re-issue is [`Engine::finish`]'s job); send the plan's cookie
+//! before its store operation succeeded; swallow a store error. If an
+//! adapter needs something this API does not give, that is a bug here.
+//!
+//! # Security model
+//!
+//! - **Keys.** A 64-byte master [`Key`]; HKDF-SHA256 derives a signing key and
+//!   an encryption key from it. A [`KeyRing`] signs and encrypts with its
+//!   current key and accepts the previous ones.
+//! - **Session cookie, server-side stores.** Its value is the 128-bit random
+//!   [`SessionId`] signed with HMAC-SHA256 over a format version, the cookie
+//!   name and the id ([`codec::sign`]); verification is constant-time. A
+//!   value signed for another cookie name never verifies.
+//! - **Stores see digests.** Records are keyed by [`StoreKey`], a SHA-256
+//!   digest of the id: a dump of the store holds no usable cookie.
+//! - **Cookie-store mode.** The whole record is encrypted with AES-256-GCM,
+//!   a random 96-bit nonce, and the cookie name as associated data
+//!   ([`codec::seal`]). It cannot be revoked: after `destroy` or logout a
+//!   copy of the old cookie stays valid until its own deadlines pass. See
+//!   [`Storage::Cookie`].
+//! - **Expiry** is enforced from the record's timestamps (inside the
+//!   encrypted cookie in cookie-store mode), never from the cookie's
+//!   `Max-Age`.
+//! - **Fixation.** Ids the store does not know are never adopted, and
+//!   [`Session::regenerate`] moves the data to a fresh id at log-in.
+//! - **Bad cookies** (tampered, truncated, oversized, duplicated, not
+//!   UTF-8, garbage) are "no session", never an error page; the reason is a
+//!   [`CodecError`] logged with `tracing` at debug level.
+//!
+//! # Key rotation
+//!
+//! 1. Generate a new key; deploy with `KeyRing::new(new).with_previous(old)`
+//!    (in the demos: `SESSION_SECRET=new SESSION_PREVIOUS_SECRETS=old`).
+//! 2. Every cookie under the old key is accepted and re-issued under the new
+//!    one on its next request, even a read-only one.
+//! 3. After the absolute lifetime has passed, drop the old key. Cookies
+//!    still under it then read as "no session".
+//!
+//! # Concurrency
+//!
+//! Records carry a version; [`SessionStore::save`] is compare-and-set. When
+//! two requests of one session change it at once, the later save meets a
+//! conflict and the engine replays its changes (per key; [`Session::update`]
+//! closures are re-run on the fresh value) onto the stored record, a
+//! bounded number of times. So concurrent requests lose nothing with a
+//! server-side store; cookie-store mode cannot merge (the browser keeps the
+//! last cookie it receives).
+//!
+//! # Features
+//!
+//! This crate has no optional features: everything above is always built.
+//! Its dependencies are the RustCrypto crates (`hmac`, `sha2`, `hkdf`,
+//! `aes-gcm`, `subtle`), `cookie`, `base64`, `hex`, `getrandom`, `serde`,
+//! `serde_json`, `time`, `thiserror`, `tracing` and `async-trait`: no async
+//! runtime, no web framework, no HTTP types.
 
+/// Re-exported so that stores implement [`SessionStore`] without adding the
+/// dependency themselves.
 pub use async_trait::async_trait;
+/// The `cookie` crate, whose [`Cookie`](cookie::Cookie) type [`Cookies`] takes.
 pub use cookie;
 
 mod clock;

@@ -1,0 +1,132 @@
+//! Stories over the engine, as a user lives them: a fake browser, a manual
+//! clock, the memory store.
+
+mod support;
+
+use serde_json::json;
+use session_core::{Key, KeyRing};
+use support::{Browser, Harness};
+use time::Duration;
+
+#[tokio::test]
+async fn shop_then_log_in_then_log_out() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+
+    // An anonymous visitor fills a cart.
+    h.request(&mut browser, |s| {
+        s.update("cart", |c: Option<Vec<String>>| {
+            let mut c = c.unwrap_or_default();
+            c.push("apple".into());
+            c
+        })
+        .unwrap();
+    })
+    .await;
+    let anonymous_id = browser.get("id").unwrap().to_owned();
+
+    // Logging in changes the id and keeps the cart.
+    h.request(&mut browser, |s| {
+        s.regenerate();
+        s.insert("user", &json!({"username": "alice"})).unwrap();
+    })
+    .await;
+    assert_ne!(browser.get("id").unwrap(), anonymous_id);
+    let (data, _) = h
+        .request(&mut browser, |s| (s.get_value("user"), s.get_value("cart")))
+        .await;
+    assert_eq!(
+        data,
+        (Some(json!({"username": "alice"})), Some(json!(["apple"])))
+    );
+
+    // An attacker who planted or saw the anonymous id gets nothing.
+    let mut attacker = Browser::new();
+    attacker.set("id", &anonymous_id);
+    let (user, _) = h.request(&mut attacker, |s| s.get_value("user")).await;
+    assert_eq!(user, None);
+
+    // Logging out ends it all.
+    h.request(&mut browser, |s| s.destroy()).await;
+    assert_eq!(browser.get("id"), None);
+    assert!(h.store.inner.is_empty());
+}
+
+#[tokio::test]
+async fn flash_message_is_shown_once() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("flash", "Saved!").unwrap())
+        .await;
+    let (first, _) = h
+        .request(&mut browser, |s| s.take::<String>("flash").unwrap())
+        .await;
+    let (second, _) = h
+        .request(&mut browser, |s| s.take::<String>("flash").unwrap())
+        .await;
+    assert_eq!(first.as_deref(), Some("Saved!"));
+    assert_eq!(second, None);
+}
+
+#[tokio::test]
+async fn walk_away_and_come_back_after_the_idle_timeout() {
+    let h = Harness::with(|c| c.with_idle_timeout(Some(Duration::minutes(30))));
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    h.advance_secs(29 * 60);
+    let (user, _) = h.request(&mut browser, |s| s.get_value("user")).await;
+    assert_eq!(user, Some(json!("alice")));
+    h.advance_secs(31 * 60);
+    let (user, _) = h.request(&mut browser, |s| s.get_value("user")).await;
+    assert_eq!(user, None);
+}
+
+#[tokio::test]
+async fn rotate_the_key_while_users_are_logged_in() {
+    let h = Harness::new();
+    let mut browsers: Vec<Browser> = (0..3).map(|_| Browser::new()).collect();
+    for (i, b) in browsers.iter_mut().enumerate() {
+        h.request(b, |s| s.insert("user", &format!("user{i}")).unwrap())
+            .await;
+    }
+    // Deploy with a new key; the old one stays accepted.
+    let new_key = Key::generate();
+    let rotated = h.sibling(|c| {
+        c.with_keys(KeyRing::new(new_key.clone()).with_previous(support::fixed_key()))
+    });
+    for (i, b) in browsers.iter_mut().enumerate() {
+        let (user, set) = support::request_with(&rotated, b, |s| s.get_value("user"))
+            .await
+            .unwrap();
+        assert_eq!(user, Some(json!(format!("user{i}"))));
+        assert!(set.is_some(), "re-issued under the new key");
+    }
+    // Later deploy drops the old key: everyone is still logged in.
+    let final_engine = h.sibling(|c| c.with_keys(KeyRing::new(new_key)));
+    for (i, b) in browsers.iter_mut().enumerate() {
+        let (user, _) = support::request_with(&final_engine, b, |s| s.get_value("user"))
+            .await
+            .unwrap();
+        assert_eq!(user, Some(json!(format!("user{i}"))));
+    }
+}
+
+#[tokio::test]
+async fn tampering_with_the_cookie_logs_nobody_in() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let value = browser.get("id").unwrap().to_owned();
+    // Flip one character of the id part.
+    let mut bytes = value.into_bytes();
+    bytes[4] = if bytes[4] == b'A' { b'B' } else { b'A' };
+    let mut mallory = Browser::new();
+    mallory.set("id", std::str::from_utf8(&bytes).unwrap());
+    let (state, set) = h
+        .request(&mut mallory, |s| (s.is_new(), s.get_value("user")))
+        .await;
+    assert_eq!(state, (true, None));
+    assert_eq!(set, None);
+}
