@@ -110,10 +110,8 @@ async fn main() -> ExitCode {
 
 // --- session routes ---------------------------------------------------------
 
-async fn views(session: Session) -> Result<String, Response> {
-    let views = session
-        .update("views", |n: Option<u64>| n.unwrap_or(0) + 1)
-        .map_err(internal)?;
+async fn views(session: Session) -> Result<String, DemoError> {
+    let views = session.update("views", |n: Option<u64>| n.unwrap_or(0) + 1)?;
     Ok(format!("Views: {views}"))
 }
 
@@ -121,9 +119,9 @@ async fn set_user(
     session: Session,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<&'static str, Response> {
+) -> Result<&'static str, DemoError> {
     let [user] = json_fields(&headers, &body, ["user"])?;
-    session.insert("user", &user).map_err(internal)?;
+    session.insert("user", &user)?;
     Ok("Session set")
 }
 
@@ -137,16 +135,14 @@ async fn destroy(session: Session) -> &'static str {
     "Session destroyed"
 }
 
-async fn login(session: Session, headers: HeaderMap, body: Bytes) -> Result<Response, Response> {
+async fn login(session: Session, headers: HeaderMap, body: Bytes) -> Result<Response, DemoError> {
     let [username, password] = json_fields(&headers, &body, ["username", "password"])?;
     if username != "alice" || password != "password123" {
         return Ok(error(StatusCode::UNAUTHORIZED, "Invalid credentials"));
     }
     // A fresh id for the logged-in session (no fixation); the data stays.
     session.regenerate();
-    session
-        .insert("auth", &json!({ "username": username }))
-        .map_err(internal)?;
+    session.insert("auth", &json!({ "username": username }))?;
     Ok(Json(json!({ "message": "Logged in" })).into_response())
 }
 
@@ -166,17 +162,15 @@ async fn add_to_cart(
     session: Session,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Vec<String>>, Response> {
+) -> Result<Json<Vec<String>>, DemoError> {
     let [item] = json_fields(&headers, &body, ["item"])?;
     // `update` replays the push onto a concurrent request's cart instead of
     // overwriting it, so parallel pushes lose nothing.
-    let cart = session
-        .update("cart", move |cart: Option<Vec<String>>| {
-            let mut cart = cart.unwrap_or_default();
-            cart.push(item.clone());
-            cart
-        })
-        .map_err(internal)?;
+    let cart = session.update("cart", move |cart: Option<Vec<String>>| {
+        let mut cart = cart.unwrap_or_default();
+        cart.push(item.clone());
+        cart
+    })?;
     Ok(Json(cart))
 }
 
@@ -188,9 +182,9 @@ async fn set_flash(
     session: Session,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<&'static str, Response> {
+) -> Result<&'static str, DemoError> {
     let [message] = json_fields(&headers, &body, ["message"])?;
-    session.insert("flash", &message).map_err(internal)?;
+    session.insert("flash", &message)?;
     Ok("Flash set")
 }
 
@@ -259,19 +253,18 @@ fn json_fields<const N: usize>(
     headers: &HeaderMap,
     body: &[u8],
     names: [&str; N],
-) -> Result<[String; N], Response> {
-    let malformed = || error(StatusCode::BAD_REQUEST, "Malformed JSON body");
+) -> Result<[String; N], DemoError> {
     if headers.get(CONTENT_TYPE).is_some_and(|ct| !is_json(ct)) {
-        return Err(malformed());
+        return Err(DemoError::MalformedBody);
     }
     let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(body) else {
-        return Err(malformed());
+        return Err(DemoError::MalformedBody);
     };
     let mut fields = names.map(|_| String::new());
     for (field, name) in fields.iter_mut().zip(names) {
         match object.remove(name) {
             Some(Value::String(value)) => *field = value,
-            _ => return Err(malformed()),
+            _ => return Err(DemoError::MalformedBody),
         }
     }
     Ok(fields)
@@ -296,9 +289,29 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-/// A session value of an unexpected type: cannot happen through these
-/// routes, but answers 500 rather than panicking.
-fn internal(error: SessionError) -> Response {
-    tracing::error!(%error, "session operation failed");
-    (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
+/// What a route can fail with.
+enum DemoError {
+    /// The contract's 400 for a bad body.
+    MalformedBody,
+    /// A session value of an unexpected type: cannot happen through these
+    /// routes, but answers 500 rather than panicking.
+    Session(SessionError),
+}
+
+impl From<SessionError> for DemoError {
+    fn from(error: SessionError) -> Self {
+        Self::Session(error)
+    }
+}
+
+impl IntoResponse for DemoError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::MalformedBody => error(StatusCode::BAD_REQUEST, "Malformed JSON body"),
+            Self::Session(error) => {
+                tracing::error!(%error, "session operation failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
+            }
+        }
+    }
 }

@@ -1,0 +1,472 @@
+//! The axum-specific edges of the adapter: laziness, nesting, merging,
+//! state, other layers, a missing layer, and failing stores.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use http_body_util::BodyExt as _;
+use session_axum::core::{Record, SaveOutcome, StoreKey, async_trait};
+use session_axum::{
+    Cookie, Cookies, Key, KeyRing, MemoryStore, Session, SessionConfig, SessionLayer,
+    SessionRejection, SessionStore, StoreError,
+};
+use tower::ServiceExt as _;
+
+/// A store that counts every call, around a [`MemoryStore`].
+#[derive(Debug, Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    loads: AtomicUsize,
+    writes: AtomicUsize,
+}
+
+impl CountingStore {
+    fn calls(&self) -> (usize, usize) {
+        (
+            self.loads.load(Ordering::SeqCst),
+            self.writes.load(Ordering::SeqCst),
+        )
+    }
+}
+
+#[async_trait]
+impl SessionStore for CountingStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.inner.load(key).await
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.create(key, record).await
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.save(key, record, expected_version).await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.delete(key).await
+    }
+}
+
+/// A store whose loads or writes fail.
+#[derive(Debug, Default)]
+struct FailingStore {
+    inner: MemoryStore,
+    fail_loads: bool,
+}
+
+fn backend_down() -> StoreError {
+    StoreError::backend(std::io::Error::other("backend down"))
+}
+
+#[async_trait]
+impl SessionStore for FailingStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        if self.fail_loads {
+            return Err(backend_down());
+        }
+        self.inner.load(key).await
+    }
+
+    async fn create(&self, _: &StoreKey, _: &Record) -> Result<(), StoreError> {
+        Err(backend_down())
+    }
+
+    async fn save(&self, _: &StoreKey, _: &Record, _: u64) -> Result<SaveOutcome, StoreError> {
+        Err(backend_down())
+    }
+
+    async fn delete(&self, _: &StoreKey) -> Result<(), StoreError> {
+        Err(backend_down())
+    }
+}
+
+fn config() -> SessionConfig {
+    SessionConfig::new(KeyRing::new(Key::generate()))
+}
+
+fn layer_with(store: Arc<dyn SessionStore>) -> SessionLayer {
+    SessionLayer::new(config().with_store(store)).unwrap()
+}
+
+struct Reply {
+    status: StatusCode,
+    outer: Option<String>,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+impl Reply {
+    /// The `name=value` pair of the session cookie this reply set.
+    fn session_cookie(&self) -> String {
+        self.set_cookies
+            .iter()
+            .find(|c| c.starts_with("id="))
+            .map(|c| c.split(';').next().unwrap().to_owned())
+            .expect("a session cookie")
+    }
+}
+
+async fn send(app: &Router, path: &str, cookie: Option<&str>) -> Reply {
+    let mut request = axum::http::Request::get(path);
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let outer = response
+        .headers()
+        .get("x-outer")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let set_cookies = response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        outer,
+        set_cookies,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+async fn views(session: Session) -> String {
+    let n = session
+        .update("views", |n: Option<u64>| n.unwrap_or(0) + 1)
+        .unwrap();
+    format!("Views: {n}")
+}
+
+async fn plain() -> &'static str {
+    "plain"
+}
+
+#[tokio::test]
+async fn route_that_never_extracts_costs_no_store_call_and_no_cookie() {
+    let store = Arc::new(CountingStore::default());
+    let app = Router::new()
+        .route("/views", get(views))
+        .route("/plain", get(plain))
+        .layer(layer_with(store.clone()));
+
+    let first = send(&app, "/views", None).await;
+    assert_eq!(first.body, "Views: 1");
+    let cookie = first.session_cookie();
+    assert_eq!(store.calls(), (0, 1), "a new session: no load, one create");
+
+    let reply = send(&app, "/plain", Some(&cookie)).await;
+    assert_eq!(reply.body, "plain");
+    assert!(reply.set_cookies.is_empty(), "{:?}", reply.set_cookies);
+    assert_eq!(store.calls(), (0, 1), "a valid cookie alone loads nothing");
+
+    assert_eq!(send(&app, "/views", Some(&cookie)).await.body, "Views: 2");
+    assert_eq!(store.calls(), (1, 2));
+}
+
+#[tokio::test]
+async fn extracting_twice_loads_once_and_shares_the_handle() {
+    let store = Arc::new(CountingStore::default());
+    let app = Router::new()
+        .route("/views", get(views))
+        .route(
+            "/twice",
+            get(|first: Session, second: Session| async move {
+                first.insert("by", "first").unwrap();
+                second.get::<String>("by").unwrap().unwrap_or_default()
+            }),
+        )
+        .layer(layer_with(store.clone()));
+    let cookie = send(&app, "/views", None).await.session_cookie();
+
+    let reply = send(&app, "/twice", Some(&cookie)).await;
+    assert_eq!(reply.body, "first");
+    assert_eq!(store.calls().0, 1, "one load for two extractions");
+}
+
+#[tokio::test]
+async fn read_only_request_without_cookie_touches_nothing() {
+    let store = Arc::new(CountingStore::default());
+    let app = Router::new()
+        .route(
+            "/peek",
+            get(
+                |s: Session| async move { s.get::<u64>("views").unwrap().unwrap_or(0).to_string() },
+            ),
+        )
+        .layer(layer_with(store.clone()));
+    let reply = send(&app, "/peek", None).await;
+    assert_eq!(reply.body, "0");
+    assert!(reply.set_cookies.is_empty());
+    assert_eq!(store.calls(), (0, 0));
+}
+
+#[derive(Clone)]
+struct AppState {
+    greeting: &'static str,
+}
+
+#[tokio::test]
+async fn works_under_nest_and_merge_with_state() {
+    let api: Router<AppState> = Router::new().route(
+        "/hello/{name}",
+        get(
+            |State(state): State<AppState>,
+             axum::extract::Path(name): axum::extract::Path<String>,
+             session: Session| async move {
+                session.insert("name", &name).unwrap();
+                format!("{} {name}", state.greeting)
+            },
+        ),
+    );
+    let other: Router<AppState> = Router::new().route(
+        "/whoami",
+        get(|session: Session| async move {
+            session.get::<String>("name").unwrap().unwrap_or_default()
+        }),
+    );
+    let app: Router = Router::new()
+        .nest("/api", api)
+        .merge(other)
+        .route("/views", get(views))
+        .layer(SessionLayer::new(config()).unwrap())
+        .with_state(AppState { greeting: "hello" });
+
+    let reply = send(&app, "/api/hello/ada", None).await;
+    assert_eq!(reply.body, "hello ada");
+    let cookie = reply.session_cookie();
+    assert_eq!(send(&app, "/whoami", Some(&cookie)).await.body, "ada");
+    assert_eq!(send(&app, "/views", Some(&cookie)).await.body, "Views: 1");
+}
+
+#[tokio::test]
+async fn layer_on_a_nested_router_only_covers_that_router() {
+    let sessions = Router::new()
+        .route("/views", get(views))
+        .layer(SessionLayer::new(config()).unwrap());
+    let app = Router::new()
+        .nest("/with", sessions)
+        .route("/without", get(views));
+    assert_eq!(send(&app, "/with/views", None).await.body, "Views: 1");
+    let reply = send(&app, "/without", None).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(reply.body.contains("SessionLayer is not installed"));
+}
+
+#[tokio::test]
+async fn works_beside_other_layers_and_in_middleware() {
+    // A middleware inside the session layer that uses the session before the
+    // handler: both see one session.
+    async fn count_visits(session: Session, request: Request, next: Next) -> Response {
+        session
+            .update("visits", |n: Option<u64>| n.unwrap_or(0) + 1)
+            .unwrap();
+        next.run(request).await
+    }
+    let app = Router::new()
+        .route(
+            "/visits",
+            get(
+                |session: Session, Extension(tag): Extension<&'static str>| async move {
+                    let n: u64 = session.get("visits").unwrap().unwrap_or(0);
+                    format!("{tag} {n}")
+                },
+            ),
+        )
+        .layer(middleware::from_fn(count_visits))
+        .layer(SessionLayer::new(config()).unwrap())
+        .layer(Extension("visits:"))
+        .layer(middleware::map_response(|mut response: Response| async {
+            response
+                .headers_mut()
+                .insert("x-outer", HeaderValue::from_static("1"));
+            response
+        }));
+
+    let first = send(&app, "/visits", None).await;
+    assert_eq!(first.body, "visits: 1");
+    let cookie = first.session_cookie();
+    let second = send(&app, "/visits", Some(&cookie)).await;
+    assert_eq!(second.body, "visits: 2");
+    assert_eq!(second.outer.as_deref(), Some("1"), "the outer layer ran");
+}
+
+#[tokio::test]
+async fn extractors_without_the_layer_answer_500_naming_it() {
+    let app = Router::new().route("/session", get(views)).route(
+        "/cookies",
+        get(|cookies: Cookies| async move { cookies.get("a").unwrap_or_default() }),
+    );
+    for path in ["/session", "/cookies"] {
+        let reply = send(&app, path, None).await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        assert!(
+            reply.body.contains("SessionLayer is not installed"),
+            "{path}: {}",
+            reply.body
+        );
+    }
+}
+
+fn custom_error_layer(store: FailingStore) -> SessionLayer {
+    layer_with(Arc::new(store)).with_error_response(|error| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("custom: {}", error.to_string().contains("backend down")),
+        )
+    })
+}
+
+/// A valid session cookie (`id=...`) signed with `key`.
+async fn cookie_signed_with(key: &Key) -> String {
+    let setup = Router::new()
+        .route("/views", get(views))
+        .layer(SessionLayer::new(SessionConfig::new(KeyRing::new(key.clone()))).unwrap());
+    send(&setup, "/views", None).await.session_cookie()
+}
+
+/// A layer with `key` over a store whose loads fail.
+fn failing_loads(key: Key) -> SessionLayer {
+    SessionLayer::new(
+        SessionConfig::new(KeyRing::new(key)).with_store(Arc::new(FailingStore {
+            fail_loads: true,
+            ..FailingStore::default()
+        })),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn failing_load_answers_the_custom_error_response_without_running_the_handler() {
+    let key = Key::generate();
+    // Only a cookie that verifies reaches the store.
+    let cookie = cookie_signed_with(&key).await;
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let app = Router::new()
+        .route(
+            "/views",
+            get(move |session: Session| async move {
+                flag.store(true, Ordering::SeqCst);
+                views(session).await
+            }),
+        )
+        .layer(
+            failing_loads(key).with_error_response(|_| (StatusCode::SERVICE_UNAVAILABLE, "custom")),
+        );
+
+    let reply = send(&app, "/views", Some(&cookie)).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.body, "custom");
+    assert!(reply.set_cookies.is_empty());
+    assert!(!ran.load(Ordering::SeqCst), "the handler must not run");
+}
+
+#[tokio::test]
+async fn failing_save_replaces_the_response_and_sends_no_cookie() {
+    let app = Router::new()
+        .route(
+            "/both",
+            get(|session: Session, cookies: Cookies| async move {
+                cookies.add(Cookie::new("theme", "dark"));
+                session.insert("user", "alice").unwrap();
+                "handler's body"
+            }),
+        )
+        .layer(custom_error_layer(FailingStore::default()));
+    let reply = send(&app, "/both", None).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.body, "custom: true");
+    assert!(reply.set_cookies.is_empty(), "{:?}", reply.set_cookies);
+}
+
+#[tokio::test]
+async fn default_error_response_is_a_short_plain_500() {
+    let app = Router::new()
+        .route("/views", get(views))
+        .layer(layer_with(Arc::new(FailingStore::default())));
+    let reply = send(&app, "/views", None).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.body, "Internal Server Error");
+    assert!(reply.set_cookies.is_empty());
+}
+
+#[tokio::test]
+async fn handler_can_take_the_rejection_itself() {
+    let key = Key::generate();
+    let cookie = cookie_signed_with(&key).await;
+    let app = Router::new()
+        .route(
+            "/maybe",
+            get(|session: Result<Session, SessionRejection>| async move {
+                match session {
+                    Ok(_) => "session".into_response(),
+                    Err(rejection) => {
+                        assert!(!rejection.is_missing_layer());
+                        assert!(rejection.error().is_some());
+                        "degraded".into_response()
+                    }
+                }
+            }),
+        )
+        .layer(failing_loads(key));
+    let reply = send(&app, "/maybe", Some(&cookie)).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::OK, "degraded")
+    );
+}
+
+#[tokio::test]
+async fn cookies_extractor_sends_exactly_what_changed() {
+    let app = Router::new()
+        .route(
+            "/read",
+            get(|cookies: Cookies| async move { cookies.get("a").unwrap_or_default() }),
+        )
+        .route(
+            "/write",
+            get(|cookies: Cookies, again: Cookies| async move {
+                cookies.add(Cookie::new("a", "2"));
+                again.remove(Cookie::build("b").path("/").build());
+                again.get("a").unwrap_or_default()
+            }),
+        )
+        .layer(SessionLayer::new(config()).unwrap());
+    let reply = send(&app, "/read", Some("a=1; b=2")).await;
+    assert_eq!(reply.body, "1");
+    assert!(reply.set_cookies.is_empty());
+
+    let reply = send(&app, "/write", Some("a=1; b=2")).await;
+    assert_eq!(reply.body, "2", "extractions share one jar");
+    assert_eq!(
+        reply.set_cookies,
+        [
+            "a=2",
+            "b=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+        ]
+    );
+}
