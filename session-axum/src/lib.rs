@@ -87,10 +87,11 @@
 //!   Both are logged with `tracing::error!`; choose the response with
 //!   [`SessionLayer::with_error_response`].
 //! - **Anywhere in the router.** The extractors find the layer through the
-//!   request's extensions, so routes work under [`Router::nest`] and
-//!   [`Router::merge`], with state, and beside other layers. An extractor
-//!   used on a route the layer does not wrap answers 500 with a body that
-//!   says "SessionLayer is not installed".
+//!   request's extensions, so routes work under
+//!   [`Router::nest`](axum::Router::nest) and
+//!   [`Router::merge`](axum::Router::merge), with state, and beside other
+//!   layers. An extractor used on a route the layer does not wrap answers
+//!   500 with a body that says "SessionLayer is not installed".
 //!
 //! # Configuration
 //!
