@@ -79,21 +79,42 @@ impl<T: Clock + ?Sized> Clock for Arc<T> {
 
 /// Truncates to whole milliseconds, the precision records are stored with.
 pub(crate) fn trunc_ms(t: OffsetDateTime) -> OffsetDateTime {
-    let ns = t.unix_timestamp_nanos();
-    from_unix_ms(i64::try_from(ns.div_euclid(1_000_000)).unwrap_or(i64::MAX))
+    let sub_ms = t.nanosecond() % 1_000_000;
+    t - time::Duration::nanoseconds(i64::from(sub_ms))
 }
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch (floor).
 pub(crate) fn unix_ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).unwrap_or(i64::MAX)
+    t.unix_timestamp()
+        .saturating_mul(1000)
+        .saturating_add(i64::from(t.millisecond()))
 }
 
 /// The time `ms` milliseconds after the Unix epoch, clamped to what `time`
 /// can represent.
 pub(crate) fn from_unix_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(if ms < 0 {
-        OffsetDateTime::UNIX_EPOCH
-    } else {
-        time::PrimitiveDateTime::MAX.assume_utc()
-    })
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    match OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => t + time::Duration::milliseconds(millis),
+        Err(_) if ms < 0 => OffsetDateTime::UNIX_EPOCH,
+        Err(_) => time::PrimitiveDateTime::MAX.assume_utc(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn millisecond_conversions_round_trip_and_floor() {
+        let t = datetime!(2026-05-06 7:08:09.123_456_789 UTC);
+        assert_eq!(trunc_ms(t), datetime!(2026-05-06 7:08:09.123 UTC));
+        assert_eq!(from_unix_ms(unix_ms(t)), trunc_ms(t));
+        let before_epoch = datetime!(1969-12-31 23:59:59.5 UTC);
+        assert_eq!(unix_ms(before_epoch), -500);
+        assert_eq!(from_unix_ms(-500), before_epoch);
+        assert_eq!(from_unix_ms(i64::MAX), time::PrimitiveDateTime::MAX.assume_utc());
+    }
 }

@@ -73,6 +73,10 @@ pub struct Engine {
 struct Inner {
     config: SessionConfig,
     store: Option<Arc<dyn SessionStore>>,
+    /// The session cookie's attributes as the `cookie` crate formats them
+    /// (`; HttpOnly; SameSite=Lax; Path=/`…), built once; `Max-Age`, which
+    /// the crate writes after all of these, is appended per response.
+    attributes: String,
 }
 
 /// What a request carried: the session cookies that verified, in header
@@ -89,6 +93,7 @@ enum Candidate {
         id: SessionId,
         key: StoreKey,
         matched: KeyMatch,
+        value: String,
     },
     Inline {
         record: Record,
@@ -113,6 +118,8 @@ pub struct Loaded {
 
 #[derive(Debug)]
 struct Found {
+    /// The cookie value as received, when it is under the current key.
+    value: Option<String>,
     id: Option<SessionId>,
     key: Option<StoreKey>,
     record: Record,
@@ -133,8 +140,14 @@ impl Engine {
             Storage::Store(store) => Some(store.clone()),
             Storage::Cookie => None,
         };
+        let template = base_cookie(&config, String::new()).to_string();
+        let attributes = template[config.name.len() + 1..].to_owned();
         Ok(Self {
-            inner: Arc::new(Inner { config, store }),
+            inner: Arc::new(Inner {
+                config,
+                store,
+                attributes,
+            }),
         })
     }
 
@@ -209,7 +222,12 @@ impl Engine {
             let id = SessionId::from_payload(&payload)
                 .ok_or(CodecError::Payload("session id of the wrong length"))?;
             let key = id.store_key();
-            Ok(Candidate::Id { id, key, matched })
+            Ok(Candidate::Id {
+                id,
+                key,
+                matched,
+                value: value.to_owned(),
+            })
         } else {
             let (payload, matched) = codec::open(&config.keys, &config.name, value)?;
             let record = Record::from_bytes(&payload)
@@ -233,6 +251,7 @@ impl Engine {
                 Candidate::Inline { record, matched } => {
                     return Ok(Loaded {
                         found: Some(Found {
+                            value: None,
                             id: None,
                             key: None,
                             record,
@@ -240,13 +259,19 @@ impl Engine {
                         }),
                     });
                 }
-                Candidate::Id { id, key, matched } => {
+                Candidate::Id {
+                    id,
+                    key,
+                    matched,
+                    value,
+                } => {
                     let Some(store) = &self.inner.store else {
                         break;
                     };
                     if let Some(record) = store.load(&key).await? {
                         return Ok(Loaded {
                             found: Some(Found {
+                                value: (matched == KeyMatch::Current).then_some(value),
                                 id: Some(id),
                                 key: Some(key),
                                 record,
@@ -282,6 +307,7 @@ impl Engine {
         }
         Session::from_state(State {
             origin: Some(Origin {
+                cookie_value: found.value,
                 id: found.id,
                 key: found.key,
                 created_at: record.created_at,
@@ -344,7 +370,11 @@ impl Engine {
                 };
                 return match (&origin.id, origin.key) {
                     (Some(id), Some(key)) => Ok(Plan {
-                        cookie: CookieOp::Set(self.id_cookie(id, deadline, now)),
+                        cookie: CookieOp::Set(match &origin.cookie_value {
+                            // Same id under the current key: same value.
+                            Some(value) => self.session_cookie(value, deadline, now),
+                            None => self.id_cookie(id, deadline, now),
+                        }),
                         store: StoreOp::Save {
                             key,
                             expected_version: origin.version,
@@ -458,32 +488,28 @@ impl Engine {
         )
     }
 
-    fn base_cookie(&self, value: String) -> Cookie<'static> {
-        let config = &self.inner.config;
-        let mut cookie = Cookie::new(config.name.clone(), value);
-        cookie.set_path(config.path.clone());
-        if let Some(domain) = &config.domain {
-            cookie.set_domain(domain.clone());
-        }
-        cookie.set_http_only(config.http_only.then_some(true));
-        cookie.set_secure(config.secure.then_some(true));
-        cookie.set_same_site(config.same_site.to_cookie());
-        cookie
-    }
-
     fn session_cookie(
         &self,
-        value: String,
+        value: &str,
         deadline: Option<OffsetDateTime>,
         now: OffsetDateTime,
     ) -> String {
-        let mut cookie = self.base_cookie(value);
-        if self.inner.config.persistent {
+        use std::fmt::Write as _;
+        let inner = &self.inner;
+        let name = &inner.config.name;
+        let mut out =
+            String::with_capacity(name.len() + value.len() + inner.attributes.len() + 24);
+        out.push_str(name);
+        out.push('=');
+        out.push_str(value);
+        out.push_str(&inner.attributes);
+        if inner.config.persistent {
             if let Some(deadline) = deadline {
-                cookie.set_max_age(crate::expiry::max_age(deadline, now));
+                let secs = crate::expiry::max_age(deadline, now).whole_seconds();
+                let _ = write!(out, "; Max-Age={secs}");
             }
         }
-        cookie.to_string()
+        out
     }
 
     fn id_cookie(
@@ -494,7 +520,7 @@ impl Engine {
     ) -> String {
         let config = &self.inner.config;
         let value = codec::sign(config.keys.current(), &config.name, id.as_bytes());
-        self.session_cookie(value, deadline, now)
+        self.session_cookie(&value, deadline, now)
     }
 
     fn inline_cookie(&self, record: &Record, now: OffsetDateTime) -> Result<String, SessionError> {
@@ -507,7 +533,7 @@ impl Engine {
             &record.to_bytes(),
             nonce,
         );
-        let header = self.session_cookie(value, record.expires_at, now);
+        let header = self.session_cookie(&value, record.expires_at, now);
         if header.len() > MAX_COOKIE_LEN {
             return Err(SessionError::CookieTooLarge {
                 size: header.len(),
@@ -522,7 +548,7 @@ impl Engine {
     /// `Expires` in 1970.
     #[must_use]
     pub fn removal_cookie(&self) -> String {
-        let mut cookie = self.base_cookie(String::new());
+        let mut cookie = base_cookie(&self.inner.config, String::new());
         cookie.set_max_age(time::Duration::ZERO);
         cookie.set_expires(OffsetDateTime::UNIX_EPOCH);
         cookie.to_string()
@@ -534,4 +560,17 @@ fn noop() -> Plan {
         store: StoreOp::None,
         cookie: CookieOp::None,
     }
+}
+
+/// The session cookie with every attribute but `Max-Age`.
+fn base_cookie(config: &SessionConfig, value: String) -> Cookie<'static> {
+    let mut cookie = Cookie::new(config.name.clone(), value);
+    cookie.set_path(config.path.clone());
+    if let Some(domain) = &config.domain {
+        cookie.set_domain(domain.clone());
+    }
+    cookie.set_http_only(config.http_only.then_some(true));
+    cookie.set_secure(config.secure.then_some(true));
+    cookie.set_same_site(config.same_site.to_cookie());
+    cookie
 }

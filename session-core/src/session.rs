@@ -57,6 +57,9 @@ pub(crate) fn replay(ops: &[Op], data: &mut Data) -> Result<(), SessionError> {
 /// The session as it was when the request arrived.
 #[derive(Debug, Clone)]
 pub(crate) struct Origin {
+    /// The cookie value as received, when it is under the current key and
+    /// can be sent back as it is.
+    pub(crate) cookie_value: Option<String>,
     pub(crate) id: Option<SessionId>,
     pub(crate) key: Option<StoreKey>,
     pub(crate) created_at: OffsetDateTime,
