@@ -10,6 +10,12 @@ use time::{Duration, OffsetDateTime};
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current time.
     fn now(&self) -> OffsetDateTime;
+
+    /// The current time in milliseconds since the Unix epoch. Override it
+    /// when the clock can answer faster than through [`Clock::now`].
+    fn now_unix_ms(&self) -> i64 {
+        unix_ms(self.now())
+    }
 }
 
 /// The system's wall clock.
@@ -19,6 +25,13 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
+    }
+
+    fn now_unix_ms(&self) -> i64 {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+            Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+        }
     }
 }
 
@@ -75,6 +88,10 @@ impl<T: Clock + ?Sized> Clock for Arc<T> {
     fn now(&self) -> OffsetDateTime {
         (**self).now()
     }
+
+    fn now_unix_ms(&self) -> i64 {
+        (**self).now_unix_ms()
+    }
 }
 
 /// Truncates to whole milliseconds, the precision records are stored with.
@@ -115,6 +132,9 @@ mod tests {
         let before_epoch = datetime!(1969-12-31 23:59:59.5 UTC);
         assert_eq!(unix_ms(before_epoch), -500);
         assert_eq!(from_unix_ms(-500), before_epoch);
-        assert_eq!(from_unix_ms(i64::MAX), time::PrimitiveDateTime::MAX.assume_utc());
+        assert_eq!(
+            from_unix_ms(i64::MAX),
+            time::PrimitiveDateTime::MAX.assume_utc()
+        );
     }
 }

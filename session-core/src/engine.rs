@@ -77,6 +77,9 @@ struct Inner {
     /// (`; HttpOnly; SameSite=Lax; Path=/`…), built once; `Max-Age`, which
     /// the crate writes after all of these, is appended per response.
     attributes: String,
+    /// The touch interval, or `None` when there is no idle timeout to keep
+    /// rolling.
+    touch_after: Option<time::Duration>,
 }
 
 /// What a request carried: the session cookies that verified, in header
@@ -144,6 +147,7 @@ impl Engine {
         let attributes = template[config.name.len() + 1..].to_owned();
         Ok(Self {
             inner: Arc::new(Inner {
+                touch_after: config.expiry.idle().map(|_| config.touch_interval()),
                 config,
                 store,
                 attributes,
@@ -218,9 +222,9 @@ impl Engine {
     fn verify(&self, value: &str) -> Result<Candidate, CodecError> {
         let config = &self.inner.config;
         if self.inner.store.is_some() {
-            let (payload, matched) = codec::verify(&config.keys, &config.name, value)?;
-            let id = SessionId::from_payload(&payload)
-                .ok_or(CodecError::Payload("session id of the wrong length"))?;
+            let (payload, matched) =
+                codec::verify_array::<{ crate::ID_LEN }>(&config.keys, &config.name, value)?;
+            let id = SessionId::from_bytes(payload);
             let key = id.store_key();
             Ok(Candidate::Id {
                 id,
@@ -347,20 +351,23 @@ impl Engine {
         let continuing = state.origin.as_ref().filter(|_| !state.destroyed);
 
         if let Some(origin) = continuing {
-            let deadline = config.expiry.deadline(origin.created_at, now);
+            let deadline = || config.expiry.deadline(origin.created_at, now);
             if state.regenerate {
                 let record = Record {
                     data: state.data.clone(),
                     created_at: origin.created_at,
                     last_seen: now,
-                    expires_at: deadline,
+                    expires_at: deadline(),
                     version: 0,
                 };
                 return self.new_session(record, origin.key, now);
             }
-            let touch_due =
-                config.expiry.idle().is_some() && now - origin.last_seen >= config.touch_interval();
+            let touch_due = self
+                .inner
+                .touch_after
+                .is_some_and(|after| now - origin.last_seen >= after);
             if !state.ops.is_empty() || touch_due {
+                let deadline = deadline();
                 let record = Record {
                     data: state.data.clone(),
                     created_at: origin.created_at,
@@ -497,8 +504,7 @@ impl Engine {
         use std::fmt::Write as _;
         let inner = &self.inner;
         let name = &inner.config.name;
-        let mut out =
-            String::with_capacity(name.len() + value.len() + inner.attributes.len() + 24);
+        let mut out = String::with_capacity(name.len() + value.len() + inner.attributes.len() + 24);
         out.push_str(name);
         out.push('=');
         out.push_str(value);

@@ -57,6 +57,32 @@ pub fn sign(key: &Key, name: &str, payload: &[u8]) -> String {
 /// A [`CodecError`] saying why the value was rejected: too long, malformed,
 /// unknown version, bad base64 or a signature no key produced.
 pub fn verify(ring: &KeyRing, name: &str, value: &str) -> Result<(Vec<u8>, KeyMatch), CodecError> {
+    let (payload, tag) = split(value)?;
+    let payload = b64_decode(payload)?;
+    let matched = check(ring, name, &payload, &tag)?;
+    Ok((payload, matched))
+}
+
+/// [`verify`] for a payload of exactly `N` bytes, decoded without allocating.
+pub(crate) fn verify_array<const N: usize>(
+    ring: &KeyRing,
+    name: &str,
+    value: &str,
+) -> Result<([u8; N], KeyMatch), CodecError> {
+    let (payload_text, tag) = split(value)?;
+    let mut payload = [0u8; N];
+    match B64.decode_slice(payload_text, &mut payload) {
+        Ok(n) if n == N => {}
+        Ok(_) | Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+            return Err(CodecError::Payload("payload of the wrong length"));
+        }
+        Err(_) => return Err(CodecError::Base64),
+    }
+    let matched = check(ring, name, &payload, &tag)?;
+    Ok((payload, matched))
+}
+
+fn split(value: &str) -> Result<(&str, [u8; TAG_LEN]), CodecError> {
     if value.len() > MAX_VALUE_LEN {
         return Err(CodecError::TooLong {
             len: value.len(),
@@ -71,15 +97,22 @@ pub fn verify(ring: &KeyRing, name: &str, value: &str) -> Result<(Vec<u8>, KeyMa
         }
     })?;
     let (payload, tag_text) = rest.rsplit_once('.').ok_or(CodecError::Malformed)?;
-    let payload = b64_decode(payload)?;
     let mut tag_bytes = [0u8; TAG_LEN];
     match B64.decode_slice(tag_text, &mut tag_bytes) {
-        Ok(TAG_LEN) => {}
-        _ => return Err(CodecError::Base64),
+        Ok(TAG_LEN) => Ok((payload, tag_bytes)),
+        _ => Err(CodecError::Base64),
     }
+}
+
+fn check(
+    ring: &KeyRing,
+    name: &str,
+    payload: &[u8],
+    tag_bytes: &[u8; TAG_LEN],
+) -> Result<KeyMatch, CodecError> {
     for (which, key) in ring.iter() {
-        if tag(key, name, &payload).verify_slice(&tag_bytes).is_ok() {
-            return Ok((payload, which));
+        if tag(key, name, payload).verify_slice(tag_bytes).is_ok() {
+            return Ok(which);
         }
     }
     Err(CodecError::BadSignature)

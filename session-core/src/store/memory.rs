@@ -154,7 +154,7 @@ impl MemoryStore {
     /// Frees every expired record now, and returns how many were freed.
     /// (The store also does this by itself, shard by shard, as it is written.)
     pub fn purge_expired(&self) -> usize {
-        let now_ms = unix_ms(self.clock.now());
+        let now_ms = self.clock.now_unix_ms();
         self.shards
             .iter()
             .map(|s| {
@@ -174,7 +174,7 @@ impl MemoryStore {
     }
 
     fn now_ms(&self) -> i64 {
-        unix_ms(self.clock.now())
+        self.clock.now_unix_ms()
     }
 }
 
