@@ -60,10 +60,6 @@ impl SessionId {
         b64_encode(&self.0)
     }
 
-    pub(crate) fn from_payload(payload: &[u8]) -> Option<Self> {
-        payload.try_into().ok().map(Self)
-    }
-
     /// The key its record is stored under.
     #[must_use]
     pub fn store_key(&self) -> StoreKey {
