@@ -134,6 +134,11 @@ mod error;
 mod extract;
 mod layer;
 
+/// The README's Rust examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 pub use error::{MissingLayer, SessionRejection};
 pub use extract::{Cookies, Session};
 pub use layer::{ResponseFuture, SessionLayer, SessionService};

@@ -291,10 +291,16 @@ impl Engine {
     }
 
     /// Step 3: applies the idle and absolute timeouts at `now` and hands out
-    /// the session. An expired session starts empty; its record is deleted
-    /// and its cookie cleared when the plan is committed. An id the store
-    /// did not know is never adopted: the session starts empty and gets a
-    /// fresh id if anything is stored.
+    /// the session.
+    ///
+    /// An id the store did not know is never adopted: the session starts
+    /// empty and gets a fresh id if anything is stored. Stores normally hide
+    /// expired records themselves (so an expired cookie reads like an
+    /// unknown id, and the browser's `Max-Age` has run out at the same
+    /// moment anyway); when the store still returns a record that is past
+    /// its deadline under the current configuration (a shortened timeout,
+    /// a cookie-store session), the session starts empty, and committing
+    /// the plan deletes the record and clears the cookie.
     pub fn open(&self, loaded: Loaded, now: OffsetDateTime) -> Session {
         let Some(found) = loaded.found else {
             return Session::from_state(State::default());

@@ -118,6 +118,8 @@
 pub use async_trait::async_trait;
 /// The `cookie` crate, whose [`Cookie`](cookie::Cookie) type [`Cookies`] takes.
 pub use cookie;
+/// The `time` crate, whose `OffsetDateTime` and `Duration` the API takes.
+pub use time;
 
 mod clock;
 pub mod codec;

@@ -63,13 +63,16 @@ struct Entry {
 
 impl Entry {
     fn encode(record: &Record) -> Self {
-        let data = serde_json::to_vec(&record.data).expect("JSON maps with string keys serialize");
+        let json = serde_json::to_vec(&record.data).expect("JSON maps with string keys serialize");
+        // An exact-size copy: shrinking the serializer's 128-byte buffer in
+        // place would strand the rest of it in the allocator, one per record.
+        let data = Box::<[u8]>::from(json.as_slice());
         Self {
             created_ms: unix_ms(record.created_at),
             last_seen_ms: unix_ms(record.last_seen),
             expires_ms: record.expires_at.map_or(i64::MAX, unix_ms),
             version: record.version,
-            data: data.into_boxed_slice(),
+            data,
         }
     }
 
