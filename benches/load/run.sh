@@ -66,7 +66,7 @@ SERVERS=(
   "tower-sessions-signed|peer-tower-sessions|SESSION_SECRET=$SECRET"
   # "tower-sessions-plain|peer-tower-sessions|TS_COOKIE=plain"
   # Baseline on the same runtime shape as our demo (multi-thread, 1 worker):
-  # "bare-axum-mt|bare-axum|BENCH_RUNTIME=multi_thread TOKIO_WORKER_THREADS=1"
+  "bare-axum-mt|bare-axum|BENCH_RUNTIME=multi_thread TOKIO_WORKER_THREADS=1"
   "ours-axum-memory|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=memory TOKIO_WORKER_THREADS=1"
 )
 DEMO_BIN=$MAIN/target/release/examples/demo

@@ -80,6 +80,8 @@ struct Inner {
     /// The touch interval, or `None` when there is no idle timeout to keep
     /// rolling.
     touch_after: Option<time::Duration>,
+    /// HMAC states for the session cookie's name, one per key.
+    id_signer: codec::NamedSigner,
 }
 
 /// What a request carried: the session cookies that verified, in header
@@ -148,6 +150,7 @@ impl Engine {
         Ok(Self {
             inner: Arc::new(Inner {
                 touch_after: config.expiry.idle().map(|_| config.touch_interval()),
+                id_signer: codec::NamedSigner::new(&config.keys, &config.name),
                 config,
                 store,
                 attributes,
@@ -222,8 +225,10 @@ impl Engine {
     fn verify(&self, value: &str) -> Result<Candidate, CodecError> {
         let config = &self.inner.config;
         if self.inner.store.is_some() {
-            let (payload, matched) =
-                codec::verify_array::<{ crate::ID_LEN }>(&config.keys, &config.name, value)?;
+            let (payload, matched) = self
+                .inner
+                .id_signer
+                .verify_array::<{ crate::ID_LEN }>(value)?;
             let id = SessionId::from_bytes(payload);
             let key = id.store_key();
             Ok(Candidate::Id {
@@ -530,8 +535,7 @@ impl Engine {
         deadline: Option<OffsetDateTime>,
         now: OffsetDateTime,
     ) -> String {
-        let config = &self.inner.config;
-        let value = codec::sign(config.keys.current(), &config.name, id.as_bytes());
+        let value = self.inner.id_signer.sign(id.as_bytes());
         self.session_cookie(&value, deadline, now)
     }
 

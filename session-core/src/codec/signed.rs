@@ -11,15 +11,89 @@ const PREFIX: &str = "s1.";
 const TAG_LEN: usize = 32;
 const DOMAIN: &[u8] = b"session-core/signed/v1\0";
 
-fn tag(key: &Key, name: &str, payload: &[u8]) -> HmacSha256 {
+/// The keyed HMAC state with the format's domain and the cookie name
+/// absorbed: everything but the payload.
+fn prefixed(key: &Key, name: &str) -> HmacSha256 {
     let mut mac = key.signer().clone();
     mac.update(DOMAIN);
     // The name is length-prefixed so that no (name, payload) pair can be
     // confused with another.
     mac.update(&(name.len() as u64).to_be_bytes());
     mac.update(name.as_bytes());
+    mac
+}
+
+fn tag(key: &Key, name: &str, payload: &[u8]) -> HmacSha256 {
+    let mut mac = prefixed(key, name);
     mac.update(payload);
     mac
+}
+
+/// Signs and verifies values of one cookie name with precomputed HMAC
+/// states (one per key of the ring), for the session cookie's hot path.
+#[derive(Clone)]
+pub(crate) struct NamedSigner {
+    states: Vec<(KeyMatch, HmacSha256)>,
+}
+
+impl std::fmt::Debug for NamedSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NamedSigner")
+            .field("keys", &self.states.len())
+            .finish()
+    }
+}
+
+impl NamedSigner {
+    pub(crate) fn new(ring: &KeyRing, name: &str) -> Self {
+        Self {
+            states: ring.iter().map(|(m, k)| (m, prefixed(k, name))).collect(),
+        }
+    }
+
+    /// [`sign`] with the ring's current key.
+    pub(crate) fn sign(&self, payload: &[u8]) -> String {
+        let mut mac = self.states[0].1.clone();
+        mac.update(payload);
+        encode(payload, &mac.finalize().into_bytes())
+    }
+
+    /// [`verify`] for a payload of exactly `N` bytes, without allocating.
+    pub(crate) fn verify_array<const N: usize>(
+        &self,
+        value: &str,
+    ) -> Result<([u8; N], KeyMatch), CodecError> {
+        let (payload_text, tag_bytes) = split(value)?;
+        let payload = decode_array::<N>(payload_text)?;
+        for (which, state) in &self.states {
+            let mut mac = state.clone();
+            mac.update(&payload);
+            if mac.verify_slice(&tag_bytes).is_ok() {
+                return Ok((payload, *which));
+            }
+        }
+        Err(CodecError::BadSignature)
+    }
+}
+
+fn encode(payload: &[u8], tag: &[u8]) -> String {
+    let mut out = String::with_capacity(PREFIX.len() + (payload.len() + TAG_LEN) * 4 / 3 + 4);
+    out.push_str(PREFIX);
+    B64.encode_string(payload, &mut out);
+    out.push('.');
+    B64.encode_string(tag, &mut out);
+    out
+}
+
+fn decode_array<const N: usize>(text: &str) -> Result<[u8; N], CodecError> {
+    let mut payload = [0u8; N];
+    match B64.decode_slice(text, &mut payload) {
+        Ok(n) if n == N => Ok(payload),
+        Ok(_) | Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+            Err(CodecError::Payload("payload of the wrong length"))
+        }
+        Err(_) => Err(CodecError::Base64),
+    }
 }
 
 /// Signs `payload` for the cookie `name` with `key`.
@@ -39,13 +113,7 @@ fn tag(key: &Key, name: &str, payload: &[u8]) -> HmacSha256 {
 /// ```
 #[must_use]
 pub fn sign(key: &Key, name: &str, payload: &[u8]) -> String {
-    let tag = tag(key, name, payload).finalize().into_bytes();
-    let mut out = String::with_capacity(PREFIX.len() + (payload.len() + TAG_LEN) * 4 / 3 + 4);
-    out.push_str(PREFIX);
-    B64.encode_string(payload, &mut out);
-    out.push('.');
-    B64.encode_string(tag, &mut out);
-    out
+    encode(payload, &tag(key, name, payload).finalize().into_bytes())
 }
 
 /// Verifies a value made by [`sign`] for the cookie `name`, trying the
@@ -59,25 +127,6 @@ pub fn sign(key: &Key, name: &str, payload: &[u8]) -> String {
 pub fn verify(ring: &KeyRing, name: &str, value: &str) -> Result<(Vec<u8>, KeyMatch), CodecError> {
     let (payload, tag) = split(value)?;
     let payload = b64_decode(payload)?;
-    let matched = check(ring, name, &payload, &tag)?;
-    Ok((payload, matched))
-}
-
-/// [`verify`] for a payload of exactly `N` bytes, decoded without allocating.
-pub(crate) fn verify_array<const N: usize>(
-    ring: &KeyRing,
-    name: &str,
-    value: &str,
-) -> Result<([u8; N], KeyMatch), CodecError> {
-    let (payload_text, tag) = split(value)?;
-    let mut payload = [0u8; N];
-    match B64.decode_slice(payload_text, &mut payload) {
-        Ok(n) if n == N => {}
-        Ok(_) | Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
-            return Err(CodecError::Payload("payload of the wrong length"));
-        }
-        Err(_) => return Err(CodecError::Base64),
-    }
     let matched = check(ring, name, &payload, &tag)?;
     Ok((payload, matched))
 }

@@ -4,8 +4,6 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use serde_json::Value;
-
 use super::{SaveOutcome, SessionStore};
 use crate::clock::{Clock, SystemClock, from_unix_ms, unix_ms};
 use crate::{Data, Record, StoreError, StoreKey};
@@ -77,15 +75,7 @@ impl Entry {
     }
 
     fn decode(&self) -> Result<Record, StoreError> {
-        let data: Data = match serde_json::from_slice::<Value>(&self.data) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => {
-                return Err(StoreError::Corrupt {
-                    reason: "session data is not a JSON object".to_owned(),
-                });
-            }
-            Err(e) => return Err(StoreError::Encoding(e)),
-        };
+        let data: Data = serde_json::from_slice(&self.data).map_err(StoreError::Encoding)?;
         Ok(Record {
             data,
             created_at: from_unix_ms(self.created_ms),
