@@ -200,15 +200,29 @@ impl Cookies {
         cookie
     }
 
-    /// Sets a plain cookie. Its value must be a valid cookie value (no
-    /// spaces, `;`, `,`, `"` or `\`); encode anything else yourself.
+    /// Sets a plain cookie. Its value must be a valid cookie value
+    /// (printable ASCII without spaces, `"`, `,`, `;` or `\`); encode
+    /// anything else yourself, or use [`Cookies::add_signed`], which encodes.
+    /// A cookie with an invalid name or value is not set: that is logged at
+    /// error level, and [`Cookies::add`] returns `false`.
     #[allow(
         clippy::needless_pass_by_value,
         reason = "the jar takes cookies by value, like every add_* method"
     )]
-    pub fn add(&self, cookie: Cookie<'static>) {
+    pub fn add(&self, cookie: Cookie<'static>) -> bool {
+        let name_ok = !cookie.name().is_empty() && cookie.name().bytes().all(is_token_byte);
+        let value_ok = cookie.value().bytes().all(is_cookie_octet);
+        if !(name_ok && value_ok) {
+            tracing::error!(
+                name = cookie.name(),
+                "cookie not set: its name must be a token and its value printable ASCII \
+                 without spaces, '\"', ',', ';' or '\\'"
+            );
+            return false;
+        }
         let value = cookie.value().to_owned();
         self.record(&cookie, Some(value));
+        true
     }
 
     /// Sets a signed cookie: the value is stored readable, with a signature
@@ -271,6 +285,16 @@ impl Cookies {
             .map(|c| c.header.clone())
             .collect()
     }
+}
+
+/// RFC 6265 `cookie-octet`.
+fn is_cookie_octet(b: u8) -> bool {
+    matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E)
+}
+
+/// RFC 7230 `tchar`, the characters of a cookie name.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]
@@ -341,6 +365,19 @@ mod tests {
         assert!(delta[0].starts_with("theme=;"), "{}", delta[0]);
         assert!(delta[0].contains("Path=/app"), "{}", delta[0]);
         assert!(delta[0].contains("Max-Age=0"), "{}", delta[0]);
+    }
+
+    #[test]
+    fn invalid_plain_cookies_are_refused_not_sent() {
+        let keys = KeyRing::new(Key::generate());
+        let jar = jar(&[], &keys);
+        assert!(!jar.add(Cookie::new("theme", "dark mode")));
+        assert!(!jar.add(Cookie::new("theme", "a;b")));
+        assert!(!jar.add(Cookie::new("the me", "dark")));
+        assert!(!jar.add(Cookie::new("theme", "line\nbreak")));
+        assert!(jar.delta().is_empty());
+        assert!(jar.add(Cookie::new("theme", "dark")));
+        assert_eq!(jar.delta(), ["theme=dark"]);
     }
 
     #[test]
