@@ -1,0 +1,306 @@
+//! [`RedisStoreBuilder`]: where Redis is, the key prefix and the timeouts.
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::io::tcp::TcpSettings;
+use redis::{ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
+
+use crate::connection::{Connection, millis};
+use crate::error::ConnectError;
+use crate::store::RedisStore;
+
+/// The key prefix used unless [`RedisStoreBuilder::key_prefix`] sets another.
+pub const DEFAULT_KEY_PREFIX: &str = "session:";
+
+/// How long [`RedisStoreBuilder::connect`] (and each reconnection attempt)
+/// waits for Redis, unless [`RedisStoreBuilder::connect_timeout`] sets
+/// another: 2 seconds.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long one store operation waits for its reply, unless
+/// [`RedisStoreBuilder::command_timeout`] sets another: 1 second.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long data sent to Redis may stay unacknowledged by the peer's TCP
+/// stack before the connection is dropped and made anew (`TCP_USER_TIMEOUT`
+/// on Linux). It catches a server that vanished without closing the
+/// connection (a host that died, a network partition), which would
+/// otherwise time out every command until the kernel gave up, many minutes
+/// later. A hung but running Redis still acknowledges, so it is not
+/// affected.
+#[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sets up a [`RedisStore`]: where Redis is, the key prefix and the
+/// timeouts. Made by [`RedisStore::builder`] (one server),
+/// [`RedisStore::cluster_builder`] (a Redis Cluster), or from a connection
+/// you made yourself with [`from_connection_manager`](Self::from_connection_manager)
+/// or [`from_cluster_connection`](Self::from_cluster_connection).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use session_redis::RedisStore;
+///
+/// # async fn run() -> Result<(), session_redis::ConnectError> {
+/// let store = RedisStore::builder("redis://127.0.0.1:6379")
+///     .key_prefix("myapp:session:")
+///     .connect_timeout(Duration::from_secs(1))
+///     .command_timeout(Duration::from_millis(250))
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a builder does nothing until `connect` is awaited"]
+pub struct RedisStoreBuilder {
+    target: Target,
+    prefix: String,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+}
+
+enum Target {
+    Url(String),
+    Cluster(Vec<String>),
+    Manager(ConnectionManager),
+    ClusterConnection(ClusterConnection),
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let target = match &self.target {
+            // URLs may hold a password: never print them.
+            Target::Url(_) => "standalone (URL)",
+            Target::Cluster(_) => "cluster (URLs)",
+            Target::Manager(_) => "standalone (connection manager)",
+            Target::ClusterConnection(_) => "cluster (connection)",
+        };
+        f.debug_struct("RedisStoreBuilder")
+            .field("target", &target)
+            .field("prefix", &self.prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .finish()
+    }
+}
+
+impl RedisStoreBuilder {
+    fn new(target: Target) -> Self {
+        Self {
+            target,
+            prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
+        }
+    }
+
+    pub(crate) fn url(url: String) -> Self {
+        Self::new(Target::Url(url))
+    }
+
+    pub(crate) fn cluster(urls: Vec<String>) -> Self {
+        Self::new(Target::Cluster(urls))
+    }
+
+    /// A store on a [`ConnectionManager`] you configured yourself (TLS,
+    /// credentials, RESP3, retry policy). Its own timeouts stay as you set
+    /// them; the store's [command timeout](Self::command_timeout) still
+    /// bounds every operation.
+    pub fn from_connection_manager(manager: ConnectionManager) -> Self {
+        Self::new(Target::Manager(manager))
+    }
+
+    /// A store on a [`ClusterConnection`] you configured yourself.
+    pub fn from_cluster_connection(connection: ClusterConnection) -> Self {
+        Self::new(Target::ClusterConnection(connection))
+    }
+
+    /// The text put before every key: a record lives under
+    /// `prefix + 64 hex digits` ([`StoreKey::to_hex`]). Defaults to
+    /// [`DEFAULT_KEY_PREFIX`], `"session:"`. Give each application sharing
+    /// a Redis its own prefix.
+    ///
+    /// It must not contain `{` or `}`: in a cluster a hash tag would put
+    /// every session into one slot, on one node.
+    ///
+    /// [`StoreKey::to_hex`]: session_core::StoreKey::to_hex
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long [`connect`](Self::connect) waits for Redis to answer, and how
+    /// long each later reconnection attempt may take. Defaults to
+    /// [`DEFAULT_CONNECT_TIMEOUT`] (2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one store operation (one command) waits for its reply
+    /// before failing with [`StoreError::Timeout`], so that a hung Redis
+    /// fails requests quickly instead of holding them. Defaults to
+    /// [`DEFAULT_COMMAND_TIMEOUT`] (1 s).
+    ///
+    /// [`StoreError::Timeout`]: session_core::StoreError::Timeout
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// Connects, loads the save script and returns the store.
+    ///
+    /// A standalone server is reached through a [`ConnectionManager`]: one
+    /// multiplexed connection that is made anew, in the background, after
+    /// Redis restarts or the connection drops. Unless the URL chooses a
+    /// protocol (`?protocol=resp2`), RESP3 is used, so that a dropped
+    /// connection is noticed and replaced even while the store is idle.
+    /// A cluster is reached through the `redis` crate's cluster client,
+    /// which follows the cluster's slot map and its changes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError`]: an invalid URL or setting, a Redis that refuses or
+    /// fails the handshake, or one that does not answer within the
+    /// [connect timeout](Self::connect_timeout).
+    pub async fn connect(self) -> Result<RedisStore, ConnectError> {
+        if self.prefix.contains(['{', '}']) {
+            return Err(ConnectError::Config {
+                reason: format!(
+                    "key prefix {:?} contains '{{' or '}}'; in a Redis Cluster a hash tag \
+                     would put every session into one slot: choose a prefix without braces",
+                    self.prefix
+                ),
+            });
+        }
+        for (name, value) in [
+            ("connect timeout", self.connect_timeout),
+            ("command timeout", self.command_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConnectError::Config {
+                    reason: format!("the {name} is zero; give it a positive duration"),
+                });
+            }
+        }
+        let connect_timeout = self.connect_timeout;
+        let (connection, target) = match self.target {
+            Target::Url(url) => {
+                let info = connection_info(&url)?;
+                let target = info.addr().to_string();
+                let client = redis::Client::open(info)
+                    .map_err(|source| ConnectError::InvalidUrl { source })?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(connect_timeout))
+                    // The store times every command itself.
+                    .set_response_timeout(None)
+                    // A reconnection is one attempt, made when a command
+                    // needs the connection: while Redis is down, requests
+                    // fail at once with the cause instead of waiting out a
+                    // back-off.
+                    .set_number_of_retries(0);
+                let manager = within(
+                    connect_timeout,
+                    &target,
+                    ConnectionManager::new_with_config(client, config),
+                )
+                .await?;
+                (Connection::Single(manager), target)
+            }
+            Target::Cluster(urls) => {
+                let mut nodes = Vec::with_capacity(urls.len());
+                for url in &urls {
+                    nodes.push(connection_info(url)?);
+                }
+                let target = nodes
+                    .iter()
+                    .map(|node| node.addr().to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                if nodes.is_empty() {
+                    return Err(ConnectError::Config {
+                        reason: "a cluster needs at least one node URL".to_owned(),
+                    });
+                }
+                let client = ClusterClientBuilder::new(nodes)
+                    .connection_timeout(connect_timeout)
+                    .response_timeout(self.command_timeout)
+                    .retries(2)
+                    .tcp_settings(tcp_settings())
+                    .build()
+                    .map_err(|source| ConnectError::InvalidUrl { source })?;
+                let connection =
+                    within(connect_timeout, &target, client.get_async_connection()).await?;
+                (Connection::Cluster(connection), target)
+            }
+            Target::Manager(manager) => (Connection::Single(manager), "Redis".to_owned()),
+            Target::ClusterConnection(connection) => {
+                (Connection::Cluster(connection), "Redis Cluster".to_owned())
+            }
+        };
+        // Load the save script now (on every primary of a cluster), so that
+        // the first save is one round trip too.
+        let mut load = redis::cmd("SCRIPT");
+        load.arg("LOAD").arg(crate::script::SAVE_SCRIPT);
+        match tokio::time::timeout(connect_timeout, connection.send(&load)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(source)) if !source.is_timeout() => {
+                return Err(ConnectError::ScriptLoad { target, source });
+            }
+            Ok(Err(_)) | Err(_) => {
+                return Err(ConnectError::Timeout {
+                    target,
+                    millis: millis(connect_timeout),
+                });
+            }
+        }
+        Ok(RedisStore::new(
+            connection,
+            self.prefix,
+            self.command_timeout,
+        ))
+    }
+}
+
+/// The URL's connection settings, with this crate's TCP settings and RESP3
+/// unless the URL names a protocol.
+fn connection_info(url: &str) -> Result<ConnectionInfo, ConnectError> {
+    let info = url
+        .into_connection_info()
+        .map_err(|source| ConnectError::InvalidUrl { source })?;
+    let mut redis = info.redis_settings().clone();
+    if !url.contains("protocol=") {
+        redis = redis.set_protocol(ProtocolVersion::RESP3);
+    }
+    Ok(info
+        .set_tcp_settings(tcp_settings())
+        .set_redis_settings(redis))
+}
+
+fn tcp_settings() -> TcpSettings {
+    let settings = TcpSettings::default().set_nodelay(true);
+    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    let settings = settings.set_user_timeout(DEAD_PEER_TIMEOUT);
+    settings
+}
+
+async fn within<T>(
+    timeout: Duration,
+    target: &str,
+    connect: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, ConnectError> {
+    match tokio::time::timeout(timeout, connect).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) if !source.is_timeout() => Err(ConnectError::Unreachable {
+            target: target.to_owned(),
+            source,
+        }),
+        Ok(Err(_)) | Err(_) => Err(ConnectError::Timeout {
+            target: target.to_owned(),
+            millis: millis(timeout),
+        }),
+    }
+}

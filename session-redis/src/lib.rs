@@ -1,0 +1,184 @@
+//! A [`SessionStore`](session_core::SessionStore) on Redis and Redis
+//! Cluster, for apps that run on more than one server.
+//!
+//! Every web server behind the load balancer points its session engine at
+//! the same Redis; a session started on one is read and written on any
+//! other. When one Redis is not enough, the same store runs on a Redis
+//! Cluster.
+//!
+//! - **One round trip per operation.** Loading a session is one `GET`,
+//!   creating one a `SET … NX`, saving one a server-side script that
+//!   compares versions and writes in one step, deleting one a `DEL`. So with
+//!   `session-axum`, a read-only request costs one round trip, a request
+//!   that changes the session two, a new session one.
+//! - **Nothing lost, nothing resurrected.** Saves are compare-and-set on the
+//!   record's version: concurrent requests of one session are merged by the
+//!   engine, and a save never brings back a session that was logged out or
+//!   expired meanwhile.
+//! - **Redis frees abandoned sessions.** Every record carries a Redis
+//!   expiry (`PXAT`) at the session's deadline.
+//! - **Bounded waits.** Connecting and every command have timeouts; a Redis
+//!   that is down or hung fails requests quickly with a
+//!   [`StoreError`](session_core::StoreError) the adapter answers with a
+//!   500, and the store reconnects by itself when Redis is back.
+//!
+//! # Set-up
+//!
+//! ```toml
+//! [dependencies]
+//! session-redis = { path = "session-redis" }   # from this repository
+//! session-axum = { path = "session-axum" }
+//! ```
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use session_core::{Key, KeyRing, SessionConfig};
+//! use session_redis::RedisStore;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = RedisStore::builder("redis://127.0.0.1:6379")
+//!     .key_prefix("myapp:session:")             // default "session:"
+//!     .connect_timeout(Duration::from_secs(2))  // the default
+//!     .command_timeout(Duration::from_secs(1))  // the default
+//!     .connect()
+//!     .await?;
+//! let key = Key::parse(&std::env::var("SESSION_SECRET")?)?;
+//! let config = SessionConfig::new(KeyRing::new(key)).with_store(Arc::new(store));
+//! // session_axum::SessionLayer::new(config)?, and so on: see the adapter.
+//! # let _ = config;
+//! # Ok(()) }
+//! ```
+//!
+//! Every server must use the same key ring (`SESSION_SECRET`) and the same
+//! prefix. [`RedisStore::connect`] fails at start-up when Redis cannot be
+//! reached, so a misconfigured server stops instead of serving 500s.
+//!
+//! The URL is the `redis` crate's: `redis://[[user]:password@]host[:port][/db]`,
+//! with `?protocol=resp2` to turn off RESP3 (used by default, see
+//! [`RedisStoreBuilder::connect`]). For TLS (`rediss://`), special
+//! credentials or a retry policy of your own, build a
+//! [`ConnectionManager`](redis::aio::ConnectionManager) or
+//! [`ClusterConnection`](redis::cluster_async::ClusterConnection) with the
+//! re-exported [`redis`] crate (enabling the features you need on your own
+//! `redis` dependency of the same version) and pass it to
+//! [`RedisStoreBuilder::from_connection_manager`] or
+//! [`RedisStoreBuilder::from_cluster_connection`].
+//!
+//! The store needs Redis 6.2 or newer (or a compatible server such as
+//! Valkey), for `PXAT`, and the commands `GET`, `SET`, `DEL`, `EVALSHA`,
+//! `EVAL` and `SCRIPT LOAD` (mind them in ACLs).
+//!
+//! # Key layout and value format
+//!
+//! One session is one Redis string:
+//!
+//! ```text
+//! key:    <prefix><64 lowercase hex digits>      session:9f86d081884c7d65…
+//! value:  {"v":1,"c":1767225600000,"s":1767225900000,"e":1767229500000,"n":3,"d":{"views":4}}
+//! expiry: PXAT <"e">                             (no expiry when "e" is absent)
+//! ```
+//!
+//! - The hex digits are the session's [`StoreKey`](session_core::StoreKey):
+//!   a SHA-256 digest of the id in the cookie, never the id itself, so a
+//!   dump of Redis holds no cookie that would log anyone in.
+//! - The value is session-core's portable record encoding,
+//!   [`Record::to_bytes`](session_core::Record::to_bytes): a JSON object
+//!   with the format version `v` (1), the creation time `c`, the last
+//!   activity `s` and the deadline `e` in Unix milliseconds (`e` absent when
+//!   the session never expires), the version `n` that compare-and-set saves
+//!   count up, and the data `d`. It is readable with `redis-cli GET` and
+//!   any JSON tool; a migration rewrites values in this format and keeps
+//!   `n`.
+//! - The Redis expiry is the deadline `e` as an absolute time (`PXAT`), so
+//!   Redis drops a session exactly when the engine would stop accepting it.
+//!   It is absolute: keep the clocks of your web servers and of Redis in
+//!   sync (NTP).
+//!
+//! Listing sessions: `redis-cli --scan --pattern 'session:*'`. Logging
+//! everyone out: delete the prefix's keys (or rotate the key ring, which
+//! makes every cookie unreadable). The save script is [`SAVE_SCRIPT`].
+//!
+//! # Round trips
+//!
+//! | operation | command |
+//! | --- | --- |
+//! | load | `GET key` |
+//! | create | `SET key value NX PXAT deadline` (a `nil` answer is [`StoreError::Exists`](session_core::StoreError::Exists)) |
+//! | save | `EVALSHA` [`SAVE_SCRIPT`] (version check, then `SET key value PXAT deadline`, in Redis) |
+//! | delete | `DEL key` |
+//!
+//! The script is loaded when the store connects (on every primary of a
+//! cluster). If Redis has forgotten it (a restart, a failover), the save
+//! that finds out sends the script itself (`EVAL`), which loads it again:
+//! one extra round trip, once.
+//!
+//! # When Redis is down, hung or restarted
+//!
+//! - **At start-up**, [`RedisStoreBuilder::connect`] fails with a
+//!   [`ConnectError`] naming the server (never the password), after at most
+//!   the connect timeout.
+//! - **Down while serving.** Each operation fails at once with
+//!   [`StoreError::Backend`](session_core::StoreError::Backend) holding a
+//!   [`CommandError`] with the cause ("Redis GET failed: Connection refused
+//!   …"); the adapter answers 500 and logs it. Routes that do not touch the
+//!   session keep working. Every failed operation triggers one new
+//!   connection attempt, so the first request after Redis is back
+//!   succeeds: there is nothing to restart.
+//! - **Hung** (Redis stopped answering, a network partition): every
+//!   operation fails with [`StoreError::Timeout`](session_core::StoreError::Timeout)
+//!   after the command timeout, instead of holding the request. A command
+//!   that timed out may still run later, when Redis wakes up: a timeout
+//!   says nothing about whether a write took effect. A server that
+//!   vanished without closing the connection is detected by the kernel
+//!   (`TCP_USER_TIMEOUT`, 10 s) and the connection is made anew.
+//! - **Restarted**: the connection is made anew in the background (RESP3
+//!   tells the client at once). A `GET`, `DEL` or `SET NX` that meets the
+//!   old connection is sent once more on the new one. A save is never sent
+//!   twice unless the first copy certainly did not leave (the connection
+//!   was refused), because it must not apply one change twice: a save in
+//!   flight during a restart fails with a 500 instead.
+//! - Sessions live as long as Redis keeps them: a Redis without
+//!   persistence (or a failover that lost recent writes) logs users out.
+//!
+//! # Redis Cluster
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), session_redis::ConnectError> {
+//! let store = session_redis::RedisStore::cluster_builder([
+//!     "redis://10.0.0.1:6379",
+//!     "redis://10.0.0.2:6379",
+//! ])
+//! .connect()
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Give one or more nodes; the rest of the cluster is discovered from them,
+//! and the client follows the slot map through resharding and failovers
+//! (`MOVED`/`ASK` redirections). Every command touches one key, so keys
+//! need no hash tags, and sessions spread over all primaries by their
+//! digest; the prefix must not contain a hash tag (`{…}`), which would put
+//! them all on one node, and the builder refuses one.
+//!
+//! # Features
+//!
+//! This crate has no cargo features. It depends on `redis` (with `tokio-comp`,
+//! `connection-manager`, `cluster-async` and `script`), `tokio` for timeouts,
+//! `session-core`, `thiserror` and `tracing`. It needs a Tokio runtime.
+
+pub use redis;
+pub use session_core as core;
+
+mod builder;
+mod connection;
+mod error;
+mod script;
+mod store;
+
+pub use builder::{
+    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, RedisStoreBuilder,
+};
+pub use error::{CommandError, ConnectError};
+pub use script::SAVE_SCRIPT;
+pub use store::RedisStore;

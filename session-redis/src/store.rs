@@ -1,0 +1,308 @@
+//! [`RedisStore`]: the [`SessionStore`] operations as Redis commands.
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::{Cmd, ErrorKind, ServerErrorKind, Value};
+use session_core::{Record, SaveOutcome, SessionStore, StoreError, StoreKey, async_trait};
+use tokio::time::Instant;
+
+use crate::builder::RedisStoreBuilder;
+use crate::connection::{Connection, millis};
+use crate::error::{CommandError, ConnectError};
+use crate::script::{SAVE, SAVE_SCRIPT};
+
+/// A [`SessionStore`] on Redis or Redis Cluster: one command per operation,
+/// compare-and-set saves in a server-side script, and a Redis expiry on
+/// every record. See the [crate docs](crate) for set-up, the key layout and
+/// what happens when Redis is down.
+///
+/// | operation | command |
+/// | --- | --- |
+/// | `load` | `GET prefix+key` |
+/// | `create` | `SET prefix+key record NX PXAT deadline` |
+/// | `save` | `EVALSHA` of [`SAVE_SCRIPT`] (compare version, `SET … PXAT`) |
+/// | `delete` | `DEL prefix+key` |
+///
+/// Cheap to clone: clones share the connection.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use session_core::{Key, KeyRing, SessionConfig};
+/// use session_redis::RedisStore;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+/// let config = SessionConfig::new(KeyRing::new(Key::generate())).with_store(Arc::new(store));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: Connection,
+    prefix: Box<str>,
+    command_timeout: Duration,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("kind", &self.connection.kind())
+            .field("prefix", &self.prefix)
+            .field("command_timeout", &self.command_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    pub(crate) fn new(connection: Connection, prefix: String, command_timeout: Duration) -> Self {
+        Self {
+            connection,
+            prefix: prefix.into_boxed_str(),
+            command_timeout,
+        }
+    }
+
+    /// A builder for a store on the standalone Redis at `url`
+    /// (`redis://[[user]:password@]host[:port][/db]`).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder::url(url.into())
+    }
+
+    /// A builder for a store on a Redis Cluster, given the URLs of one or
+    /// more of its nodes; the rest are discovered from them.
+    pub fn cluster_builder<I, S>(urls: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisStoreBuilder::cluster(urls.into_iter().map(Into::into).collect())
+    }
+
+    /// Connects to the standalone Redis at `url` with the default prefix and
+    /// timeouts: short for `RedisStore::builder(url).connect().await`.
+    ///
+    /// # Errors
+    ///
+    /// See [`RedisStoreBuilder::connect`].
+    pub async fn connect(url: impl Into<String>) -> Result<Self, ConnectError> {
+        Self::builder(url).connect().await
+    }
+
+    /// The Redis key a session's record lives under: the prefix followed by
+    /// the 64 hex digits of [`StoreKey::to_hex`].
+    ///
+    /// ```
+    /// use session_core::SessionId;
+    /// # fn show(store: &session_redis::RedisStore) {
+    /// let key = SessionId::from_bytes([1; 16]).store_key();
+    /// assert_eq!(store.redis_key(&key), format!("session:{}", key.to_hex()));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn redis_key(&self, key: &StoreKey) -> String {
+        let mut out = String::with_capacity(self.prefix.len() + 64);
+        out.push_str(&self.prefix);
+        out.push_str(&key.to_hex());
+        out
+    }
+
+    /// The key prefix.
+    #[must_use]
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// How long one operation waits for Redis.
+    #[must_use]
+    pub fn command_timeout(&self) -> Duration {
+        self.command_timeout
+    }
+
+    /// Whether the store talks to a Redis Cluster.
+    #[must_use]
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.connection, Connection::Cluster(_))
+    }
+
+    /// Runs one command within the command timeout.
+    async fn command(
+        &self,
+        name: &'static str,
+        cmd: &Cmd,
+        retry: Retry,
+    ) -> Result<Value, StoreError> {
+        let deadline = Instant::now() + self.command_timeout;
+        self.send(cmd, retry, deadline)
+            .await
+            .map_err(|error| self.store_error(name, error))
+    }
+
+    /// Sends `cmd` until `deadline`, and once more (on the connection made
+    /// anew) when the first try met a lost connection and `retry` allows.
+    async fn send(
+        &self,
+        cmd: &Cmd,
+        retry: Retry,
+        deadline: Instant,
+    ) -> Result<Value, Option<redis::RedisError>> {
+        match self.connection.run(cmd, deadline).await {
+            Err(Some(error)) if retry.allows(&error) => {
+                tracing::debug!(%error, "Redis connection lost; sending the command once more");
+                self.connection.run(cmd, deadline).await
+            }
+            result => result,
+        }
+    }
+
+    fn store_error(&self, name: &'static str, error: Option<redis::RedisError>) -> StoreError {
+        match error {
+            None => StoreError::Timeout {
+                millis: millis(self.command_timeout),
+            },
+            Some(error) if error.code() == Some("WRONGTYPE") => StoreError::Corrupt {
+                reason: format!(
+                    "a key under the prefix {:?} holds a Redis value that is not a string \
+                     ({error}); is another application using this prefix?",
+                    self.prefix
+                ),
+            },
+            Some(error) => StoreError::backend(CommandError::redis(name, error)),
+        }
+    }
+}
+
+/// When a command that met a lost connection is sent once more.
+#[derive(Clone, Copy)]
+enum Retry {
+    /// After any connection failure: sending it twice does no harm. `GET`
+    /// and `DEL` are idempotent; a `SET NX` whose first copy went through
+    /// answers "exists" the second time, an error the caller would have
+    /// had anyway.
+    Always,
+    /// Only when it was certainly never sent (the connection was refused):
+    /// the save script, which must never apply one save twice.
+    IfUnsent,
+}
+
+impl Retry {
+    fn allows(self, error: &redis::RedisError) -> bool {
+        match self {
+            Self::Always => {
+                error.is_connection_dropped()
+                    || error.is_connection_refusal()
+                    || error.is_unrecoverable_error()
+            }
+            Self::IfUnsent => error.is_connection_refusal(),
+        }
+    }
+}
+
+/// The record's deadline in Unix milliseconds, for `PXAT` (which needs a
+/// positive time), or `None` when it never expires.
+fn deadline_ms(record: &Record) -> Option<i64> {
+    record.expires_at.map(|at| {
+        let ms = at.unix_timestamp_nanos() / 1_000_000;
+        i64::try_from(ms.max(1)).unwrap_or(i64::MAX)
+    })
+}
+
+fn unexpected(name: &'static str, reply: &Value) -> StoreError {
+    StoreError::backend(CommandError::reply(name, reply))
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.redis_key(key));
+        match self.command("GET", &cmd, Retry::Always).await? {
+            Value::Nil => Ok(None),
+            Value::BulkString(bytes) => Record::from_bytes(&bytes).map(Some),
+            other => Err(unexpected("GET", &other)),
+        }
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.redis_key(key))
+            .arg(record.to_bytes())
+            .arg("NX");
+        if let Some(ms) = deadline_ms(record) {
+            cmd.arg("PXAT").arg(ms);
+        }
+        match self.command("SET NX", &cmd, Retry::Always).await? {
+            Value::Okay => Ok(()),
+            Value::Nil => Err(StoreError::Exists),
+            other => Err(unexpected("SET NX", &other)),
+        }
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        let redis_key = self.redis_key(key);
+        let bytes = record.to_bytes();
+        let deadline = deadline_ms(record)
+            .map(|ms| ms.to_string())
+            .unwrap_or_default();
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(SAVE.get_hash())
+            .arg(1)
+            .arg(&redis_key)
+            .arg(&bytes)
+            .arg(expected_version)
+            .arg(&deadline);
+        let deadline_at = Instant::now() + self.command_timeout;
+        let reply = match self.send(&cmd, Retry::IfUnsent, deadline_at).await {
+            // The script cache is empty (Redis restarted, or a failover to a
+            // replica that never saw the script): send the script itself,
+            // which also caches it again.
+            Err(Some(error)) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                tracing::debug!("save script not cached in Redis; sending it with EVAL");
+                let mut eval = redis::cmd("EVAL");
+                eval.arg(SAVE_SCRIPT)
+                    .arg(1)
+                    .arg(&redis_key)
+                    .arg(&bytes)
+                    .arg(expected_version)
+                    .arg(&deadline);
+                self.send(&eval, Retry::IfUnsent, deadline_at)
+                    .await
+                    .map_err(|error| self.store_error("EVAL", error))?
+            }
+            other => other.map_err(|error| self.store_error("EVALSHA", error))?,
+        };
+        match reply {
+            Value::Int(1) => Ok(SaveOutcome::Saved),
+            Value::Int(0) => Ok(SaveOutcome::Missing),
+            Value::BulkString(current) => {
+                let current = Record::from_bytes(&current)?;
+                if current.version == expected_version {
+                    // The script could not read what serde can: never report
+                    // a conflict the engine would retry forever.
+                    return Err(StoreError::Corrupt {
+                        reason: format!(
+                            "the save script cannot read the stored record of version {} \
+                             (not a format-1 JSON record with a numeric \"n\")",
+                            current.version
+                        ),
+                    });
+                }
+                Ok(SaveOutcome::Conflict(current))
+            }
+            other => Err(unexpected("EVALSHA", &other)),
+        }
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.redis_key(key));
+        match self.command("DEL", &cmd, Retry::Always).await? {
+            Value::Int(_) => Ok(()),
+            other => Err(unexpected("DEL", &other)),
+        }
+    }
+}

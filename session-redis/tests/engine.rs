@@ -1,0 +1,309 @@
+//! The store under session-core's engine, driven the way an adapter drives
+//! it: concurrent writers, and the Redis commands each kind of request
+//! costs, read from Redis' own counters (`INFO commandstats`).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use session_core::{Record, SaveOutcome, SessionId, SessionStore as _};
+use session_redis::RedisStore;
+use support::{PrivateRedis, engine, raw, request, shared_store};
+use time::OffsetDateTime;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::TcpStream;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_appends_to_one_session_are_all_kept() {
+    let engine = engine(shared_store("concurrent").await);
+    let cookie = request(&engine, None, |s| {
+        s.insert("cart", &Vec::<String>::new()).unwrap()
+    })
+    .await
+    .unwrap()
+    .expect("a new session sets its cookie");
+
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let engine = engine.clone();
+            let cookie = cookie.clone();
+            tokio::spawn(async move {
+                request(&engine, Some(&cookie), move |s| {
+                    s.update("cart", move |cart: Option<Vec<String>>| {
+                        let mut cart = cart.unwrap_or_default();
+                        cart.push(format!("item-{i}"));
+                        cart
+                    })
+                    .unwrap();
+                })
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let mut cart = Vec::new();
+    request(&engine, Some(&cookie), |s| {
+        cart = s.get::<Vec<String>>("cart").unwrap().unwrap();
+    })
+    .await
+    .unwrap();
+    cart.sort();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("item-{i}")).collect();
+    expected.sort();
+    assert_eq!(cart, expected);
+}
+
+#[tokio::test]
+async fn destroy_deletes_the_record_and_a_stale_writer_cannot_bring_it_back() {
+    let store = shared_store("destroy").await;
+    let engine = engine(store.clone());
+    let cookie = request(&engine, None, |s| s.insert("user", "alice").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // A slow request loads the session before the logout...
+    let incoming = engine.read([cookie.as_bytes()]);
+    let slow = engine.open(engine.load(incoming).await.unwrap(), engine.now());
+    // ...the logout deletes it...
+    let cleared = request(&engine, Some(&cookie), |s| s.destroy())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cleared, "id=");
+    // ...and the slow request's write is dropped, its cookie cleared.
+    slow.insert("cart", &["late"]).unwrap();
+    let plan = engine.finish(&slow, engine.now()).unwrap();
+    let header = engine.commit(plan).await.unwrap().unwrap();
+    assert!(header.contains("Max-Age=0"), "{header}");
+
+    let mut user = None;
+    request(&engine, Some(&cookie), |s| {
+        user = s.get::<String>("user").unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(user, None);
+}
+
+/// The commands Redis ran, by name, from `INFO commandstats`. Redis counts
+/// the commands a script runs too, so a save (one `EVALSHA`) shows as
+/// `evalsha` plus the script's own `get` and `set`.
+async fn command_stats(conn: &mut redis::aio::MultiplexedConnection) -> BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.strip_prefix("calls=")?.split(',').next()?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        // Leave out the counting itself.
+        .filter(|(name, _): &(String, u64)| {
+            !name.starts_with("info") && !name.starts_with("config") && name != "echo"
+        })
+        .collect()
+}
+
+/// A `MONITOR` connection: every command Redis receives, in order, with
+/// the commands scripts run marked as such (`[0 lua]`), so that what the
+/// store sent (its round trips) can be told from what its script did.
+struct Monitor {
+    lines: tokio::io::Lines<BufReader<TcpStream>>,
+}
+
+impl Monitor {
+    async fn start(port: u16) -> Self {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        stream.write_all(b"MONITOR\r\n").await.unwrap();
+        let mut lines = BufReader::new(stream).lines();
+        assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("+OK"));
+        Self { lines }
+    }
+
+    /// The names of the commands clients sent until `marker` was echoed,
+    /// leaving out those run inside scripts.
+    async fn sent_until(&mut self, marker: &str) -> Vec<String> {
+        let mut sent = Vec::new();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(5), self.lines.next_line())
+                .await
+                .expect("MONITOR went quiet")
+                .unwrap()
+                .expect("MONITOR connection closed");
+            if line.contains(marker) {
+                return sent;
+            }
+            let Some((origin, command)) = line.split_once("] ") else {
+                continue;
+            };
+            if origin.ends_with(" lua") {
+                continue;
+            }
+            let name = command.split('"').nth(1).unwrap_or_default();
+            sent.push(name.to_ascii_uppercase());
+        }
+    }
+}
+
+/// What one step cost: the commands the store sent (round trips, from
+/// `MONITOR`) and Redis' command counters (`INFO commandstats`). The Redis
+/// is this test's own, so nothing else is counted.
+struct Counter {
+    conn: redis::aio::MultiplexedConnection,
+    monitor: Monitor,
+    steps: u32,
+}
+
+impl Counter {
+    async fn new(redis: &PrivateRedis) -> Self {
+        Self {
+            conn: raw(&redis.url()).await,
+            monitor: Monitor::start(redis.port()).await,
+            steps: 0,
+        }
+    }
+
+    async fn count<F: Future>(
+        &mut self,
+        step: F,
+    ) -> (F::Output, Vec<String>, BTreeMap<String, u64>) {
+        let () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async(&mut self.conn)
+            .await
+            .unwrap();
+        // Everything sent before this marker belongs to earlier steps.
+        self.steps += 1;
+        let before = format!("before-step-{}", self.steps);
+        self.echo(&before).await;
+        let _ = self.monitor.sent_until(&before).await;
+
+        let out = step.await;
+
+        let after = format!("after-step-{}", self.steps);
+        self.echo(&after).await;
+        let sent = self.monitor.sent_until(&after).await;
+        let stats = command_stats(&mut self.conn).await;
+        (out, sent, stats)
+    }
+
+    async fn echo(&mut self, marker: &str) {
+        let _: String = redis::cmd("ECHO")
+            .arg(marker)
+            .query_async(&mut self.conn)
+            .await
+            .unwrap();
+    }
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|n| (*n).to_owned()).collect()
+}
+
+fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect()
+}
+
+#[tokio::test]
+async fn each_kind_of_request_costs_the_promised_round_trips() {
+    let redis = PrivateRedis::start();
+    let store = RedisStore::builder(redis.url()).connect().await.unwrap();
+    let engine = engine(store);
+    let mut counter = Counter::new(&redis).await;
+
+    // A new session (`/views` without a cookie): one SET NX.
+    let (cookie, sent, stats) = counter
+        .count(request(&engine, None, |s| {
+            s.update("views", |n: Option<u64>| n.unwrap_or(0) + 1)
+                .unwrap();
+        }))
+        .await;
+    let cookie = cookie.unwrap().unwrap();
+    assert_eq!(sent, names(&["SET"]), "new session");
+    assert_eq!(stats, counts(&[("set", 1)]), "new session");
+
+    // Read only (`/get`): one GET.
+    let (_, sent, stats) = counter
+        .count(request(&engine, Some(&cookie), |s| {
+            let _ = s.get::<u64>("views");
+        }))
+        .await;
+    assert_eq!(sent, names(&["GET"]), "read-only request");
+    assert_eq!(stats, counts(&[("get", 1)]), "read-only request");
+
+    // Read and write (`/views`): GET, then the save script, which runs its
+    // GET and SET inside Redis.
+    let (_, sent, stats) = counter
+        .count(request(&engine, Some(&cookie), |s| {
+            s.update("views", |n: Option<u64>| n.unwrap_or(0) + 1)
+                .unwrap();
+        }))
+        .await;
+    assert_eq!(sent, names(&["GET", "EVALSHA"]), "read+write request");
+    assert_eq!(
+        stats,
+        counts(&[("get", 2), ("evalsha", 1), ("set", 1)]),
+        "read+write request"
+    );
+
+    // Log-in (`regenerate`): GET, SET NX of the new id, then DEL of the old.
+    let (new_cookie, sent, _) = counter
+        .count(request(&engine, Some(&cookie), |s| {
+            s.regenerate();
+            s.insert("user", "alice").unwrap();
+        }))
+        .await;
+    let new_cookie = new_cookie.unwrap().unwrap();
+    assert_eq!(sent, names(&["GET", "SET", "DEL"]), "id regeneration");
+
+    // Log-out (`destroy`): GET, DEL.
+    let (_, sent, _) = counter
+        .count(request(&engine, Some(&new_cookie), |s| s.destroy()))
+        .await;
+    assert_eq!(sent, names(&["GET", "DEL"]), "destroy");
+
+    // The destroyed session's cookie: one GET, nothing written.
+    let (_, sent, _) = counter
+        .count(request(&engine, Some(&new_cookie), |s| {
+            let _ = s.get::<String>("user");
+        }))
+        .await;
+    assert_eq!(sent, names(&["GET"]), "unknown session");
+}
+
+#[tokio::test]
+async fn a_flushed_script_cache_costs_one_extra_round_trip_once() {
+    let redis = PrivateRedis::start();
+    let store = RedisStore::builder(redis.url()).connect().await.unwrap();
+    let mut counter = Counter::new(&redis).await;
+    let key = SessionId::from_bytes([3; 16]).store_key();
+    let now = OffsetDateTime::now_utc();
+    let first = Record::new(now, Some(now + time::Duration::hours(1)));
+    store.create(&key, &first).await.unwrap();
+
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut counter.conn)
+        .await
+        .unwrap();
+    let mut second = first.clone();
+    second.version = 1;
+    let (outcome, sent, _) = counter.count(store.save(&key, &second, 0)).await;
+    assert_eq!(outcome.unwrap(), SaveOutcome::Saved);
+    assert_eq!(sent, names(&["EVALSHA", "EVAL"]));
+
+    let mut third = second.clone();
+    third.version = 2;
+    let (outcome, sent, _) = counter.count(store.save(&key, &third, 1)).await;
+    assert_eq!(outcome.unwrap(), SaveOutcome::Saved);
+    assert_eq!(sent, names(&["EVALSHA"]));
+}

@@ -1,0 +1,211 @@
+//! What the store does when Redis is missing, hung, stopped or restarted,
+//! each against a `redis-server` (or a silent socket) of the test's own.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use session_core::{Record, SaveOutcome, SessionId, SessionStore, StoreError, StoreKey};
+use session_redis::{CommandError, ConnectError, RedisStore};
+use support::{PrivateRedis, free_port};
+use time::OffsetDateTime;
+
+fn key(n: u8) -> StoreKey {
+    SessionId::from_bytes([n; 16]).store_key()
+}
+
+fn record() -> Record {
+    let now = OffsetDateTime::now_utc();
+    let mut record = Record::new(now, Some(now + time::Duration::hours(1)));
+    record.data.insert("views".into(), 1.into());
+    record
+}
+
+async fn store_on(redis: &PrivateRedis, command_timeout: Duration) -> RedisStore {
+    RedisStore::builder(redis.url())
+        .connect_timeout(Duration::from_millis(500))
+        .command_timeout(command_timeout)
+        .connect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn connecting_to_a_closed_port_fails_at_once_naming_the_server() {
+    let port = free_port();
+    let started = Instant::now();
+    let err = RedisStore::connect(format!("redis://127.0.0.1:{port}"))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, ConnectError::Unreachable { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert!(!message.contains('\n'), "{message}");
+}
+
+#[tokio::test]
+async fn connecting_to_a_server_that_never_answers_times_out() {
+    // Accepts connections (the kernel does) and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = Instant::now();
+    let err = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+        .connect_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(
+        matches!(err, ConnectError::Timeout { millis: 300, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn bad_settings_are_refused_before_connecting() {
+    let err = RedisStore::connect("http://127.0.0.1:6379")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::InvalidUrl { .. }), "{err}");
+
+    let err = RedisStore::builder("redis://127.0.0.1:1")
+        .key_prefix("{sessions}:")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Config { .. }), "{err}");
+    assert!(err.to_string().contains("hash tag"), "{err}");
+
+    let err = RedisStore::builder("redis://127.0.0.1:1")
+        .command_timeout(Duration::ZERO)
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Config { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_password_in_the_url_never_shows_in_errors_or_debug() {
+    let port = free_port();
+    let url = format!("redis://user:hunter2@127.0.0.1:{port}");
+    let builder = RedisStore::builder(url.clone());
+    assert!(!format!("{builder:?}").contains("hunter2"));
+    let err = builder.connect().await.unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_hung_redis_fails_every_operation_within_the_command_timeout_then_recovers() {
+    let redis = PrivateRedis::start();
+    let store = store_on(&redis, Duration::from_millis(200)).await;
+    store.create(&key(1), &record()).await.unwrap();
+
+    redis.pause();
+    let started = Instant::now();
+    let results = [
+        store.load(&key(1)).await.err(),
+        store.create(&key(2), &record()).await.err(),
+        store.save(&key(1), &record(), 0).await.err(),
+        store.delete(&key(3)).await.err(),
+    ];
+    let took = started.elapsed();
+    for err in results {
+        let err = err.expect("a hung Redis is an error");
+        assert!(matches!(err, StoreError::Timeout { millis: 200 }), "{err}");
+    }
+    assert!(
+        took < Duration::from_secs(2),
+        "four operations took {took:?}"
+    );
+
+    // Commands that timed out were still queued, and run now: a timeout
+    // tells the caller nothing about whether the command took effect.
+    redis.resume();
+    let loaded = store.load(&key(1)).await.unwrap().unwrap();
+    assert_eq!(loaded.data["views"], 1);
+    assert!(store.load(&key(2)).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_stopped_redis_is_a_backend_error_with_the_cause_and_the_store_recovers() {
+    let mut redis = PrivateRedis::start();
+    let store = store_on(&redis, Duration::from_millis(500)).await;
+    store.create(&key(1), &record()).await.unwrap();
+
+    redis.kill();
+    for attempt in 0..3 {
+        let started = Instant::now();
+        let err = store.load(&key(1)).await.unwrap_err();
+        // Refused at once: the cause, not a timeout.
+        assert!(
+            started.elapsed() < Duration::from_millis(450),
+            "attempt {attempt}"
+        );
+        let StoreError::Backend(source) = &err else {
+            panic!("attempt {attempt}: expected a backend error, got {err}");
+        };
+        let command = source
+            .downcast_ref::<CommandError>()
+            .expect("a CommandError");
+        assert_eq!(command.command(), "GET");
+        let message = err.to_string();
+        assert!(message.contains("Redis GET failed"), "{message}");
+        assert!(
+            message.to_lowercase().contains("refused") || message.contains("dropped"),
+            "{message}"
+        );
+    }
+    let err = store.create(&key(2), &record()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Backend(_)), "{err}");
+
+    // Back (empty: this Redis keeps nothing on disk): the same store works
+    // again without being rebuilt, starting with its very first command.
+    redis.restart();
+    store.create(&key(3), &record()).await.unwrap();
+    assert_eq!(store.load(&key(1)).await.unwrap(), None);
+    let third = store.load(&key(3)).await.unwrap().unwrap();
+    let mut next = third.clone();
+    next.version = 1;
+    assert_eq!(
+        store.save(&key(3), &next, 0).await.unwrap(),
+        SaveOutcome::Saved,
+        "the save script is sent again after the restart emptied its cache"
+    );
+}
+
+// Multi-threaded, as servers run: the connection's driver notices the
+// restart while this test's thread blocks restarting Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loads_creates_and_deletes_right_after_a_redis_restart_succeed() {
+    let mut redis = PrivateRedis::start();
+    let store = store_on(&redis, Duration::from_millis(500)).await;
+    store.create(&key(1), &record()).await.unwrap();
+
+    // Each is sent once more on the new connection if the old one is met.
+    redis.restart();
+    store.create(&key(2), &record()).await.unwrap();
+    redis.restart();
+    assert_eq!(store.load(&key(2)).await.unwrap(), None);
+    redis.restart();
+    store.delete(&key(2)).await.unwrap();
+
+    // A save is sent twice only when the first copy was certainly not sent
+    // (it must never apply one change twice), so a save that meets the
+    // dropped connection itself fails. Here a create meets it first.
+    redis.restart();
+    store.create(&key(3), &record()).await.unwrap();
+    let mut next = record();
+    next.version = 1;
+    assert_eq!(
+        store.save(&key(3), &next, 0).await.unwrap(),
+        SaveOutcome::Saved
+    );
+}

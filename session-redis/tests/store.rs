@@ -1,0 +1,340 @@
+//! The store's operations against the shared standalone Redis at
+//! `REDIS_URL`, each test under its own key prefix.
+
+mod support;
+
+use redis::AsyncCommands as _;
+use session_core::{Record, SaveOutcome, SessionId, SessionStore, StoreError, StoreKey};
+use session_redis::RedisStore;
+use support::{raw, redis_url, shared_store};
+use time::{Duration, OffsetDateTime};
+
+fn new_key() -> StoreKey {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&rand_u64().to_le_bytes());
+    SessionId::from_bytes(bytes).store_key()
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::Instant::now())
+}
+
+/// A record created now, alive for an hour, holding `views`.
+fn record(views: u64) -> Record {
+    let now = OffsetDateTime::now_utc();
+    let mut record = Record::new(now, Some(now + Duration::hours(1)));
+    record.data.insert("views".into(), views.into());
+    record
+}
+
+fn next(record: &Record, views: u64) -> Record {
+    let mut next = record.clone();
+    next.data.insert("views".into(), views.into());
+    next.version += 1;
+    next
+}
+
+async fn stored_bytes(store: &RedisStore, key: &StoreKey) -> Option<Vec<u8>> {
+    raw(&redis_url())
+        .await
+        .get(store.redis_key(key))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn unknown_key_loads_as_none() {
+    let store = shared_store("unknown").await;
+    assert_eq!(store.load(&new_key()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn created_record_loads_back_equal() {
+    let store = shared_store("round_trip").await;
+    let key = new_key();
+    let mut original = record(1);
+    original.data.insert(
+        "user".into(),
+        serde_json::json!({"name": "Ada", "tags": ["a", "é", 3.5]}),
+    );
+    store.create(&key, &original).await.unwrap();
+    assert_eq!(store.load(&key).await.unwrap(), Some(original));
+}
+
+#[tokio::test]
+async fn value_is_the_core_record_encoding_under_prefix_and_digest() {
+    let store = shared_store("layout").await;
+    let id = SessionId::from_bytes([7; 16]);
+    let key = id.store_key();
+    let original = record(1);
+    store.create(&key, &original).await.unwrap();
+
+    let redis_key = store.redis_key(&key);
+    assert_eq!(redis_key, format!("{}{}", store.key_prefix(), key.to_hex()));
+    assert!(!redis_key.contains(&id.to_string_unsafe()));
+    assert_eq!(
+        stored_bytes(&store, &key).await.as_deref(),
+        Some(&original.to_bytes()[..])
+    );
+}
+
+#[tokio::test]
+async fn create_never_overwrites() {
+    let store = shared_store("create_nx").await;
+    let key = new_key();
+    let first = record(1);
+    store.create(&key, &first).await.unwrap();
+    let err = store.create(&key, &record(99)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Exists), "{err}");
+    assert_eq!(store.load(&key).await.unwrap(), Some(first));
+}
+
+#[tokio::test]
+async fn save_with_the_loaded_version_writes() {
+    let store = shared_store("save").await;
+    let key = new_key();
+    let first = record(1);
+    store.create(&key, &first).await.unwrap();
+    let second = next(&first, 2);
+    assert_eq!(
+        store.save(&key, &second, first.version).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    let third = next(&second, 3);
+    assert_eq!(
+        store.save(&key, &third, second.version).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    assert_eq!(store.load(&key).await.unwrap(), Some(third));
+}
+
+#[tokio::test]
+async fn save_with_a_stale_version_returns_the_current_record_and_writes_nothing() {
+    let store = shared_store("conflict").await;
+    let key = new_key();
+    let first = record(1);
+    store.create(&key, &first).await.unwrap();
+    let winner = next(&first, 2);
+    assert_eq!(
+        store.save(&key, &winner, first.version).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    // A second writer that also loaded `first`.
+    let loser = next(&first, 50);
+    assert_eq!(
+        store.save(&key, &loser, first.version).await.unwrap(),
+        SaveOutcome::Conflict(winner.clone())
+    );
+    assert_eq!(store.load(&key).await.unwrap(), Some(winner));
+}
+
+#[tokio::test]
+async fn save_after_delete_is_missing_and_never_resurrects() {
+    let store = shared_store("no_resurrection").await;
+    let key = new_key();
+    let first = record(1);
+    store.create(&key, &first).await.unwrap();
+    store.delete(&key).await.unwrap();
+    assert_eq!(
+        store
+            .save(&key, &next(&first, 2), first.version)
+            .await
+            .unwrap(),
+        SaveOutcome::Missing
+    );
+    assert_eq!(store.load(&key).await.unwrap(), None);
+    assert_eq!(stored_bytes(&store, &key).await, None);
+}
+
+#[tokio::test]
+async fn save_of_a_never_created_key_is_missing() {
+    let store = shared_store("save_missing").await;
+    let key = new_key();
+    assert_eq!(
+        store.save(&key, &record(1), 0).await.unwrap(),
+        SaveOutcome::Missing
+    );
+    assert_eq!(stored_bytes(&store, &key).await, None);
+}
+
+#[tokio::test]
+async fn deleting_a_missing_record_is_fine() {
+    let store = shared_store("delete_missing").await;
+    store.delete(&new_key()).await.unwrap();
+}
+
+#[tokio::test]
+async fn every_write_sets_the_redis_expiry_to_the_record_deadline() {
+    let store = shared_store("pxat").await;
+    let key = new_key();
+    let first = record(1);
+    store.create(&key, &first).await.unwrap();
+    let mut conn = raw(&redis_url()).await;
+    let redis_key = store.redis_key(&key);
+    let deadline_ms =
+        |r: &Record| (r.expires_at.unwrap().unix_timestamp_nanos() / 1_000_000) as i64;
+
+    let pexpiretime: i64 = redis::cmd("PEXPIRETIME")
+        .arg(&redis_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(pexpiretime, deadline_ms(&first));
+    let pttl: i64 = conn.pttl(&redis_key).await.unwrap();
+    assert!((3_590_000..=3_600_000).contains(&pttl), "PTTL {pttl}");
+
+    // A save moves the deadline with the record.
+    let mut second = next(&first, 2);
+    second.expires_at = Some(first.expires_at.unwrap() + Duration::minutes(30));
+    assert_eq!(
+        store.save(&key, &second, first.version).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    let pexpiretime: i64 = redis::cmd("PEXPIRETIME")
+        .arg(&redis_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(pexpiretime, deadline_ms(&second));
+}
+
+#[tokio::test]
+async fn a_record_that_never_expires_gets_no_ttl() {
+    let store = shared_store("no_ttl").await;
+    let key = new_key();
+    let mut first = Record::new(OffsetDateTime::now_utc(), None);
+    first.data.insert("a".into(), 1.into());
+    store.create(&key, &first).await.unwrap();
+    let mut conn = raw(&redis_url()).await;
+    let pttl: i64 = conn.pttl(store.redis_key(&key)).await.unwrap();
+    assert_eq!(pttl, -1);
+
+    // A save from a record with a deadline to one without drops the TTL.
+    let key = new_key();
+    let timed = record(1);
+    store.create(&key, &timed).await.unwrap();
+    let mut endless = next(&timed, 2);
+    endless.expires_at = None;
+    assert_eq!(
+        store.save(&key, &endless, timed.version).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    let pttl: i64 = conn.pttl(store.redis_key(&key)).await.unwrap();
+    assert_eq!(pttl, -1);
+    assert_eq!(store.load(&key).await.unwrap(), Some(endless));
+}
+
+#[tokio::test]
+async fn a_record_whose_deadline_has_passed_is_gone() {
+    let store = shared_store("past_deadline").await;
+    let now = OffsetDateTime::now_utc();
+    let mut dead = Record::new(now - Duration::hours(2), Some(now - Duration::hours(1)));
+    dead.data.insert("a".into(), 1.into());
+
+    let key = new_key();
+    store.create(&key, &dead).await.unwrap();
+    assert_eq!(store.load(&key).await.unwrap(), None);
+
+    // Saving a record onto a past deadline removes it too.
+    let key = new_key();
+    let live = record(1);
+    store.create(&key, &live).await.unwrap();
+    let mut expired = next(&live, 2);
+    expired.expires_at = Some(now - Duration::seconds(1));
+    assert_eq!(
+        store.save(&key, &expired, live.version).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    assert_eq!(store.load(&key).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_record_expires_in_redis_at_its_deadline() {
+    let store = shared_store("expires").await;
+    let key = new_key();
+    let now = OffsetDateTime::now_utc();
+    let mut short = Record::new(now, Some(now + Duration::milliseconds(300)));
+    short.data.insert("a".into(), 1.into());
+    store.create(&key, &short).await.unwrap();
+    assert!(store.load(&key).await.unwrap().is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(store.load(&key).await.unwrap(), None);
+    assert_eq!(stored_bytes(&store, &key).await, None);
+}
+
+#[tokio::test]
+async fn undecodable_values_are_errors_and_are_never_overwritten() {
+    let store = shared_store("garbage").await;
+    let mut conn = raw(&redis_url()).await;
+    let key = new_key();
+    let () = conn.set(store.redis_key(&key), "not json").await.unwrap();
+
+    let err = store.load(&key).await.unwrap_err();
+    assert!(matches!(err, StoreError::Encoding(_)), "{err}");
+    let err = store.save(&key, &record(1), 0).await.unwrap_err();
+    assert!(matches!(err, StoreError::Encoding(_)), "{err}");
+    assert_eq!(
+        stored_bytes(&store, &key).await.as_deref(),
+        Some(&b"not json"[..])
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_record_format_is_corrupt_and_never_overwritten() {
+    let store = shared_store("format").await;
+    let mut conn = raw(&redis_url()).await;
+    let key = new_key();
+    let future = r#"{"v":2,"c":0,"s":0,"n":0,"d":{}}"#;
+    let () = conn.set(store.redis_key(&key), future).await.unwrap();
+
+    let err = store.load(&key).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    let err = store.save(&key, &record(1), 0).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert_eq!(
+        stored_bytes(&store, &key).await.as_deref(),
+        Some(future.as_bytes())
+    );
+}
+
+#[tokio::test]
+async fn a_key_of_another_redis_type_is_corrupt() {
+    let store = shared_store("wrongtype").await;
+    let mut conn = raw(&redis_url()).await;
+    let key = new_key();
+    let () = conn
+        .hset(store.redis_key(&key), "field", "value")
+        .await
+        .unwrap();
+
+    let err = store.load(&key).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("another application"), "{err}");
+    let err = store.save(&key, &record(1), 0).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Corrupt { .. } | StoreError::Backend(_)),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn prefixes_keep_stores_apart() {
+    let a = shared_store("apart_a").await;
+    let b = shared_store("apart_b").await;
+    let key = new_key();
+    a.create(&key, &record(1)).await.unwrap();
+    assert_eq!(b.load(&key).await.unwrap(), None);
+    b.create(&key, &record(2)).await.unwrap();
+    assert_eq!(a.load(&key).await.unwrap().unwrap().data["views"], 1);
+    assert_eq!(b.load(&key).await.unwrap().unwrap().data["views"], 2);
+}
+
+#[tokio::test]
+async fn clones_and_trait_objects_share_the_connection() {
+    let store = shared_store("clone").await;
+    let dynamic: std::sync::Arc<dyn SessionStore> = std::sync::Arc::new(store.clone());
+    let key = new_key();
+    dynamic.create(&key, &record(4)).await.unwrap();
+    assert_eq!(store.load(&key).await.unwrap().unwrap().data["views"], 4);
+}

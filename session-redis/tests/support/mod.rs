@@ -1,0 +1,216 @@
+//! Shared helpers of this crate's integration tests: the shared Redis at
+//! `REDIS_URL`, the cluster at `REDIS_CLUSTER_URLS`, a private
+//! `redis-server` per test for tests that stop, pause or count, and an
+//! engine driven like an adapter drives it.
+
+#![allow(dead_code, unreachable_pub)] // each test file uses a part
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use session_core::{Engine, Key, KeyRing, Session, SessionConfig};
+use session_redis::RedisStore;
+
+/// The shared standalone Redis (started by `scripts/test`).
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// The cluster's node URLs (started by `scripts/test`), comma-separated in
+/// `REDIS_CLUSTER_URLS`.
+pub fn cluster_urls() -> Vec<String> {
+    let Ok(list) = std::env::var("REDIS_CLUSTER_URLS") else {
+        panic!(
+            "REDIS_CLUSTER_URLS is not set: the cluster tests need a Redis Cluster; \
+             run scripts/test, which starts a three-node cluster on 127.0.0.1:7001-7003, \
+             or set REDIS_CLUSTER_URLS=redis://127.0.0.1:7001,redis://127.0.0.1:7002,..."
+        )
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A key prefix no other test (or earlier run) uses.
+pub fn unique_prefix(test: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "test:{test}:{}:{nanos}:{}:",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A store on the shared Redis with its own prefix.
+pub async fn shared_store(test: &str) -> RedisStore {
+    let url = redis_url();
+    RedisStore::builder(url.clone())
+        .key_prefix(unique_prefix(test))
+        .connect()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "Redis is not reachable at {url} ({e}); start it (scripts/test does) \
+                 or point REDIS_URL at one"
+            )
+        })
+}
+
+/// A store on the cluster with its own prefix.
+pub async fn cluster_store(test: &str) -> RedisStore {
+    let urls = cluster_urls();
+    RedisStore::cluster_builder(urls.clone())
+        .key_prefix(unique_prefix(test))
+        .connect()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("the Redis Cluster at {urls:?} is not reachable ({e}); scripts/test starts one")
+        })
+}
+
+/// A plain connection for looking at what the store wrote.
+pub async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("Redis is not reachable at {url}: {e}"))
+}
+
+/// A cluster connection for looking at what the store wrote.
+pub async fn raw_cluster() -> redis::cluster_async::ClusterConnection {
+    redis::cluster::ClusterClient::new(cluster_urls())
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("the Redis Cluster is not reachable: {e}"))
+}
+
+/// A `redis-server` of this test's own, on a free port, killed on drop.
+/// Tests that stop, pause, flush or count commands use one, so they never
+/// disturb the shared Redis.
+pub struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    pub fn start() -> Self {
+        let port = free_port();
+        let mut redis = Self { port, child: None };
+        redis.spawn();
+        redis
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run redis-server ({e}); install it (scripts/test does)")
+            });
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (connections drop, the port refuses).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (empty: nothing is saved).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is
+    /// answered, like a hung Redis.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("server running").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.resume();
+        }
+        self.kill();
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An engine on `store`, with the system clock.
+pub fn engine(store: RedisStore) -> Engine {
+    Engine::new(SessionConfig::new(KeyRing::new(Key::generate())).with_store(Arc::new(store)))
+        .unwrap()
+}
+
+/// One request, as an adapter runs it: the cookie sent (if any), the
+/// handler, and the cookie received (if any). Store errors are returned.
+pub async fn request(
+    engine: &Engine,
+    cookie: Option<&str>,
+    handler: impl FnOnce(&Session),
+) -> Result<Option<String>, session_core::SessionError> {
+    let incoming = engine.read(cookie.map(str::as_bytes));
+    let session = engine.open(engine.load(incoming).await?, engine.now());
+    handler(&session);
+    let plan = engine.finish(&session, engine.now())?;
+    Ok(engine
+        .commit(plan)
+        .await?
+        .map(|set_cookie| set_cookie.split(';').next().unwrap().to_owned()))
+}
