@@ -1,0 +1,360 @@
+//! A session's life: login, destroy, logout, expiry, key rotation.
+
+use session_core::{Key, KeyRing};
+use time::Duration;
+
+use super::{LOGIN, is_removal, json, no_cookies, text};
+use crate::adapter::Suite;
+use crate::client::Browser;
+use crate::failure::{check, check_eq, fail};
+use crate::{Failure, Outcome};
+
+/// Fills a cart, logs in, and returns the session cookie values from
+/// before and after the login.
+fn cart_then_login(browser: &Browser) -> Result<(String, String), Failure> {
+    json(
+        &browser.get("/auth/profile")?,
+        401,
+        r#"{"error":"Not authenticated"}"#,
+        "/auth/profile before login",
+    )?;
+    browser.post_json("/cart", r#"{"item":"apple"}"#)?;
+    let Some(before) = browser.cookie("id") else {
+        fail!("POST /cart set no session cookie");
+    };
+    let reply = browser.post_json("/auth/login", LOGIN)?;
+    json(&reply, 200, r#"{"message":"Logged in"}"#, "login")?;
+    let Some(after) = browser.cookie("id") else {
+        fail!("login left no session cookie: {:?}", reply.set_cookies());
+    };
+    Ok((before, after))
+}
+
+/// Login gives the session a fresh id (no fixation) and keeps its data:
+/// the cart filled before is still there, and the profile answers.
+pub fn login_regenerates_the_id_and_keeps_the_data(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let browser = site.browser();
+    let (before, after) = cart_then_login(&browser)?;
+    check!(before != after, "login kept the session cookie: {after}");
+    json(
+        &browser.get("/auth/profile")?,
+        200,
+        r#"{"user":{"username":"alice"}}"#,
+        "/auth/profile after login",
+    )?;
+    json(
+        &browser.get("/cart")?,
+        200,
+        r#"["apple"]"#,
+        "the cart after login",
+    )?;
+    Ok(())
+}
+
+/// After login the old session id resolves to nothing: its record is gone.
+pub fn old_id_is_dead_after_login(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let browser = site.browser();
+    let (before, _) = cart_then_login(&browser)?;
+    check_eq!(
+        site.store()?.len(),
+        1,
+        "records after login (the old one must be gone)"
+    );
+    let attacker = site.browser();
+    attacker.set_cookie("id", &before);
+    json(
+        &attacker.get("/auth/profile")?,
+        401,
+        r#"{"error":"Not authenticated"}"#,
+        "/auth/profile with the pre-login cookie",
+    )?;
+    json(
+        &attacker.get("/cart")?,
+        200,
+        "[]",
+        "/cart with the pre-login cookie",
+    )?;
+    Ok(())
+}
+
+/// `/destroy` answers `Session destroyed` and clears the cookie; the next
+/// request starts a new session.
+pub fn destroy_ends_the_session_and_clears_the_cookie(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let browser = site.browser();
+    browser.get("/views")?;
+    browser.get("/views")?;
+    let reply = browser.get("/destroy")?;
+    text(&reply, 200, "Session destroyed", "/destroy")?;
+    let Some(header) = reply.set_cookie("id") else {
+        fail!(
+            "/destroy did not clear the session cookie: {:?}",
+            reply.set_cookies()
+        );
+    };
+    check!(
+        is_removal(header),
+        "/destroy's cookie does not remove it: {header}"
+    );
+    check!(
+        header.to_ascii_lowercase().contains("path=/"),
+        "the removal needs the cookie's Path=/: {header}"
+    );
+    text(
+        &browser.get("/views")?,
+        200,
+        "Views: 1",
+        "/views after /destroy",
+    )?;
+    Ok(())
+}
+
+/// `/destroy` deletes the record, and a copy of the old cookie is dead.
+pub fn destroy_deletes_the_record_and_the_old_cookie_is_dead(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let browser = site.browser();
+    browser.get("/views")?;
+    browser.get("/views")?;
+    let Some(old) = browser.cookie("id") else {
+        fail!("/views set no session cookie");
+    };
+    check_eq!(site.store()?.len(), 1, "records before /destroy");
+    text(
+        &browser.get("/destroy")?,
+        200,
+        "Session destroyed",
+        "/destroy",
+    )?;
+    check_eq!(site.store()?.len(), 0, "records after /destroy");
+    let replay = site.browser();
+    replay.set_cookie("id", &old);
+    text(
+        &replay.get("/views")?,
+        200,
+        "Views: 1",
+        "/views with the destroyed cookie",
+    )?;
+    Ok(())
+}
+
+/// `/auth/logout` answers `{"message":"Logged out"}`, clears the cookie,
+/// and the profile is 401 again.
+pub fn logout_ends_the_session_and_clears_the_cookie(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let browser = site.browser();
+    json(
+        &browser.post_json("/auth/login", LOGIN)?,
+        200,
+        r#"{"message":"Logged in"}"#,
+        "login",
+    )?;
+    let reply = browser.get("/auth/logout")?;
+    json(&reply, 200, r#"{"message":"Logged out"}"#, "/auth/logout")?;
+    let Some(header) = reply.set_cookie("id") else {
+        fail!(
+            "logout did not clear the session cookie: {:?}",
+            reply.set_cookies()
+        );
+    };
+    check!(
+        is_removal(header),
+        "logout's cookie does not remove it: {header}"
+    );
+    json(
+        &browser.get("/auth/profile")?,
+        401,
+        r#"{"error":"Not authenticated"}"#,
+        "/auth/profile after logout",
+    )?;
+    Ok(())
+}
+
+/// After logout the record is gone and a copy of the logged-in cookie is
+/// dead.
+pub fn old_cookie_is_dead_after_logout(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let browser = site.browser();
+    browser.post_json("/auth/login", LOGIN)?;
+    let Some(session) = browser.cookie("id") else {
+        fail!("login set no session cookie");
+    };
+    browser.get("/auth/logout")?;
+    check_eq!(site.store()?.len(), 0, "records after logout");
+    let replay = site.browser();
+    replay.set_cookie("id", &session);
+    json(
+        &replay.get("/auth/profile")?,
+        401,
+        r#"{"error":"Not authenticated"}"#,
+        "/auth/profile with the logged-out cookie",
+    )?;
+    Ok(())
+}
+
+/// A session unused for longer than the idle timeout (60 s here) is gone;
+/// any request, reads included, counts as activity.
+pub fn idle_timeout_ends_the_session_and_activity_extends_it(suite: &Suite) -> Outcome {
+    let site = suite.start_with(|c| c.with_idle_timeout(Some(Duration::seconds(60))))?;
+    let browser = site.browser();
+    browser.post_json("/set", r#"{"user":"Alice"}"#)?;
+    for step in 1..=3 {
+        site.clock.advance(Duration::seconds(45));
+        json(
+            &browser.get("/get")?,
+            200,
+            r#"{"user":"Alice"}"#,
+            &format!("a read {} s in, 45 s after the last request", step * 45),
+        )?;
+    }
+    let old = browser.cookie("id");
+    site.clock.advance(Duration::seconds(61));
+    json(
+        &browser.get("/get")?,
+        200,
+        r#"{"user":"No user set"}"#,
+        "a read 61 s after the last request",
+    )?;
+    text(
+        &browser.get("/views")?,
+        200,
+        "Views: 1",
+        "/views after the idle timeout",
+    )?;
+    check!(
+        browser.cookie("id") != old,
+        "the idle session's cookie was kept"
+    );
+    Ok(())
+}
+
+/// A session ends at its absolute lifetime (2 h here) however active it is.
+pub fn absolute_lifetime_ends_an_active_session(suite: &Suite) -> Outcome {
+    let site = suite.start_with(|c| c.with_absolute_timeout(Some(Duration::hours(2))))?;
+    let browser = site.browser();
+    text(&browser.get("/views")?, 200, "Views: 1", "the first /views")?;
+    for n in 2..=4 {
+        site.clock.advance(Duration::minutes(35));
+        text(
+            &browser.get("/views")?,
+            200,
+            &format!("Views: {n}"),
+            "an active session",
+        )?;
+    }
+    site.clock.advance(Duration::minutes(16));
+    text(
+        &browser.get("/views")?,
+        200,
+        "Views: 1",
+        "/views 2 h 1 min after creation",
+    )?;
+    Ok(())
+}
+
+/// Cookies (session and signed `pref`) made under a previous key are
+/// accepted and re-issued under the current key on the next request, even a
+/// read-only one; the re-issued cookies verify under the new key alone.
+pub fn cookies_under_a_previous_key_are_accepted_and_reissued(suite: &Suite) -> Outcome {
+    let world = suite.world();
+    let (old_key, new_key) = (Key::generate(), Key::generate());
+    let before = suite.serve(&world, KeyRing::new(old_key.clone()), |c| c)?;
+    let rotated = suite.serve(
+        &world,
+        KeyRing::new(new_key.clone()).with_previous(old_key),
+        |c| c,
+    )?;
+    let new_only = suite.serve(&world, KeyRing::new(new_key), |c| c)?;
+
+    let browser = before.browser();
+    browser.post_json("/set", r#"{"user":"Alice"}"#)?;
+    browser.get("/signed/set?value=compact")?;
+    let (Some(old_id), Some(old_pref)) = (browser.cookie("id"), browser.cookie("pref")) else {
+        fail!("the demo did not set both `id` and `pref`");
+    };
+
+    let browser = rotated.browser();
+    browser.set_cookie("id", &old_id);
+    browser.set_cookie("pref", &old_pref);
+    let reply = browser.get("/get")?;
+    json(
+        &reply,
+        200,
+        r#"{"user":"Alice"}"#,
+        "/get with an old-key session cookie",
+    )?;
+    check!(
+        reply.set_cookie("id").is_some(),
+        "a read with an old-key session cookie did not re-issue it"
+    );
+    let reply = browser.get("/signed/get")?;
+    text(
+        &reply,
+        200,
+        "Signed value: compact",
+        "/signed/get with an old-key pref",
+    )?;
+    check!(
+        reply.set_cookie("pref").is_some(),
+        "a read with an old-key pref did not re-issue it"
+    );
+    let (Some(new_id), Some(new_pref)) = (browser.cookie("id"), browser.cookie("pref")) else {
+        fail!("the re-issue removed a cookie");
+    };
+    check!(
+        new_id != old_id,
+        "the session cookie was re-issued unchanged"
+    );
+
+    let later = new_only.browser();
+    later.set_cookie("id", &new_id);
+    later.set_cookie("pref", &new_pref);
+    json(
+        &later.get("/get")?,
+        200,
+        r#"{"user":"Alice"}"#,
+        "the re-issued session, new key only",
+    )?;
+    text(
+        &later.get("/signed/get")?,
+        200,
+        "Signed value: compact",
+        "the re-issued pref, new key only",
+    )?;
+    // Once re-issued, reads send nothing more.
+    let reply = browser.get("/get")?;
+    no_cookies(&reply, "a read after the re-issue")?;
+    Ok(())
+}
+
+/// Once the old key is dropped from the ring, cookies made under it read
+/// as nothing.
+pub fn cookies_under_a_dropped_key_are_refused(suite: &Suite) -> Outcome {
+    let world = suite.world();
+    let (old_key, new_key) = (Key::generate(), Key::generate());
+    let before = suite.serve(&world, KeyRing::new(old_key), |c| c)?;
+    let new_only = suite.serve(&world, KeyRing::new(new_key), |c| c)?;
+    let browser = before.browser();
+    browser.post_json("/set", r#"{"user":"Alice"}"#)?;
+    browser.get("/signed/set?value=compact")?;
+    let (Some(old_id), Some(old_pref)) = (browser.cookie("id"), browser.cookie("pref")) else {
+        fail!("the demo did not set both `id` and `pref`");
+    };
+    let stranger = new_only.browser();
+    stranger.set_cookie("id", &old_id);
+    stranger.set_cookie("pref", &old_pref);
+    json(
+        &stranger.get("/get")?,
+        200,
+        r#"{"user":"No user set"}"#,
+        "/get, old key dropped",
+    )?;
+    text(
+        &stranger.get("/signed/get")?,
+        200,
+        "Signed value: none",
+        "/signed/get, old key dropped",
+    )?;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! The session cookie: its attributes, and when it is sent at all.
+
+use time::Duration;
+
+use super::{attributes, json, no_cookies, text};
+use crate::Outcome;
+use crate::adapter::{StorageMode, Suite};
+use crate::client::Request;
+use crate::failure::{check, check_eq, fail};
+
+/// The session cookie is `id`, `Path=/`, `HttpOnly`, `SameSite=Lax`, with a
+/// `Max-Age` of the idle timeout (1 h here) and no `Secure` by default.
+pub fn session_cookie_has_the_contract_attributes(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let reply = site.browser().get("/views")?;
+    let Some(header) = reply.set_cookie("id") else {
+        fail!(
+            "a new session sent no `id` cookie: {:?}",
+            reply.set_cookies()
+        );
+    };
+    check_eq!(
+        attributes(header),
+        ["httponly", "max-age=3600", "path=/", "samesite=lax"],
+        "the session cookie's attributes ({header})"
+    );
+    check!(
+        header.len() > "id=".len() + 20,
+        "the session cookie's value is too short to be authenticated: {header}"
+    );
+    Ok(())
+}
+
+/// `Max-Age` follows the idle timeout but never passes the absolute
+/// lifetime: 30 minutes before the end of a 2 h session with a 1 h idle
+/// timeout, it is 1800.
+pub fn session_cookie_max_age_never_passes_the_absolute_lifetime(suite: &Suite) -> Outcome {
+    let site = suite.start_with(|c| c.with_absolute_timeout(Some(Duration::hours(2))))?;
+    let browser = site.browser();
+    browser.get("/views")?;
+    for n in 2..=4 {
+        site.clock.advance(Duration::minutes(30));
+        let reply = browser.get("/views")?;
+        text(&reply, 200, &format!("Views: {n}"), "an active session")?;
+        let want = if n == 4 {
+            "max-age=1800"
+        } else {
+            "max-age=3600"
+        };
+        let Some(header) = reply.set_cookie("id") else {
+            fail!("a changed session sent no `id` cookie");
+        };
+        check!(
+            attributes(header).iter().any(|a| a == want),
+            "{} min into a 2 h session: want {want} in {header}",
+            (n - 1) * 30
+        );
+    }
+    Ok(())
+}
+
+/// With `Secure` configured, the session cookie has the `Secure` attribute
+/// (even over plain http).
+pub fn secure_setting_adds_the_secure_attribute(suite: &Suite) -> Outcome {
+    let site = suite.start_with(|c| c.with_secure(true))?;
+    let reply = site.browser().get("/views")?;
+    let Some(header) = reply.set_cookie("id") else {
+        fail!("a new session sent no `id` cookie");
+    };
+    check!(
+        attributes(header).iter().any(|a| a == "secure"),
+        "want Secure in {header}"
+    );
+    Ok(())
+}
+
+/// Requests that neither carry nor create session data get no
+/// `Set-Cookie`, and nothing is stored.
+pub fn requests_without_session_data_get_no_session_cookie(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let browser = site.browser();
+    for path in [
+        "/get",
+        "/cart",
+        "/flash",
+        "/auth/profile",
+        "/auth/logout",
+        "/destroy",
+        "/get-theme",
+        "/signed/get",
+        "/nope",
+    ] {
+        no_cookies(&browser.get(path)?, &format!("GET {path}"))?;
+    }
+    let reply = browser.send(
+        Request::new("POST", "/set")
+            .header("Content-Type", "application/json")
+            .body("{"),
+    )?;
+    no_cookies(&reply, "POST /set with a bad body")?;
+    if suite.storage() == StorageMode::Server {
+        check_eq!(site.store()?.len(), 0, "records stored");
+    }
+    Ok(())
+}
+
+/// A request that changes nothing sends no cookie; once enough time has
+/// passed (30 min of a 1 h idle timeout here), a read re-sends it with a
+/// fresh `Max-Age`, keeping the idle timeout rolling.
+pub fn unchanged_session_gets_no_cookie_until_the_touch_is_due(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let browser = site.browser();
+    text(
+        &browser.post_json("/set", r#"{"user":"Alice"}"#)?,
+        200,
+        "Session set",
+        "POST /set",
+    )?;
+    let reply = browser.get("/get")?;
+    json(&reply, 200, r#"{"user":"Alice"}"#, "/get")?;
+    no_cookies(&reply, "a read right after the write")?;
+    site.clock.advance(Duration::minutes(30));
+    let reply = browser.get("/get")?;
+    json(&reply, 200, r#"{"user":"Alice"}"#, "/get 30 min later")?;
+    let Some(header) = reply.set_cookie("id") else {
+        fail!("a read 30 min after the last write did not re-send the session cookie");
+    };
+    check!(
+        attributes(header).iter().any(|a| a == "max-age=3600"),
+        "the touched cookie's Max-Age: {header}"
+    );
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! The conformance suites of `session-core`: one for session stores, one for
+//! web-framework adapters. Prove a new store or adapter correct with one
+//! line, and nothing but these docs.
+//!
+//! - [`store_suite!`] checks a [`SessionStore`](session_core::SessionStore):
+//!   load, create, compare-and-set save, delete, expiry, that it only ever
+//!   sees digests of session ids, large records, and concurrent writers of
+//!   one session through the core's conflict handling.
+//! - [`adapter_suite!`] checks an adapter over real HTTP on 127.0.0.1: every
+//!   route of the project's demo contract, cookie attributes, tampered and
+//!   garbage cookies, unknown ids, id regeneration, destroy and logout,
+//!   idle and absolute expiry on a manual clock, key rotation, bad bodies,
+//!   concurrent requests and store failures.
+//!
+//! Each macro expands to a module with one `#[test]` per case, named for the
+//! behaviour (`memory_store::create_never_overwrites`), so a failure names
+//! what broke and every other case still runs. A case an implementation
+//! cannot support, by a capability passed to the macro, is generated with
+//! `#[ignore = "why"]`: it shows as ignored, never as a pass. The cases are
+//! listed in [`STORE_CASES`] and [`ADAPTER_CASES`]; the macros are generated
+//! from the same lists, and this crate's tests check that every case
+//! function is listed.
+//!
+//! # Writing a store
+//!
+//! A store keeps [`Record`](session_core::Record)s under
+//! [`StoreKey`](session_core::StoreKey)s (digests of session ids) and
+//! implements four async operations; the rules are in
+//! [`session_core::store`]. Here is a complete store, a map behind a lock
+//! that decides expiry with the clock it is given, and the line that runs
+//! the whole suite against it. Put it in a test file (`tests/store.rs`) of
+//! your crate, with `conformance-tests` as a dev-dependency:
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::sync::{Arc, Mutex};
+//!
+//! use session_core::{async_trait, Clock, Record, SaveOutcome, SessionStore, StoreError, StoreKey};
+//!
+//! /// Records in a map, encoded with `Record::to_bytes`.
+//! #[derive(Debug)]
+//! pub struct MapStore {
+//!     records: Mutex<HashMap<StoreKey, Vec<u8>>>,
+//!     clock: Arc<dyn Clock>,
+//! }
+//!
+//! impl MapStore {
+//!     /// An empty store whose notion of "expired" follows `clock`.
+//!     pub fn new(clock: Arc<dyn Clock>) -> Self {
+//!         Self { records: Mutex::default(), clock }
+//!     }
+//!
+//!     /// The record in `bytes`, unless it has expired.
+//!     fn live(&self, bytes: Option<&Vec<u8>>) -> Result<Option<Record>, StoreError> {
+//!         let Some(bytes) = bytes else { return Ok(None) };
+//!         let record = Record::from_bytes(bytes)?;
+//!         Ok((!record.is_expired(self.clock.now())).then_some(record))
+//!     }
+//! }
+//!
+//! #[async_trait]
+//! impl SessionStore for MapStore {
+//!     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+//!         let records = self.records.lock().unwrap();
+//!         self.live(records.get(key))
+//!     }
+//!
+//!     async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+//!         let mut records = self.records.lock().unwrap();
+//!         if self.live(records.get(key))?.is_some() {
+//!             return Err(StoreError::Exists);
+//!         }
+//!         records.insert(*key, record.to_bytes());
+//!         Ok(())
+//!     }
+//!
+//!     async fn save(
+//!         &self,
+//!         key: &StoreKey,
+//!         record: &Record,
+//!         expected_version: u64,
+//!     ) -> Result<SaveOutcome, StoreError> {
+//!         let mut records = self.records.lock().unwrap();
+//!         // Deleted or expired: never bring it back.
+//!         let Some(stored) = self.live(records.get(key))? else {
+//!             return Ok(SaveOutcome::Missing);
+//!         };
+//!         if stored.version != expected_version {
+//!             return Ok(SaveOutcome::Conflict(stored));
+//!         }
+//!         records.insert(*key, record.to_bytes());
+//!         Ok(SaveOutcome::Saved)
+//!     }
+//!
+//!     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+//!         self.records.lock().unwrap().remove(key);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! conformance_tests::store_suite!(map_store, expiry: manual_clock, |ctx| async move {
+//!     MapStore::new(ctx.clock())
+//! });
+//! # fn main() {}
+//! ```
+//!
+//! `cargo test` then lists `map_store::create_never_overwrites`,
+//! `map_store::fifty_concurrent_writers_each_keep_their_own_key`, and every
+//! other case of [`STORE_CASES`].
+//!
+//! The factory is called once per case with a
+//! [`StoreContext`](store::StoreContext); it is async, so it can connect
+//! to a server. A store over a shared backend puts the context's
+//! [`prefix`](store::StoreContext::prefix) before its keys, so that cases
+//! running in parallel never meet; a store whose backend expires records by
+//! itself on the wall clock (a Redis `PXAT`) says `expiry: wall_clock`:
+//!
+//! ```ignore
+//! store_suite!(redis_store, expiry: wall_clock, |ctx| async move {
+//!     RedisStore::connect(&redis_url()).await.unwrap().with_prefix(ctx.prefix())
+//! });
+//! ```
+//!
+//! # Writing an adapter
+//!
+//! An adapter ships a demo app serving every route of the project's demo
+//! contract, built from a [`SessionConfig`](session_core::SessionConfig).
+//! Its harness implements [`adapter::Harness`]: serve that app with the
+//! config the suite gives, on 127.0.0.1, on a thread and runtime of its own.
+//! [`Running::spawn`](adapter::Running::spawn) does the binding, the thread
+//! and the shutdown. Two lines then run the suite with a server-side store
+//! and in cookie-store mode:
+//!
+//! ```no_run
+//! use conformance_tests::adapter::{Harness, Running};
+//! use session_core::{BoxError, SessionConfig};
+//!
+//! /// The adapter's demo app (here a stub; yours serves every route of
+//! /// the demo contract, as `session-axum/examples/demo.rs` does).
+//! mod demo {
+//!     use axum::{Router, routing::get};
+//!     use session_axum::{ConfigError, Session, SessionConfig, SessionLayer};
+//!
+//!     pub fn app(config: SessionConfig) -> Result<Router, ConfigError> {
+//!         let views = |session: Session| async move {
+//!             let n = session.update("views", |n: Option<u64>| n.unwrap_or(0) + 1);
+//!             format!("Views: {}", n.unwrap_or_default())
+//!         };
+//!         Ok(Router::new().route("/views", get(views)).layer(SessionLayer::new(config)?))
+//!     }
+//! }
+//!
+//! /// Serves the demo for the conformance suite.
+//! struct AxumHarness;
+//!
+//! impl Harness for AxumHarness {
+//!     fn serve(config: SessionConfig) -> Result<Running, BoxError> {
+//!         let app = demo::app(config)?;
+//!         Ok(Running::spawn(move |listener, shutdown| {
+//!             let runtime = tokio::runtime::Builder::new_multi_thread()
+//!                 .worker_threads(2)
+//!                 .enable_all()
+//!                 .build()
+//!                 .expect("a tokio runtime");
+//!             runtime.block_on(async move {
+//!                 listener.set_nonblocking(true).expect("a non-blocking listener");
+//!                 let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+//!                 axum::serve(listener, app)
+//!                     .with_graceful_shutdown(shutdown)
+//!                     .await
+//!                     .expect("the server runs");
+//!             });
+//!         })?)
+//!     }
+//! }
+//!
+//! conformance_tests::adapter_suite!(memory_store, AxumHarness, storage: server);
+//! conformance_tests::adapter_suite!(cookie_store, AxumHarness, storage: cookie);
+//! # fn main() {}
+//! ```
+//!
+//! The harness must pass the config through unchanged: the suite sets the
+//! keys, the timeouts, a [`ManualClock`](session_core::ManualClock) it moves
+//! to test expiry, and the storage: with `storage: server` its own store,
+//! which it inspects (is the record gone after logout?) and makes fail (is
+//! that a 500?); with `storage: cookie`, cookie-store mode, where the cases
+//! that need server state are ignored with the reason. The suite's
+//! [`Browser`](client::Browser) speaks plain HTTP/1.1, one connection per
+//! request.
+//!
+//! # Running one case
+//!
+//! Every case is a public function ([`store::cases`], [`adapter::cases`]);
+//! [`store::run`] and [`adapter::run`] run one, returning its
+//! [`Outcome`]. This crate's own tests use them to prove that the suites
+//! bite: deliberately broken stores and adapters fail the cases that target
+//! them.
+//!
+//! # Features
+//!
+//! This crate has no cargo features. It depends on `session-core`, `tokio`
+//! (each store case runs on a runtime of its own), `serde_json` and `time`;
+//! the HTTP client is its own, over `std::net`.
+
+mod failure;
+mod macros;
+mod registry;
+
+pub mod adapter;
+pub mod client;
+pub mod store;
+
+pub use failure::{Failure, Outcome};
+pub use registry::{ADAPTER_CASES, Case, Needs, STORE_CASES};

@@ -1,0 +1,40 @@
+//! The store suite's cases, one async function each.
+//!
+//! Every case takes the [`Subject`](super::Subject) built for it and returns
+//! an [`Outcome`](crate::Outcome). They are listed, with what each needs, in
+//! [`STORE_CASES`](crate::STORE_CASES).
+
+use session_core::{OsRandom, Record, SessionId, StoreKey};
+use time::{Duration, OffsetDateTime};
+
+mod concurrency;
+mod expiry;
+mod privacy;
+mod records;
+
+pub use concurrency::*;
+pub use expiry::*;
+pub use privacy::*;
+pub use records::*;
+
+/// A key no other case uses: the digest of a fresh random id.
+fn fresh_key() -> StoreKey {
+    SessionId::generate(&OsRandom)
+        .expect("the OS random number generator works")
+        .store_key()
+}
+
+/// An empty record created at `now` that expires ten minutes later.
+fn record_at(now: OffsetDateTime) -> Record {
+    Record::new(now, Some(now + Duration::minutes(10)))
+}
+
+/// `record` with `data` (a JSON object) and `version`.
+fn with_data(mut record: Record, data: serde_json::Value, version: u64) -> Record {
+    let serde_json::Value::Object(map) = data else {
+        panic!("session data is a JSON object");
+    };
+    record.data = map;
+    record.version = version;
+    record
+}

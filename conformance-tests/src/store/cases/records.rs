@@ -1,0 +1,265 @@
+//! Loading, creating, saving and deleting records.
+
+use serde_json::json;
+use session_core::{Clock as _, SaveOutcome, StoreError};
+use time::Duration;
+
+use super::{fresh_key, record_at, with_data};
+use crate::Outcome;
+use crate::failure::{check, check_eq, fail};
+use crate::store::Subject;
+
+/// `load` of a key that was never written is `None`, not an error.
+pub async fn load_of_a_missing_key_is_none(subject: Subject) -> Outcome {
+    let loaded = subject.store.load(&fresh_key()).await?;
+    check_eq!(loaded, None, "load of a key never written");
+    Ok(())
+}
+
+/// `create` then `load` gives back the same record: every JSON type,
+/// unicode and odd keys, escapes, all three times (whole milliseconds) and
+/// the version.
+pub async fn create_then_load_round_trips_every_json_type(subject: Subject) -> Outcome {
+    let now = subject.clock.now();
+    let mut record = with_data(
+        record_at(now),
+        json!({
+            "null": null,
+            "true": true,
+            "false": false,
+            "zero": 0,
+            "negative": -42,
+            "i64_min": i64::MIN,
+            "u64_max": u64::MAX,
+            "float": 3.25,
+            "tiny": 1e-300,
+            "huge": f64::MAX,
+            "string": "text",
+            "empty": "",
+            "escapes": "quote \" backslash \\ slash / newline \n tab \t nul \u{0} bell \u{7}",
+            "unicode": "héllo wörld ✓ 日本語 🦀",
+            "array": [1, "two", null, [3], {"four": 4}],
+            "object": {"nested": {"deep": [true, {"deeper": "yes"}]}},
+            "empty_array": [],
+            "empty_object": {},
+            "ключ": "значение",
+            "キー": "値",
+            "🔑": "🗝",
+            "": "the empty key",
+            "key with spaces and \"quotes\"": 1,
+            "a.b:c{d}[e]*?": 2,
+        }),
+        7,
+    );
+    record.last_seen = now + Duration::milliseconds(1_234);
+    let key = fresh_key();
+    subject.store.create(&key, &record).await?;
+    let loaded = subject.store.load(&key).await?;
+    check_eq!(loaded, Some(record), "the record loaded after create");
+    Ok(())
+}
+
+/// A record with no deadline (no idle or absolute timeout configured)
+/// round-trips and is kept.
+pub async fn record_without_a_deadline_round_trips(subject: Subject) -> Outcome {
+    let now = subject.clock.now();
+    let record = with_data(
+        session_core::Record::new(now, None),
+        json!({"user": "alice"}),
+        0,
+    );
+    let key = fresh_key();
+    subject.store.create(&key, &record).await?;
+    let loaded = subject.store.load(&key).await?;
+    check_eq!(loaded, Some(record), "a record without expires_at");
+    // Do not leave a record without a deadline behind in a shared backend.
+    subject.store.delete(&key).await?;
+    Ok(())
+}
+
+/// A 100 KB record round-trips unchanged.
+pub async fn large_record_round_trips(subject: Subject) -> Outcome {
+    let big: String = "0123456789abcdef".repeat(100 * 1024 / 16);
+    let items: Vec<_> = (0..1000)
+        .map(|i| json!({"item": i, "name": format!("item-{i}")}))
+        .collect();
+    let record = with_data(
+        record_at(subject.clock.now()),
+        json!({"big": big, "items": items}),
+        0,
+    );
+    let key = fresh_key();
+    subject.store.create(&key, &record).await?;
+    let loaded = subject.store.load(&key).await?;
+    check!(
+        loaded.as_ref() == Some(&record),
+        "a {} byte record did not round-trip (loaded: {} bytes)",
+        record.to_bytes().len(),
+        loaded.map_or(0, |r| r.to_bytes().len())
+    );
+    Ok(())
+}
+
+/// `create` under a key that holds a live record is
+/// [`StoreError::Exists`], and the stored record stays as it was.
+pub async fn create_never_overwrites(subject: Subject) -> Outcome {
+    let now = subject.clock.now();
+    let first = with_data(record_at(now), json!({"owner": "first"}), 0);
+    let second = with_data(record_at(now), json!({"owner": "second"}), 0);
+    let key = fresh_key();
+    subject.store.create(&key, &first).await?;
+    match subject.store.create(&key, &second).await {
+        Err(StoreError::Exists) => {}
+        Ok(()) => fail!("create over an existing record succeeded; it must be StoreError::Exists"),
+        Err(other) => fail!("create over an existing record: want StoreError::Exists, got {other}"),
+    }
+    let loaded = subject.store.load(&key).await?;
+    check_eq!(loaded, Some(first), "the record after a refused create");
+    Ok(())
+}
+
+/// Writing or deleting one key leaves the others alone.
+pub async fn records_under_different_keys_are_independent(subject: Subject) -> Outcome {
+    let now = subject.clock.now();
+    let (a, b) = (fresh_key(), fresh_key());
+    let record_a = with_data(record_at(now), json!({"who": "a"}), 0);
+    let record_b = with_data(record_at(now), json!({"who": "b"}), 0);
+    subject.store.create(&a, &record_a).await?;
+    subject.store.create(&b, &record_b).await?;
+    let saved_b = with_data(record_at(now), json!({"who": "b", "n": 1}), 1);
+    check_eq!(
+        subject.store.save(&b, &saved_b, 0).await?,
+        SaveOutcome::Saved,
+        "save of b"
+    );
+    check_eq!(
+        subject.store.load(&a).await?,
+        Some(record_a),
+        "a after b was saved"
+    );
+    subject.store.delete(&a).await?;
+    check_eq!(subject.store.load(&a).await?, None, "a after its delete");
+    check_eq!(
+        subject.store.load(&b).await?,
+        Some(saved_b),
+        "b after a was deleted"
+    );
+    Ok(())
+}
+
+/// `save` with the stored version writes the record (whose version is one
+/// more), and the next save expects that new version.
+pub async fn save_with_the_current_version_replaces_the_record(subject: Subject) -> Outcome {
+    let now = subject.clock.now();
+    let key = fresh_key();
+    subject
+        .store
+        .create(&key, &with_data(record_at(now), json!({"n": 0}), 0))
+        .await?;
+    for version in 1..=3_u64 {
+        let mut next = with_data(record_at(now), json!({ "n": version }), version);
+        next.last_seen = now + Duration::seconds(i64::try_from(version).unwrap_or(0));
+        let outcome = subject.store.save(&key, &next, version - 1).await?;
+        check_eq!(
+            outcome,
+            SaveOutcome::Saved,
+            "save of version {version} over version {}",
+            version - 1
+        );
+        check_eq!(
+            subject.store.load(&key).await?,
+            Some(next),
+            "the record after saving version {version}"
+        );
+    }
+    Ok(())
+}
+
+/// `save` with a version other than the stored one (older or newer) answers
+/// [`SaveOutcome::Conflict`] with the record as stored, and writes nothing.
+pub async fn save_with_a_stale_version_is_a_conflict_not_an_overwrite(subject: Subject) -> Outcome {
+    let now = subject.clock.now();
+    let key = fresh_key();
+    subject
+        .store
+        .create(
+            &key,
+            &with_data(record_at(now), json!({"by": "creator"}), 0),
+        )
+        .await?;
+    let winner = with_data(record_at(now), json!({"by": "winner"}), 1);
+    check_eq!(
+        subject.store.save(&key, &winner, 0).await?,
+        SaveOutcome::Saved,
+        "the first save"
+    );
+    for stale in [0_u64, 5] {
+        let loser = with_data(record_at(now), json!({"by": "loser"}), stale + 1);
+        let outcome = subject.store.save(&key, &loser, stale).await?;
+        check_eq!(
+            outcome,
+            SaveOutcome::Conflict(winner.clone()),
+            "save expecting version {stale} while version 1 is stored"
+        );
+        check_eq!(
+            subject.store.load(&key).await?,
+            Some(winner.clone()),
+            "the record after a conflicting save expecting version {stale}"
+        );
+    }
+    Ok(())
+}
+
+/// `save` of a key that holds nothing is [`SaveOutcome::Missing`], and
+/// writes nothing: a save never creates a session.
+pub async fn save_of_a_missing_record_is_missing_and_writes_nothing(subject: Subject) -> Outcome {
+    let key = fresh_key();
+    let record = with_data(record_at(subject.clock.now()), json!({"ghost": true}), 1);
+    let outcome = subject.store.save(&key, &record, 0).await?;
+    check_eq!(outcome, SaveOutcome::Missing, "save of a key never written");
+    check_eq!(
+        subject.store.load(&key).await?,
+        None,
+        "the key after a save that found nothing"
+    );
+    Ok(())
+}
+
+/// A request that loaded a session saves after another request deleted it
+/// (logged out): the save is [`SaveOutcome::Missing`] and the session stays
+/// deleted.
+pub async fn delete_then_save_of_the_old_version_does_not_resurrect(subject: Subject) -> Outcome {
+    let now = subject.clock.now();
+    let key = fresh_key();
+    let record = with_data(record_at(now), json!({"user": "alice"}), 0);
+    subject.store.create(&key, &record).await?;
+    let Some(loaded) = subject.store.load(&key).await? else {
+        fail!("the record just created does not load");
+    };
+    subject.store.delete(&key).await?;
+    let mut changed = loaded.clone();
+    changed.data.insert("cart".into(), json!(["apple"]));
+    changed.version = loaded.version + 1;
+    let outcome = subject.store.save(&key, &changed, loaded.version).await?;
+    check_eq!(outcome, SaveOutcome::Missing, "save after delete");
+    check_eq!(
+        subject.store.load(&key).await?,
+        None,
+        "the deleted session after a late save"
+    );
+    Ok(())
+}
+
+/// Deleting a key that holds nothing, or deleting twice, is not an error.
+pub async fn delete_of_a_missing_key_is_not_an_error(subject: Subject) -> Outcome {
+    let key = fresh_key();
+    subject.store.delete(&key).await?;
+    subject
+        .store
+        .create(&key, &record_at(subject.clock.now()))
+        .await?;
+    subject.store.delete(&key).await?;
+    subject.store.delete(&key).await?;
+    check_eq!(subject.store.load(&key).await?, None, "after two deletes");
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! The adapter suite bites: a small app over `session-axum` with one
+//! deliberate bug fails the cases that target that bug, while the same app
+//! without it passes them.
+//!
+//! The app serves only the routes those cases use, with the contract's
+//! bodies: `/views`, `/destroy`, `/cart`, `/auth/login`, `/auth/profile`,
+//! `/auth/logout`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use conformance_tests::Outcome;
+use conformance_tests::adapter::{self, Harness, Running, StorageMode, Suite, cases};
+use serde_json::{Value, json};
+use session_axum::core::{BoxError, Clock, Record, SaveOutcome, StoreKey, async_trait};
+use session_axum::{Session, SessionConfig, SessionLayer, SessionStore, Storage, StoreError};
+
+/// No bug.
+const CORRECT: u8 = 0;
+/// The store invents a session for any id it does not know: unknown ids
+/// are adopted.
+const ADOPTS_UNKNOWN_IDS: u8 = 1;
+/// A middleware drops `Set-Cookie` headers that remove a cookie.
+const FORGETS_REMOVAL_COOKIE: u8 = 2;
+/// `/destroy` and logout empty the session instead of destroying it.
+const CLEARS_INSTEAD_OF_DESTROYING: u8 = 3;
+/// Login keeps the session id.
+const KEEPS_ID_AT_LOGIN: u8 = 4;
+
+/// The small app with the bug `BUG`.
+struct Buggy<const BUG: u8>;
+
+impl<const BUG: u8> Harness for Buggy<BUG> {
+    fn serve(mut config: SessionConfig) -> Result<Running, BoxError> {
+        if BUG == ADOPTS_UNKNOWN_IDS {
+            if let Storage::Store(store) = config.storage().clone() {
+                let clock = config.clock().clone();
+                config = config.with_store(Arc::new(Adopting { store, clock }));
+            }
+        }
+        let app = app::<BUG>(config)?;
+        Ok(Running::spawn(move |listener, shutdown| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                listener.set_nonblocking(true).unwrap();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                    .unwrap();
+            });
+        })?)
+    }
+}
+
+fn app<const BUG: u8>(config: SessionConfig) -> Result<Router, BoxError> {
+    let router = Router::new()
+        .route("/views", get(views))
+        .route("/destroy", get(destroy::<BUG>))
+        .route("/cart", get(cart).post(add_to_cart))
+        .route("/auth/login", post(login::<BUG>))
+        .route("/auth/profile", get(profile))
+        .route("/auth/logout", get(logout::<BUG>))
+        .layer(SessionLayer::new(config)?);
+    Ok(if BUG == FORGETS_REMOVAL_COOKIE {
+        router.layer(axum::middleware::map_response(
+            |mut response: Response| async move {
+                let kept: Vec<_> = response
+                    .headers()
+                    .get_all(SET_COOKIE)
+                    .iter()
+                    .filter(|v| !v.to_str().unwrap_or_default().contains("Max-Age=0"))
+                    .cloned()
+                    .collect();
+                response.headers_mut().remove(SET_COOKIE);
+                for value in kept {
+                    response.headers_mut().append(SET_COOKIE, value);
+                }
+                response
+            },
+        ))
+    } else {
+        router
+    })
+}
+
+fn json_reply(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn views(session: Session) -> String {
+    let n = session.update("views", |n: Option<u64>| n.unwrap_or(0) + 1);
+    format!("Views: {}", n.unwrap_or_default())
+}
+
+fn end<const BUG: u8>(session: &Session) {
+    if BUG == CLEARS_INSTEAD_OF_DESTROYING {
+        session.clear();
+    } else {
+        session.destroy();
+    }
+}
+
+async fn destroy<const BUG: u8>(session: Session) -> &'static str {
+    end::<BUG>(&session);
+    "Session destroyed"
+}
+
+async fn cart(session: Session) -> Response {
+    let cart: Vec<String> = session.get("cart").ok().flatten().unwrap_or_default();
+    json_reply(StatusCode::OK, &json!(cart))
+}
+
+async fn add_to_cart(session: Session, body: Bytes) -> Response {
+    let item = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["item"].as_str().map(str::to_owned));
+    let Some(item) = item else {
+        return json_reply(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "Malformed JSON body"}),
+        );
+    };
+    let cart = session.update("cart", move |cart: Option<Vec<String>>| {
+        let mut cart = cart.unwrap_or_default();
+        cart.push(item.clone());
+        cart
+    });
+    json_reply(StatusCode::OK, &json!(cart.unwrap_or_default()))
+}
+
+async fn login<const BUG: u8>(session: Session, body: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    if body != json!({"username": "alice", "password": "password123"}) {
+        return json_reply(
+            StatusCode::UNAUTHORIZED,
+            &json!({"error": "Invalid credentials"}),
+        );
+    }
+    if BUG != KEEPS_ID_AT_LOGIN {
+        session.regenerate();
+    }
+    let _ = session.insert("auth", &json!({"username": "alice"}));
+    json_reply(StatusCode::OK, &json!({"message": "Logged in"}))
+}
+
+async fn profile(session: Session) -> Response {
+    match session.get_value("auth") {
+        Some(user) => json_reply(StatusCode::OK, &json!({ "user": user })),
+        None => json_reply(
+            StatusCode::UNAUTHORIZED,
+            &json!({"error": "Not authenticated"}),
+        ),
+    }
+}
+
+async fn logout<const BUG: u8>(session: Session) -> Response {
+    end::<BUG>(&session);
+    json_reply(StatusCode::OK, &json!({"message": "Logged out"}))
+}
+
+/// A store that, asked for a key it does not know, creates a session under
+/// it: the classic fixation bug.
+#[derive(Debug)]
+struct Adopting {
+    store: Arc<dyn SessionStore>,
+    clock: Arc<dyn Clock>,
+}
+
+#[async_trait]
+impl SessionStore for Adopting {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        if let Some(record) = self.store.load(key).await? {
+            return Ok(Some(record));
+        }
+        let now = self.clock.now();
+        let record = Record::new(now, Some(now + time::Duration::hours(1)));
+        self.store.create(key, &record).await?;
+        Ok(Some(record))
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        self.store.create(key, record).await
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.store.save(key, record, expected).await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.store.delete(key).await
+    }
+}
+
+/// An adapter case, as a function.
+type CaseFn = fn(&Suite) -> Outcome;
+
+/// Every case a bug below is meant to fail.
+const TARGETED: [(&str, CaseFn); 7] = [
+    (
+        "unknown_id_is_never_adopted",
+        cases::unknown_id_is_never_adopted,
+    ),
+    (
+        "destroy_ends_the_session_and_clears_the_cookie",
+        cases::destroy_ends_the_session_and_clears_the_cookie,
+    ),
+    (
+        "logout_ends_the_session_and_clears_the_cookie",
+        cases::logout_ends_the_session_and_clears_the_cookie,
+    ),
+    (
+        "destroy_deletes_the_record_and_the_old_cookie_is_dead",
+        cases::destroy_deletes_the_record_and_the_old_cookie_is_dead,
+    ),
+    (
+        "old_cookie_is_dead_after_logout",
+        cases::old_cookie_is_dead_after_logout,
+    ),
+    (
+        "login_regenerates_the_id_and_keeps_the_data",
+        cases::login_regenerates_the_id_and_keeps_the_data,
+    ),
+    (
+        "old_id_is_dead_after_login",
+        cases::old_id_is_dead_after_login,
+    ),
+];
+
+fn fails<const BUG: u8>(names: &[&str]) {
+    for name in names {
+        let (_, case) = TARGETED
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("a targeted case");
+        match adapter::run::<Buggy<BUG>>(StorageMode::Server, *case) {
+            Err(failure) => eprintln!("bug {BUG} fails {name}, as it must:\n{failure}\n"),
+            Ok(()) => panic!("an app with bug {BUG} passed {name}"),
+        }
+    }
+}
+
+#[test]
+fn the_correct_app_passes_every_targeted_case() {
+    for (name, case) in TARGETED {
+        if let Err(failure) = adapter::run::<Buggy<CORRECT>>(StorageMode::Server, case) {
+            panic!("the correct app fails {name}: {failure}");
+        }
+    }
+}
+
+#[test]
+fn adopting_unknown_ids_fails() {
+    fails::<ADOPTS_UNKNOWN_IDS>(&["unknown_id_is_never_adopted"]);
+}
+
+#[test]
+fn forgetting_the_removal_cookie_fails() {
+    fails::<FORGETS_REMOVAL_COOKIE>(&[
+        "destroy_ends_the_session_and_clears_the_cookie",
+        "logout_ends_the_session_and_clears_the_cookie",
+    ]);
+}
+
+#[test]
+fn clearing_instead_of_destroying_fails() {
+    fails::<CLEARS_INSTEAD_OF_DESTROYING>(&[
+        "destroy_ends_the_session_and_clears_the_cookie",
+        "destroy_deletes_the_record_and_the_old_cookie_is_dead",
+        "logout_ends_the_session_and_clears_the_cookie",
+        "old_cookie_is_dead_after_logout",
+    ]);
+}
+
+#[test]
+fn keeping_the_id_at_login_fails() {
+    fails::<KEEPS_ID_AT_LOGIN>(&[
+        "login_regenerates_the_id_and_keeps_the_data",
+        "old_id_is_dead_after_login",
+    ]);
+}

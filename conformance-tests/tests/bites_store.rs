@@ -1,0 +1,211 @@
+//! The store suite bites: a store with one deliberate bug fails the cases
+//! that target that bug, while the same store without it passes the whole
+//! suite.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use conformance_tests::store::{self, ExpiryClock, Subject, cases};
+use conformance_tests::{Outcome, store_suite};
+use session_core::{Clock, Record, SaveOutcome, SessionStore, StoreError, StoreKey, async_trait};
+
+/// The one thing a [`MapStore`] gets wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bug {
+    None,
+    /// `create` replaces an existing record.
+    OverwritesOnCreate,
+    /// `save` of a missing (deleted or expired) record writes it.
+    ResurrectsOnSave,
+    /// `save` writes whatever version is stored.
+    IgnoresVersions,
+    /// `load` returns records past their deadline.
+    ReturnsExpired,
+    /// Times are kept in whole seconds.
+    TruncatesTimesToSeconds,
+    /// Values longer than 64 KB are cut.
+    CutsLargeValues,
+}
+
+/// A map store on a clock, with at most one bug.
+#[derive(Debug)]
+struct MapStore {
+    records: Mutex<HashMap<StoreKey, Record>>,
+    clock: Arc<dyn Clock>,
+    bug: Bug,
+}
+
+impl MapStore {
+    fn new(clock: Arc<dyn Clock>, bug: Bug) -> Self {
+        Self {
+            records: Mutex::default(),
+            clock,
+            bug,
+        }
+    }
+
+    fn live(&self, record: Option<&Record>) -> Option<Record> {
+        let record = record?.clone();
+        (self.bug == Bug::ReturnsExpired || !record.is_expired(self.clock.now())).then_some(record)
+    }
+
+    fn stored(&self, record: &Record) -> Record {
+        let mut record = record.clone();
+        match self.bug {
+            Bug::TruncatesTimesToSeconds => {
+                record.last_seen = record.last_seen.replace_millisecond(0).unwrap();
+            }
+            Bug::CutsLargeValues => {
+                for value in record.data.values_mut() {
+                    if let serde_json::Value::String(s) = value {
+                        s.truncate(64 * 1024);
+                    }
+                }
+            }
+            _ => {}
+        }
+        record
+    }
+}
+
+#[async_trait]
+impl SessionStore for MapStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        Ok(self.live(self.records.lock().unwrap().get(key)))
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        let mut records = self.records.lock().unwrap();
+        if self.bug != Bug::OverwritesOnCreate && self.live(records.get(key)).is_some() {
+            return Err(StoreError::Exists);
+        }
+        records.insert(*key, self.stored(record));
+        Ok(())
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        let mut records = self.records.lock().unwrap();
+        match self.live(records.get(key)) {
+            None if self.bug != Bug::ResurrectsOnSave => return Ok(SaveOutcome::Missing),
+            Some(stored) if stored.version != expected && self.bug != Bug::IgnoresVersions => {
+                return Ok(SaveOutcome::Conflict(stored));
+            }
+            _ => {}
+        }
+        records.insert(*key, self.stored(record));
+        Ok(SaveOutcome::Saved)
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.records.lock().unwrap().remove(key);
+        Ok(())
+    }
+}
+
+// The control: without its bug, the map store passes every case.
+store_suite!(correct_map_store, expiry: manual_clock, |ctx| async move {
+    MapStore::new(ctx.clock(), Bug::None)
+});
+
+/// Asserts that the store with `bug` fails `case`.
+fn fails<C, F>(bug: Bug, name: &str, case: C)
+where
+    C: FnOnce(Subject) -> F,
+    F: Future<Output = Outcome>,
+{
+    let outcome = store::run(
+        "bites",
+        name,
+        ExpiryClock::Manual,
+        move |ctx| async move { MapStore::new(ctx.clock(), bug) },
+        case,
+    );
+    match outcome {
+        Err(failure) => eprintln!("{bug:?} fails {name}, as it must:\n{failure}\n"),
+        Ok(()) => panic!("a store that {bug:?} passed {name}"),
+    }
+}
+
+#[test]
+fn store_that_overwrites_on_create_fails() {
+    fails(
+        Bug::OverwritesOnCreate,
+        "create_never_overwrites",
+        cases::create_never_overwrites,
+    );
+}
+
+#[test]
+fn store_that_resurrects_on_save_fails() {
+    let bug = Bug::ResurrectsOnSave;
+    fails(
+        bug,
+        "save_of_a_missing_record",
+        cases::save_of_a_missing_record_is_missing_and_writes_nothing,
+    );
+    fails(
+        bug,
+        "delete_then_save",
+        cases::delete_then_save_of_the_old_version_does_not_resurrect,
+    );
+    fails(
+        bug,
+        "expired_record",
+        cases::expired_record_is_never_returned_as_live,
+    );
+}
+
+#[test]
+fn store_that_ignores_versions_fails() {
+    let bug = Bug::IgnoresVersions;
+    fails(
+        bug,
+        "stale_version",
+        cases::save_with_a_stale_version_is_a_conflict_not_an_overwrite,
+    );
+    fails(
+        bug,
+        "fifty_writers",
+        cases::fifty_concurrent_writers_each_keep_their_own_key,
+    );
+    fails(
+        bug,
+        "twenty_updates",
+        cases::twenty_concurrent_updates_of_one_list_lose_nothing,
+    );
+}
+
+#[test]
+fn store_that_returns_expired_records_fails() {
+    let bug = Bug::ReturnsExpired;
+    fails(
+        bug,
+        "expired_record",
+        cases::expired_record_is_never_returned_as_live,
+    );
+    fails(
+        bug,
+        "exact_deadline",
+        cases::record_is_live_until_its_exact_deadline,
+    );
+}
+
+#[test]
+fn store_that_loses_precision_or_data_fails() {
+    fails(
+        Bug::TruncatesTimesToSeconds,
+        "round_trip",
+        cases::create_then_load_round_trips_every_json_type,
+    );
+    fails(
+        Bug::CutsLargeValues,
+        "large_record",
+        cases::large_record_round_trips,
+    );
+}
