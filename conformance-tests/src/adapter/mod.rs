@@ -8,10 +8,8 @@
 //! (with its own clock, keys and store), drives them with a
 //! [`client::Browser`](crate::client::Browser), and stops them when it ends.
 
-use std::future::Future as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Waker};
 
 use session_core::{
     BoxError, Key, KeyRing, ManualClock, MemoryStore, Record, SaveOutcome, SessionConfig,
@@ -196,13 +194,9 @@ impl SuiteStore {
     }
 
     /// Whether a live record is held under `key`.
-    pub(crate) fn contains(&self, key: &StoreKey) -> bool {
-        // The memory store's futures never wait: one poll completes them.
-        let mut load = std::pin::pin!(self.inner.load(key));
-        matches!(
-            load.as_mut().poll(&mut Context::from_waker(Waker::noop())),
-            Poll::Ready(Ok(Some(_)))
-        )
+    pub(crate) fn contains(&self, key: &StoreKey) -> Result<bool, Failure> {
+        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+        Ok(runtime.block_on(self.inner.load(key))?.is_some())
     }
 
     /// Makes every operation fail (`true`) or work again (`false`).

@@ -46,17 +46,15 @@ impl Running {
     /// use conformance_tests::adapter::Running;
     ///
     /// let running = Running::spawn(|listener, shutdown| {
-    ///     // A real harness serves `listener` with its framework on its own
-    ///     // runtime until `shutdown` completes.
-    ///     let _ = listener;
-    ///     futures_lite_block_on(shutdown);
+    ///     // A real harness builds its runtime here and serves `listener`
+    ///     // with its framework until `shutdown` completes.
+    ///     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    ///     runtime.block_on(shutdown);
+    ///     drop(listener);
     /// })
     /// .unwrap();
     /// assert!(running.addr().ip().is_loopback());
     /// drop(running); // completes `shutdown` and joins the thread
-    /// # fn futures_lite_block_on(f: conformance_tests::adapter::Shutdown) {
-    /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
-    /// # }
     /// ```
     ///
     /// # Errors

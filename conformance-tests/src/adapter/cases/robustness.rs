@@ -228,7 +228,7 @@ pub fn unknown_id_is_never_adopted(suite: &Suite) -> Outcome {
         "the foreign id was kept as the session cookie"
     );
     check!(
-        !here.store()?.contains(&foreign_key),
+        !here.store()?.contains(&foreign_key)?,
         "a record was stored under the foreign id"
     );
     check_eq!(

@@ -25,6 +25,10 @@ const POLL: std::time::Duration = std::time::Duration::from_millis(20);
 /// With `expiry: manual_clock` the suite moves the clock past the deadline.
 /// With `expiry: wall_clock` it makes a record that expires 200 ms ahead of
 /// the wall clock and polls until it vanishes, failing after 3 s more.
+///
+/// How the backend frees the memory of expired records (a sweep, a Redis
+/// `PXAT`) is the store's own business, checked by its own tests: the suite
+/// checks what callers see.
 pub async fn expired_record_is_never_returned_as_live(subject: Subject) -> Outcome {
     let key = fresh_key();
     let record = match subject.expiry {
