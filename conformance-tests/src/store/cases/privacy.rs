@@ -84,14 +84,17 @@ pub async fn store_sees_only_digests_of_session_ids(subject: Subject) -> Outcome
     Ok(())
 }
 
-/// An engine over `store` on the suite's clock.
+/// An engine over `store` on the suite's clock. It retries a save up to 64
+/// times, more than the 49 conflicts the last of 50 concurrent writers can
+/// meet.
 pub(super) fn engine(
     subject: &Subject,
     store: Arc<dyn session_core::SessionStore>,
 ) -> Result<Engine, Failure> {
     let config = SessionConfig::new(KeyRing::new(Key::generate()))
         .with_store(store)
-        .with_clock(Arc::new(subject.clock.clone()));
+        .with_clock(Arc::new(subject.clock.clone()))
+        .with_max_conflict_retries(64);
     Ok(Engine::new(config)?)
 }
 
