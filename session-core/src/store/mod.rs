@@ -112,8 +112,9 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     /// expired.
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError>;
 
-    /// Stores a new record. Never overwrites: when a record (live or not yet
-    /// freed) exists under `key`, returns [`StoreError::Exists`].
+    /// Stores a new record. Never overwrites a live record: when one exists
+    /// under `key`, returns [`StoreError::Exists`]. A record that has expired
+    /// but is not freed yet counts as gone and may be replaced.
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError>;
 
     /// Replaces the record under `key` with `record` only when the stored
