@@ -22,7 +22,7 @@ pub enum ConnectError {
     },
     /// Redis refused the connection or the handshake failed (wrong
     /// password, not a cluster node, ...).
-    #[error("cannot connect to Redis at {target}: {source}; is Redis running there?")]
+    #[error("cannot connect to Redis at {target}: {source}{}", hint(source))]
     Unreachable {
         /// The server (`host:port`), or the cluster's seed nodes.
         target: String,
@@ -60,6 +60,16 @@ pub enum ConnectError {
         /// What is wrong and what to do instead.
         reason: String,
     },
+}
+
+fn hint(error: &redis::RedisError) -> &'static str {
+    if error.is_connection_refusal() {
+        "; is Redis running there?"
+    } else if error.kind() == redis::ErrorKind::AuthenticationFailed {
+        "; check the user name and password in the URL"
+    } else {
+        ""
+    }
 }
 
 /// A Redis command failed: the connection is down, Redis answered with an

@@ -1,5 +1,7 @@
-//! The store's operations against the shared standalone Redis at
-//! `REDIS_URL`, each test under its own key prefix.
+//! What the store writes into Redis (key layout, value, expiry) and how it
+//! treats values it did not write, against the shared standalone Redis at
+//! `REDIS_URL`, each test under its own key prefix. The behaviour every
+//! store shares is checked by the conformance suite (tests/conformance.rs).
 
 mod support;
 
@@ -44,25 +46,6 @@ async fn stored_bytes(store: &RedisStore, key: &StoreKey) -> Option<Vec<u8>> {
 }
 
 #[tokio::test]
-async fn unknown_key_loads_as_none() {
-    let store = shared_store("unknown").await;
-    assert_eq!(store.load(&new_key()).await.unwrap(), None);
-}
-
-#[tokio::test]
-async fn created_record_loads_back_equal() {
-    let store = shared_store("round_trip").await;
-    let key = new_key();
-    let mut original = record(1);
-    original.data.insert(
-        "user".into(),
-        serde_json::json!({"name": "Ada", "tags": ["a", "é", 3.5]}),
-    );
-    store.create(&key, &original).await.unwrap();
-    assert_eq!(store.load(&key).await.unwrap(), Some(original));
-}
-
-#[tokio::test]
 async fn value_is_the_core_record_encoding_under_prefix_and_digest() {
     let store = shared_store("layout").await;
     let id = SessionId::from_bytes([7; 16]);
@@ -77,56 +60,6 @@ async fn value_is_the_core_record_encoding_under_prefix_and_digest() {
         stored_bytes(&store, &key).await.as_deref(),
         Some(&original.to_bytes()[..])
     );
-}
-
-#[tokio::test]
-async fn create_never_overwrites() {
-    let store = shared_store("create_nx").await;
-    let key = new_key();
-    let first = record(1);
-    store.create(&key, &first).await.unwrap();
-    let err = store.create(&key, &record(99)).await.unwrap_err();
-    assert!(matches!(err, StoreError::Exists), "{err}");
-    assert_eq!(store.load(&key).await.unwrap(), Some(first));
-}
-
-#[tokio::test]
-async fn save_with_the_loaded_version_writes() {
-    let store = shared_store("save").await;
-    let key = new_key();
-    let first = record(1);
-    store.create(&key, &first).await.unwrap();
-    let second = next(&first, 2);
-    assert_eq!(
-        store.save(&key, &second, first.version).await.unwrap(),
-        SaveOutcome::Saved
-    );
-    let third = next(&second, 3);
-    assert_eq!(
-        store.save(&key, &third, second.version).await.unwrap(),
-        SaveOutcome::Saved
-    );
-    assert_eq!(store.load(&key).await.unwrap(), Some(third));
-}
-
-#[tokio::test]
-async fn save_with_a_stale_version_returns_the_current_record_and_writes_nothing() {
-    let store = shared_store("conflict").await;
-    let key = new_key();
-    let first = record(1);
-    store.create(&key, &first).await.unwrap();
-    let winner = next(&first, 2);
-    assert_eq!(
-        store.save(&key, &winner, first.version).await.unwrap(),
-        SaveOutcome::Saved
-    );
-    // A second writer that also loaded `first`.
-    let loser = next(&first, 50);
-    assert_eq!(
-        store.save(&key, &loser, first.version).await.unwrap(),
-        SaveOutcome::Conflict(winner.clone())
-    );
-    assert_eq!(store.load(&key).await.unwrap(), Some(winner));
 }
 
 #[tokio::test]
@@ -145,23 +78,6 @@ async fn save_after_delete_is_missing_and_never_resurrects() {
     );
     assert_eq!(store.load(&key).await.unwrap(), None);
     assert_eq!(stored_bytes(&store, &key).await, None);
-}
-
-#[tokio::test]
-async fn save_of_a_never_created_key_is_missing() {
-    let store = shared_store("save_missing").await;
-    let key = new_key();
-    assert_eq!(
-        store.save(&key, &record(1), 0).await.unwrap(),
-        SaveOutcome::Missing
-    );
-    assert_eq!(stored_bytes(&store, &key).await, None);
-}
-
-#[tokio::test]
-async fn deleting_a_missing_record_is_fine() {
-    let store = shared_store("delete_missing").await;
-    store.delete(&new_key()).await.unwrap();
 }
 
 #[tokio::test]
@@ -328,13 +244,4 @@ async fn prefixes_keep_stores_apart() {
     b.create(&key, &record(2)).await.unwrap();
     assert_eq!(a.load(&key).await.unwrap().unwrap().data["views"], 1);
     assert_eq!(b.load(&key).await.unwrap().unwrap().data["views"], 2);
-}
-
-#[tokio::test]
-async fn clones_and_trait_objects_share_the_connection() {
-    let store = shared_store("clone").await;
-    let dynamic: std::sync::Arc<dyn SessionStore> = std::sync::Arc::new(store.clone());
-    let key = new_key();
-    dynamic.create(&key, &record(4)).await.unwrap();
-    assert_eq!(store.load(&key).await.unwrap().unwrap().data["views"], 4);
 }

@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use session_core::{Engine, Key, KeyRing, Session, SessionConfig};
 use session_redis::RedisStore;
 
+pub mod count;
+
 /// The shared standalone Redis (started by `scripts/test`).
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
