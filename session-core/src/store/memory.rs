@@ -48,40 +48,54 @@ struct Shard {
     next_sweep_ms: i64,
 }
 
+/// One record in as little memory as it takes: the deadline inline (the
+/// sweep reads only that), everything else in one exact-size allocation:
+/// created, last seen and version as little-endian 64-bit numbers, then the
+/// data as JSON.
 #[derive(Debug)]
 struct Entry {
-    created_ms: i64,
-    last_seen_ms: i64,
     /// `i64::MAX` when the record never expires.
     expires_ms: i64,
-    version: u64,
-    /// The data map as JSON.
-    data: Box<[u8]>,
+    blob: Box<[u8]>,
 }
+
+const HEADER: usize = 24;
 
 impl Entry {
     fn encode(record: &Record) -> Self {
-        let json = serde_json::to_vec(&record.data).expect("JSON maps with string keys serialize");
-        // An exact-size copy: shrinking the serializer's 128-byte buffer in
-        // place would strand the rest of it in the allocator, one per record.
-        let data = Box::<[u8]>::from(json.as_slice());
+        let mut blob = Vec::with_capacity(HEADER + 32);
+        blob.extend_from_slice(&unix_ms(record.created_at).to_le_bytes());
+        blob.extend_from_slice(&unix_ms(record.last_seen).to_le_bytes());
+        blob.extend_from_slice(&record.version.to_le_bytes());
+        serde_json::to_writer(&mut blob, &record.data)
+            .expect("JSON maps with string keys serialize");
         Self {
-            created_ms: unix_ms(record.created_at),
-            last_seen_ms: unix_ms(record.last_seen),
             expires_ms: record.expires_at.map_or(i64::MAX, unix_ms),
-            version: record.version,
-            data,
+            // An exact-size copy: shrinking the buffer in place would strand
+            // its unused tail in the allocator, one per record.
+            blob: Box::<[u8]>::from(blob.as_slice()),
         }
     }
 
+    fn field(&self, i: usize) -> [u8; 8] {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&self.blob[i * 8..i * 8 + 8]);
+        bytes
+    }
+
+    fn version(&self) -> u64 {
+        u64::from_le_bytes(self.field(2))
+    }
+
     fn decode(&self) -> Result<Record, StoreError> {
-        let data: Data = serde_json::from_slice(&self.data).map_err(StoreError::Encoding)?;
+        let data: Data =
+            serde_json::from_slice(&self.blob[HEADER..]).map_err(StoreError::Encoding)?;
         Ok(Record {
             data,
-            created_at: from_unix_ms(self.created_ms),
-            last_seen: from_unix_ms(self.last_seen_ms),
+            created_at: from_unix_ms(i64::from_le_bytes(self.field(0))),
+            last_seen: from_unix_ms(i64::from_le_bytes(self.field(1))),
             expires_at: (self.expires_ms != i64::MAX).then(|| from_unix_ms(self.expires_ms)),
-            version: self.version,
+            version: self.version(),
         })
     }
 
@@ -232,7 +246,7 @@ impl SessionStore for MemoryStore {
             shard.map.remove(key);
             return Ok(SaveOutcome::Missing);
         }
-        if stored.version != expected_version {
+        if stored.version() != expected_version {
             return stored.decode().map(SaveOutcome::Conflict);
         }
         *stored = entry;
