@@ -82,6 +82,8 @@ struct Inner {
     touch_after: Option<time::Duration>,
     /// HMAC states for the session cookie's name, one per key.
     id_signer: codec::NamedSigner,
+    /// Serializes saves of one session within this process.
+    saves: crate::plan::SaveLanes,
 }
 
 /// What a request carried: the session cookies that verified, in header
@@ -151,6 +153,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 touch_after: config.expiry.idle().map(|_| config.touch_interval()),
                 id_signer: codec::NamedSigner::new(&config.keys, &config.name),
+                saves: crate::plan::SaveLanes::new(),
                 config,
                 store,
                 attributes,
@@ -482,7 +485,11 @@ impl Engine {
     pub async fn commit(&self, mut plan: Plan) -> Result<Option<String>, SessionError> {
         if let Some(store) = &self.inner.store {
             let executed = plan
-                .execute(store.as_ref(), self.inner.config.max_conflict_retries)
+                .execute_with(
+                    store.as_ref(),
+                    self.inner.config.max_conflict_retries,
+                    Some(&self.inner.saves),
+                )
                 .await?;
             if executed == Executed::SessionGone {
                 return Ok(Some(self.removal_cookie()));

@@ -143,6 +143,12 @@ impl Plan {
     /// changes onto that writer's record and tries again, up to
     /// `max_conflict_retries` times.
     ///
+    /// [`Engine::commit`](crate::Engine::commit) does the same, and also
+    /// serializes the saves of one session within the process (see
+    /// [`SessionConfig`](crate::SessionConfig)), so that many simultaneous
+    /// requests of one session cost one store round trip each instead of a
+    /// cascade of conflicts.
+    ///
     /// # Errors
     ///
     /// [`SessionError::Store`] when the store fails,
@@ -153,54 +159,173 @@ impl Plan {
         store: &dyn SessionStore,
         max_conflict_retries: u32,
     ) -> Result<Executed, SessionError> {
+        self.execute_with(store, max_conflict_retries, None).await
+    }
+
+    pub(crate) async fn execute_with(
+        &mut self,
+        store: &dyn SessionStore,
+        max_conflict_retries: u32,
+        saves: Option<&SaveLanes>,
+    ) -> Result<Executed, SessionError> {
         match std::mem::replace(&mut self.store, StoreOp::None) {
             StoreOp::None => {}
             StoreOp::Create { key, record } => store.create(&key, &record).await?,
-            StoreOp::Delete { key } => store.delete(&key).await?,
+            StoreOp::Delete { key } => {
+                store.delete(&key).await?;
+                if let Some(saves) = saves {
+                    saves.forget(&key).await;
+                }
+            }
             StoreOp::Replace { old, key, record } => {
                 store.create(&key, &record).await?;
                 store.delete(&old).await?;
+                if let Some(saves) = saves {
+                    saves.forget(&old).await;
+                }
             }
             StoreOp::Save {
                 key,
-                mut record,
-                mut expected_version,
+                record,
+                expected_version,
                 changes,
             } => {
-                let mut conflicts = 0;
-                loop {
-                    match store.save(&key, &record, expected_version).await? {
-                        SaveOutcome::Saved => break,
-                        SaveOutcome::Missing => {
-                            tracing::debug!(
-                                "session record vanished during the request; its changes are dropped"
-                            );
-                            return Ok(Executed::SessionGone);
+                let Some(saves) = saves else {
+                    return save(
+                        store,
+                        key,
+                        record,
+                        expected_version,
+                        &changes,
+                        max_conflict_retries,
+                    )
+                    .await
+                    .map(|(executed, _)| executed);
+                };
+                let mut lane = saves.lane(&key).await;
+                let (mut record, mut expected_version) = (record, expected_version);
+                // Another request of this session, in this process, saved a
+                // newer version while this one ran: start from it instead of
+                // meeting it as a conflict in the store.
+                if let Some((last_key, last)) = lane.as_ref() {
+                    if *last_key == key && last.version > expected_version {
+                        if changes.is_empty() {
+                            return Ok(Executed::Done);
                         }
-                        SaveOutcome::Conflict(_) if changes.is_empty() => {
-                            // A touch that lost to a real write: that write
-                            // already moved the idle deadline.
-                            break;
-                        }
-                        SaveOutcome::Conflict(current) => {
-                            conflicts += 1;
-                            if conflicts > max_conflict_retries {
-                                return Err(SessionError::TooManyConflicts {
-                                    attempts: conflicts,
-                                });
-                            }
-                            tracing::debug!(conflicts, "session save conflict; merging");
-                            let mut data = current.data;
-                            replay(&changes.0, &mut data)?;
-                            record.data = data;
-                            record.created_at = current.created_at;
-                            expected_version = current.version;
-                            record.version = current.version.wrapping_add(1);
-                        }
+                        let mut data = last.data.clone();
+                        replay(&changes.0, &mut data)?;
+                        record.data = data;
+                        record.created_at = last.created_at;
+                        expected_version = last.version;
+                        record.version = last.version.wrapping_add(1);
                     }
                 }
+                let (executed, written) = save(
+                    store,
+                    key,
+                    record,
+                    expected_version,
+                    &changes,
+                    max_conflict_retries,
+                )
+                .await?;
+                *lane = written.map(|record| (key, record));
+                return Ok(executed);
             }
         }
         Ok(Executed::Done)
+    }
+}
+
+/// The compare-and-set loop. Returns the record as written, if it was.
+async fn save(
+    store: &dyn SessionStore,
+    key: StoreKey,
+    mut record: Record,
+    mut expected_version: u64,
+    changes: &Changes,
+    max_conflict_retries: u32,
+) -> Result<(Executed, Option<Record>), SessionError> {
+    let mut conflicts = 0;
+    loop {
+        match store.save(&key, &record, expected_version).await? {
+            SaveOutcome::Saved => return Ok((Executed::Done, Some(record))),
+            SaveOutcome::Missing => {
+                tracing::debug!(
+                    "session record vanished during the request; its changes are dropped"
+                );
+                return Ok((Executed::SessionGone, None));
+            }
+            SaveOutcome::Conflict(current) if changes.is_empty() => {
+                // A touch that lost to a real write: that write already
+                // moved the idle deadline.
+                return Ok((Executed::Done, Some(current)));
+            }
+            SaveOutcome::Conflict(current) => {
+                conflicts += 1;
+                if conflicts > max_conflict_retries {
+                    return Err(SessionError::TooManyConflicts {
+                        attempts: conflicts,
+                    });
+                }
+                tracing::debug!(conflicts, "session save conflict; merging");
+                let mut data = current.data;
+                replay(&changes.0, &mut data)?;
+                record.data = data;
+                record.created_at = current.created_at;
+                expected_version = current.version;
+                record.version = current.version.wrapping_add(1);
+            }
+        }
+    }
+}
+
+/// Serializes the saves of each session within one process, and remembers
+/// the last record saved in each lane.
+///
+/// Saves are spread over lanes by their key; a lane holds an async mutex
+/// (runtime-agnostic) for the whole compare-and-set loop. Without it, `n`
+/// simultaneous requests of one session all load the same version and the
+/// store sees about `n²/2` conflicting saves; with it, each request saves
+/// once, on top of the record the previous one wrote. Saves of other
+/// sessions that share a lane wait for each other too, which is why there
+/// are many lanes.
+pub(crate) struct SaveLanes {
+    lanes: Box<[async_lock::Mutex<LastSaved>]>,
+}
+
+/// The last record saved in a lane, and its key.
+type LastSaved = Option<(StoreKey, Record)>;
+
+const LANES: usize = 256;
+
+impl SaveLanes {
+    pub(crate) fn new() -> Self {
+        Self {
+            lanes: (0..LANES).map(|_| async_lock::Mutex::new(None)).collect(),
+        }
+    }
+
+    async fn lane(&self, key: &StoreKey) -> async_lock::MutexGuard<'_, LastSaved> {
+        // Byte 30: independent of the bytes the memory store shards and
+        // hashes by.
+        self.lanes[usize::from(key.as_bytes()[30]) % LANES]
+            .lock()
+            .await
+    }
+
+    async fn forget(&self, key: &StoreKey) {
+        let mut lane = self.lane(key).await;
+        if lane.as_ref().is_some_and(|(k, _)| k == key) {
+            *lane = None;
+        }
+    }
+}
+
+impl fmt::Debug for SaveLanes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaveLanes")
+            .field("lanes", &self.lanes.len())
+            .finish()
     }
 }

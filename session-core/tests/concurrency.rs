@@ -47,23 +47,27 @@ async fn two_requests_changing_different_keys_both_survive() {
 #[tokio::test]
 async fn twenty_interleaved_updates_of_one_list_lose_nothing() {
     let h = Harness::new();
+    // A second engine on the same store: another server process.
+    let other = h.sibling(|c| c);
     let mut browser = Browser::new();
     h.request(&mut browser, |s| {
         s.insert("cart", &Vec::<String>::new()).unwrap()
     })
     .await;
 
-    // Worst case: all twenty load the same version before any saves, so
-    // every save but the first meets a conflict and replays its update.
+    // Worst case: all twenty load the same version before any saves, and
+    // the saves alternate between the two processes, so every save but the
+    // first meets a conflict in the store and replays its update.
     let mut sessions = Vec::new();
     for i in 0..20 {
         let s = h.open(&browser).await;
         s.update("cart", push(format!("item-{i}"))).unwrap();
         sessions.push(s);
     }
-    for s in &sessions {
-        let plan = h.engine.finish(s, h.engine.now()).unwrap();
-        h.engine.commit(plan).await.unwrap();
+    for (i, s) in sessions.iter().enumerate() {
+        let engine = if i % 2 == 0 { &h.engine } else { &other };
+        let plan = engine.finish(s, engine.now()).unwrap();
+        engine.commit(plan).await.unwrap();
     }
     let (cart, _) = h
         .request(&mut browser, |s| s.get::<Vec<String>>("cart").unwrap())
@@ -73,6 +77,47 @@ async fn twenty_interleaved_updates_of_one_list_lose_nothing() {
     let mut expected: Vec<String> = (0..20).map(|i| format!("item-{i}")).collect();
     expected.sort();
     assert_eq!(cart, expected);
+}
+
+#[tokio::test]
+async fn simultaneous_requests_in_one_process_save_once_each() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("n", &0).unwrap())
+        .await;
+    let sessions: Vec<_> = futures_like_join(&h, &browser, 20).await;
+    h.store.take_calls();
+    for (i, s) in sessions.iter().enumerate() {
+        s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap();
+        s.insert(&format!("key-{i}"), &i).unwrap();
+    }
+    for s in &sessions {
+        let plan = h.engine.finish(s, h.engine.now()).unwrap();
+        h.engine.commit(plan).await.unwrap();
+    }
+    let saves = h
+        .store
+        .take_calls()
+        .into_iter()
+        .filter(|c| matches!(c, support::Call::Save(_)))
+        .count();
+    assert_eq!(
+        saves, 20,
+        "each request saved once, on the previous one's record"
+    );
+    let (n, _) = h
+        .request(&mut browser, |s| (s.get::<u64>("n").unwrap(), s.len()))
+        .await;
+    assert_eq!(n, (Some(20), 21));
+}
+
+/// Opens `n` sessions from the browser's cookie before any of them saves.
+async fn futures_like_join(h: &Harness, browser: &Browser, n: usize) -> Vec<session_core::Session> {
+    let mut sessions = Vec::new();
+    for _ in 0..n {
+        sessions.push(h.open(browser).await);
+    }
+    sessions
 }
 
 #[test]
@@ -114,17 +159,18 @@ fn twenty_parallel_appends_through_the_memory_store_lose_nothing() {
 #[tokio::test]
 async fn conflicts_beyond_the_retry_limit_are_a_clear_error() {
     let h = Harness::with(|c| c.with_max_conflict_retries(0));
+    let other = h.sibling(|c| c.with_max_conflict_retries(0));
     let mut browser = Browser::new();
     h.request(&mut browser, |s| s.insert("n", &0).unwrap())
         .await;
     let a = open_with(&h.engine, &browser).await;
-    let b = open_with(&h.engine, &browser).await;
+    let b = open_with(&other, &browser).await;
     a.insert("n", &1).unwrap();
     b.insert("n", &2).unwrap();
     let plan_a = h.engine.finish(&a, h.engine.now()).unwrap();
-    let plan_b = h.engine.finish(&b, h.engine.now()).unwrap();
+    let plan_b = other.finish(&b, other.now()).unwrap();
     h.engine.commit(plan_a).await.unwrap();
-    let err = h.engine.commit(plan_b).await.unwrap_err();
+    let err = other.commit(plan_b).await.unwrap_err();
     assert!(
         matches!(err, SessionError::TooManyConflicts { attempts: 1 }),
         "{err}"

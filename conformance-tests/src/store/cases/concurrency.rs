@@ -1,5 +1,10 @@
 //! Concurrent requests of one session, through the core's conflict
 //! handling: the store's compare-and-set must make every change survive.
+//!
+//! Each writer runs on its own [`Engine`](session_core::Engine), as if each
+//! request reached another server process: within one process the engine
+//! serializes the saves of a session, so only the store's compare-and-set
+//! stands between writers of different processes.
 
 use std::sync::Arc;
 
@@ -11,7 +16,7 @@ use crate::failure::{check_eq, fail};
 use crate::store::Subject;
 use crate::{Failure, Outcome};
 
-/// 50 requests of one session load it at the same time, then each inserts
+/// 50 requests of one session, each on its own engine, load it at the same time, then each inserts
 /// its own key and saves: every save but one meets a version conflict, and
 /// the engine's merge must leave all 50 keys (and the key set before) in the
 /// record.
@@ -25,7 +30,9 @@ pub async fn fifty_concurrent_writers_each_keep_their_own_key(subject: Subject) 
     let barrier = Arc::new(Barrier::new(WRITERS));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..WRITERS {
-        let (engine, cookie, barrier) = (engine.clone(), cookie.clone(), barrier.clone());
+        // Same keys, store and clock; its own save lanes.
+        let engine = session_core::Engine::new(engine.config().clone())?;
+        let (cookie, barrier) = (cookie.clone(), barrier.clone());
         tasks.spawn(async move {
             let session = open(&engine, Some(&cookie)).await?;
             // Every writer has loaded the same version before any saves.
@@ -53,7 +60,7 @@ pub async fn fifty_concurrent_writers_each_keep_their_own_key(subject: Subject) 
     Ok(())
 }
 
-/// 20 requests of one session append to one list with
+/// 20 requests of one session, each on its own engine, append to one list with
 /// [`Session::update`](session_core::Session::update) at the same time:
 /// the list ends with all 20 items.
 pub async fn twenty_concurrent_updates_of_one_list_lose_nothing(subject: Subject) -> Outcome {
@@ -67,7 +74,9 @@ pub async fn twenty_concurrent_updates_of_one_list_lose_nothing(subject: Subject
     let barrier = Arc::new(Barrier::new(WRITERS));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..WRITERS {
-        let (engine, cookie, barrier) = (engine.clone(), cookie.clone(), barrier.clone());
+        // Same keys, store and clock; its own save lanes.
+        let engine = session_core::Engine::new(engine.config().clone())?;
+        let (cookie, barrier) = (cookie.clone(), barrier.clone());
         tasks.spawn(async move {
             let session = open(&engine, Some(&cookie)).await?;
             barrier.wait().await;
