@@ -117,8 +117,19 @@
 //!
 //! ```ignore
 //! store_suite!(redis_store, expiry: wall_clock, |ctx| async move {
-//!     RedisStore::connect(&redis_url()).await.unwrap().with_prefix(ctx.prefix())
+//!     RedisStore::builder(redis_url()).key_prefix(ctx.prefix()).connect().await.unwrap()
 //! });
+//! ```
+//!
+//! The same factory runs the adapter suite on your store, under any
+//! adapter's harness (see "Writing an adapter"), which proves that the
+//! store keeps sessions right end to end. There it is called once for each
+//! store a case needs, each time with a new prefix, so it must be `Fn`:
+//!
+//! ```ignore
+//! adapter_suite!(axum_on_redis, AxumHarness, storage: store(|ctx| async move {
+//!     RedisStore::builder(redis_url()).key_prefix(ctx.prefix()).connect().await.unwrap()
+//! }));
 //! ```
 //!
 //! # Writing an adapter
@@ -181,25 +192,34 @@
 //!
 //! The harness must pass the config through unchanged: the suite sets the
 //! keys, the timeouts, a [`ManualClock`](session_core::ManualClock) it moves
-//! to test expiry, and the storage: with `storage: server` its own store,
-//! which it inspects (is the record gone after logout?) and makes fail (is
-//! that a 500?); with `storage: cookie`, cookie-store mode, where the cases
-//! that need server state are ignored with the reason. The suite's
-//! [`Browser`](client::Browser) speaks plain HTTP/1.1, one connection per
-//! request.
+//! to test expiry (it starts at 2030-01-01), and the storage. With
+//! `storage: server` that is the suite's own memory store; with
+//! `storage: store(factory)` the stores your factory makes, each with a key
+//! prefix of its own, as at the end of "Writing a store": a third line runs
+//! the suite on a real backend. Either way the suite wraps the store: it
+//! learns the keys the servers use, checks records through the store's own
+//! `load` (is the record gone after logout?), makes it fail (is that a
+//! 500?), and deletes what each case made when it ends. The cases never
+//! rely on the store hiding records the manual clock has expired: a store
+//! whose backend expires records on the wall clock (a Redis `PXAT`, which
+//! keeps the suite's 2030 records alive) passes every case. With
+//! `storage: cookie`, cookie-store mode, the cases that need server state
+//! are ignored with the reason. The suite's [`Browser`](client::Browser)
+//! speaks plain HTTP/1.1, one connection per request.
 //!
 //! # Running one case
 //!
 //! Every case is a public function ([`store::cases`], [`adapter::cases`]);
-//! [`store::run`] and [`adapter::run`] run one, returning its
-//! [`Outcome`]. This crate's own tests use them to prove that the suites
+//! [`store::run`], [`adapter::run`] and [`adapter::run_with_store`] run
+//! one, returning its [`Outcome`]. This crate's own tests use them to prove that the suites
 //! bite: deliberately broken stores and adapters fail the cases that target
 //! them.
 //!
 //! # Features
 //!
 //! This crate has no cargo features. It depends on `session-core`, `tokio`
-//! (each store case runs on a runtime of its own), `serde_json` and `time`;
+//! (each case makes and checks its stores on a runtime of its own),
+//! `serde_json` and `time`;
 //! the HTTP client is its own, over `std::net`.
 
 mod failure;

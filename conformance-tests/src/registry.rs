@@ -29,8 +29,9 @@ pub enum Needs {
         /// Why the case cannot run otherwise.
         reason: &'static str,
     },
-    /// Sessions kept on the server (`storage: server`), so that they can be
-    /// revoked and merged.
+    /// Sessions kept on the server (`storage: server` or
+    /// `storage: store(…)`, both [`StorageMode::Server`]), so that they can
+    /// be revoked and merged.
     ServerState {
         /// Why the case cannot run otherwise.
         reason: &'static str,

@@ -128,11 +128,29 @@ fn adapter_suite_generates_exactly_the_registered_cases() {
     mod cookie {
         conformance_tests::adapter_suite!(suite, crate::Unserved, storage: cookie);
     }
+    mod store {
+        conformance_tests::adapter_suite!(suite, crate::Unserved, storage: store(|ctx| async move {
+            session_core::MemoryStore::with_clock(ctx.clock())
+        }));
+    }
+    mod wall_clock_store {
+        // A trailing comma, and a store whose expiry the suite cannot move.
+        conformance_tests::adapter_suite!(
+            suite,
+            crate::Unserved,
+            storage: store(|_ctx| async move { session_core::MemoryStore::new() }),
+        );
+    }
     assert_eq!(
         server::suite::CASES,
         expected(ADAPTER_CASES, |c| c
             .ignored_for_adapter(StorageMode::Server))
     );
+    // A store of the caller's is server-side storage: every case runs.
+    for cases in [store::suite::CASES, wall_clock_store::suite::CASES] {
+        assert_eq!(cases, server::suite::CASES);
+        assert!(cases.iter().all(|(_, reason)| reason.is_none()));
+    }
     assert_eq!(
         cookie::suite::CASES,
         expected(ADAPTER_CASES, |c| c

@@ -1,6 +1,10 @@
 //! The conformance suite's adapter cases against the demo app
-//! (`examples/demo.rs`) over real HTTP: with a server-side store, and in
-//! cookie-store mode.
+//! (`examples/demo.rs`) over real HTTP: with the suite's memory store, with
+//! a memory store on the wall clock (so no case leans on the store hiding
+//! records the suite's manual clock has expired), on the Redis at
+//! `REDIS_URL` (default `redis://127.0.0.1:6379`; `scripts/test` starts
+//! one), and in cookie-store mode. Each Redis case's stores get their own
+//! key prefix from the suite, so the cases run in parallel.
 
 #[allow(dead_code)] // its `main` is the example's, unused here
 #[path = "../examples/demo.rs"]
@@ -8,8 +12,9 @@ mod demo;
 
 use conformance_tests::adapter::{Harness, Running};
 use conformance_tests::adapter_suite;
-use session_axum::SessionConfig;
 use session_axum::core::BoxError;
+use session_axum::{MemoryStore, SessionConfig};
+use session_redis::RedisStore;
 
 /// Serves the demo app with the suite's config, on its own thread and
 /// tokio runtime.
@@ -39,5 +44,21 @@ impl Harness for AxumHarness {
     }
 }
 
+/// The Redis the `redis_store` cases use.
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
 adapter_suite!(memory_store, AxumHarness, storage: server);
+adapter_suite!(wall_clock_memory_store, AxumHarness, storage: store(|_ctx| async move {
+    MemoryStore::new()
+}));
+adapter_suite!(redis_store, AxumHarness, storage: store(|ctx| async move {
+    let url = redis_url();
+    RedisStore::builder(url.clone())
+        .key_prefix(ctx.prefix())
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("Redis is not reachable at {url} ({e}); run scripts/test or set REDIS_URL"))
+}));
 adapter_suite!(cookie_store, AxumHarness, storage: cookie);

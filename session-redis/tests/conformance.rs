@@ -3,6 +3,9 @@
 //! (both started by `scripts/test`). Redis expires records itself, on the
 //! wall clock (`PXAT`), so the suite runs its wall-clock expiry variant.
 //! Every case gets its own key prefix from the suite.
+//!
+//! The adapter suite runs with the axum demo on Redis in
+//! `session-axum/tests/conformance.rs` (`redis_store::*`).
 
 mod support;
 

@@ -29,7 +29,9 @@ pub enum ExpiryClock {
 }
 
 /// What the factory of [`store_suite!`](crate::store_suite) is given for
-/// one case.
+/// one case, and the factory of
+/// [`adapter_suite!`](crate::adapter_suite)`(…, storage: store(factory))`
+/// for each store a case needs.
 #[derive(Debug, Clone)]
 pub struct StoreContext {
     prefix: String,
@@ -37,20 +39,27 @@ pub struct StoreContext {
 }
 
 impl StoreContext {
-    /// A key prefix unique to this case and run
-    /// (`conformance:<suite>:<case>:<random>:`). A store over a shared
-    /// backend (a Redis server, a database) puts it before every key, so
-    /// that cases running in parallel, or two runs at once, never see each
-    /// other's records.
+    pub(crate) fn new(prefix: String, clock: ManualClock) -> Self {
+        Self { prefix, clock }
+    }
+
+    /// A key prefix unique to this store, case and run: in the store suite
+    /// `conformance:<suite>:<case>:<random>:`, in the adapter suite
+    /// `conformance:<suite>:<case>:<random>:<world>:`. A store over a
+    /// shared backend (a Redis server, a database) puts it before every
+    /// key, so that cases running in parallel, or two runs at once, never
+    /// see each other's records. It holds no `{` or `}` (no Redis Cluster
+    /// hash tag).
     #[must_use]
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
 
     /// The suite's clock, for a store whose expiry follows a
-    /// [`Clock`](session_core::Clock) (`expiry: manual_clock`):
-    /// `MemoryStore::with_clock(ctx.clock())`. It starts at the wall
-    /// clock's current time, whole milliseconds.
+    /// [`Clock`](session_core::Clock): `MemoryStore::with_clock(ctx.clock())`.
+    /// In the store suite it starts at the wall clock's current time, whole
+    /// milliseconds; in the adapter suite at 2030-01-01 00:00 UTC, so that
+    /// records the servers make stay alive on the wall clock.
     #[must_use]
     pub fn clock(&self) -> Arc<dyn session_core::Clock> {
         Arc::new(self.clock.clone())
@@ -120,10 +129,10 @@ where
         .build()
         .expect("a tokio runtime for the store case");
     let clock = ManualClock::new(now_ms());
-    let ctx = StoreContext {
-        prefix: format!("conformance:{suite}:{case}:{}:", nonce()),
-        clock: clock.clone(),
-    };
+    let ctx = StoreContext::new(
+        format!("conformance:{suite}:{case}:{}:", nonce()),
+        clock.clone(),
+    );
     runtime.block_on(async move {
         let store: Arc<dyn SessionStore> = Arc::new(factory(ctx).await);
         run_case(Subject {
@@ -141,7 +150,8 @@ fn now_ms() -> OffsetDateTime {
     now - time::Duration::nanoseconds(i64::from(now.nanosecond() % 1_000_000))
 }
 
-fn nonce() -> String {
+/// Twelve random hex digits, for key prefixes.
+pub(crate) fn nonce() -> String {
     let mut bytes = [0u8; 6];
     if OsRandom.fill(&mut bytes).is_err() {
         // Uniqueness across processes then rests on the process id.

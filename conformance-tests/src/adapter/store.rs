@@ -1,0 +1,163 @@
+//! The store the suite hands the servers under test in server mode: it wraps
+//! the store under test, remembers every key the server touched, and can
+//! be made to fail.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use session_core::{
+    Clock, ManualClock, Record, SaveOutcome, SessionStore, StoreError, StoreKey, async_trait,
+};
+use tokio::runtime::Handle;
+
+use crate::Failure;
+
+/// How long the suite waits for a store to delete what a case left.
+const CLEAN_UP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Forwards to the store under test, and lets a case look at what it holds
+/// without any knowledge of the backend: the only way in is the store's own
+/// async [`load`](SessionStore::load) of the keys the server used, run on
+/// the suite's runtime.
+///
+/// A record counts as live when `load` returns it and its deadline has not
+/// passed on the suite's clock: a store may hide expired records itself (a
+/// [`MemoryStore`](session_core::MemoryStore) on the suite's clock) or leave
+/// that to its backend's wall clock (a Redis `PXAT`, far ahead of the
+/// suite's clock, which runs in 2030), and the cases read the same either
+/// way.
+#[derive(Debug)]
+pub(crate) struct SuiteStore {
+    inner: Arc<dyn SessionStore>,
+    /// Every key passed to any operation, once each.
+    keys: Mutex<Vec<StoreKey>>,
+    failing: AtomicBool,
+    clock: ManualClock,
+    runtime: Handle,
+}
+
+impl SuiteStore {
+    pub(crate) fn new(inner: Arc<dyn SessionStore>, clock: ManualClock, runtime: Handle) -> Self {
+        Self {
+            inner,
+            keys: Mutex::default(),
+            failing: AtomicBool::new(false),
+            clock,
+            runtime,
+        }
+    }
+
+    /// How many live records the store holds under the keys the servers
+    /// used.
+    pub(crate) fn live_records(&self) -> Result<usize, Failure> {
+        let keys = self.keys();
+        self.runtime.block_on(async {
+            let mut live = 0;
+            for key in &keys {
+                if self.live(key).await? {
+                    live += 1;
+                }
+            }
+            Ok(live)
+        })
+    }
+
+    /// Whether the store holds a live record under `key`.
+    pub(crate) fn contains(&self, key: &StoreKey) -> Result<bool, Failure> {
+        self.runtime.block_on(self.live(key))
+    }
+
+    /// Makes every operation of the servers fail (`true`) or work again
+    /// (`false`). The suite's own looks are not affected.
+    pub(crate) fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Deletes every record the servers touched, so that a case leaves
+    /// nothing behind in a shared backend (whose wall clock would keep the
+    /// suite's records until 2030). Best effort, within [`CLEAN_UP_TIMEOUT`]:
+    /// the first error is returned after every key was tried.
+    pub(crate) fn clean_up(&self) -> Result<(), StoreError> {
+        let keys = self.keys();
+        self.runtime.block_on(async {
+            let deletes = async {
+                let mut result = Ok(());
+                for key in &keys {
+                    if let Err(error) = self.inner.delete(key).await {
+                        result = result.and(Err(error));
+                    }
+                }
+                result
+            };
+            tokio::time::timeout(CLEAN_UP_TIMEOUT, deletes)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Timeout {
+                        millis: CLEAN_UP_TIMEOUT.as_millis().try_into().unwrap_or(u64::MAX),
+                    })
+                })
+        })
+    }
+
+    async fn live(&self, key: &StoreKey) -> Result<bool, Failure> {
+        let record = self.inner.load(key).await.map_err(|e| {
+            Failure::new(format!(
+                "the suite could not load a record to check it: {}",
+                Failure::from(e)
+            ))
+        })?;
+        Ok(record.is_some_and(|r| !r.is_expired(self.clock.now())))
+    }
+
+    fn keys(&self) -> Vec<StoreKey> {
+        self.keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Remembers `key`, then fails if the case asked for it.
+    fn enter(&self, key: &StoreKey) -> Result<(), StoreError> {
+        {
+            let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            if !keys.contains(key) {
+                keys.push(*key);
+            }
+        }
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::backend(std::io::Error::other(
+                "the conformance suite made the store fail",
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for SuiteStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.enter(key)?;
+        self.inner.load(key).await
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        self.enter(key)?;
+        self.inner.create(key, record).await
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.enter(key)?;
+        self.inner.save(key, record, expected_version).await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.enter(key)?;
+        self.inner.delete(key).await
+    }
+}
