@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Load benchmark: session libraries against a session-less axum baseline.
+# Load benchmark: session libraries against a session-less baseline of their
+# own framework (bare axum for the axum servers, bare actix-web for actix).
 #
 # Method (see /work/shared/perf-anchors.md): one server worker pinned to CPU 0,
 # `wrk -t1 -c32 --latency` pinned to CPU 1, release builds, configurations
@@ -9,6 +10,13 @@
 # completed). "Δ µs" is that CPU time minus the baseline's for the same case;
 # "ratio" is req/s over the baseline's. Prefer Δ µs: req/s moves a lot on a
 # noisy machine.
+#
+# Servers with sessions in Redis share ONE dedicated redis-server that this
+# script starts (no persistence, pinned to the wrk CPU, so Redis runs "on the
+# other core") and stops at exit. It is emptied (FLUSHALL) before every server
+# start, and its `INFO commandstats` are reset before and read after every wrk
+# run: Redis commands per request, as the client sent them (round trips) and
+# in total (commands run inside Lua scripts are counted by commandstats too).
 #
 # Every (round, case, server) gets a freshly started server, so no case runs
 # against a store filled by another (views-new creates ~1 session per request).
@@ -21,7 +29,9 @@
 #   PORT_BASE=3900    first TCP port tried (a new port for every server start)
 #   ONLY=a,b          run only the servers with these names
 #   CASES=views-session,views-new,get-session   the cases to run
-#   BASELINE=bare-axum   the entry that ratio and Δ µs are relative to
+#   BASELINE=bare-axum   the baseline of entries that name none
+#   REDIS_PORT=6390   first port tried for the bench's own redis-server
+#   REDIS_CPU=$WRK_CPU  CPU for that redis-server
 #   SKIP_BUILD=1      do not run cargo (use the binaries already built)
 #   BUILD_DEMO=0      do not build our demo from the main workspace
 #   NICE_BUILD=1      run the cargo builds under `nice -n 19` (the benchmark
@@ -43,12 +53,24 @@ BASELINE=${BASELINE:-bare-axum}
 OUT_DIR=${OUT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/load-bench.XXXXXX")}
 mkdir -p "$OUT_DIR"
 IFS=, read -ra CASE_LIST <<<"${CASES:-views-session,views-new,get-session}"
+REDIS_CPU=${REDIS_CPU:-$WRK_CPU}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# The bench's own Redis: never one that is already running (another bench,
+# a test suite), so FLUSHALL and CONFIG RESETSTAT touch nobody else's data.
+REDIS_PORT=${REDIS_PORT:-6390}
+for ((i = 0; i < 50; i++)); do
+  port_in_use "$REDIS_PORT" || break
+  REDIS_PORT=$((REDIS_PORT + 1))
+done
+REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 
 # A fixed 64-byte key (128 hex chars), so runs are comparable.
 SECRET=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f
 
 # ---------------------------------------------------------------------------
-# The servers: one entry per configuration, "name|binary-or-command|env".
+# The servers: one entry per configuration,
+# "name|binary-or-command|env|baseline".
 #   binary-or-command: a bare name is a binary of this workspace
 #     (benches/load/target/release/NAME); anything with a "/" is a path
 #     (relative paths are relative to the repository root); words after the
@@ -58,16 +80,26 @@ SECRET=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232
 #     `listening on http://127.0.0.1:PORT` once ready, and must run ONE
 #     worker thread: our binaries here use a tokio current_thread runtime;
 #     our demo builds a multi-thread runtime and honours
-#     TOKIO_WORKER_THREADS=1 (set below).
-# The first entry whose name is $BASELINE is the reference.
+#     TOKIO_WORKER_THREADS=1 (set below); actix servers use
+#     HttpServer::workers(1) (plus actix's accept thread).
+#     An entry whose env sets REDIS_URL uses the bench's Redis.
+#   baseline: the entry that ratio and Δ µs are relative to (the same
+#     framework with no sessions); empty means $BASELINE. A baseline names
+#     itself.
 # A missing binary is skipped with a note.
 SERVERS=(
-  "bare-axum|bare-axum|"
-  "tower-sessions-signed|peer-tower-sessions|SESSION_SECRET=$SECRET"
-  # "tower-sessions-plain|peer-tower-sessions|TS_COOKIE=plain"
+  "bare-axum|bare-axum||bare-axum"
+  "tower-sessions-signed|peer-tower-sessions|SESSION_SECRET=$SECRET|bare-axum"
+  # "tower-sessions-plain|peer-tower-sessions|TS_COOKIE=plain|bare-axum"
   # Baseline on the same runtime shape as our demo (multi-thread, 1 worker):
-  "bare-axum-mt|bare-axum|BENCH_RUNTIME=multi_thread TOKIO_WORKER_THREADS=1"
-  "ours-axum-memory|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=memory TOKIO_WORKER_THREADS=1"
+  "bare-axum-mt|bare-axum|BENCH_RUNTIME=multi_thread TOKIO_WORKER_THREADS=1|bare-axum"
+  "ours-axum-memory|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=memory TOKIO_WORKER_THREADS=1|bare-axum"
+  # Sessions in Redis (the bench's own redis-server, see above).
+  "ours-axum-redis|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=redis REDIS_URL=$REDIS_URL TOKIO_WORKER_THREADS=1|bare-axum"
+  "tower-sessions-redis|peer-tower-sessions-redis|SESSION_SECRET=$SECRET REDIS_URL=$REDIS_URL|bare-axum"
+  # actix-web, against its own baseline.
+  "bare-actix|bare-actix||bare-actix"
+  "actix-session-redis|peer-actix-redis|SESSION_SECRET=$SECRET REDIS_URL=$REDIS_URL|bare-actix"
 )
 DEMO_BIN=$MAIN/target/release/examples/demo
 
@@ -85,15 +117,18 @@ note() { printf '== %s\n' "$*" >&2; }
 warn() { printf '!! %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------------------
-# (a) wrk
+# (a) wrk (and redis-server, installed when missing only if a selected
+# entry needs it: see below)
+apt_install() { # packages...
+  local -a sudo=()
+  [[ $(id -u) -ne 0 ]] && sudo=(sudo)
+  "${sudo[@]}" apt-get install -y "$@" >>"$OUT_DIR/apt.log" 2>&1 \
+    || { "${sudo[@]}" apt-get update >>"$OUT_DIR/apt.log" 2>&1 \
+         && "${sudo[@]}" apt-get install -y "$@" >>"$OUT_DIR/apt.log" 2>&1; }
+}
 if ! command -v wrk >/dev/null 2>&1; then
   note "installing wrk"
-  SUDO=()
-  [[ $(id -u) -ne 0 ]] && SUDO=(sudo)
-  "${SUDO[@]}" apt-get install -y wrk >"$OUT_DIR/apt.log" 2>&1 \
-    || { "${SUDO[@]}" apt-get update >>"$OUT_DIR/apt.log" 2>&1 \
-         && "${SUDO[@]}" apt-get install -y wrk >>"$OUT_DIR/apt.log" 2>&1; } \
-    || { warn "could not install wrk, see $OUT_DIR/apt.log"; exit 1; }
+  apt_install wrk || { warn "could not install wrk, see $OUT_DIR/apt.log"; exit 1; }
 fi
 for tool in taskset curl getconf; do
   command -v "$tool" >/dev/null 2>&1 || { warn "$tool is required"; exit 1; }
@@ -119,13 +154,25 @@ fi
 # ---------------------------------------------------------------------------
 CLK_TCK=$(getconf CLK_TCK)
 SERVER_PID=""
+REDIS_PID=""
 cleanup() {
   if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
   fi
 }
-trap cleanup EXIT
+stop_redis() {
+  [[ -n $REDIS_PID ]] || return 0
+  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  local i
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$REDIS_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$REDIS_PID" 2>/dev/null && kill "$REDIS_PID" 2>/dev/null
+  REDIS_PID=""
+}
+trap 'cleanup; stop_redis' EXIT
 trap 'exit 130' INT TERM
 
 # utime + stime (fields 14 and 15) of a process, in clock ticks. The comm
@@ -159,10 +206,13 @@ resolve_cmd() { # entry command string -> absolute command line
   echo "$first${rest:+ $rest}"
 }
 
+uses_redis() { [[ " $1" == *" REDIS_URL="* ]]; } # env string
+
 # Which entries run: the binary must exist (our demo until it is written).
 declare -a RUN=()
+NEED_REDIS=0
 for entry in "${SERVERS[@]}"; do
-  IFS='|' read -r name cmd envs <<<"$entry"
+  IFS='|' read -r name cmd envs _ <<<"$entry"
   if [[ -n ${ONLY:-} && ",$ONLY," != *",$name,"* ]]; then continue; fi
   full=$(resolve_cmd "$cmd")
   bin=${full%% *}
@@ -174,19 +224,80 @@ for entry in "${SERVERS[@]}"; do
     note "skipping $name: $bin does not exist yet (build it with: cd $MAIN && cargo build --release -p session-axum --example demo)"
     continue
   fi
+  if uses_redis "$envs"; then
+    if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+      note "installing redis-server (for $name)"
+      apt_install redis-server redis-tools || true
+    fi
+    if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+      note "skipping $name: redis-server/redis-cli are missing (see $OUT_DIR/apt.log)"
+      continue
+    fi
+    NEED_REDIS=1
+  fi
   RUN+=("$entry")
 done
 ((${#RUN[@]} > 0)) || { warn "no server to run"; exit 1; }
 
+if ((NEED_REDIS)); then
+  # No persistence; pinned to the wrk CPU, so Redis runs on the other core
+  # than the server (perf-anchors.md: "Redis on the other core").
+  taskset -c "$REDIS_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
+    --save "" --appendonly no --daemonize yes --dir "$OUT_DIR" \
+    --pidfile "$OUT_DIR/redis.pid" --logfile "$OUT_DIR/redis.log" \
+    || { warn "could not start redis-server on port $REDIS_PORT"; exit 1; }
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $OUT_DIR/redis.pid ]] && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  REDIS_PID=$(<"$OUT_DIR/redis.pid")
+  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || { warn "redis-server on port $REDIS_PORT does not answer"; exit 1; }
+  note "redis-server $(redis-server --version | awk '{ sub(/^v=/, "", $3); print $3 }') on port $REDIS_PORT (pid $REDIS_PID, CPU $REDIS_CPU)"
+fi
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+# `INFO commandstats` -> "command calls" lines. The harness' own commands
+# (INFO, CONFIG RESETSTAT) are left out.
+redis_calls() {
+  rcli INFO commandstats | tr -d '\r' | awk -F'[_:,=]' '/^cmdstat_/ {
+    name = $0; sub(/^cmdstat_/, "", name); sub(/:.*/, "", name)
+    calls = $0; sub(/.*:calls=/, "", calls); sub(/,.*/, "", calls)
+    if (name != "info" && name != "config|resetstat") print name, calls }'
+}
+
+# Commands per request from redis_calls output and wrk's request count:
+# "round-trips total breakdown". Commands run by Lua scripts are counted by
+# commandstats too; the only script in use here (session-redis' save script,
+# SAVE_SCRIPT) runs one GET and at most one SET, so a script run's own
+# commands are one GET plus, while SETs remain, one SET. That split is exact
+# when the window has no client-sent SET besides the scripts' (views-session:
+# every session exists already) and there are no script runs otherwise.
+redis_per_request() { # requests < redis_calls output
+  awk -v n="$1" '
+    { calls[$1] = $2; total += $2 }
+    END {
+      runs = calls["eval"] + calls["evalsha"] + calls["eval_ro"] + calls["evalsha_ro"]
+      inner_get = runs; if (inner_get > calls["get"]) inner_get = calls["get"]
+      inner_set = runs; if (inner_set > calls["set"]) inner_set = calls["set"]
+      client = total - inner_get - inner_set
+      calls["get"] -= inner_get; calls["set"] -= inner_set
+      out = ""
+      for (c in calls) if (calls[c] > 0) out = out (out == "" ? "" : ",") c ":" calls[c]
+      if (out == "") out = "-"
+      printf "%.3f\t%.3f\t%s\n", client / n, total / n, out }'
+}
+
 RESULTS=$OUT_DIR/results.tsv
-printf 'round\tserver\tcase\treq_per_s\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\n' >"$RESULTS"
+printf 'round\tserver\tcase\treq_per_s\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\tredis_rt_per_req\tredis_total_per_req\tredis_client_calls\tredis_cpu_us_per_req\n' >"$RESULTS"
 
 note "load average before start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine makes figures noisy)"
 note "raw output in $OUT_DIR"
 
 start_seq=0
-run_one() { # round name cmd envs case
-  local round=$1 name=$2 cmd=$3 envs=$4 case=$5
+run_one() { # round name cmd envs baseline case
+  local round=$1 name=$2 cmd=$3 envs=$4 baseline=$5 case=$6
+  local redis=0
+  uses_redis "$envs" && redis=1
   local port=$((PORT_BASE + start_seq % 500))
   start_seq=$((start_seq + 1))
   local tag="r$round-$name-$case"
@@ -195,6 +306,8 @@ run_one() { # round name cmd envs case
   read -ra envv <<<"$envs"
   read -ra cmdv <<<"$(resolve_cmd "$cmd")"
 
+  # Every server starts on an empty Redis.
+  [[ -n $REDIS_PID ]] && { rcli FLUSHALL >/dev/null || warn "FLUSHALL failed"; }
   # env and taskset exec, so $! is the server process itself.
   env "${envv[@]}" PORT="$port" taskset -c "$SERVER_CPU" "${cmdv[@]}" >"$log" 2>&1 &
   SERVER_PID=$!
@@ -216,7 +329,8 @@ run_one() { # round name cmd envs case
     # One request to /views creates the session; replay its cookie.
     cookie=$(curl -sS -D - -o /dev/null "$base/views" | tr -d '\r' \
       | awk 'tolower($1) == "set-cookie:" { sub(/^[^:]*:[ ]*/, ""); split($0, a, ";"); print a[1]; exit }')
-    if [[ -z $cookie && $name != "$BASELINE" ]]; then
+    # (The bare servers set no cookie.)
+    if [[ -z $cookie && $name != "$baseline" && $name != bare-* ]]; then
       warn "$name: no Set-Cookie on the first GET /views"
     fi
   fi
@@ -229,10 +343,12 @@ run_one() { # round name cmd envs case
     warn "$name $case: GET $path answered $status ($(head -c 200 "$OUT_DIR/$tag.body"))"
   fi
 
-  local t0 t1 out=$OUT_DIR/$tag.wrk
+  local t0 t1 r0=0 r1=0 out=$OUT_DIR/$tag.wrk
+  ((redis)) && { rcli CONFIG RESETSTAT >/dev/null; r0=$(cpu_ticks "$REDIS_PID"); }
   t0=$(cpu_ticks "$SERVER_PID")
   taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdr[@]}" "$base$path" >"$out" 2>&1
   t1=$(cpu_ticks "$SERVER_PID")
+  ((redis)) && { r1=$(cpu_ticks "$REDIS_PID"); redis_calls >"$OUT_DIR/$tag.redis"; }
   cleanup
   SERVER_PID=""
 
@@ -249,49 +365,82 @@ run_one() { # round name cmd envs case
   grep -q '^  Socket errors' "$out" && warn "$name $case: $(grep '^  Socket errors' "$out")"
   cpu_us=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v n="$requests" \
     'BEGIN { printf "%.3f", (b - a) * 1e6 / hz / n }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$case" "$rps" "$(to_ms "$p99")" \
-    "$cpu_us" "$requests" "$non2xx" >>"$RESULTS"
-  note "round $round  $name  $case: $rps req/s, p99 $p99, $cpu_us µs CPU/req"
+  local rstats=$'-\t-\t-' rcpu=- rnote=""
+  if ((redis)); then
+    rstats=$(redis_per_request "$requests" <"$OUT_DIR/$tag.redis")
+    rcpu=$(awk -v a="$r0" -v b="$r1" -v hz="$CLK_TCK" -v n="$requests" \
+      'BEGIN { printf "%.3f", (b - a) * 1e6 / hz / n }')
+    rnote=", Redis $(cut -f1 <<<"$rstats") round trips/req ($(cut -f2 <<<"$rstats") commands), Redis CPU $rcpu µs/req"
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$case" "$rps" "$(to_ms "$p99")" \
+    "$cpu_us" "$requests" "$non2xx" "$rstats" "$rcpu" >>"$RESULTS"
+  note "round $round  $name  $case: $rps req/s, p99 $p99, $cpu_us µs CPU/req$rnote"
 }
 
 for ((round = 1; round <= ROUNDS; round++)); do
   for case in "${CASE_LIST[@]}"; do
     for entry in "${RUN[@]}"; do
-      IFS='|' read -r name cmd envs <<<"$entry"
-      run_one "$round" "$name" "$cmd" "$envs" "$case" || warn "run failed: round $round $name $case"
+      IFS='|' read -r name cmd envs baseline <<<"$entry"
+      run_one "$round" "$name" "$cmd" "$envs" "${baseline:-$BASELINE}" "$case" \
+        || warn "run failed: round $round $name $case"
     done
   done
 done
 
 # ---------------------------------------------------------------------------
-# Medians per (server, case), relative to the baseline.
+# Medians per (server, case), relative to each entry's baseline.
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-col() { # server case column -> median
-  awk -F'\t' -v s="$1" -v c="$2" -v k="$3" 'NR > 1 && $2 == s && $3 == c { print $k }' "$RESULTS" | median
+col() { # server case column -> median ("-" when the column is empty)
+  local v
+  v=$(awk -F'\t' -v s="$1" -v c="$2" -v k="$3" 'NR > 1 && $2 == s && $3 == c && $k != "-" { print $k }' "$RESULTS")
+  if [[ -n $v ]]; then median <<<"$v"; elif (($3 >= 9)); then echo "-"; else echo nan; fi
 }
 nrounds() { awk -F'\t' -v s="$1" -v c="$2" 'NR > 1 && $2 == s && $3 == c' "$RESULTS" | wc -l; }
+colsum() { awk -F'\t' -v s="$1" -v c="$2" -v k="$3" 'NR > 1 && $2 == s && $3 == c { t += $k } END { print t + 0 }' "$RESULTS"; }
+# Client-sent Redis commands per request, by command, over all rounds.
+breakdown() { # server case
+  awk -F'\t' -v s="$1" -v c="$2" 'NR > 1 && $2 == s && $3 == c && $11 != "-" {
+      n += $7; k = split($11, kv, ",")
+      for (i = 1; i <= k; i++) { split(kv[i], p, ":"); calls[p[1]] += p[2] } }
+    END {
+      out = ""
+      for (cmd in calls) out = out (out == "" ? "" : ", ") sprintf("%s %.2f", cmd, calls[cmd] / n)
+      print (out == "" ? "-" : out) }' "$RESULTS"
+}
 
 SUMMARY=$OUT_DIR/summary.md
 {
-  echo "Load benchmark, $(date -u +%Y-%m-%dT%H:%MZ): medians over rounds; wrk -t1 -c$CONNECTIONS -d${DURATION}s on CPU $WRK_CPU, server on CPU $SERVER_CPU; ratio and Δ µs against \`$BASELINE\`."
+  echo "Load benchmark, $(date -u +%Y-%m-%dT%H:%MZ): medians over rounds; wrk -t1 -c$CONNECTIONS -d${DURATION}s on CPU $WRK_CPU, server on CPU $SERVER_CPU; ratio and Δ µs against each server's baseline (same framework, constant bodies).${REDIS_PID:+ Redis $(redis-server --version | awk '{ sub(/^v=/, "", $3); print $3 }') on CPU $REDIS_CPU.}"
   echo
-  echo "| server | case | rounds | req/s | p99 (ms) | CPU µs/req | ratio | Δ µs |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "| server | case | rounds | req/s | p99 (ms) | CPU µs/req | baseline | ratio | Δ µs | non-2xx | Redis round trips/req | Redis commands/req (incl. in scripts) | client-sent commands/req | Redis CPU µs/req |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   for case in "${CASE_LIST[@]}"; do
-    base_rps=$(col "$BASELINE" "$case" 4)
-    base_cpu=$(col "$BASELINE" "$case" 6)
     for entry in "${RUN[@]}"; do
-      IFS='|' read -r name _ _ <<<"$entry"
+      IFS='|' read -r name _ _ baseline <<<"$entry"
+      baseline=${baseline:-$BASELINE}
       n=$(nrounds "$name" "$case")
       ((n > 0)) || continue
+      base_rps=$(col "$baseline" "$case" 4)
+      base_cpu=$(col "$baseline" "$case" 6)
       rps=$(col "$name" "$case" 4)
       p99=$(col "$name" "$case" 5)
       cpu=$(col "$name" "$case" 6)
+      non2xx=$(colsum "$name" "$case" 8)
+      rt=$(col "$name" "$case" 9)
+      tot=$(col "$name" "$case" 10)
+      bd=$(breakdown "$name" "$case")
+      rcpu=$(col "$name" "$case" 12)
       awk -v name="$name" -v c="$case" -v n="$n" -v rps="$rps" -v p99="$p99" -v cpu="$cpu" \
-        -v brps="$base_rps" -v bcpu="$base_cpu" 'BEGIN {
+        -v base="$baseline" -v brps="$base_rps" -v bcpu="$base_cpu" -v non2xx="$non2xx" \
+        -v rt="$rt" -v tot="$tot" -v bd="$bd" -v rcpu="$rcpu" 'BEGIN {
           ratio = (brps == "nan" || brps == 0) ? "n/a" : sprintf("%.2f", rps / brps)
-          delta = (bcpu == "nan") ? "n/a" : sprintf("%+.2f", cpu - bcpu)
-          printf "| %s | %s | %d | %.0f | %.2f | %.2f | %s | %s |\n", name, c, n, rps, p99, cpu, ratio, delta }'
+          delta = (bcpu == "nan" || cpu == "nan") ? "n/a" : sprintf("%+.2f", cpu - bcpu)
+          rt = (rt == "-") ? "–" : sprintf("%.2f", rt)
+          tot = (tot == "-") ? "–" : sprintf("%.2f", tot)
+          bd = (bd == "-") ? "–" : bd
+          rcpu = (rcpu == "-") ? "–" : sprintf("%.2f", rcpu)
+          printf "| %s | %s | %d | %.0f | %.2f | %.2f | %s | %s | %s | %d | %s | %s | %s | %s |\n",
+            name, c, n, rps, p99, cpu, base, ratio, delta, non2xx, rt, tot, bd, rcpu }'
     done
   done
 } >"$SUMMARY"
