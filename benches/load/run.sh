@@ -93,9 +93,16 @@ SERVERS=(
   # "tower-sessions-plain|peer-tower-sessions|TS_COOKIE=plain|bare-axum"
   # Baseline on the same runtime shape as our demo (multi-thread, 1 worker):
   "bare-axum-mt|bare-axum|BENCH_RUNTIME=multi_thread TOKIO_WORKER_THREADS=1|bare-axum"
-  "ours-axum-memory|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=memory TOKIO_WORKER_THREADS=1|bare-axum"
+  # Our demo on the runtime shape of bare-axum and the tower-sessions peers
+  # (current_thread): with tokio's multi-thread scheduler a woken Redis
+  # connection task runs right away (the LIFO slot) and flushes one command
+  # per write, while on current_thread the commands of many requests go out
+  # together. The -mt entries keep the multi-thread shape for comparison.
+  "ours-axum-memory|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=memory DEMO_RUNTIME=current_thread|bare-axum"
+  "ours-axum-memory-mt|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=memory TOKIO_WORKER_THREADS=1|bare-axum"
   # Sessions in Redis (the bench's own redis-server, see above).
-  "ours-axum-redis|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=redis REDIS_URL=$REDIS_URL TOKIO_WORKER_THREADS=1|bare-axum"
+  "ours-axum-redis|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=redis REDIS_URL=$REDIS_URL DEMO_RUNTIME=current_thread|bare-axum"
+  "ours-axum-redis-mt|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=redis REDIS_URL=$REDIS_URL TOKIO_WORKER_THREADS=1|bare-axum"
   "tower-sessions-redis|peer-tower-sessions-redis|SESSION_SECRET=$SECRET REDIS_URL=$REDIS_URL|bare-axum"
   # actix-web, against its own baseline.
   "bare-actix|bare-actix||bare-actix"

@@ -78,8 +78,29 @@ pub(crate) fn app(config: SessionConfig) -> Result<Router, ConfigError> {
         .layer(SessionLayer::new(config)?))
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Builds the runtime and serves. `DEMO_RUNTIME` (not part of the contract;
+/// for benchmarks) picks tokio's scheduler: `multi_thread` (the default,
+/// sized by `TOKIO_WORKER_THREADS`) or `current_thread`, the shape the
+/// benchmark's baseline and peer servers use.
+fn main() -> ExitCode {
+    let mut builder = match std::env::var("DEMO_RUNTIME").as_deref() {
+        Err(_) | Ok("multi_thread") => tokio::runtime::Builder::new_multi_thread(),
+        Ok("current_thread") => tokio::runtime::Builder::new_current_thread(),
+        Ok(other) => {
+            eprintln!("DEMO_RUNTIME: expected multi_thread or current_thread, got {other:?}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match builder.enable_all().build() {
+        Ok(runtime) => runtime.block_on(serve()),
+        Err(error) => {
+            eprintln!("cannot start the tokio runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> ExitCode {
     let settings = match EnvSettings::from_env() {
         Ok(settings) => settings,
         Err(error) => {
