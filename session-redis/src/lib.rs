@@ -75,21 +75,29 @@
 //!
 //! ```text
 //! key:    <prefix><64 lowercase hex digits>      session:9f86d081884c7d65…
-//! value:  {"v":1,"c":1767225600000,"s":1767225900000,"e":1767229500000,"n":3,"d":{"views":4}}
+//! value:  <"n" as 16 lowercase hex digits>:<record JSON>
+//!         0000000000000003:{"v":1,"c":1767225600000,"s":1767225900000,"e":1767229500000,"n":3,"d":{"views":4}}
 //! expiry: PXAT <"e">                             (no expiry when "e" is absent)
 //! ```
 //!
 //! - The hex digits are the session's [`StoreKey`](session_core::StoreKey):
 //!   a SHA-256 digest of the id in the cookie, never the id itself, so a
 //!   dump of Redis holds no cookie that would log anyone in.
-//! - The value is session-core's portable record encoding,
+//! - The value starts with a fixed-width version header: the record's
+//!   version `n` (which compare-and-set saves count up) as 16 lowercase hex
+//!   digits, then `:`. The save script compares these 17 bytes and never
+//!   decodes the JSON. A value without a valid header is
+//!   [`StoreError::Corrupt`](session_core::StoreError::Corrupt) and is
+//!   never overwritten by a save; so is one whose header disagrees with the
+//!   record's `n` when read.
+//! - After the header comes session-core's portable record encoding,
 //!   [`Record::to_bytes`](session_core::Record::to_bytes): a JSON object
 //!   with the format version `v` (1), the creation time `c`, the last
 //!   activity `s` and the deadline `e` in Unix milliseconds (`e` absent when
-//!   the session never expires), the version `n` that compare-and-set saves
-//!   count up, and the data `d`. It is readable with `redis-cli GET` and
-//!   any JSON tool; a migration rewrites values in this format and keeps
-//!   `n`.
+//!   the session never expires), the version `n`, and the data `d`. It is
+//!   readable with `redis-cli GET`, and with any JSON tool once the header
+//!   is cut off (`redis-cli --raw GET key | cut -c18-`); a migration
+//!   rewrites values in this layout, header included, and keeps `n`.
 //! - The Redis expiry is the deadline `e` as an absolute time (`PXAT`), so
 //!   Redis drops a session exactly when the engine would stop accepting it.
 //!   It is absolute: keep the clocks of your web servers and of Redis in
@@ -105,7 +113,7 @@
 //! | --- | --- |
 //! | load | `GET key` |
 //! | create | `SET key value NX PXAT deadline` (a `nil` answer is [`StoreError::Exists`](session_core::StoreError::Exists)) |
-//! | save | `EVALSHA` [`SAVE_SCRIPT`] (version check, then `SET key value PXAT deadline`, in Redis) |
+//! | save | `EVALSHA` [`SAVE_SCRIPT`] (version header check, then `SET key value PXAT deadline`, in Redis) |
 //! | delete | `DEL key` |
 //!
 //! The script is loaded when the store connects (on every primary of a
@@ -187,6 +195,7 @@ mod connection;
 mod error;
 mod script;
 mod store;
+mod value;
 
 pub use builder::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, RedisStoreBuilder,

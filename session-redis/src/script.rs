@@ -5,24 +5,26 @@
 use std::sync::LazyLock;
 
 /// The Lua script behind [`SessionStore::save`]: compares the stored
-/// record's version with the one the writer loaded and, when they match,
-/// writes the new record with its expiry, all in one atomic step on the
-/// server.
+/// value's version header with the one the writer loaded and, when they
+/// match, writes the new value with its expiry, all in one atomic step on
+/// the server.
 ///
 /// - `KEYS[1]`: the record's key.
-/// - `ARGV[1]`: the new record ([`Record::to_bytes`]).
-/// - `ARGV[2]`: the version the writer loaded (decimal).
+/// - `ARGV[1]`: the new value (version header, then [`Record::to_bytes`]).
+/// - `ARGV[2]`: the header of the version the writer loaded: 16 lowercase
+///   hex digits and `:` (`0000000000000003:`).
 /// - `ARGV[3]`: the new record's deadline in Unix milliseconds, or empty
 ///   when it never expires (the key then gets no TTL).
 ///
 /// It answers `1` when it wrote, `0` when there is no record (deleted or
 /// expired: it writes nothing, so a save never resurrects a session), and
-/// the stored record's bytes when the versions differ. A stored value that
-/// is not a record of format version 1 is answered like a conflict, so the
-/// store reports it as corrupt instead of overwriting it.
+/// the stored value when its first 17 bytes differ from `ARGV[2]`: a
+/// conflict, or a value without a valid header, which the store reports as
+/// corrupt instead of overwriting it.
 ///
-/// Versions are compared as Lua numbers (doubles): exact up to 2^53 saves
-/// of one session.
+/// The script never decodes the JSON: it compares the header as a string,
+/// so every `u64` version compares exactly, and a call costs little more
+/// than the `GET` and `SET` it runs.
 ///
 /// [`SessionStore::save`]: session_core::SessionStore::save
 /// [`Record::to_bytes`]: session_core::Record::to_bytes
@@ -31,9 +33,7 @@ local current = redis.call('GET', KEYS[1])
 if not current then
   return 0
 end
-local ok, record = pcall(cjson.decode, current)
-if not ok or type(record) ~= 'table' or record.v ~= 1
-   or type(record.n) ~= 'number' or record.n ~= tonumber(ARGV[2]) then
+if string.sub(current, 1, 17) ~= ARGV[2] then
   return current
 end
 if ARGV[3] == '' then

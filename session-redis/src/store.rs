@@ -11,6 +11,7 @@ use crate::builder::RedisStoreBuilder;
 use crate::connection::{Connection, millis};
 use crate::error::{CommandError, ConnectError};
 use crate::script::{SAVE, SAVE_SCRIPT};
+use crate::value;
 
 /// A [`SessionStore`] on Redis or Redis Cluster: one command per operation,
 /// compare-and-set saves in a server-side script, and a Redis expiry on
@@ -20,8 +21,8 @@ use crate::script::{SAVE, SAVE_SCRIPT};
 /// | operation | command |
 /// | --- | --- |
 /// | `load` | `GET prefix+key` |
-/// | `create` | `SET prefix+key record NX PXAT deadline` |
-/// | `save` | `EVALSHA` of [`SAVE_SCRIPT`] (compare version, `SET … PXAT`) |
+/// | `create` | `SET prefix+key value NX PXAT deadline` |
+/// | `save` | `EVALSHA` of [`SAVE_SCRIPT`] (compare version header, `SET … PXAT`) |
 /// | `delete` | `DEL prefix+key` |
 ///
 /// Cheap to clone: clones share the connection.
@@ -217,7 +218,7 @@ impl SessionStore for RedisStore {
         cmd.arg(self.redis_key(key));
         match self.command("GET", &cmd, Retry::Always).await? {
             Value::Nil => Ok(None),
-            Value::BulkString(bytes) => Record::from_bytes(&bytes).map(Some),
+            Value::BulkString(bytes) => value::decode(&bytes, &self.prefix).map(Some),
             other => Err(unexpected("GET", &other)),
         }
     }
@@ -225,7 +226,7 @@ impl SessionStore for RedisStore {
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.redis_key(key))
-            .arg(record.to_bytes())
+            .arg(value::encode(record))
             .arg("NX");
         if let Some(ms) = deadline_ms(record) {
             cmd.arg("PXAT").arg(ms);
@@ -244,7 +245,8 @@ impl SessionStore for RedisStore {
         expected_version: u64,
     ) -> Result<SaveOutcome, StoreError> {
         let redis_key = self.redis_key(key);
-        let bytes = record.to_bytes();
+        let bytes = value::encode(record);
+        let expected = value::header(expected_version);
         let deadline = deadline_ms(record)
             .map(|ms| ms.to_string())
             .unwrap_or_default();
@@ -253,7 +255,7 @@ impl SessionStore for RedisStore {
             .arg(1)
             .arg(&redis_key)
             .arg(&bytes)
-            .arg(expected_version)
+            .arg(&expected)
             .arg(&deadline);
         let deadline_at = Instant::now() + self.command_timeout;
         let reply = match self.send(&cmd, Retry::IfUnsent, deadline_at).await {
@@ -267,7 +269,7 @@ impl SessionStore for RedisStore {
                     .arg(1)
                     .arg(&redis_key)
                     .arg(&bytes)
-                    .arg(expected_version)
+                    .arg(&expected)
                     .arg(&deadline);
                 self.send(&eval, Retry::IfUnsent, deadline_at)
                     .await
@@ -279,15 +281,15 @@ impl SessionStore for RedisStore {
             Value::Int(1) => Ok(SaveOutcome::Saved),
             Value::Int(0) => Ok(SaveOutcome::Missing),
             Value::BulkString(current) => {
-                let current = Record::from_bytes(&current)?;
+                // A value without a valid version header is corrupt.
+                let current = value::decode(&current, &self.prefix)?;
                 if current.version == expected_version {
-                    // The script could not read what serde can: never report
-                    // a conflict the engine would retry forever.
+                    // The script turned down the very header it was given:
+                    // never report a conflict the engine would retry forever.
                     return Err(StoreError::Corrupt {
                         reason: format!(
-                            "the save script cannot read the stored record of version {} \
-                             (not a format-1 JSON record with a numeric \"n\")",
-                            current.version
+                            "the save script refused a stored value whose version header \
+                             is the expected {expected:?}"
                         ),
                     });
                 }

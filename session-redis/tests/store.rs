@@ -45,8 +45,18 @@ async fn stored_bytes(store: &RedisStore, key: &StoreKey) -> Option<Vec<u8>> {
         .unwrap()
 }
 
+/// The value stored for `record`: its version as 16 lowercase hex digits
+/// and `:`, then the core record encoding.
+fn layout(record: &Record) -> Vec<u8> {
+    [
+        format!("{:016x}:", record.version).as_bytes(),
+        &record.to_bytes(),
+    ]
+    .concat()
+}
+
 #[tokio::test]
-async fn value_is_the_core_record_encoding_under_prefix_and_digest() {
+async fn value_is_a_version_header_and_the_core_record_encoding_under_prefix_and_digest() {
     let store = shared_store("layout").await;
     let id = SessionId::from_bytes([7; 16]);
     let key = id.store_key();
@@ -56,10 +66,49 @@ async fn value_is_the_core_record_encoding_under_prefix_and_digest() {
     let redis_key = store.redis_key(&key);
     assert_eq!(redis_key, format!("{}{}", store.key_prefix(), key.to_hex()));
     assert!(!redis_key.contains(&id.to_string_unsafe()));
+    let stored = stored_bytes(&store, &key).await.unwrap();
+    assert_eq!(stored, layout(&original));
+    assert!(stored.starts_with(b"0000000000000000:{\"v\":1,"));
+
+    // A save writes the new version into the header.
+    let mut second = next(&original, 2);
+    second.version = 0x1f;
     assert_eq!(
-        stored_bytes(&store, &key).await.as_deref(),
-        Some(&original.to_bytes()[..])
+        store.save(&key, &second, original.version).await.unwrap(),
+        SaveOutcome::Saved
     );
+    let stored = stored_bytes(&store, &key).await.unwrap();
+    assert_eq!(stored, layout(&second));
+    assert!(stored.starts_with(b"000000000000001f:{"));
+    assert_eq!(store.load(&key).await.unwrap(), Some(second));
+}
+
+#[tokio::test]
+async fn versions_beyond_two_to_the_53_compare_exactly() {
+    let store = shared_store("big_version").await;
+    let key = new_key();
+    let mut first = record(1);
+    first.version = (1 << 53) + 1;
+    store.create(&key, &first).await.unwrap();
+
+    // One less: a double would take it for equal.
+    let stale = next(&first, 9);
+    assert_eq!(
+        store.save(&key, &stale, 1 << 53).await.unwrap(),
+        SaveOutcome::Conflict(first.clone())
+    );
+    let second = next(&first, 2);
+    assert_eq!(
+        store.save(&key, &second, first.version).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    let mut last = next(&second, 3);
+    last.version = u64::MAX;
+    assert_eq!(
+        store.save(&key, &last, second.version).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    assert_eq!(store.load(&key).await.unwrap(), Some(last));
 }
 
 #[tokio::test]
@@ -179,39 +228,87 @@ async fn a_record_expires_in_redis_at_its_deadline() {
     assert_eq!(stored_bytes(&store, &key).await, None);
 }
 
-#[tokio::test]
-async fn undecodable_values_are_errors_and_are_never_overwritten() {
-    let store = shared_store("garbage").await;
+/// Stores `value` raw under a new key, then checks that `load` and a save
+/// expecting any of `versions` fail as `is_expected` says, leaving the
+/// value as it was.
+async fn assert_refused(
+    store: &RedisStore,
+    value: &[u8],
+    versions: &[u64],
+    is_expected: fn(&StoreError) -> bool,
+) {
     let mut conn = raw(&redis_url()).await;
     let key = new_key();
-    let () = conn.set(store.redis_key(&key), "not json").await.unwrap();
+    let () = conn.set(store.redis_key(&key), value).await.unwrap();
 
     let err = store.load(&key).await.unwrap_err();
-    assert!(matches!(err, StoreError::Encoding(_)), "{err}");
-    let err = store.save(&key, &record(1), 0).await.unwrap_err();
-    assert!(matches!(err, StoreError::Encoding(_)), "{err}");
-    assert_eq!(
-        stored_bytes(&store, &key).await.as_deref(),
-        Some(&b"not json"[..])
-    );
+    assert!(is_expected(&err), "load of {value:?}: {err}");
+    for &version in versions {
+        let mut update = record(1);
+        update.version = version + 1;
+        let err = store.save(&key, &update, version).await.unwrap_err();
+        assert!(
+            is_expected(&err),
+            "save onto {value:?} from {version}: {err}"
+        );
+    }
+    assert_eq!(stored_bytes(store, &key).await.as_deref(), Some(value));
+}
+
+fn is_corrupt(err: &StoreError) -> bool {
+    matches!(err, StoreError::Corrupt { .. })
+}
+
+fn is_encoding(err: &StoreError) -> bool {
+    matches!(err, StoreError::Encoding(_))
+}
+
+#[tokio::test]
+async fn values_without_a_version_header_are_corrupt_and_never_overwritten() {
+    let store = shared_store("no_header").await;
+    let versions = [0, 3, 0x30];
+    assert_refused(&store, b"not json", &versions, is_corrupt).await;
+    assert_refused(&store, b"", &versions, is_corrupt).await;
+    // The record encoding alone (no header), version 0 and 3.
+    let mut bare = record(1);
+    assert_refused(&store, &bare.to_bytes(), &versions, is_corrupt).await;
+    bare.version = 3;
+    assert_refused(&store, &bare.to_bytes(), &versions, is_corrupt).await;
+    // Headers that are not 16 lowercase hex digits and a ':'.
+    let json = bare.to_bytes();
+    for head in [
+        "0000000000000003",
+        "000000000000003:",
+        "0000000000000003;",
+        "000000000000000A:",
+        " 000000000000003:",
+    ] {
+        let value = [head.as_bytes(), &json].concat();
+        assert_refused(&store, &value, &versions, is_corrupt).await;
+    }
+}
+
+#[tokio::test]
+async fn undecodable_records_are_errors_and_are_never_overwritten() {
+    let store = shared_store("garbage").await;
+    assert_refused(&store, b"0000000000000003:not json", &[0, 4], is_encoding).await;
+    assert_refused(&store, b"0000000000000003:", &[0, 4], is_encoding).await;
 }
 
 #[tokio::test]
 async fn an_unknown_record_format_is_corrupt_and_never_overwritten() {
     let store = shared_store("format").await;
-    let mut conn = raw(&redis_url()).await;
-    let key = new_key();
-    let future = r#"{"v":2,"c":0,"s":0,"n":0,"d":{}}"#;
-    let () = conn.set(store.redis_key(&key), future).await.unwrap();
+    let future = br#"0000000000000007:{"v":2,"c":0,"s":0,"n":7,"d":{}}"#;
+    assert_refused(&store, future, &[0, 6, 8], is_corrupt).await;
+}
 
-    let err = store.load(&key).await.unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
-    let err = store.save(&key, &record(1), 0).await.unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
-    assert_eq!(
-        stored_bytes(&store, &key).await.as_deref(),
-        Some(future.as_bytes())
-    );
+#[tokio::test]
+async fn a_header_that_disagrees_with_the_record_is_corrupt_and_never_overwritten() {
+    let store = shared_store("disagree").await;
+    let mut stored = record(1);
+    stored.version = 5;
+    let value = [b"0000000000000004:".as_slice(), &stored.to_bytes()].concat();
+    assert_refused(&store, &value, &[0, 5, 6], is_corrupt).await;
 }
 
 #[tokio::test]

@@ -1,0 +1,138 @@
+//! The Redis value of a record: a fixed-width version header, then the
+//! record's portable encoding.
+//!
+//! ```text
+//! 0000000000000003:{"v":1,"c":1767225600000,…,"n":3,"d":{"views":4}}
+//! ```
+//!
+//! The header is the record's version `n` as 16 lowercase hex digits and a
+//! `:`, so the save script compares versions by comparing the value's first
+//! [`HEADER_LEN`] bytes with the expected header, without decoding JSON.
+
+use session_core::{Record, StoreError};
+
+/// The header's length: 16 hex digits and a `:`.
+pub(crate) const HEADER_LEN: usize = 17;
+
+/// The header of a record of `version`: what a stored value starts with,
+/// and what the save script is given as the version it expects.
+pub(crate) fn header(version: u64) -> String {
+    format!("{version:016x}:")
+}
+
+/// The value stored for `record`: its header, then
+/// [`Record::to_bytes`].
+pub(crate) fn encode(record: &Record) -> Vec<u8> {
+    let json = record.to_bytes();
+    let mut value = Vec::with_capacity(HEADER_LEN + json.len());
+    value.extend_from_slice(header(record.version).as_bytes());
+    value.extend_from_slice(&json);
+    value
+}
+
+/// The record stored in `value`.
+///
+/// A value without a valid header, or whose header disagrees with the
+/// record's `n`, is [`StoreError::Corrupt`] (`prefix` names where it was
+/// found); the JSON after the header is read by [`Record::from_bytes`].
+pub(crate) fn decode(value: &[u8], prefix: &str) -> Result<Record, StoreError> {
+    let Some((version, json)) = split(value) else {
+        return Err(StoreError::Corrupt {
+            reason: format!(
+                "a Redis value under the prefix {prefix:?} does not start with a version \
+                 header (16 lowercase hex digits and ':'); it was not written by this \
+                 version of session-redis, or another application uses this prefix"
+            ),
+        });
+    };
+    let record = Record::from_bytes(json)?;
+    if record.version != version {
+        return Err(StoreError::Corrupt {
+            reason: format!(
+                "a Redis value under the prefix {prefix:?} has the version header {version} \
+                 but holds a record of version {}",
+                record.version
+            ),
+        });
+    }
+    Ok(record)
+}
+
+/// The version in `value`'s header and the bytes after it, when the header
+/// is valid: exactly 16 lowercase hex digits, then `:`.
+fn split(value: &[u8]) -> Option<(u64, &[u8])> {
+    let (head, json) = value.split_at_checked(HEADER_LEN)?;
+    let (digits, colon) = head.split_at(HEADER_LEN - 1);
+    let lower_hex = |b: &u8| matches!(b, b'0'..=b'9' | b'a'..=b'f');
+    if colon != b":" || !digits.iter().all(lower_hex) {
+        return None;
+    }
+    let version = u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()?;
+    Some((version, json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::OffsetDateTime;
+
+    fn record(version: u64) -> Record {
+        let mut record = Record::new(OffsetDateTime::UNIX_EPOCH, None);
+        record.version = version;
+        record
+    }
+
+    #[test]
+    fn header_is_sixteen_lowercase_hex_digits_and_a_colon() {
+        assert_eq!(header(0), "0000000000000000:");
+        assert_eq!(header(3), "0000000000000003:");
+        assert_eq!(header(0xabc), "0000000000000abc:");
+        assert_eq!(header(u64::MAX), "ffffffffffffffff:");
+        assert_eq!(header(u64::MAX).len(), HEADER_LEN);
+    }
+
+    #[test]
+    fn value_is_header_then_record_bytes_and_round_trips() {
+        for version in [0, 1, 255, 1 << 53, (1 << 53) + 1, u64::MAX] {
+            let record = record(version);
+            let value = encode(&record);
+            assert_eq!(&value[..HEADER_LEN], header(version).as_bytes());
+            assert_eq!(&value[HEADER_LEN..], &record.to_bytes()[..]);
+            assert_eq!(decode(&value, "p:").unwrap(), record);
+        }
+    }
+
+    #[test]
+    fn values_without_a_valid_header_are_corrupt() {
+        let json = record(3).to_bytes();
+        let with = |head: &str| [head.as_bytes(), &json].concat();
+        for value in [
+            json.clone(),
+            with("0000000000000003"),
+            with("000000000000003:"),
+            with("0000000000000003;"),
+            with("000000000000000A:"),
+            with("+000000000000003:"),
+            with("000000000000000g:"),
+            b"".to_vec(),
+            b"0000000000000003".to_vec(),
+        ] {
+            let err = decode(&value, "p:").unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_header_that_disagrees_with_the_record_is_corrupt() {
+        let value = [header(4).as_bytes(), &record(3).to_bytes()].concat();
+        let err = decode(&value, "p:").unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_valid_header_before_bad_json_is_an_encoding_error() {
+        let err = decode(b"0000000000000003:not json", "p:").unwrap_err();
+        assert!(matches!(err, StoreError::Encoding(_)), "{err}");
+        assert!(decode(b"0000000000000003:", "p:").is_err());
+    }
+}
