@@ -28,7 +28,9 @@
 #   SERVER_CPU=0 WRK_CPU=1   CPUs for taskset
 #   PORT_BASE=3900    first TCP port tried (a new port for every server start)
 #   ONLY=a,b          run only the servers with these names
-#   CASES=views-session,views-new,get-session   the cases to run
+#   CASES=views-session,views-new,get-session   the cases to run; also
+#                     views-many: /views round-robin over MANY_SESSIONS
+#                     (default 256) sessions made before the run
 #   BASELINE=bare-axum   the baseline of entries that name none
 #   REDIS_PORT=6390   first port tried for the bench's own redis-server
 #   REDIS_CPU=$WRK_CPU  CPU for that redis-server
@@ -113,7 +115,7 @@ DEMO_BIN=$MAIN/target/release/examples/demo
 # case -> path requested, and whether a session cookie is replayed
 case_path() {
   case $1 in
-    views-session | views-new) echo /views ;;
+    views-session | views-new | views-many) echo /views ;;
     get-session) echo /get ;;
     *) echo "unknown case: $1" >&2; exit 2 ;;
   esac
@@ -341,8 +343,31 @@ run_one() { # round name cmd envs baseline case
       warn "$name: no Set-Cookie on the first GET /views"
     fi
   fi
-  local -a hdr=()
+  local -a hdr=() lua=()
   [[ -n $cookie ]] && hdr=(-H "Cookie: $cookie")
+  if [[ $case == views-many ]]; then
+    # Many sessions, each request the next one's cookie in turn: /views as
+    # a real site sees it, where requests of one session rarely overlap
+    # (views-session replays ONE cookie on every connection, so all its
+    # writes are to one session at once).
+    local script=$OUT_DIR/$tag.lua n
+    {
+      echo "local cookies = {"
+      for ((n = 0; n < ${MANY_SESSIONS:-256}; n++)); do
+        curl -sS -D - -o /dev/null "$base/views" | tr -d '\r' \
+          | awk 'tolower($1) == "set-cookie:" { sub(/^[^:]*:[ ]*/, ""); split($0, a, ";"); printf "  \"%s\",\n", a[1]; exit }'
+      done
+      echo "}"
+      echo "local i = 0"
+      echo "request = function()"
+      echo "  i = i + 1"
+      echo "  local c = cookies[(i % #cookies) + 1]"
+      echo "  if c then return wrk.format(\"GET\", \"/views\", { [\"Cookie\"] = c }) end"
+      echo "  return wrk.format(\"GET\", \"/views\")"
+      echo "end"
+    } >"$script"
+    lua=(-s "$script")
+  fi
   # Sanity: the route answers 200 (and show the body in the log).
   local status
   status=$(curl -sS "${hdr[@]}" -o "$OUT_DIR/$tag.body" -w '%{http_code}' "$base$path")
@@ -353,7 +378,7 @@ run_one() { # round name cmd envs baseline case
   local t0 t1 r0=0 r1=0 out=$OUT_DIR/$tag.wrk
   ((redis)) && { rcli CONFIG RESETSTAT >/dev/null; r0=$(cpu_ticks "$REDIS_PID"); }
   t0=$(cpu_ticks "$SERVER_PID")
-  taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdr[@]}" "$base$path" >"$out" 2>&1
+  taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdr[@]}" "${lua[@]}" "$base$path" >"$out" 2>&1
   t1=$(cpu_ticks "$SERVER_PID")
   ((redis)) && { r1=$(cpu_ticks "$REDIS_PID"); redis_calls >"$OUT_DIR/$tag.redis"; }
   cleanup
