@@ -83,7 +83,7 @@ struct Inner {
     /// HMAC states for the session cookie's name, one per key.
     id_signer: codec::NamedSigner,
     /// Serializes saves of one session within this process.
-    saves: crate::plan::SaveLanes,
+    saves: crate::lanes::SaveLanes,
 }
 
 /// What a request carried: the session cookies that verified, in header
@@ -153,7 +153,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 touch_after: config.expiry.idle().map(|_| config.touch_interval()),
                 id_signer: codec::NamedSigner::new(&config.keys, &config.name),
-                saves: crate::plan::SaveLanes::new(),
+                saves: crate::lanes::SaveLanes::new(),
                 config,
                 store,
                 attributes,

@@ -182,4 +182,19 @@ pub enum SessionError {
     /// The session store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// This request's changes were saved together with those of other
+    /// requests of the same session (see
+    /// [`Engine::commit`](crate::Engine::commit)), and that save failed
+    /// with this error.
+    #[error("grouped session save failed: {0}")]
+    Grouped(#[source] std::sync::Arc<Self>),
+    /// The request that was saving this request's changes, together with its
+    /// own, went away (its client disconnected) before the store answered:
+    /// whether the changes were stored is unknown, so they are not saved
+    /// again.
+    #[error(
+        "the grouped save of this session's changes was interrupted; whether they were stored \
+         is unknown"
+    )]
+    SaveInterrupted,
 }

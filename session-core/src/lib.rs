@@ -131,6 +131,7 @@ mod error;
 mod expiry;
 mod id;
 mod key;
+mod lanes;
 mod plan;
 mod record;
 mod session;

@@ -166,7 +166,7 @@ impl Plan {
         &mut self,
         store: &dyn SessionStore,
         max_conflict_retries: u32,
-        saves: Option<&SaveLanes>,
+        saves: Option<&crate::lanes::SaveLanes>,
     ) -> Result<Executed, SessionError> {
         match std::mem::replace(&mut self.store, StoreOp::None) {
             StoreOp::None => {}
@@ -202,35 +202,18 @@ impl Plan {
                     .await
                     .map(|(executed, _)| executed);
                 };
-                let mut lane = saves.lane(&key).await;
-                let (mut record, mut expected_version) = (record, expected_version);
-                // Another request of this session, in this process, saved a
-                // newer version while this one ran: start from it instead of
-                // meeting it as a conflict in the store.
-                if let Some((last_key, last)) = lane.as_ref() {
-                    if *last_key == key && last.version > expected_version {
-                        if changes.is_empty() {
-                            return Ok(Executed::Done);
-                        }
-                        let mut data = last.data.clone();
-                        replay(&changes.0, &mut data)?;
-                        record.data = data;
-                        record.created_at = last.created_at;
-                        expected_version = last.version;
-                        record.version = last.version.wrapping_add(1);
-                    }
-                }
-                let (executed, written) = save(
-                    store,
-                    key,
-                    record,
-                    expected_version,
-                    &changes,
-                    max_conflict_retries,
-                )
-                .await?;
-                *lane = written.map(|record| (key, record));
-                return Ok(executed);
+                return saves
+                    .save(
+                        store,
+                        crate::lanes::Job {
+                            record,
+                            expected_version,
+                            changes,
+                        },
+                        key,
+                        max_conflict_retries,
+                    )
+                    .await;
             }
         }
         Ok(Executed::Done)
@@ -238,7 +221,7 @@ impl Plan {
 }
 
 /// The compare-and-set loop. Returns the record as written, if it was.
-async fn save(
+pub(crate) async fn save(
     store: &dyn SessionStore,
     key: StoreKey,
     mut record: Record,
@@ -277,55 +260,5 @@ async fn save(
                 record.version = current.version.wrapping_add(1);
             }
         }
-    }
-}
-
-/// Serializes the saves of each session within one process, and remembers
-/// the last record saved in each lane.
-///
-/// Saves are spread over lanes by their key; a lane holds an async mutex
-/// (runtime-agnostic) for the whole compare-and-set loop. Without it, `n`
-/// simultaneous requests of one session all load the same version and the
-/// store sees about `n²/2` conflicting saves; with it, each request saves
-/// once, on top of the record the previous one wrote. Saves of other
-/// sessions that share a lane wait for each other too, which is why there
-/// are many lanes.
-pub(crate) struct SaveLanes {
-    lanes: Box<[async_lock::Mutex<LastSaved>]>,
-}
-
-/// The last record saved in a lane, and its key.
-type LastSaved = Option<(StoreKey, Record)>;
-
-const LANES: usize = 256;
-
-impl SaveLanes {
-    pub(crate) fn new() -> Self {
-        Self {
-            lanes: (0..LANES).map(|_| async_lock::Mutex::new(None)).collect(),
-        }
-    }
-
-    async fn lane(&self, key: &StoreKey) -> async_lock::MutexGuard<'_, LastSaved> {
-        // Byte 30: independent of the bytes the memory store shards and
-        // hashes by.
-        self.lanes[usize::from(key.as_bytes()[30]) % LANES]
-            .lock()
-            .await
-    }
-
-    async fn forget(&self, key: &StoreKey) {
-        let mut lane = self.lane(key).await;
-        if lane.as_ref().is_some_and(|(k, _)| k == key) {
-            *lane = None;
-        }
-    }
-}
-
-impl fmt::Debug for SaveLanes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SaveLanes")
-            .field("lanes", &self.lanes.len())
-            .finish()
     }
 }

@@ -223,3 +223,187 @@ async fn a_replayed_update_on_a_value_of_another_type_fails_cleanly() {
     let err = h.engine.commit(plan_b).await.unwrap_err();
     assert!(matches!(err, SessionError::Deserialize { .. }), "{err}");
 }
+
+/// A memory store whose saves take a moment (they yield to the runtime
+/// once), like a store across a network, and that counts them.
+#[derive(Debug)]
+struct SlowSaves {
+    inner: session_core::MemoryStore,
+    saves: std::sync::atomic::AtomicUsize,
+}
+
+#[session_core::async_trait]
+impl session_core::SessionStore for SlowSaves {
+    async fn load(
+        &self,
+        key: &session_core::StoreKey,
+    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
+        self.inner.load(key).await
+    }
+    async fn create(
+        &self,
+        key: &session_core::StoreKey,
+        record: &session_core::Record,
+    ) -> Result<(), session_core::StoreError> {
+        self.inner.create(key, record).await
+    }
+    async fn save(
+        &self,
+        key: &session_core::StoreKey,
+        record: &session_core::Record,
+        expected_version: u64,
+    ) -> Result<session_core::SaveOutcome, session_core::StoreError> {
+        self.saves
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::task::yield_now().await;
+        self.inner.save(key, record, expected_version).await
+    }
+    async fn delete(&self, key: &session_core::StoreKey) -> Result<(), session_core::StoreError> {
+        self.inner.delete(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_requests_of_one_session_is_saved_in_a_few_grouped_saves() {
+    let mut slot = None;
+    let h = Harness::with(|c| {
+        // On the harness' manual clock, like every store of these tests.
+        let store = std::sync::Arc::new(SlowSaves {
+            inner: session_core::MemoryStore::with_clock(c.clock().clone()),
+            saves: std::sync::atomic::AtomicUsize::new(0),
+        });
+        slot = Some(store.clone());
+        c.with_store(store)
+    });
+    let store = slot.expect("the harness built its store");
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| {
+        s.insert("cart", &Vec::<String>::new()).unwrap()
+    })
+    .await;
+    let engine = h.engine.clone();
+    let local = tokio::task::LocalSet::new();
+    let handles: Vec<_> = (0..20)
+        .map(|i| {
+            let engine = engine.clone();
+            let mut browser = browser.clone();
+            local.spawn_local(async move {
+                request_with(&engine, &mut browser, |s| {
+                    s.update("cart", push(format!("item-{i}"))).unwrap();
+                })
+                .await
+                .unwrap();
+            })
+        })
+        .collect();
+    local
+        .run_until(async {
+            for handle in handles {
+                handle.await.unwrap();
+            }
+        })
+        .await;
+    let saves = store.saves.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        saves <= 3,
+        "20 overlapping requests were saved in {saves} saves"
+    );
+    let (cart, _) = h
+        .request(&mut browser, |s| s.get::<Vec<String>>("cart").unwrap())
+        .await;
+    assert_eq!(cart.unwrap().len(), 20, "every request's item is kept");
+}
+
+/// A memory store whose saves hang until the test lets them go.
+#[derive(Debug)]
+struct HangingSaves {
+    inner: session_core::MemoryStore,
+    hang: std::sync::atomic::AtomicBool,
+}
+
+#[session_core::async_trait]
+impl session_core::SessionStore for HangingSaves {
+    async fn load(
+        &self,
+        key: &session_core::StoreKey,
+    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
+        self.inner.load(key).await
+    }
+    async fn create(
+        &self,
+        key: &session_core::StoreKey,
+        record: &session_core::Record,
+    ) -> Result<(), session_core::StoreError> {
+        self.inner.create(key, record).await
+    }
+    async fn save(
+        &self,
+        key: &session_core::StoreKey,
+        record: &session_core::Record,
+        expected_version: u64,
+    ) -> Result<session_core::SaveOutcome, session_core::StoreError> {
+        while self.hang.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::task::yield_now().await;
+        }
+        self.inner.save(key, record, expected_version).await
+    }
+    async fn delete(&self, key: &session_core::StoreKey) -> Result<(), session_core::StoreError> {
+        self.inner.delete(key).await
+    }
+}
+
+#[tokio::test]
+async fn requests_grouped_into_an_interrupted_save_get_an_error_not_a_second_save() {
+    let mut slot = None;
+    let h = Harness::with(|c| {
+        let store = std::sync::Arc::new(HangingSaves {
+            inner: session_core::MemoryStore::with_clock(c.clock().clone()),
+            hang: std::sync::atomic::AtomicBool::new(false),
+        });
+        slot = Some(store.clone());
+        c.with_store(store)
+    });
+    let store = slot.expect("the harness built its store");
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("n", &0).unwrap())
+        .await;
+    store.hang.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let spawn = |i: usize| {
+                let engine = h.engine.clone();
+                let mut browser = browser.clone();
+                tokio::task::spawn_local(async move {
+                    request_with(&engine, &mut browser, |s| {
+                        s.insert(&format!("k{i}"), &i).unwrap();
+                    })
+                    .await
+                })
+            };
+            // A takes the lane and hangs in the store; B and C queue.
+            let a = spawn(0);
+            tokio::task::yield_now().await;
+            let b = spawn(1);
+            let c = spawn(2);
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            // A's client goes away: B leads the group {B, C} and hangs too.
+            a.abort();
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            // B's client goes away mid-save: C must not save again blindly.
+            b.abort();
+            let c = c.await.unwrap();
+            match c {
+                Err(SessionError::Grouped(e)) => {
+                    assert!(matches!(*e, SessionError::SaveInterrupted), "{e}");
+                }
+                other => panic!("expected the interrupted group's error, got {other:?}"),
+            }
+        })
+        .await;
+}

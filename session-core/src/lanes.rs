@@ -1,0 +1,236 @@
+//! Saves of one session within one process: serialized, and grouped.
+//!
+//! Without this, `n` simultaneous requests of one session all load the same
+//! version, and the store sees about `n²/2` conflicting saves. Here every
+//! save goes through a lane (chosen by the session's key) whose async mutex
+//! (runtime-agnostic) is held for the whole compare-and-set loop, and:
+//!
+//! - a save starts from the last record this process saved for the session
+//!   when that is newer than what the request loaded, so it does not meet
+//!   its predecessor as a conflict in the store;
+//! - requests that queue while a save is in flight are **grouped**: the
+//!   next one to get the lane replays the changes of every waiting request
+//!   of the same session onto one record and saves once, then hands each
+//!   of them the outcome. So a burst of requests of one session costs about
+//!   two saves, not one round trip each. A grouped save succeeds or fails
+//!   as a whole: an `update` closure that fails on the group's data fails
+//!   every request of the group.
+//!
+//! Saves of other sessions that share a lane wait for each other too, which
+//! is why there are many lanes.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::plan::{Changes, Executed, save};
+use crate::session::replay;
+use crate::store::SessionStore;
+use crate::{Record, SessionError, StoreKey};
+
+const LANES: usize = 256;
+
+/// The last record saved in a lane, and its key.
+type LastSaved = Option<(StoreKey, Record)>;
+
+/// What one request asks to save.
+pub(crate) struct Job {
+    pub(crate) record: Record,
+    pub(crate) expected_version: u64,
+    pub(crate) changes: Changes,
+}
+
+/// A request waiting for its save: its job until a leader takes it, then
+/// the outcome the leader hands back.
+struct Pending {
+    key: StoreKey,
+    state: Mutex<PendingState>,
+}
+
+enum PendingState {
+    Queued(Job),
+    Taken,
+    Finished(Result<Executed, Arc<SessionError>>),
+}
+
+struct Lane {
+    gate: async_lock::Mutex<LastSaved>,
+    queue: Mutex<Vec<Arc<Pending>>>,
+}
+
+pub(crate) struct SaveLanes {
+    lanes: Box<[Lane]>,
+}
+
+impl fmt::Debug for SaveLanes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaveLanes")
+            .field("lanes", &self.lanes.len())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section below is a push, a drain or a swap: nothing
+    // can be left half-done by a panic.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Marks the taken jobs of a group as interrupted if the leader's future is
+/// dropped mid-save (a client that went away): whether the store applied
+/// the save is then unknown, so the other requests must not save again.
+struct GroupGuard {
+    others: Vec<Arc<Pending>>,
+    finished: bool,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            let error = Arc::new(SessionError::SaveInterrupted);
+            for pending in &self.others {
+                *lock(&pending.state) = PendingState::Finished(Err(error.clone()));
+            }
+        }
+    }
+}
+
+impl SaveLanes {
+    pub(crate) fn new() -> Self {
+        let lanes = (0..LANES)
+            .map(|_| Lane {
+                gate: async_lock::Mutex::new(None),
+                queue: Mutex::new(Vec::new()),
+            })
+            .collect();
+        Self { lanes }
+    }
+
+    fn lane(&self, key: &StoreKey) -> &Lane {
+        // Byte 30: independent of the bytes the memory store shards and
+        // hashes by.
+        &self.lanes[usize::from(key.as_bytes()[30]) % LANES]
+    }
+
+    /// Forgets the last record saved for `key` (it was deleted).
+    pub(crate) async fn forget(&self, key: &StoreKey) {
+        let mut last = self.lane(key).gate.lock().await;
+        if last.as_ref().is_some_and(|(k, _)| k == key) {
+            *last = None;
+        }
+    }
+
+    /// Saves `job` for `key`, grouped with the saves of the same session
+    /// that are waiting in this process.
+    pub(crate) async fn save(
+        &self,
+        store: &dyn SessionStore,
+        job: Job,
+        key: StoreKey,
+        max_conflict_retries: u32,
+    ) -> Result<Executed, SessionError> {
+        let lane = self.lane(&key);
+        let me = Arc::new(Pending {
+            key,
+            state: Mutex::new(PendingState::Queued(job)),
+        });
+        lock(&lane.queue).push(me.clone());
+        let mut last = lane.gate.lock().await;
+
+        // A leader before us may already have saved our changes.
+        let mine = match std::mem::replace(&mut *lock(&me.state), PendingState::Taken) {
+            PendingState::Finished(outcome) => return outcome.map_err(SessionError::Grouped),
+            PendingState::Queued(job) => job,
+            PendingState::Taken => unreachable!("only the request itself takes its job"),
+        };
+        // We lead: take every waiting save of this session, in queue order.
+        let others: Vec<Arc<Pending>> = {
+            let mut queue = lock(&lane.queue);
+            let (same, rest): (Vec<_>, Vec<_>) = queue
+                .drain(..)
+                .partition(|p| p.key == key && !Arc::ptr_eq(p, &me));
+            *queue = rest;
+            same
+        };
+        let mut jobs = vec![mine];
+        let mut guard = GroupGuard {
+            others: Vec::with_capacity(others.len()),
+            finished: false,
+        };
+        for pending in others {
+            let taken = std::mem::replace(&mut *lock(&pending.state), PendingState::Taken);
+            if let PendingState::Queued(job) = taken {
+                jobs.push(job);
+                guard.others.push(pending);
+            }
+        }
+        if jobs.len() > 1 {
+            tracing::debug!(requests = jobs.len(), "grouping saves of one session");
+        }
+
+        let outcome = save_group(store, key, jobs, &mut last, max_conflict_retries).await;
+        guard.finished = true;
+        if guard.others.is_empty() {
+            return outcome;
+        }
+        let shared = outcome.map_err(Arc::new);
+        for pending in &guard.others {
+            *lock(&pending.state) = PendingState::Finished(shared.clone());
+        }
+        shared.map_err(SessionError::Grouped)
+    }
+}
+
+/// One compare-and-set save for every job of the group: the changes of all
+/// of them, in order, on the newest record this process knows.
+async fn save_group(
+    store: &dyn SessionStore,
+    key: StoreKey,
+    jobs: Vec<Job>,
+    last: &mut LastSaved,
+    max_conflict_retries: u32,
+) -> Result<Executed, SessionError> {
+    let mut jobs = jobs.into_iter();
+    let first = jobs.next().expect("a group holds its leader's job");
+    let mut record = first.record;
+    let mut expected_version = first.expected_version;
+    let mut ops = first.changes.0;
+    let mut from_last = false;
+    if let Some((last_key, newest)) = last.as_ref() {
+        if *last_key == key && newest.version > expected_version {
+            // Another request of this session, in this process, saved a
+            // newer version: start from it instead of meeting it as a
+            // conflict in the store.
+            let mut data = newest.data.clone();
+            replay(&ops, &mut data)?;
+            record.data = data;
+            record.created_at = newest.created_at;
+            expected_version = newest.version;
+            record.version = newest.version.wrapping_add(1);
+            from_last = true;
+        }
+    }
+    for job in jobs {
+        replay(&job.changes.0, &mut record.data)?;
+        ops.extend(job.changes.0);
+        if job.record.last_seen > record.last_seen {
+            record.last_seen = job.record.last_seen;
+            record.expires_at = job.record.expires_at;
+        }
+    }
+    if ops.is_empty() && from_last {
+        // Only touches, and a newer save already moved the deadline.
+        return Ok(Executed::Done);
+    }
+    let changes = Changes(ops);
+    let (executed, written) = save(
+        store,
+        key,
+        record,
+        expected_version,
+        &changes,
+        max_conflict_retries,
+    )
+    .await?;
+    *last = written.map(|record| (key, record));
+    Ok(executed)
+}
