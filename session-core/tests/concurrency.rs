@@ -225,11 +225,13 @@ async fn a_replayed_update_on_a_value_of_another_type_fails_cleanly() {
 }
 
 /// A memory store whose saves take a moment (they yield to the runtime
-/// once), like a store across a network, and that counts them.
+/// once, like a store across a network, or until `hang` is lifted), and
+/// that counts them.
 #[derive(Debug)]
 struct SlowSaves {
     inner: session_core::MemoryStore,
     saves: std::sync::atomic::AtomicUsize,
+    hang: std::sync::atomic::AtomicBool,
 }
 
 #[session_core::async_trait]
@@ -256,6 +258,9 @@ impl session_core::SessionStore for SlowSaves {
         self.saves
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::task::yield_now().await;
+        while self.hang.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::task::yield_now().await;
+        }
         self.inner.save(key, record, expected_version).await
     }
     async fn delete(&self, key: &session_core::StoreKey) -> Result<(), session_core::StoreError> {
@@ -271,6 +276,7 @@ async fn a_burst_of_requests_of_one_session_is_saved_in_a_few_grouped_saves() {
         let store = std::sync::Arc::new(SlowSaves {
             inner: session_core::MemoryStore::with_clock(c.clock().clone()),
             saves: std::sync::atomic::AtomicUsize::new(0),
+            hang: std::sync::atomic::AtomicBool::new(false),
         });
         slot = Some(store.clone());
         c.with_store(store)
@@ -314,50 +320,13 @@ async fn a_burst_of_requests_of_one_session_is_saved_in_a_few_grouped_saves() {
     assert_eq!(cart.unwrap().len(), 20, "every request's item is kept");
 }
 
-/// A memory store whose saves hang until the test lets them go.
-#[derive(Debug)]
-struct HangingSaves {
-    inner: session_core::MemoryStore,
-    hang: std::sync::atomic::AtomicBool,
-}
-
-#[session_core::async_trait]
-impl session_core::SessionStore for HangingSaves {
-    async fn load(
-        &self,
-        key: &session_core::StoreKey,
-    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
-        self.inner.load(key).await
-    }
-    async fn create(
-        &self,
-        key: &session_core::StoreKey,
-        record: &session_core::Record,
-    ) -> Result<(), session_core::StoreError> {
-        self.inner.create(key, record).await
-    }
-    async fn save(
-        &self,
-        key: &session_core::StoreKey,
-        record: &session_core::Record,
-        expected_version: u64,
-    ) -> Result<session_core::SaveOutcome, session_core::StoreError> {
-        while self.hang.load(std::sync::atomic::Ordering::Relaxed) {
-            tokio::task::yield_now().await;
-        }
-        self.inner.save(key, record, expected_version).await
-    }
-    async fn delete(&self, key: &session_core::StoreKey) -> Result<(), session_core::StoreError> {
-        self.inner.delete(key).await
-    }
-}
-
 #[tokio::test]
 async fn requests_grouped_into_an_interrupted_save_get_an_error_not_a_second_save() {
     let mut slot = None;
     let h = Harness::with(|c| {
-        let store = std::sync::Arc::new(HangingSaves {
+        let store = std::sync::Arc::new(SlowSaves {
             inner: session_core::MemoryStore::with_clock(c.clock().clone()),
+            saves: std::sync::atomic::AtomicUsize::new(0),
             hang: std::sync::atomic::AtomicBool::new(false),
         });
         slot = Some(store.clone());
