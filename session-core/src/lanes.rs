@@ -142,18 +142,22 @@ impl SaveLanes {
             PendingState::Queued(job) => job,
             PendingState::Taken => unreachable!("only the request itself takes its job"),
         };
-        // We lead: take every waiting save of this session, in queue order.
-        let others: Vec<Arc<Pending>> = {
-            let mut queue = lock(&lane.queue);
-            let (same, rest): (Vec<_>, Vec<_>) = queue
-                .drain(..)
-                .partition(|p| p.key == key && !Arc::ptr_eq(p, &me));
-            *queue = rest;
-            same
-        };
-        let mut jobs = vec![mine];
+        // We lead: take every waiting save of this session, in queue order
+        // (`retain` keeps the queue's allocation for the next request).
+        let mut others = Vec::new();
+        lock(&lane.queue).retain(|p| {
+            if Arc::ptr_eq(p, &me) {
+                false
+            } else if p.key == key {
+                others.push(p.clone());
+                false
+            } else {
+                true
+            }
+        });
+        let mut jobs = Vec::new();
         let mut guard = GroupGuard {
-            others: Vec::with_capacity(others.len()),
+            others: Vec::new(),
             finished: false,
         };
         for pending in others {
@@ -163,11 +167,11 @@ impl SaveLanes {
                 guard.others.push(pending);
             }
         }
-        if jobs.len() > 1 {
-            tracing::debug!(requests = jobs.len(), "grouping saves of one session");
+        if !jobs.is_empty() {
+            tracing::debug!(requests = jobs.len() + 1, "grouping saves of one session");
         }
 
-        let outcome = save_group(store, key, jobs, &mut last, max_conflict_retries).await;
+        let outcome = save_group(store, key, mine, jobs, &mut last, max_conflict_retries).await;
         guard.finished = true;
         if guard.others.is_empty() {
             return outcome;
@@ -180,17 +184,17 @@ impl SaveLanes {
     }
 }
 
-/// One compare-and-set save for every job of the group: the changes of all
-/// of them, in order, on the newest record this process knows.
+/// One compare-and-set save for the leader's job and every job grouped with
+/// it: the changes of all of them, in order, on the newest record this
+/// process knows.
 async fn save_group(
     store: &dyn SessionStore,
     key: StoreKey,
+    first: Job,
     jobs: Vec<Job>,
     last: &mut LastSaved,
     max_conflict_retries: u32,
 ) -> Result<Executed, SessionError> {
-    let mut jobs = jobs.into_iter();
-    let first = jobs.next().expect("a group holds its leader's job");
     let mut record = first.record;
     let mut expected_version = first.expected_version;
     let mut ops = first.changes.0;
