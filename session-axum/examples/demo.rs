@@ -32,6 +32,7 @@
 //! (with a manual clock, rotated keys or a cookie store) and serve over real
 //! HTTP.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{Value, json};
 use session_axum::core::cookie::time::Duration;
 use session_axum::core::env::{EnvSettings, StoreKind};
@@ -169,9 +171,17 @@ async fn set_user(
     Ok("Session set")
 }
 
-async fn get_user(session: Session) -> Json<Value> {
+/// The body of `GET /get`: `{"user":"..."}`.
+#[derive(Serialize)]
+struct UserReply {
+    user: Cow<'static, str>,
+}
+
+async fn get_user(session: Session) -> Json<UserReply> {
     let user = session.get::<String>("user").ok().flatten();
-    Json(json!({ "user": user.as_deref().unwrap_or("No user set") }))
+    Json(UserReply {
+        user: user.map_or(Cow::Borrowed("No user set"), Cow::Owned),
+    })
 }
 
 async fn destroy(session: Session) -> &'static str {

@@ -81,17 +81,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
         let Some(slot) = slot(parts) else {
             return Err(SessionRejection::missing_layer());
         };
-        if let Some(session) = slot.session.get() {
+        if let Some((session, _)) = slot.session.get() {
             return Ok(Self(session.clone()));
         }
         let engine = &slot.shared.engine;
         let incoming = engine.read(parts.headers.get_all(COOKIE));
         match engine.load(incoming).await {
             Ok(loaded) => {
-                let session = engine.open(loaded, engine.now());
+                let now = engine.now();
+                let session = engine.open(loaded, now);
                 // Should another extraction of this request have won a race,
                 // its handle is the one every extraction shares.
-                Ok(Self(slot.session.get_or_init(|| session).clone()))
+                Ok(Self(slot.session.get_or_init(|| (session, now)).0.clone()))
             }
             Err(error) => Err(SessionRejection::load(
                 SessionError::from(error),

@@ -13,6 +13,7 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
+use session_core::time::OffsetDateTime;
 use session_core::{ConfigError, Engine, SessionConfig, SessionError};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -29,7 +30,9 @@ pub(crate) struct Shared {
 /// extractors fill it on first use; the layer reads it after the handler.
 pub(crate) struct Slot {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) session: OnceLock<session_core::Session>,
+    /// The session and the time it was opened at, which is also the time
+    /// the engine finishes it with: one clock read per request.
+    pub(crate) session: OnceLock<(session_core::Session, OffsetDateTime)>,
     pub(crate) jar: OnceLock<session_core::Cookies>,
 }
 
@@ -289,12 +292,11 @@ enum After {
 /// Finishes the session (if the handler opened it) and adds the cookie
 /// headers. Only a plan with store work or a cookie needs the async commit.
 fn after_handler(slot: Arc<Slot>, mut response: Response) -> After {
-    let Some(session) = slot.session.get() else {
+    let Some((session, now)) = slot.session.get() else {
         append_jar(&slot, &mut response);
         return After::Done(response);
     };
-    let engine = &slot.shared.engine;
-    let plan = match engine.finish(session, engine.now()) {
+    let plan = match slot.shared.engine.finish(session, *now) {
         Ok(plan) => plan,
         Err(error) => return After::Done(failed(&slot, &error)),
     };

@@ -24,7 +24,18 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
+        // `OffsetDateTime::now_utc()` adds the duration since the epoch with
+        // calendar arithmetic; building the date from whole seconds and
+        // setting the nanoseconds is the same instant, for less work on
+        // every request.
+        let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
+            return OffsetDateTime::now_utc();
+        };
+        i64::try_from(since.as_secs())
+            .ok()
+            .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+            .and_then(|t| t.replace_nanosecond(since.subsec_nanos()).ok())
+            .unwrap_or_else(OffsetDateTime::now_utc)
     }
 
     fn now_unix_ms(&self) -> i64 {
@@ -97,7 +108,8 @@ impl<T: Clock + ?Sized> Clock for Arc<T> {
 /// Truncates to whole milliseconds, the precision records are stored with.
 pub(crate) fn trunc_ms(t: OffsetDateTime) -> OffsetDateTime {
     let sub_ms = t.nanosecond() % 1_000_000;
-    t - time::Duration::nanoseconds(i64::from(sub_ms))
+    // Setting the field stays within the same second: no calendar work.
+    t.replace_nanosecond(t.nanosecond() - sub_ms).unwrap_or(t)
 }
 
 /// Milliseconds since the Unix epoch (floor).
@@ -113,7 +125,11 @@ pub(crate) fn from_unix_ms(ms: i64) -> OffsetDateTime {
     let secs = ms.div_euclid(1000);
     let millis = ms.rem_euclid(1000);
     match OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => t + time::Duration::milliseconds(millis),
+        // `millis` is in 0..1000, so this never fails; setting the field is
+        // cheaper than adding a duration with calendar arithmetic.
+        Ok(t) => t
+            .replace_millisecond(u16::try_from(millis).unwrap_or(0))
+            .unwrap_or(t),
         Err(_) if ms < 0 => OffsetDateTime::UNIX_EPOCH,
         Err(_) => time::PrimitiveDateTime::MAX.assume_utc(),
     }
@@ -123,6 +139,17 @@ pub(crate) fn from_unix_ms(ms: i64) -> OffsetDateTime {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn system_clock_agrees_with_the_time_crate() {
+        let before = OffsetDateTime::now_utc();
+        let ours = SystemClock.now();
+        let ms = SystemClock.now_unix_ms();
+        let after = OffsetDateTime::now_utc();
+        assert!(before <= ours && ours <= after, "{before} {ours} {after}");
+        assert!(unix_ms(ours) <= ms && ms <= unix_ms(after));
+        assert_eq!(ours.offset(), time::UtcOffset::UTC);
+    }
 
     #[test]
     fn millisecond_conversions_round_trip_and_floor() {

@@ -287,6 +287,23 @@ impl Cookies {
     }
 }
 
+/// The values of the cookies named `name` in one `Cookie` header, in order.
+///
+/// Splits at `;` and trims ASCII whitespace around names and values, as the
+/// `cookie` crate's `split_parse` does (without percent-decoding), but looks
+/// only for one name and allocates nothing: this runs on every request that
+/// carries cookies. Pieces without `=` or with an empty name are skipped;
+/// bytes that are not UTF-8 elsewhere in the header do not hide the cookie.
+pub(crate) fn values_named<'h>(
+    header: &'h [u8],
+    name: &'h [u8],
+) -> impl Iterator<Item = &'h [u8]> + 'h {
+    header.split(|&b| b == b';').filter_map(move |piece| {
+        let eq = piece.iter().position(|&b| b == b'=')?;
+        (piece[..eq].trim_ascii() == name && !name.is_empty()).then(|| piece[eq + 1..].trim_ascii())
+    })
+}
+
 /// RFC 6265 `cookie-octet`.
 fn is_cookie_octet(b: u8) -> bool {
     matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E)
@@ -304,6 +321,66 @@ mod tests {
 
     fn jar(headers: &[&str], keys: &KeyRing) -> Cookies {
         Cookies::from_headers(headers.iter().copied(), keys.clone(), false)
+    }
+
+    fn named<'h>(header: &'h str, name: &'h str) -> Vec<&'h str> {
+        values_named(header.as_bytes(), name.as_bytes())
+            .map(|v| std::str::from_utf8(v).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn values_named_finds_every_cookie_of_the_name_in_order() {
+        assert_eq!(named("id=a; theme=dark; id=b", "id"), ["a", "b"]);
+        assert_eq!(named("  id =  a  ;theme=dark", "id"), ["a"]);
+        assert_eq!(named("id=", "id"), [""]);
+        assert_eq!(named("id=a=b", "id"), ["a=b"]);
+        assert_eq!(named("xid=a; idx=b; d=id", "id"), Vec::<&str>::new());
+        assert_eq!(named("id; =a; ;;", "id"), Vec::<&str>::new());
+        assert_eq!(named("id=a", ""), Vec::<&str>::new());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn values_named_agrees_with_the_cookie_crate_on_any_ascii_header(
+            // Few distinct pieces, so that `id=` and its near misses are common.
+            header in "(id|i|d|x|=|;| |\t|\"|a|~){0,30}",
+        ) {
+            let ours = named(&header, "id");
+            let theirs: Vec<&str> = Cookie::split_parse(header.as_str())
+                .flatten()
+                .filter(|c| c.name() == "id")
+                .filter_map(|c| c.value_raw())
+                .collect();
+            proptest::prop_assert_eq!(ours, theirs);
+        }
+    }
+
+    #[test]
+    fn values_named_is_not_thrown_off_by_bytes_that_are_not_utf8() {
+        let header = b"junk=\xff\xfe; id=s1.abc";
+        let found: Vec<&[u8]> = values_named(header, b"id").collect();
+        assert_eq!(found, [b"s1.abc".as_slice()]);
+    }
+
+    #[test]
+    fn values_named_agrees_with_the_cookie_crate() {
+        for header in [
+            "id=a; b=c",
+            "a=1;id=2;id=3",
+            " id = x y ; z",
+            "id=\"quoted\"; q=1",
+            "=id; id==; id=;",
+            "id\t=\tv\t",
+        ] {
+            let ours = named(header, "id");
+            let theirs: Vec<&str> = Cookie::split_parse(header)
+                .flatten()
+                .filter(|c| c.name() == "id")
+                .filter_map(|c| c.value_raw())
+                .collect();
+            assert_eq!(ours, theirs, "{header:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! The engine: `read`, `load`, `open`, `finish`, `commit`.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use cookie::Cookie;
@@ -91,7 +90,10 @@ struct Inner {
 #[derive(Debug, Default)]
 #[must_use]
 pub struct Incoming {
-    candidates: Vec<Candidate>,
+    // Nearly every request carries one session cookie: it is kept inline,
+    // the rare others in `more`.
+    first: Option<Candidate>,
+    more: Vec<Candidate>,
 }
 
 #[derive(Debug)]
@@ -103,7 +105,7 @@ enum Candidate {
         value: String,
     },
     Inline {
-        record: Record,
+        record: Box<Record>,
         matched: KeyMatch,
     },
 }
@@ -112,7 +114,15 @@ impl Incoming {
     /// Whether no session cookie verified.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.candidates.is_empty()
+        self.first.is_none()
+    }
+
+    fn push(&mut self, candidate: Candidate) {
+        if self.first.is_none() {
+            self.first = Some(candidate);
+        } else {
+            self.more.push(candidate);
+        }
     }
 }
 
@@ -192,22 +202,11 @@ impl Engine {
         I: IntoIterator<Item = H>,
         H: AsRef<[u8]>,
     {
-        let config = &self.inner.config;
+        let name = self.inner.config.name.as_bytes();
         let mut incoming = Incoming::default();
         let mut seen = 0;
         for header in cookie_headers {
-            let bytes = header.as_ref();
-            let text = match std::str::from_utf8(bytes) {
-                Ok(text) => Cow::Borrowed(text),
-                // One bad byte elsewhere in the header must not hide a good
-                // session cookie; our values are ASCII, so lossy is safe.
-                Err(_) => String::from_utf8_lossy(bytes),
-            };
-            for cookie in Cookie::split_parse(text.as_ref()) {
-                let Ok(cookie) = cookie else { continue };
-                if cookie.name() != config.name {
-                    continue;
-                }
+            for value in crate::cookies::values_named(header.as_ref(), name) {
                 seen += 1;
                 if seen > MAX_SESSION_COOKIES {
                     tracing::debug!(
@@ -216,8 +215,12 @@ impl Engine {
                     );
                     return incoming;
                 }
-                match self.verify(cookie.value()) {
-                    Ok(candidate) => incoming.candidates.push(candidate),
+                // Our values are ASCII: a value that is not UTF-8 is garbage.
+                let verified = std::str::from_utf8(value)
+                    .map_err(|_| CodecError::Malformed)
+                    .and_then(|value| self.verify(value));
+                match verified {
+                    Ok(candidate) => incoming.push(candidate),
                     Err(reason) => tracing::debug!(%reason, "session cookie rejected"),
                 }
             }
@@ -244,7 +247,10 @@ impl Engine {
             let (payload, matched) = codec::open(&config.keys, &config.name, value)?;
             let record = Record::from_bytes(&payload)
                 .map_err(|_| CodecError::Payload("not a session record"))?;
-            Ok(Candidate::Inline { record, matched })
+            Ok(Candidate::Inline {
+                record: Box::new(record),
+                matched,
+            })
         }
     }
 
@@ -258,7 +264,7 @@ impl Engine {
     /// failing store as "no session" would hand the user a fresh, empty
     /// session and lose their data.
     pub async fn load(&self, incoming: Incoming) -> Result<Loaded, StoreError> {
-        for candidate in incoming.candidates {
+        for candidate in incoming.first.into_iter().chain(incoming.more) {
             match candidate {
                 Candidate::Inline { record, matched } => {
                     return Ok(Loaded {
@@ -266,7 +272,7 @@ impl Engine {
                             value: None,
                             id: None,
                             key: None,
-                            record,
+                            record: *record,
                             matched,
                         }),
                     });

@@ -1,0 +1,107 @@
+//! The adapter in process, no sockets: the demo's router (the real
+//! `examples/demo.rs`, memory store, signed id cookie) beside a bare axum
+//! router serving the same routes as constant bodies, each request driven
+//! through `tower::Service::call` and polled without a runtime.
+//!
+//! The difference between the two is what sessions add in user space per
+//! request (the layer, the extractor, the engine, the demo's handler), with
+//! no kernel or network time in it. The load harness (`benches/load`)
+//! measures the whole server.
+//!
+//! Run: `cargo bench -p session-axum --bench adapter`. Figures are in
+//! `benches/README.md`.
+#![allow(missing_docs, unreachable_pub, dead_code)]
+
+#[path = "../examples/demo.rs"]
+mod demo;
+
+use std::hint::black_box;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
+use axum::http::{HeaderValue, Request, Response};
+use axum::routing::get;
+use criterion::{Criterion, criterion_group, criterion_main};
+use session_axum::{Key, KeyRing, SessionConfig};
+use tower::Service as _;
+
+/// Polls a future that never waits (the memory store never does) to
+/// completion without a runtime.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+/// The baseline: the two benchmarked routes as constant bodies, like
+/// `benches/load/bare-axum`.
+fn bare() -> Router {
+    Router::new()
+        .route(
+            "/views",
+            get(|| async { ([(CONTENT_TYPE, "text/plain; charset=utf-8")], "Views: 1") }),
+        )
+        .route(
+            "/get",
+            get(|| async {
+                (
+                    [(CONTENT_TYPE, "application/json")],
+                    r#"{"user":"No user set"}"#,
+                )
+            }),
+        )
+}
+
+fn ours() -> Router {
+    let key = Key::from_bytes(&(0..64u8).collect::<Vec<_>>()).unwrap();
+    // The defaults, as the demo's: the memory store and the system clock.
+    demo::app(SessionConfig::new(KeyRing::new(key))).unwrap()
+}
+
+fn request(path: &str, cookie: Option<&HeaderValue>) -> Request<Body> {
+    let mut request = Request::get(path).body(Body::empty()).unwrap();
+    if let Some(cookie) = cookie {
+        request.headers_mut().insert(COOKIE, cookie.clone());
+    }
+    request
+}
+
+fn call(app: &mut Router, request: Request<Body>) -> Response<Body> {
+    block_on(app.call(request)).unwrap()
+}
+
+fn session_cookie(app: &mut Router) -> HeaderValue {
+    let response = call(app, request("/views", None));
+    let set = response.headers()[SET_COOKIE].to_str().unwrap();
+    HeaderValue::from_str(set.split(';').next().unwrap()).unwrap()
+}
+
+fn bench_adapter(c: &mut Criterion) {
+    let mut group = c.benchmark_group("adapter");
+    let mut bare = bare();
+    let mut ours = ours();
+    let cookie = session_cookie(&mut ours);
+
+    for (case, path, with_cookie) in [
+        ("get-session", "/get", true),
+        ("views-session", "/views", true),
+        ("views-new", "/views", false),
+    ] {
+        let cookie = with_cookie.then_some(&cookie);
+        group.bench_function(format!("bare/{case}"), |b| {
+            b.iter(|| black_box(call(&mut bare, request(path, cookie))));
+        });
+        group.bench_function(format!("ours/{case}"), |b| {
+            b.iter(|| black_box(call(&mut ours, request(path, cookie))));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_adapter);
+criterion_main!(benches);
