@@ -7,7 +7,7 @@ use std::sync::Arc;
 use time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::id::{OsRandom, RandomSource};
+use crate::id::{RandomSource, ThreadRandom};
 use crate::store::SessionStore;
 use crate::{ConfigError, Expiry, KeyRing};
 
@@ -85,7 +85,7 @@ impl fmt::Debug for Storage {
 /// | touch interval | 1/60 of the idle timeout, at most 60 s |
 /// | storage | [`Storage::Memory`] |
 /// | clock | [`SystemClock`] |
-/// | randomness | [`OsRandom`] |
+/// | randomness | [`ThreadRandom`](crate::ThreadRandom) |
 /// | conflict retries | 64 |
 ///
 /// ```
@@ -136,7 +136,7 @@ impl SessionConfig {
             keys,
             storage: Storage::Memory,
             clock: Arc::new(SystemClock),
-            random: Arc::new(OsRandom),
+            random: Arc::new(ThreadRandom),
             max_conflict_retries: 64,
         }
     }
@@ -249,8 +249,10 @@ impl SessionConfig {
         self
     }
 
-    /// Where session ids and nonces come from (a
-    /// [`SequenceRandom`](crate::SequenceRandom) for test vectors).
+    /// Where session ids and nonces come from: the default
+    /// [`ThreadRandom`](crate::ThreadRandom), [`OsRandom`](crate::OsRandom)
+    /// for processes that fork without `exec`, a
+    /// [`SequenceRandom`](crate::SequenceRandom) for test vectors.
     #[must_use]
     pub fn with_random(mut self, random: Arc<dyn RandomSource>) -> Self {
         self.random = random;

@@ -129,64 +129,79 @@ impl SaveLanes {
         max_conflict_retries: u32,
     ) -> Result<Executed, SessionError> {
         let lane = self.lane(&key);
-        let me = Arc::new(Pending {
-            key,
-            state: Mutex::new(PendingState::Queued(job)),
-        });
-        lock(&lane.queue).push(me.clone());
-        let mut last = lane.gate.lock().await;
-
-        // A leader before us may already have saved our changes.
-        let mine = match std::mem::replace(&mut *lock(&me.state), PendingState::Taken) {
-            PendingState::Finished(outcome) => return outcome.map_err(SessionError::Grouped),
-            PendingState::Queued(job) => job,
-            PendingState::Taken => unreachable!("only the request itself takes its job"),
-        };
-        // We lead: take every waiting save of this session, in queue order
-        // (`retain` keeps the queue's allocation for the next request).
-        let mut others = Vec::new();
-        lock(&lane.queue).retain(|p| {
-            if Arc::ptr_eq(p, &me) {
-                false
-            } else if p.key == key {
-                others.push(p.clone());
-                false
-            } else {
-                true
-            }
-        });
-        let mut jobs = Vec::new();
-        let mut guard = GroupGuard {
-            others: Vec::new(),
-            finished: false,
-        };
-        for pending in others {
-            let taken = std::mem::replace(&mut *lock(&pending.state), PendingState::Taken);
-            if let PendingState::Queued(job) = taken {
-                jobs.push(job);
-                guard.others.push(pending);
-            }
+        // Nobody is saving in this lane (the common case): save at once,
+        // with no queue entry. Requests that queue meanwhile are grouped by
+        // the next leader; they start from the record saved here.
+        if let Some(mut last) = lane.gate.try_lock() {
+            return save_group(store, key, job, Vec::new(), &mut last, max_conflict_retries).await;
         }
-        if !jobs.is_empty() {
-            tracing::debug!(requests = jobs.len() + 1, "grouping saves of one session");
-        }
-
-        let outcome = save_group(store, key, mine, jobs, &mut last, max_conflict_retries).await;
-        guard.finished = true;
-        if guard.others.is_empty() {
-            return outcome;
-        }
-        let shared = outcome.map_err(Arc::new);
-        for pending in &guard.others {
-            *lock(&pending.state) = PendingState::Finished(shared.clone());
-        }
-        shared.map_err(SessionError::Grouped)
+        // Boxed: the queued path is rare, and keeping it out of line keeps
+        // the common path's future small.
+        Box::pin(save_queued(lane, store, job, key, max_conflict_retries)).await
     }
 }
 
-/// One compare-and-set save for the leader's job and every job grouped with
-/// it: the changes of all of them, in order, on the newest record this
-/// process knows.
+async fn save_queued(
+    lane: &Lane,
+    store: &dyn SessionStore,
+    job: Job,
+    key: StoreKey,
+    max_conflict_retries: u32,
+) -> Result<Executed, SessionError> {
+    let me = Arc::new(Pending {
+        key,
+        state: Mutex::new(PendingState::Queued(job)),
+    });
+    lock(&lane.queue).push(me.clone());
+    let mut last = lane.gate.lock().await;
+
+    // A leader before us may already have saved our changes.
+    let mine = match std::mem::replace(&mut *lock(&me.state), PendingState::Taken) {
+        PendingState::Finished(outcome) => return outcome.map_err(SessionError::Grouped),
+        PendingState::Queued(job) => job,
+        PendingState::Taken => unreachable!("only the request itself takes its job"),
+    };
+    // We lead: take every waiting save of this session, in queue order
+    // (`retain` keeps the queue's allocation for the next request).
+    let mut others = Vec::new();
+    lock(&lane.queue).retain(|p| {
+        if Arc::ptr_eq(p, &me) {
+            false
+        } else if p.key == key {
+            others.push(p.clone());
+            false
+        } else {
+            true
+        }
+    });
+    let mut jobs = Vec::new();
+    let mut guard = GroupGuard {
+        others: Vec::new(),
+        finished: false,
+    };
+    for pending in others {
+        let taken = std::mem::replace(&mut *lock(&pending.state), PendingState::Taken);
+        if let PendingState::Queued(job) = taken {
+            jobs.push(job);
+            guard.others.push(pending);
+        }
+    }
+    if !jobs.is_empty() {
+        tracing::debug!(requests = jobs.len() + 1, "grouping saves of one session");
+    }
+
+    let outcome = save_group(store, key, mine, jobs, &mut last, max_conflict_retries).await;
+    guard.finished = true;
+    if guard.others.is_empty() {
+        return outcome;
+    }
+    let shared = outcome.map_err(Arc::new);
+    for pending in &guard.others {
+        *lock(&pending.state) = PendingState::Finished(shared.clone());
+    }
+    shared.map_err(SessionError::Grouped)
+}
+
 async fn save_group(
     store: &dyn SessionStore,
     key: StoreKey,

@@ -143,7 +143,7 @@ pub use cookies::Cookies;
 pub use engine::{Engine, Incoming, Loaded, MAX_COOKIE_LEN, MAX_SESSION_COOKIES};
 pub use error::{BoxError, CodecError, ConfigError, SessionError, StoreError};
 pub use expiry::Expiry;
-pub use id::{ID_LEN, OsRandom, RandomSource, SequenceRandom, SessionId, StoreKey};
+pub use id::{ID_LEN, OsRandom, RandomSource, SequenceRandom, SessionId, StoreKey, ThreadRandom};
 pub use key::{KEY_LEN, Key, KeyMatch, KeyRing};
 pub use plan::{Changes, CookieOp, Executed, Plan, StoreOp};
 pub use record::{Data, Record};
