@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use session_core::time::OffsetDateTime;
-use session_core::{ConfigError, Engine, SessionConfig, SessionError};
+use session_core::{CommitNow, ConfigError, Engine, SessionConfig, SessionError};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -300,10 +300,19 @@ fn after_handler(slot: Arc<Slot>, mut response: Response) -> After {
         Ok(plan) => plan,
         Err(error) => return After::Done(failed(&slot, &error)),
     };
-    if plan.is_noop() {
-        append_jar(&slot, &mut response);
-        return After::Done(response);
-    }
+    // A memory store, the cookie store or a plan without store work: done
+    // here, with no future to box.
+    let plan = match slot.shared.engine.commit_now(plan) {
+        CommitNow::Done(set_cookie) => {
+            if let Some(set_cookie) = set_cookie {
+                append(&mut response, set_cookie);
+            }
+            append_jar(&slot, &mut response);
+            return After::Done(response);
+        }
+        CommitNow::Failed(error) => return After::Done(failed(&slot, &error)),
+        CommitNow::Wait(plan) => plan,
+    };
     After::Commit(Box::pin(async move {
         match slot.shared.engine.commit(plan).await {
             Ok(set_cookie) => {

@@ -143,6 +143,19 @@ struct Found {
     matched: KeyMatch,
 }
 
+/// What [`Engine::commit_now`] could do at once.
+#[derive(Debug)]
+#[must_use]
+pub enum CommitNow {
+    /// Committed: the `Set-Cookie` header value to send, if any.
+    Done(Option<String>),
+    /// The store failed, as [`Engine::commit`] would have: answer 500, log
+    /// the error, send no session cookie.
+    Failed(SessionError),
+    /// The store must be waited for: pass the plan to [`Engine::commit`].
+    Wait(Plan),
+}
+
 impl Engine {
     /// Checks `config` and builds the engine.
     ///
@@ -286,7 +299,11 @@ impl Engine {
                     let Some(store) = &self.inner.store else {
                         break;
                     };
-                    if let Some(record) = store.load(&key).await? {
+                    let record = match store.immediate() {
+                        Some(store) => store.load_now(&key)?,
+                        None => store.load(&key).await?,
+                    };
+                    if let Some(record) = record {
                         return Ok(Loaded {
                             found: Some(Found {
                                 value: (matched == KeyMatch::Current).then_some(value),
@@ -480,6 +497,49 @@ impl Engine {
         Ok(Plan { store, cookie })
     }
 
+    /// Step 5 without waiting, when it can be done at once: in cookie-store
+    /// mode, for a plan with no store operation, and with a store that
+    /// answers at once ([`SessionStore::immediate`], such as the
+    /// [`MemoryStore`]). Otherwise the plan comes back as
+    /// [`CommitNow::Wait`], for [`commit`](Self::commit).
+    ///
+    /// Adapters call this first to spare the common case a boxed future;
+    /// [`commit`](Self::commit) itself starts with it, so the outcome is the
+    /// same either way.
+    ///
+    /// ```
+    /// use session_core::{CommitNow, Engine, Key, KeyRing, Session, SessionConfig};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let session = engine.open(Default::default(), engine.now());
+    /// session.insert("views", &1).unwrap();
+    /// let plan = engine.finish(&session, engine.now()).unwrap();
+    /// // The default store is the memory store: nothing to wait for.
+    /// let CommitNow::Done(Some(set_cookie)) = engine.commit_now(plan) else {
+    ///     panic!("the memory store answers at once");
+    /// };
+    /// assert!(set_cookie.starts_with("id="));
+    /// ```
+    pub fn commit_now(&self, mut plan: Plan) -> CommitNow {
+        let executed = match &self.inner.store {
+            None => Executed::Done,
+            Some(store) => match store.immediate() {
+                Some(store) => {
+                    match plan.execute_now(store, self.inner.config.max_conflict_retries) {
+                        Ok(executed) => executed,
+                        Err(error) => return CommitNow::Failed(error),
+                    }
+                }
+                None if matches!(plan.store, StoreOp::None) => Executed::Done,
+                None => return CommitNow::Wait(plan),
+            },
+        };
+        CommitNow::Done(match executed {
+            Executed::SessionGone => Some(self.removal_cookie()),
+            _ => plan.cookie.into_header(),
+        })
+    }
+
     /// Step 5: runs the plan's store operation against the configured store
     /// (see [`Plan::execute`]) and returns the `Set-Cookie` header value to
     /// append to the response, if any.
@@ -488,7 +548,12 @@ impl Engine {
     ///
     /// The errors of [`Plan::execute`]. The adapter must then answer 500 and
     /// log the error, and must not send any session cookie.
-    pub async fn commit(&self, mut plan: Plan) -> Result<Option<String>, SessionError> {
+    pub async fn commit(&self, plan: Plan) -> Result<Option<String>, SessionError> {
+        let mut plan = match self.commit_now(plan) {
+            CommitNow::Done(header) => return Ok(header),
+            CommitNow::Failed(error) => return Err(error),
+            CommitNow::Wait(plan) => plan,
+        };
         if let Some(store) = &self.inner.store {
             let executed = plan
                 .execute_with(

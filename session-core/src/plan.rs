@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::session::{Op, replay};
-use crate::store::{SaveOutcome, SessionStore};
+use crate::store::{ImmediateStore, SaveOutcome, SessionStore};
 use crate::{Record, SessionError, StoreKey};
 
 /// What [`Engine::finish`](crate::Engine::finish) decided for one request.
@@ -162,6 +162,45 @@ impl Plan {
         self.execute_with(store, max_conflict_retries, None).await
     }
 
+    /// [`execute`](Self::execute) against a store that answers at once
+    /// (see [`ImmediateStore`]): the same operations and conflict handling,
+    /// with no future to poll.
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`](Self::execute).
+    pub fn execute_now(
+        &mut self,
+        store: &dyn ImmediateStore,
+        max_conflict_retries: u32,
+    ) -> Result<Executed, SessionError> {
+        match std::mem::replace(&mut self.store, StoreOp::None) {
+            StoreOp::None => {}
+            StoreOp::Create { key, record } => store.create_now(&key, &record)?,
+            StoreOp::Delete { key } => store.delete_now(&key)?,
+            StoreOp::Replace { old, key, record } => {
+                store.create_now(&key, &record)?;
+                store.delete_now(&old)?;
+            }
+            StoreOp::Save {
+                key,
+                record,
+                expected_version,
+                changes,
+            } => {
+                return save_now(
+                    store,
+                    key,
+                    record,
+                    expected_version,
+                    &changes,
+                    max_conflict_retries,
+                );
+            }
+        }
+        Ok(Executed::Done)
+    }
+
     pub(crate) async fn execute_with(
         &mut self,
         store: &dyn SessionStore,
@@ -231,34 +270,96 @@ pub(crate) async fn save(
 ) -> Result<(Executed, Option<Record>), SessionError> {
     let mut conflicts = 0;
     loop {
-        match store.save(&key, &record, expected_version).await? {
-            SaveOutcome::Saved => return Ok((Executed::Done, Some(record))),
-            SaveOutcome::Missing => {
-                tracing::debug!(
-                    "session record vanished during the request; its changes are dropped"
-                );
-                return Ok((Executed::SessionGone, None));
+        let outcome = store.save(&key, &record, expected_version).await?;
+        match turn(
+            outcome,
+            &mut record,
+            &mut expected_version,
+            &mut conflicts,
+            changes,
+            max_conflict_retries,
+        )? {
+            Turn::Saved => return Ok((Executed::Done, Some(record))),
+            Turn::Finished(executed, current) => return Ok((executed, current)),
+            Turn::Again => {}
+        }
+    }
+}
+
+/// [`save`] against a store that answers at once.
+fn save_now(
+    store: &dyn ImmediateStore,
+    key: StoreKey,
+    mut record: Record,
+    mut expected_version: u64,
+    changes: &Changes,
+    max_conflict_retries: u32,
+) -> Result<Executed, SessionError> {
+    let mut conflicts = 0;
+    loop {
+        let outcome = store.save_now(&key, &record, expected_version)?;
+        match turn(
+            outcome,
+            &mut record,
+            &mut expected_version,
+            &mut conflicts,
+            changes,
+            max_conflict_retries,
+        )? {
+            Turn::Saved => return Ok(Executed::Done),
+            Turn::Finished(executed, _) => return Ok(executed),
+            Turn::Again => {}
+        }
+    }
+}
+
+/// What one save's outcome means in the compare-and-set loop.
+enum Turn {
+    /// Written as it is.
+    Saved,
+    /// Nothing more to write; the record now stored, if any.
+    Finished(Executed, Option<Record>),
+    /// Merged onto the stored record: save again.
+    Again,
+}
+
+/// One turn of the compare-and-set loop, shared by its async and immediate
+/// forms: on a conflict the request's changes are replayed onto the stored
+/// record, which the next save expects.
+fn turn(
+    outcome: SaveOutcome,
+    record: &mut Record,
+    expected_version: &mut u64,
+    conflicts: &mut u32,
+    changes: &Changes,
+    max_conflict_retries: u32,
+) -> Result<Turn, SessionError> {
+    match outcome {
+        SaveOutcome::Saved => Ok(Turn::Saved),
+        SaveOutcome::Missing => {
+            tracing::debug!("session record vanished during the request; its changes are dropped");
+            Ok(Turn::Finished(Executed::SessionGone, None))
+        }
+        // A touch that lost to a real write: that write already moved the
+        // idle deadline.
+        SaveOutcome::Conflict(current) if changes.is_empty() => {
+            Ok(Turn::Finished(Executed::Done, Some(current)))
+        }
+        SaveOutcome::Conflict(current) => {
+            *conflicts += 1;
+            if *conflicts > max_conflict_retries {
+                return Err(SessionError::TooManyConflicts {
+                    attempts: *conflicts,
+                });
             }
-            SaveOutcome::Conflict(current) if changes.is_empty() => {
-                // A touch that lost to a real write: that write already
-                // moved the idle deadline.
-                return Ok((Executed::Done, Some(current)));
-            }
-            SaveOutcome::Conflict(current) => {
-                conflicts += 1;
-                if conflicts > max_conflict_retries {
-                    return Err(SessionError::TooManyConflicts {
-                        attempts: conflicts,
-                    });
-                }
-                tracing::debug!(conflicts, "session save conflict; merging");
-                let mut data = current.data;
-                replay(&changes.0, &mut data)?;
-                record.data = data;
-                record.created_at = current.created_at;
-                expected_version = current.version;
-                record.version = current.version.wrapping_add(1);
-            }
+            tracing::debug!(conflicts = *conflicts, "session save conflict; merging");
+            let mut data = current.data;
+            replay(&changes.0, &mut data)?;
+            record.data = data;
+            record.created_at = current.created_at;
+            *expected_version = current.version;
+            record.version = current.version.wrapping_add(1);
+            Ok(Turn::Again)
         }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::{SaveOutcome, SessionStore};
+use super::{ImmediateStore, SaveOutcome, SessionStore};
 use crate::clock::{Clock, SystemClock, from_unix_ms, unix_ms};
 use crate::{Data, Record, StoreError, StoreKey};
 
@@ -200,9 +200,9 @@ impl Shard {
     }
 }
 
-#[async_trait::async_trait]
-impl SessionStore for MemoryStore {
-    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+// The operations themselves; the async trait answers with them at once.
+impl ImmediateStore for MemoryStore {
+    fn load_now(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let now_ms = self.now_ms();
         let mut shard = self.shard(key);
         match shard.map.get(key) {
@@ -215,7 +215,7 @@ impl SessionStore for MemoryStore {
         }
     }
 
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+    fn create_now(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
         let entry = Entry::encode(record);
         let now_ms = self.now_ms();
         let mut shard = self.shard(key);
@@ -229,7 +229,7 @@ impl SessionStore for MemoryStore {
         }
     }
 
-    async fn save(
+    fn save_now(
         &self,
         key: &StoreKey,
         record: &Record,
@@ -253,9 +253,37 @@ impl SessionStore for MemoryStore {
         Ok(SaveOutcome::Saved)
     }
 
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+    fn delete_now(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.shard(key).map.remove(key);
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for MemoryStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.load_now(key)
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        self.create_now(key, record)
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.save_now(key, record, expected_version)
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.delete_now(key)
+    }
+
+    fn immediate(&self) -> Option<&dyn ImmediateStore> {
+        Some(self)
     }
 }
 

@@ -128,4 +128,69 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
 
     /// Removes the record under `key`, if any.
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
+
+    /// The same store as an [`ImmediateStore`], if every operation completes
+    /// at once without I/O (the [`MemoryStore`]); `None`, the default, for
+    /// stores that wait on a network or a disk.
+    ///
+    /// The engine then calls the synchronous operations and skips the
+    /// machinery that async stores need (boxed futures, and the per-session
+    /// save lanes that group concurrent saves while a round trip is in
+    /// flight). A store that returns `Some` must follow the same rules in
+    /// both faces; the conformance suite checks the async one.
+    fn immediate(&self) -> Option<&dyn ImmediateStore> {
+        None
+    }
+}
+
+/// The synchronous face of a store whose operations complete at once, with
+/// no I/O: the [`MemoryStore`], or a store over another in-process map.
+/// Same operations and rules as [`SessionStore`]; return it from
+/// [`SessionStore::immediate`].
+///
+/// ```
+/// use session_core::{ImmediateStore, MemoryStore, Record, SessionId, SessionStore, ThreadRandom};
+///
+/// let store = MemoryStore::new();
+/// let key = SessionId::generate(&ThreadRandom).unwrap().store_key();
+/// let now = time::OffsetDateTime::now_utc();
+/// let record = Record::new(now, Some(now + time::Duration::hours(1)));
+///
+/// let immediate = store.immediate().expect("the memory store answers at once");
+/// immediate.create_now(&key, &record).unwrap();
+/// assert_eq!(immediate.load_now(&key).unwrap(), Some(record));
+/// ```
+pub trait ImmediateStore: Send + Sync {
+    /// As [`SessionStore::load`].
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionStore::load`].
+    fn load_now(&self, key: &StoreKey) -> Result<Option<Record>, StoreError>;
+
+    /// As [`SessionStore::create`].
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionStore::create`].
+    fn create_now(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError>;
+
+    /// As [`SessionStore::save`].
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionStore::save`].
+    fn save_now(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome, StoreError>;
+
+    /// As [`SessionStore::delete`].
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionStore::delete`].
+    fn delete_now(&self, key: &StoreKey) -> Result<(), StoreError>;
 }

@@ -1,0 +1,196 @@
+//! Stores that answer at once (`SessionStore::immediate`): the engine
+//! commits without a future, with the same outcomes as `commit`.
+
+mod support;
+
+use std::sync::Arc;
+
+use session_core::{
+    CommitNow, Engine, ImmediateStore, KeyRing, ManualClock, MemoryStore, Record, SaveOutcome,
+    Session, SessionConfig, SessionError, SessionStore, StoreError, StoreKey, StoreOp, async_trait,
+};
+use support::{Browser, Harness, START, fixed_key, open_with};
+
+fn push(item: &'static str) -> impl Fn(Option<Vec<String>>) -> Vec<String> + Send + Sync {
+    move |list| {
+        let mut list = list.unwrap_or_default();
+        list.push(item.to_owned());
+        list
+    }
+}
+
+/// An engine on `store` and a manual clock.
+fn engine_on(store: Arc<dyn SessionStore>, clock: ManualClock) -> Engine {
+    Engine::new(
+        SessionConfig::new(KeyRing::new(fixed_key()))
+            .with_clock(Arc::new(clock))
+            .with_store(store),
+    )
+    .unwrap()
+}
+
+/// An engine on a memory store (immediate), both on one manual clock.
+fn memory_engine() -> (Engine, Arc<MemoryStore>) {
+    let clock = ManualClock::new(START);
+    let store = Arc::new(MemoryStore::with_clock(Arc::new(clock.clone())));
+    (engine_on(store.clone(), clock), store)
+}
+
+fn done(outcome: CommitNow) -> Option<String> {
+    match outcome {
+        CommitNow::Done(set_cookie) => set_cookie,
+        other => panic!("expected Done, got {other:?}"),
+    }
+}
+
+fn finish(engine: &Engine, session: &Session) -> session_core::Plan {
+    engine.finish(session, engine.now()).unwrap()
+}
+
+#[tokio::test]
+async fn the_memory_store_commits_at_once_and_merges_concurrent_changes() {
+    let (engine, _) = memory_engine();
+    let mut browser = Browser::new();
+    let first = open_with(&engine, &browser).await;
+    first.update("cart", push("apple")).unwrap();
+    let set_cookie = done(engine.commit_now(finish(&engine, &first))).expect("a new session");
+    browser.absorb(&set_cookie);
+
+    // Two requests load the same version; both push; both commit at once.
+    let a = open_with(&engine, &browser).await;
+    let b = open_with(&engine, &browser).await;
+    a.update("cart", push("pear")).unwrap();
+    b.update("cart", push("plum")).unwrap();
+    let plan_a = finish(&engine, &a);
+    let plan_b = finish(&engine, &b);
+    assert!(done(engine.commit_now(plan_a)).is_some());
+    // The second meets the first's version in the store and replays its push.
+    assert!(done(engine.commit_now(plan_b)).is_some());
+
+    let cart: Vec<String> = open_with(&engine, &browser)
+        .await
+        .get("cart")
+        .unwrap()
+        .unwrap();
+    assert_eq!(cart, ["apple", "pear", "plum"]);
+}
+
+#[tokio::test]
+async fn a_store_that_waits_gets_its_plan_back_for_commit() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("n", &1).unwrap())
+        .await;
+    let session = h.open(&browser).await;
+    session.insert("n", &2).unwrap();
+    let plan = h.engine.finish(&session, h.engine.now()).unwrap();
+    let CommitNow::Wait(plan) = h.engine.commit_now(plan) else {
+        panic!("the recording store is not immediate: the plan must come back");
+    };
+    assert!(matches!(plan.store, StoreOp::Save { .. }), "untouched");
+    assert!(h.engine.commit(plan).await.unwrap().is_some());
+    let (n, _) = h
+        .request(&mut browser, |s| s.get::<u32>("n").unwrap())
+        .await;
+    assert_eq!(n, Some(2));
+}
+
+#[tokio::test]
+async fn a_plan_without_store_work_is_done_at_once_even_with_a_store_that_waits() {
+    let h = Harness::new();
+    let session = h.open(&Browser::new()).await;
+    let plan = h.engine.finish(&session, h.engine.now()).unwrap();
+    assert_eq!(done(h.engine.commit_now(plan)), None);
+    assert!(h.store.take_calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_save_after_a_concurrent_destroy_clears_the_cookie_and_resurrects_nothing() {
+    let (engine, store) = memory_engine();
+    let mut browser = Browser::new();
+    let first = open_with(&engine, &browser).await;
+    first.insert("user", "alice").unwrap();
+    browser.absorb(&done(engine.commit_now(finish(&engine, &first))).unwrap());
+
+    let writer = open_with(&engine, &browser).await;
+    let logout = open_with(&engine, &browser).await;
+    logout.destroy();
+    let removal = done(engine.commit_now(finish(&engine, &logout))).unwrap();
+    assert!(removal.contains("Max-Age=0"), "{removal}");
+
+    writer.insert("cart", &["apple"]).unwrap();
+    let set_cookie = done(engine.commit_now(finish(&engine, &writer))).unwrap();
+    assert!(set_cookie.contains("Max-Age=0"), "{set_cookie}");
+    assert!(store.is_empty(), "nothing was resurrected");
+}
+
+/// A store that answers at once and fails every write.
+#[derive(Debug, Default)]
+struct BrokenImmediate {
+    inner: MemoryStore,
+}
+
+fn broken() -> StoreError {
+    StoreError::Backend("disk on fire".into())
+}
+
+impl ImmediateStore for BrokenImmediate {
+    fn load_now(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.inner.immediate().unwrap().load_now(key)
+    }
+    fn create_now(&self, _: &StoreKey, _: &Record) -> Result<(), StoreError> {
+        Err(broken())
+    }
+    fn save_now(&self, _: &StoreKey, _: &Record, _: u64) -> Result<SaveOutcome, StoreError> {
+        Err(broken())
+    }
+    fn delete_now(&self, _: &StoreKey) -> Result<(), StoreError> {
+        Err(broken())
+    }
+}
+
+#[async_trait]
+impl SessionStore for BrokenImmediate {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.load_now(key)
+    }
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        self.create_now(key, record)
+    }
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        v: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.save_now(key, record, v)
+    }
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.delete_now(key)
+    }
+    fn immediate(&self) -> Option<&dyn ImmediateStore> {
+        Some(self)
+    }
+}
+
+#[tokio::test]
+async fn a_failing_immediate_store_is_an_error_and_commit_agrees() {
+    let engine = engine_on(
+        Arc::new(BrokenImmediate::default()),
+        ManualClock::new(START),
+    );
+    let session = open_with(&engine, &Browser::new()).await;
+    session.insert("n", &1).unwrap();
+    let CommitNow::Failed(error) = engine.commit_now(finish(&engine, &session)) else {
+        panic!("a failed create must be reported");
+    };
+    assert!(
+        matches!(error, SessionError::Store(StoreError::Backend(_))),
+        "{error}"
+    );
+
+    let session = open_with(&engine, &Browser::new()).await;
+    session.insert("n", &1).unwrap();
+    let error = engine.commit(finish(&engine, &session)).await.unwrap_err();
+    assert!(error.to_string().contains("disk on fire"), "{error}");
+}
