@@ -427,6 +427,16 @@ col() { # server case column -> median ("-" when the column is empty)
   v=$(awk -F'\t' -v s="$1" -v c="$2" -v k="$3" 'NR > 1 && $2 == s && $3 == c && $k != "-" { print $k }' "$RESULTS")
   if [[ -n $v ]]; then median <<<"$v"; elif (($3 >= 9)); then echo "-"; else echo nan; fi
 }
+# Δ µs paired by round: the median over rounds of (this run's CPU µs/req
+# minus its baseline's in the same round, run moments before). On a machine
+# whose speed drifts, pairing cancels most of the drift that a difference
+# of two medians keeps.
+paired_delta() { # server baseline case
+  awk -F'\t' -v s="$1" -v b="$2" -v c="$3" 'NR > 1 && $3 == c && ($2 == s || $2 == b) { cpu[$1, $2] = $6; r[$1] = 1 }
+    END { for (k in r) if ((k, s) in cpu && (k, b) in cpu) print cpu[k, s] - cpu[k, b] }' "$RESULTS" | median
+}
+# The lowest CPU µs/req over rounds: interference only ever adds time.
+colmin() { awk -F'\t' -v s="$1" -v c="$2" 'NR > 1 && $2 == s && $3 == c { if (m == "" || $6 < m) m = $6 } END { print (m == "" ? "nan" : m) }' "$RESULTS"; }
 nrounds() { awk -F'\t' -v s="$1" -v c="$2" 'NR > 1 && $2 == s && $3 == c' "$RESULTS" | wc -l; }
 colsum() { awk -F'\t' -v s="$1" -v c="$2" -v k="$3" 'NR > 1 && $2 == s && $3 == c { t += $k } END { print t + 0 }' "$RESULTS"; }
 # Client-sent Redis commands per request, by command, over all rounds.
@@ -444,8 +454,8 @@ SUMMARY=$OUT_DIR/summary.md
 {
   echo "Load benchmark, $(date -u +%Y-%m-%dT%H:%MZ): medians over rounds; wrk -t1 -c$CONNECTIONS -d${DURATION}s on CPU $WRK_CPU, server on CPU $SERVER_CPU; ratio and Δ µs against each server's baseline (same framework, constant bodies).${REDIS_PID:+ Redis $(redis-server --version | awk '{ sub(/^v=/, "", $3); print $3 }') on CPU $REDIS_CPU.}"
   echo
-  echo "| server | case | rounds | req/s | p99 (ms) | CPU µs/req | baseline | ratio | Δ µs | non-2xx | Redis round trips/req | Redis commands/req (incl. in scripts) | client-sent commands/req | Redis CPU µs/req |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "| server | case | rounds | req/s | p99 (ms) | CPU µs/req | baseline | ratio | Δ µs | Δ µs paired | Δ µs of minima | non-2xx | Redis round trips/req | Redis commands/req (incl. in scripts) | client-sent commands/req | Redis CPU µs/req |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   for case in "${CASE_LIST[@]}"; do
     for entry in "${RUN[@]}"; do
       IFS='|' read -r name _ _ baseline <<<"$entry"
@@ -462,7 +472,10 @@ SUMMARY=$OUT_DIR/summary.md
       tot=$(col "$name" "$case" 10)
       bd=$(breakdown "$name" "$case")
       rcpu=$(col "$name" "$case" 12)
+      pdelta=$(paired_delta "$name" "$baseline" "$case")
+      mdelta=$(awk -v a="$(colmin "$name" "$case")" -v b="$(colmin "$baseline" "$case")" 'BEGIN { if (a == "nan" || b == "nan") print "nan"; else print a - b }')
       awk -v name="$name" -v c="$case" -v n="$n" -v rps="$rps" -v p99="$p99" -v cpu="$cpu" \
+        -v pdelta="$pdelta" -v mdelta="$mdelta" \
         -v base="$baseline" -v brps="$base_rps" -v bcpu="$base_cpu" -v non2xx="$non2xx" \
         -v rt="$rt" -v tot="$tot" -v bd="$bd" -v rcpu="$rcpu" 'BEGIN {
           ratio = (brps == "nan" || brps == 0) ? "n/a" : sprintf("%.2f", rps / brps)
@@ -471,8 +484,10 @@ SUMMARY=$OUT_DIR/summary.md
           tot = (tot == "-") ? "–" : sprintf("%.2f", tot)
           bd = (bd == "-") ? "–" : bd
           rcpu = (rcpu == "-") ? "–" : sprintf("%.2f", rcpu)
-          printf "| %s | %s | %d | %.0f | %.2f | %.2f | %s | %s | %s | %d | %s | %s | %s | %s |\n",
-            name, c, n, rps, p99, cpu, base, ratio, delta, non2xx, rt, tot, bd, rcpu }'
+          pdelta = (pdelta == "nan") ? "n/a" : sprintf("%+.2f", pdelta)
+          mdelta = (mdelta == "nan") ? "n/a" : sprintf("%+.2f", mdelta)
+          printf "| %s | %s | %d | %.0f | %.2f | %.2f | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n",
+            name, c, n, rps, p99, cpu, base, ratio, delta, pdelta, mdelta, non2xx, rt, tot, bd, rcpu }'
     done
   done
 } >"$SUMMARY"
