@@ -46,9 +46,14 @@
 //!    is a 500, logged; never "no session".
 //! 3. `let session = engine.open(loaded, engine.now());` — give the handler
 //!    clones of `session`.
-//! 4. After the handler: `let plan = engine.finish(&session, engine.now())?;`
+//! 4. After the handler: `let plan = engine.finish(&session, now)?;`, with
+//!    the `now` of step 3 (one clock read per request).
 //! 5. `if let Some(set_cookie) = engine.commit(plan).await? { append it }`
-//!    — on error answer 500, log it, and send no session cookie.
+//!    — on error answer 500, log it, and send no session cookie. Adapters
+//!    that want to spare the common case a boxed future call
+//!    [`Engine::commit_now`] first: with the memory store, in cookie-store
+//!    mode or for a plan with no store work it is done at once
+//!    ([`CommitNow::Done`]); otherwise the plan comes back for `commit`.
 //! 6. For the app's own cookies, `engine.cookies(cookie_header_values)`
 //!    gives a [`Cookies`] jar; append every value of `jar.delta()`.
 //!
@@ -103,14 +108,20 @@
 //! closures are re-run on the fresh value) onto the stored record, a
 //! bounded number of times. So concurrent requests lose nothing with a
 //! server-side store; cookie-store mode cannot merge (the browser keeps the
-//! last cookie it receives).
+//! last cookie it receives). With a store that waits (Redis), the saves of
+//! one session within a process also queue behind each other, and those
+//! that queue while one is in flight are saved together in one
+//! compare-and-set; with the memory store a save takes well under a
+//! microsecond and happens at once ([`ImmediateStore`]).
 //!
 //! # Features
 //!
 //! This crate has no optional features: everything above is always built.
 //! Its dependencies are the RustCrypto crates (`hmac`, `sha2`, `hkdf`,
-//! `aes-gcm`, `subtle`), `cookie`, `base64`, `hex`, `getrandom`, `serde`,
-//! `serde_json`, `time`, `thiserror`, `tracing` and `async-trait`: no async
+//! `aes-gcm`, `subtle`), `cookie`, `base64`, `hex`, `getrandom`, `rand`
+//! (its per-thread CSPRNG, [`ThreadRandom`]), `serde`,
+//! `serde_json`, `time`, `thiserror`, `tracing`, `async-trait` and
+//! `async-lock` (a runtime-agnostic mutex): no async
 //! runtime, no web framework, no HTTP types.
 
 /// Re-exported so that stores implement [`SessionStore`] without adding the

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use session_core::{
-    Clock, ManualClock, Record, SaveOutcome, SessionStore, StoreError, StoreKey, async_trait,
+    Clock, ImmediateStore, ManualClock, Record, SaveOutcome, SessionStore, StoreError, StoreKey,
+    async_trait,
 };
 use tokio::runtime::Handle;
 
@@ -117,6 +118,16 @@ impl SuiteStore {
             .clone()
     }
 
+    /// The store under test's immediate face (present whenever ours is
+    /// handed out).
+    fn inner_now(&self) -> Result<&dyn ImmediateStore, StoreError> {
+        self.inner.immediate().ok_or_else(|| {
+            StoreError::backend(std::io::Error::other(
+                "the store under test stopped answering at once",
+            ))
+        })
+    }
+
     /// Remembers `key`, then fails if the case asked for it.
     fn enter(&self, key: &StoreKey) -> Result<(), StoreError> {
         {
@@ -159,5 +170,41 @@ impl SessionStore for SuiteStore {
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.enter(key)?;
         self.inner.delete(key).await
+    }
+
+    /// Immediate when the store under test is, so that an adapter runs the
+    /// same path in the suite as in production (the engine commits at once
+    /// for such stores).
+    fn immediate(&self) -> Option<&dyn ImmediateStore> {
+        self.inner.immediate().map(|_| self as &dyn ImmediateStore)
+    }
+}
+
+/// The immediate face, forwarding like the async one. Only handed out when
+/// the store under test has one.
+impl ImmediateStore for SuiteStore {
+    fn load_now(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.enter(key)?;
+        self.inner_now()?.load_now(key)
+    }
+
+    fn create_now(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        self.enter(key)?;
+        self.inner_now()?.create_now(key, record)
+    }
+
+    fn save_now(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.enter(key)?;
+        self.inner_now()?.save_now(key, record, expected_version)
+    }
+
+    fn delete_now(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.enter(key)?;
+        self.inner_now()?.delete_now(key)
     }
 }
