@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use conformance_tests::store::{self, ExpiryClock, Subject, cases};
 use conformance_tests::{Outcome, store_suite};
-use session_core::{Clock, Record, SaveOutcome, SessionStore, StoreError, StoreKey, async_trait};
+use session_core::{
+    Clock, ImmediateStore, Record, SaveOutcome, SessionStore, StoreError, StoreKey, async_trait,
+};
 
 /// The one thing a [`MapStore`] gets wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,9 @@ enum Bug {
     TruncatesTimesToSeconds,
     /// Values longer than 64 KB are cut.
     CutsLargeValues,
+    /// The store has an immediate face (`SessionStore::immediate`), and
+    /// only that face's `create_now` replaces an existing record.
+    ImmediateFaceOverwritesOnCreate,
 }
 
 /// A map store on a clock, with at most one bug.
@@ -34,6 +39,8 @@ struct MapStore {
     records: Mutex<HashMap<StoreKey, Record>>,
     clock: Arc<dyn Clock>,
     bug: Bug,
+    /// Whether it hands out its immediate face.
+    immediate: bool,
 }
 
 impl MapStore {
@@ -42,7 +49,13 @@ impl MapStore {
             records: Mutex::default(),
             clock,
             bug,
+            immediate: bug == Bug::ImmediateFaceOverwritesOnCreate,
         }
+    }
+
+    fn with_immediate_face(mut self) -> Self {
+        self.immediate = true;
+        self
     }
 
     fn live(&self, record: Option<&Record>) -> Option<Record> {
@@ -69,22 +82,22 @@ impl MapStore {
     }
 }
 
-#[async_trait]
-impl SessionStore for MapStore {
-    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+// The operations, shared by both faces (the async one, and the immediate
+// one a store with `immediate: true` hands out).
+impl ImmediateStore for MapStore {
+    fn load_now(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         Ok(self.live(self.records.lock().unwrap().get(key)))
     }
 
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
-        let mut records = self.records.lock().unwrap();
-        if self.bug != Bug::OverwritesOnCreate && self.live(records.get(key)).is_some() {
-            return Err(StoreError::Exists);
-        }
-        records.insert(*key, self.stored(record));
-        Ok(())
+    fn create_now(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        self.create_checked(
+            key,
+            record,
+            self.bug == Bug::ImmediateFaceOverwritesOnCreate,
+        )
     }
 
-    async fn save(
+    fn save_now(
         &self,
         key: &StoreKey,
         record: &Record,
@@ -102,16 +115,69 @@ impl SessionStore for MapStore {
         Ok(SaveOutcome::Saved)
     }
 
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+    fn delete_now(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.records.lock().unwrap().remove(key);
         Ok(())
     }
 }
 
-// The control: without its bug, the map store passes every case.
+impl MapStore {
+    fn create_checked(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        overwrite: bool,
+    ) -> Result<(), StoreError> {
+        let mut records = self.records.lock().unwrap();
+        if !overwrite
+            && self.bug != Bug::OverwritesOnCreate
+            && self.live(records.get(key)).is_some()
+        {
+            return Err(StoreError::Exists);
+        }
+        records.insert(*key, self.stored(record));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MapStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.load_now(key)
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        self.create_checked(key, record, false)
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.save_now(key, record, expected)
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.delete_now(key)
+    }
+
+    fn immediate(&self) -> Option<&dyn ImmediateStore> {
+        self.immediate.then_some(self as &dyn ImmediateStore)
+    }
+}
+
+// The control: without its bug, the map store passes every case, with and
+// without an immediate face.
 store_suite!(correct_map_store, expiry: manual_clock, |ctx| async move {
     MapStore::new(ctx.clock(), Bug::None)
 });
+store_suite!(
+    correct_map_store_with_immediate_face,
+    expiry: manual_clock,
+    |ctx| async move { MapStore::new(ctx.clock(), Bug::None).with_immediate_face() }
+);
 
 /// Asserts that the store with `bug` fails `case`.
 fn fails<C, F>(bug: Bug, name: &str, case: C)
@@ -136,6 +202,17 @@ where
 fn store_that_overwrites_on_create_fails() {
     fails(
         Bug::OverwritesOnCreate,
+        "create_never_overwrites",
+        cases::create_never_overwrites,
+    );
+}
+
+#[test]
+fn store_whose_immediate_face_overwrites_on_create_fails() {
+    // The suite alternates between the faces: the second `create` of the
+    // case goes to the immediate one.
+    fails(
+        Bug::ImmediateFaceOverwritesOnCreate,
         "create_never_overwrites",
         cases::create_never_overwrites,
     );

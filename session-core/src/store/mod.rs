@@ -137,7 +137,9 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     /// machinery that async stores need (boxed futures, and the per-session
     /// save lanes that group concurrent saves while a round trip is in
     /// flight). A store that returns `Some` must follow the same rules in
-    /// both faces; the conformance suite checks the async one.
+    /// both faces: the conformance suite's store cases alternate between
+    /// them, so a record created through one is loaded, saved and deleted
+    /// through the other.
     fn immediate(&self) -> Option<&dyn ImmediateStore> {
         None
     }
