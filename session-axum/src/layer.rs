@@ -291,12 +291,18 @@ enum After {
 
 /// Finishes the session (if the handler opened it) and adds the cookie
 /// headers. Only a plan with store work or a cookie needs the async commit.
-fn after_handler(slot: Arc<Slot>, mut response: Response) -> After {
-    let Some((session, now)) = slot.session.get() else {
+fn after_handler(mut slot: Arc<Slot>, mut response: Response) -> After {
+    // The handler's clones of the session are gone by now: when the slot is
+    // ours alone, the session moves into the plan instead of being copied.
+    let opened = match Arc::get_mut(&mut slot) {
+        Some(unique) => unique.session.take(),
+        None => slot.session.get().cloned(),
+    };
+    let Some((session, now)) = opened else {
         append_jar(&slot, &mut response);
         return After::Done(response);
     };
-    let plan = match slot.shared.engine.finish(session, *now) {
+    let plan = match slot.shared.engine.finish_owned(session, now) {
         Ok(plan) => plan,
         Err(error) => return After::Done(failed(&slot, &error)),
     };

@@ -382,16 +382,64 @@ impl Engine {
     /// [`SessionError::Random`] when no id can be generated, and in
     /// cookie-store mode [`SessionError::CookieTooLarge`].
     pub fn finish(&self, session: &Session, now: OffsetDateTime) -> Result<Plan, SessionError> {
+        self.plan(&mut session.lock(), now, Transfer::Clone)
+    }
+
+    /// [`finish`](Self::finish) for a session the adapter owns: when `session`
+    /// is the last handle on it (the handler's clones are gone), its data
+    /// and changes move into the plan instead of being copied. Otherwise, and
+    /// in every outcome, it is exactly `finish`.
+    ///
+    /// ```
+    /// use session_core::{Engine, Key, KeyRing, SessionConfig, StoreOp};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let now = engine.now();
+    /// let session = engine.open(Default::default(), now);
+    /// session.insert("views", &1).unwrap();
+    /// let plan = engine.finish_owned(session, now).unwrap();
+    /// assert!(matches!(plan.store, StoreOp::Create { .. }));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`finish`](Self::finish).
+    pub fn finish_owned(
+        &self,
+        session: Session,
+        now: OffsetDateTime,
+    ) -> Result<Plan, SessionError> {
+        match session.into_state() {
+            Ok(mut state) => self.plan(&mut state, now, Transfer::Move),
+            Err(session) => self.finish(&session, now),
+        }
+    }
+
+    /// The rules of [`finish`](Self::finish), on the session's state;
+    /// `transfer` says whether its data and changes may be moved out.
+    fn plan(
+        &self,
+        state: &mut State,
+        now: OffsetDateTime,
+        transfer: Transfer,
+    ) -> Result<Plan, SessionError> {
         let now = trunc_ms(now);
         let config = &self.inner.config;
-        let state = session.lock();
-        let continuing = state.origin.as_ref().filter(|_| !state.destroyed);
+        let State {
+            origin,
+            expired,
+            data: values,
+            ops,
+            regenerate,
+            destroyed,
+        } = state;
+        let continuing = origin.as_ref().filter(|_| !*destroyed);
 
         if let Some(origin) = continuing {
             let deadline = || config.expiry.deadline(origin.created_at, now);
-            if state.regenerate {
+            if *regenerate {
                 let record = Record {
-                    data: state.data.clone(),
+                    data: transfer.take(values),
                     created_at: origin.created_at,
                     last_seen: now,
                     expires_at: deadline(),
@@ -403,10 +451,10 @@ impl Engine {
                 .inner
                 .touch_after
                 .is_some_and(|after| now - origin.last_seen >= after);
-            if !state.ops.is_empty() || touch_due {
+            if !ops.is_empty() || touch_due {
                 let deadline = deadline();
                 let record = Record {
-                    data: state.data.clone(),
+                    data: transfer.take(values),
                     created_at: origin.created_at,
                     last_seen: now,
                     expires_at: deadline,
@@ -422,7 +470,7 @@ impl Engine {
                         store: StoreOp::Save {
                             key,
                             expected_version: origin.version,
-                            changes: Changes(state.ops.clone()),
+                            changes: Changes(transfer.take(ops)),
                             record,
                         },
                     }),
@@ -437,7 +485,7 @@ impl Engine {
                     Some(id) => self.id_cookie(id, origin.expires_at, now),
                     None => {
                         let record = Record {
-                            data: state.data.clone(),
+                            data: transfer.take(values),
                             created_at: origin.created_at,
                             last_seen: origin.last_seen,
                             expires_at: origin.expires_at,
@@ -456,14 +504,14 @@ impl Engine {
 
         // No session continues. One may end (destroyed or expired), and new
         // data starts a new one.
-        let (ended, old_key) = match (&state.origin, state.expired) {
-            (Some(origin), _) if state.destroyed => (true, origin.key),
+        let (ended, old_key) = match (&*origin, *expired) {
+            (Some(origin), _) if *destroyed => (true, origin.key),
             (_, Some(key)) => (true, key),
             _ => (false, None),
         };
-        if !state.data.is_empty() {
+        if !values.is_empty() {
             let mut record = Record::new(now, config.expiry.deadline(now, now));
-            record.data = state.data.clone();
+            record.data = transfer.take(values);
             return self.new_session(record, old_key, now);
         }
         if ended {
@@ -646,6 +694,23 @@ impl Engine {
         cookie.set_max_age(time::Duration::ZERO);
         cookie.set_expires(OffsetDateTime::UNIX_EPOCH);
         cookie.to_string()
+    }
+}
+
+/// Whether [`Engine::finish`] copies the session's data into the plan or
+/// may move it (the session is owned and no other handle is alive).
+#[derive(Clone, Copy)]
+enum Transfer {
+    Clone,
+    Move,
+}
+
+impl Transfer {
+    fn take<T: Clone + Default>(self, value: &mut T) -> T {
+        match self {
+            Self::Clone => value.clone(),
+            Self::Move => std::mem::take(value),
+        }
     }
 }
 

@@ -138,6 +138,13 @@ impl Session {
         Self::from_state(State::default())
     }
 
+    /// The state, if this is the last handle on it.
+    pub(crate) fn into_state(self) -> Result<State, Self> {
+        Arc::try_unwrap(self.state)
+            .map(|state| state.into_inner().unwrap_or_else(PoisonError::into_inner))
+            .map_err(|state| Self { state })
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // Every method leaves the state consistent before it can panic (the
         // only user code run under the lock is serde), so a poisoned lock is
