@@ -54,7 +54,8 @@ async fn request(
     let loaded = engine.load(incoming).await.unwrap();
     let session = engine.open(loaded, now);
     handler(&session);
-    let plan = engine.finish(&session, now).unwrap();
+    // As an adapter does: it owns the session once the handler is done.
+    let plan = engine.finish_owned(session, now).unwrap();
     engine.commit(plan).await.unwrap()
 }
 
