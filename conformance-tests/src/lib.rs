@@ -121,6 +121,12 @@
 //! });
 //! ```
 //!
+//! A store that also hands out an immediate face
+//! ([`SessionStore::immediate`](session_core::SessionStore::immediate), for
+//! stores with no I/O) is held to the rules through both faces: the suite
+//! sends every other operation of a case to the immediate one, so a record
+//! created through one face is loaded, saved and deleted through the other.
+//!
 //! The same factory runs the adapter suite on your store, under any
 //! adapter's harness (see "Writing an adapter"), which proves that the
 //! store keeps sessions right end to end. There it is called once for each

@@ -81,6 +81,11 @@
 //! ```
 //!
 //! (This map never frees expired records, so its memory only grows.)
+//!
+//! A store whose operations never wait (an in-process map, like this one)
+//! may also implement [`ImmediateStore`], the same four operations as plain
+//! functions, and return it from [`SessionStore::immediate`]: the engine
+//! then skips the machinery async stores need. The [`MemoryStore`] does.
 
 use std::fmt;
 
