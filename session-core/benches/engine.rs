@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use session_core::{
-    Engine, Key, KeyRing, MemoryStore, Session, SessionConfig, Storage, SystemClock,
+    Engine, Key, KeyRing, MemoryStore, OsRandom, RandomSource, Session, SessionConfig, Storage,
+    SystemClock, ThreadRandom,
 };
 
 /// Polls a future that never waits (the memory store never does) to
@@ -107,5 +108,16 @@ fn bench_engine(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_engine);
+/// The random sources, for one 16-byte session id.
+fn bench_random(c: &mut Criterion) {
+    let mut group = c.benchmark_group("random");
+    let mut id = [0u8; 16];
+    group.bench_function("os", |b| b.iter(|| OsRandom.fill(black_box(&mut id))));
+    group.bench_function("thread", |b| {
+        b.iter(|| ThreadRandom.fill(black_box(&mut id)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_engine, bench_random);
 criterion_main!(benches);

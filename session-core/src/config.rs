@@ -251,7 +251,7 @@ impl SessionConfig {
 
     /// Where session ids and nonces come from: the default
     /// [`ThreadRandom`](crate::ThreadRandom), [`OsRandom`](crate::OsRandom)
-    /// for processes that fork without `exec`, a
+    /// (a system call for each), a
     /// [`SequenceRandom`](crate::SequenceRandom) for test vectors.
     #[must_use]
     pub fn with_random(mut self, random: Arc<dyn RandomSource>) -> Self {

@@ -289,11 +289,15 @@ impl Cookies {
 
 /// The values of the cookies named `name` in one `Cookie` header, in order.
 ///
-/// Splits at `;` and trims ASCII whitespace around names and values, as the
-/// `cookie` crate's `split_parse` does (without percent-decoding), but looks
-/// only for one name and allocates nothing: this runs on every request that
+/// Splits at `;` and trims whitespace around names and values like the
+/// `cookie` crate's `split_parse` (without percent-decoding), but looks only
+/// for one name and allocates nothing: this runs on every request that
 /// carries cookies. Pieces without `=` or with an empty name are skipped;
 /// bytes that are not UTF-8 elsewhere in the header do not hide the cookie.
+/// One deliberate difference: only ASCII whitespace is trimmed (the
+/// `cookie` crate also trims `\x0B` and Unicode spaces such as U+00A0), so a
+/// session cookie padded with those is not found. Browsers never send such
+/// padding, and our values never verify with it.
 pub(crate) fn values_named<'h>(
     header: &'h [u8],
     name: &'h [u8],

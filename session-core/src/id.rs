@@ -154,17 +154,17 @@ pub trait RandomSource: Send + Sync + fmt::Debug {
 }
 
 /// The default: a cryptographically secure generator per thread, `rand`'s
-/// `ThreadRng` (ChaCha12, seeded from the operating system's CSPRNG and
-/// reseeded from it regularly).
+/// `StdRng` (ChaCha12) seeded from the operating system's CSPRNG.
 ///
-/// A session id costs about 20 ns here, against a `getrandom(2)` system
-/// call (about 400 ns on a 2-vCPU VM) with [`OsRandom`].
+/// Safe across `fork(2)`: the generator remembers the process id it was
+/// seeded in and reseeds in a child, so parent and child never share ids or
+/// AES-GCM nonces. It also reseeds after every mebibyte it has given out.
 ///
-/// One caveat, from `rand`: the generator's state is copied by `fork(2)`, so
-/// a process that forks *without* `exec` after making ids would make the
-/// same ids in parent and child until the next reseed. A server that forks
-/// worker processes that way should configure [`OsRandom`]; Rust servers
-/// that use threads or `exec` are unaffected.
+/// A 16-byte id costs 190 ns on a 2-vCPU VM, most of it the `getpid(2)` of
+/// that fork check, against 440 ns for [`OsRandom`]'s `getrandom(2)`
+/// (`cargo bench -p session-core --bench engine -- random`).
+/// Seeding can fail only when the operating system has no randomness to
+/// give; that is a [`SessionError::Random`], never a panic.
 ///
 /// ```
 /// use session_core::{RandomSource, ThreadRandom};
@@ -177,19 +177,46 @@ pub trait RandomSource: Send + Sync + fmt::Debug {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ThreadRandom;
 
+/// Bytes a [`ThreadRandom`] generator gives out before it reseeds.
+const RESEED_AFTER: usize = 1 << 20;
+
+/// One thread's generator, and where and how much it has been used.
+struct Seeded {
+    rng: rand::rngs::StdRng,
+    pid: u32,
+    given: usize,
+}
+
+thread_local! {
+    static THREAD_RNG: std::cell::RefCell<Option<Seeded>> = const { std::cell::RefCell::new(None) };
+}
+
 impl RandomSource for ThreadRandom {
     fn fill(&self, buf: &mut [u8]) -> Result<(), SessionError> {
-        // `ThreadRng` cannot fail once seeded. It is seeded on a thread's
-        // first use and panics if the operating system has no randomness to
-        // give, as the standard library's `HashMap` seeding does.
-        rand::RngCore::fill_bytes(&mut rand::rng(), buf);
-        Ok(())
+        use rand::{RngCore as _, SeedableRng as _};
+        let pid = std::process::id();
+        THREAD_RNG.with_borrow_mut(|slot| {
+            let fresh = match slot {
+                Some(seeded) => seeded.pid != pid || seeded.given >= RESEED_AFTER,
+                None => true,
+            };
+            if fresh {
+                let rng =
+                    rand::rngs::StdRng::try_from_os_rng().map_err(|e| SessionError::Random {
+                        reason: e.to_string(),
+                    })?;
+                *slot = Some(Seeded { rng, pid, given: 0 });
+            }
+            let seeded = slot.as_mut().expect("seeded just above");
+            seeded.rng.fill_bytes(buf);
+            seeded.given = seeded.given.saturating_add(buf.len());
+            Ok(())
+        })
     }
 }
 
 /// The operating system's CSPRNG (`getrandom(2)` on Linux), asked for every
-/// id and nonce. Slower than [`ThreadRandom`]; use it where processes fork
-/// without `exec`.
+/// id and nonce. Slower than [`ThreadRandom`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OsRandom;
 
@@ -246,6 +273,49 @@ impl<T: RandomSource + ?Sized> RandomSource for Arc<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What this thread's generator would give next if it were not
+    /// reseeded, after `tweak` changes its bookkeeping.
+    fn next_without_reseed(tweak: impl FnOnce(&mut Seeded)) -> [u8; 16] {
+        use rand::RngCore as _;
+        ThreadRandom.fill(&mut [0u8; 1]).unwrap();
+        THREAD_RNG.with_borrow_mut(|slot| {
+            let seeded = slot.as_mut().unwrap();
+            tweak(seeded);
+            let mut next = [0u8; 16];
+            seeded.rng.clone().fill_bytes(&mut next);
+            next
+        })
+    }
+
+    #[test]
+    fn thread_random_continues_its_stream_in_the_same_process() {
+        let expected = next_without_reseed(|_| {});
+        let mut got = [0u8; 16];
+        ThreadRandom.fill(&mut got).unwrap();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn thread_random_reseeds_in_a_forked_child() {
+        // As after fork(2): the state was seeded in another process.
+        let inherited = next_without_reseed(|seeded| seeded.pid = seeded.pid.wrapping_add(1));
+        let mut got = [0u8; 16];
+        ThreadRandom.fill(&mut got).unwrap();
+        assert_ne!(got, inherited, "a child must not repeat its parent's bytes");
+        let pid = THREAD_RNG.with_borrow(|slot| slot.as_ref().unwrap().pid);
+        assert_eq!(pid, std::process::id());
+    }
+
+    #[test]
+    fn thread_random_reseeds_after_a_mebibyte() {
+        let worn = next_without_reseed(|seeded| seeded.given = RESEED_AFTER);
+        let mut got = [0u8; 16];
+        ThreadRandom.fill(&mut got).unwrap();
+        assert_ne!(got, worn);
+        let given = THREAD_RNG.with_borrow(|slot| slot.as_ref().unwrap().given);
+        assert_eq!(given, 16);
+    }
 
     #[test]
     fn os_ids_are_distinct_and_full_length() {

@@ -1,5 +1,9 @@
 //! Saves of one session within one process: serialized, and grouped.
 //!
+//! Used for stores that wait (a network round trip); a store that answers at
+//! once ([`ImmediateStore`](crate::ImmediateStore)) saves directly, and
+//! concurrent saves meet as compare-and-set conflicts and merge.
+//!
 //! Without this, `n` simultaneous requests of one session all load the same
 //! version, and the store sees about `n²/2` conflicting saves. Here every
 //! save goes through a lane (chosen by the session's key) whose async mutex
@@ -129,11 +133,16 @@ impl SaveLanes {
         max_conflict_retries: u32,
     ) -> Result<Executed, SessionError> {
         let lane = self.lane(&key);
-        // Nobody is saving in this lane (the common case): save at once,
-        // with no queue entry. Requests that queue meanwhile are grouped by
-        // the next leader; they start from the record saved here.
-        if let Some(mut last) = lane.gate.try_lock() {
-            return save_group(store, key, job, Vec::new(), &mut last, max_conflict_retries).await;
+        // Nobody is saving or waiting in this lane (the common case): save
+        // at once, with no queue entry. A request that queues meanwhile is
+        // grouped by the next leader and starts from the record saved here.
+        // (With requests queued, the lock is left to them: one of them leads
+        // and takes the others.)
+        if lock(&lane.queue).is_empty() {
+            if let Some(mut last) = lane.gate.try_lock() {
+                return save_group(store, key, job, Vec::new(), &mut last, max_conflict_retries)
+                    .await;
+            }
         }
         // Boxed: the queued path is rare, and keeping it out of line keeps
         // the common path's future small.

@@ -119,7 +119,7 @@
 //! This crate has no optional features: everything above is always built.
 //! Its dependencies are the RustCrypto crates (`hmac`, `sha2`, `hkdf`,
 //! `aes-gcm`, `subtle`), `cookie`, `base64`, `hex`, `getrandom`, `rand`
-//! (its per-thread CSPRNG, [`ThreadRandom`]), `serde`,
+//! (its ChaCha12 `StdRng`, per thread in [`ThreadRandom`]), `serde`,
 //! `serde_json`, `time`, `thiserror`, `tracing`, `async-trait` and
 //! `async-lock` (a runtime-agnostic mutex): no async
 //! runtime, no web framework, no HTTP types.

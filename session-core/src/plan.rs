@@ -143,11 +143,11 @@ impl Plan {
     /// changes onto that writer's record and tries again, up to
     /// `max_conflict_retries` times.
     ///
-    /// [`Engine::commit`](crate::Engine::commit) does the same, and also
-    /// serializes the saves of one session within the process (see
-    /// [`SessionConfig`](crate::SessionConfig)), so that many simultaneous
-    /// requests of one session cost one store round trip each instead of a
-    /// cascade of conflicts.
+    /// [`Engine::commit`](crate::Engine::commit) does the same, and with a
+    /// store that waits (not [`immediate`](SessionStore::immediate)) also
+    /// serializes and groups the saves of one session within the process,
+    /// so that many simultaneous requests of one session cost about one
+    /// store round trip each instead of a cascade of conflicts.
     ///
     /// # Errors
     ///
