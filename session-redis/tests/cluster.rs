@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use session_core::{Record, SaveOutcome, SessionId, SessionStore, StoreKey};
 use session_redis::{ConnectError, RedisStore};
-use support::{cluster_store, cluster_urls, engine, free_port, raw, raw_cluster, request};
+use support::{
+    cluster_store, cluster_urls, engine, free_port, raw, raw_cluster, twenty_concurrent_appends,
+};
 use time::OffsetDateTime;
 
 fn key(n: u8) -> StoreKey {
@@ -66,39 +68,7 @@ async fn sessions_spread_over_every_primary_with_their_expiry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_appends_to_one_session_are_all_kept_on_a_cluster() {
     let engine = engine(cluster_store("concurrent").await);
-    let cookie = request(&engine, None, |s| {
-        s.insert("cart", &Vec::<String>::new()).unwrap()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let tasks: Vec<_> = (0..20)
-        .map(|i| {
-            let engine = engine.clone();
-            let cookie = cookie.clone();
-            tokio::spawn(async move {
-                request(&engine, Some(&cookie), move |s| {
-                    s.update("cart", move |cart: Option<Vec<String>>| {
-                        let mut cart = cart.unwrap_or_default();
-                        cart.push(format!("item-{i}"));
-                        cart
-                    })
-                    .unwrap();
-                })
-                .await
-                .unwrap()
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let mut cart = Vec::new();
-    request(&engine, Some(&cookie), |s| {
-        cart = s.get::<Vec<String>>("cart").unwrap().unwrap();
-    })
-    .await
-    .unwrap();
+    let cart = twenty_concurrent_appends(&engine).await;
     assert_eq!(cart.len(), 20, "{cart:?}");
 }
 

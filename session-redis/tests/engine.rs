@@ -7,47 +7,13 @@ mod support;
 use session_core::{Record, SaveOutcome, SessionId, SessionStore as _};
 use session_redis::RedisStore;
 use support::count::{Counter, counts, names};
-use support::{PrivateRedis, engine, request, shared_store};
+use support::{PrivateRedis, engine, request, shared_store, twenty_concurrent_appends};
 use time::OffsetDateTime;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_appends_to_one_session_are_all_kept() {
     let engine = engine(shared_store("concurrent").await);
-    let cookie = request(&engine, None, |s| {
-        s.insert("cart", &Vec::<String>::new()).unwrap()
-    })
-    .await
-    .unwrap()
-    .expect("a new session sets its cookie");
-
-    let tasks: Vec<_> = (0..20)
-        .map(|i| {
-            let engine = engine.clone();
-            let cookie = cookie.clone();
-            tokio::spawn(async move {
-                request(&engine, Some(&cookie), move |s| {
-                    s.update("cart", move |cart: Option<Vec<String>>| {
-                        let mut cart = cart.unwrap_or_default();
-                        cart.push(format!("item-{i}"));
-                        cart
-                    })
-                    .unwrap();
-                })
-                .await
-                .unwrap()
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-
-    let mut cart = Vec::new();
-    request(&engine, Some(&cookie), |s| {
-        cart = s.get::<Vec<String>>("cart").unwrap().unwrap();
-    })
-    .await
-    .unwrap();
+    let mut cart = twenty_concurrent_appends(&engine).await;
     cart.sort();
     let mut expected: Vec<String> = (0..20).map(|i| format!("item-{i}")).collect();
     expected.sort();

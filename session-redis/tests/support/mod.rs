@@ -216,3 +216,43 @@ pub async fn request(
         .await?
         .map(|set_cookie| set_cookie.split(';').next().unwrap().to_owned()))
 }
+
+/// Makes a session with an empty cart, then sends twenty requests of it at
+/// once, each pushing its own item with `update`; returns the cart as the
+/// next request reads it.
+pub async fn twenty_concurrent_appends(engine: &Engine) -> Vec<String> {
+    let cookie = request(engine, None, |s| {
+        s.insert("cart", &Vec::<String>::new()).unwrap()
+    })
+    .await
+    .unwrap()
+    .expect("a new session sets its cookie");
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let engine = engine.clone();
+            let cookie = cookie.clone();
+            tokio::spawn(async move {
+                request(&engine, Some(&cookie), move |s| {
+                    s.update("cart", move |cart: Option<Vec<String>>| {
+                        let mut cart = cart.unwrap_or_default();
+                        cart.push(format!("item-{i}"));
+                        cart
+                    })
+                    .unwrap();
+                })
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut cart = Vec::new();
+    request(engine, Some(&cookie), |s| {
+        cart = s.get::<Vec<String>>("cart").unwrap().unwrap();
+    })
+    .await
+    .unwrap();
+    cart
+}
