@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::header::COOKIE;
 use axum::http::request::Parts;
-use session_core::SessionError;
+use session_core::{LoadNow, SessionError};
 
 use crate::error::{MissingLayer, SessionRejection};
 use crate::layer::{Slot, SlotHandle};
@@ -86,7 +86,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
         }
         let engine = &slot.shared.engine;
         let incoming = engine.read(parts.headers.get_all(COOKIE));
-        match engine.load(incoming).await {
+        // The memory store and cookie-store mode load at once; only a store
+        // that waits costs a boxed future (which keeps this one small).
+        let loaded = match engine.load_now(incoming) {
+            LoadNow::Done(loaded) => Ok(loaded),
+            LoadNow::Failed(error) => Err(error),
+            LoadNow::Wait(incoming) => Box::pin(engine.load(incoming)).await,
+        };
+        match loaded {
             Ok(loaded) => {
                 let now = engine.now();
                 let session = engine.open(loaded, now);

@@ -102,7 +102,7 @@ enum Candidate {
         id: SessionId,
         key: StoreKey,
         matched: KeyMatch,
-        value: String,
+        value: Option<codec::IdValue>,
     },
     Inline {
         record: Box<Record>,
@@ -136,11 +136,25 @@ pub struct Loaded {
 #[derive(Debug)]
 struct Found {
     /// The cookie value as received, when it is under the current key.
-    value: Option<String>,
+    value: Option<codec::IdValue>,
     id: Option<SessionId>,
     key: Option<StoreKey>,
     record: Record,
     matched: KeyMatch,
+}
+
+/// What [`Engine::load_now`] could do at once.
+#[derive(Debug)]
+#[must_use]
+pub enum LoadNow {
+    /// Loaded (or nothing to load): pass it to [`Engine::open`].
+    Done(Loaded),
+    /// The store failed, as [`Engine::load`] would have: answer 500 and log
+    /// the error.
+    Failed(StoreError),
+    /// The store must be waited for: pass the request's cookies back to
+    /// [`Engine::load`].
+    Wait(Incoming),
 }
 
 /// What [`Engine::commit_now`] could do at once.
@@ -254,7 +268,7 @@ impl Engine {
                 id,
                 key,
                 matched,
-                value: value.to_owned(),
+                value: codec::IdValue::new(value),
             })
         } else {
             let (payload, matched) = codec::open(&config.keys, &config.name, value)?;
@@ -277,48 +291,103 @@ impl Engine {
     /// failing store as "no session" would hand the user a fresh, empty
     /// session and lose their data.
     pub async fn load(&self, incoming: Incoming) -> Result<Loaded, StoreError> {
+        let incoming = match self.load_now(incoming) {
+            LoadNow::Done(loaded) => return Ok(loaded),
+            LoadNow::Failed(error) => return Err(error),
+            LoadNow::Wait(incoming) => incoming,
+        };
+        let Some(store) = &self.inner.store else {
+            return Ok(Loaded::default());
+        };
         for candidate in incoming.first.into_iter().chain(incoming.more) {
-            match candidate {
-                Candidate::Inline { record, matched } => {
-                    return Ok(Loaded {
-                        found: Some(Found {
-                            value: None,
-                            id: None,
-                            key: None,
-                            record: *record,
-                            matched,
-                        }),
-                    });
-                }
-                Candidate::Id {
-                    id,
-                    key,
-                    matched,
-                    value,
-                } => {
-                    let Some(store) = &self.inner.store else {
-                        break;
-                    };
-                    let record = match store.immediate() {
-                        Some(store) => store.load_now(&key)?,
-                        None => store.load(&key).await?,
-                    };
-                    if let Some(record) = record {
-                        return Ok(Loaded {
-                            found: Some(Found {
-                                value: (matched == KeyMatch::Current).then_some(value),
-                                id: Some(id),
-                                key: Some(key),
-                                record,
-                                matched,
-                            }),
-                        });
-                    }
-                    tracing::debug!("session id unknown to the store; not adopted");
-                }
+            let record = match &candidate {
+                Candidate::Id { key, .. } => store.load(key).await?,
+                Candidate::Inline { .. } => None,
+            };
+            if let Some(found) = Self::found(candidate, record) {
+                return Ok(found);
             }
         }
         Ok(Loaded::default())
+    }
+
+    /// Step 2 without waiting, when it can be done at once: in cookie-store
+    /// mode, when no session cookie verified, and with a store that answers
+    /// at once ([`SessionStore::immediate`], such as the [`MemoryStore`]).
+    /// Otherwise the cookies come back as [`LoadNow::Wait`], for
+    /// [`load`](Self::load).
+    ///
+    /// Adapters call this first to keep the common case free of a boxed
+    /// future; [`load`](Self::load) itself starts with it, so the outcome is
+    /// the same either way.
+    ///
+    /// ```
+    /// use session_core::{Engine, Key, KeyRing, LoadNow, SessionConfig};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let incoming = engine.read([&b"id=garbage"[..]]);
+    /// // The default store is the memory store: nothing to wait for.
+    /// let LoadNow::Done(loaded) = engine.load_now(incoming) else {
+    ///     panic!("the memory store answers at once");
+    /// };
+    /// assert!(engine.open(loaded, engine.now()).is_new());
+    /// ```
+    pub fn load_now(&self, incoming: Incoming) -> LoadNow {
+        let store = match &self.inner.store {
+            Some(store) if !incoming.is_empty() => match store.immediate() {
+                Some(store) => Some(store),
+                None => return LoadNow::Wait(incoming),
+            },
+            _ => None,
+        };
+        for candidate in incoming.first.into_iter().chain(incoming.more) {
+            let record = match (&candidate, store) {
+                (Candidate::Inline { .. }, _) => None,
+                (Candidate::Id { key, .. }, Some(store)) => match store.load_now(key) {
+                    Ok(record) => record,
+                    Err(error) => return LoadNow::Failed(error),
+                },
+                // An id cookie in cookie-store mode: nothing to look it up in.
+                (Candidate::Id { .. }, None) => break,
+            };
+            if let Some(found) = Self::found(candidate, record) {
+                return LoadNow::Done(found);
+            }
+        }
+        LoadNow::Done(Loaded::default())
+    }
+
+    /// The session of `candidate`, given the record its id loaded (unused
+    /// for a cookie-store session, which carries its record).
+    fn found(candidate: Candidate, record: Option<Record>) -> Option<Loaded> {
+        let found = match candidate {
+            Candidate::Inline { record, matched } => Found {
+                value: None,
+                id: None,
+                key: None,
+                record: *record,
+                matched,
+            },
+            Candidate::Id {
+                id,
+                key,
+                matched,
+                value,
+            } => {
+                let Some(record) = record else {
+                    tracing::debug!("session id unknown to the store; not adopted");
+                    return None;
+                };
+                Found {
+                    value: value.filter(|_| matched == KeyMatch::Current),
+                    id: Some(id),
+                    key: Some(key),
+                    record,
+                    matched,
+                }
+            }
+        };
+        Some(Loaded { found: Some(found) })
     }
 
     /// Step 3: applies the idle and absolute timeouts at `now` and hands out
@@ -462,7 +531,11 @@ impl Engine {
                 };
                 return match (&origin.id, origin.key) {
                     (Some(id), Some(key)) => Ok(Plan {
-                        cookie: CookieOp::Set(match &origin.cookie_value {
+                        cookie: CookieOp::Set(match origin
+                            .cookie_value
+                            .as_ref()
+                            .and_then(codec::IdValue::as_str)
+                        {
                             // Same id under the current key: same value.
                             Some(value) => self.session_cookie(value, deadline, now),
                             None => self.id_cookie(id, deadline, now),
@@ -638,19 +711,28 @@ impl Engine {
         deadline: Option<OffsetDateTime>,
         now: OffsetDateTime,
     ) -> String {
-        use std::fmt::Write as _;
+        const MAX_AGE: &str = "; Max-Age=";
         let inner = &self.inner;
         let name = &inner.config.name;
-        let mut out = String::with_capacity(name.len() + value.len() + inner.attributes.len() + 24);
+        let mut secs = itoa::Buffer::new();
+        let max_age = match deadline {
+            Some(deadline) if inner.config.persistent => {
+                secs.format(crate::expiry::max_age(deadline, now).whole_seconds())
+            }
+            _ => "",
+        };
+        let extra = if max_age.is_empty() { 0 } else { MAX_AGE.len() + max_age.len() };
+        // Exactly the length needed: the header value takes the buffer over
+        // as it is, with no copy and no extra allocation.
+        let mut out =
+            String::with_capacity(name.len() + 1 + value.len() + inner.attributes.len() + extra);
         out.push_str(name);
         out.push('=');
         out.push_str(value);
         out.push_str(&inner.attributes);
-        if inner.config.persistent {
-            if let Some(deadline) = deadline {
-                let secs = crate::expiry::max_age(deadline, now).whole_seconds();
-                let _ = write!(out, "; Max-Age={secs}");
-            }
+        if !max_age.is_empty() {
+            out.push_str(MAX_AGE);
+            out.push_str(max_age);
         }
         out
     }

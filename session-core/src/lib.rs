@@ -43,7 +43,9 @@
 //!
 //! 1. `let incoming = engine.read(cookie_header_values);` — never fails.
 //! 2. `let loaded = engine.load(incoming).await?;` — a [`StoreError`] here
-//!    is a 500, logged; never "no session".
+//!    is a 500, logged; never "no session". [`Engine::load_now`] first spares
+//!    the common case (memory store, cookie-store mode, no session cookie)
+//!    the future: [`LoadNow::Done`], or the cookies back for `load`.
 //! 3. `let session = engine.open(loaded, engine.now());` — give the handler
 //!    clones of `session`.
 //! 4. After the handler: `let plan = engine.finish(&session, now)?;`, with
@@ -151,7 +153,9 @@ pub mod store;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{SameSite, SessionConfig, Storage};
 pub use cookies::Cookies;
-pub use engine::{CommitNow, Engine, Incoming, Loaded, MAX_COOKIE_LEN, MAX_SESSION_COOKIES};
+pub use engine::{
+    CommitNow, Engine, Incoming, LoadNow, Loaded, MAX_COOKIE_LEN, MAX_SESSION_COOKIES,
+};
 pub use error::{BoxError, CodecError, ConfigError, SessionError, StoreError};
 pub use expiry::Expiry;
 pub use id::{ID_LEN, OsRandom, RandomSource, SequenceRandom, SessionId, StoreKey, ThreadRandom};

@@ -11,7 +11,9 @@ use time::OffsetDateTime;
 use crate::id::SessionId;
 use crate::{Data, KeyMatch, SessionError, StoreKey};
 
-type UpdateFn = dyn Fn(Option<&Value>) -> Result<Value, SessionError> + Send + Sync;
+/// An [`Session::update`] closure, type-erased: given the key and its
+/// current value, the new value.
+type UpdateFn = dyn Fn(&str, Option<&Value>) -> Result<Value, SessionError> + Send + Sync;
 
 /// One change the handler made, kept in order so that it can be replayed on
 /// a record another request saved meanwhile.
@@ -38,15 +40,13 @@ impl fmt::Debug for Op {
 pub(crate) fn replay(ops: &[Op], data: &mut Data) -> Result<(), SessionError> {
     for op in ops {
         match op {
-            Op::Insert(k, v) => {
-                data.insert(k.clone(), v.clone());
-            }
+            Op::Insert(k, v) => set(data, k, v.clone()),
             Op::Remove(k) => {
                 data.remove(k);
             }
             Op::Update(k, f) => {
-                let new = f(data.get(k))?;
-                data.insert(k.clone(), new);
+                let new = f(k, data.get(k))?;
+                set(data, k, new);
             }
             Op::Clear => data.clear(),
         }
@@ -54,12 +54,22 @@ pub(crate) fn replay(ops: &[Op], data: &mut Data) -> Result<(), SessionError> {
     Ok(())
 }
 
+/// Stores `value` under `key`, copying the key only when it is new.
+fn set(data: &mut Data, key: &str, value: Value) {
+    match data.get_mut(key) {
+        Some(slot) => *slot = value,
+        None => {
+            data.insert(key.to_owned(), value);
+        }
+    }
+}
+
 /// The session as it was when the request arrived.
 #[derive(Debug, Clone)]
 pub(crate) struct Origin {
     /// The cookie value as received, when it is under the current key and
     /// can be sent back as it is.
-    pub(crate) cookie_value: Option<String>,
+    pub(crate) cookie_value: Option<crate::codec::IdValue>,
     pub(crate) id: Option<SessionId>,
     pub(crate) key: Option<StoreKey>,
     pub(crate) created_at: OffsetDateTime,
@@ -225,7 +235,7 @@ impl Session {
         if state.data.get(key) == Some(&value) {
             return;
         }
-        state.data.insert(key.to_owned(), value.clone());
+        set(&mut state.data, key, value.clone());
         state.ops.push(Op::Insert(key.to_owned(), value));
     }
 
@@ -282,20 +292,19 @@ impl Session {
         T: Serialize + DeserializeOwned,
         F: Fn(Option<T>) -> T + Send + Sync + 'static,
     {
-        let owned_key = key.to_owned();
-        let erased: Arc<UpdateFn> = Arc::new(move |old: Option<&Value>| {
+        let erased: Arc<UpdateFn> = Arc::new(move |key: &str, old: Option<&Value>| {
             let old = old
-                .map(|v| T::deserialize(v).map_err(|source| deser(&owned_key, source)))
+                .map(|v| T::deserialize(v).map_err(|source| deser(key, source)))
                 .transpose()?;
             serde_json::to_value(f(old)).map_err(|source| SessionError::Serialize {
-                key: owned_key.clone(),
+                key: key.to_owned(),
                 source,
             })
         });
         let mut state = self.lock();
-        let new = erased(state.data.get(key))?;
+        let new = erased(key, state.data.get(key))?;
         let typed = T::deserialize(&new).map_err(|source| deser(key, source))?;
-        state.data.insert(key.to_owned(), new);
+        set(&mut state.data, key, new);
         state.ops.push(Op::Update(key.to_owned(), erased));
         Ok(typed)
     }

@@ -76,6 +76,38 @@ impl NamedSigner {
     }
 }
 
+/// Characters of `n` bytes in base64 without padding.
+const fn b64_len(n: usize) -> usize {
+    (4 * n).div_ceil(3)
+}
+
+/// The length of a signed session id: `s1.`, the id, `.`, the tag.
+const ID_VALUE_LEN: usize = PREFIX.len() + b64_len(crate::ID_LEN) + 1 + b64_len(TAG_LEN);
+
+/// A verified session id cookie's value, kept inline so that it can be sent
+/// back unchanged without a heap copy. Its `Debug` does not show it (it is
+/// a bearer credential).
+#[derive(Clone, Copy)]
+pub(crate) struct IdValue([u8; ID_VALUE_LEN]);
+
+impl IdValue {
+    /// The value, when it has the length [`NamedSigner::sign`] gives an id.
+    pub(crate) fn new(value: &str) -> Option<Self> {
+        value.as_bytes().try_into().ok().map(Self)
+    }
+
+    /// The value as received (always UTF-8: it was a `str`).
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+}
+
+impl std::fmt::Debug for IdValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdValue(..)")
+    }
+}
+
 fn encode(payload: &[u8], tag: &[u8]) -> String {
     let mut out = String::with_capacity(PREFIX.len() + (payload.len() + TAG_LEN) * 4 / 3 + 4);
     out.push_str(PREFIX);
@@ -173,6 +205,17 @@ mod tests {
 
     fn ring() -> KeyRing {
         KeyRing::new(Key::from_bytes(&(0..64u8).collect::<Vec<_>>()).unwrap())
+    }
+
+    #[test]
+    fn a_signed_id_fits_the_inline_value() {
+        let signer = NamedSigner::new(&ring(), "id");
+        let value = signer.sign(&[7u8; crate::ID_LEN]);
+        assert_eq!(value.len(), ID_VALUE_LEN);
+        let inline = IdValue::new(&value).unwrap();
+        assert_eq!(inline.as_str(), Some(value.as_str()));
+        assert_eq!(format!("{inline:?}"), "IdValue(..)");
+        assert!(IdValue::new(&value[1..]).is_none());
     }
 
     #[test]

@@ -61,22 +61,72 @@ struct Entry {
 
 const HEADER: usize = 24;
 
-impl Entry {
-    fn encode(record: &Record) -> Self {
-        let mut blob = Vec::with_capacity(HEADER + 32);
-        blob.extend_from_slice(&unix_ms(record.created_at).to_le_bytes());
-        blob.extend_from_slice(&unix_ms(record.last_seen).to_le_bytes());
-        blob.extend_from_slice(&record.version.to_le_bytes());
-        serde_json::to_writer(&mut blob, &record.data)
-            .expect("JSON maps with string keys serialize");
-        Self {
-            expires_ms: record.expires_at.map_or(i64::MAX, unix_ms),
-            // An exact-size copy: shrinking the buffer in place would strand
-            // its unused tail in the allocator, one per record.
-            blob: Box::<[u8]>::from(blob.as_slice()),
+/// A record's blob, encoded without touching the heap when it is small.
+enum Encoded {
+    Inline { buf: [u8; INLINE], len: usize },
+    Heap(Vec<u8>),
+}
+
+/// Records up to this size (header included) are encoded on the stack.
+const INLINE: usize = 512;
+
+impl Encoded {
+    fn new(record: &Record) -> Self {
+        let mut buf = [0u8; INLINE];
+        let mut rest = &mut buf[..];
+        if write_blob(&mut rest, record).is_ok() {
+            let len = INLINE - rest.len();
+            return Self::Inline { buf, len };
+        }
+        let mut blob = Vec::with_capacity(2 * INLINE);
+        write_blob(&mut blob, record).expect("JSON maps with string keys serialize");
+        Self::Heap(blob)
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Inline { buf, len } => &buf[..*len],
+            Self::Heap(blob) => blob,
         }
     }
 
+    fn expires_ms(record: &Record) -> i64 {
+        record.expires_at.map_or(i64::MAX, unix_ms)
+    }
+
+    /// A new entry: one allocation of exactly the blob's size.
+    fn into_entry(self, record: &Record) -> Entry {
+        Entry {
+            expires_ms: Self::expires_ms(record),
+            // An exact-size copy: shrinking a buffer in place would strand
+            // its unused tail in the allocator, one per record.
+            blob: Box::<[u8]>::from(self.as_slice()),
+        }
+    }
+
+    /// Overwrites `entry`, reusing its allocation when the size is the same
+    /// (a counter that keeps its number of digits, say).
+    fn store_into(self, record: &Record, entry: &mut Entry) {
+        let blob = self.as_slice();
+        if entry.blob.len() == blob.len() {
+            entry.blob.copy_from_slice(blob);
+        } else {
+            entry.blob = Box::<[u8]>::from(blob);
+        }
+        entry.expires_ms = Self::expires_ms(record);
+    }
+}
+
+/// Created, last seen and version as little-endian 64-bit numbers, then the
+/// data as JSON. Fails only when `out` runs out of room.
+fn write_blob<W: std::io::Write>(out: &mut W, record: &Record) -> std::io::Result<()> {
+    out.write_all(&unix_ms(record.created_at).to_le_bytes())?;
+    out.write_all(&unix_ms(record.last_seen).to_le_bytes())?;
+    out.write_all(&record.version.to_le_bytes())?;
+    serde_json::to_writer(out, &record.data).map_err(std::io::Error::from)
+}
+
+impl Entry {
     fn field(&self, i: usize) -> [u8; 8] {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(&self.blob[i * 8..i * 8 + 8]);
@@ -216,7 +266,7 @@ impl ImmediateStore for MemoryStore {
     }
 
     fn create_now(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
-        let entry = Entry::encode(record);
+        let entry = Encoded::new(record).into_entry(record);
         let now_ms = self.now_ms();
         let mut shard = self.shard(key);
         shard.sweep_if_due(now_ms);
@@ -235,7 +285,7 @@ impl ImmediateStore for MemoryStore {
         record: &Record,
         expected_version: u64,
     ) -> Result<SaveOutcome, StoreError> {
-        let entry = Entry::encode(record);
+        let encoded = Encoded::new(record);
         let now_ms = self.now_ms();
         let mut shard = self.shard(key);
         shard.sweep_if_due(now_ms);
@@ -249,7 +299,7 @@ impl ImmediateStore for MemoryStore {
         if stored.version() != expected_version {
             return stored.decode().map(SaveOutcome::Conflict);
         }
-        *stored = entry;
+        encoded.store_into(record, stored);
         Ok(SaveOutcome::Saved)
     }
 
@@ -303,6 +353,38 @@ mod tests {
 
     fn key(n: u8) -> StoreKey {
         SessionId::from_bytes([n; 16]).store_key()
+    }
+
+    #[test]
+    fn saves_of_every_size_read_back_exactly() {
+        let clock = ManualClock::new(datetime!(2026-01-01 0:00 UTC));
+        let store = MemoryStore::with_clock(Arc::new(clock.clone()));
+        let now = clock.now();
+        let mut record = Record::new(now, Some(now + Duration::hours(1)));
+        record.data.insert("views".into(), 1.into());
+        store.create_now(&key(1), &record).unwrap();
+        // The same size (written over in place), a longer and a shorter
+        // blob, and records too big for the stack buffer.
+        let values = [
+            serde_json::json!(2),
+            serde_json::json!(10),
+            serde_json::json!("x".repeat(INLINE)),
+            serde_json::json!("y".repeat(3 * INLINE)),
+            serde_json::json!(3),
+        ];
+        for value in values {
+            let mut next = record.clone();
+            next.data.insert("views".into(), value);
+            next.version = record.version + 1;
+            let outcome = store.save_now(&key(1), &next, record.version).unwrap();
+            assert_eq!(outcome, SaveOutcome::Saved);
+            assert_eq!(store.load_now(&key(1)).unwrap(), Some(next.clone()));
+            record = next;
+        }
+        let mut big = Record::new(now, None);
+        big.data.insert("blob".into(), "z".repeat(2 * INLINE).into());
+        store.create_now(&key(2), &big).unwrap();
+        assert_eq!(store.load_now(&key(2)).unwrap(), Some(big));
     }
 
     #[test]
