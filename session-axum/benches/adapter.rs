@@ -10,6 +10,11 @@
 //!
 //! Run: `cargo bench -p session-axum --bench adapter`. Figures are in
 //! `benches/README.md`.
+//!
+//! On a noisy machine, count instructions instead of time: the bench binary
+//! given `--count CASE N` (CASE as in `ours/views-session`) runs that case N
+//! times and exits, for `perf stat -e instructions:u`; subtract a run with
+//! N = 0 (the set-up) and divide by N.
 #![allow(missing_docs, unreachable_pub, dead_code)]
 
 #[path = "../examples/demo.rs"]
@@ -22,7 +27,7 @@ use axum::body::Body;
 use axum::http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use axum::http::{HeaderValue, Request, Response};
 use axum::routing::get;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use session_axum::{Key, KeyRing, SessionConfig};
 use tower::Service as _;
 
@@ -81,17 +86,20 @@ fn session_cookie(app: &mut Router) -> HeaderValue {
     HeaderValue::from_str(set.split(';').next().unwrap()).unwrap()
 }
 
+/// The benchmarked cases: name, path, whether the request has a session.
+const CASES: [(&str, &str, bool); 3] = [
+    ("get-session", "/get", true),
+    ("views-session", "/views", true),
+    ("views-new", "/views", false),
+];
+
 fn bench_adapter(c: &mut Criterion) {
     let mut group = c.benchmark_group("adapter");
     let mut bare = bare();
     let mut ours = ours();
     let cookie = session_cookie(&mut ours);
 
-    for (case, path, with_cookie) in [
-        ("get-session", "/get", true),
-        ("views-session", "/views", true),
-        ("views-new", "/views", false),
-    ] {
+    for (case, path, with_cookie) in CASES {
         let cookie = with_cookie.then_some(&cookie);
         group.bench_function(format!("bare/{case}"), |b| {
             b.iter(|| black_box(call(&mut bare, request(path, cookie))));
@@ -103,5 +111,38 @@ fn bench_adapter(c: &mut Criterion) {
     group.finish();
 }
 
+/// `--count CASE N`: runs one case N times, for counting instructions.
+fn count(which: &str, times: u64) {
+    let mut bare = bare();
+    let mut ours = ours();
+    let cookie = session_cookie(&mut ours);
+    let (app, case) = match which.split_once('/') {
+        Some(("bare", case)) => (&mut bare, case),
+        Some(("ours", case)) => (&mut ours, case),
+        _ => panic!("--count takes bare/CASE or ours/CASE, not {which:?}"),
+    };
+    let Some((_, path, with_cookie)) = CASES.into_iter().find(|(name, ..)| *name == case) else {
+        panic!("no case named {case:?}");
+    };
+    let cookie = with_cookie.then_some(&cookie);
+    for _ in 0..times {
+        black_box(call(app, request(path, cookie)));
+    }
+}
+
 criterion_group!(benches, bench_adapter);
-criterion_main!(benches);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--count") {
+        let which = args.get(at + 1).expect("--count CASE N");
+        let times = args
+            .get(at + 2)
+            .and_then(|n| n.parse().ok())
+            .expect("--count CASE N");
+        count(which, times);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use session_core::{
-    Engine, Key, KeyRing, MemoryStore, OsRandom, RandomSource, Session, SessionConfig, Storage,
-    SystemClock, ThreadRandom,
+    Engine, Key, KeyRing, LoadNow, MemoryStore, OsRandom, RandomSource, Session, SessionConfig,
+    Storage, SystemClock, ThreadRandom,
 };
 
 /// Polls a future that never waits (the memory store never does) to
@@ -108,6 +108,35 @@ fn bench_engine(c: &mut Criterion) {
     group.finish();
 }
 
+/// The steps of a read-only request with the memory store, one by one:
+/// where the engine's time goes.
+fn bench_steps(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("steps");
+    let memory = engine(Storage::Store(Arc::new(MemoryStore::new())));
+    let cookie = first_cookie(&memory, &rt);
+    // A browser's header: the session cookie among others.
+    let header = format!("theme=dark; {cookie}; _ga=GA1.1.123456789.1700000000");
+    group.bench_function("now", |b| b.iter(|| black_box(memory.now())));
+    group.bench_function("read", |b| {
+        b.iter(|| black_box(memory.read([black_box(header.as_bytes())])));
+    });
+    group.bench_function("read+load_now", |b| {
+        b.iter(|| black_box(memory.load_now(memory.read([black_box(header.as_bytes())]))));
+    });
+    let now = memory.now();
+    group.bench_function("read+load_now+open+finish", |b| {
+        b.iter(|| {
+            let LoadNow::Done(loaded) = memory.load_now(memory.read([header.as_bytes()])) else {
+                unreachable!("the memory store answers at once")
+            };
+            let session = memory.open(loaded, now);
+            black_box(memory.finish_owned(session, now).unwrap())
+        });
+    });
+    group.finish();
+}
+
 /// The random sources, for one 16-byte session id.
 fn bench_random(c: &mut Criterion) {
     let mut group = c.benchmark_group("random");
@@ -119,5 +148,5 @@ fn bench_random(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_engine, bench_random);
+criterion_group!(benches, bench_engine, bench_steps, bench_random);
 criterion_main!(benches);

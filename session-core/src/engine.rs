@@ -242,10 +242,7 @@ impl Engine {
                     );
                     return incoming;
                 }
-                // Our values are ASCII: a value that is not UTF-8 is garbage.
-                let verified = std::str::from_utf8(value)
-                    .map_err(|_| CodecError::Malformed)
-                    .and_then(|value| self.verify(value));
+                let verified = self.verify(value);
                 match verified {
                     Ok(candidate) => incoming.push(candidate),
                     Err(reason) => tracing::debug!(%reason, "session cookie rejected"),
@@ -255,7 +252,7 @@ impl Engine {
         incoming
     }
 
-    fn verify(&self, value: &str) -> Result<Candidate, CodecError> {
+    fn verify(&self, value: &[u8]) -> Result<Candidate, CodecError> {
         let config = &self.inner.config;
         if self.inner.store.is_some() {
             let (payload, matched) = self
@@ -271,6 +268,8 @@ impl Engine {
                 value: codec::IdValue::new(value),
             })
         } else {
+            // Our values are ASCII: a value that is not UTF-8 is garbage.
+            let value = std::str::from_utf8(value).map_err(|_| CodecError::Malformed)?;
             let (payload, matched) = codec::open(&config.keys, &config.name, value)?;
             let record = Record::from_bytes(&payload)
                 .map_err(|_| CodecError::Payload("not a session record"))?;
@@ -407,8 +406,7 @@ impl Engine {
         };
         let record = found.record;
         let expiry = self.inner.config.expiry;
-        let deadline = expiry.deadline(record.created_at, record.last_seen);
-        if record.is_expired(now) || crate::expiry::passed(deadline, now) {
+        if record.is_expired(now) || expiry.has_ended(record.created_at, record.last_seen, now) {
             tracing::debug!("session expired");
             return Session::from_state(State {
                 expired: Some(found.key),
@@ -531,15 +529,17 @@ impl Engine {
                 };
                 return match (&origin.id, origin.key) {
                     (Some(id), Some(key)) => Ok(Plan {
-                        cookie: CookieOp::Set(match origin
-                            .cookie_value
-                            .as_ref()
-                            .and_then(codec::IdValue::as_str)
-                        {
-                            // Same id under the current key: same value.
-                            Some(value) => self.session_cookie(value, deadline, now),
-                            None => self.id_cookie(id, deadline, now),
-                        }),
+                        cookie: CookieOp::Set(
+                            match origin
+                                .cookie_value
+                                .as_ref()
+                                .and_then(codec::IdValue::as_str)
+                            {
+                                // Same id under the current key: same value.
+                                Some(value) => self.session_cookie(value, deadline, now),
+                                None => self.id_cookie(id, deadline, now),
+                            },
+                        ),
                         store: StoreOp::Save {
                             key,
                             expected_version: origin.version,
@@ -721,7 +721,11 @@ impl Engine {
             }
             _ => "",
         };
-        let extra = if max_age.is_empty() { 0 } else { MAX_AGE.len() + max_age.len() };
+        let extra = if max_age.is_empty() {
+            0
+        } else {
+            MAX_AGE.len() + max_age.len()
+        };
         // Exactly the length needed: the header value takes the buffer over
         // as it is, with no copy and no extra allocation.
         let mut out =

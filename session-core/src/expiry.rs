@@ -67,12 +67,46 @@ impl Expiry {
         created: OffsetDateTime,
         touched: OffsetDateTime,
     ) -> Option<OffsetDateTime> {
-        let idle = self.idle.map(|d| touched.saturating_add(d));
-        let absolute = self.absolute.map(|d| created.saturating_add(d));
-        match (idle, absolute) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        // One calendar addition, to whichever limit comes first.
+        match (self.idle, self.absolute) {
+            (Some(idle), Some(absolute))
+                if (touched - created)
+                    .checked_add(idle)
+                    .is_some_and(|idle_end| idle_end < absolute) =>
+            {
+                Some(touched.saturating_add(idle))
+            }
+            (_, Some(absolute)) => Some(created.saturating_add(absolute)),
+            (Some(idle), None) => Some(touched.saturating_add(idle)),
+            (None, None) => None,
         }
+    }
+
+    /// Whether a session created at `created` and last used at `touched`
+    /// has ended at `now`: the same as `now` being at or past
+    /// [`deadline`](Self::deadline), computed without calendar arithmetic.
+    ///
+    /// ```
+    /// use session_core::Expiry;
+    /// use time::{Duration, macros::datetime};
+    ///
+    /// let expiry = Expiry::new(Some(Duration::hours(1)), Some(Duration::hours(24)));
+    /// let created = datetime!(2026-01-01 0:00 UTC);
+    /// let touched = datetime!(2026-01-01 10:00 UTC);
+    /// assert!(!expiry.has_ended(created, touched, datetime!(2026-01-01 10:59 UTC)));
+    /// assert!(expiry.has_ended(created, touched, datetime!(2026-01-01 11:00 UTC)));
+    /// ```
+    #[must_use]
+    pub fn has_ended(
+        &self,
+        created: OffsetDateTime,
+        touched: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> bool {
+        self.idle.is_some_and(|idle| now - touched >= idle)
+            || self
+                .absolute
+                .is_some_and(|absolute| now - created >= absolute)
     }
 }
 
@@ -105,6 +139,41 @@ mod tests {
             e.deadline(c, datetime!(2026-01-01 0:20 UTC)),
             Some(datetime!(2026-01-01 0:25 UTC))
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn has_ended_agrees_with_the_deadline(
+            idle in proptest::option::of(1i64..100_000),
+            absolute in proptest::option::of(1i64..100_000),
+            touched in 0i64..100_000,
+            now in 0i64..300_000,
+        ) {
+            let e = Expiry::new(idle.map(Duration::seconds), absolute.map(Duration::seconds));
+            let c = datetime!(2026-01-01 0:00 UTC);
+            let touched = c + Duration::seconds(touched);
+            let now = c + Duration::seconds(now);
+            proptest::prop_assert_eq!(
+                e.has_ended(c, touched, now),
+                passed(e.deadline(c, touched), now)
+            );
+            // The deadline is the earlier of the two limits.
+            let naive = match (idle, absolute) {
+                (Some(i), Some(a)) => Some((touched + Duration::seconds(i)).min(c + Duration::seconds(a))),
+                (Some(i), None) => Some(touched + Duration::seconds(i)),
+                (None, Some(a)) => Some(c + Duration::seconds(a)),
+                (None, None) => None,
+            };
+            proptest::prop_assert_eq!(e.deadline(c, touched), naive);
+        }
+    }
+
+    #[test]
+    fn an_idle_timeout_too_long_to_add_leaves_the_absolute_limit() {
+        let e = Expiry::new(Some(Duration::MAX), Some(Duration::hours(1)));
+        let c = datetime!(2026-01-01 0:00 UTC);
+        assert_eq!(e.deadline(c, c), Some(datetime!(2026-01-01 1:00 UTC)));
+        assert!(e.has_ended(c, c, datetime!(2026-01-01 1:00 UTC)));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use base64::Engine as _;
 use hmac::Mac;
+use subtle::ConstantTimeEq;
 
 use super::{B64, MAX_VALUE_LEN, b64_decode};
 use crate::CodecError;
@@ -59,21 +60,58 @@ impl NamedSigner {
     }
 
     /// [`verify`] for a payload of exactly `N` bytes, without allocating.
+    ///
+    /// The value's layout is fixed by `N` (`s1.`, the payload's base64,
+    /// `.`, the tag's base64), so it is split at known offsets. Bytes that
+    /// are not base64 (or not UTF-8) fail the decoding.
     pub(crate) fn verify_array<const N: usize>(
         &self,
-        value: &str,
+        value: &[u8],
     ) -> Result<([u8; N], KeyMatch), CodecError> {
-        let (payload_text, tag_bytes) = split(value)?;
-        let payload = decode_array::<N>(payload_text)?;
+        let payload_end = PREFIX.len() + b64_len(N);
+        if value.len() != payload_end + 1 + b64_len(TAG_LEN) {
+            return Err(if value.len() > MAX_VALUE_LEN {
+                CodecError::TooLong {
+                    len: value.len(),
+                    limit: MAX_VALUE_LEN,
+                }
+            } else {
+                CodecError::Payload("payload of the wrong length")
+            });
+        }
+        if !value.starts_with(PREFIX.as_bytes()) {
+            return Err(if value.starts_with(b"s") && value.get(2) == Some(&b'.') {
+                CodecError::UnknownVersion
+            } else {
+                CodecError::Malformed
+            });
+        }
+        if value[payload_end] != b'.' {
+            return Err(CodecError::Malformed);
+        }
+        let payload = decode_array::<N>(&value[PREFIX.len()..payload_end])?;
+        let tag = decode_array::<TAG_LEN>(&value[payload_end + 1..])?;
         for (which, state) in &self.states {
             let mut mac = state.clone();
             mac.update(&payload);
-            if mac.verify_slice(&tag_bytes).is_ok() {
+            if tags_equal(&mac.finalize().into_bytes().into(), &tag) {
                 return Ok((payload, *which));
             }
         }
         Err(CodecError::BadSignature)
     }
+}
+
+/// Compares two tags in constant time, a word at a time.
+fn tags_equal(a: &[u8; TAG_LEN], b: &[u8; TAG_LEN]) -> bool {
+    fn words(tag: &[u8; TAG_LEN]) -> [u64; TAG_LEN / 8] {
+        std::array::from_fn(|i| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&tag[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(word)
+        })
+    }
+    words(a).ct_eq(&words(b)).into()
 }
 
 /// Characters of `n` bytes in base64 without padding.
@@ -92,11 +130,11 @@ pub(crate) struct IdValue([u8; ID_VALUE_LEN]);
 
 impl IdValue {
     /// The value, when it has the length [`NamedSigner::sign`] gives an id.
-    pub(crate) fn new(value: &str) -> Option<Self> {
-        value.as_bytes().try_into().ok().map(Self)
+    pub(crate) fn new(value: &[u8]) -> Option<Self> {
+        value.try_into().ok().map(Self)
     }
 
-    /// The value as received (always UTF-8: it was a `str`).
+    /// The value as received (always UTF-8 once verified: it is base64).
     pub(crate) fn as_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.0).ok()
     }
@@ -117,7 +155,7 @@ fn encode(payload: &[u8], tag: &[u8]) -> String {
     out
 }
 
-fn decode_array<const N: usize>(text: &str) -> Result<[u8; N], CodecError> {
+fn decode_array<const N: usize>(text: &[u8]) -> Result<[u8; N], CodecError> {
     let mut payload = [0u8; N];
     match B64.decode_slice(text, &mut payload) {
         Ok(n) if n == N => Ok(payload),
@@ -212,10 +250,10 @@ mod tests {
         let signer = NamedSigner::new(&ring(), "id");
         let value = signer.sign(&[7u8; crate::ID_LEN]);
         assert_eq!(value.len(), ID_VALUE_LEN);
-        let inline = IdValue::new(&value).unwrap();
+        let inline = IdValue::new(value.as_bytes()).unwrap();
         assert_eq!(inline.as_str(), Some(value.as_str()));
         assert_eq!(format!("{inline:?}"), "IdValue(..)");
-        assert!(IdValue::new(&value[1..]).is_none());
+        assert!(IdValue::new(&value.as_bytes()[1..]).is_none());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The in-memory store: sharded, compact, and it frees expired records.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -61,59 +62,46 @@ struct Entry {
 
 const HEADER: usize = 24;
 
-/// A record's blob, encoded without touching the heap when it is small.
-enum Encoded {
-    Inline { buf: [u8; INLINE], len: usize },
-    Heap(Vec<u8>),
-}
-
 /// Records up to this size (header included) are encoded on the stack.
 const INLINE: usize = 512;
 
-impl Encoded {
-    fn new(record: &Record) -> Self {
-        let mut buf = [0u8; INLINE];
-        let mut rest = &mut buf[..];
-        if write_blob(&mut rest, record).is_ok() {
-            let len = INLINE - rest.len();
-            return Self::Inline { buf, len };
-        }
-        let mut blob = Vec::with_capacity(2 * INLINE);
-        write_blob(&mut blob, record).expect("JSON maps with string keys serialize");
-        Self::Heap(blob)
+/// Encodes `record`'s blob into `buf` when it fits (no heap allocation),
+/// into a new buffer otherwise.
+fn encode<'b>(record: &Record, buf: &'b mut [u8; INLINE]) -> Cow<'b, [u8]> {
+    let mut rest = &mut buf[..];
+    if write_blob(&mut rest, record).is_ok() {
+        let len = INLINE - rest.len();
+        return Cow::Borrowed(&buf[..len]);
     }
+    let mut blob = Vec::with_capacity(2 * INLINE);
+    write_blob(&mut blob, record).expect("JSON maps with string keys serialize");
+    Cow::Owned(blob)
+}
 
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Self::Inline { buf, len } => &buf[..*len],
-            Self::Heap(blob) => blob,
-        }
-    }
+fn expires_ms(record: &Record) -> i64 {
+    record.expires_at.map_or(i64::MAX, unix_ms)
+}
 
-    fn expires_ms(record: &Record) -> i64 {
-        record.expires_at.map_or(i64::MAX, unix_ms)
-    }
-
+impl Entry {
     /// A new entry: one allocation of exactly the blob's size.
-    fn into_entry(self, record: &Record) -> Entry {
-        Entry {
-            expires_ms: Self::expires_ms(record),
+    fn new(record: &Record, blob: &[u8]) -> Self {
+        Self {
+            expires_ms: expires_ms(record),
             // An exact-size copy: shrinking a buffer in place would strand
             // its unused tail in the allocator, one per record.
-            blob: Box::<[u8]>::from(self.as_slice()),
+            blob: Box::from(blob),
         }
     }
 
-    /// Overwrites `entry`, reusing its allocation when the size is the same
-    /// (a counter that keeps its number of digits, say).
-    fn store_into(self, record: &Record, entry: &mut Entry) {
-        let blob = self.as_slice();
-        if entry.blob.len() == blob.len() {
-            entry.blob.copy_from_slice(blob);
+    /// Overwrites the entry, reusing its allocation when the size is the
+    /// same (a counter that keeps its number of digits, say).
+    fn overwrite(&mut self, record: &Record, blob: &[u8]) {
+        if self.blob.len() == blob.len() {
+            self.blob.copy_from_slice(blob);
         } else {
-            entry.blob = Box::<[u8]>::from(blob);
+            self.blob = Box::from(blob);
         }
-        entry.expires_ms = Self::expires_ms(record);
+        self.expires_ms = expires_ms(record);
     }
 }
 
@@ -266,7 +254,8 @@ impl ImmediateStore for MemoryStore {
     }
 
     fn create_now(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
-        let entry = Encoded::new(record).into_entry(record);
+        let mut buf = [0u8; INLINE];
+        let entry = Entry::new(record, &encode(record, &mut buf));
         let now_ms = self.now_ms();
         let mut shard = self.shard(key);
         shard.sweep_if_due(now_ms);
@@ -285,7 +274,8 @@ impl ImmediateStore for MemoryStore {
         record: &Record,
         expected_version: u64,
     ) -> Result<SaveOutcome, StoreError> {
-        let encoded = Encoded::new(record);
+        let mut buf = [0u8; INLINE];
+        let blob = encode(record, &mut buf);
         let now_ms = self.now_ms();
         let mut shard = self.shard(key);
         shard.sweep_if_due(now_ms);
@@ -299,7 +289,7 @@ impl ImmediateStore for MemoryStore {
         if stored.version() != expected_version {
             return stored.decode().map(SaveOutcome::Conflict);
         }
-        encoded.store_into(record, stored);
+        stored.overwrite(record, &blob);
         Ok(SaveOutcome::Saved)
     }
 
@@ -382,7 +372,8 @@ mod tests {
             record = next;
         }
         let mut big = Record::new(now, None);
-        big.data.insert("blob".into(), "z".repeat(2 * INLINE).into());
+        big.data
+            .insert("blob".into(), "z".repeat(2 * INLINE).into());
         store.create_now(&key(2), &big).unwrap();
         assert_eq!(store.load_now(&key(2)).unwrap(), Some(big));
     }
