@@ -206,15 +206,20 @@ impl SessionConfig {
         self
     }
 
-    /// How often an unchanged session is written just to keep its idle
-    /// timeout rolling (a "touch"), and its cookie re-sent with a fresh
+    /// How often the idle timeout is rolled forward (a "touch"): the
+    /// record's last-use time moves and the cookie is re-sent with a fresh
     /// `Max-Age`.
     ///
     /// A request that changes nothing writes nothing unless this long has
-    /// passed since the record was last written. So a session is guaranteed
-    /// to live at least `idle - touch_interval` after its last request, and
-    /// at most `idle`. Default: 1/60 of the idle timeout, at most 60 seconds
-    /// (at most one write a minute per active session).
+    /// passed since the last touch. A request that changes data is always
+    /// saved, but within the interval it leaves the last-use time where it
+    /// was, and sends no cookie (the browser's cookie already carries that
+    /// deadline). So a session is guaranteed to live at least
+    /// `idle - touch_interval` after its last request, and at most `idle`,
+    /// whether its requests read or write. Default: 1/60 of the idle
+    /// timeout, at most 60 seconds (at most one unchanged write and one
+    /// cookie a minute per active session). A zero interval rolls the
+    /// timeout, and re-sends the cookie, on every request that has a session.
     #[must_use]
     pub fn with_touch_interval(mut self, interval: Duration) -> Self {
         self.touch_interval = Some(interval);

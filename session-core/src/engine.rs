@@ -519,39 +519,62 @@ impl Engine {
                 .touch_after
                 .is_some_and(|after| now - origin.last_seen >= after);
             if !ops.is_empty() || touch_due {
-                let deadline = deadline();
+                let Some((id, key)) = origin.id.as_ref().zip(origin.key) else {
+                    // Cookie-store mode: the data lives in the cookie.
+                    let record = Record {
+                        data: transfer.take(values),
+                        created_at: origin.created_at,
+                        last_seen: now,
+                        expires_at: deadline(),
+                        version: origin.version.wrapping_add(1),
+                    };
+                    return Ok(Plan {
+                        cookie: CookieOp::Set(self.inline_cookie(&record, now)?),
+                        store: StoreOp::None,
+                    });
+                };
+                // A write within the touch interval leaves the idle timeout
+                // where the last touch put it, as a read does: the record
+                // keeps its times and the browser's cookie is still right,
+                // so none is sent (unless it must move to the current key).
+                // The guarantee of the touch interval holds for writes too.
+                let (last_seen, deadline, cookie) = if touch_due {
+                    let deadline = deadline();
+                    let cookie = match origin
+                        .cookie_value
+                        .as_ref()
+                        .and_then(codec::IdValue::as_str)
+                    {
+                        // Same id under the current key: same value.
+                        Some(value) => self.session_cookie(value, deadline, now),
+                        None => self.id_cookie(id, deadline, now),
+                    };
+                    (now, deadline, CookieOp::Set(cookie))
+                } else {
+                    let deadline = config.expiry.deadline(origin.created_at, origin.last_seen);
+                    let cookie = if origin.matched.is_previous() {
+                        CookieOp::Set(self.id_cookie(id, deadline, now))
+                    } else {
+                        CookieOp::None
+                    };
+                    (origin.last_seen, deadline, cookie)
+                };
                 let record = Record {
                     data: transfer.take(values),
                     created_at: origin.created_at,
-                    last_seen: now,
+                    last_seen,
                     expires_at: deadline,
                     version: origin.version.wrapping_add(1),
                 };
-                return match (&origin.id, origin.key) {
-                    (Some(id), Some(key)) => Ok(Plan {
-                        cookie: CookieOp::Set(
-                            match origin
-                                .cookie_value
-                                .as_ref()
-                                .and_then(codec::IdValue::as_str)
-                            {
-                                // Same id under the current key: same value.
-                                Some(value) => self.session_cookie(value, deadline, now),
-                                None => self.id_cookie(id, deadline, now),
-                            },
-                        ),
-                        store: StoreOp::Save {
-                            key,
-                            expected_version: origin.version,
-                            changes: Changes(transfer.take(ops)),
-                            record,
-                        },
-                    }),
-                    _ => Ok(Plan {
-                        cookie: CookieOp::Set(self.inline_cookie(&record, now)?),
-                        store: StoreOp::None,
-                    }),
-                };
+                return Ok(Plan {
+                    cookie,
+                    store: StoreOp::Save {
+                        key,
+                        expected_version: origin.version,
+                        changes: Changes(transfer.take(ops)),
+                        record,
+                    },
+                });
             }
             if origin.matched.is_previous() {
                 let cookie = match &origin.id {

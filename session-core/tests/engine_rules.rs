@@ -307,6 +307,108 @@ async fn unchanged_session_is_saved_only_when_the_touch_interval_has_passed() {
 }
 
 #[tokio::test]
+async fn a_write_within_the_touch_interval_saves_but_keeps_the_idle_deadline_and_sends_no_cookie() {
+    let h = Harness::with(|c| c.with_touch_interval(Duration::seconds(60)));
+    let mut browser = Browser::new();
+    let (_, first) = h
+        .request(&mut browser, |s| s.insert("n", &1).unwrap())
+        .await;
+    assert_eq!(attribute(&first.unwrap(), "Max-Age"), Some("3600"));
+
+    h.advance_secs(30);
+    let plan = h.plan(&browser, |s| s.insert("n", &2).unwrap()).await;
+    match (&plan.store, &plan.cookie) {
+        (StoreOp::Save { record, .. }, CookieOp::None) => {
+            assert_eq!(
+                record.last_seen,
+                support::START,
+                "the idle timer did not move"
+            );
+            assert_eq!(record.expires_at, Some(support::START + Duration::hours(1)));
+        }
+        other => panic!("expected a save without a cookie, got {other:?}"),
+    }
+    let (_, set_cookie) = h
+        .request(&mut browser, |s| s.insert("n", &2).unwrap())
+        .await;
+    assert_eq!(
+        set_cookie, None,
+        "the cookie sent at creation is still right"
+    );
+    let (n, _) = h
+        .request(&mut browser, |s| s.get::<u32>("n").unwrap())
+        .await;
+    assert_eq!(n, Some(2), "the write was saved");
+
+    // Past the touch interval a write rolls the idle timeout and re-sends
+    // the cookie with a full Max-Age.
+    h.advance_secs(30);
+    let (_, set_cookie) = h
+        .request(&mut browser, |s| s.insert("n", &3).unwrap())
+        .await;
+    assert_eq!(attribute(&set_cookie.unwrap(), "Max-Age"), Some("3600"));
+}
+
+#[tokio::test]
+async fn a_session_written_more_often_than_the_touch_interval_lives_on_in_server_and_browser() {
+    let h = Harness::with(|c| {
+        c.with_idle_timeout(Some(Duration::minutes(10)))
+            .with_touch_interval(Duration::seconds(60))
+    });
+    let mut browser = Browser::new();
+    let mut cookie_expires = 0;
+    // A write every 25 s for 40 minutes: four idle timeouts.
+    for n in 1..=96u32 {
+        let (views, set_cookie) = h
+            .request(&mut browser, |s| {
+                s.update("views", |v: Option<u32>| v.unwrap_or(0) + 1)
+                    .unwrap()
+            })
+            .await;
+        assert_eq!(views, n, "the session survived request {n}");
+        let now = h.clock_elapsed_secs();
+        if let Some(set_cookie) = set_cookie {
+            let max_age: i64 = attribute(&set_cookie, "Max-Age").unwrap().parse().unwrap();
+            cookie_expires = now + max_age;
+        }
+        // The browser's cookie lives at least an idle timeout minus the
+        // touch interval past every request.
+        assert!(
+            cookie_expires - now >= 600 - 60,
+            "request {n}: {cookie_expires} at {now}"
+        );
+        h.advance_secs(25);
+    }
+}
+
+#[tokio::test]
+async fn a_write_within_the_touch_interval_still_moves_an_old_key_cookie_to_the_current_key() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("n", &1).unwrap())
+        .await;
+    let old_value = browser.get("id").unwrap().to_owned();
+    let new_key = Key::generate();
+    let rotated = h.sibling(|c| {
+        c.with_keys(KeyRing::new(new_key.clone()).with_previous(support::fixed_key()))
+    });
+    let (_, set_cookie) = support::request_with(&rotated, &mut browser, |s| {
+        s.insert("n", &2).unwrap();
+    })
+    .await
+    .unwrap();
+    let set_cookie = set_cookie.expect("re-issued under the current key");
+    assert_eq!(attribute(&set_cookie, "Max-Age"), Some("3600"));
+    let new_value = browser.get("id").unwrap();
+    assert_ne!(new_value, old_value);
+    assert!(codec::verify(&KeyRing::new(new_key), "id", new_value).is_ok());
+    let (n, _) = support::request_with(&rotated, &mut browser, |s| s.get::<u32>("n").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(n, Some(2));
+}
+
+#[tokio::test]
 async fn garbage_cookies_mean_no_session_and_never_panic() {
     let h = Harness::new();
     let mut good = Browser::new();
