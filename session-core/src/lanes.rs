@@ -222,7 +222,7 @@ async fn save_group(
     let mut record = first.record;
     let mut expected_version = first.expected_version;
     let mut ops = first.changes.0;
-    let mut from_last = false;
+    let mut newest_touch = None;
     if let Some((last_key, newest)) = last.as_ref() {
         if *last_key == key && newest.version > expected_version {
             // Another request of this session, in this process, saved a
@@ -234,7 +234,7 @@ async fn save_group(
             record.created_at = newest.created_at;
             expected_version = newest.version;
             record.version = newest.version.wrapping_add(1);
-            from_last = true;
+            newest_touch = Some((newest.last_seen, newest.expires_at));
         }
     }
     for job in jobs {
@@ -245,9 +245,18 @@ async fn save_group(
             record.expires_at = job.record.expires_at;
         }
     }
-    if ops.is_empty() && from_last {
-        // Only touches, and a newer save already moved the deadline.
-        return Ok(Executed::Done);
+    // The later touch wins (a write within the touch interval keeps the
+    // last-use time it loaded).
+    if let Some((last_seen, expires_at)) = newest_touch {
+        if last_seen >= record.last_seen {
+            if ops.is_empty() {
+                // Only touches, and a newer save already moved the deadline
+                // as far.
+                return Ok(Executed::Done);
+            }
+            record.last_seen = last_seen;
+            record.expires_at = expires_at;
+        }
     }
     let changes = Changes(ops);
     let (executed, written) = save(

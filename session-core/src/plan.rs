@@ -340,9 +340,11 @@ fn turn(
             tracing::debug!("session record vanished during the request; its changes are dropped");
             Ok(Turn::Finished(Executed::SessionGone, None))
         }
-        // A touch that lost to a real write: that write already moved the
-        // idle deadline.
-        SaveOutcome::Conflict(current) if changes.is_empty() => {
+        // A touch that lost to a write which moved the idle deadline at
+        // least as far: nothing left to do.
+        SaveOutcome::Conflict(current)
+            if changes.is_empty() && current.last_seen >= record.last_seen =>
+        {
             Ok(Turn::Finished(Executed::Done, Some(current)))
         }
         SaveOutcome::Conflict(current) => {
@@ -357,6 +359,13 @@ fn turn(
             replay(&changes.0, &mut data)?;
             record.data = data;
             record.created_at = current.created_at;
+            // The later touch wins: a write within the touch interval keeps
+            // the last-use time it loaded, which a concurrent touch may
+            // have moved since (and the other way round).
+            if current.last_seen > record.last_seen {
+                record.last_seen = current.last_seen;
+                record.expires_at = current.expires_at;
+            }
             *expected_version = current.version;
             record.version = current.version.wrapping_add(1);
             Ok(Turn::Again)

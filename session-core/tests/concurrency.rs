@@ -4,7 +4,9 @@
 mod support;
 
 use serde_json::json;
-use session_core::{SessionError, StoreOp};
+use std::sync::Arc;
+
+use session_core::{Engine, MemoryStore, SessionConfig, SessionError, SessionStore, StoreOp};
 use support::{Browser, Harness, open_with, request_with};
 
 fn push(item: String) -> impl Fn(Option<Vec<String>>) -> Vec<String> + Send + Sync + 'static {
@@ -375,4 +377,65 @@ async fn requests_grouped_into_an_interrupted_save_get_an_error_not_a_second_sav
             }
         })
         .await;
+}
+
+/// A write within the touch interval keeps the last-use time it loaded; a
+/// touch of the same session at the same time moves it. Whichever saves
+/// first, the stored record ends with the write's data and the touch's time:
+/// within one process (grouped by the save lanes), across two processes (a
+/// conflict in the store), and on a store that answers at once.
+#[tokio::test]
+async fn a_concurrent_touch_and_write_keep_both_the_data_and_the_later_touch() {
+    for setup in ["one process", "two processes", "immediate store"] {
+        for touch_first in [false, true] {
+            let h = Harness::with(|c| c.with_touch_interval(time::Duration::seconds(60)));
+            let memory = Arc::new(MemoryStore::with_clock(Arc::new(h.clock.clone())));
+            let (writer_engine, toucher_engine, store): (Engine, Engine, Arc<dyn SessionStore>) =
+                match setup {
+                    "one process" => (h.engine.clone(), h.engine.clone(), h.store.clone()),
+                    "two processes" => (h.engine.clone(), h.sibling(|c| c), h.store.clone()),
+                    _ => {
+                        let on_memory = |c: SessionConfig| {
+                            c.with_store(memory.clone())
+                                .with_touch_interval(time::Duration::seconds(60))
+                        };
+                        (h.sibling(on_memory), h.sibling(on_memory), memory.clone())
+                    }
+                };
+            let case = format!("{setup}, touch first: {touch_first}");
+            let mut browser = Browser::new();
+            request_with(&writer_engine, &mut browser, |s| s.insert("n", &1).unwrap())
+                .await
+                .unwrap();
+            h.advance_secs(59);
+            let writer = open_with(&writer_engine, &browser).await;
+            writer.insert("n", &2).unwrap();
+            let write = writer_engine.finish(&writer, writer_engine.now()).unwrap();
+            h.advance_secs(2);
+            let toucher = open_with(&toucher_engine, &browser).await;
+            let touch = toucher_engine
+                .finish(&toucher, toucher_engine.now())
+                .unwrap();
+            let StoreOp::Save { key, .. } = &touch.store else {
+                panic!("{case}: a touch is due");
+            };
+            let key = *key;
+            if touch_first {
+                toucher_engine.commit(touch).await.unwrap();
+                writer_engine.commit(write).await.unwrap();
+            } else {
+                writer_engine.commit(write).await.unwrap();
+                toucher_engine.commit(touch).await.unwrap();
+            }
+            let stored = store.load(&key).await.unwrap().expect("the session");
+            assert_eq!(stored.data.get("n"), Some(&json!(2)), "{case}");
+            let touched = support::START + time::Duration::seconds(61);
+            assert_eq!(stored.last_seen, touched, "{case}");
+            assert_eq!(
+                stored.expires_at,
+                Some(touched + time::Duration::hours(1)),
+                "{case}"
+            );
+        }
+    }
 }
