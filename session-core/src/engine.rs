@@ -734,6 +734,18 @@ impl Engine {
         deadline: Option<OffsetDateTime>,
         now: OffsetDateTime,
     ) -> String {
+        self.cookie_header(value.len(), |out| out.push_str(value), deadline, now)
+    }
+
+    /// The `Set-Cookie` value of the session cookie: `write_value` appends
+    /// the value, `value_len` bytes of it.
+    fn cookie_header(
+        &self,
+        value_len: usize,
+        write_value: impl FnOnce(&mut String),
+        deadline: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> String {
         const MAX_AGE: &str = "; Max-Age=";
         let inner = &self.inner;
         let name = &inner.config.name;
@@ -752,10 +764,10 @@ impl Engine {
         // Exactly the length needed: the header value takes the buffer over
         // as it is, with no copy and no extra allocation.
         let mut out =
-            String::with_capacity(name.len() + 1 + value.len() + inner.attributes.len() + extra);
+            String::with_capacity(name.len() + 1 + value_len + inner.attributes.len() + extra);
         out.push_str(name);
         out.push('=');
-        out.push_str(value);
+        write_value(&mut out);
         out.push_str(&inner.attributes);
         if !max_age.is_empty() {
             out.push_str(MAX_AGE);
@@ -770,8 +782,12 @@ impl Engine {
         deadline: Option<OffsetDateTime>,
         now: OffsetDateTime,
     ) -> String {
-        let value = self.inner.id_signer.sign(id.as_bytes());
-        self.session_cookie(&value, deadline, now)
+        self.cookie_header(
+            codec::signed_len(crate::ID_LEN),
+            |out| self.inner.id_signer.sign_into(id.as_bytes(), out),
+            deadline,
+            now,
+        )
     }
 
     fn inline_cookie(&self, record: &Record, now: OffsetDateTime) -> Result<String, SessionError> {

@@ -53,10 +53,19 @@ impl NamedSigner {
     }
 
     /// [`sign`] with the ring's current key.
+    #[cfg(test)]
     pub(crate) fn sign(&self, payload: &[u8]) -> String {
+        let mut out = String::with_capacity(signed_len(payload.len()));
+        self.sign_into(payload, &mut out);
+        out
+    }
+
+    /// Signs `payload` (as [`sign`]), appending to `out` (exactly
+    /// [`signed_len`]`(payload.len())` bytes).
+    pub(crate) fn sign_into(&self, payload: &[u8], out: &mut String) {
         let mut mac = self.states[0].1.clone();
         mac.update(payload);
-        encode(payload, &mac.finalize().into_bytes())
+        encode_into(payload, &mac.finalize().into_bytes(), out);
     }
 
     /// [`verify`] for a payload of exactly `N` bytes, without allocating.
@@ -120,7 +129,7 @@ const fn b64_len(n: usize) -> usize {
 }
 
 /// The length of a signed session id: `s1.`, the id, `.`, the tag.
-const ID_VALUE_LEN: usize = PREFIX.len() + b64_len(crate::ID_LEN) + 1 + b64_len(TAG_LEN);
+const ID_VALUE_LEN: usize = signed_len(crate::ID_LEN);
 
 /// A verified session id cookie's value, kept inline so that it can be sent
 /// back unchanged without a heap copy. Its `Debug` does not show it (it is
@@ -129,7 +138,7 @@ const ID_VALUE_LEN: usize = PREFIX.len() + b64_len(crate::ID_LEN) + 1 + b64_len(
 pub(crate) struct IdValue([u8; ID_VALUE_LEN]);
 
 impl IdValue {
-    /// The value, when it has the length [`NamedSigner::sign`] gives an id.
+    /// The value, when it has the length [`NamedSigner::sign_into`] gives an id.
     pub(crate) fn new(value: &[u8]) -> Option<Self> {
         value.try_into().ok().map(Self)
     }
@@ -146,13 +155,22 @@ impl std::fmt::Debug for IdValue {
     }
 }
 
+/// The length of the signed value of an `n`-byte payload.
+pub(crate) const fn signed_len(n: usize) -> usize {
+    PREFIX.len() + b64_len(n) + 1 + b64_len(TAG_LEN)
+}
+
 fn encode(payload: &[u8], tag: &[u8]) -> String {
-    let mut out = String::with_capacity(PREFIX.len() + (payload.len() + TAG_LEN) * 4 / 3 + 4);
-    out.push_str(PREFIX);
-    B64.encode_string(payload, &mut out);
-    out.push('.');
-    B64.encode_string(tag, &mut out);
+    let mut out = String::with_capacity(signed_len(payload.len()));
+    encode_into(payload, tag, &mut out);
     out
+}
+
+fn encode_into(payload: &[u8], tag: &[u8], out: &mut String) {
+    out.push_str(PREFIX);
+    B64.encode_string(payload, out);
+    out.push('.');
+    B64.encode_string(tag, out);
 }
 
 fn decode_array<const N: usize>(text: &[u8]) -> Result<[u8; N], CodecError> {
@@ -250,6 +268,9 @@ mod tests {
         let signer = NamedSigner::new(&ring(), "id");
         let value = signer.sign(&[7u8; crate::ID_LEN]);
         assert_eq!(value.len(), ID_VALUE_LEN);
+        for n in [0, 1, 2, 3, 4, 31, 32, 100] {
+            assert_eq!(signer.sign(&vec![1; n]).len(), signed_len(n));
+        }
         let inline = IdValue::new(value.as_bytes()).unwrap();
         assert_eq!(inline.as_str(), Some(value.as_str()));
         assert_eq!(format!("{inline:?}"), "IdValue(..)");
