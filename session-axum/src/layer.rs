@@ -197,7 +197,7 @@ impl<S: fmt::Debug> fmt::Debug for SessionService<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
-    S: Service<Request<ReqBody>, Response = axum::http::Response<ResBody>> + Clone,
+    S: Service<Request<ReqBody>, Response = axum::http::Response<ResBody>>,
     ResBody: HttpBody<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
@@ -216,12 +216,11 @@ where
             jar: OnceLock::new(),
         });
         request.extensions_mut().insert(SlotHandle(slot.clone()));
-        // The clone that was made ready is the one to call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Called at once, not from a future: the service made ready is used
+        // in place, with no clone.
         ResponseFuture {
             state: State::Handler {
-                future: inner.call(request),
+                future: self.inner.call(request),
                 slot: Some(slot),
             },
         }

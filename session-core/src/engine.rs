@@ -435,10 +435,13 @@ impl Engine {
     /// The rules, each unit-tested:
     /// - nothing carried and nothing stored: no store operation, no cookie;
     /// - new data on a new (or ended) session: a fresh id, create;
-    /// - changed data: compare-and-set save, cookie re-sent with the new
-    ///   `Max-Age`;
+    /// - changed data: compare-and-set save; once the touch interval has
+    ///   passed since the last touch, the idle timeout rolls and the cookie
+    ///   is re-sent with a fresh `Max-Age`; before that the record keeps its
+    ///   last-use time and no cookie is sent (the browser's still carries
+    ///   that deadline) unless it was made under a previous key;
     /// - unchanged: nothing, unless the touch interval has passed since the
-    ///   last write (then a touch save and a fresh `Max-Age`), or the cookie
+    ///   last touch (then a touch save and a fresh `Max-Age`), or the cookie
     ///   was made under a previous key (then it is re-issued);
     /// - `regenerate`: the data under a new id, created before the old
     ///   record is deleted;
