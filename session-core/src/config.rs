@@ -217,9 +217,13 @@ impl SessionConfig {
     /// deadline). So a session is guaranteed to live at least
     /// `idle - touch_interval` after its last request, and at most `idle`,
     /// whether its requests read or write. Default: 1/60 of the idle
-    /// timeout, at most 60 seconds (at most one unchanged write and one
-    /// cookie a minute per active session). A zero interval rolls the
-    /// timeout, and re-sends the cookie, on every request that has a session.
+    /// timeout, at most 60 seconds, so at most one touch (one unchanged
+    /// write, one cookie) per interval and active session. With an idle
+    /// timeout, a zero interval rolls the timeout, and re-sends the cookie,
+    /// on every request that has a session; the interval must be shorter
+    /// than the idle timeout ([`Engine::new`](crate::Engine::new) rejects it
+    /// otherwise). In cookie-store mode the data lives in the cookie, so
+    /// every write re-sends it and rolls the timeout.
     #[must_use]
     pub fn with_touch_interval(mut self, interval: Duration) -> Self {
         self.touch_interval = Some(interval);
@@ -354,6 +358,15 @@ impl SessionConfig {
         if self.touch_interval.is_some_and(Duration::is_negative) {
             return bad("the touch interval must not be negative".to_owned());
         }
+        if let (Some(interval), Some(idle)) = (self.touch_interval, self.expiry.idle()) {
+            // Otherwise no live session would ever be due a touch, and an
+            // active session would end `idle` after its creation.
+            if interval >= idle {
+                return bad(format!(
+                    "the touch interval ({interval}) must be shorter than the idle timeout ({idle})"
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -416,5 +429,18 @@ mod tests {
         assert_eq!(short.touch_interval(), Duration::seconds(2));
         let set = config().with_touch_interval(Duration::seconds(5));
         assert_eq!(set.touch_interval(), Duration::seconds(5));
+    }
+
+    #[test]
+    fn a_touch_interval_must_be_shorter_than_the_idle_timeout() {
+        let idle = config().with_idle_timeout(Some(Duration::seconds(30)));
+        let error = Engine::new(idle.clone().with_touch_interval(Duration::seconds(30)))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("touch interval"), "{error}");
+        assert!(Engine::new(idle.with_touch_interval(Duration::seconds(29))).is_ok());
+        // Without an idle timeout there is nothing to roll: any interval.
+        let no_idle = config().with_idle_timeout(None);
+        assert!(Engine::new(no_idle.with_touch_interval(Duration::hours(5))).is_ok());
     }
 }

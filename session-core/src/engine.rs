@@ -439,7 +439,9 @@ impl Engine {
     ///   passed since the last touch, the idle timeout rolls and the cookie
     ///   is re-sent with a fresh `Max-Age`; before that the record keeps its
     ///   last-use time and no cookie is sent (the browser's still carries
-    ///   that deadline) unless it was made under a previous key;
+    ///   that deadline) unless it was made under a previous key (in
+    ///   cookie-store mode the data is in the cookie: every write re-sends
+    ///   it);
     /// - unchanged: nothing, unless the touch interval has passed since the
     ///   last touch (then a touch save and a fresh `Max-Age`), or the cookie
     ///   was made under a previous key (then it is re-issued);

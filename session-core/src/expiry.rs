@@ -69,14 +69,20 @@ impl Expiry {
     ) -> Option<OffsetDateTime> {
         // One calendar addition, to whichever limit comes first.
         match (self.idle, self.absolute) {
-            (Some(idle), Some(absolute))
-                if (touched - created)
-                    .checked_add(idle)
-                    .is_some_and(|idle_end| idle_end < absolute) =>
-            {
-                Some(touched.saturating_add(idle))
+            (Some(idle), Some(absolute)) => {
+                // Both measured from `created`; a sum too large for a
+                // `Duration` is as far out as the idle timeout's sign says.
+                let idle_first = match (touched - created).checked_add(idle) {
+                    Some(idle_end) => idle_end < absolute,
+                    None => idle.is_negative(),
+                };
+                Some(if idle_first {
+                    touched.saturating_add(idle)
+                } else {
+                    created.saturating_add(absolute)
+                })
             }
-            (_, Some(absolute)) => Some(created.saturating_add(absolute)),
+            (None, Some(absolute)) => Some(created.saturating_add(absolute)),
             (Some(idle), None) => Some(touched.saturating_add(idle)),
             (None, None) => None,
         }
@@ -174,6 +180,15 @@ mod tests {
         let c = datetime!(2026-01-01 0:00 UTC);
         assert_eq!(e.deadline(c, c), Some(datetime!(2026-01-01 1:00 UTC)));
         assert!(e.has_ended(c, c, datetime!(2026-01-01 1:00 UTC)));
+        // And the other way round (not a configuration the engine accepts,
+        // but `Expiry` is public): the idle limit, far in the past, wins.
+        let e = Expiry::new(Some(Duration::MIN), Some(Duration::hours(1)));
+        let before = c - Duration::seconds(1);
+        assert_eq!(
+            e.deadline(c, before),
+            Some(before.saturating_add(Duration::MIN))
+        );
+        assert!(e.has_ended(c, before, c));
     }
 
     #[test]

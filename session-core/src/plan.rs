@@ -350,6 +350,11 @@ fn turn(
         SaveOutcome::Conflict(current) => {
             *conflicts += 1;
             if *conflicts > max_conflict_retries {
+                if changes.is_empty() {
+                    // A touch gives way: the session is busy being written,
+                    // and a read is no reason to answer 500.
+                    return Ok(Turn::Finished(Executed::Done, Some(current)));
+                }
                 return Err(SessionError::TooManyConflicts {
                     attempts: *conflicts,
                 });

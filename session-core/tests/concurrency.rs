@@ -159,6 +159,41 @@ fn twenty_parallel_appends_through_the_memory_store_lose_nothing() {
 }
 
 #[tokio::test]
+async fn a_touch_out_of_retries_gives_way_instead_of_failing_the_read() {
+    let touch_60s = |c: SessionConfig| {
+        c.with_max_conflict_retries(0)
+            .with_touch_interval(time::Duration::seconds(60))
+    };
+    let h = Harness::with(touch_60s);
+    let other = h.sibling(touch_60s);
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("n", &0).unwrap())
+        .await;
+    h.advance_secs(59);
+    let writer = open_with(&h.engine, &browser).await;
+    writer.insert("n", &1).unwrap();
+    let write = h.engine.finish(&writer, h.engine.now()).unwrap();
+    h.advance_secs(2);
+    let reader = open_with(&other, &browser).await;
+    let touch = other.finish(&reader, other.now()).unwrap();
+    assert!(
+        matches!(touch.store, StoreOp::Save { .. }),
+        "a touch is due"
+    );
+    h.engine.commit(write).await.unwrap();
+    // The touch meets the write (which kept the older last-use time) and has
+    // no retry left: the read still succeeds.
+    other
+        .commit(touch)
+        .await
+        .expect("a read never fails on a conflict");
+    let (n, _) = h
+        .request(&mut browser, |s| s.get::<u32>("n").unwrap())
+        .await;
+    assert_eq!(n, Some(1));
+}
+
+#[tokio::test]
 async fn conflicts_beyond_the_retry_limit_are_a_clear_error() {
     let h = Harness::with(|c| c.with_max_conflict_retries(0));
     let other = h.sibling(|c| c.with_max_conflict_retries(0));
