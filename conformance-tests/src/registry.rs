@@ -118,6 +118,7 @@ macro_rules! __adapter_cases {
             secure_setting_adds_the_secure_attribute: always;
             requests_without_session_data_get_no_session_cookie: always;
             unchanged_session_gets_no_cookie_until_the_touch_is_due: always;
+            writes_within_the_touch_interval_get_no_cookie: always;
             theme_cookie_is_set_read_and_cleared: always;
             signed_cookie_round_trips_and_tampered_value_reads_as_none: always;
             value_signed_for_one_cookie_name_is_refused_under_another: always;

@@ -131,3 +131,35 @@ pub fn unchanged_session_gets_no_cookie_until_the_touch_is_due(suite: &Suite) ->
     );
     Ok(())
 }
+
+/// A write right after another (within the touch interval: 1 min by default
+/// for a 1 h idle timeout) is saved but sends no cookie, since the browser's
+/// cookie still carries the session's deadline; once the interval has
+/// passed, a write re-sends it with a fresh `Max-Age`. In cookie-store mode
+/// the data travels in the cookie, so every write sends it.
+pub fn writes_within_the_touch_interval_get_no_cookie(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let browser = site.browser();
+    text(&browser.get("/views")?, 200, "Views: 1", "the first /views")?;
+    let reply = browser.get("/views")?;
+    text(&reply, 200, "Views: 2", "a second /views at once")?;
+    if suite.storage() == StorageMode::Server {
+        no_cookies(&reply, "a write within the touch interval")?;
+    } else {
+        check!(
+            reply.set_cookie("id").is_some(),
+            "cookie-store mode: a write sent no session cookie"
+        );
+    }
+    site.clock.advance(Duration::minutes(2));
+    let reply = browser.get("/views")?;
+    text(&reply, 200, "Views: 3", "/views 2 min later")?;
+    let Some(header) = reply.set_cookie("id") else {
+        fail!("a write 2 min after the last touch did not re-send the session cookie");
+    };
+    check!(
+        attributes(header).iter().any(|a| a == "max-age=3600"),
+        "the touched cookie's Max-Age: {header}"
+    );
+    Ok(())
+}
