@@ -91,6 +91,13 @@ SECRET=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232
 # A missing binary is skipped with a note.
 SERVERS=(
   "bare-axum|bare-axum||bare-axum"
+  # Calibration: bare axum plus a known amount of pure user-space work per
+  # request (BENCH_SPIN_NS), to read a library's Δ µs against. Run only when
+  # named in ONLY (ONLY=bare-axum,spin-500,spin-1000,...).
+  "spin-250|bare-axum|BENCH_SPIN_NS=250|bare-axum"
+  "spin-500|bare-axum|BENCH_SPIN_NS=500|bare-axum"
+  "spin-1000|bare-axum|BENCH_SPIN_NS=1000|bare-axum"
+  "spin-2000|bare-axum|BENCH_SPIN_NS=2000|bare-axum"
   "tower-sessions-signed|peer-tower-sessions|SESSION_SECRET=$SECRET|bare-axum"
   # "tower-sessions-plain|peer-tower-sessions|TS_COOKIE=plain|bare-axum"
   # Baseline on the same runtime shape as our demo (multi-thread, 1 worker):
@@ -193,6 +200,15 @@ cpu_ticks() {
   # rest starts at field 3 (state): utime is its 12th word, stime its 13th
   awk '{ print $12 + $13 }' <<<"$rest"
 }
+# "utime stime" of a process, in clock ticks: where the CPU time went (user
+# space: the framework, the library and the app; system: the kernel's
+# network stack and scheduler on behalf of the server).
+cpu_split() {
+  local stat rest
+  stat=$(<"/proc/$1/stat")
+  rest=${stat##*) }
+  awk '{ print $12, $13 }' <<<"$rest"
+}
 
 # "1.23ms" / "512.00us" / "1.02s" / "2.00m" -> milliseconds
 to_ms() {
@@ -223,6 +239,7 @@ NEED_REDIS=0
 for entry in "${SERVERS[@]}"; do
   IFS='|' read -r name cmd envs _ <<<"$entry"
   if [[ -n ${ONLY:-} && ",$ONLY," != *",$name,"* ]]; then continue; fi
+  if [[ $name == spin-* && ",${ONLY:-}," != *",$name,"* ]]; then continue; fi
   full=$(resolve_cmd "$cmd")
   bin=${full%% *}
   if [[ $bin == "$MAIN/target/release/examples/demo" && -z $DEMO_BIN ]]; then
@@ -297,7 +314,7 @@ redis_per_request() { # requests < redis_calls output
 }
 
 RESULTS=$OUT_DIR/results.tsv
-printf 'round\tserver\tcase\treq_per_s\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\tredis_rt_per_req\tredis_total_per_req\tredis_client_calls\tredis_cpu_us_per_req\n' >"$RESULTS"
+printf 'round\tserver\tcase\treq_per_s\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\tredis_rt_per_req\tredis_total_per_req\tredis_client_calls\tredis_cpu_us_per_req\tuser_us_per_req\tsys_us_per_req\n' >"$RESULTS"
 
 note "load average before start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine makes figures noisy)"
 note "raw output in $OUT_DIR"
@@ -377,9 +394,9 @@ run_one() { # round name cmd envs baseline case
 
   local t0 t1 r0=0 r1=0 out=$OUT_DIR/$tag.wrk
   ((redis)) && { rcli CONFIG RESETSTAT >/dev/null; r0=$(cpu_ticks "$REDIS_PID"); }
-  t0=$(cpu_ticks "$SERVER_PID")
+  t0=$(cpu_split "$SERVER_PID")
   taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdr[@]}" "${lua[@]}" "$base$path" >"$out" 2>&1
-  t1=$(cpu_ticks "$SERVER_PID")
+  t1=$(cpu_split "$SERVER_PID")
   ((redis)) && { r1=$(cpu_ticks "$REDIS_PID"); redis_calls >"$OUT_DIR/$tag.redis"; }
   cleanup
   SERVER_PID=""
@@ -395,8 +412,10 @@ run_one() { # round name cmd envs baseline case
   fi
   ((non2xx == 0)) || warn "$name $case: $non2xx non-2xx/3xx responses"
   grep -q '^  Socket errors' "$out" && warn "$name $case: $(grep '^  Socket errors' "$out")"
-  cpu_us=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v n="$requests" \
-    'BEGIN { printf "%.3f", (b - a) * 1e6 / hz / n }')
+  local user_us sys_us
+  read -r cpu_us user_us sys_us < <(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v n="$requests" \
+    'BEGIN { split(a, x, " "); split(b, y, " "); u = (y[1] - x[1]) * 1e6 / hz / n; s = (y[2] - x[2]) * 1e6 / hz / n
+      printf "%.3f %.3f %.3f\n", u + s, u, s }')
   local rstats=$'-\t-\t-' rcpu=- rnote=""
   if ((redis)); then
     rstats=$(redis_per_request "$requests" <"$OUT_DIR/$tag.redis")
@@ -404,9 +423,9 @@ run_one() { # round name cmd envs baseline case
       'BEGIN { printf "%.3f", (b - a) * 1e6 / hz / n }')
     rnote=", Redis $(cut -f1 <<<"$rstats") round trips/req ($(cut -f2 <<<"$rstats") commands), Redis CPU $rcpu µs/req"
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$case" "$rps" "$(to_ms "$p99")" \
-    "$cpu_us" "$requests" "$non2xx" "$rstats" "$rcpu" >>"$RESULTS"
-  note "round $round  $name  $case: $rps req/s, p99 $p99, $cpu_us µs CPU/req$rnote"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$case" "$rps" "$(to_ms "$p99")" \
+    "$cpu_us" "$requests" "$non2xx" "$rstats" "$rcpu" "$user_us" "$sys_us" >>"$RESULTS"
+  note "round $round  $name  $case: $rps req/s, p99 $p99, $cpu_us µs CPU/req (user $user_us, system $sys_us)$rnote"
 }
 
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -454,8 +473,8 @@ SUMMARY=$OUT_DIR/summary.md
 {
   echo "Load benchmark, $(date -u +%Y-%m-%dT%H:%MZ): medians over rounds; wrk -t1 -c$CONNECTIONS -d${DURATION}s on CPU $WRK_CPU, server on CPU $SERVER_CPU; ratio and Δ µs against each server's baseline (same framework, constant bodies).${REDIS_PID:+ Redis $(redis-server --version | awk '{ sub(/^v=/, "", $3); print $3 }') on CPU $REDIS_CPU.}"
   echo
-  echo "| server | case | rounds | req/s | p99 (ms) | CPU µs/req | baseline | ratio | Δ µs | Δ µs paired | Δ µs of minima | non-2xx | Redis round trips/req | Redis commands/req (incl. in scripts) | client-sent commands/req | Redis CPU µs/req |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "| server | case | rounds | req/s | p99 (ms) | CPU µs/req | baseline | ratio | Δ µs | Δ µs paired | Δ µs of minima | Δ user µs | Δ system µs | non-2xx | Redis round trips/req | Redis commands/req (incl. in scripts) | client-sent commands/req | Redis CPU µs/req |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   for case in "${CASE_LIST[@]}"; do
     for entry in "${RUN[@]}"; do
       IFS='|' read -r name _ _ baseline <<<"$entry"
@@ -473,9 +492,11 @@ SUMMARY=$OUT_DIR/summary.md
       bd=$(breakdown "$name" "$case")
       rcpu=$(col "$name" "$case" 12)
       pdelta=$(paired_delta "$name" "$baseline" "$case")
+      du=$(awk -v a="$(col "$name" "$case" 13)" -v b="$(col "$baseline" "$case" 13)" 'BEGIN { if (a == "nan" || b == "nan") print "n/a"; else printf "%+.2f", a - b }')
+      ds=$(awk -v a="$(col "$name" "$case" 14)" -v b="$(col "$baseline" "$case" 14)" 'BEGIN { if (a == "nan" || b == "nan") print "n/a"; else printf "%+.2f", a - b }')
       mdelta=$(awk -v a="$(colmin "$name" "$case")" -v b="$(colmin "$baseline" "$case")" 'BEGIN { if (a == "nan" || b == "nan") print "nan"; else print a - b }')
       awk -v name="$name" -v c="$case" -v n="$n" -v rps="$rps" -v p99="$p99" -v cpu="$cpu" \
-        -v pdelta="$pdelta" -v mdelta="$mdelta" \
+        -v pdelta="$pdelta" -v mdelta="$mdelta" -v du="$du" -v ds="$ds" \
         -v base="$baseline" -v brps="$base_rps" -v bcpu="$base_cpu" -v non2xx="$non2xx" \
         -v rt="$rt" -v tot="$tot" -v bd="$bd" -v rcpu="$rcpu" 'BEGIN {
           ratio = (brps == "nan" || brps == 0) ? "n/a" : sprintf("%.2f", rps / brps)
@@ -486,8 +507,8 @@ SUMMARY=$OUT_DIR/summary.md
           rcpu = (rcpu == "-") ? "–" : sprintf("%.2f", rcpu)
           pdelta = (pdelta == "nan") ? "n/a" : sprintf("%+.2f", pdelta)
           mdelta = (mdelta == "nan") ? "n/a" : sprintf("%+.2f", mdelta)
-          printf "| %s | %s | %d | %.0f | %.2f | %.2f | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n",
-            name, c, n, rps, p99, cpu, base, ratio, delta, pdelta, mdelta, non2xx, rt, tot, bd, rcpu }'
+          printf "| %s | %s | %d | %.0f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n",
+            name, c, n, rps, p99, cpu, base, ratio, delta, pdelta, mdelta, du, ds, non2xx, rt, tot, bd, rcpu }'
     done
   done
 } >"$SUMMARY"

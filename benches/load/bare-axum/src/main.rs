@@ -8,6 +8,12 @@
 //! Environment: `PORT` (default 3000), `BENCH_RUNTIME` = `current_thread`
 //! (default: everything on the one main thread) or `multi_thread` (one worker
 //! unless `TOKIO_WORKER_THREADS` says otherwise, like our demo).
+//!
+//! `BENCH_SPIN_NS` (default 0, not for the baseline itself): every response
+//! first burns about that many nanoseconds of pure user-space computation
+//! (no memory traffic, no system calls). A calibration server: it shows what
+//! a known amount of added work per request measures as under `run.sh`, so
+//! a library's Δ µs can be read against it.
 
 use axum::{
     Router,
@@ -20,11 +26,59 @@ const TEXT: [(axum::http::HeaderName, &str); 1] = [(CONTENT_TYPE, "text/plain; c
 const JSON: [(axum::http::HeaderName, &str); 1] = [(CONTENT_TYPE, "application/json")];
 
 fn text(body: &'static str) -> impl IntoResponse {
+    spin();
     (TEXT, body)
 }
 
 fn json(body: &'static str) -> impl IntoResponse {
+    spin();
     (JSON, body)
+}
+
+/// Loop iterations per request for `BENCH_SPIN_NS` (0: none).
+static SPIN_ITERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A dependent chain of multiplications: about one iteration per few cycles,
+/// the same on every call, touching no memory.
+#[inline(never)]
+fn burn(iterations: u64) -> u64 {
+    let mut x = std::hint::black_box(0x9e37_79b9_7f4a_7c15_u64);
+    for _ in 0..iterations {
+        x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+    }
+    x
+}
+
+fn spin() {
+    let n = SPIN_ITERATIONS.load(std::sync::atomic::Ordering::Relaxed);
+    if n > 0 {
+        std::hint::black_box(burn(n));
+    }
+}
+
+/// Sets `SPIN_ITERATIONS` from `BENCH_SPIN_NS`, timing `burn` on this
+/// (pinned) CPU for about 200 ms and keeping the fastest of 20 slices.
+fn calibrate_spin() {
+    let ns: u64 = match std::env::var("BENCH_SPIN_NS") {
+        Ok(v) => v.parse().unwrap_or_else(|_| {
+            eprintln!("BENCH_SPIN_NS: not a number of nanoseconds: {v:?}");
+            std::process::exit(2)
+        }),
+        Err(_) => return,
+    };
+    if ns == 0 {
+        return;
+    }
+    const PROBE: u64 = 1_000_000;
+    let mut best = f64::MAX;
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        std::hint::black_box(burn(PROBE));
+        best = best.min(t.elapsed().as_nanos() as f64 / PROBE as f64);
+    }
+    let iterations = (ns as f64 / best).round().max(1.0) as u64;
+    eprintln!("BENCH_SPIN_NS={ns}: {iterations} iterations per request ({best:.3} ns each)");
+    SPIN_ITERATIONS.store(iterations, std::sync::atomic::Ordering::Relaxed);
 }
 
 fn app() -> Router {
@@ -80,6 +134,7 @@ fn main() {
         }),
         Err(_) => 3000,
     };
+    calibrate_spin();
     runtime().block_on(async move {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
