@@ -68,6 +68,8 @@ done
 REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 
 # A fixed 64-byte key (128 hex chars), so runs are comparable.
+# A stand-in for our signed id cookie's value, of the same length.
+FAKE_ID=s1.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
 SECRET=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f
 
 # ---------------------------------------------------------------------------
@@ -98,6 +100,10 @@ SERVERS=(
   "spin-500|bare-axum|BENCH_SPIN_NS=500|bare-axum"
   "spin-1000|bare-axum|BENCH_SPIN_NS=1000|bare-axum"
   "spin-2000|bare-axum|BENCH_SPIN_NS=2000|bare-axum"
+  # The same with a cookie as long as our id cookie (69 characters) replayed
+  # on every request, as the session servers' cases do.
+  "cookie-0|bare-axum|BENCH_COOKIE=$FAKE_ID|bare-axum"
+  "cookie-1000|bare-axum|BENCH_SPIN_NS=1000 BENCH_COOKIE=$FAKE_ID|bare-axum"
   "tower-sessions-signed|peer-tower-sessions|SESSION_SECRET=$SECRET|bare-axum"
   # "tower-sessions-plain|peer-tower-sessions|TS_COOKIE=plain|bare-axum"
   # Baseline on the same runtime shape as our demo (multi-thread, 1 worker):
@@ -239,7 +245,7 @@ NEED_REDIS=0
 for entry in "${SERVERS[@]}"; do
   IFS='|' read -r name cmd envs _ <<<"$entry"
   if [[ -n ${ONLY:-} && ",$ONLY," != *",$name,"* ]]; then continue; fi
-  if [[ $name == spin-* && ",${ONLY:-}," != *",$name,"* ]]; then continue; fi
+  if [[ $name == spin-* || $name == cookie-* ]] && [[ ",${ONLY:-}," != *",$name,"* ]]; then continue; fi
   full=$(resolve_cmd "$cmd")
   bin=${full%% *}
   if [[ $bin == "$MAIN/target/release/examples/demo" && -z $DEMO_BIN ]]; then
@@ -356,7 +362,7 @@ run_one() { # round name cmd envs baseline case
     cookie=$(curl -sS -D - -o /dev/null "$base/views" | tr -d '\r' \
       | awk 'tolower($1) == "set-cookie:" { sub(/^[^:]*:[ ]*/, ""); split($0, a, ";"); print a[1]; exit }')
     # (The bare servers set no cookie.)
-    if [[ -z $cookie && $name != "$baseline" && $name != bare-* ]]; then
+    if [[ -z $cookie && $name != "$baseline" && $name != bare-* && $name != spin-* && $name != cookie-* ]]; then
       warn "$name: no Set-Cookie on the first GET /views"
     fi
   fi

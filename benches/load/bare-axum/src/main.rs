@@ -14,6 +14,11 @@
 //! (no memory traffic, no system calls). A calibration server: it shows what
 //! a known amount of added work per request measures as under `run.sh`, so
 //! a library's Δ µs can be read against it.
+//!
+//! `BENCH_COOKIE` (not for the baseline itself): `GET /views` also answers
+//! `Set-Cookie: id=<BENCH_COOKIE>`, so `run.sh` replays a cookie of that
+//! size on every request, as it does for a session library: the calibration
+//! then has the same request bytes as the library it is read against.
 
 use axum::{
     Router,
@@ -33,6 +38,29 @@ fn text(body: &'static str) -> impl IntoResponse {
 fn json(body: &'static str) -> impl IntoResponse {
     spin();
     (JSON, body)
+}
+
+/// `GET /views`: `Views: 1`, with the `BENCH_COOKIE` cookie when one is set.
+async fn views() -> axum::response::Response {
+    static COOKIE: std::sync::OnceLock<Option<axum::http::HeaderValue>> =
+        std::sync::OnceLock::new();
+    let cookie = COOKIE.get_or_init(|| {
+        let value = std::env::var("BENCH_COOKIE").ok()?;
+        match axum::http::HeaderValue::from_str(&format!("id={value}; Path=/; HttpOnly")) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                eprintln!("BENCH_COOKIE: not a valid header value: {value:?}");
+                std::process::exit(2)
+            }
+        }
+    });
+    let mut response = text("Views: 1").into_response();
+    if let Some(cookie) = cookie {
+        response
+            .headers_mut()
+            .insert(axum::http::header::SET_COOKIE, cookie.clone());
+    }
+    response
 }
 
 /// Loop iterations per request for `BENCH_SPIN_NS` (0: none).
@@ -84,7 +112,7 @@ fn calibrate_spin() {
 fn app() -> Router {
     Router::new()
         // Session routes.
-        .route("/views", get(|| async { text("Views: 1") }))
+        .route("/views", get(views))
         .route(
             "/set",
             axum::routing::post(|| async { text("Session set") }),
