@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::collections::hash_map;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -259,10 +260,18 @@ impl ImmediateStore for MemoryStore {
         let now_ms = self.now_ms();
         let mut shard = self.shard(key);
         shard.sweep_if_due(now_ms);
-        match shard.map.get(key) {
-            Some(existing) if existing.live_at(now_ms) => Err(StoreError::Exists),
-            _ => {
-                shard.map.insert(*key, entry);
+        // One probe of the table: with many sessions its slot is a cache
+        // miss, paid once.
+        match shard.map.entry(*key) {
+            hash_map::Entry::Occupied(existing) if existing.get().live_at(now_ms) => {
+                Err(StoreError::Exists)
+            }
+            hash_map::Entry::Occupied(mut expired) => {
+                expired.insert(entry);
+                Ok(())
+            }
+            hash_map::Entry::Vacant(slot) => {
+                slot.insert(entry);
                 Ok(())
             }
         }
