@@ -105,7 +105,9 @@ SERVERS=(
   "cookie-0|bare-axum|BENCH_COOKIE=$FAKE_ID|bare-axum"
   "cookie-1000|bare-axum|BENCH_SPIN_NS=1000 BENCH_COOKIE=$FAKE_ID|bare-axum"
   "tower-sessions-signed|peer-tower-sessions|SESSION_SECRET=$SECRET|bare-axum"
-  # "tower-sessions-plain|peer-tower-sessions|TS_COOKIE=plain|bare-axum"
+  # The peer with an unsigned id cookie, as perf-anchors.md measured it
+  # (run only when named in ONLY).
+  "tower-sessions-plain|peer-tower-sessions|TS_COOKIE=plain|bare-axum"
   # Baseline on the same runtime shape as our demo (multi-thread, 1 worker):
   "bare-axum-mt|bare-axum|BENCH_RUNTIME=multi_thread TOKIO_WORKER_THREADS=1|bare-axum"
   # Our demo on the runtime shape of bare-axum and the tower-sessions peers
@@ -245,7 +247,8 @@ NEED_REDIS=0
 for entry in "${SERVERS[@]}"; do
   IFS='|' read -r name cmd envs _ <<<"$entry"
   if [[ -n ${ONLY:-} && ",$ONLY," != *",$name,"* ]]; then continue; fi
-  if [[ $name == spin-* || $name == cookie-* ]] && [[ ",${ONLY:-}," != *",$name,"* ]]; then continue; fi
+  if [[ $name == spin-* || $name == cookie-* || $name == tower-sessions-plain ]] \
+    && [[ ",${ONLY:-}," != *",$name,"* ]]; then continue; fi
   full=$(resolve_cmd "$cmd")
   bin=${full%% *}
   if [[ $bin == "$MAIN/target/release/examples/demo" && -z $DEMO_BIN ]]; then
