@@ -11,6 +11,11 @@
 //! Run: `cargo bench -p session-axum --bench adapter`. Figures are in
 //! `benches/README.md`.
 //!
+//! Both routers are prepared as `axum::serve` prepares one for each
+//! connection (`Router::with_state(())`, which turns every handler into a
+//! route once instead of on every request), so each request costs what it
+//! costs under a real server.
+//!
 //! On a noisy machine, count instructions instead of time: the bench binary
 //! given `--count CASE N` (CASE as in `ours/views-session`) runs that case N
 //! times and exits, for `perf stat -e instructions:u`; subtract a run with
@@ -46,26 +51,33 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// The baseline: the two benchmarked routes as constant bodies, like
 /// `benches/load/bare-axum`.
 fn bare() -> Router {
-    Router::new()
-        .route(
-            "/views",
-            get(|| async { ([(CONTENT_TYPE, "text/plain; charset=utf-8")], "Views: 1") }),
-        )
-        .route(
-            "/get",
-            get(|| async {
-                (
-                    [(CONTENT_TYPE, "application/json")],
-                    r#"{"user":"No user set"}"#,
-                )
-            }),
-        )
+    serve_ready(
+        Router::new()
+            .route(
+                "/views",
+                get(|| async { ([(CONTENT_TYPE, "text/plain; charset=utf-8")], "Views: 1") }),
+            )
+            .route(
+                "/get",
+                get(|| async {
+                    (
+                        [(CONTENT_TYPE, "application/json")],
+                        r#"{"user":"No user set"}"#,
+                    )
+                }),
+            ),
+    )
+}
+
+/// What `axum::serve` does with the app for every connection.
+fn serve_ready(app: Router) -> Router {
+    app.with_state(())
 }
 
 fn ours() -> Router {
     let key = Key::from_bytes(&(0..64u8).collect::<Vec<_>>()).unwrap();
     // The defaults, as the demo's: the memory store and the system clock.
-    demo::app(SessionConfig::new(KeyRing::new(key))).unwrap()
+    serve_ready(demo::app(SessionConfig::new(KeyRing::new(key))).unwrap())
 }
 
 fn request(path: &str, cookie: Option<&HeaderValue>) -> Request<Body> {
