@@ -501,8 +501,9 @@ SUMMARY=$OUT_DIR/summary.md
       bd=$(breakdown "$name" "$case")
       rcpu=$(col "$name" "$case" 12)
       pdelta=$(paired_delta "$name" "$baseline" "$case")
-      du=$(awk -v a="$(col "$name" "$case" 13)" -v b="$(col "$baseline" "$case" 13)" 'BEGIN { if (a == "nan" || b == "nan") print "n/a"; else printf "%+.2f", a - b }')
-      ds=$(awk -v a="$(col "$name" "$case" 14)" -v b="$(col "$baseline" "$case" 14)" 'BEGIN { if (a == "nan" || b == "nan") print "n/a"; else printf "%+.2f", a - b }')
+      # (col gives "-" for an empty column from 9 on: no baseline run.)
+      du=$(awk -v a="$(col "$name" "$case" 13)" -v b="$(col "$baseline" "$case" 13)" 'BEGIN { if (a == "nan" || b == "nan" || a == "-" || b == "-") print "n/a"; else printf "%+.2f", a - b }')
+      ds=$(awk -v a="$(col "$name" "$case" 14)" -v b="$(col "$baseline" "$case" 14)" 'BEGIN { if (a == "nan" || b == "nan" || a == "-" || b == "-") print "n/a"; else printf "%+.2f", a - b }')
       mdelta=$(awk -v a="$(colmin "$name" "$case")" -v b="$(colmin "$baseline" "$case")" 'BEGIN { if (a == "nan" || b == "nan") print "nan"; else print a - b }')
       awk -v name="$name" -v c="$case" -v n="$n" -v rps="$rps" -v p99="$p99" -v cpu="$cpu" \
         -v pdelta="$pdelta" -v mdelta="$mdelta" -v du="$du" -v ds="$ds" \

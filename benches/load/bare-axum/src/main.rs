@@ -42,25 +42,30 @@ fn json(body: &'static str) -> impl IntoResponse {
 
 /// `GET /views`: `Views: 1`, with the `BENCH_COOKIE` cookie when one is set.
 async fn views() -> axum::response::Response {
-    static COOKIE: std::sync::OnceLock<Option<axum::http::HeaderValue>> =
-        std::sync::OnceLock::new();
-    let cookie = COOKIE.get_or_init(|| {
-        let value = std::env::var("BENCH_COOKIE").ok()?;
-        match axum::http::HeaderValue::from_str(&format!("id={value}; Path=/; HttpOnly")) {
-            Ok(v) => Some(v),
-            Err(_) => {
-                eprintln!("BENCH_COOKIE: not a valid header value: {value:?}");
-                std::process::exit(2)
-            }
-        }
-    });
     let mut response = text("Views: 1").into_response();
-    if let Some(cookie) = cookie {
+    if let Some(Some(cookie)) = COOKIE.get() {
         response
             .headers_mut()
             .insert(axum::http::header::SET_COOKIE, cookie.clone());
     }
     response
+}
+
+/// The `Set-Cookie` of `GET /views`, from `BENCH_COOKIE` (set at start-up).
+static COOKIE: std::sync::OnceLock<Option<axum::http::HeaderValue>> = std::sync::OnceLock::new();
+
+/// Reads `BENCH_COOKIE` into `COOKIE`; exits with a message when it cannot be
+/// a header value.
+fn read_cookie() {
+    let cookie = std::env::var("BENCH_COOKIE").ok().map(|value| {
+        axum::http::HeaderValue::from_str(&format!("id={value}; Path=/; HttpOnly")).unwrap_or_else(
+            |_| {
+                eprintln!("BENCH_COOKIE: not a valid header value: {value:?}");
+                std::process::exit(2)
+            },
+        )
+    });
+    let _ = COOKIE.set(cookie);
 }
 
 /// Loop iterations per request for `BENCH_SPIN_NS` (0: none).
@@ -85,7 +90,8 @@ fn spin() {
 }
 
 /// Sets `SPIN_ITERATIONS` from `BENCH_SPIN_NS`, timing `burn` on this
-/// (pinned) CPU for about 200 ms and keeping the fastest of 20 slices.
+/// (pinned) CPU in 20 slices of a million iterations (a few tens of
+/// milliseconds) and keeping the fastest.
 fn calibrate_spin() {
     let ns: u64 = match std::env::var("BENCH_SPIN_NS") {
         Ok(v) => v.parse().unwrap_or_else(|_| {
@@ -163,6 +169,7 @@ fn main() {
         Err(_) => 3000,
     };
     calibrate_spin();
+    read_cookie();
     runtime().block_on(async move {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
