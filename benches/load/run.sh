@@ -199,24 +199,19 @@ stop_redis() {
 trap 'cleanup; stop_redis' EXIT
 trap 'exit 130' INT TERM
 
-# utime + stime (fields 14 and 15) of a process, in clock ticks. The comm
+# "utime stime" (fields 14 and 15) of a process, in clock ticks: where the
+# CPU time went (user space: the framework, the library and the app; system:
+# the kernel's network stack and scheduler on behalf of the server). The comm
 # field may hold spaces, so count fields after its closing parenthesis.
-cpu_ticks() {
-  local stat rest
-  stat=$(<"/proc/$1/stat")
-  rest=${stat##*) }
-  # rest starts at field 3 (state): utime is its 12th word, stime its 13th
-  awk '{ print $12 + $13 }' <<<"$rest"
-}
-# "utime stime" of a process, in clock ticks: where the CPU time went (user
-# space: the framework, the library and the app; system: the kernel's
-# network stack and scheduler on behalf of the server).
 cpu_split() {
   local stat rest
   stat=$(<"/proc/$1/stat")
   rest=${stat##*) }
+  # rest starts at field 3 (state): utime is its 12th word, stime its 13th
   awk '{ print $12, $13 }' <<<"$rest"
 }
+# utime + stime of a process, in clock ticks.
+cpu_ticks() { cpu_split "$1" | awk '{ print $1 + $2 }'; }
 
 # "1.23ms" / "512.00us" / "1.02s" / "2.00m" -> milliseconds
 to_ms() {
@@ -463,6 +458,12 @@ paired_delta() { # server baseline case
   awk -F'\t' -v s="$1" -v b="$2" -v c="$3" 'NR > 1 && $3 == c && ($2 == s || $2 == b) { cpu[$1, $2] = $6; r[$1] = 1 }
     END { for (k in r) if ((k, s) in cpu && (k, b) in cpu) print cpu[k, s] - cpu[k, b] }' "$RESULTS" | median
 }
+# Difference of the medians of one column, server minus baseline ("n/a"
+# when either has none: col gives "-" for an empty column from 9 on).
+median_delta() { # server baseline case column
+  awk -v a="$(col "$1" "$3" "$4")" -v b="$(col "$2" "$3" "$4")" \
+    'BEGIN { if (a == "nan" || b == "nan" || a == "-" || b == "-") print "n/a"; else printf "%+.2f", a - b }'
+}
 # The lowest CPU µs/req over rounds: interference only ever adds time.
 colmin() { awk -F'\t' -v s="$1" -v c="$2" 'NR > 1 && $2 == s && $3 == c { if (m == "" || $6 < m) m = $6 } END { print (m == "" ? "nan" : m) }' "$RESULTS"; }
 nrounds() { awk -F'\t' -v s="$1" -v c="$2" 'NR > 1 && $2 == s && $3 == c' "$RESULTS" | wc -l; }
@@ -501,9 +502,8 @@ SUMMARY=$OUT_DIR/summary.md
       bd=$(breakdown "$name" "$case")
       rcpu=$(col "$name" "$case" 12)
       pdelta=$(paired_delta "$name" "$baseline" "$case")
-      # (col gives "-" for an empty column from 9 on: no baseline run.)
-      du=$(awk -v a="$(col "$name" "$case" 13)" -v b="$(col "$baseline" "$case" 13)" 'BEGIN { if (a == "nan" || b == "nan" || a == "-" || b == "-") print "n/a"; else printf "%+.2f", a - b }')
-      ds=$(awk -v a="$(col "$name" "$case" 14)" -v b="$(col "$baseline" "$case" 14)" 'BEGIN { if (a == "nan" || b == "nan" || a == "-" || b == "-") print "n/a"; else printf "%+.2f", a - b }')
+      du=$(median_delta "$name" "$baseline" "$case" 13)
+      ds=$(median_delta "$name" "$baseline" "$case" 14)
       mdelta=$(awk -v a="$(colmin "$name" "$case")" -v b="$(colmin "$baseline" "$case")" 'BEGIN { if (a == "nan" || b == "nan") print "nan"; else print a - b }')
       awk -v name="$name" -v c="$case" -v n="$n" -v rps="$rps" -v p99="$p99" -v cpu="$cpu" \
         -v pdelta="$pdelta" -v mdelta="$mdelta" -v du="$du" -v ds="$ds" \
