@@ -40,6 +40,15 @@
 #                     itself never runs niced)
 #   OUT_DIR=dir       where raw wrk output, server logs, results.tsv and
 #                     summary.md go (default: a new directory under /tmp)
+#   WRK_BUSY_POLL=1   wrk never sleeps: busy-poll/busy_poll.c (built with cc)
+#                     is preloaded into it, so no server response has to
+#                     wake wrk's CPU (see "Wake-ups" in README.md). A
+#                     diagnostic beside the standard method, not instead of it.
+#
+# Every run also counts the wake-up interrupts (rescheduling and
+# function-call IPIs, from /proc/interrupts) that wrk's CPU received, per
+# request: a response that finds wrk asleep wakes its CPU with one, and on a
+# virtual machine the sender, the server, pays for it in system time.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -157,6 +166,13 @@ fi
 for tool in taskset curl getconf; do
   command -v "$tool" >/dev/null 2>&1 || { warn "$tool is required"; exit 1; }
 done
+declare -a WRK_ENV=()
+if [[ ${WRK_BUSY_POLL:-0} == 1 ]]; then
+  cc -O2 -shared -fPIC -o "$OUT_DIR/busy_poll.so" "$HERE/busy-poll/busy_poll.c" -ldl \
+    || { warn "could not build busy-poll/busy_poll.c (a C compiler, cc, is required)"; exit 1; }
+  WRK_ENV=(LD_PRELOAD="$OUT_DIR/busy_poll.so")
+  note "wrk busy-polls (WRK_BUSY_POLL=1): no response has to wake its CPU"
+fi
 
 # (b) builds
 build() {
@@ -212,6 +228,12 @@ cpu_split() {
 }
 # utime + stime of a process, in clock ticks.
 cpu_ticks() { cpu_split "$1" | awk '{ print $1 + $2 }'; }
+
+# Wake-up interrupts received so far by one CPU: rescheduling plus
+# function-call IPIs (the two that wake a sleeping task's CPU).
+wake_ipis() { # cpu
+  awk -v col=$(($1 + 2)) '$1 == "RES:" || $1 == "CAL:" { n += $col } END { print n + 0 }' /proc/interrupts
+}
 
 # "1.23ms" / "512.00us" / "1.02s" / "2.00m" -> milliseconds
 to_ms() {
@@ -318,7 +340,7 @@ redis_per_request() { # requests < redis_calls output
 }
 
 RESULTS=$OUT_DIR/results.tsv
-printf 'round\tserver\tcase\treq_per_s\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\tredis_rt_per_req\tredis_total_per_req\tredis_client_calls\tredis_cpu_us_per_req\tuser_us_per_req\tsys_us_per_req\n' >"$RESULTS"
+printf 'round\tserver\tcase\treq_per_s\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\tredis_rt_per_req\tredis_total_per_req\tredis_client_calls\tredis_cpu_us_per_req\tuser_us_per_req\tsys_us_per_req\twrk_cpu_wakeups_per_req\n' >"$RESULTS"
 
 note "load average before start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine makes figures noisy)"
 note "raw output in $OUT_DIR"
@@ -399,8 +421,11 @@ run_one() { # round name cmd envs baseline case
   local t0 t1 r0=0 r1=0 out=$OUT_DIR/$tag.wrk
   ((redis)) && { rcli CONFIG RESETSTAT >/dev/null; r0=$(cpu_ticks "$REDIS_PID"); }
   t0=$(cpu_split "$SERVER_PID")
-  taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdr[@]}" "${lua[@]}" "$base$path" >"$out" 2>&1
+  local w0 w1
+  w0=$(wake_ipis "$WRK_CPU")
+  env "${WRK_ENV[@]}" taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdr[@]}" "${lua[@]}" "$base$path" >"$out" 2>&1
   t1=$(cpu_split "$SERVER_PID")
+  w1=$(wake_ipis "$WRK_CPU")
   ((redis)) && { r1=$(cpu_ticks "$REDIS_PID"); redis_calls >"$OUT_DIR/$tag.redis"; }
   cleanup
   SERVER_PID=""
@@ -427,9 +452,11 @@ run_one() { # round name cmd envs baseline case
       'BEGIN { printf "%.3f", (b - a) * 1e6 / hz / n }')
     rnote=", Redis $(cut -f1 <<<"$rstats") round trips/req ($(cut -f2 <<<"$rstats") commands), Redis CPU $rcpu µs/req"
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$case" "$rps" "$(to_ms "$p99")" \
-    "$cpu_us" "$requests" "$non2xx" "$rstats" "$rcpu" "$user_us" "$sys_us" >>"$RESULTS"
-  note "round $round  $name  $case: $rps req/s, p99 $p99, $cpu_us µs CPU/req (user $user_us, system $sys_us)$rnote"
+  local wakeups
+  wakeups=$(awk -v a="$w0" -v b="$w1" -v n="$requests" 'BEGIN { printf "%.3f", (b - a) / n }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$case" "$rps" "$(to_ms "$p99")" \
+    "$cpu_us" "$requests" "$non2xx" "$rstats" "$rcpu" "$user_us" "$sys_us" "$wakeups" >>"$RESULTS"
+  note "round $round  $name  $case: $rps req/s, p99 $p99, $cpu_us µs CPU/req (user $user_us, system $sys_us), $wakeups wake-ups of wrk's CPU/req$rnote"
 }
 
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -481,10 +508,10 @@ breakdown() { # server case
 
 SUMMARY=$OUT_DIR/summary.md
 {
-  echo "Load benchmark, $(date -u +%Y-%m-%dT%H:%MZ): medians over rounds; wrk -t1 -c$CONNECTIONS -d${DURATION}s on CPU $WRK_CPU, server on CPU $SERVER_CPU; ratio and Δ µs against each server's baseline (same framework, constant bodies).${REDIS_PID:+ Redis $(redis-server --version | awk '{ sub(/^v=/, "", $3); print $3 }') on CPU $REDIS_CPU.}"
+  echo "Load benchmark, $(date -u +%Y-%m-%dT%H:%MZ): medians over rounds; wrk -t1 -c$CONNECTIONS -d${DURATION}s on CPU $WRK_CPU, server on CPU $SERVER_CPU; ratio and Δ µs against each server's baseline (same framework, constant bodies).${WRK_ENV[*]:+ wrk busy-polls (WRK_BUSY_POLL=1).}${REDIS_PID:+ Redis $(redis-server --version | awk '{ sub(/^v=/, "", $3); print $3 }') on CPU $REDIS_CPU.}"
   echo
-  echo "| server | case | rounds | req/s | p99 (ms) | CPU µs/req | baseline | ratio | Δ µs | Δ µs paired | Δ µs of minima | Δ user µs | Δ system µs | non-2xx | Redis round trips/req | Redis commands/req (incl. in scripts) | client-sent commands/req | Redis CPU µs/req |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "| server | case | rounds | req/s | p99 (ms) | CPU µs/req | baseline | ratio | Δ µs | Δ µs paired | Δ µs of minima | Δ user µs | Δ system µs | wake-ups of wrk's CPU/req | non-2xx | Redis round trips/req | Redis commands/req (incl. in scripts) | client-sent commands/req | Redis CPU µs/req |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   for case in "${CASE_LIST[@]}"; do
     for entry in "${RUN[@]}"; do
       IFS='|' read -r name _ _ baseline <<<"$entry"
@@ -504,9 +531,10 @@ SUMMARY=$OUT_DIR/summary.md
       pdelta=$(paired_delta "$name" "$baseline" "$case")
       du=$(median_delta "$name" "$baseline" "$case" 13)
       ds=$(median_delta "$name" "$baseline" "$case" 14)
+      wake=$(col "$name" "$case" 15)
       mdelta=$(awk -v a="$(colmin "$name" "$case")" -v b="$(colmin "$baseline" "$case")" 'BEGIN { if (a == "nan" || b == "nan") print "nan"; else print a - b }')
       awk -v name="$name" -v c="$case" -v n="$n" -v rps="$rps" -v p99="$p99" -v cpu="$cpu" \
-        -v pdelta="$pdelta" -v mdelta="$mdelta" -v du="$du" -v ds="$ds" \
+        -v pdelta="$pdelta" -v mdelta="$mdelta" -v du="$du" -v ds="$ds" -v wake="$wake" \
         -v base="$baseline" -v brps="$base_rps" -v bcpu="$base_cpu" -v non2xx="$non2xx" \
         -v rt="$rt" -v tot="$tot" -v bd="$bd" -v rcpu="$rcpu" 'BEGIN {
           ratio = (brps == "nan" || brps == 0) ? "n/a" : sprintf("%.2f", rps / brps)
@@ -517,8 +545,9 @@ SUMMARY=$OUT_DIR/summary.md
           rcpu = (rcpu == "-") ? "–" : sprintf("%.2f", rcpu)
           pdelta = (pdelta == "nan") ? "n/a" : sprintf("%+.2f", pdelta)
           mdelta = (mdelta == "nan") ? "n/a" : sprintf("%+.2f", mdelta)
-          printf "| %s | %s | %d | %.0f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n",
-            name, c, n, rps, p99, cpu, base, ratio, delta, pdelta, mdelta, du, ds, non2xx, rt, tot, bd, rcpu }'
+          wake = (wake == "-" || wake == "nan") ? "n/a" : sprintf("%.3f", wake)
+          printf "| %s | %s | %d | %.0f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n",
+            name, c, n, rps, p99, cpu, base, ratio, delta, pdelta, mdelta, du, ds, wake, non2xx, rt, tot, bd, rcpu }'
     done
   done
 } >"$SUMMARY"
