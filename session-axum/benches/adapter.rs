@@ -19,7 +19,11 @@
 //! On a noisy machine, count instructions instead of time: the bench binary
 //! given `--count CASE N` (CASE as in `ours/views-session`) runs that case N
 //! times and exits, for `perf stat -e instructions:u`; subtract a run with
-//! N = 0 (the set-up) and divide by N.
+//! N = 0 (the set-up) and divide by N. `--count CASE N --pollute KB`
+//! also writes to every cache line of a KB-kilobyte buffer after each
+//! request, as the kernel and the other connections do between two requests
+//! under load, so that under `valgrind --tool=callgrind --cache-sim=yes`
+//! the cache misses per request are those of a request that starts cold.
 #![allow(missing_docs, unreachable_pub, dead_code)]
 
 #[path = "../examples/demo.rs"]
@@ -123,8 +127,9 @@ fn bench_adapter(c: &mut Criterion) {
     group.finish();
 }
 
-/// `--count CASE N`: runs one case N times, for counting instructions.
-fn count(which: &str, times: u64) {
+/// `--count CASE N [--pollute KB]`: runs one case N times, for counting
+/// instructions (and, with `pollute_kb`, cache misses of cold requests).
+fn count(which: &str, times: u64, pollute_kb: usize) {
     let mut bare = bare();
     let mut ours = ours();
     let cookie = session_cookie(&mut ours);
@@ -137,8 +142,13 @@ fn count(which: &str, times: u64) {
         panic!("no case named {case:?}");
     };
     let cookie = with_cookie.then_some(&cookie);
+    let mut pollution = vec![0u8; pollute_kb * 1024];
     for _ in 0..times {
         black_box(call(app, request(path, cookie)));
+        for line in pollution.chunks_mut(64) {
+            line[0] = line[0].wrapping_add(1);
+        }
+        black_box(&mut pollution);
     }
 }
 
@@ -152,7 +162,15 @@ fn main() {
             .get(at + 2)
             .and_then(|n| n.parse().ok())
             .expect("--count CASE N");
-        count(which, times);
+        let pollute_kb = args
+            .iter()
+            .position(|a| a == "--pollute")
+            .map_or(0, |at| {
+                args.get(at + 1)
+                    .and_then(|kb| kb.parse().ok())
+                    .expect("--pollute KB")
+            });
+        count(which, times, pollute_kb);
         return;
     }
     benches();
