@@ -162,14 +162,11 @@ fn main() {
             .get(at + 2)
             .and_then(|n| n.parse().ok())
             .expect("--count CASE N");
-        let pollute_kb = args
-            .iter()
-            .position(|a| a == "--pollute")
-            .map_or(0, |at| {
-                args.get(at + 1)
-                    .and_then(|kb| kb.parse().ok())
-                    .expect("--pollute KB")
-            });
+        let pollute_kb = args.iter().position(|a| a == "--pollute").map_or(0, |at| {
+            args.get(at + 1)
+                .and_then(|kb| kb.parse().ok())
+                .expect("--pollute KB")
+        });
         count(which, times, pollute_kb);
         return;
     }
