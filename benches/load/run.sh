@@ -45,10 +45,13 @@
 #                     wake wrk's CPU (see "Wake-ups" in README.md). A
 #                     diagnostic beside the standard method, not instead of it.
 #
-# Every run also counts the wake-up interrupts (rescheduling and
-# function-call IPIs, from /proc/interrupts) that wrk's CPU received, per
-# request: a response that finds wrk asleep wakes its CPU with one, and on a
-# virtual machine the sender, the server, pays for it in system time.
+# Every run also counts the rescheduling and function-call interrupts
+# (IPIs, from /proc/interrupts) that wrk's CPU received, per request: a
+# response that finds wrk asleep wakes its CPU with one, and on a virtual
+# machine the sender, the server, pays for it in system time. The count
+# covers everything on that CPU: with Redis pinned there (the default), the
+# server's commands waking redis-server count too. "-" when WRK_CPU is not a
+# single CPU number or the machine has no such interrupt lines (not x86).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -168,9 +171,17 @@ for tool in taskset curl getconf; do
 done
 declare -a WRK_ENV=()
 if [[ ${WRK_BUSY_POLL:-0} == 1 ]]; then
-  cc -O2 -shared -fPIC -o "$OUT_DIR/busy_poll.so" "$HERE/busy-poll/busy_poll.c" -ldl \
+  shim=$OUT_DIR/busy_poll.so
+  # LD_PRELOAD splits its list on spaces and colons.
+  [[ $shim == *[[:space:]:]* ]] && { warn "WRK_BUSY_POLL=1 needs an OUT_DIR without spaces or colons: $OUT_DIR"; exit 1; }
+  cc -O2 -shared -fPIC -o "$shim" "$HERE/busy-poll/busy_poll.c" -ldl \
     || { warn "could not build busy-poll/busy_poll.c (a C compiler, cc, is required)"; exit 1; }
-  WRK_ENV=(LD_PRELOAD="$OUT_DIR/busy_poll.so")
+  # The dynamic loader only warns when it cannot preload (a noexec mount,
+  # a static binary) and runs the program anyway: refuse to go on without
+  # the shim in place.
+  preload_err=$(LD_PRELOAD=$shim wrk -v 2>&1 >/dev/null | grep -i 'preload' || true)
+  [[ -z $preload_err ]] || { warn "wrk cannot preload $shim: $preload_err"; exit 1; }
+  WRK_ENV=(LD_PRELOAD="$shim")
   note "wrk busy-polls (WRK_BUSY_POLL=1): no response has to wake its CPU"
 fi
 
@@ -230,9 +241,14 @@ cpu_split() {
 cpu_ticks() { cpu_split "$1" | awk '{ print $1 + $2 }'; }
 
 # Wake-up interrupts received so far by one CPU: rescheduling plus
-# function-call IPIs (the two that wake a sleeping task's CPU).
+# function-call IPIs (the two that wake a sleeping task's CPU); "-" when
+# $1 is not one CPU number or there are no such lines.
 wake_ipis() { # cpu
-  awk -v col=$(($1 + 2)) '$1 == "RES:" || $1 == "CAL:" { n += $col } END { print n + 0 }' /proc/interrupts
+  [[ $1 =~ ^[0-9]+$ ]] || { echo -; return; }
+  awk -v cpu="CPU$1" '
+    NR == 1 { for (i = 1; i <= NF; i++) if ($i == cpu) col = i + 1; next }
+    col && ($1 == "RES:" || $1 == "CAL:") { n += $col; rows++ }
+    END { if (rows) print n; else print "-" }' /proc/interrupts
 }
 
 # "1.23ms" / "512.00us" / "1.02s" / "2.00m" -> milliseconds
@@ -453,7 +469,7 @@ run_one() { # round name cmd envs baseline case
     rnote=", Redis $(cut -f1 <<<"$rstats") round trips/req ($(cut -f2 <<<"$rstats") commands), Redis CPU $rcpu µs/req"
   fi
   local wakeups
-  wakeups=$(awk -v a="$w0" -v b="$w1" -v n="$requests" 'BEGIN { printf "%.3f", (b - a) / n }')
+  wakeups=$(awk -v a="$w0" -v b="$w1" -v n="$requests" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.3f", (b - a) / n }')
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$case" "$rps" "$(to_ms "$p99")" \
     "$cpu_us" "$requests" "$non2xx" "$rstats" "$rcpu" "$user_us" "$sys_us" "$wakeups" >>"$RESULTS"
   note "round $round  $name  $case: $rps req/s, p99 $p99, $cpu_us µs CPU/req (user $user_us, system $sys_us), $wakeups wake-ups of wrk's CPU/req$rnote"

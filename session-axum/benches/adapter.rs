@@ -19,11 +19,17 @@
 //! On a noisy machine, count instructions instead of time: the bench binary
 //! given `--count CASE N` (CASE as in `ours/views-session`) runs that case N
 //! times and exits, for `perf stat -e instructions:u`; subtract a run with
-//! N = 0 (the set-up) and divide by N. `--count CASE N --pollute KB`
-//! also writes to every cache line of a KB-kilobyte buffer after each
-//! request, as the kernel and the other connections do between two requests
-//! under load, so that under `valgrind --tool=callgrind --cache-sim=yes`
-//! the cache misses per request are those of a request that starts cold.
+//! N = 0 (the set-up) and divide by N.
+//!
+//! `--count CASE N --pollute KB` also writes to every cache line of a
+//! KB-kilobyte buffer after each request, as the kernel and the other
+//! connections do between two requests under load. Under
+//! `valgrind --tool=callgrind --cache-sim=yes --LL=524288,8,64` (the last
+//! level simulated as this machine's 512 KB second-level cache) and with KB
+//! above that size, each request then finds its code and data out of the
+//! second-level cache: read the misses from the inclusive cost of
+//! `adapter::call` (the pollution loop is outside it, but it is inside any
+//! whole-program count such as `perf stat`'s).
 #![allow(missing_docs, unreachable_pub, dead_code)]
 
 #[path = "../examples/demo.rs"]
