@@ -1,12 +1,14 @@
 //! The `Session` and `Cookies` extractors.
 
+use std::future::Future;
 use std::ops::Deref;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::COOKIE;
 use axum::http::request::Parts;
-use session_core::{LoadNow, SessionError};
+use session_core::{LoadNow, Loaded, SessionError, StoreError};
 
 use crate::error::{MissingLayer, SessionRejection};
 use crate::layer::{Slot, SlotHandle};
@@ -78,35 +80,59 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(slot) = slot(parts) else {
-            return Err(SessionRejection::missing_layer());
+        // Everything that needs no waiting happens in a plain function, so
+        // this future holds nothing but the boxed load of a store that
+        // waits: it stays small for axum to move and box with the handler.
+        let load = match extract_now(parts) {
+            Extracted::Done(result) => return result,
+            Extracted::Wait(load) => load,
         };
-        if let Some((session, _)) = slot.session.get() {
-            return Ok(Self(session.clone()));
-        }
-        let engine = &slot.shared.engine;
-        let incoming = engine.read(parts.headers.get_all(COOKIE));
-        // The memory store and cookie-store mode load at once; only a store
-        // that waits costs a boxed future (which keeps this one small).
-        let loaded = match engine.load_now(incoming) {
-            LoadNow::Done(loaded) => Ok(loaded),
-            LoadNow::Failed(error) => Err(error),
-            LoadNow::Wait(incoming) => Box::pin(engine.load(incoming)).await,
-        };
-        match loaded {
-            Ok(loaded) => {
-                let now = engine.now();
-                let session = engine.open(loaded, now);
-                // Should another extraction of this request have won a race,
-                // its handle is the one every extraction shares.
-                Ok(Self(slot.session.get_or_init(|| (session, now)).0.clone()))
-            }
-            Err(error) => Err(SessionRejection::load(
-                SessionError::from(error),
-                slot.shared.clone(),
-            )),
-        }
+        load.await
     }
+}
+
+type Extraction = Result<Session, SessionRejection>;
+
+enum Extracted {
+    Done(Extraction),
+    Wait(Pin<Box<dyn Future<Output = Extraction> + Send>>),
+}
+
+/// The extraction, when it can be done at once: the session was opened
+/// already, there is no layer, or the store answered at once (the memory
+/// store, cookie-store mode, no session cookie).
+fn extract_now(parts: &Parts) -> Extracted {
+    let Some(slot) = slot(parts) else {
+        return Extracted::Done(Err(SessionRejection::missing_layer()));
+    };
+    if let Some((session, _)) = slot.session.get() {
+        return Extracted::Done(Ok(Session(session.clone())));
+    }
+    let engine = &slot.shared.engine;
+    let incoming = engine.read(parts.headers.get_all(COOKIE));
+    match engine.load_now(incoming) {
+        LoadNow::Done(loaded) => Extracted::Done(Ok(open(&slot, loaded))),
+        LoadNow::Failed(error) => Extracted::Done(Err(rejected(&slot, error))),
+        LoadNow::Wait(incoming) => Extracted::Wait(Box::pin(async move {
+            match slot.shared.engine.load(incoming).await {
+                Ok(loaded) => Ok(open(&slot, loaded)),
+                Err(error) => Err(rejected(&slot, error)),
+            }
+        })),
+    }
+}
+
+/// Opens the loaded session and shares its handle with every extraction of
+/// the request (should another have won a race, its handle is the one).
+fn open(slot: &Slot, loaded: Loaded) -> Session {
+    let engine = &slot.shared.engine;
+    let now = engine.now();
+    let session = engine.open(loaded, now);
+    Session(slot.session.get_or_init(|| (session, now)).0.clone())
+}
+
+fn rejected(slot: &Slot, error: StoreError) -> SessionRejection {
+    SessionRejection::load(SessionError::from(error), slot.shared.clone())
 }
 
 /// The application's own cookies (plain, signed and private), as an axum
