@@ -14,7 +14,7 @@ pub trait Clock: Send + Sync + fmt::Debug {
     /// The current time in milliseconds since the Unix epoch. Override it
     /// when the clock can answer faster than through [`Clock::now`].
     fn now_unix_ms(&self) -> i64 {
-        unix_ms(self.now())
+        crate::Timestamp::from(self.now()).unix_ms()
     }
 }
 
@@ -105,40 +105,9 @@ impl<T: Clock + ?Sized> Clock for Arc<T> {
     }
 }
 
-/// Truncates to whole milliseconds, the precision records are stored with.
-pub(crate) fn trunc_ms(t: OffsetDateTime) -> OffsetDateTime {
-    let sub_ms = t.nanosecond() % 1_000_000;
-    // Setting the field stays within the same second: no calendar work.
-    t.replace_nanosecond(t.nanosecond() - sub_ms).unwrap_or(t)
-}
-
-/// Milliseconds since the Unix epoch (floor).
-pub(crate) fn unix_ms(t: OffsetDateTime) -> i64 {
-    t.unix_timestamp()
-        .saturating_mul(1000)
-        .saturating_add(i64::from(t.millisecond()))
-}
-
-/// The time `ms` milliseconds after the Unix epoch, clamped to what `time`
-/// can represent.
-pub(crate) fn from_unix_ms(ms: i64) -> OffsetDateTime {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    match OffsetDateTime::from_unix_timestamp(secs) {
-        // `millis` is in 0..1000, so this never fails; setting the field is
-        // cheaper than adding a duration with calendar arithmetic.
-        Ok(t) => t
-            .replace_millisecond(u16::try_from(millis).unwrap_or(0))
-            .unwrap_or(t),
-        Err(_) if ms < 0 => OffsetDateTime::UNIX_EPOCH,
-        Err(_) => time::PrimitiveDateTime::MAX.assume_utc(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
 
     #[test]
     fn system_clock_agrees_with_the_time_crate() {
@@ -147,21 +116,8 @@ mod tests {
         let ms = SystemClock.now_unix_ms();
         let after = OffsetDateTime::now_utc();
         assert!(before <= ours && ours <= after, "{before} {ours} {after}");
+        let unix_ms = |t: OffsetDateTime| crate::Timestamp::from(t).unix_ms();
         assert!(unix_ms(ours) <= ms && ms <= unix_ms(after));
         assert_eq!(ours.offset(), time::UtcOffset::UTC);
-    }
-
-    #[test]
-    fn millisecond_conversions_round_trip_and_floor() {
-        let t = datetime!(2026-05-06 7:08:09.123_456_789 UTC);
-        assert_eq!(trunc_ms(t), datetime!(2026-05-06 7:08:09.123 UTC));
-        assert_eq!(from_unix_ms(unix_ms(t)), trunc_ms(t));
-        let before_epoch = datetime!(1969-12-31 23:59:59.5 UTC);
-        assert_eq!(unix_ms(before_epoch), -500);
-        assert_eq!(from_unix_ms(-500), before_epoch);
-        assert_eq!(
-            from_unix_ms(i64::MAX),
-            time::PrimitiveDateTime::MAX.assume_utc()
-        );
     }
 }

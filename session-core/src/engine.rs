@@ -5,7 +5,6 @@ use std::sync::Arc;
 use cookie::Cookie;
 use time::OffsetDateTime;
 
-use crate::clock::trunc_ms;
 use crate::codec;
 use crate::config::{SessionConfig, Storage};
 use crate::cookies::Cookies;
@@ -15,6 +14,7 @@ use crate::session::{Origin, State};
 use crate::store::{MemoryStore, SessionStore};
 use crate::{
     CodecError, ConfigError, KeyMatch, Record, Session, SessionError, StoreError, StoreKey,
+    Timestamp,
 };
 
 /// At most this many cookies named like the session cookie are considered
@@ -406,6 +406,7 @@ impl Engine {
         };
         let record = found.record;
         let expiry = self.inner.config.expiry;
+        let now = Timestamp::from(now);
         if record.is_expired(now) || expiry.has_ended(record.created_at, record.last_seen, now) {
             tracing::debug!("session expired");
             return Session::from_state(State {
@@ -495,7 +496,7 @@ impl Engine {
         now: OffsetDateTime,
         transfer: Transfer,
     ) -> Result<Plan, SessionError> {
-        let now = trunc_ms(now);
+        let now = Timestamp::from(now);
         let config = &self.inner.config;
         let State {
             origin,
@@ -522,7 +523,7 @@ impl Engine {
             let touch_due = self
                 .inner
                 .touch_after
-                .is_some_and(|after| now - origin.last_seen >= after);
+                .is_some_and(|after| now.since(origin.last_seen) >= after);
             if !ops.is_empty() || touch_due {
                 let Some((id, key)) = origin.id.as_ref().zip(origin.key) else {
                     // Cookie-store mode: the data lives in the cookie.
@@ -628,7 +629,7 @@ impl Engine {
         &self,
         record: Record,
         old: Option<StoreKey>,
-        now: OffsetDateTime,
+        now: Timestamp,
     ) -> Result<Plan, SessionError> {
         if self.inner.store.is_none() {
             return Ok(Plan {
@@ -733,12 +734,7 @@ impl Engine {
         )
     }
 
-    fn session_cookie(
-        &self,
-        value: &str,
-        deadline: Option<OffsetDateTime>,
-        now: OffsetDateTime,
-    ) -> String {
+    fn session_cookie(&self, value: &str, deadline: Option<Timestamp>, now: Timestamp) -> String {
         self.cookie_header(value.len(), |out| out.push_str(value), deadline, now)
     }
 
@@ -748,8 +744,8 @@ impl Engine {
         &self,
         value_len: usize,
         write_value: impl FnOnce(&mut String),
-        deadline: Option<OffsetDateTime>,
-        now: OffsetDateTime,
+        deadline: Option<Timestamp>,
+        now: Timestamp,
     ) -> String {
         const MAX_AGE: &str = "; Max-Age=";
         let inner = &self.inner;
@@ -757,7 +753,7 @@ impl Engine {
         let mut secs = itoa::Buffer::new();
         let max_age = match deadline {
             Some(deadline) if inner.config.persistent => {
-                secs.format(crate::expiry::max_age(deadline, now).whole_seconds())
+                secs.format(crate::expiry::max_age(deadline, now))
             }
             _ => "",
         };
@@ -781,12 +777,7 @@ impl Engine {
         out
     }
 
-    fn id_cookie(
-        &self,
-        id: &SessionId,
-        deadline: Option<OffsetDateTime>,
-        now: OffsetDateTime,
-    ) -> String {
+    fn id_cookie(&self, id: &SessionId, deadline: Option<Timestamp>, now: Timestamp) -> String {
         self.cookie_header(
             codec::signed_len(crate::ID_LEN),
             |out| self.inner.id_signer.sign_into(id.as_bytes(), out),
@@ -795,7 +786,7 @@ impl Engine {
         )
     }
 
-    fn inline_cookie(&self, record: &Record, now: OffsetDateTime) -> Result<String, SessionError> {
+    fn inline_cookie(&self, record: &Record, now: Timestamp) -> Result<String, SessionError> {
         let config = &self.inner.config;
         let mut nonce = [0u8; codec::NONCE_LEN];
         config.random.fill(&mut nonce)?;

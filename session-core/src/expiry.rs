@@ -1,6 +1,8 @@
 //! Idle timeout and absolute lifetime, enforced together.
 
-use time::{Duration, OffsetDateTime};
+use time::Duration;
+
+use crate::Timestamp;
 
 /// How long a session lives. Both limits are enforced server-side from the
 /// record's own timestamps (or, in cookie-store mode, from the timestamps
@@ -22,7 +24,10 @@ use time::{Duration, OffsetDateTime};
 /// let created = datetime!(2026-01-01 0:00 UTC);
 /// // Active until the end: the absolute lifetime wins.
 /// let touched = datetime!(2026-01-01 23:30 UTC);
-/// assert_eq!(expiry.deadline(created, touched), Some(datetime!(2026-01-02 0:00 UTC)));
+/// assert_eq!(
+///     expiry.deadline(created, touched),
+///     Some(datetime!(2026-01-02 0:00 UTC).into())
+/// );
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expiry {
@@ -60,28 +65,18 @@ impl Expiry {
     }
 
     /// When a session created at `created` and last used at `touched` ends,
-    /// or `None` when neither limit is set.
+    /// or `None` when neither limit is set. The times are [`Timestamp`]s or
+    /// [`OffsetDateTime`](time::OffsetDateTime)s (rounded down to the
+    /// millisecond); the arithmetic is on integers and saturates.
     #[must_use]
-    pub fn deadline(
-        &self,
-        created: OffsetDateTime,
-        touched: OffsetDateTime,
-    ) -> Option<OffsetDateTime> {
-        // One calendar addition, to whichever limit comes first.
+    pub fn deadline<T: Into<Timestamp>>(&self, created: T, touched: T) -> Option<Timestamp> {
+        let (created, touched) = (created.into(), touched.into());
         match (self.idle, self.absolute) {
-            (Some(idle), Some(absolute)) => {
-                // Both measured from `created`; a sum too large for a
-                // `Duration` is as far out as the idle timeout's sign says.
-                let idle_first = match (touched - created).checked_add(idle) {
-                    Some(idle_end) => idle_end < absolute,
-                    None => idle.is_negative(),
-                };
-                Some(if idle_first {
-                    touched.saturating_add(idle)
-                } else {
-                    created.saturating_add(absolute)
-                })
-            }
+            // Both measured from `created`: whichever limit comes first.
+            (Some(idle), Some(absolute)) => Some(std::cmp::min(
+                touched.saturating_add(idle),
+                created.saturating_add(absolute),
+            )),
             (None, Some(absolute)) => Some(created.saturating_add(absolute)),
             (Some(idle), None) => Some(touched.saturating_add(idle)),
             (None, None) => None,
@@ -89,8 +84,8 @@ impl Expiry {
     }
 
     /// Whether a session created at `created` and last used at `touched`
-    /// has ended at `now`: the same as `now` being at or past
-    /// [`deadline`](Self::deadline), computed without calendar arithmetic.
+    /// has ended at `now`: whether `now` is at or past
+    /// [`deadline`](Self::deadline).
     ///
     /// ```
     /// use session_core::Expiry;
@@ -103,53 +98,49 @@ impl Expiry {
     /// assert!(expiry.has_ended(created, touched, datetime!(2026-01-01 11:00 UTC)));
     /// ```
     #[must_use]
-    pub fn has_ended(
-        &self,
-        created: OffsetDateTime,
-        touched: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> bool {
-        self.idle.is_some_and(|idle| now - touched >= idle)
-            || self
-                .absolute
-                .is_some_and(|absolute| now - created >= absolute)
+    pub fn has_ended<T: Into<Timestamp>>(&self, created: T, touched: T, now: T) -> bool {
+        passed(self.deadline(created, touched), now.into())
     }
 }
 
 /// Whether `deadline` has passed at `now`.
-pub(crate) fn passed(deadline: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+pub(crate) fn passed(deadline: Option<Timestamp>, now: Timestamp) -> bool {
     deadline.is_some_and(|d| now >= d)
 }
 
 /// Whole seconds from `now` until `deadline`, rounded down, at least 0.
-pub(crate) fn max_age(deadline: OffsetDateTime, now: OffsetDateTime) -> Duration {
-    let secs = (deadline - now).whole_seconds().max(0);
-    Duration::seconds(secs)
+pub(crate) fn max_age(deadline: Timestamp, now: Timestamp) -> i64 {
+    deadline.unix_ms().saturating_sub(now.unix_ms()).max(0) / 1000
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::OffsetDateTime;
     use time::macros::datetime;
+
+    fn ts(t: OffsetDateTime) -> Timestamp {
+        t.into()
+    }
 
     #[test]
     fn idle_deadline_moves_with_use_until_absolute_caps_it() {
         let e = Expiry::new(Some(Duration::minutes(10)), Some(Duration::minutes(25)));
         let c = datetime!(2026-01-01 0:00 UTC);
-        assert_eq!(e.deadline(c, c), Some(datetime!(2026-01-01 0:10 UTC)));
+        assert_eq!(e.deadline(c, c), Some(ts(datetime!(2026-01-01 0:10 UTC))));
         assert_eq!(
             e.deadline(c, datetime!(2026-01-01 0:09 UTC)),
-            Some(datetime!(2026-01-01 0:19 UTC))
+            Some(ts(datetime!(2026-01-01 0:19 UTC)))
         );
         assert_eq!(
             e.deadline(c, datetime!(2026-01-01 0:20 UTC)),
-            Some(datetime!(2026-01-01 0:25 UTC))
+            Some(ts(datetime!(2026-01-01 0:25 UTC)))
         );
     }
 
     proptest::proptest! {
         #[test]
-        fn has_ended_agrees_with_the_deadline(
+        fn has_ended_agrees_with_the_calendar(
             idle in proptest::option::of(1i64..100_000),
             absolute in proptest::option::of(1i64..100_000),
             touched in 0i64..100_000,
@@ -159,26 +150,24 @@ mod tests {
             let c = datetime!(2026-01-01 0:00 UTC);
             let touched = c + Duration::seconds(touched);
             let now = c + Duration::seconds(now);
-            proptest::prop_assert_eq!(
-                e.has_ended(c, touched, now),
-                passed(e.deadline(c, touched), now)
-            );
-            // The deadline is the earlier of the two limits.
+            // The deadline is the earlier of the two limits, as calendar
+            // arithmetic on `OffsetDateTime` has it.
             let naive = match (idle, absolute) {
                 (Some(i), Some(a)) => Some((touched + Duration::seconds(i)).min(c + Duration::seconds(a))),
                 (Some(i), None) => Some(touched + Duration::seconds(i)),
                 (None, Some(a)) => Some(c + Duration::seconds(a)),
                 (None, None) => None,
             };
-            proptest::prop_assert_eq!(e.deadline(c, touched), naive);
+            proptest::prop_assert_eq!(e.deadline(c, touched), naive.map(ts));
+            proptest::prop_assert_eq!(e.has_ended(c, touched, now), naive.is_some_and(|d| now >= d));
         }
     }
 
     #[test]
-    fn an_idle_timeout_too_long_to_add_leaves_the_absolute_limit() {
+    fn limits_too_long_to_add_saturate() {
         let e = Expiry::new(Some(Duration::MAX), Some(Duration::hours(1)));
         let c = datetime!(2026-01-01 0:00 UTC);
-        assert_eq!(e.deadline(c, c), Some(datetime!(2026-01-01 1:00 UTC)));
+        assert_eq!(e.deadline(c, c), Some(ts(datetime!(2026-01-01 1:00 UTC))));
         assert!(e.has_ended(c, c, datetime!(2026-01-01 1:00 UTC)));
         // And the other way round (not a configuration the engine accepts,
         // but `Expiry` is public): the idle limit, far in the past, wins.
@@ -186,25 +175,25 @@ mod tests {
         let before = c - Duration::seconds(1);
         assert_eq!(
             e.deadline(c, before),
-            Some(before.saturating_add(Duration::MIN))
+            Some(Timestamp::from_unix_ms(i64::MIN))
         );
         assert!(e.has_ended(c, before, c));
+        let e = Expiry::new(None, Some(Duration::MAX));
+        assert_eq!(e.deadline(c, c), Some(Timestamp::from_unix_ms(i64::MAX)));
+        assert!(!e.has_ended(c, c, datetime!(9999-12-31 23:59 UTC)));
     }
 
     #[test]
     fn no_limits_means_no_deadline() {
         let c = datetime!(2026-01-01 0:00 UTC);
         assert_eq!(Expiry::new(None, None).deadline(c, c), None);
-        assert!(!passed(None, c));
+        assert!(!passed(None, ts(c)));
     }
 
     #[test]
     fn max_age_never_negative() {
-        let now = datetime!(2026-01-01 1:00 UTC);
-        assert_eq!(max_age(datetime!(2026-01-01 0:00 UTC), now), Duration::ZERO);
-        assert_eq!(
-            max_age(datetime!(2026-01-01 1:00:59.9 UTC), now),
-            Duration::seconds(59)
-        );
+        let now = ts(datetime!(2026-01-01 1:00 UTC));
+        assert_eq!(max_age(ts(datetime!(2026-01-01 0:00 UTC)), now), 0);
+        assert_eq!(max_age(ts(datetime!(2026-01-01 1:00:59.9 UTC)), now), 59);
     }
 }

@@ -149,6 +149,7 @@ mod plan;
 mod record;
 mod session;
 pub mod store;
+mod timestamp;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{SameSite, SessionConfig, Storage};
@@ -164,3 +165,4 @@ pub use plan::{Changes, CookieOp, Executed, Plan, StoreOp};
 pub use record::{Data, Record};
 pub use session::Session;
 pub use store::{ImmediateStore, MemoryStore, SaveOutcome, SessionStore};
+pub use timestamp::Timestamp;

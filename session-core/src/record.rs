@@ -2,10 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
-use crate::StoreError;
-use crate::clock::{from_unix_ms, unix_ms};
+use crate::{StoreError, Timestamp};
 
 /// Session data: string keys to JSON values.
 pub type Data = Map<String, Value>;
@@ -14,18 +12,21 @@ pub type Data = Map<String, Value>;
 /// [`Record::version`] (for compare-and-set) and [`Record::expires_at`] (to
 /// let the backend free the record once it is dead).
 ///
-/// Times are whole milliseconds, the precision of [`Record::to_bytes`].
+/// Times are [`Timestamp`]s: whole milliseconds since the Unix epoch, the
+/// precision of [`Record::to_bytes`] (a store that sets a deadline in
+/// milliseconds, such as Redis' `PXAT`, takes [`Timestamp::unix_ms`] as it
+/// is).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// The session's data.
     pub data: Data,
     /// When the session was created; the absolute lifetime counts from here.
-    pub created_at: OffsetDateTime,
+    pub created_at: Timestamp,
     /// When the record was last written or touched; the idle timeout counts
     /// from here.
-    pub last_seen: OffsetDateTime,
+    pub last_seen: Timestamp,
     /// When the session ends, whatever happens (`None`: never).
-    pub expires_at: Option<OffsetDateTime>,
+    pub expires_at: Option<Timestamp>,
     /// Incremented by every save; `save` succeeds only when the stored
     /// version equals the version the writer loaded.
     pub version: u64,
@@ -49,10 +50,11 @@ struct Wire<D> {
 }
 
 impl Record {
-    /// Whether the record is dead at `now`.
+    /// Whether the record is dead at `now` (a [`Timestamp`] or an
+    /// [`OffsetDateTime`](time::OffsetDateTime)).
     #[must_use]
-    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
-        crate::expiry::passed(self.expires_at, now)
+    pub fn is_expired(&self, now: impl Into<Timestamp>) -> bool {
+        crate::expiry::passed(self.expires_at, now.into())
     }
 
     /// Encodes the record in the portable format stores may use: one JSON
@@ -77,9 +79,9 @@ impl Record {
     pub fn to_bytes(&self) -> Vec<u8> {
         let wire = Wire {
             v: 1,
-            c: unix_ms(self.created_at),
-            s: unix_ms(self.last_seen),
-            e: self.expires_at.map(unix_ms),
+            c: self.created_at.unix_ms(),
+            s: self.last_seen.unix_ms(),
+            e: self.expires_at.map(Timestamp::unix_ms),
             n: self.version,
             d: &self.data,
         };
@@ -101,22 +103,25 @@ impl Record {
         }
         Ok(Self {
             data: wire.d,
-            created_at: from_unix_ms(wire.c),
-            last_seen: from_unix_ms(wire.s),
-            expires_at: wire.e.map(from_unix_ms),
+            created_at: Timestamp::from_unix_ms(wire.c),
+            last_seen: Timestamp::from_unix_ms(wire.s),
+            expires_at: wire.e.map(Timestamp::from_unix_ms),
             version: wire.n,
         })
     }
 
-    /// An empty record created (and last seen) at `now`, version 0.
+    /// An empty record created (and last seen) at `now`, version 0; both
+    /// times are [`Timestamp`]s or both
+    /// [`OffsetDateTime`](time::OffsetDateTime)s (rounded down to the
+    /// millisecond).
     #[must_use]
-    pub fn new(now: OffsetDateTime, expires_at: Option<OffsetDateTime>) -> Self {
-        let now = crate::clock::trunc_ms(now);
+    pub fn new<T: Into<Timestamp>>(now: T, expires_at: Option<T>) -> Self {
+        let now = now.into();
         Self {
             data: Data::new(),
             created_at: now,
             last_seen: now,
-            expires_at: expires_at.map(crate::clock::trunc_ms),
+            expires_at: expires_at.map(Into::into),
             version: 0,
         }
     }

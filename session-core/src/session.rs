@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use crate::id::SessionId;
 use crate::{Data, KeyMatch, SessionError, StoreKey};
@@ -72,9 +71,9 @@ pub(crate) struct Origin {
     pub(crate) cookie_value: Option<crate::codec::IdValue>,
     pub(crate) id: Option<SessionId>,
     pub(crate) key: Option<StoreKey>,
-    pub(crate) created_at: OffsetDateTime,
-    pub(crate) last_seen: OffsetDateTime,
-    pub(crate) expires_at: Option<OffsetDateTime>,
+    pub(crate) created_at: crate::Timestamp,
+    pub(crate) last_seen: crate::Timestamp,
+    pub(crate) expires_at: Option<crate::Timestamp>,
     pub(crate) version: u64,
     pub(crate) matched: KeyMatch,
 }

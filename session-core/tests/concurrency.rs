@@ -464,7 +464,8 @@ async fn a_concurrent_touch_and_write_keep_both_the_data_and_the_later_touch() {
             }
             let stored = store.load(&key).await.unwrap().expect("the session");
             assert_eq!(stored.data.get("n"), Some(&json!(2)), "{case}");
-            let touched = support::START + time::Duration::seconds(61);
+            let touched =
+                session_core::Timestamp::from(support::START + time::Duration::seconds(61));
             assert_eq!(stored.last_seen, touched, "{case}");
             assert_eq!(
                 stored.expires_at,

@@ -319,12 +319,9 @@ async fn a_write_within_the_touch_interval_saves_but_keeps_the_idle_deadline_and
     let plan = h.plan(&browser, |s| s.insert("n", &2).unwrap()).await;
     match (&plan.store, &plan.cookie) {
         (StoreOp::Save { record, .. }, CookieOp::None) => {
-            assert_eq!(
-                record.last_seen,
-                support::START,
-                "the idle timer did not move"
-            );
-            assert_eq!(record.expires_at, Some(support::START + Duration::hours(1)));
+            let start = session_core::Timestamp::from(support::START);
+            assert_eq!(record.last_seen, start, "the idle timer did not move");
+            assert_eq!(record.expires_at, Some(start + Duration::hours(1)));
         }
         other => panic!("expected a save without a cookie, got {other:?}"),
     }

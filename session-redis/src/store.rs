@@ -201,10 +201,7 @@ impl Retry {
 /// The record's deadline in Unix milliseconds, for `PXAT` (which needs a
 /// positive time), or `None` when it never expires.
 fn deadline_ms(record: &Record) -> Option<i64> {
-    record.expires_at.map(|at| {
-        let ms = at.unix_timestamp_nanos() / 1_000_000;
-        i64::try_from(ms.max(1)).unwrap_or(i64::MAX)
-    })
+    record.expires_at.map(|at| at.unix_ms().max(1))
 }
 
 fn unexpected(name: &'static str, reply: &Value) -> StoreError {

@@ -137,8 +137,7 @@ async fn every_write_sets_the_redis_expiry_to_the_record_deadline() {
     store.create(&key, &first).await.unwrap();
     let mut conn = raw(&redis_url()).await;
     let redis_key = store.redis_key(&key);
-    let deadline_ms =
-        |r: &Record| (r.expires_at.unwrap().unix_timestamp_nanos() / 1_000_000) as i64;
+    let deadline_ms = |r: &Record| r.expires_at.unwrap().unix_ms();
 
     let pexpiretime: i64 = redis::cmd("PEXPIRETIME")
         .arg(&redis_key)
@@ -206,7 +205,7 @@ async fn a_record_whose_deadline_has_passed_is_gone() {
     let live = record(1);
     store.create(&key, &live).await.unwrap();
     let mut expired = next(&live, 2);
-    expired.expires_at = Some(now - Duration::seconds(1));
+    expired.expires_at = Some((now - Duration::seconds(1)).into());
     assert_eq!(
         store.save(&key, &expired, live.version).await.unwrap(),
         SaveOutcome::Saved

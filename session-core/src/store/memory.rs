@@ -7,8 +7,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{ImmediateStore, SaveOutcome, SessionStore};
-use crate::clock::{Clock, SystemClock, from_unix_ms, unix_ms};
-use crate::{Data, Record, StoreError, StoreKey};
+use crate::clock::{Clock, SystemClock};
+use crate::{Data, Record, StoreError, StoreKey, Timestamp};
 
 const SHARDS: usize = 256;
 /// How often (at most) a shard is swept for expired records, in ms.
@@ -80,7 +80,9 @@ fn encode<'b>(record: &Record, buf: &'b mut [u8; INLINE]) -> Cow<'b, [u8]> {
 }
 
 fn expires_ms(record: &Record) -> i64 {
-    record.expires_at.map_or(i64::MAX, unix_ms)
+    record
+        .expires_at
+        .map_or(i64::MAX, crate::Timestamp::unix_ms)
 }
 
 impl Entry {
@@ -109,8 +111,8 @@ impl Entry {
 /// Created, last seen and version as little-endian 64-bit numbers, then the
 /// data as JSON. Fails only when `out` runs out of room.
 fn write_blob<W: std::io::Write>(out: &mut W, record: &Record) -> std::io::Result<()> {
-    out.write_all(&unix_ms(record.created_at).to_le_bytes())?;
-    out.write_all(&unix_ms(record.last_seen).to_le_bytes())?;
+    out.write_all(&record.created_at.unix_ms().to_le_bytes())?;
+    out.write_all(&record.last_seen.unix_ms().to_le_bytes())?;
     out.write_all(&record.version.to_le_bytes())?;
     serde_json::to_writer(out, &record.data).map_err(std::io::Error::from)
 }
@@ -131,9 +133,10 @@ impl Entry {
             serde_json::from_slice(&self.blob[HEADER..]).map_err(StoreError::Encoding)?;
         Ok(Record {
             data,
-            created_at: from_unix_ms(i64::from_le_bytes(self.field(0))),
-            last_seen: from_unix_ms(i64::from_le_bytes(self.field(1))),
-            expires_at: (self.expires_ms != i64::MAX).then(|| from_unix_ms(self.expires_ms)),
+            created_at: Timestamp::from_unix_ms(i64::from_le_bytes(self.field(0))),
+            last_seen: Timestamp::from_unix_ms(i64::from_le_bytes(self.field(1))),
+            expires_at: (self.expires_ms != i64::MAX)
+                .then_some(Timestamp::from_unix_ms(self.expires_ms)),
             version: self.version(),
         })
     }

@@ -15,9 +15,10 @@
 //!   resurrects a deleted or expired session.
 //! - `delete`: removes the record; deleting a missing record is not an error.
 //!
-//! Every record carries [`Record::expires_at`]: let the backend free the
-//! record at that time where it can (a Redis `PXAT`, a database index the
-//! store sweeps). A store must be `Send + Sync` and is used as
+//! Every record carries [`Record::expires_at`], a [`Timestamp`](crate::Timestamp)
+//! in Unix milliseconds: let the backend free the record at that time where
+//! it can (a Redis `PXAT` takes [`unix_ms`](crate::Timestamp::unix_ms) as it
+//! is; a database index the store sweeps). A store must be `Send + Sync` and is used as
 //! `Arc<dyn SessionStore>`.
 //!
 //! A complete store, a map behind one lock (fine for a test, not for

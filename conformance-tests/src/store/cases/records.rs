@@ -51,7 +51,7 @@ pub async fn create_then_load_round_trips_every_json_type(subject: Subject) -> O
         }),
         7,
     );
-    record.last_seen = now + Duration::milliseconds(1_234);
+    record.last_seen = (now + Duration::milliseconds(1_234)).into();
     let key = fresh_key();
     subject.store.create(&key, &record).await?;
     let loaded = subject.store.load(&key).await?;
@@ -158,7 +158,7 @@ pub async fn save_with_the_current_version_replaces_the_record(subject: Subject)
         .await?;
     for version in 1..=3_u64 {
         let mut next = with_data(record_at(now), json!({ "n": version }), version);
-        next.last_seen = now + Duration::seconds(i64::try_from(version).unwrap_or(0));
+        next.last_seen = (now + Duration::seconds(i64::try_from(version).unwrap_or(0))).into();
         let outcome = subject.store.save(&key, &next, version - 1).await?;
         check_eq!(
             outcome,

@@ -1,0 +1,173 @@
+//! Record times as whole milliseconds since the Unix epoch.
+
+use std::fmt;
+use std::ops::{Add, Sub};
+
+use time::{Duration, OffsetDateTime};
+
+/// A point in time as whole milliseconds since the Unix epoch: how a
+/// [`Record`](crate::Record) keeps its times, and what stores see.
+///
+/// Arithmetic and comparison on it are integer operations, with none of the
+/// calendar work of an [`OffsetDateTime`]; converting from an
+/// `OffsetDateTime` rounds down to the millisecond. Adding or subtracting a
+/// [`Duration`] saturates instead of overflowing.
+///
+/// ```
+/// use session_core::Timestamp;
+/// use time::{Duration, macros::datetime};
+///
+/// let t = Timestamp::from(datetime!(2026-01-01 0:00:00.0015 UTC));
+/// assert_eq!(t.unix_ms(), 1_767_225_600_001);
+/// assert_eq!((t + Duration::hours(1)).unix_ms(), 1_767_229_200_001);
+/// assert_eq!(t.to_offset_date_time(), datetime!(2026-01-01 0:00:00.001 UTC));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The Unix epoch, 1970-01-01 00:00 UTC.
+    pub const UNIX_EPOCH: Self = Self(0);
+
+    /// The time `ms` milliseconds after the Unix epoch (before it, when
+    /// negative).
+    #[must_use]
+    pub const fn from_unix_ms(ms: i64) -> Self {
+        Self(ms)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    #[must_use]
+    pub const fn unix_ms(self) -> i64 {
+        self.0
+    }
+
+    /// The same instant as an [`OffsetDateTime`] in UTC, clamped to the
+    /// years `time` can represent (±9999).
+    #[must_use]
+    pub fn to_offset_date_time(self) -> OffsetDateTime {
+        let secs = self.0.div_euclid(1000);
+        let millis = self.0.rem_euclid(1000);
+        match OffsetDateTime::from_unix_timestamp(secs) {
+            // `millis` is in 0..1000, so this never fails; setting the field
+            // is cheaper than adding a duration with calendar arithmetic.
+            Ok(t) => t
+                .replace_millisecond(u16::try_from(millis).unwrap_or(0))
+                .unwrap_or(t),
+            Err(_) if self.0 < 0 => time::PrimitiveDateTime::MIN.assume_utc(),
+            Err(_) => time::PrimitiveDateTime::MAX.assume_utc(),
+        }
+    }
+
+    /// `self + by`, saturating at the ends of the range.
+    #[must_use]
+    pub fn saturating_add(self, by: Duration) -> Self {
+        Self(clamp(i128::from(self.0) + by.whole_milliseconds()))
+    }
+
+    /// `self - by`, saturating at the ends of the range.
+    #[must_use]
+    pub fn saturating_sub(self, by: Duration) -> Self {
+        Self(clamp(i128::from(self.0) - by.whole_milliseconds()))
+    }
+
+    /// The time from `earlier` to `self` (negative when `earlier` is later).
+    #[must_use]
+    pub fn since(self, earlier: Self) -> Duration {
+        Duration::milliseconds(self.0.saturating_sub(earlier.0))
+    }
+}
+
+fn clamp(ms: i128) -> i64 {
+    i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX })
+}
+
+impl From<OffsetDateTime> for Timestamp {
+    /// Rounds down to the millisecond.
+    fn from(t: OffsetDateTime) -> Self {
+        Self(
+            t.unix_timestamp()
+                .saturating_mul(1000)
+                .saturating_add(i64::from(t.millisecond())),
+        )
+    }
+}
+
+impl From<Timestamp> for OffsetDateTime {
+    fn from(t: Timestamp) -> Self {
+        t.to_offset_date_time()
+    }
+}
+
+impl Add<Duration> for Timestamp {
+    type Output = Self;
+
+    /// Saturating: see [`Timestamp::saturating_add`].
+    fn add(self, by: Duration) -> Self {
+        self.saturating_add(by)
+    }
+}
+
+impl Sub<Duration> for Timestamp {
+    type Output = Self;
+
+    /// Saturating: see [`Timestamp::saturating_sub`].
+    fn sub(self, by: Duration) -> Self {
+        self.saturating_sub(by)
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({} = {})", self.0, self.to_offset_date_time())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn converts_both_ways_to_the_millisecond() {
+        let t = datetime!(2026-03-04 5:06:07.089 UTC);
+        assert_eq!(Timestamp::from(t).to_offset_date_time(), t);
+        let before_epoch = datetime!(1969-12-31 23:59:59.999 UTC);
+        assert_eq!(Timestamp::from(before_epoch).unix_ms(), -1);
+        assert_eq!(
+            Timestamp::from_unix_ms(-1).to_offset_date_time(),
+            before_epoch
+        );
+    }
+
+    #[test]
+    fn sub_millisecond_digits_round_down() {
+        let t = datetime!(2026-03-04 5:06:07.0899 UTC);
+        assert_eq!(
+            Timestamp::from(t).to_offset_date_time(),
+            datetime!(2026-03-04 5:06:07.089 UTC)
+        );
+    }
+
+    #[test]
+    fn arithmetic_saturates_and_conversion_clamps() {
+        let max = Timestamp::from_unix_ms(i64::MAX);
+        assert_eq!(max + Duration::days(1), max);
+        assert_eq!(
+            Timestamp::from_unix_ms(i64::MIN) - Duration::days(1).abs(),
+            Timestamp::from_unix_ms(i64::MIN)
+        );
+        assert_eq!(
+            max.to_offset_date_time(),
+            time::PrimitiveDateTime::MAX.assume_utc()
+        );
+        assert_eq!(
+            Timestamp::from_unix_ms(i64::MIN).to_offset_date_time(),
+            time::PrimitiveDateTime::MIN.assume_utc()
+        );
+        assert_eq!(
+            Timestamp::from_unix_ms(5_000).since(Timestamp::from_unix_ms(7_500)),
+            Duration::milliseconds(-2_500)
+        );
+    }
+}
