@@ -126,7 +126,7 @@ fn extract_now(parts: &Parts) -> Extracted {
 /// the request (should another have won a race, its handle is the one).
 fn open(slot: &Slot, loaded: Loaded) -> Session {
     let engine = &slot.shared.engine;
-    let now = engine.now();
+    let now = engine.timestamp();
     let session = engine.open(loaded, now);
     Session(slot.session.get_or_init(|| (session, now)).0.clone())
 }

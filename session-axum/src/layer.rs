@@ -13,7 +13,6 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
-use session_core::time::OffsetDateTime;
 use session_core::{CommitNow, ConfigError, Engine, SessionConfig, SessionError};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -32,7 +31,7 @@ pub(crate) struct Slot {
     pub(crate) shared: Arc<Shared>,
     /// The session and the time it was opened at, which is also the time
     /// the engine finishes it with: one clock read per request.
-    pub(crate) session: OnceLock<(session_core::Session, OffsetDateTime)>,
+    pub(crate) session: OnceLock<(session_core::Session, session_core::Timestamp)>,
     pub(crate) jar: OnceLock<session_core::Cookies>,
 }
 

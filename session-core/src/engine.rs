@@ -210,10 +210,28 @@ impl Engine {
         self.inner.store.as_ref()
     }
 
-    /// The configured clock's current time: what adapters pass as `now`.
+    /// The configured clock's current time.
     #[must_use]
     pub fn now(&self) -> OffsetDateTime {
         self.inner.config.clock.now()
+    }
+
+    /// The configured clock's current time to the millisecond: what
+    /// adapters pass as `now` to [`open`](Self::open) and
+    /// [`finish`](Self::finish) (which take an `OffsetDateTime` too). With
+    /// the system clock it is read with no calendar conversion.
+    ///
+    /// ```
+    /// use session_core::{Engine, Key, KeyRing, SessionConfig, Timestamp};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let now = engine.timestamp();
+    /// // Read before, so not after, the calendar time read next.
+    /// assert!(now <= Timestamp::from(engine.now()));
+    /// ```
+    #[must_use]
+    pub fn timestamp(&self) -> Timestamp {
+        Timestamp::from_unix_ms(self.inner.config.clock.now_unix_ms())
     }
 
     /// Step 1: parses the request's `Cookie` header values and verifies the
@@ -400,13 +418,13 @@ impl Engine {
     /// its deadline under the current configuration (a shortened timeout,
     /// a cookie-store session), the session starts empty, and committing
     /// the plan deletes the record and clears the cookie.
-    pub fn open(&self, loaded: Loaded, now: OffsetDateTime) -> Session {
+    pub fn open(&self, loaded: Loaded, now: impl Into<Timestamp>) -> Session {
         let Some(found) = loaded.found else {
             return Session::from_state(State::default());
         };
         let record = found.record;
         let expiry = self.inner.config.expiry;
-        let now = Timestamp::from(now);
+        let now = now.into();
         if record.is_expired(now) || expiry.has_ended(record.created_at, record.last_seen, now) {
             tracing::debug!("session expired");
             return Session::from_state(State {
@@ -454,8 +472,12 @@ impl Engine {
     ///
     /// [`SessionError::Random`] when no id can be generated, and in
     /// cookie-store mode [`SessionError::CookieTooLarge`].
-    pub fn finish(&self, session: &Session, now: OffsetDateTime) -> Result<Plan, SessionError> {
-        self.plan(&mut session.lock(), now, Transfer::Clone)
+    pub fn finish(
+        &self,
+        session: &Session,
+        now: impl Into<Timestamp>,
+    ) -> Result<Plan, SessionError> {
+        self.plan(&mut session.lock(), now.into(), Transfer::Clone)
     }
 
     /// [`finish`](Self::finish) for a session the adapter owns: when `session`
@@ -480,8 +502,9 @@ impl Engine {
     pub fn finish_owned(
         &self,
         session: Session,
-        now: OffsetDateTime,
+        now: impl Into<Timestamp>,
     ) -> Result<Plan, SessionError> {
+        let now = now.into();
         match session.into_state() {
             Ok(mut state) => self.plan(&mut state, now, Transfer::Move),
             Err(session) => self.finish(&session, now),
@@ -493,10 +516,9 @@ impl Engine {
     fn plan(
         &self,
         state: &mut State,
-        now: OffsetDateTime,
+        now: Timestamp,
         transfer: Transfer,
     ) -> Result<Plan, SessionError> {
-        let now = Timestamp::from(now);
         let config = &self.inner.config;
         let State {
             origin,

@@ -46,8 +46,8 @@
 //!    is a 500, logged; never "no session". [`Engine::load_now`] first spares
 //!    the common case (memory store, cookie-store mode, no session cookie)
 //!    the future: [`LoadNow::Done`], or the cookies back for `load`.
-//! 3. `let session = engine.open(loaded, engine.now());` — give the handler
-//!    clones of `session`.
+//! 3. `let session = engine.open(loaded, engine.timestamp());` — give the
+//!    handler clones of `session`.
 //! 4. After the handler: `let plan = engine.finish(&session, now)?;`, with
 //!    the `now` of step 3 (one clock read per request).
 //! 5. `if let Some(set_cookie) = engine.commit(plan).await? { append it }`
@@ -59,7 +59,8 @@
 //! 6. For the app's own cookies, `engine.cookies(cookie_header_values)`
 //!    gives a [`Cookies`] jar; append every value of `jar.delta()`.
 //!
-//! An adapter **must**: take `now` from [`Engine::now`] (so tests can use a
+//! An adapter **must**: take `now` from [`Engine::timestamp`] (or
+//! [`Engine::now`]; both read the configured clock, so tests can use a
 //! [`ManualClock`]); pass every `Cookie` header value, raw bytes and all;
 //! run steps 1–3 lazily, only when the handler asks for the session; turn
 //! every error of steps 2, 4 and 5 into a 500 with the cause logged.
