@@ -50,7 +50,7 @@ async fn request(
     cookie: Option<&str>,
     handler: impl FnOnce(&Session),
 ) -> Option<String> {
-    let now = engine.now();
+    let now = engine.timestamp();
     let incoming = engine.read(cookie.map(str::as_bytes));
     let loaded = engine.load(incoming).await.unwrap();
     let session = engine.open(loaded, now);
@@ -117,14 +117,14 @@ fn bench_steps(c: &mut Criterion) {
     let cookie = first_cookie(&memory, &rt);
     // A browser's header: the session cookie among others.
     let header = format!("theme=dark; {cookie}; _ga=GA1.1.123456789.1700000000");
-    group.bench_function("now", |b| b.iter(|| black_box(memory.now())));
+    group.bench_function("now", |b| b.iter(|| black_box(memory.timestamp())));
     group.bench_function("read", |b| {
         b.iter(|| black_box(memory.read([black_box(header.as_bytes())])));
     });
     group.bench_function("read+load_now", |b| {
         b.iter(|| black_box(memory.load_now(memory.read([black_box(header.as_bytes())]))));
     });
-    let now = memory.now();
+    let now = memory.timestamp();
     group.bench_function("read+load_now+open+finish", |b| {
         b.iter(|| {
             let LoadNow::Done(loaded) = memory.load_now(memory.read([header.as_bytes()])) else {

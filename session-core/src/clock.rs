@@ -11,8 +11,9 @@ pub trait Clock: Send + Sync + fmt::Debug {
     /// The current time.
     fn now(&self) -> OffsetDateTime;
 
-    /// The current time in milliseconds since the Unix epoch. Override it
-    /// when the clock can answer faster than through [`Clock::now`].
+    /// The current time in milliseconds since the Unix epoch, rounded down
+    /// (as [`Timestamp::from`](crate::Timestamp) rounds). Override it when
+    /// the clock can answer faster than through [`Clock::now`].
     fn now_unix_ms(&self) -> i64 {
         crate::Timestamp::from(self.now()).unix_ms()
     }
@@ -41,7 +42,16 @@ impl Clock for SystemClock {
     fn now_unix_ms(&self) -> i64 {
         match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
             Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
-            Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+            // Before the epoch: rounded down too, as `Timestamp::from` does.
+            Err(before) => {
+                let before = before.duration();
+                let ms = i64::try_from(before.as_millis()).unwrap_or(i64::MAX);
+                if before.subsec_nanos() % 1_000_000 == 0 {
+                    -ms
+                } else {
+                    -ms - 1
+                }
+            }
         }
     }
 }

@@ -49,7 +49,7 @@ pub const MAX_COOKIE_LEN: usize = 4096;
 /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
 ///
 /// // A first request, without cookies.
-/// let now = engine.now();
+/// let now = engine.timestamp();
 /// let incoming = engine.read(std::iter::empty::<&[u8]>());
 /// let session = engine.open(engine.load(incoming).await.unwrap(), now);
 /// session.insert("user", "alice").unwrap();
@@ -59,7 +59,7 @@ pub const MAX_COOKIE_LEN: usize = 4096;
 /// // The browser sends the cookie back.
 /// let cookie = set_cookie.split(';').next().unwrap();
 /// let incoming = engine.read([cookie.as_bytes()]);
-/// let session = engine.open(engine.load(incoming).await.unwrap(), engine.now());
+/// let session = engine.open(engine.load(incoming).await.unwrap(), engine.timestamp());
 /// assert_eq!(session.get::<String>("user").unwrap().as_deref(), Some("alice"));
 /// # });
 /// ```
@@ -222,12 +222,23 @@ impl Engine {
     /// the system clock it is read with no calendar conversion.
     ///
     /// ```
-    /// use session_core::{Engine, Key, KeyRing, SessionConfig, Timestamp};
+    /// use std::sync::Arc;
+    /// use session_core::{Engine, Key, KeyRing, ManualClock, SessionConfig, Timestamp};
+    /// use time::macros::datetime;
     ///
-    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let start = datetime!(2026-01-01 0:00:00.25 UTC);
+    /// let config = SessionConfig::new(KeyRing::new(Key::generate()))
+    ///     .with_clock(Arc::new(ManualClock::new(start)));
+    /// let engine = Engine::new(config).unwrap();
     /// let now = engine.timestamp();
-    /// // Read before, so not after, the calendar time read next.
-    /// assert!(now <= Timestamp::from(engine.now()));
+    /// assert_eq!(now, Timestamp::from(start));
+    /// assert_eq!(now.unix_ms(), 1_767_225_600_250);
+    ///
+    /// // A first request at `now`: a new session gets a cookie.
+    /// let session = engine.open(Default::default(), now);
+    /// session.insert("views", &1).unwrap();
+    /// let plan = engine.finish_owned(session, now).unwrap();
+    /// assert!(plan.cookie.into_header().is_some());
     /// ```
     #[must_use]
     pub fn timestamp(&self) -> Timestamp {
@@ -347,7 +358,7 @@ impl Engine {
     /// let LoadNow::Done(loaded) = engine.load_now(incoming) else {
     ///     panic!("the memory store answers at once");
     /// };
-    /// assert!(engine.open(loaded, engine.now()).is_new());
+    /// assert!(engine.open(loaded, engine.timestamp()).is_new());
     /// ```
     pub fn load_now(&self, incoming: Incoming) -> LoadNow {
         let store = match &self.inner.store {
@@ -489,7 +500,7 @@ impl Engine {
     /// use session_core::{Engine, Key, KeyRing, SessionConfig, StoreOp};
     ///
     /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
-    /// let now = engine.now();
+    /// let now = engine.timestamp();
     /// let session = engine.open(Default::default(), now);
     /// session.insert("views", &1).unwrap();
     /// let plan = engine.finish_owned(session, now).unwrap();
@@ -683,9 +694,9 @@ impl Engine {
     /// use session_core::{CommitNow, Engine, Key, KeyRing, Session, SessionConfig};
     ///
     /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
-    /// let session = engine.open(Default::default(), engine.now());
+    /// let session = engine.open(Default::default(), engine.timestamp());
     /// session.insert("views", &1).unwrap();
-    /// let plan = engine.finish(&session, engine.now()).unwrap();
+    /// let plan = engine.finish(&session, engine.timestamp()).unwrap();
     /// // The default store is the memory store: nothing to wait for.
     /// let CommitNow::Done(Some(set_cookie)) = engine.commit_now(plan) else {
     ///     panic!("the memory store answers at once");

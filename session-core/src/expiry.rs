@@ -65,11 +65,19 @@ impl Expiry {
     }
 
     /// When a session created at `created` and last used at `touched` ends,
-    /// or `None` when neither limit is set. The times are [`Timestamp`]s or
-    /// [`OffsetDateTime`](time::OffsetDateTime)s (rounded down to the
-    /// millisecond); the arithmetic is on integers and saturates.
+    /// or `None` when neither limit is set.
+    ///
+    /// Each time is a [`Timestamp`] or an
+    /// [`OffsetDateTime`](time::OffsetDateTime) (rounded down to the
+    /// millisecond); the result is a `Timestamp`. The limits count in whole
+    /// milliseconds, and the arithmetic is on integers and saturates (see
+    /// [`Timestamp`]).
     #[must_use]
-    pub fn deadline<T: Into<Timestamp>>(&self, created: T, touched: T) -> Option<Timestamp> {
+    pub fn deadline(
+        &self,
+        created: impl Into<Timestamp>,
+        touched: impl Into<Timestamp>,
+    ) -> Option<Timestamp> {
         let (created, touched) = (created.into(), touched.into());
         match (self.idle, self.absolute) {
             // Both measured from `created`: whichever limit comes first.
@@ -85,7 +93,8 @@ impl Expiry {
 
     /// Whether a session created at `created` and last used at `touched`
     /// has ended at `now`: whether `now` is at or past
-    /// [`deadline`](Self::deadline).
+    /// [`deadline`](Self::deadline). Each time is a [`Timestamp`] or an
+    /// [`OffsetDateTime`](time::OffsetDateTime), as for `deadline`.
     ///
     /// ```
     /// use session_core::Expiry;
@@ -98,7 +107,12 @@ impl Expiry {
     /// assert!(expiry.has_ended(created, touched, datetime!(2026-01-01 11:00 UTC)));
     /// ```
     #[must_use]
-    pub fn has_ended<T: Into<Timestamp>>(&self, created: T, touched: T, now: T) -> bool {
+    pub fn has_ended(
+        &self,
+        created: impl Into<Timestamp>,
+        touched: impl Into<Timestamp>,
+        now: impl Into<Timestamp>,
+    ) -> bool {
         passed(self.deadline(created, touched), now.into())
     }
 }
@@ -141,25 +155,32 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn has_ended_agrees_with_the_calendar(
-            idle in proptest::option::of(1i64..100_000),
-            absolute in proptest::option::of(1i64..100_000),
-            touched in 0i64..100_000,
-            now in 0i64..300_000,
+            idle in proptest::option::of(1i64..100_000_000),
+            absolute in proptest::option::of(1i64..100_000_000),
+            touched in 0i64..100_000_000,
+            now in 0i64..300_000_000_000,
         ) {
-            let e = Expiry::new(idle.map(Duration::seconds), absolute.map(Duration::seconds));
-            let c = datetime!(2026-01-01 0:00 UTC);
-            let touched = c + Duration::seconds(touched);
-            let now = c + Duration::seconds(now);
-            // The deadline is the earlier of the two limits, as calendar
-            // arithmetic on `OffsetDateTime` has it.
+            // Records hold whole milliseconds; `now` comes with nanoseconds,
+            // and the limits are any whole number of milliseconds.
+            let e = Expiry::new(idle.map(Duration::milliseconds), absolute.map(Duration::milliseconds));
+            let c = datetime!(2026-01-01 0:00:00.123 UTC);
+            let touched = c + Duration::milliseconds(touched);
+            let now = c + Duration::nanoseconds(now);
+            // The deadline is the earlier of the two limits, and the session
+            // has ended once `now` reaches it, as calendar arithmetic on
+            // `OffsetDateTime` has it.
             let naive = match (idle, absolute) {
-                (Some(i), Some(a)) => Some((touched + Duration::seconds(i)).min(c + Duration::seconds(a))),
-                (Some(i), None) => Some(touched + Duration::seconds(i)),
-                (None, Some(a)) => Some(c + Duration::seconds(a)),
+                (Some(i), Some(a)) => Some((touched + Duration::milliseconds(i)).min(c + Duration::milliseconds(a))),
+                (Some(i), None) => Some(touched + Duration::milliseconds(i)),
+                (None, Some(a)) => Some(c + Duration::milliseconds(a)),
                 (None, None) => None,
             };
             proptest::prop_assert_eq!(e.deadline(c, touched), naive.map(ts));
-            proptest::prop_assert_eq!(e.has_ended(c, touched, now), naive.is_some_and(|d| now >= d));
+            let ended = idle.is_some_and(|i| now - touched >= Duration::milliseconds(i))
+                || absolute.is_some_and(|a| now - c >= Duration::milliseconds(a));
+            proptest::prop_assert_eq!(e.has_ended(c, touched, now), ended);
+            // Mixed arguments.
+            proptest::prop_assert_eq!(e.has_ended(ts(c), touched, ts(now)), ended);
         }
     }
 

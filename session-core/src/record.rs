@@ -110,10 +110,12 @@ impl Record {
         })
     }
 
-    /// An empty record created (and last seen) at `now`, version 0; both
-    /// times are [`Timestamp`]s or both
-    /// [`OffsetDateTime`](time::OffsetDateTime)s (rounded down to the
-    /// millisecond).
+    /// An empty record created (and last seen) at `now`, version 0.
+    ///
+    /// `now` and `expires_at` are of the same type, [`Timestamp`] or
+    /// [`OffsetDateTime`](time::OffsetDateTime) (rounded down to the
+    /// millisecond), so that `Record::new(now, None)` needs no annotation;
+    /// convert one with `.into()` to mix them.
     #[must_use]
     pub fn new<T: Into<Timestamp>>(now: T, expires_at: Option<T>) -> Self {
         let now = now.into();

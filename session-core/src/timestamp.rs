@@ -1,7 +1,7 @@
 //! Record times as whole milliseconds since the Unix epoch.
 
 use std::fmt;
-use std::ops::{Add, Sub};
+use std::ops::{Add, AddAssign, Sub, SubAssign};
 
 use time::{Duration, OffsetDateTime};
 
@@ -9,9 +9,15 @@ use time::{Duration, OffsetDateTime};
 /// [`Record`](crate::Record) keeps its times, and what stores see.
 ///
 /// Arithmetic and comparison on it are integer operations, with none of the
-/// calendar work of an [`OffsetDateTime`]; converting from an
-/// `OffsetDateTime` rounds down to the millisecond. Adding or subtracting a
-/// [`Duration`] saturates instead of overflowing.
+/// calendar work of an [`OffsetDateTime`]:
+///
+/// - converting from an `OffsetDateTime` rounds down to the millisecond
+///   (also before the epoch: 1969-12-31 23:59:59.9995 UTC is −1 ms);
+/// - adding or subtracting a [`Duration`] uses its whole milliseconds (a
+///   sub-millisecond part is dropped, rounding toward zero) and saturates at
+///   [`Timestamp::MIN`] and [`Timestamp::MAX`] instead of overflowing;
+/// - the range is that of an `i64` of milliseconds (about ±292 million
+///   years), wider than an `OffsetDateTime`'s: converting back clamps.
 ///
 /// ```
 /// use session_core::Timestamp;
@@ -29,6 +35,12 @@ impl Timestamp {
     /// The Unix epoch, 1970-01-01 00:00 UTC.
     pub const UNIX_EPOCH: Self = Self(0);
 
+    /// The earliest timestamp; arithmetic saturates here.
+    pub const MIN: Self = Self(i64::MIN);
+
+    /// The latest timestamp; arithmetic saturates here.
+    pub const MAX: Self = Self(i64::MAX);
+
     /// The time `ms` milliseconds after the Unix epoch (before it, when
     /// negative).
     #[must_use]
@@ -43,7 +55,7 @@ impl Timestamp {
     }
 
     /// The same instant as an [`OffsetDateTime`] in UTC, clamped to the
-    /// years `time` can represent (±9999).
+    /// range `time` can represent.
     #[must_use]
     pub fn to_offset_date_time(self) -> OffsetDateTime {
         let secs = self.0.div_euclid(1000);
@@ -71,7 +83,8 @@ impl Timestamp {
         Self(clamp(i128::from(self.0) - by.whole_milliseconds()))
     }
 
-    /// The time from `earlier` to `self` (negative when `earlier` is later).
+    /// The time from `earlier` to `self` (negative when `earlier` is later;
+    /// saturating). The same as `self - earlier`.
     #[must_use]
     pub fn since(self, earlier: Self) -> Duration {
         Duration::milliseconds(self.0.saturating_sub(earlier.0))
@@ -117,6 +130,27 @@ impl Sub<Duration> for Timestamp {
     }
 }
 
+impl Sub for Timestamp {
+    type Output = Duration;
+
+    /// The time from `earlier` to `self`: see [`Timestamp::since`].
+    fn sub(self, earlier: Self) -> Duration {
+        self.since(earlier)
+    }
+}
+
+impl AddAssign<Duration> for Timestamp {
+    fn add_assign(&mut self, by: Duration) {
+        *self = self.saturating_add(by);
+    }
+}
+
+impl SubAssign<Duration> for Timestamp {
+    fn sub_assign(&mut self, by: Duration) {
+        *self = self.saturating_sub(by);
+    }
+}
+
 impl fmt::Debug for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Timestamp({} = {})", self.0, self.to_offset_date_time())
@@ -138,6 +172,11 @@ mod tests {
             Timestamp::from_unix_ms(-1).to_offset_date_time(),
             before_epoch
         );
+        // An offset names the same instant.
+        assert_eq!(
+            Timestamp::from(datetime!(2026-03-04 7:06:07.089 +2:00)),
+            Timestamp::from(t)
+        );
     }
 
     #[test]
@@ -147,15 +186,43 @@ mod tests {
             Timestamp::from(t).to_offset_date_time(),
             datetime!(2026-03-04 5:06:07.089 UTC)
         );
+        // Down, not toward zero, before the epoch.
+        assert_eq!(
+            Timestamp::from(datetime!(1969-12-31 23:59:59.9995 UTC)).unix_ms(),
+            -1
+        );
+    }
+
+    #[test]
+    fn durations_count_in_whole_milliseconds() {
+        let t = Timestamp::from_unix_ms(10_000);
+        assert_eq!(
+            t + Duration::microseconds(1_999),
+            Timestamp::from_unix_ms(10_001)
+        );
+        assert_eq!(
+            t - Duration::microseconds(1_999),
+            Timestamp::from_unix_ms(9_999)
+        );
+        assert_eq!(
+            t + Duration::microseconds(-1_999),
+            Timestamp::from_unix_ms(9_999)
+        );
+        let mut u = t;
+        u += Duration::seconds(2);
+        u -= Duration::milliseconds(500);
+        assert_eq!(u - t, Duration::milliseconds(1_500));
     }
 
     #[test]
     fn arithmetic_saturates_and_conversion_clamps() {
         let max = Timestamp::from_unix_ms(i64::MAX);
         assert_eq!(max + Duration::days(1), max);
+        assert_eq!(Timestamp::MIN - Duration::days(1), Timestamp::MIN);
+        assert_eq!(Timestamp::MIN + Duration::MIN, Timestamp::MIN);
         assert_eq!(
-            Timestamp::from_unix_ms(i64::MIN) - Duration::days(1).abs(),
-            Timestamp::from_unix_ms(i64::MIN)
+            Timestamp::MAX.since(Timestamp::MIN),
+            Duration::milliseconds(i64::MAX)
         );
         assert_eq!(
             max.to_offset_date_time(),

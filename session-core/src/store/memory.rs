@@ -52,16 +52,19 @@ struct Shard {
 
 /// One record in as little memory as it takes: the deadline inline (the
 /// sweep reads only that), everything else in one exact-size allocation:
-/// created, last seen and version as little-endian 64-bit numbers, then the
-/// data as JSON.
+/// created, last seen and version as little-endian 64-bit numbers, one byte
+/// that says whether the record has a deadline at all, then the data as JSON.
 #[derive(Debug)]
 struct Entry {
-    /// `i64::MAX` when the record never expires.
+    /// `i64::MAX` when the record never expires (or when its deadline is
+    /// that far out: the header's flag tells the two apart).
     expires_ms: i64,
     blob: Box<[u8]>,
 }
 
-const HEADER: usize = 24;
+/// Offset of the deadline flag, and the header's length.
+const HAS_DEADLINE: usize = 24;
+const HEADER: usize = 25;
 
 /// Records up to this size (header included) are encoded on the stack.
 const INLINE: usize = 512;
@@ -108,12 +111,14 @@ impl Entry {
     }
 }
 
-/// Created, last seen and version as little-endian 64-bit numbers, then the
-/// data as JSON. Fails only when `out` runs out of room.
+/// Created, last seen and version as little-endian 64-bit numbers, the
+/// deadline flag, then the data as JSON. Fails only when `out` runs out of
+/// room.
 fn write_blob<W: std::io::Write>(out: &mut W, record: &Record) -> std::io::Result<()> {
     out.write_all(&record.created_at.unix_ms().to_le_bytes())?;
     out.write_all(&record.last_seen.unix_ms().to_le_bytes())?;
     out.write_all(&record.version.to_le_bytes())?;
+    out.write_all(&[u8::from(record.expires_at.is_some())])?;
     serde_json::to_writer(out, &record.data).map_err(std::io::Error::from)
 }
 
@@ -135,7 +140,7 @@ impl Entry {
             data,
             created_at: Timestamp::from_unix_ms(i64::from_le_bytes(self.field(0))),
             last_seen: Timestamp::from_unix_ms(i64::from_le_bytes(self.field(1))),
-            expires_at: (self.expires_ms != i64::MAX)
+            expires_at: (self.blob[HAS_DEADLINE] == 1)
                 .then_some(Timestamp::from_unix_ms(self.expires_ms)),
             version: self.version(),
         })
@@ -343,8 +348,8 @@ impl SessionStore for MemoryStore {
 mod tests {
     use super::*;
     use crate::{ManualClock, SessionId};
-    use time::Duration;
     use time::macros::datetime;
+    use time::{Duration, OffsetDateTime};
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
@@ -461,6 +466,22 @@ mod tests {
             let fresh = Record::new(clock.now(), None);
             store.create(&key(1), &fresh).await.unwrap();
             assert_eq!(store.load(&key(1)).await.unwrap(), Some(fresh));
+        });
+    }
+
+    #[test]
+    fn a_deadline_at_the_end_of_time_is_not_mistaken_for_none() {
+        block_on(async {
+            let store = MemoryStore::new();
+            let now = Timestamp::from(OffsetDateTime::now_utc());
+            // What `Expiry::deadline` saturates to for a limit of
+            // `Duration::MAX`.
+            let last = Record::new(now, Some(Timestamp::MAX));
+            let never = Record::new(now, None);
+            store.create(&key(1), &last).await.unwrap();
+            store.create(&key(2), &never).await.unwrap();
+            assert_eq!(store.load(&key(1)).await.unwrap(), Some(last));
+            assert_eq!(store.load(&key(2)).await.unwrap(), Some(never));
         });
     }
 }
