@@ -1,6 +1,6 @@
 //! The application's plain and signed cookies.
 
-use super::{attributes, flip_middle, is_removal, text};
+use super::{attributes, flip_middle, has_attribute, is_removal, text};
 use crate::Outcome;
 use crate::adapter::Suite;
 use crate::failure::{check, check_eq, fail};
@@ -52,7 +52,7 @@ pub fn theme_cookie_is_set_read_and_cleared(suite: &Suite) -> Outcome {
     };
     check!(is_removal(header), "not a removal cookie: {header}");
     check!(
-        attributes(header).iter().any(|a| a == "path=/"),
+        has_attribute(header, "path=/"),
         "the removal must have the cookie's Path=/: {header}"
     );
     text(

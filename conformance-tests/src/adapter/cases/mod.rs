@@ -79,6 +79,12 @@ fn attributes(set_cookie: &str) -> Vec<String> {
     attrs
 }
 
+/// Whether a `Set-Cookie` header has `attribute` (lowercase, as
+/// [`attributes`] gives them, e.g. `"secure"` or `"max-age=3600"`).
+fn has_attribute(set_cookie: &str, attribute: &str) -> bool {
+    attributes(set_cookie).iter().any(|a| a == attribute)
+}
+
 /// Whether a `Set-Cookie` header removes its cookie: an empty value and a
 /// `Max-Age` of zero or an `Expires` in the past.
 fn is_removal(set_cookie: &str) -> bool {
