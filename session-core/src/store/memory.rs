@@ -83,9 +83,7 @@ fn encode<'b>(record: &Record, buf: &'b mut [u8; INLINE]) -> Cow<'b, [u8]> {
 }
 
 fn expires_ms(record: &Record) -> i64 {
-    record
-        .expires_at
-        .map_or(i64::MAX, crate::Timestamp::unix_ms)
+    record.expires_at.map_or(i64::MAX, Timestamp::unix_ms)
 }
 
 impl Entry {
