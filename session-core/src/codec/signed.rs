@@ -4,7 +4,7 @@ use base64::Engine as _;
 use hmac::Mac;
 use subtle::ConstantTimeEq;
 
-use super::{B64, MAX_VALUE_LEN, b64_decode};
+use super::{B64, MAX_VALUE_LEN, b64_decode, b64_decode_array};
 use crate::CodecError;
 use crate::key::{HmacSha256, Key, KeyMatch, KeyRing};
 
@@ -98,8 +98,10 @@ impl NamedSigner {
         if value[payload_end] != b'.' {
             return Err(CodecError::Malformed);
         }
-        let payload = decode_array::<N>(&value[PREFIX.len()..payload_end])?;
-        let tag = decode_array::<TAG_LEN>(&value[payload_end + 1..])?;
+        let payload =
+            b64_decode_array::<N>(&value[PREFIX.len()..payload_end]).ok_or(CodecError::Base64)?;
+        let tag =
+            b64_decode_array::<TAG_LEN>(&value[payload_end + 1..]).ok_or(CodecError::Base64)?;
         for (which, state) in &self.states {
             let mut mac = state.clone();
             mac.update(&payload);
@@ -171,17 +173,6 @@ fn encode_into(payload: &[u8], tag: &[u8], out: &mut String) {
     B64.encode_string(payload, out);
     out.push('.');
     B64.encode_string(tag, out);
-}
-
-fn decode_array<const N: usize>(text: &[u8]) -> Result<[u8; N], CodecError> {
-    let mut payload = [0u8; N];
-    match B64.decode_slice(text, &mut payload) {
-        Ok(n) if n == N => Ok(payload),
-        Ok(_) | Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
-            Err(CodecError::Payload("payload of the wrong length"))
-        }
-        Err(_) => Err(CodecError::Base64),
-    }
 }
 
 /// Signs `payload` for the cookie `name` with `key`.
