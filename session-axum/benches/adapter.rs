@@ -43,7 +43,7 @@ use axum::http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use axum::http::{HeaderValue, Request, Response};
 use axum::routing::get;
 use criterion::{Criterion, criterion_group};
-use session_axum::{Key, KeyRing, SessionConfig};
+use session_axum::{Key, KeyRing, SessionConfig, SessionService};
 use tower::Service as _;
 
 /// Polls a future that never waits (the memory store never does) to
@@ -60,8 +60,8 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 /// The baseline: the two benchmarked routes as constant bodies, like
 /// `benches/load/bare-axum`.
-fn bare() -> Router {
-    serve_ready(
+fn bare() -> App {
+    App::Bare(serve_ready(
         Router::new()
             .route(
                 "/views",
@@ -76,7 +76,7 @@ fn bare() -> Router {
                     )
                 }),
             ),
-    )
+    ))
 }
 
 /// What `axum::serve` does with the app for every connection.
@@ -84,10 +84,13 @@ fn serve_ready(app: Router) -> Router {
     app.with_state(())
 }
 
-fn ours() -> Router {
+/// The demo's app, as the demo serves it: its router inside the layer.
+type Ours = SessionService<Router>;
+
+fn ours() -> App {
     let key = Key::from_bytes(&(0..64u8).collect::<Vec<_>>()).unwrap();
     // The defaults, as the demo's: the memory store and the system clock.
-    serve_ready(demo::app(SessionConfig::new(KeyRing::new(key))).unwrap())
+    App::Ours(demo::app(SessionConfig::new(KeyRing::new(key))).unwrap())
 }
 
 fn request(path: &str, cookie: Option<&HeaderValue>) -> Request<Body> {
@@ -98,11 +101,22 @@ fn request(path: &str, cookie: Option<&HeaderValue>) -> Request<Body> {
     request
 }
 
-fn call(app: &mut Router, request: Request<Body>) -> Response<Body> {
-    block_on(app.call(request)).unwrap()
+/// Either app, so that one function serves a request of both (the
+/// cold-cache script reads this function's inclusive cost).
+enum App {
+    Bare(Router),
+    Ours(Ours),
 }
 
-fn session_cookie(app: &mut Router) -> HeaderValue {
+fn call(app: &mut App, request: Request<Body>) -> Response<Body> {
+    match app {
+        App::Bare(app) => block_on(app.call(request)),
+        App::Ours(app) => block_on(app.call(request)),
+    }
+    .unwrap()
+}
+
+fn session_cookie(app: &mut App) -> HeaderValue {
     let response = call(app, request("/views", None));
     let set = response.headers()[SET_COOKIE].to_str().unwrap();
     HeaderValue::from_str(set.split(';').next().unwrap()).unwrap()

@@ -39,29 +39,38 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::Query;
+use axum::extract::Request;
 use axum::extract::rejection::QueryRejection;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Json, Router, ServiceExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 use session_axum::core::cookie::time::Duration;
 use session_axum::core::env::{EnvSettings, StoreKind};
 use session_axum::{
     ConfigError, Cookie, Cookies, Session, SessionConfig, SessionError, SessionLayer,
+    SessionService,
 };
 use session_redis::RedisStore;
+use tower_layer::Layer as _;
 
-/// The demo's router, every route of the contract, behind a
-/// [`SessionLayer`] made from `config`.
+/// The demo's router, every route of the contract, inside a
+/// [`SessionLayer`] made from `config`. Serve it with
+/// `ServiceExt::<Request>::into_make_service`.
+///
+/// The layer wraps the whole router once, rather than through
+/// `Router::layer`, which wraps each route on its own and costs a boxed
+/// route per request (session-axum's crate docs, "Around the whole
+/// router"). Either way every route sees the session.
 ///
 /// # Errors
 ///
 /// The layer's [`ConfigError`] for an unusable configuration.
-pub(crate) fn app(config: SessionConfig) -> Result<Router, ConfigError> {
-    Ok(Router::new()
+pub(crate) fn app(config: SessionConfig) -> Result<SessionService<Router>, ConfigError> {
+    let routes = Router::new()
         .route("/views", get(views))
         .route("/set", post(set_user))
         .route("/get", get(get_user))
@@ -76,8 +85,8 @@ pub(crate) fn app(config: SessionConfig) -> Result<Router, ConfigError> {
         .route("/clear-theme", get(clear_theme))
         .route("/signed/set", get(set_signed))
         .route("/signed/get", get(get_signed))
-        .fallback(not_found)
-        .layer(SessionLayer::new(config)?))
+        .fallback(not_found);
+    Ok(SessionLayer::new(config)?.layer(routes))
 }
 
 /// Builds the runtime and serves. `DEMO_RUNTIME` (not part of the contract;
@@ -147,7 +156,7 @@ async fn serve() -> ExitCode {
         }
     };
     println!("listening on http://127.0.0.1:{port}");
-    if let Err(error) = axum::serve(listener, app).await {
+    if let Err(error) = axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await {
         eprintln!("server error: {error}");
         return ExitCode::FAILURE;
     }

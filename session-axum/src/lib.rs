@@ -96,10 +96,11 @@
 //! # Around the whole router
 //!
 //! [`Router::layer`](axum::Router::layer) wraps every route on its own, and
-//! axum then boxes and clones the wrapped route on each request (about
-//! 1,200 instructions, 0.1 µs, measured with `benches/adapter.rs`).
-//! Wrapping the router once instead skips that; serve the wrapped router
-//! with `into_make_service`:
+//! axum then boxes and clones the wrapped route on each request (about 700
+//! instructions, 3 % of a request with a session, counted with
+//! `benches/cold-cache.sh`). Wrapping the router once instead skips that,
+//! and the demo does so; serve the wrapped router with
+//! `into_make_service`:
 //!
 //! ```no_run
 //! use axum::extract::Request;

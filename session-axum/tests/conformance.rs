@@ -10,6 +10,7 @@
 #[path = "../examples/demo.rs"]
 mod demo;
 
+use axum::extract::Request;
 use conformance_tests::adapter::{Harness, Running};
 use conformance_tests::adapter_suite;
 use session_axum::core::BoxError;
@@ -35,10 +36,13 @@ impl Harness for AxumHarness {
                     .expect("a non-blocking listener");
                 let listener =
                     tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                    .expect("the demo serves");
+                axum::serve(
+                    listener,
+                    axum::ServiceExt::<Request>::into_make_service(app),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+                .expect("the demo serves");
             });
         })?)
     }

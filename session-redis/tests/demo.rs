@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::Request;
 use session_axum::{Key, KeyRing, SessionConfig};
 use session_redis::RedisStore;
 use support::PrivateRedis;
@@ -31,7 +32,14 @@ async fn serve(redis_url: &str) -> SocketAddr {
     let app = demo::app(config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::ServiceExt::<Request>::into_make_service(app),
+        )
+        .await
+        .unwrap()
+    });
     addr
 }
 
