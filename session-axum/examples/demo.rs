@@ -85,7 +85,10 @@ pub(crate) fn app(config: SessionConfig) -> Result<SessionService<Router>, Confi
         .route("/clear-theme", get(clear_theme))
         .route("/signed/set", get(set_signed))
         .route("/signed/get", get(get_signed))
-        .fallback(not_found);
+        .fallback(not_found)
+        // What `axum::serve` does for a bare router: the handlers are boxed
+        // into routes once here, not on every request.
+        .with_state(());
     Ok(SessionLayer::new(config)?.layer(routes))
 }
 

@@ -109,7 +109,11 @@
 //! use tower_layer::Layer as _;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let routes = Router::new().route("/health", get(|| async { "ok" }));
+//! let routes = Router::new()
+//!     .route("/health", get(|| async { "ok" }))
+//!     // What `axum::serve` does for a bare router, so that the handlers are
+//!     // made into routes once rather than on each request.
+//!     .with_state(());
 //! let layer = SessionLayer::new(SessionConfig::new(KeyRing::new(Key::generate())))?;
 //! let app = layer.layer(routes);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
