@@ -117,6 +117,7 @@ impl Incoming {
         self.first.is_none()
     }
 
+    #[inline]
     fn push(&mut self, candidate: Candidate) {
         if self.first.is_none() {
             self.first = Some(candidate);
@@ -387,6 +388,7 @@ impl Engine {
 
     /// The session of `candidate`, given the record its id loaded (unused
     /// for a cookie-store session, which carries its record).
+    #[inline]
     fn found(candidate: Candidate, record: Option<Record>) -> Option<Loaded> {
         let found = match candidate {
             Candidate::Inline { record, matched } => Found {

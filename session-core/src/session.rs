@@ -134,6 +134,7 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
+    #[inline]
     pub(crate) fn from_state(state: State) -> Self {
         Self {
             state: Arc::new(Mutex::new(state)),
@@ -148,6 +149,7 @@ impl Session {
     }
 
     /// The state, if this is the last handle on it.
+    #[inline]
     pub(crate) fn into_state(self) -> Result<State, Self> {
         Arc::try_unwrap(self.state)
             .map(|state| state.into_inner().unwrap_or_else(PoisonError::into_inner))
