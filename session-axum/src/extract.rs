@@ -13,8 +13,8 @@ use session_core::{LoadNow, Loaded, SessionError, StoreError};
 use crate::error::{MissingLayer, SessionRejection};
 use crate::layer::{Slot, SlotHandle};
 
-fn slot(parts: &Parts) -> Option<Arc<Slot>> {
-    parts.extensions.get::<SlotHandle>().map(|h| h.0.clone())
+fn slot(parts: &Parts) -> Option<&Arc<Slot>> {
+    parts.extensions.get::<SlotHandle>().map(|h| &h.0)
 }
 
 /// The current session, as an axum extractor.
@@ -111,14 +111,17 @@ fn extract_now(parts: &Parts) -> Extracted {
     let engine = &slot.shared.engine;
     let incoming = engine.read(parts.headers.get_all(COOKIE));
     match engine.load_now(incoming) {
-        LoadNow::Done(loaded) => Extracted::Done(Ok(open(&slot, loaded))),
-        LoadNow::Failed(error) => Extracted::Done(Err(rejected(&slot, error))),
-        LoadNow::Wait(incoming) => Extracted::Wait(Box::pin(async move {
-            match slot.shared.engine.load(incoming).await {
-                Ok(loaded) => Ok(open(&slot, loaded)),
-                Err(error) => Err(rejected(&slot, error)),
-            }
-        })),
+        LoadNow::Done(loaded) => Extracted::Done(Ok(open(slot, loaded))),
+        LoadNow::Failed(error) => Extracted::Done(Err(rejected(slot, error))),
+        LoadNow::Wait(incoming) => {
+            let slot = slot.clone();
+            Extracted::Wait(Box::pin(async move {
+                match slot.shared.engine.load(incoming).await {
+                    Ok(loaded) => Ok(open(&slot, loaded)),
+                    Err(error) => Err(rejected(&slot, error)),
+                }
+            }))
+        }
     }
 }
 
