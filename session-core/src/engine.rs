@@ -12,6 +12,7 @@ use crate::id::SessionId;
 use crate::plan::{Changes, CookieOp, Executed, Plan, StoreOp};
 use crate::session::{Origin, State};
 use crate::store::{MemoryStore, SessionStore};
+use crate::verified::{Verified, VerifiedCache};
 use crate::{
     CodecError, ConfigError, KeyMatch, Record, Session, SessionError, StoreError, StoreKey,
     Timestamp,
@@ -83,6 +84,8 @@ struct Inner {
     id_signer: codec::NamedSigner,
     /// Serializes saves of one session within this process.
     saves: crate::lanes::SaveLanes,
+    /// Id cookie values that verified (none in cookie-store mode).
+    verified: Option<VerifiedCache>,
 }
 
 /// What a request carried: the session cookies that verified, in header
@@ -192,6 +195,9 @@ impl Engine {
                 touch_after: config.expiry.idle().map(|_| config.touch_interval()),
                 id_signer: codec::NamedSigner::new(&config.keys, &config.name),
                 saves: crate::lanes::SaveLanes::new(),
+                verified: store
+                    .as_ref()
+                    .and_then(|_| VerifiedCache::new(config.verified_cache)),
                 config,
                 store,
                 attributes,
@@ -254,6 +260,11 @@ impl Engine {
     /// and the reason logged at debug level. When several cookies carry the
     /// session cookie's name, all that verify are kept in order (at most
     /// [`MAX_SESSION_COOKIES`]) and the first that loads wins.
+    ///
+    /// An id cookie's value that verified before is not verified again: the
+    /// engine remembers recent ones (see
+    /// [`SessionConfig::with_verified_cache`]), which spares a session's
+    /// later requests an HMAC and a SHA-256.
     pub fn read<I, H>(&self, cookie_headers: I) -> Incoming
     where
         I: IntoIterator<Item = H>,
@@ -285,17 +296,37 @@ impl Engine {
     fn verify(&self, value: &[u8]) -> Result<Candidate, CodecError> {
         let config = &self.inner.config;
         if self.inner.store.is_some() {
+            let cache = self.inner.verified.as_ref();
+            let id_value = codec::IdValue::new(value);
+            if let (Some(cache), Some(id_value)) = (cache, &id_value)
+                && let Some(Verified { id, key, matched }) = cache.get(id_value)
+            {
+                return Ok(Candidate::Id {
+                    id,
+                    key,
+                    matched,
+                    value: Some(*id_value),
+                });
+            }
             let (payload, matched) = self
                 .inner
                 .id_signer
                 .verify_array::<{ crate::ID_LEN }>(value)?;
             let id = SessionId::from_bytes(payload);
             let key = id.store_key();
+            if let (Some(cache), Some(id_value)) = (cache, id_value) {
+                let verified = Verified {
+                    id: id.clone(),
+                    key,
+                    matched,
+                };
+                cache.insert(id_value, verified);
+            }
             Ok(Candidate::Id {
                 id,
                 key,
                 matched,
-                value: codec::IdValue::new(value),
+                value: id_value,
             })
         } else {
             // Our values are ASCII: a value that is not UTF-8 is garbage.

@@ -151,6 +151,7 @@ mod record;
 mod session;
 pub mod store;
 mod timestamp;
+mod verified;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{SameSite, SessionConfig, Storage};

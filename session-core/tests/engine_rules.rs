@@ -517,6 +517,58 @@ async fn cookie_under_a_previous_key_is_accepted_and_reissued() {
     assert_eq!(user, None);
 }
 
+/// The engine remembers values that verified (`with_verified_cache`): a
+/// cookie seen again must be judged exactly as the first time, and a forged
+/// one never finds its way in.
+#[tokio::test]
+async fn a_cookie_seen_again_is_judged_as_the_first_time() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let value = browser.get("id").unwrap().to_owned();
+    // One character changed in the id, then in the tag.
+    let forged: Vec<String> = [8, value.len() - 10]
+        .into_iter()
+        .map(|at| {
+            let mut bytes = value.clone().into_bytes();
+            bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+            String::from_utf8(bytes).unwrap()
+        })
+        .collect();
+
+    let new_key = Key::generate();
+    for cache in [8_192, 1, 0] {
+        let rotated = h.sibling(|c| {
+            c.with_keys(KeyRing::new(new_key.clone()).with_previous(support::fixed_key()))
+                .with_verified_cache(cache)
+        });
+        for round in 0..3 {
+            let mut old = Browser::new();
+            old.set("id", &value);
+            let (user, set_cookie) =
+                support::request_with(&rotated, &mut old, |s| s.get_value("user"))
+                    .await
+                    .unwrap();
+            assert_eq!(user, Some(json!("alice")), "cache {cache}, round {round}");
+            assert!(
+                set_cookie.is_some(),
+                "re-issued under the current key every time (cache {cache}, round {round})"
+            );
+            for forged in &forged {
+                let mut attacker = Browser::new();
+                attacker.set("id", forged);
+                let (user, set_cookie) =
+                    support::request_with(&rotated, &mut attacker, |s| s.get_value("user"))
+                        .await
+                        .unwrap();
+                assert_eq!(user, None, "{forged} (cache {cache}, round {round})");
+                assert_eq!(set_cookie, None);
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn browser_session_cookie_has_no_max_age() {
     let h = Harness::with(|c| c.with_persistent_cookie(false));

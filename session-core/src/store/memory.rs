@@ -3,11 +3,12 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{ImmediateStore, SaveOutcome, SessionStore};
 use crate::clock::{Clock, SystemClock};
+use crate::id::PrefixHasher;
 use crate::{Data, Record, StoreError, StoreKey, Timestamp};
 
 const SHARDS: usize = 256;
@@ -146,28 +147,6 @@ impl Entry {
 
     fn live_at(&self, now_ms: i64) -> bool {
         now_ms < self.expires_ms
-    }
-}
-
-/// Store keys are uniform digests already; this hasher uses their first 64
-/// bits as the hash instead of hashing them again.
-#[derive(Default)]
-struct PrefixHasher(u64);
-
-impl Hasher for PrefixHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only reached if a key type other than StoreKey is ever hashed.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
 
