@@ -283,7 +283,8 @@ impl SessionConfig {
     }
 
     /// How many session cookie values the engine remembers as verified
-    /// (default 8,192; 0 turns the cache off).
+    /// (default 8,192, rounded up to a multiple of 16; 0 turns the cache
+    /// off).
     ///
     /// A session's first request verifies its cookie (base64, HMAC-SHA256,
     /// and the SHA-256 of the store key): about 0.2 µs. Its later requests
@@ -291,10 +292,13 @@ impl SessionConfig {
     /// values that verified under this configuration's keys are remembered,
     /// compared in constant time, so a hit is exactly what verifying again
     /// would give; the store is still asked whether the session exists.
-    /// Each entry takes about 140 bytes (at most about 2 MB by default); when
-    /// the cache is full, a sixteenth of it is emptied. Raise it for more
-    /// concurrently active sessions than that. Cookie-store sessions are
-    /// never cached (their cookie changes with their data).
+    ///
+    /// The cache has 16 parts; a part that fills is emptied. An entry is
+    /// 137 bytes in a hash table kept at most 7/8 full, so at most about
+    /// 280 bytes per entry of capacity: about 2.3 MB for the default, taken
+    /// as sessions come back. Raise it when more sessions than that are
+    /// active at once. Cookie-store sessions are never cached (their cookie
+    /// changes with their data).
     ///
     /// ```
     /// use session_core::{Key, KeyRing, SessionConfig};

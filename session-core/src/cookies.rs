@@ -317,10 +317,10 @@ pub(crate) fn values_named<'h>(
                     text
                 }
             };
-            if let Some(eq) = memchr::memchr(b'=', piece)
-                && !name.is_empty()
-                && piece[..eq].trim_ascii() == name
-            {
+            let Some(eq) = memchr::memchr(b'=', piece) else {
+                continue;
+            };
+            if !name.is_empty() && piece[..eq].trim_ascii() == name {
                 return Some(piece[eq + 1..].trim_ascii());
             }
         }

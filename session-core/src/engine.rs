@@ -298,14 +298,16 @@ impl Engine {
         if self.inner.store.is_some() {
             let cache = self.inner.verified.as_ref();
             let id_value = codec::IdValue::new(value);
-            if let (Some(cache), Some(id_value)) = (cache, &id_value)
-                && let Some(Verified { id, key, matched }) = cache.get(id_value)
-            {
+            let hit = match (cache, &id_value) {
+                (Some(cache), Some(id_value)) => cache.get(id_value),
+                _ => None,
+            };
+            if let Some(Verified { id, key, matched }) = hit {
                 return Ok(Candidate::Id {
                     id,
                     key,
                     matched,
-                    value: Some(*id_value),
+                    value: id_value,
                 });
             }
             let (payload, matched) = self
@@ -919,4 +921,56 @@ fn base_cookie(config: &SessionConfig, value: String) -> Cookie<'static> {
     cookie.set_secure(config.secure.then_some(true));
     cookie.set_same_site(config.same_site.to_cookie());
     cookie
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Key, KeyRing};
+
+    /// The id of the first session cookie `header` carries.
+    fn read_id(engine: &Engine, header: &str) -> Option<SessionId> {
+        match engine.read([header.as_bytes()]).first {
+            Some(Candidate::Id { id, .. }) => Some(id),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_remembered_value_is_answered_from_the_cache() {
+        let config = SessionConfig::new(KeyRing::new(Key::generate()));
+        let engine = Engine::new(config.clone()).unwrap();
+        let id = SessionId::from_bytes([7; crate::ID_LEN]);
+        let set_cookie = engine.id_cookie(&id, None, Timestamp::UNIX_EPOCH);
+        let header = set_cookie.split(';').next().unwrap().to_owned();
+        let value = header.strip_prefix("id=").unwrap().as_bytes();
+        assert_eq!(read_id(&engine, &header), Some(id.clone()));
+
+        // Plant another answer for the same value: the next read returns
+        // it, so it came from the cache, not from verifying again.
+        let planted = SessionId::from_bytes([9; crate::ID_LEN]);
+        let cache = engine.inner.verified.as_ref().expect("on by default");
+        cache.insert(
+            codec::IdValue::new(value).unwrap(),
+            Verified {
+                key: planted.store_key(),
+                id: planted.clone(),
+                matched: KeyMatch::Current,
+            },
+        );
+        assert_eq!(read_id(&engine, &header), Some(planted));
+
+        // Without the cache, every read verifies.
+        let uncached = Engine::new(config.with_verified_cache(0)).unwrap();
+        assert!(uncached.inner.verified.is_none());
+        assert_eq!(read_id(&uncached, &header), Some(id.clone()));
+        assert_eq!(read_id(&uncached, &header), Some(id));
+    }
+
+    #[test]
+    fn cookie_store_mode_has_no_cache() {
+        let config =
+            SessionConfig::new(KeyRing::new(Key::generate())).with_storage(Storage::Cookie);
+        assert!(Engine::new(config).unwrap().inner.verified.is_none());
+    }
 }

@@ -27,12 +27,15 @@ pub(crate) struct Verified {
 ///
 /// A lookup costs a lock and a constant-time comparison of the 69-byte
 /// value; a verification costs base64 decoding, an HMAC-SHA256 and the
-/// SHA-256 of the store key. The values' MAC bytes are the hash, so an
-/// attacker cannot aim entries at one bucket (they cannot make a value that
-/// verifies), and comparisons take the same time however much matched.
+/// SHA-256 of the store key. The hash is 48 bits of the value's MAC, so
+/// entries spread evenly; someone holding many real session cookies could
+/// replay only those that share a bucket, which at worst lengthens the
+/// probes of one shard (at most `capacity / 16` entries).
 ///
-/// Each shard holds at most `capacity / SHARDS` values and is emptied when
-/// full: memory stays bounded, and a busier site verifies more often.
+/// Each of the 16 shards holds at most `capacity / 16` values (rounded up)
+/// and is emptied when it is full: memory stays bounded (the table keeps its
+/// allocation), and a site with more active sessions than the capacity
+/// verifies more often.
 pub(crate) struct VerifiedCache {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
@@ -133,8 +136,10 @@ mod tests {
             for c in [b'A', b'z'] {
                 // Different hash bytes (26..34) and shard character (35).
                 let mut bytes = [c; 69];
-                bytes[26] = n;
-                bytes[35] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[usize::from(n) % 64];
+                let alphabet = crate::codec::B64_ALPHABET;
+                bytes[26] = alphabet[usize::from(n) % 64];
+                bytes[27] = alphabet[usize::from(n) / 64];
+                bytes[35] = alphabet[usize::from(n) % 64];
                 cache.insert(IdValue::new(&bytes).unwrap(), verified(n));
                 assert!(cache.len() <= 64);
             }

@@ -31,13 +31,21 @@ pub(crate) fn b64_encode(bytes: &[u8]) -> String {
     B64.encode(bytes)
 }
 
+/// The URL-safe base64 alphabet, in value order.
+pub(crate) const B64_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// The length of the unpadded base64 of `n` bytes.
+pub(crate) const fn b64_len(n: usize) -> usize {
+    (4 * n).div_ceil(3)
+}
+
 /// Each byte's value in the URL-safe alphabet, or `INVALID`.
 const B64_VALUES: [u8; 256] = {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut values = [INVALID; 256];
     let mut i = 0;
     while i < 64 {
-        values[ALPHABET[i] as usize] = i as u8;
+        values[B64_ALPHABET[i] as usize] = i as u8;
         i += 1;
     }
     values
@@ -55,7 +63,7 @@ const INVALID: u8 = 0xff;
 /// characters it spent about 16 instructions per character, this about 5.
 /// The property test below checks it against [`B64`].
 pub(crate) fn b64_decode_array<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
-    if text.len() != (4 * N).div_ceil(3) {
+    if text.len() != b64_len(N) {
         return None;
     }
     let mut out = [0u8; N];
@@ -120,7 +128,7 @@ mod tests {
 
     /// Mostly the alphabet, sometimes a character outside it.
     fn text(len: impl Into<proptest::collection::SizeRange>) -> impl Strategy<Value = Vec<u8>> {
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let alphabet = B64_ALPHABET;
         let letter = prop_oneof![
             20 => proptest::sample::select(alphabet.to_vec()),
             1 => any::<u8>(),

@@ -4,7 +4,7 @@ use base64::Engine as _;
 use hmac::Mac;
 use subtle::ConstantTimeEq;
 
-use super::{B64, MAX_VALUE_LEN, b64_decode, b64_decode_array};
+use super::{B64, MAX_VALUE_LEN, b64_decode, b64_decode_array, b64_len};
 use crate::CodecError;
 use crate::key::{HmacSha256, Key, KeyMatch, KeyRing};
 
@@ -125,11 +125,6 @@ fn tags_equal(a: &[u8; TAG_LEN], b: &[u8; TAG_LEN]) -> bool {
     words(a).ct_eq(&words(b)).into()
 }
 
-/// Characters of `n` bytes in base64 without padding.
-const fn b64_len(n: usize) -> usize {
-    (4 * n).div_ceil(3)
-}
-
 /// The length of a signed session id: `s1.`, the id, `.`, the tag.
 const ID_VALUE_LEN: usize = signed_len(crate::ID_LEN);
 /// Where the tag starts in an id cookie's value.
@@ -147,13 +142,13 @@ impl IdValue {
         value.try_into().ok().map(Self)
     }
 
-    /// The value as received (always UTF-8 once verified: it is base64).
     /// A number below 64 from the tag's 10th character: 6 of its random
     /// bits, none of those the hash uses.
     pub(crate) fn tag_bits(&self) -> usize {
         usize::from(super::b64_value(self.0[TAG_START + 9]) & 63)
     }
 
+    /// The value as received (always UTF-8 once verified: it is base64).
     pub(crate) fn as_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.0).ok()
     }
@@ -178,14 +173,18 @@ impl PartialEq for IdValue {
 
 impl Eq for IdValue {}
 
-/// Hashes as eight characters of the tag (48 bits of a MAC: uniformly
-/// random for every value that verified), for a map with
+/// Hashes as the 48 bits of the tag's first eight characters (part of a
+/// MAC: uniformly random for every value that verified), spread over all 64
+/// bits by a multiplication, for a map with
 /// [`PrefixHasher`](crate::id::PrefixHasher).
 impl std::hash::Hash for IdValue {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&self.0[TAG_START..TAG_START + 8]);
-        state.write_u64(u64::from_le_bytes(word));
+        let bits = self.0[TAG_START..TAG_START + 8]
+            .iter()
+            .fold(0u64, |bits, &c| {
+                bits << 6 | u64::from(super::b64_value(c) & 63)
+            });
+        state.write_u64(bits.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     }
 }
 
