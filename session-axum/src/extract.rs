@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::header::COOKIE;
 use axum::http::request::Parts;
-use session_core::{LoadNow, Loaded, SessionError, StoreError};
+use session_core::{LoadNow, Loaded, SessionError, StoreError, Timestamp};
 
 use crate::error::{MissingLayer, SessionRejection};
 use crate::layer::{Slot, SlotHandle};
@@ -109,15 +109,17 @@ fn extract_now(parts: &Parts) -> Extracted {
         return Extracted::Done(Ok(Session(session.clone())));
     }
     let engine = &slot.shared.engine;
+    let now = engine.timestamp();
     let incoming = engine.read(parts.headers.get_all(COOKIE));
-    match engine.load_now(incoming) {
-        LoadNow::Done(loaded) => Extracted::Done(Ok(open(slot, loaded))),
+    match engine.load_now_at(incoming, now) {
+        LoadNow::Done(loaded) => Extracted::Done(Ok(open(slot, loaded, now))),
         LoadNow::Failed(error) => Extracted::Done(Err(rejected(slot, error))),
         LoadNow::Wait(incoming) => {
             let slot = slot.clone();
             Extracted::Wait(Box::pin(async move {
                 match slot.shared.engine.load(incoming).await {
-                    Ok(loaded) => Ok(open(&slot, loaded)),
+                    // The time the store answered, not when it was asked.
+                    Ok(loaded) => Ok(open(&slot, loaded, slot.shared.engine.timestamp())),
                     Err(error) => Err(rejected(&slot, error)),
                 }
             }))
@@ -127,10 +129,8 @@ fn extract_now(parts: &Parts) -> Extracted {
 
 /// Opens the loaded session and shares its handle with every extraction of
 /// the request (should another have won a race, its handle is the one).
-fn open(slot: &Slot, loaded: Loaded) -> Session {
-    let engine = &slot.shared.engine;
-    let now = engine.timestamp();
-    let session = engine.open(loaded, now);
+fn open(slot: &Slot, loaded: Loaded, now: Timestamp) -> Session {
+    let session = slot.shared.engine.open(loaded, now);
     Session(slot.session.get_or_init(|| (session, now)).0.clone())
 }
 

@@ -306,7 +306,7 @@ fn after_handler(mut slot: Arc<Slot>, mut response: Response) -> After {
     };
     // A memory store, the cookie store or a plan without store work: done
     // here, with no future to box.
-    let plan = match slot.shared.engine.commit_now(plan) {
+    let plan = match slot.shared.engine.commit_now_at(plan, now) {
         CommitNow::Done(set_cookie) => {
             if let Some(set_cookie) = set_cookie {
                 append(&mut response, set_cookie);

@@ -11,7 +11,7 @@ use crate::cookies::Cookies;
 use crate::id::SessionId;
 use crate::plan::{Changes, CookieOp, Executed, Plan, StoreOp};
 use crate::session::{Origin, State};
-use crate::store::{MemoryStore, SessionStore};
+use crate::store::{ImmediateStore, MemoryAt, MemoryStore, SessionStore};
 use crate::verified::{Verified, VerifiedCache};
 use crate::{
     CodecError, ConfigError, KeyMatch, Record, Session, SessionError, StoreError, StoreKey,
@@ -73,6 +73,10 @@ pub struct Engine {
 struct Inner {
     config: SessionConfig,
     store: Option<Arc<dyn SessionStore>>,
+    /// The same store when it is the built-in memory store, which shares
+    /// the engine's clock and so can be told the time (see
+    /// [`Engine::load_now_at`]).
+    memory: Option<Arc<MemoryStore>>,
     /// The session cookie's attributes as the `cookie` crate formats them
     /// (`; HttpOnly; SameSite=Lax; Path=/`…), built once; `Max-Age`, which
     /// the crate writes after all of these, is appended per response.
@@ -183,8 +187,10 @@ impl Engine {
     /// domain, `SameSite=None` without `Secure`, a zero timeout).
     pub fn new(config: SessionConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let memory = matches!(config.storage, Storage::Memory)
+            .then(|| Arc::new(MemoryStore::with_clock(config.clock.clone())));
         let store = match &config.storage {
-            Storage::Memory => Some(Arc::new(MemoryStore::with_clock(config.clock.clone())) as _),
+            Storage::Memory => memory.clone().map(|memory| memory as _),
             Storage::Store(store) => Some(store.clone()),
             Storage::Cookie => None,
         };
@@ -200,6 +206,7 @@ impl Engine {
                     .and_then(|_| VerifiedCache::new(config.verified_cache)),
                 config,
                 store,
+                memory,
                 attributes,
             }),
         })
@@ -395,10 +402,42 @@ impl Engine {
     /// assert!(engine.open(loaded, engine.timestamp()).is_new());
     /// ```
     pub fn load_now(&self, incoming: Incoming) -> LoadNow {
-        let store = match &self.inner.store {
-            Some(store) if !incoming.is_empty() => match store.immediate() {
-                Some(store) => Some(store),
-                None => return LoadNow::Wait(incoming),
+        self.load_now_with(incoming, None)
+    }
+
+    /// [`load_now`](Self::load_now) at `now`, the time the adapter passes
+    /// to [`open`](Self::open): the built-in memory store (which shares the
+    /// engine's clock) then judges expiry at `now` instead of reading the
+    /// clock again, a saving of a clock read (about 40 ns on a 2-vCPU VM)
+    /// per request. The outcome is otherwise that of `load_now`.
+    ///
+    /// ```
+    /// use session_core::{Engine, Key, KeyRing, LoadNow, SessionConfig};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let now = engine.timestamp();
+    /// let incoming = engine.read([&b"id=garbage"[..]]);
+    /// let LoadNow::Done(loaded) = engine.load_now_at(incoming, now) else {
+    ///     panic!("the memory store answers at once");
+    /// };
+    /// assert!(engine.open(loaded, now).is_new());
+    /// ```
+    pub fn load_now_at(&self, incoming: Incoming, now: impl Into<Timestamp>) -> LoadNow {
+        self.load_now_with(incoming, Some(now.into()))
+    }
+
+    fn load_now_with(&self, incoming: Incoming, now: Option<Timestamp>) -> LoadNow {
+        let at;
+        let store: Option<&dyn ImmediateStore> = match &self.inner.store {
+            Some(store) if !incoming.is_empty() => match self.memory_at(now) {
+                Some(memory) => {
+                    at = memory;
+                    Some(&at)
+                }
+                None => match store.immediate() {
+                    Some(store) => Some(store),
+                    None => return LoadNow::Wait(incoming),
+                },
             },
             _ => None,
         };
@@ -738,23 +777,67 @@ impl Engine {
     /// };
     /// assert!(set_cookie.starts_with("id="));
     /// ```
-    pub fn commit_now(&self, mut plan: Plan) -> CommitNow {
-        let executed = match &self.inner.store {
-            None => Executed::Done,
-            Some(store) => match store.immediate() {
-                Some(store) => {
-                    match plan.execute_now(store, self.inner.config.max_conflict_retries) {
-                        Ok(executed) => executed,
-                        Err(error) => return CommitNow::Failed(error),
-                    }
+    pub fn commit_now(&self, plan: Plan) -> CommitNow {
+        self.commit_now_with(plan, None)
+    }
+
+    /// [`commit_now`](Self::commit_now) at `now`, the time the plan was
+    /// made for (what the adapter passed to [`finish`](Self::finish)): the
+    /// built-in memory store then uses it instead of reading the clock
+    /// again, as in [`load_now_at`](Self::load_now_at). The outcome is
+    /// otherwise that of `commit_now`.
+    ///
+    /// ```
+    /// use session_core::{CommitNow, Engine, Key, KeyRing, SessionConfig};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let now = engine.timestamp();
+    /// let session = engine.open(Default::default(), now);
+    /// session.insert("views", &1).unwrap();
+    /// let plan = engine.finish_owned(session, now).unwrap();
+    /// let CommitNow::Done(Some(set_cookie)) = engine.commit_now_at(plan, now) else {
+    ///     panic!("the memory store answers at once");
+    /// };
+    /// assert!(set_cookie.starts_with("id="));
+    /// ```
+    pub fn commit_now_at(&self, plan: Plan, now: impl Into<Timestamp>) -> CommitNow {
+        self.commit_now_with(plan, Some(now.into()))
+    }
+
+    fn commit_now_with(&self, mut plan: Plan, now: Option<Timestamp>) -> CommitNow {
+        let at;
+        let store: Option<&dyn ImmediateStore> = match (&self.inner.store, self.memory_at(now)) {
+            (None, _) => None,
+            (Some(_), Some(memory)) => {
+                at = memory;
+                Some(&at)
+            }
+            (Some(store), None) => store.immediate(),
+        };
+        let executed = match (&self.inner.store, store) {
+            (None, _) => Executed::Done,
+            (Some(_), Some(store)) => {
+                match plan.execute_now(store, self.inner.config.max_conflict_retries) {
+                    Ok(executed) => executed,
+                    Err(error) => return CommitNow::Failed(error),
                 }
-                None if matches!(plan.store, StoreOp::None) => Executed::Done,
-                None => return CommitNow::Wait(plan),
-            },
+            }
+            (Some(_), None) if matches!(plan.store, StoreOp::None) => Executed::Done,
+            (Some(_), None) => return CommitNow::Wait(plan),
         };
         CommitNow::Done(match executed {
             Executed::SessionGone => Some(self.removal_cookie()),
             _ => plan.cookie.into_header(),
+        })
+    }
+
+    /// The engine's own memory store at `now`, if it has one and `now` is
+    /// known.
+    fn memory_at(&self, now: Option<Timestamp>) -> Option<MemoryAt<'_>> {
+        let store = self.inner.memory.as_deref()?;
+        Some(MemoryAt {
+            store,
+            now_ms: now?.unix_ms(),
         })
     }
 

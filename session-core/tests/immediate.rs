@@ -195,3 +195,45 @@ async fn a_failing_immediate_store_is_an_error_and_commit_agrees() {
     let error = engine.commit(finish(&engine, &session)).await.unwrap_err();
     assert!(error.to_string().contains("disk on fire"), "{error}");
 }
+
+/// `load_now_at` and `commit_now_at` give the engine's own memory store the
+/// adapter's time instead of letting it read the clock: the store judges
+/// expiry at that time.
+#[test]
+fn the_engines_memory_store_judges_expiry_at_the_time_it_is_given() {
+    use session_core::{LoadNow, Timestamp};
+    use time::Duration;
+
+    let clock = ManualClock::new(START);
+    let engine = Engine::new(
+        SessionConfig::new(KeyRing::new(fixed_key()))
+            .with_clock(Arc::new(clock.clone()))
+            .with_idle_timeout(Some(Duration::minutes(30))),
+    )
+    .unwrap();
+    let start = Timestamp::from(START);
+    let session = engine.open(Default::default(), start);
+    session.insert("user", "alice").unwrap();
+    let plan = engine.finish_owned(session, start).unwrap();
+    let set_cookie = done(engine.commit_now_at(plan, start)).expect("a new session");
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let user = |loaded| {
+        engine
+            .open(loaded, start + Duration::minutes(1))
+            .get::<String>("user")
+            .unwrap()
+    };
+
+    // The clock has moved past the idle timeout: read now, the record is
+    // gone; at a time the caller gives from before that, it is there.
+    clock.advance(Duration::minutes(31));
+    let at = |now: Timestamp| match engine.load_now_at(engine.read([cookie.as_bytes()]), now) {
+        LoadNow::Done(loaded) => loaded,
+        other => panic!("the memory store answers at once, not {other:?}"),
+    };
+    assert_eq!(user(at(start + Duration::minutes(1))).as_deref(), Some("alice"));
+    let LoadNow::Done(loaded) = engine.load_now(engine.read([cookie.as_bytes()])) else {
+        panic!("the memory store answers at once");
+    };
+    assert_eq!(user(loaded), None);
+}

@@ -227,7 +227,65 @@ impl Shard {
 // The operations themselves; the async trait answers with them at once.
 impl ImmediateStore for MemoryStore {
     fn load_now(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        let now_ms = self.now_ms();
+        self.load_at(key, self.now_ms())
+    }
+
+    fn create_now(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        self.create_at(key, record, || self.now_ms())
+    }
+
+    fn save_now(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.save_at(key, record, expected_version, || self.now_ms())
+    }
+
+    fn delete_now(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.shard(key).map.remove(key);
+        Ok(())
+    }
+}
+
+/// The engine's own memory store (which shares the engine's clock) at a
+/// time the engine has already read, so that the store does not read the
+/// clock again: a clock read costs about 40 ns on a 2-vCPU VM, and a
+/// request with a session would otherwise read it two or three times.
+pub(crate) struct MemoryAt<'a> {
+    pub(crate) store: &'a MemoryStore,
+    pub(crate) now_ms: i64,
+}
+
+impl ImmediateStore for MemoryAt<'_> {
+    fn load_now(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.store.load_at(key, self.now_ms)
+    }
+
+    fn create_now(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        self.store.create_at(key, record, || self.now_ms)
+    }
+
+    fn save_now(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.store
+            .save_at(key, record, expected_version, || self.now_ms)
+    }
+
+    fn delete_now(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.store.delete_now(key)
+    }
+}
+
+/// The operations, at `now_ms` (read after encoding, outside the lock, for
+/// writes).
+impl MemoryStore {
+    fn load_at(&self, key: &StoreKey, now_ms: i64) -> Result<Option<Record>, StoreError> {
         let mut shard = self.shard(key);
         match shard.map.get(key) {
             Some(entry) if entry.live_at(now_ms) => entry.decode().map(Some),
@@ -239,10 +297,15 @@ impl ImmediateStore for MemoryStore {
         }
     }
 
-    fn create_now(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+    fn create_at(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        now_ms: impl FnOnce() -> i64,
+    ) -> Result<(), StoreError> {
         let mut buf = [0u8; INLINE];
         let entry = Entry::new(record, &encode(record, &mut buf));
-        let now_ms = self.now_ms();
+        let now_ms = now_ms();
         let mut shard = self.shard(key);
         shard.sweep_if_due(now_ms);
         // One probe of the table: with many sessions its slot is a cache
@@ -262,15 +325,16 @@ impl ImmediateStore for MemoryStore {
         }
     }
 
-    fn save_now(
+    fn save_at(
         &self,
         key: &StoreKey,
         record: &Record,
         expected_version: u64,
+        now_ms: impl FnOnce() -> i64,
     ) -> Result<SaveOutcome, StoreError> {
         let mut buf = [0u8; INLINE];
         let blob = encode(record, &mut buf);
-        let now_ms = self.now_ms();
+        let now_ms = now_ms();
         let mut shard = self.shard(key);
         shard.sweep_if_due(now_ms);
         let Some(stored) = shard.map.get_mut(key) else {
@@ -285,11 +349,6 @@ impl ImmediateStore for MemoryStore {
         }
         stored.overwrite(record, &blob);
         Ok(SaveOutcome::Saved)
-    }
-
-    fn delete_now(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.shard(key).map.remove(key);
-        Ok(())
     }
 }
 

@@ -94,6 +94,7 @@ use crate::{Record, StoreError, StoreKey};
 
 mod memory;
 
+pub(crate) use memory::MemoryAt;
 pub use memory::MemoryStore;
 
 /// What a compare-and-set [`SessionStore::save`] found.
