@@ -231,7 +231,10 @@ fn the_engines_memory_store_judges_expiry_at_the_time_it_is_given() {
         LoadNow::Done(loaded) => loaded,
         other => panic!("the memory store answers at once, not {other:?}"),
     };
-    assert_eq!(user(at(start + Duration::minutes(1))).as_deref(), Some("alice"));
+    assert_eq!(
+        user(at(start + Duration::minutes(1))).as_deref(),
+        Some("alice")
+    );
     let LoadNow::Done(loaded) = engine.load_now(engine.read([cookie.as_bytes()])) else {
         panic!("the memory store answers at once");
     };
