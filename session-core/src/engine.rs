@@ -165,6 +165,21 @@ pub enum LoadNow {
     Wait(Incoming),
 }
 
+/// A store that answers at once, as [`Engine::immediate`] finds it.
+enum Immediate<'a> {
+    At(MemoryAt<'a>),
+    Store(&'a dyn ImmediateStore),
+}
+
+impl Immediate<'_> {
+    fn store(&self) -> &dyn ImmediateStore {
+        match self {
+            Self::At(memory) => memory,
+            Self::Store(store) => *store,
+        }
+    }
+}
+
 /// What [`Engine::commit_now`] could do at once.
 #[derive(Debug)]
 #[must_use]
@@ -427,20 +442,14 @@ impl Engine {
     }
 
     fn load_now_with(&self, incoming: Incoming, now: Option<Timestamp>) -> LoadNow {
-        let at;
-        let store: Option<&dyn ImmediateStore> = match &self.inner.store {
-            Some(store) if !incoming.is_empty() => match self.memory_at(now) {
-                Some(memory) => {
-                    at = memory;
-                    Some(&at)
-                }
-                None => match store.immediate() {
-                    Some(store) => Some(store),
-                    None => return LoadNow::Wait(incoming),
-                },
+        let immediate = match &self.inner.store {
+            Some(_) if !incoming.is_empty() => match self.immediate(now) {
+                Some(immediate) => Some(immediate),
+                None => return LoadNow::Wait(incoming),
             },
             _ => None,
         };
+        let store = immediate.as_ref().map(Immediate::store);
         for candidate in incoming.first.into_iter().chain(incoming.more) {
             let record = match (&candidate, store) {
                 (Candidate::Inline { .. }, _) => None,
@@ -805,19 +814,11 @@ impl Engine {
     }
 
     fn commit_now_with(&self, mut plan: Plan, now: Option<Timestamp>) -> CommitNow {
-        let at;
-        let store: Option<&dyn ImmediateStore> = match (&self.inner.store, self.memory_at(now)) {
-            (None, _) => None,
-            (Some(_), Some(memory)) => {
-                at = memory;
-                Some(&at)
-            }
-            (Some(store), None) => store.immediate(),
-        };
-        let executed = match (&self.inner.store, store) {
+        let executed = match (&self.inner.store, self.immediate(now)) {
             (None, _) => Executed::Done,
-            (Some(_), Some(store)) => {
-                match plan.execute_now(store, self.inner.config.max_conflict_retries) {
+            (Some(_), Some(immediate)) => {
+                let retries = self.inner.config.max_conflict_retries;
+                match plan.execute_now(immediate.store(), retries) {
                     Ok(executed) => executed,
                     Err(error) => return CommitNow::Failed(error),
                 }
@@ -831,14 +832,18 @@ impl Engine {
         })
     }
 
-    /// The engine's own memory store at `now`, if it has one and `now` is
-    /// known.
-    fn memory_at(&self, now: Option<Timestamp>) -> Option<MemoryAt<'_>> {
-        let store = self.inner.memory.as_deref()?;
-        Some(MemoryAt {
-            store,
-            now_ms: now?.unix_ms(),
-        })
+    /// The store to run an operation on at once: the engine's own memory
+    /// store at `now` when both are there (it then reads no clock), else the
+    /// configured store if it answers at once. `None` when there is no store
+    /// or it must be waited for.
+    fn immediate(&self, now: Option<Timestamp>) -> Option<Immediate<'_>> {
+        match (self.inner.memory.as_deref(), now) {
+            (Some(store), Some(now)) => Some(Immediate::At(MemoryAt {
+                store,
+                now_ms: now.unix_ms(),
+            })),
+            _ => self.inner.store.as_ref()?.immediate().map(Immediate::Store),
+        }
     }
 
     /// Step 5: runs the plan's store operation against the configured store
