@@ -93,6 +93,7 @@ use std::fmt;
 use crate::{Record, StoreError, StoreKey};
 
 mod memory;
+mod packed;
 
 pub(crate) use memory::MemoryAt;
 pub use memory::MemoryStore;
