@@ -69,24 +69,42 @@ struct Entry {
 const HAS_DEADLINE: usize = 24;
 const HEADER: usize = 25;
 
-/// Records up to this size (header included) are encoded on the stack.
-const INLINE: usize = 512;
-
-/// Encodes `record`'s blob into `buf` when it fits (no heap allocation),
-/// into a new buffer otherwise.
-fn encode<'b>(record: &Record, buf: &'b mut [u8; INLINE]) -> Cow<'b, [u8]> {
-    let mut rest = &mut buf[..];
-    if write_blob(&mut rest, record).is_ok() {
-        let len = INLINE - rest.len();
-        return Cow::Borrowed(&buf[..len]);
-    }
-    let mut blob = Vec::with_capacity(2 * INLINE);
-    write_blob(&mut blob, record).expect("writing to a Vec never fails");
-    Cow::Owned(blob)
-}
-
 fn expires_ms(record: &Record) -> i64 {
     record.expires_at.map_or(i64::MAX, Timestamp::unix_ms)
+}
+
+/// Records up to this size (header included) are encoded on the stack.
+const INLINE: usize = 256;
+
+/// Encodes `record`'s blob into `buf` when it fits (no heap allocation),
+/// into a new buffer of exactly its size otherwise.
+fn encode<'b>(record: &Record, buf: &'b mut [u8; INLINE]) -> Result<Cow<'b, [u8]>, StoreError> {
+    let mut out = packed::Writer::new(buf);
+    write_blob(&mut out, record);
+    if let Some(len) = out.written() {
+        return Ok(Cow::Borrowed(&buf[..len]));
+    }
+    let mut blob = vec![0; HEADER + packed::data_len(&record.data)];
+    let mut out = packed::Writer::new(&mut blob);
+    write_blob(&mut out, record);
+    if out.written() == Some(blob.len()) {
+        Ok(Cow::Owned(blob))
+    } else {
+        // Sizing and writing walk the same data: only a bug gets here.
+        Err(StoreError::Corrupt {
+            reason: "memory store: a record's encoded size was miscounted".to_owned(),
+        })
+    }
+}
+
+/// Created, last seen and version as little-endian 64-bit numbers, the
+/// deadline flag, then the data (`packed`).
+fn write_blob(out: &mut packed::Writer<'_>, record: &Record) {
+    out.put(&record.created_at.unix_ms().to_le_bytes());
+    out.put(&record.last_seen.unix_ms().to_le_bytes());
+    out.put(&record.version.to_le_bytes());
+    out.put(&[u8::from(record.expires_at.is_some())]);
+    packed::write_data(out, &record.data);
 }
 
 impl Entry {
@@ -110,17 +128,6 @@ impl Entry {
         }
         self.expires_ms = expires_ms(record);
     }
-}
-
-/// Created, last seen and version as little-endian 64-bit numbers, the
-/// deadline flag, then the data (`packed`). Fails only when `out` runs out of
-/// room.
-fn write_blob<W: std::io::Write>(out: &mut W, record: &Record) -> std::io::Result<()> {
-    out.write_all(&record.created_at.unix_ms().to_le_bytes())?;
-    out.write_all(&record.last_seen.unix_ms().to_le_bytes())?;
-    out.write_all(&record.version.to_le_bytes())?;
-    out.write_all(&[u8::from(record.expires_at.is_some())])?;
-    packed::write_data(out, &record.data)
 }
 
 impl Entry {
@@ -309,7 +316,7 @@ impl MemoryStore {
         now_ms: impl FnOnce() -> i64,
     ) -> Result<(), StoreError> {
         let mut buf = [0u8; INLINE];
-        let entry = Entry::new(record, &encode(record, &mut buf));
+        let entry = Entry::new(record, &encode(record, &mut buf)?);
         let now_ms = now_ms();
         let mut shard = self.shard(key);
         shard.sweep_if_due(now_ms);
@@ -338,7 +345,7 @@ impl MemoryStore {
         now_ms: impl FnOnce() -> i64,
     ) -> Result<SaveOutcome, StoreError> {
         let mut buf = [0u8; INLINE];
-        let blob = encode(record, &mut buf);
+        let blob = encode(record, &mut buf)?;
         let now_ms = now_ms();
         let mut shard = self.shard(key);
         shard.sweep_if_due(now_ms);

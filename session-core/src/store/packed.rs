@@ -24,8 +24,6 @@
 //!
 //! Counts and lengths are LEB128 varints.
 
-use std::io::{self, Write};
-
 use serde_json::{Map, Number, Value};
 
 use crate::Data;
@@ -41,71 +39,170 @@ const STR: u8 = 7;
 const ARRAY: u8 = 8;
 const OBJECT: u8 = 9;
 
-/// Writes `data`. Fails only when `out` does.
-pub(crate) fn write_data<W: Write>(out: &mut W, data: &Data) -> io::Result<()> {
-    write_entries(out, data)
+/// The length of `data` once written.
+pub(crate) fn data_len(data: &Data) -> usize {
+    entries_len(data)
 }
 
-fn write_entries<W: Write>(out: &mut W, map: &Map<String, Value>) -> io::Result<()> {
-    write_varint(out, map.len() as u64)?;
-    for (key, value) in map {
-        write_bytes(out, key.as_bytes())?;
-        write_value(out, value)?;
-    }
-    Ok(())
+fn entries_len(map: &Map<String, Value>) -> usize {
+    map.iter()
+        .fold(varint_len(map.len() as u64), |len, (key, value)| {
+            len + bytes_len(key.len()) + value_len(value)
+        })
 }
 
-fn write_value<W: Write>(out: &mut W, value: &Value) -> io::Result<()> {
+fn value_len(value: &Value) -> usize {
     match value {
-        Value::Null => out.write_all(&[NULL]),
-        Value::Bool(false) => out.write_all(&[FALSE]),
-        Value::Bool(true) => out.write_all(&[TRUE]),
-        Value::Number(n) => write_number(out, n),
+        Value::Null | Value::Bool(_) => 1,
+        Value::Number(n) => {
+            1 + match packed_number(n) {
+                PackedNumber::Uint(u) => varint_len(u),
+                PackedNumber::Int(bits) => varint_len(bits),
+                PackedNumber::Float(_) => 8,
+                PackedNumber::Text(text) => bytes_len(text.len()),
+            }
+        }
+        Value::String(s) => 1 + bytes_len(s.len()),
+        Value::Array(items) => items
+            .iter()
+            .fold(1 + varint_len(items.len() as u64), |len, item| {
+                len + value_len(item)
+            }),
+        Value::Object(map) => 1 + entries_len(map),
+    }
+}
+
+fn bytes_len(len: usize) -> usize {
+    varint_len(len as u64) + len
+}
+
+fn varint_len(n: u64) -> usize {
+    // One byte per started group of seven bits; 0 takes one byte too.
+    (64 - (n | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Writes into a buffer, and tells whether it was large enough.
+pub(crate) struct Writer<'a> {
+    rest: &'a mut [u8],
+    len: usize,
+    overflowed: bool,
+}
+
+impl<'a> Writer<'a> {
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        Self {
+            rest: buf,
+            len: 0,
+            overflowed: false,
+        }
+    }
+
+    pub(crate) fn put(&mut self, bytes: &[u8]) {
+        let rest = std::mem::take(&mut self.rest);
+        if bytes.len() > rest.len() {
+            self.overflowed = true;
+            self.rest = rest;
+            return;
+        }
+        let (head, tail) = rest.split_at_mut(bytes.len());
+        head.copy_from_slice(bytes);
+        self.rest = tail;
+        self.len += bytes.len();
+    }
+
+    /// How many bytes were written, or `None` when the buffer was too small.
+    pub(crate) fn written(&self) -> Option<usize> {
+        (!self.overflowed).then_some(self.len)
+    }
+}
+
+/// Writes `data`: [`data_len`] bytes, if they fit.
+pub(crate) fn write_data(out: &mut Writer<'_>, data: &Data) {
+    write_entries(out, data);
+}
+
+fn write_entries(out: &mut Writer<'_>, map: &Map<String, Value>) {
+    write_varint(out, map.len() as u64);
+    for (key, value) in map {
+        write_bytes(out, key.as_bytes());
+        write_value(out, value);
+    }
+}
+
+fn write_value(out: &mut Writer<'_>, value: &Value) {
+    match value {
+        Value::Null => out.put(&[NULL]),
+        Value::Bool(false) => out.put(&[FALSE]),
+        Value::Bool(true) => out.put(&[TRUE]),
+        Value::Number(n) => match packed_number(n) {
+            PackedNumber::Uint(u) => {
+                out.put(&[UINT]);
+                write_varint(out, u);
+            }
+            PackedNumber::Int(bits) => {
+                out.put(&[INT]);
+                write_varint(out, bits);
+            }
+            PackedNumber::Float(f) => {
+                out.put(&[FLOAT]);
+                out.put(&f.to_le_bytes());
+            }
+            PackedNumber::Text(text) => {
+                out.put(&[TEXT]);
+                write_bytes(out, text.as_bytes());
+            }
+        },
         Value::String(s) => {
-            out.write_all(&[STR])?;
-            write_bytes(out, s.as_bytes())
+            out.put(&[STR]);
+            write_bytes(out, s.as_bytes());
         }
         Value::Array(items) => {
-            out.write_all(&[ARRAY])?;
-            write_varint(out, items.len() as u64)?;
-            items.iter().try_for_each(|item| write_value(out, item))
+            out.put(&[ARRAY]);
+            write_varint(out, items.len() as u64);
+            for item in items {
+                write_value(out, item);
+            }
         }
         Value::Object(map) => {
-            out.write_all(&[OBJECT])?;
-            write_entries(out, map)
+            out.put(&[OBJECT]);
+            write_entries(out, map);
         }
     }
+}
+
+enum PackedNumber {
+    Uint(u64),
+    /// A negative integer `n`, as the bits of `!n`.
+    Int(u64),
+    Float(f64),
+    Text(String),
 }
 
 /// A number in the shortest form that gives it back equal: each candidate is
 /// checked against the original, so a number that `serde_json`'s
 /// `arbitrary_precision` keeps as text (`1e400`, `-0`) stays text.
-fn write_number<W: Write>(out: &mut W, n: &Number) -> io::Result<()> {
+fn packed_number(n: &Number) -> PackedNumber {
     if let Some(u) = n.as_u64().filter(|&u| Number::from(u) == *n) {
-        out.write_all(&[UINT])?;
-        return write_varint(out, u);
+        return PackedNumber::Uint(u);
     }
     if let Some(i) = n.as_i64().filter(|&i| i < 0 && Number::from(i) == *n) {
-        out.write_all(&[INT])?;
-        return write_varint(out, !i as u64);
+        return PackedNumber::Int(!i as u64);
     }
     if let Some(f) = n
         .as_f64()
         .filter(|&f| Number::from_f64(f).as_ref() == Some(n))
     {
-        out.write_all(&[FLOAT])?;
-        return out.write_all(&f.to_le_bytes());
+        return PackedNumber::Float(f);
     }
-    out.write_all(&[TEXT])?;
-    write_bytes(out, n.to_string().as_bytes())
+    PackedNumber::Text(n.to_string())
 }
 
-fn write_bytes<W: Write>(out: &mut W, bytes: &[u8]) -> io::Result<()> {
-    write_varint(out, bytes.len() as u64)?;
-    out.write_all(bytes)
+fn write_bytes(out: &mut Writer<'_>, bytes: &[u8]) {
+    write_varint(out, bytes.len() as u64);
+    out.put(bytes);
 }
 
-fn write_varint<W: Write>(out: &mut W, mut n: u64) -> io::Result<()> {
+fn write_varint(out: &mut Writer<'_>, mut n: u64) {
     let mut buf = [0u8; 10];
     let mut len = 0;
     loop {
@@ -120,7 +217,7 @@ fn write_varint<W: Write>(out: &mut W, mut n: u64) -> io::Result<()> {
         buf[len] = low | 0x80;
         len += 1;
     }
-    out.write_all(&buf[..len])
+    out.put(&buf[..len]);
 }
 
 /// Why bytes are not data this module wrote (which, for bytes the memory
@@ -247,10 +344,20 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
+    fn bytes_of(data: &Data) -> Vec<u8> {
+        let mut bytes = vec![0; data_len(data)];
+        let mut out = Writer::new(&mut bytes);
+        write_data(&mut out, data);
+        assert_eq!(
+            out.written(),
+            Some(bytes.len()),
+            "data_len and write_data disagree"
+        );
+        bytes
+    }
+
     fn round_trip(data: &Data) -> Data {
-        let mut bytes = Vec::new();
-        write_data(&mut bytes, data).unwrap();
-        read_data(&bytes).unwrap()
+        read_data(&bytes_of(data)).unwrap()
     }
 
     fn object(value: Value) -> Data {
@@ -276,8 +383,7 @@ mod tests {
     #[test]
     fn a_small_session_is_smaller_than_its_json() {
         let data = object(json!({"views": 1}));
-        let mut bytes = Vec::new();
-        write_data(&mut bytes, &data).unwrap();
+        let bytes = bytes_of(&data);
         assert_eq!(bytes, [1, 5, b'v', b'i', b'e', b'w', b's', UINT, 1]);
         assert!(bytes.len() < serde_json::to_vec(&data).unwrap().len());
     }
@@ -285,12 +391,27 @@ mod tests {
     #[test]
     fn varints_at_their_boundaries() {
         for n in [0, 127, 128, 16_383, 16_384, u64::from(u32::MAX), u64::MAX] {
-            let mut bytes = Vec::new();
-            write_varint(&mut bytes, n).unwrap();
+            let mut bytes = vec![0; varint_len(n)];
+            let mut out = Writer::new(&mut bytes);
+            write_varint(&mut out, n);
+            assert_eq!(out.written(), Some(bytes.len()), "varint_len({n}) is wrong");
             let mut reader = Reader { rest: &bytes };
             assert_eq!(reader.varint(), Ok(n));
             assert!(reader.rest.is_empty());
         }
+    }
+
+    #[test]
+    fn a_writer_reports_a_buffer_too_small() {
+        let data = object(json!({"views": 1}));
+        let mut bytes = vec![0; data_len(&data) - 1];
+        let mut out = Writer::new(&mut bytes);
+        write_data(&mut out, &data);
+        assert_eq!(out.written(), None);
+        let mut bytes = vec![0; data_len(&data) + 1];
+        let mut out = Writer::new(&mut bytes);
+        write_data(&mut out, &data);
+        assert_eq!(out.written(), Some(data_len(&data)));
     }
 
     #[test]
