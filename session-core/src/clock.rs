@@ -20,37 +20,73 @@ pub trait Clock: Send + Sync + fmt::Debug {
 }
 
 /// The system's wall clock.
+///
+/// On Linux (and Android) it reads `CLOCK_REALTIME_COARSE`: the time of the
+/// kernel's last timer tick, which advances in steps of 1–10 ms (4 ms on a
+/// kernel built with `HZ=250`) and costs a few nanoseconds to read, against
+/// about 40 ns for a full-precision read on a virtual machine. Sessions count
+/// idle and absolute lifetimes in seconds and minutes and store whole
+/// milliseconds, so the tick's granularity changes no decision that
+/// matters. Elsewhere it reads [`SystemTime::now`](std::time::SystemTime::now).
+///
+/// ```
+/// use session_core::{Clock, SystemClock};
+///
+/// let now = SystemClock.now_unix_ms();
+/// let std_now = std::time::SystemTime::now()
+///     .duration_since(std::time::UNIX_EPOCH)
+///     .unwrap()
+///     .as_millis() as i64;
+/// // At most a timer tick behind the full-precision clock.
+/// assert!(now <= std_now + 1 && std_now - now < 100);
+/// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
-        // `OffsetDateTime::now_utc()` adds the duration since the epoch with
-        // calendar arithmetic; building the date from whole seconds and
-        // setting the nanoseconds is the same instant, for less work on
-        // every request.
-        let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
-            return OffsetDateTime::now_utc();
-        };
-        i64::try_from(since.as_secs())
+        // Built from whole seconds and then the nanoseconds: the same
+        // instant as adding the duration since the epoch with calendar
+        // arithmetic, for less work.
+        let (secs, nanos) = since_epoch();
+        OffsetDateTime::from_unix_timestamp(secs)
             .ok()
-            .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
-            .and_then(|t| t.replace_nanosecond(since.subsec_nanos()).ok())
+            .and_then(|t| t.replace_nanosecond(nanos).ok())
             .unwrap_or_else(OffsetDateTime::now_utc)
     }
 
     fn now_unix_ms(&self) -> i64 {
-        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-            Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
-            // Before the epoch: rounded down too, as `Timestamp::from` does.
-            Err(before) => {
-                let before = before.duration();
-                let ms = i64::try_from(before.as_millis()).unwrap_or(i64::MAX);
-                if before.subsec_nanos() % 1_000_000 == 0 {
-                    -ms
-                } else {
-                    -ms - 1
-                }
+        let (secs, nanos) = since_epoch();
+        // Rounded down, before the epoch too: `nanos` counts forward from
+        // `secs`, as `Timestamp::from` rounds.
+        secs.saturating_mul(1000)
+            .saturating_add(i64::from(nanos / 1_000_000))
+    }
+}
+
+/// Whole seconds since the Unix epoch (negative before it) and the
+/// nanoseconds after them (always below 10⁹).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn since_epoch() -> (i64, u32) {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    // The kernel keeps `tv_nsec` within 0..10⁹.
+    let nanos = u32::try_from(now.tv_nsec.clamp(0, 999_999_999)).unwrap_or(0);
+    (now.tv_sec, nanos)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn since_epoch() -> (i64, u32) {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => (
+            i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+            since.subsec_nanos(),
+        ),
+        Err(before) => {
+            let before = before.duration();
+            let secs = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
+            match before.subsec_nanos() {
+                0 => (-secs, 0),
+                nanos => (-secs - 1, 1_000_000_000 - nanos),
             }
         }
     }
@@ -120,14 +156,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn system_clock_agrees_with_the_time_crate() {
-        let before = OffsetDateTime::now_utc();
+    fn system_clock_is_at_most_a_tick_behind_the_full_precision_clock() {
+        let unix_ms = |t: OffsetDateTime| crate::Timestamp::from(t).unix_ms();
+        let before = unix_ms(OffsetDateTime::now_utc());
         let ours = SystemClock.now();
         let ms = SystemClock.now_unix_ms();
-        let after = OffsetDateTime::now_utc();
-        assert!(before <= ours && ours <= after, "{before} {ours} {after}");
-        let unix_ms = |t: OffsetDateTime| crate::Timestamp::from(t).unix_ms();
-        assert!(unix_ms(ours) <= ms && ms <= unix_ms(after));
+        let after = unix_ms(OffsetDateTime::now_utc());
+        // A timer tick is at most 10 ms; leave room for a descheduled thread.
+        for reading in [unix_ms(ours), ms] {
+            assert!(
+                before - 100 <= reading && reading <= after,
+                "{before} {reading} {after}"
+            );
+        }
+        assert!(unix_ms(ours) <= ms, "the clock went back");
         assert_eq!(ours.offset(), time::UtcOffset::UTC);
     }
 }

@@ -203,6 +203,11 @@ fn write_bytes(out: &mut Writer<'_>, bytes: &[u8]) {
 }
 
 fn write_varint(out: &mut Writer<'_>, mut n: u64) {
+    if n < 0x80 {
+        // Nearly every count and length: one byte, stored directly.
+        out.put(&[n as u8]);
+        return;
+    }
     let mut buf = [0u8; 10];
     let mut len = 0;
     loop {
