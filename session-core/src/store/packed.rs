@@ -2,11 +2,11 @@
 //! binary form, tag by tag, that never leaves the process.
 //!
 //! Decoding it is a walk over lengths and tags, with no text to parse, no
-//! escapes and no number formatting: a small session such as
-//! `{"user":"bob"}` decodes in a fraction of what `serde_json` spends on
-//! its text, and the code is small enough to stay in cache between
-//! requests. The portable format stores exchange is still JSON
-//! ([`Record::to_bytes`](crate::Record::to_bytes)).
+//! escapes and no number formatting, in a few small functions: loading
+//! `{"user":"bob"}` from the memory store takes 563 instructions,
+//! allocations included, where parsing its JSON took 771 (callgrind, the
+//! adapter bench's `/get`). The portable format stores exchange is still
+//! JSON ([`Record::to_bytes`](crate::Record::to_bytes)).
 //!
 //! ```text
 //! data   = count entry*            (the top-level object)
@@ -278,8 +278,8 @@ impl<'a> Reader<'a> {
     }
 
     /// A count of items still to read, each at least one byte long: a count
-    /// larger than the bytes left is malformed (and is never used to
-    /// reserve memory).
+    /// larger than the bytes left is malformed, so no more is ever reserved
+    /// than the bytes could hold.
     fn count(&mut self) -> Result<usize, Malformed> {
         let n = self.varint()?;
         usize::try_from(n)
