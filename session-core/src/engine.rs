@@ -109,7 +109,6 @@ enum Candidate {
         id: SessionId,
         key: StoreKey,
         matched: KeyMatch,
-        value: Option<codec::IdValue>,
     },
     Inline {
         record: Box<Record>,
@@ -143,8 +142,6 @@ pub struct Loaded {
 
 #[derive(Debug)]
 struct Found {
-    /// The cookie value as received, when it is under the current key.
-    value: Option<codec::IdValue>,
     id: Option<SessionId>,
     key: Option<StoreKey>,
     record: Record,
@@ -325,12 +322,7 @@ impl Engine {
                 _ => None,
             };
             if let Some(Verified { id, key, matched }) = hit {
-                return Ok(Candidate::Id {
-                    id,
-                    key,
-                    matched,
-                    value: id_value,
-                });
+                return Ok(Candidate::Id { id, key, matched });
             }
             let (payload, matched) = self
                 .inner
@@ -346,12 +338,7 @@ impl Engine {
                 };
                 cache.insert(id_value, verified);
             }
-            Ok(Candidate::Id {
-                id,
-                key,
-                matched,
-                value: id_value,
-            })
+            Ok(Candidate::Id { id, key, matched })
         } else {
             // Our values are ASCII: a value that is not UTF-8 is garbage.
             let value = std::str::from_utf8(value).map_err(|_| CodecError::Malformed)?;
@@ -475,24 +462,17 @@ impl Engine {
     fn found(candidate: Candidate, record: Option<Record>) -> Option<Loaded> {
         let found = match candidate {
             Candidate::Inline { record, matched } => Found {
-                value: None,
                 id: None,
                 key: None,
                 record: *record,
                 matched,
             },
-            Candidate::Id {
-                id,
-                key,
-                matched,
-                value,
-            } => {
+            Candidate::Id { id, key, matched } => {
                 let Some(record) = record else {
                     tracing::debug!("session id unknown to the store; not adopted");
                     return None;
                 };
                 Found {
-                    value: value.filter(|_| matched == KeyMatch::Current),
                     id: Some(id),
                     key: Some(key),
                     record,
@@ -530,7 +510,6 @@ impl Engine {
         }
         Session::from_state(State {
             origin: Some(Origin {
-                cookie_value: found.value,
                 id: found.id,
                 key: found.key,
                 created_at: record.created_at,
@@ -664,15 +643,9 @@ impl Engine {
                 // The guarantee of the touch interval holds for writes too.
                 let (last_seen, deadline, cookie) = if touch_due {
                     let deadline = deadline();
-                    let cookie = match origin
-                        .cookie_value
-                        .as_ref()
-                        .and_then(codec::IdValue::as_str)
-                    {
-                        // Same id under the current key: same value.
-                        Some(value) => self.session_cookie(value, deadline, now),
-                        None => self.id_cookie(id, deadline, now),
-                    };
+                    // Signed again (once per touch interval): the same id
+                    // under the current key gives the value the browser has.
+                    let cookie = self.id_cookie(id, deadline, now);
                     (now, deadline, CookieOp::Set(cookie))
                 } else {
                     let deadline = config.expiry.deadline(origin.created_at, origin.last_seen);

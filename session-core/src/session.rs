@@ -66,9 +66,6 @@ fn set(data: &mut Data, key: &str, value: Value) {
 /// The session as it was when the request arrived.
 #[derive(Debug, Clone)]
 pub(crate) struct Origin {
-    /// The cookie value as received, when it is under the current key and
-    /// can be sent back as it is.
-    pub(crate) cookie_value: Option<crate::codec::IdValue>,
     pub(crate) id: Option<SessionId>,
     pub(crate) key: Option<StoreKey>,
     pub(crate) created_at: crate::Timestamp,

@@ -301,6 +301,13 @@ async fn unchanged_session_is_saved_only_when_the_touch_interval_has_passed() {
         (StoreOp::Save { changes, .. }, CookieOp::Set(cookie)) => {
             assert!(changes.is_empty());
             assert_eq!(attribute(cookie, "Max-Age"), Some("3600"));
+            // Signed again, the same id under the same key: the value the
+            // browser already has, with a fresh Max-Age.
+            let value = cookie.split(';').next().unwrap();
+            assert_eq!(
+                Some(value),
+                browser.get("id").map(|v| format!("id={v}")).as_deref()
+            );
         }
         other => panic!("expected a touch, got {other:?}"),
     }

@@ -130,9 +130,9 @@ const ID_VALUE_LEN: usize = signed_len(crate::ID_LEN);
 /// Where the tag starts in an id cookie's value.
 const TAG_START: usize = ID_VALUE_LEN - b64_len(TAG_LEN);
 
-/// A verified session id cookie's value, kept inline so that it can be sent
-/// back unchanged without a heap copy. Its `Debug` does not show it (it is
-/// a bearer credential).
+/// A session id cookie's value of the right length, inline: the key of the
+/// verified-cookie cache. Its `Debug` does not show it (it is a bearer
+/// credential).
 #[derive(Clone, Copy)]
 pub(crate) struct IdValue([u8; ID_VALUE_LEN]);
 
@@ -146,11 +146,6 @@ impl IdValue {
     /// bits, none of those the hash uses.
     pub(crate) fn tag_bits(&self) -> usize {
         usize::from(super::b64_value(self.0[TAG_START + 9]) & 63)
-    }
-
-    /// The value as received (always UTF-8 once verified: it is base64).
-    pub(crate) fn as_str(&self) -> Option<&str> {
-        std::str::from_utf8(&self.0).ok()
     }
 }
 
@@ -300,7 +295,7 @@ mod tests {
             assert_eq!(signer.sign(&vec![1; n]).len(), signed_len(n));
         }
         let inline = IdValue::new(value.as_bytes()).unwrap();
-        assert_eq!(inline.as_str(), Some(value.as_str()));
+        assert_eq!(inline.0, value.as_bytes());
         assert_eq!(format!("{inline:?}"), "IdValue(..)");
         assert!(IdValue::new(&value.as_bytes()[1..]).is_none());
     }
