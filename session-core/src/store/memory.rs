@@ -78,23 +78,38 @@ const INLINE: usize = 256;
 
 /// Encodes `record`'s blob into `buf` when it fits (no heap allocation),
 /// into a new buffer of exactly its size otherwise.
+///
+/// # Errors
+///
+/// [`StoreError::Encoding`] when the data nests deeper than
+/// [`packed::MAX_DEPTH`] arrays and objects.
 fn encode<'b>(record: &Record, buf: &'b mut [u8; INLINE]) -> Result<Cow<'b, [u8]>, StoreError> {
     let mut out = packed::Writer::new(buf);
     write_blob(&mut out, record);
-    if let Some(len) = out.written() {
-        return Ok(Cow::Borrowed(&buf[..len]));
+    match out.finish() {
+        Ok(len) => return Ok(Cow::Borrowed(&buf[..len])),
+        Err(packed::Unwritten::TooDeep) => return Err(too_deep()),
+        Err(packed::Unwritten::Full) => {}
     }
-    let mut blob = vec![0; HEADER + packed::data_len(&record.data)];
+    let mut count = packed::Writer::counting();
+    write_blob(&mut count, record);
+    let mut blob = vec![0; count.finish().map_err(|_| too_deep())?];
     let mut out = packed::Writer::new(&mut blob);
     write_blob(&mut out, record);
-    if out.written() == Some(blob.len()) {
-        Ok(Cow::Owned(blob))
-    } else {
-        // Sizing and writing walk the same data: only a bug gets here.
-        Err(StoreError::Corrupt {
-            reason: "memory store: a record's encoded size was miscounted".to_owned(),
-        })
+    match out.finish() {
+        Ok(len) if len == blob.len() => Ok(Cow::Owned(blob)),
+        // The count and the write walk the same data the same way.
+        _ => Err(StoreError::Encoding(serde::ser::Error::custom(
+            "memory store: a record's size was miscounted (a bug)",
+        ))),
     }
+}
+
+fn too_deep() -> StoreError {
+    StoreError::Encoding(serde::ser::Error::custom(format!(
+        "session data nests more than {} arrays and objects deep",
+        packed::MAX_DEPTH
+    )))
 }
 
 /// Created, last seen and version as little-endian 64-bit numbers, the
@@ -107,24 +122,32 @@ fn write_blob(out: &mut packed::Writer<'_>, record: &Record) {
     packed::write_data(out, &record.data);
 }
 
+/// The blob in an allocation of exactly its size: a copy of the stack
+/// buffer, or the exact-size heap buffer itself (shrinking a larger buffer
+/// in place would strand its unused tail in the allocator, one per record).
+fn boxed(blob: Cow<'_, [u8]>) -> Box<[u8]> {
+    match blob {
+        Cow::Borrowed(bytes) => Box::from(bytes),
+        Cow::Owned(vec) => vec.into_boxed_slice(),
+    }
+}
+
 impl Entry {
     /// A new entry: one allocation of exactly the blob's size.
-    fn new(record: &Record, blob: &[u8]) -> Self {
+    fn new(record: &Record, blob: Cow<'_, [u8]>) -> Self {
         Self {
             expires_ms: expires_ms(record),
-            // An exact-size copy: shrinking a buffer in place would strand
-            // its unused tail in the allocator, one per record.
-            blob: Box::from(blob),
+            blob: boxed(blob),
         }
     }
 
     /// Overwrites the entry, reusing its allocation when the size is the
     /// same (a counter that keeps its number of digits, say).
-    fn overwrite(&mut self, record: &Record, blob: &[u8]) {
+    fn overwrite(&mut self, record: &Record, blob: Cow<'_, [u8]>) {
         if self.blob.len() == blob.len() {
-            self.blob.copy_from_slice(blob);
+            self.blob.copy_from_slice(&blob);
         } else {
-            self.blob = Box::from(blob);
+            self.blob = boxed(blob);
         }
         self.expires_ms = expires_ms(record);
     }
@@ -143,9 +166,9 @@ impl Entry {
 
     fn decode(&self) -> Result<Record, StoreError> {
         let data = packed::read_data(&self.blob[HEADER..]).map_err(|packed::Malformed(why)| {
-            StoreError::Corrupt {
-                reason: format!("memory store record: {why}"),
-            }
+            StoreError::Encoding(serde::de::Error::custom(format!(
+                "memory store record: {why}"
+            )))
         })?;
         Ok(Record {
             data,
@@ -317,7 +340,7 @@ impl MemoryStore {
         now_ms: impl FnOnce() -> i64,
     ) -> Result<(), StoreError> {
         let mut buf = [0u8; INLINE];
-        let entry = Entry::new(record, &encode(record, &mut buf)?);
+        let entry = Entry::new(record, encode(record, &mut buf)?);
         let now_ms = now_ms();
         let mut shard = self.shard(key);
         shard.sweep_if_due(now_ms);
@@ -360,7 +383,7 @@ impl MemoryStore {
         if stored.version() != expected_version {
             return stored.decode().map(SaveOutcome::Conflict);
         }
-        stored.overwrite(record, &blob);
+        stored.overwrite(record, blob);
         Ok(SaveOutcome::Saved)
     }
 }
@@ -442,6 +465,30 @@ mod tests {
             .insert("blob".into(), "z".repeat(2 * INLINE).into());
         store.create_now(&key(2), &big).unwrap();
         assert_eq!(store.load_now(&key(2)).unwrap(), Some(big));
+    }
+
+    #[test]
+    fn data_nested_too_deep_is_refused_when_saved_and_the_old_record_stays() {
+        let store = MemoryStore::new();
+        let now = Timestamp::from(OffsetDateTime::now_utc());
+        let record = Record::new(now, None);
+        store.create_now(&key(1), &record).unwrap();
+        let mut deep = serde_json::json!(1);
+        for _ in 0..packed::MAX_DEPTH {
+            deep = serde_json::Value::Array(vec![deep]);
+        }
+        let mut next = record.clone();
+        next.data.insert("deep".into(), deep);
+        next.version = 1;
+        for error in [
+            store.save_now(&key(1), &next, 0).unwrap_err(),
+            store.create_now(&key(2), &next).unwrap_err(),
+        ] {
+            assert!(matches!(error, StoreError::Encoding(_)), "{error}");
+            assert!(error.to_string().contains("nests more than 128"), "{error}");
+        }
+        assert_eq!(store.load_now(&key(1)).unwrap(), Some(record));
+        assert_eq!(store.load_now(&key(2)).unwrap(), None);
     }
 
     #[test]

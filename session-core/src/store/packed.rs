@@ -39,97 +39,93 @@ const STR: u8 = 7;
 const ARRAY: u8 = 8;
 const OBJECT: u8 = 9;
 
-/// The length of `data` once written.
-pub(crate) fn data_len(data: &Data) -> usize {
-    entries_len(data)
+/// How deep arrays and objects may nest, the top-level map included: the
+/// limit `serde_json` puts on parsing, so data this module refuses to write
+/// is data JSON could not have read back either. Refused when saving (a
+/// clear error), never found unreadable later.
+pub(crate) const MAX_DEPTH: usize = 128;
+
+/// Why [`write_data`] stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Unwritten {
+    /// The buffer is too small.
+    Full,
+    /// The data nests deeper than [`MAX_DEPTH`].
+    TooDeep,
 }
 
-fn entries_len(map: &Map<String, Value>) -> usize {
-    map.iter()
-        .fold(varint_len(map.len() as u64), |len, (key, value)| {
-            len + bytes_len(key.len()) + value_len(value)
-        })
-}
-
-fn value_len(value: &Value) -> usize {
-    match value {
-        Value::Null | Value::Bool(_) => 1,
-        Value::Number(n) => {
-            1 + match packed_number(n) {
-                PackedNumber::Uint(u) => varint_len(u),
-                PackedNumber::Int(bits) => varint_len(bits),
-                PackedNumber::Float(_) => 8,
-                PackedNumber::Text(text) => bytes_len(text.len()),
-            }
-        }
-        Value::String(s) => 1 + bytes_len(s.len()),
-        Value::Array(items) => items
-            .iter()
-            .fold(1 + varint_len(items.len() as u64), |len, item| {
-                len + value_len(item)
-            }),
-        Value::Object(map) => 1 + entries_len(map),
-    }
-}
-
-fn bytes_len(len: usize) -> usize {
-    varint_len(len as u64) + len
-}
-
-fn varint_len(n: u64) -> usize {
-    // One byte per started group of seven bits; 0 takes one byte too.
-    (64 - (n | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-/// Writes into a buffer, and tells whether it was large enough.
+/// Writes into a buffer, or only counts (to size one).
 pub(crate) struct Writer<'a> {
-    rest: &'a mut [u8],
+    /// Where the bytes go; `None` counts them only.
+    rest: Option<&'a mut [u8]>,
     len: usize,
-    overflowed: bool,
+    failed: Option<Unwritten>,
 }
 
 impl<'a> Writer<'a> {
+    /// A writer into `buf`.
     pub(crate) fn new(buf: &'a mut [u8]) -> Self {
         Self {
-            rest: buf,
+            rest: Some(buf),
             len: 0,
-            overflowed: false,
+            failed: None,
+        }
+    }
+
+    /// A writer that only counts what it is given.
+    pub(crate) fn counting() -> Self {
+        Self {
+            rest: None,
+            len: 0,
+            failed: None,
         }
     }
 
     pub(crate) fn put(&mut self, bytes: &[u8]) {
-        let rest = std::mem::take(&mut self.rest);
-        if bytes.len() > rest.len() {
-            self.overflowed = true;
-            self.rest = rest;
+        if self.failed.is_some() {
             return;
         }
-        let (head, tail) = rest.split_at_mut(bytes.len());
-        head.copy_from_slice(bytes);
-        self.rest = tail;
+        if let Some(rest) = self.rest.take() {
+            if bytes.len() > rest.len() {
+                self.failed = Some(Unwritten::Full);
+                return;
+            }
+            let (head, tail) = rest.split_at_mut(bytes.len());
+            head.copy_from_slice(bytes);
+            self.rest = Some(tail);
+        }
         self.len += bytes.len();
     }
 
-    /// How many bytes were written, or `None` when the buffer was too small.
-    pub(crate) fn written(&self) -> Option<usize> {
-        (!self.overflowed).then_some(self.len)
+    fn fail(&mut self, why: Unwritten) {
+        self.failed.get_or_insert(why);
+    }
+
+    /// How many bytes were written (or counted), or why not all were.
+    pub(crate) fn finish(self) -> Result<usize, Unwritten> {
+        match self.failed {
+            None => Ok(self.len),
+            Some(why) => Err(why),
+        }
     }
 }
 
-/// Writes `data`: [`data_len`] bytes, if they fit.
+/// Writes `data`.
 pub(crate) fn write_data(out: &mut Writer<'_>, data: &Data) {
-    write_entries(out, data);
+    write_entries(out, data, 1);
 }
 
-fn write_entries(out: &mut Writer<'_>, map: &Map<String, Value>) {
+/// The entries of a map at nesting `depth` (the top-level map is 1).
+fn write_entries(out: &mut Writer<'_>, map: &Map<String, Value>, depth: usize) {
     write_varint(out, map.len() as u64);
     for (key, value) in map {
         write_bytes(out, key.as_bytes());
-        write_value(out, value);
+        write_value(out, value, depth);
     }
 }
 
-fn write_value(out: &mut Writer<'_>, value: &Value) {
+/// A value inside a map or an array at nesting `depth`.
+fn write_value(out: &mut Writer<'_>, value: &Value, depth: usize) {
     match value {
         Value::Null => out.put(&[NULL]),
         Value::Bool(false) => out.put(&[FALSE]),
@@ -156,16 +152,17 @@ fn write_value(out: &mut Writer<'_>, value: &Value) {
             out.put(&[STR]);
             write_bytes(out, s.as_bytes());
         }
+        Value::Array(_) | Value::Object(_) if depth >= MAX_DEPTH => out.fail(Unwritten::TooDeep),
         Value::Array(items) => {
             out.put(&[ARRAY]);
             write_varint(out, items.len() as u64);
             for item in items {
-                write_value(out, item);
+                write_value(out, item, depth + 1);
             }
         }
         Value::Object(map) => {
             out.put(&[OBJECT]);
-            write_entries(out, map);
+            write_entries(out, map, depth + 1);
         }
     }
 }
@@ -233,7 +230,7 @@ pub(crate) struct Malformed(pub(crate) &'static str);
 /// Reads what [`write_data`] wrote: all of `bytes`, nothing left over.
 pub(crate) fn read_data(bytes: &[u8]) -> Result<Data, Malformed> {
     let mut reader = Reader { rest: bytes };
-    let data = reader.entries()?;
+    let data = reader.entries(1)?;
     if reader.rest.is_empty() {
         Ok(data)
     } else {
@@ -278,8 +275,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A count of items still to read, each at least one byte long: a count
-    /// larger than the bytes left is malformed, so no more is ever reserved
-    /// than the bytes could hold.
+    /// larger than the bytes left is malformed.
     fn count(&mut self) -> Result<usize, Malformed> {
         let n = self.varint()?;
         usize::try_from(n)
@@ -296,18 +292,20 @@ impl<'a> Reader<'a> {
             .map_err(|_| Malformed("string is not UTF-8"))
     }
 
-    fn entries(&mut self) -> Result<Map<String, Value>, Malformed> {
+    /// A map's entries at nesting `depth`, as [`write_entries`] wrote them.
+    fn entries(&mut self, depth: usize) -> Result<Map<String, Value>, Malformed> {
         let count = self.count()?;
         let mut map = Map::new();
         for _ in 0..count {
             let key = self.string()?;
-            let value = self.value()?;
+            let value = self.value(depth)?;
             map.insert(key, value);
         }
         Ok(map)
     }
 
-    fn value(&mut self) -> Result<Value, Malformed> {
+    /// A value at nesting `depth`, as [`write_value`] wrote it.
+    fn value(&mut self, depth: usize) -> Result<Value, Malformed> {
         Ok(match self.byte()? {
             NULL => Value::Null,
             FALSE => Value::Bool(false),
@@ -319,7 +317,11 @@ impl<'a> Reader<'a> {
                 Value::Number((!n).into())
             }
             FLOAT => {
-                let bytes = self.take(8)?.try_into().expect("took 8 bytes");
+                let (&bytes, rest) = self
+                    .rest
+                    .split_first_chunk::<8>()
+                    .ok_or(Malformed("truncated"))?;
+                self.rest = rest;
                 let n = Number::from_f64(f64::from_le_bytes(bytes))
                     .ok_or(Malformed("float is not finite"))?;
                 Value::Number(n)
@@ -329,15 +331,18 @@ impl<'a> Reader<'a> {
                 Value::Number(text.parse().map_err(|_| Malformed("number text"))?)
             }
             STR => Value::String(self.string()?),
+            ARRAY | OBJECT if depth >= MAX_DEPTH => return Err(Malformed("nested too deep")),
             ARRAY => {
                 let count = self.count()?;
-                let mut items = Vec::with_capacity(count);
+                // Grown as items arrive: a count is bounded by the bytes
+                // left, not by what a corrupt blob could make it reserve.
+                let mut items = Vec::with_capacity(count.min(16));
                 for _ in 0..count {
-                    items.push(self.value()?);
+                    items.push(self.value(depth + 1)?);
                 }
                 Value::Array(items)
             }
-            OBJECT => Value::Object(self.entries()?),
+            OBJECT => Value::Object(self.entries(depth + 1)?),
             _ => return Err(Malformed("unknown tag")),
         })
     }
@@ -349,20 +354,19 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
-    fn bytes_of(data: &Data) -> Vec<u8> {
-        let mut bytes = vec![0; data_len(data)];
+    /// `data` written into a buffer sized by a counting pass.
+    fn bytes_of(data: &Data) -> Result<Vec<u8>, Unwritten> {
+        let mut count = Writer::counting();
+        write_data(&mut count, data);
+        let mut bytes = vec![0; count.finish()?];
         let mut out = Writer::new(&mut bytes);
         write_data(&mut out, data);
-        assert_eq!(
-            out.written(),
-            Some(bytes.len()),
-            "data_len and write_data disagree"
-        );
-        bytes
+        assert_eq!(out.finish(), Ok(bytes.len()), "counted and written differ");
+        Ok(bytes)
     }
 
     fn round_trip(data: &Data) -> Data {
-        read_data(&bytes_of(data)).unwrap()
+        read_data(&bytes_of(data).unwrap()).unwrap()
     }
 
     fn object(value: Value) -> Data {
@@ -386,20 +390,36 @@ mod tests {
     }
 
     #[test]
+    fn negative_zero_keeps_its_sign() {
+        // `Value`'s equality takes -0.0 for 0.0: compare the bits.
+        let back = round_trip(&object(json!({"z": -0.0})));
+        let z = back["z"].as_f64().unwrap();
+        assert_eq!(z.to_bits(), (-0.0f64).to_bits());
+    }
+
+    #[test]
     fn a_small_session_is_smaller_than_its_json() {
         let data = object(json!({"views": 1}));
-        let bytes = bytes_of(&data);
+        let bytes = bytes_of(&data).unwrap();
         assert_eq!(bytes, [1, 5, b'v', b'i', b'e', b'w', b's', UINT, 1]);
         assert!(bytes.len() < serde_json::to_vec(&data).unwrap().len());
     }
 
     #[test]
     fn varints_at_their_boundaries() {
-        for n in [0, 127, 128, 16_383, 16_384, u64::from(u32::MAX), u64::MAX] {
-            let mut bytes = vec![0; varint_len(n)];
+        for (n, len) in [
+            (0, 1),
+            (127, 1),
+            (128, 2),
+            (16_383, 2),
+            (16_384, 3),
+            (u64::from(u32::MAX), 5),
+            (u64::MAX, 10),
+        ] {
+            let mut bytes = vec![0; len];
             let mut out = Writer::new(&mut bytes);
             write_varint(&mut out, n);
-            assert_eq!(out.written(), Some(bytes.len()), "varint_len({n}) is wrong");
+            assert_eq!(out.finish(), Ok(len), "{n} takes {len} bytes");
             let mut reader = Reader { rest: &bytes };
             assert_eq!(reader.varint(), Ok(n));
             assert!(reader.rest.is_empty());
@@ -407,38 +427,79 @@ mod tests {
     }
 
     #[test]
-    fn a_writer_reports_a_buffer_too_small() {
+    fn a_writer_reports_a_buffer_too_small_and_counts_like_it_writes() {
         let data = object(json!({"views": 1}));
-        let mut bytes = vec![0; data_len(&data) - 1];
+        let len = bytes_of(&data).unwrap().len();
+        let mut bytes = vec![0; len - 1];
         let mut out = Writer::new(&mut bytes);
         write_data(&mut out, &data);
-        assert_eq!(out.written(), None);
-        let mut bytes = vec![0; data_len(&data) + 1];
+        assert_eq!(out.finish(), Err(Unwritten::Full));
+        let mut bytes = vec![0; len + 1];
         let mut out = Writer::new(&mut bytes);
         write_data(&mut out, &data);
-        assert_eq!(out.written(), Some(data_len(&data)));
+        assert_eq!(out.finish(), Ok(len));
+    }
+
+    /// `{"d": [[[...]]]}` with arrays nested until the whole is `depth`
+    /// deep, the top-level map included.
+    fn nested(depth: usize) -> Data {
+        let mut value = json!(1);
+        for _ in 1..depth {
+            value = Value::Array(vec![value]);
+        }
+        object(json!({ "d": value }))
     }
 
     #[test]
-    fn malformed_bytes_are_errors_not_panics() {
-        let cases: [&[u8]; 10] = [
-            &[],
-            &[1],
-            &[1, 1, b'k'],
-            &[1, 1, b'k', 42],
-            &[1, 1, b'k', STR, 5, b'a'],
-            &[1, 1, b'k', FLOAT, 0, 0, 0, 0, 0, 0, 0xf0, 0x7f],
-            &[1, 1, 0xff, NULL],
-            &[
-                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
-            ],
-            &[
-                1, 1, b'k', INT, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
-            ],
-            &[0, 0],
+    fn data_as_deep_as_json_reads_is_written_and_deeper_is_refused() {
+        let deepest = nested(MAX_DEPTH);
+        assert_eq!(round_trip(&deepest), deepest);
+        assert_eq!(bytes_of(&nested(MAX_DEPTH + 1)), Err(Unwritten::TooDeep));
+        // And a blob nested deeper than a writer ever writes is refused
+        // on reading, without recursing further.
+        let mut blob = vec![1, 1, b'd'];
+        blob.extend(std::iter::repeat_n([ARRAY, 1], 10_000).flatten());
+        blob.push(NULL);
+        assert_eq!(read_data(&blob), Err(Malformed("nested too deep")));
+    }
+
+    #[test]
+    fn malformed_bytes_are_errors_naming_what_is_wrong() {
+        let cases: [(&[u8], &str); 12] = [
+            (&[], "truncated"),
+            (&[1], "count larger than the bytes left"),
+            (&[1, 1, b'k'], "truncated"),
+            (&[1, 1, b'k', 42], "unknown tag"),
+            (
+                &[1, 1, b'k', STR, 5, b'a'],
+                "count larger than the bytes left",
+            ),
+            (&[1, 1, b'k', FLOAT, 0, 0, 0, 0], "truncated"),
+            (
+                &[1, 1, b'k', FLOAT, 0, 0, 0, 0, 0, 0, 0xf0, 0x7f],
+                "float is not finite",
+            ),
+            (&[1, 1, 0xff, NULL], "string is not UTF-8"),
+            (
+                &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+                "varint overflows 64 bits",
+            ),
+            (
+                &[
+                    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x81, 0x00,
+                ],
+                "varint longer than 10 bytes",
+            ),
+            (
+                &[
+                    1, 1, b'k', INT, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+                ],
+                "negative integer too large",
+            ),
+            (&[0, 0], "bytes after the data"),
         ];
-        for bytes in cases {
-            assert!(read_data(bytes).is_err(), "{bytes:?} was accepted");
+        for (bytes, why) in cases {
+            assert_eq!(read_data(bytes), Err(Malformed(why)), "{bytes:?}");
         }
     }
 
