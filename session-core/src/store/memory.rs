@@ -287,7 +287,7 @@ impl ImmediateStore for MemoryStore {
 /// The engine's own memory store (which shares the engine's clock) at a
 /// time the engine has already read, so that the store does not read the
 /// clock again: a request with a session would otherwise read it two or
-/// three times (a few ns each with the coarse system clock, about 40 ns with
+/// three times (about 14 ns each with the coarse system clock, 40 ns with
 /// a full-precision one on a 2-vCPU VM).
 pub(crate) struct MemoryAt<'a> {
     pub(crate) store: &'a MemoryStore,
