@@ -14,13 +14,43 @@ use crate::{Data, KeyMatch, SessionError, StoreKey};
 /// current value, the new value.
 type UpdateFn = dyn Fn(&str, Option<&Value>) -> Result<Value, SessionError> + Send + Sync;
 
+/// An update closure that clones cheaply: a closure that captures nothing
+/// (a counter, say) and needs no drop is kept as a `&'static` reference,
+/// which costs no allocation (a zero-sized `Box` allocates nothing, so
+/// leaking it frees nothing); any other in an `Arc`.
+#[derive(Clone)]
+pub(crate) enum SharedFn {
+    Static(&'static UpdateFn),
+    Shared(Arc<UpdateFn>),
+}
+
+impl SharedFn {
+    fn new<F>(f: F) -> Self
+    where
+        F: Fn(&str, Option<&Value>) -> Result<Value, SessionError> + Send + Sync + 'static,
+    {
+        if size_of::<F>() == 0 && !std::mem::needs_drop::<F>() {
+            Self::Static(Box::leak(Box::new(f)))
+        } else {
+            Self::Shared(Arc::new(f))
+        }
+    }
+
+    fn call(&self, key: &str, old: Option<&Value>) -> Result<Value, SessionError> {
+        match self {
+            Self::Static(f) => f(key, old),
+            Self::Shared(f) => f(key, old),
+        }
+    }
+}
+
 /// One change the handler made, kept in order so that it can be replayed on
 /// a record another request saved meanwhile.
 #[derive(Clone)]
 pub(crate) enum Op {
     Insert(String, Value),
     Remove(String),
-    Update(String, Arc<UpdateFn>),
+    Update(String, SharedFn),
     Clear,
 }
 
@@ -44,7 +74,7 @@ pub(crate) fn replay(ops: &[Op], data: &mut Data) -> Result<(), SessionError> {
                 data.remove(k);
             }
             Op::Update(k, f) => {
-                let new = f(k, data.get(k))?;
+                let new = f.call(k, data.get(k))?;
                 set(data, k, new);
             }
             Op::Clear => data.clear(),
@@ -290,7 +320,7 @@ impl Session {
         T: Serialize + DeserializeOwned,
         F: Fn(Option<T>) -> T + Send + Sync + 'static,
     {
-        let erased: Arc<UpdateFn> = Arc::new(move |key: &str, old: Option<&Value>| {
+        let erased = SharedFn::new(move |key: &str, old: Option<&Value>| {
             let old = old
                 .map(|v| T::deserialize(v).map_err(|source| deser(key, source)))
                 .transpose()?;
@@ -300,7 +330,7 @@ impl Session {
             })
         });
         let mut state = self.lock();
-        let new = erased(key, state.data.get(key))?;
+        let new = erased.call(key, state.data.get(key))?;
         let typed = T::deserialize(&new).map_err(|source| deser(key, source))?;
         set(&mut state.data, key, new);
         state.ops.push(Op::Update(key.to_owned(), erased));
@@ -414,5 +444,44 @@ mod tests {
         s.destroy();
         assert!(s.is_empty());
         assert!(!s.is_modified());
+    }
+
+    fn kept_as(s: &Session) -> &'static str {
+        match s.lock().ops.last() {
+            Some(Op::Update(_, SharedFn::Static(_))) => "static",
+            Some(Op::Update(_, SharedFn::Shared(_))) => "shared",
+            _ => "no update",
+        }
+    }
+
+    #[test]
+    fn update_closures_are_kept_without_allocating_only_when_that_is_sound() {
+        let s = Session::detached();
+        s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap();
+        assert_eq!(kept_as(&s), "static");
+
+        let step = 5u64;
+        s.update("n", move |n: Option<u64>| n.unwrap_or(0) + step)
+            .unwrap();
+        assert_eq!(kept_as(&s), "shared");
+
+        // Zero-sized but with a destructor: leaking it would skip the drop.
+        struct Noisy;
+        impl Drop for Noisy {
+            fn drop(&mut self) {}
+        }
+        let noisy = Noisy;
+        s.update("n", move |n: Option<u64>| {
+            let _keep = &noisy;
+            n.unwrap_or(0) + 1
+        })
+        .unwrap();
+        assert_eq!(kept_as(&s), "shared");
+
+        // Every kind replays.
+        let mut theirs = Data::new();
+        theirs.insert("n".to_owned(), json!(10));
+        replay(&s.lock().ops, &mut theirs).unwrap();
+        assert_eq!(theirs["n"], json!(17));
     }
 }
