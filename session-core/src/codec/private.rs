@@ -3,7 +3,7 @@
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{AeadInPlace, Nonce};
 
-use super::{MAX_VALUE_LEN, b64_decode, b64_encode};
+use super::{MAX_VALUE_LEN, b64_decode, push_b64};
 use crate::CodecError;
 use crate::key::{Key, KeyMatch, KeyRing};
 
@@ -70,7 +70,7 @@ pub fn seal_with_nonce(key: &Key, name: &str, plaintext: &[u8], nonce: [u8; NONC
     buf.extend_from_slice(&tag);
     let mut out = String::with_capacity(PREFIX.len() + buf.len() * 4 / 3 + 4);
     out.push_str(PREFIX);
-    out.push_str(&b64_encode(&buf));
+    push_b64(&buf, &mut out);
     out
 }
 

@@ -4,7 +4,7 @@ use base64::Engine as _;
 use hmac::Mac;
 use subtle::ConstantTimeEq;
 
-use super::{B64, MAX_VALUE_LEN, b64_decode, b64_decode_array, b64_len};
+use super::{B64, MAX_VALUE_LEN, b64_decode, b64_decode_array, b64_len, push_b64};
 use crate::CodecError;
 use crate::key::{HmacSha256, Key, KeyMatch, KeyRing};
 
@@ -202,9 +202,9 @@ fn encode(payload: &[u8], tag: &[u8]) -> String {
 
 fn encode_into(payload: &[u8], tag: &[u8], out: &mut String) {
     out.push_str(PREFIX);
-    B64.encode_string(payload, out);
+    push_b64(payload, out);
     out.push('.');
-    B64.encode_string(tag, out);
+    push_b64(tag, out);
 }
 
 /// Signs `payload` for the cookie `name` with `key`.
