@@ -466,9 +466,12 @@ mod tests {
         assert_eq!(kept_as(&s), "shared");
 
         // Zero-sized but with a destructor: leaking it would skip the drop.
+        static DROPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         struct Noisy;
         impl Drop for Noisy {
-            fn drop(&mut self) {}
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
         }
         let noisy = Noisy;
         s.update("n", move |n: Option<u64>| {
@@ -483,5 +486,10 @@ mod tests {
         theirs.insert("n".to_owned(), json!(10));
         replay(&s.lock().ops, &mut theirs).unwrap();
         assert_eq!(theirs["n"], json!(17));
+
+        // The closure with a destructor is dropped with the session.
+        assert_eq!(DROPS.load(std::sync::atomic::Ordering::SeqCst), 0);
+        drop(s);
+        assert_eq!(DROPS.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }
