@@ -29,7 +29,10 @@
 //! above that size, each request then finds its code and data out of the
 //! second-level cache: read the misses from the inclusive cost of
 //! `adapter::call` (the pollution loop is outside it, but it is inside any
-//! whole-program count such as `perf stat`'s).
+//! whole-program count such as `perf stat`'s). The mode also prints the
+//! wall time per request measured around each call alone (pollution
+//! excluded), a time figure for cold requests: take the minimum of several
+//! alternated runs, the machine being noisy.
 #![allow(missing_docs, unreachable_pub, dead_code)]
 
 #[path = "../examples/demo.rs"]
@@ -163,12 +166,24 @@ fn count(which: &str, times: u64, pollute_kb: usize) {
     };
     let cookie = with_cookie.then_some(&cookie);
     let mut pollution = vec![0u8; pollute_kb * 1024];
+    let mut spent = std::time::Duration::ZERO;
     for _ in 0..times {
-        black_box(call(app, request(path, cookie)));
+        let request = request(path, cookie);
+        let start = std::time::Instant::now();
+        black_box(call(app, request));
+        spent += start.elapsed();
         for line in pollution.chunks_mut(64) {
             line[0] = line[0].wrapping_add(1);
         }
         black_box(&mut pollution);
+    }
+    if times > 0 {
+        // Wall time of the calls alone (the pollution loop excluded): with
+        // `--pollute`, the cost of a request that finds its caches cold.
+        eprintln!(
+            "{which}: {:.0} ns per request (timed around each call)",
+            spent.as_nanos() as f64 / times as f64
+        );
     }
 }
 
