@@ -44,13 +44,52 @@ impl SharedFn {
     }
 }
 
+/// The key of an [`Op`]: kept inline when short (nearly every session key
+/// is), so that recording a change allocates nothing for its key.
+#[derive(Clone)]
+pub(crate) enum OpKey {
+    Inline { len: u8, bytes: [u8; Self::INLINE] },
+    Heap(Box<str>),
+}
+
+impl OpKey {
+    const INLINE: usize = 22;
+
+    fn new(key: &str) -> Self {
+        match u8::try_from(key.len()) {
+            Ok(len) if key.len() <= Self::INLINE => {
+                let mut bytes = [0; Self::INLINE];
+                bytes[..key.len()].copy_from_slice(key.as_bytes());
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Heap(key.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // The bytes are a whole `str`, copied in `new`: never an error.
+            Self::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Self::Heap(key) => key,
+        }
+    }
+}
+
+impl fmt::Debug for OpKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// One change the handler made, kept in order so that it can be replayed on
 /// a record another request saved meanwhile.
 #[derive(Clone)]
 pub(crate) enum Op {
-    Insert(String, Value),
-    Remove(String),
-    Update(String, SharedFn),
+    Insert(OpKey, Value),
+    Remove(OpKey),
+    Update(OpKey, SharedFn),
     Clear,
 }
 
@@ -69,11 +108,12 @@ impl fmt::Debug for Op {
 pub(crate) fn replay(ops: &[Op], data: &mut Data) -> Result<(), SessionError> {
     for op in ops {
         match op {
-            Op::Insert(k, v) => set(data, k, v.clone()),
+            Op::Insert(k, v) => set(data, k.as_str(), v.clone()),
             Op::Remove(k) => {
-                data.remove(k);
+                data.remove(k.as_str());
             }
             Op::Update(k, f) => {
+                let k = k.as_str();
                 let new = f.call(k, data.get(k))?;
                 set(data, k, new);
             }
@@ -264,14 +304,14 @@ impl Session {
             return;
         }
         set(&mut state.data, key, value.clone());
-        state.ops.push(Op::Insert(key.to_owned(), value));
+        state.ops.push(Op::Insert(OpKey::new(key), value));
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&self, key: &str) -> Option<Value> {
         let mut state = self.lock();
         let old = state.data.remove(key)?;
-        state.ops.push(Op::Remove(key.to_owned()));
+        state.ops.push(Op::Remove(OpKey::new(key)));
         Some(old)
     }
 
@@ -333,7 +373,7 @@ impl Session {
         let new = erased.call(key, state.data.get(key))?;
         let typed = T::deserialize(&new).map_err(|source| deser(key, source))?;
         set(&mut state.data, key, new);
-        state.ops.push(Op::Update(key.to_owned(), erased));
+        state.ops.push(Op::Update(OpKey::new(key), erased));
         Ok(typed)
     }
 
@@ -424,6 +464,42 @@ mod tests {
             Value::Object(theirs),
             json!({"mine": 1, "theirs": true, "list": [1, 2, 9]})
         );
+    }
+
+    #[test]
+    fn keys_of_every_length_replay_as_they_were_given() {
+        // Around the inline limit, empty, and multi-byte characters that
+        // end exactly at it or straddle it.
+        let keys = [
+            String::new(),
+            "k".repeat(OpKey::INLINE - 1),
+            "k".repeat(OpKey::INLINE),
+            "k".repeat(OpKey::INLINE + 1),
+            "é".repeat(OpKey::INLINE / 2),
+            format!("k{}", "é".repeat(OpKey::INLINE / 2)),
+            "ключ сессии".to_owned(),
+            "x".repeat(300),
+        ];
+        let s = Session::detached();
+        for (n, key) in keys.iter().enumerate() {
+            s.insert_value(key, json!(n));
+            s.update(key, |n: Option<u64>| n.unwrap_or(0) + 100)
+                .unwrap();
+        }
+        s.remove(&keys[3]);
+        for op in &s.lock().ops {
+            if let Op::Insert(k, _) | Op::Remove(k) | Op::Update(k, _) = op {
+                let inline = matches!(k, OpKey::Inline { .. });
+                assert_eq!(inline, k.as_str().len() <= OpKey::INLINE, "{k:?}");
+            }
+        }
+        let mut theirs = Data::new();
+        replay(&s.lock().ops, &mut theirs).unwrap();
+        for (n, key) in keys.iter().enumerate() {
+            let expected = (n != 3).then(|| json!(n + 100));
+            assert_eq!(theirs.get(key.as_str()).cloned(), expected, "{key:?}");
+        }
+        assert_eq!(theirs.len(), keys.len() - 1);
     }
 
     #[test]
