@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Fast alternation: the same measure as run.sh (the server's CPU time per
+# request under `wrk -t1 -c32`, server pinned to one CPU, wrk to the other),
+# but with every server of a case running side by side and wrk switching
+# between them every WINDOW seconds, many times. On a virtual machine whose
+# speed drifts by a quarter over tens of seconds, run.sh's rounds (a fresh
+# server per run, runs minutes apart) cannot resolve a few tenths of a
+# microsecond; windows a second or two apart share the machine's state, and
+# the median over many adjacent triples leaves the drift out.
+#
+# Per case: bare axum (constant bodies), the calibration server spin-1000
+# (bare axum plus 1.0 µs of computation per request: it must read +1.0) and
+# our demo on the memory store, all started once on SERVER_CPU; then PAIRS
+# blocks, each running the three in a rotating order for WINDOW seconds
+# each. A window's figure is (utime + stime ticks of the server) / (requests
+# wrk completed); a block's Δ is that figure minus bare axum's in the same
+# block. Reported: the median of the blocks' Δ, its interquartile range, and
+# the median absolute µs per request of each server.
+#
+# The servers run for the whole case, so on views-new our memory store grows
+# through it (about 70,000 sessions per second of load), as a real server's
+# store does.
+#
+#   bash benches/load/alternate.sh
+#   CASES=views-session PAIRS=40 bash benches/load/alternate.sh
+#
+# Environment: CASES (views-session,views-new,get-session), PAIRS (20),
+# WINDOW (2, seconds), CONNECTIONS (32), SERVER_CPU (0), WRK_CPU (1),
+# PORT_BASE (3950), SKIP_BUILD=1 (use the binaries already built),
+# WRK_BUSY_POLL=1 (preload busy-poll/busy_poll.c into wrk, as run.sh does).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MAIN=$(cd "$HERE/../.." && pwd)
+IFS=, read -ra CASES <<<"${CASES:-views-session,views-new,get-session}"
+PAIRS=${PAIRS:-20}
+WINDOW=${WINDOW:-2}
+CONNECTIONS=${CONNECTIONS:-32}
+SERVER_CPU=${SERVER_CPU:-0}
+WRK_CPU=${WRK_CPU:-1}
+PORT_BASE=${PORT_BASE:-3950}
+OUT=$(mktemp -d "${TMPDIR:-/tmp}/alternate.XXXXXX")
+HZ=$(getconf CLK_TCK)
+
+command -v wrk >/dev/null 2>&1 || { echo "wrk is needed (apt-get install -y wrk)" >&2; exit 1; }
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+  echo "building (release): the demo, and benches/load's bare-axum" >&2
+  (cd "$MAIN" && cargo build --release --quiet -p session-axum --example demo)
+  (cd "$HERE" && cargo build --release --quiet --bin bare-axum)
+fi
+BARE=$HERE/target/release/bare-axum
+DEMO=$MAIN/target/release/examples/demo
+[[ -x $BARE && -x $DEMO ]] || { echo "missing $BARE or $DEMO" >&2; exit 1; }
+
+WRK_ENV=()
+if [[ ${WRK_BUSY_POLL:-0} == 1 ]]; then
+  cc -O2 -shared -fPIC -o "$OUT/busy_poll.so" "$HERE/busy-poll/busy_poll.c" -ldl
+  WRK_ENV=(LD_PRELOAD="$OUT/busy_poll.so")
+fi
+
+SECRET=$(head -c 64 /dev/urandom | od -An -tx1 | tr -d ' \n')
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# start NAME PORT ENV... -- CMD: starts a server pinned to SERVER_CPU and
+# waits for its listening line; prints its pid.
+start() {
+  local name=$1 port=$2 log=$OUT/$1.log
+  shift 2
+  env "$@" PORT="$port" taskset -c "$SERVER_CPU" "${CMD[@]}" >"$log" 2>&1 &
+  local pid=$! i
+  for ((i = 0; i < 150; i++)); do
+    grep -qx "listening on http://127.0.0.1:$port" "$log" && { echo "$pid"; return; }
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "$name did not start:" >&2; cat "$log" >&2; exit 1
+}
+
+ticks() { # utime + stime of a pid, in clock ticks
+  local stat
+  stat=$(<"/proc/$1/stat")
+  awk '{ print $12 + $13 }' <<<"${stat##*) }"
+}
+
+cookie_of() { # base url -> the session cookie its /views sets (empty for bare)
+  curl -sS -D - -o /dev/null "$1/views" | tr -d '\r' \
+    | awk 'tolower($1) == "set-cookie:" { sub(/^[^:]*:[ ]*/, ""); split($0, a, ";"); print a[1]; exit }'
+}
+
+echo "Fast alternation, $(date -u +%Y-%m-%dT%H:%MZ): $PAIRS blocks of bare-axum, spin-1000 and ours (rotating order), ${WINDOW} s of wrk -t1 -c$CONNECTIONS each; server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU${WRK_ENV[*]:+, wrk busy-polls}. Raw figures: $OUT"
+echo
+echo "| case | server | µs/req (median) | Δ µs over bare (median of blocks) | Δ interquartile range | blocks |"
+echo "| --- | --- | --- | --- | --- | --- |"
+port=$PORT_BASE
+for case in "${CASES[@]}"; do
+  case $case in
+    views-session | views-new) path=/views ;;
+    get-session) path=/get ;;
+    *) echo "unknown case $case" >&2; exit 2 ;;
+  esac
+  names=(bare-axum spin-1000 ours)
+  declare -A PID=() BASE=() HDR=()
+  for name in "${names[@]}"; do
+    port=$((port + 1))
+    case $name in
+      bare-axum) CMD=("$BARE"); pid=$(start "$name" "$port" BENCH_SPIN_NS=0) ;;
+      spin-1000) CMD=("$BARE"); pid=$(start "$name" "$port" BENCH_SPIN_NS=1000) ;;
+      ours) CMD=("$DEMO"); pid=$(start "$name" "$port" SESSION_SECRET="$SECRET" SESSION_STORE=memory DEMO_RUNTIME=current_thread) ;;
+    esac
+    PIDS+=("$pid")
+    PID[$name]=$pid
+    BASE[$name]=http://127.0.0.1:$port
+    HDR[$name]=""
+    if [[ $case != views-new ]]; then
+      c=$(cookie_of "${BASE[$name]}")
+      [[ -n $c ]] && HDR[$name]="Cookie: $c"
+      [[ $name == ours && -z $c ]] && { echo "ours set no cookie on /views" >&2; exit 1; }
+    fi
+  done
+  : >"$OUT/$case.tsv"
+  for ((b = 0; b < PAIRS; b++)); do
+    for ((k = 0; k < 3; k++)); do
+      name=${names[$(((b + k) % 3))]}
+      hdr=()
+      [[ -n ${HDR[$name]} ]] && hdr=(-H "${HDR[$name]}")
+      t0=$(ticks "${PID[$name]}")
+      env "${WRK_ENV[@]}" taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"${WINDOW}s" "${hdr[@]}" \
+        "${BASE[$name]}$path" >"$OUT/wrk.out" 2>&1
+      t1=$(ticks "${PID[$name]}")
+      reqs=$(awk '/requests in/ { print $1 }' "$OUT/wrk.out")
+      non2xx=$(awk '/Non-2xx/ { print $NF }' "$OUT/wrk.out")
+      [[ -n $reqs && $reqs -gt 0 ]] || { echo "wrk failed:" >&2; cat "$OUT/wrk.out" >&2; exit 1; }
+      [[ -z $non2xx ]] || { echo "$name $case: $non2xx non-2xx answers" >&2; exit 1; }
+      awk -v b="$b" -v n="$name" -v t="$((t1 - t0))" -v r="$reqs" -v hz="$HZ" \
+        'BEGIN { printf "%d\t%s\t%.4f\n", b, n, t / hz / r * 1e6 }' >>"$OUT/$case.tsv"
+    done
+  done
+  for name in "${names[@]}"; do kill "${PID[$name]}" 2>/dev/null || true; done
+  python3 - "$OUT/$case.tsv" "$case" <<'PY'
+import statistics, sys
+path, case = sys.argv[1:]
+per = {}
+for line in open(path):
+    b, name, us = line.split("\t")
+    per.setdefault(name, {})[int(b)] = float(us)
+def quartiles(xs):
+    q = statistics.quantiles(xs, n=4)
+    return q[0], q[2]
+bare = per["bare-axum"]
+for name in ("bare-axum", "spin-1000", "ours"):
+    mine = per[name]
+    med = statistics.median(mine.values())
+    if name == "bare-axum":
+        print(f"| {case} | {name} | {med:.2f} | +0.00 | | {len(mine)} |")
+        continue
+    deltas = [mine[b] - bare[b] for b in mine if b in bare]
+    lo, hi = quartiles(deltas)
+    print(f"| {case} | {name} | {med:.2f} | **{statistics.median(deltas):+.2f}** | {lo:+.2f} … {hi:+.2f} | {len(deltas)} |")
+PY
+done
