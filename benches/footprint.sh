@@ -8,9 +8,11 @@
 #
 # Traces the adapter bench's `--count CASE 6` mode with valgrind's lackey
 # (every instruction fetch and data access), cuts the trace at the entries
-# to `adapter::call` and reports the fifth request (the set-up request and
-# four warm-ups before it). One iteration includes building the request and
-# dropping the response, the same for both apps.
+# to `adapter::call` (the set-up request, then six counted ones) and reports
+# what runs from the fifth entry to the sixth: the fourth counted request,
+# after three warm-ups. One iteration includes building the request,
+# dropping the response and the bench's two clock reads around the call,
+# the same for both apps.
 #
 #   bash benches/footprint.sh                      # all cases
 #   CASES=views-session bash benches/footprint.sh
@@ -32,8 +34,8 @@ command -v python3 >/dev/null 2>&1 || { echo "python3 is needed" >&2; exit 1; }
 
 echo "building the adapter bench (cargo bench -p session-axum --bench adapter --no-run)" >&2
 BENCH=$(cd "$MAIN" && cargo bench -p session-axum --bench adapter --no-run --message-format=json 2>/dev/null \
-  | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | grep '/adapter-' | tail -1)
-[[ -x $BENCH ]] || { echo "no adapter bench executable found" >&2; exit 1; }
+  | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | grep '/adapter-' | tail -1 || true)
+[[ -x $BENCH ]] || { echo "no adapter bench executable found (run cargo bench -p session-axum --bench adapter --no-run to see why)" >&2; exit 1; }
 
 # valgrind loads a position-independent executable at this address.
 LOAD_BASE=0x108000
@@ -43,7 +45,7 @@ CALL=$(awk '$2 ~ /7adapter4call17h/ {print $1}' "$OUT/syms" | tail -1)
 nm -n -C --defined-only "$BENCH" | awk '$2 ~ /^[tTwW]$/' >"$OUT/names"
 
 echo
-echo "Per request, in process (valgrind lackey; the fifth request of a run):"
+echo "Per request, in process (valgrind lackey; the fourth counted request of a run):"
 echo
 echo "| case | app | instructions | code lines | data lines |"
 echo "| --- | --- | --- | --- | --- |"
@@ -76,7 +78,7 @@ for line in open(trace):
         addr, size = int(addr, 16), int(size)
         data.update((addr >> 6, (addr + size - 1) >> 6))
 if calls < 6:
-    sys.exit(f"{app}/{case}: adapter::call entered {calls} times, expected 7")
+    sys.exit(f"{app}/{case}: adapter::call entered {calls} times, expected 7 (set-up and six counted)")
 print(f"| {case} | {app} | {len(fetched):,} | {len(code)} | {len(data)} |")
 if top and app == "ours":
     syms = []

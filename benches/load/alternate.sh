@@ -60,7 +60,9 @@ fi
 
 SECRET=$(head -c 64 /dev/urandom | od -An -tx1 | tr -d ' \n')
 PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# (The servers are started inside command substitutions, so they are not
+# this shell's children: they are killed, not waited for.)
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 # start NAME PORT ENV... -- CMD: starts a server pinned to SERVER_CPU and
@@ -75,18 +77,19 @@ start() {
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
+  kill "$pid" 2>/dev/null || true
   echo "$name did not start:" >&2; cat "$log" >&2; exit 1
 }
 
 ticks() { # utime + stime of a pid, in clock ticks
   local stat
-  stat=$(<"/proc/$1/stat")
+  stat=$(<"/proc/$1/stat") || { echo "server $1 is gone" >&2; return 1; }
   awk '{ print $12 + $13 }' <<<"${stat##*) }"
 }
 
 cookie_of() { # base url -> the session cookie its /views sets (empty for bare)
   curl -sS -D - -o /dev/null "$1/views" | tr -d '\r' \
-    | awk 'tolower($1) == "set-cookie:" { sub(/^[^:]*:[ ]*/, ""); split($0, a, ";"); print a[1]; exit }'
+    | awk '!found && tolower($1) == "set-cookie:" { sub(/^[^:]*:[ ]*/, ""); split($0, a, ";"); print a[1]; found = 1 }'
 }
 
 echo "Fast alternation, $(date -u +%Y-%m-%dT%H:%MZ): $PAIRS blocks of bare-axum, spin-1000 and ours (rotating order), ${WINDOW} s of wrk -t1 -c$CONNECTIONS each; server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU${WRK_ENV[*]:+, wrk busy-polls}. Raw figures: $OUT"
@@ -146,6 +149,8 @@ for line in open(path):
     b, name, us = line.split("\t")
     per.setdefault(name, {})[int(b)] = float(us)
 def quartiles(xs):
+    if len(xs) < 2:
+        return xs[0], xs[0]
     q = statistics.quantiles(xs, n=4)
     return q[0], q[2]
 bare = per["bare-axum"]

@@ -19,7 +19,9 @@
 //! On a noisy machine, count instructions instead of time: the bench binary
 //! given `--count CASE N` (CASE as in `ours/views-session`) runs that case N
 //! times and exits, for `perf stat -e instructions:u`; subtract a run with
-//! N = 0 (the set-up) and divide by N.
+//! N = 0 (the set-up) and divide by N. (Each counted request also reads the
+//! clock twice, for the wall time printed at the end; the difference
+//! between the two apps is unaffected.)
 //!
 //! `--count CASE N --pollute KB` also writes to every cache line of a
 //! KB-kilobyte buffer after each request, as the kernel and the other

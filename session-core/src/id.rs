@@ -183,10 +183,12 @@ pub trait RandomSource: Send + Sync + fmt::Debug {
 /// `pthread_atfork(3)` (by the `forkguard` crate) counts the forks, and a
 /// generator seeded before the last fork reseeds in the child, so parent and
 /// child never share ids or AES-GCM nonces. The check is one atomic load, no
-/// system call. (A child made by a raw `clone(2)` system call, which runs no
-/// fork handlers, is not detected; `fork(2)` through libc, as every Rust
-/// crate that forks calls it, is.) It also reseeds after every mebibyte it
-/// has given out.
+/// system call. It covers children made by libc's `fork(3)` (as `nix` and
+/// `libc::fork` make them), which runs the fork handlers; a child made
+/// without them (a raw `clone(2)` or `clone3(2)` system call, `_Fork`) is
+/// not detected. If the handler cannot be registered, the generator checks
+/// the process id on every use instead (one `getpid(2)`), and says so once
+/// at warn level. It also reseeds after every mebibyte it has given out.
 ///
 /// A 16-byte id costs 24 ns on a 2-vCPU VM, against 480 ns for
 /// [`OsRandom`]'s `getrandom(2)` (`cargo bench -p session-core --bench
@@ -208,12 +210,49 @@ pub struct ThreadRandom;
 /// Bytes a [`ThreadRandom`] generator gives out before it reseeds.
 const RESEED_AFTER: usize = 1 << 20;
 
-/// One thread's generator, the fork count it was seeded under, and how much
-/// it has given out.
+/// One thread's generator, how it notices a fork, and how much it has given
+/// out.
 struct Seeded {
     rng: rand::rngs::StdRng,
-    forks: forkguard::Guard,
+    forks: ForkCheck,
     given: usize,
+}
+
+/// How a generator notices that it was copied into a forked child.
+enum ForkCheck {
+    /// The count of a `pthread_atfork` child handler (on Unix; elsewhere
+    /// there is no fork to detect).
+    Handler(forkguard::Guard),
+    /// The process id, asked of the kernel on every use: the fallback when
+    /// the handler could not be registered.
+    Pid(forkguard::pid::Guard),
+}
+
+impl ForkCheck {
+    fn new() -> Self {
+        match forkguard::Guard::try_new() {
+            Ok(guard) => Self::Handler(guard),
+            Err(error) => {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!(
+                        %error,
+                        "no fork handler could be registered; ThreadRandom checks the \
+                         process id on every use instead"
+                    );
+                });
+                Self::Pid(forkguard::pid::Guard::default())
+            }
+        }
+    }
+
+    /// Whether the process forked since the last check (or since `new`).
+    fn forked(&mut self) -> bool {
+        match self {
+            Self::Handler(guard) => guard.detected_fork(),
+            Self::Pid(guard) => guard.detected_fork(),
+        }
+    }
 }
 
 thread_local! {
@@ -225,17 +264,21 @@ impl RandomSource for ThreadRandom {
         use rand::{RngCore as _, SeedableRng as _};
         THREAD_RNG.with_borrow_mut(|slot| {
             let fresh = match slot {
-                Some(seeded) => seeded.forks.detected_fork() || seeded.given >= RESEED_AFTER,
+                Some(seeded) => seeded.forks.forked() || seeded.given >= RESEED_AFTER,
                 None => true,
             };
             if fresh {
-                let random = |reason: String| SessionError::Random { reason };
-                // The guard (and the fork handler) before the seed: every
+                // Dropped first: the check above has consumed the fork, so
+                // if seeding fails, the next call must not go on with a
+                // stream the parent shares.
+                *slot = None;
+                // The check (and the fork handler) before the seed: every
                 // fork that could copy this seed is counted.
-                let forks = forkguard::Guard::try_new()
-                    .map_err(|e| random(format!("cannot register a fork handler: {e}")))?;
+                let forks = ForkCheck::new();
                 let rng =
-                    rand::rngs::StdRng::try_from_os_rng().map_err(|e| random(e.to_string()))?;
+                    rand::rngs::StdRng::try_from_os_rng().map_err(|e| SessionError::Random {
+                        reason: e.to_string(),
+                    })?;
                 *slot = Some(Seeded {
                     rng,
                     forks,
@@ -335,33 +378,31 @@ mod tests {
     #[test]
     fn thread_random_never_repeats_its_parents_bytes_in_a_forked_child() {
         use fork::Fork;
-        // Seeded in the parent: the child starts with a copy of this state.
-        ThreadRandom.fill(&mut [0u8; 1]).unwrap();
-        let out = std::env::temp_dir().join(format!(
-            "session-core-fork-test-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
+        // What this thread's generator gives next; the child starts with a
+        // copy of its state.
+        let parents_next = next_without_reseed(|_| {});
         match fork::fork().expect("fork") {
             Fork::Child => {
                 let mut bytes = [0u8; 16];
                 let code = match ThreadRandom.fill(&mut bytes) {
-                    Ok(()) if std::fs::write(&out, bytes).is_ok() => 0,
-                    _ => 1,
+                    Ok(()) if bytes != parents_next => 0,
+                    Ok(()) => 1,
+                    Err(_) => 2,
                 };
                 std::process::exit(code);
             }
             Fork::Parent(child) => {
                 let status = fork::waitpid(child).expect("waitpid");
-                let mut parent = [0u8; 16];
-                ThreadRandom.fill(&mut parent).unwrap();
-                let child_bytes = std::fs::read(&out).expect("the child wrote its bytes");
-                let _ = std::fs::remove_file(&out);
-                assert_eq!(status, 0, "the child failed");
-                assert_ne!(
-                    child_bytes, parent,
-                    "the child repeated the bytes its parent gave next"
-                );
+                let mut mine = [0u8; 16];
+                ThreadRandom.fill(&mut mine).unwrap();
+                assert_eq!(mine, parents_next, "the parent's stream goes on");
+                // A wait status: the exit code is in the second byte.
+                match status {
+                    0 => {}
+                    256 => panic!("the child repeated the bytes its parent gave next"),
+                    512 => panic!("the child could not fill its buffer"),
+                    other => panic!("the child ended with wait status {other}"),
+                }
             }
         }
     }
