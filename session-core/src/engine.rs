@@ -545,7 +545,9 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// [`SessionError::Random`] when no id can be generated, and in
+    /// [`SessionError::Random`] when no id can be generated,
+    /// [`SessionError::TooDeep`] when the data this request changed nests
+    /// deeper than [`MAX_DATA_DEPTH`](crate::MAX_DATA_DEPTH), and in
     /// cookie-store mode [`SessionError::CookieTooLarge`].
     pub fn finish(
         &self,
@@ -603,6 +605,11 @@ impl Engine {
             regenerate,
             destroyed,
         } = state;
+        // Data this request changed is written below (or put in a cookie):
+        // it must load again. (Unchanged data was loaded, so it does.)
+        if !ops.is_empty() {
+            crate::record::check_depth(values)?;
+        }
         let continuing = origin.as_ref().filter(|_| !*destroyed);
 
         if let Some(origin) = continuing {

@@ -179,6 +179,17 @@ pub enum SessionError {
         /// The OS error.
         reason: String,
     },
+    /// The session's data nests deeper than [`MAX_DATA_DEPTH`](crate::MAX_DATA_DEPTH)
+    /// arrays and objects: it could be written but never loaded again, so
+    /// it is not saved.
+    #[error(
+        "session data nests more than {limit} arrays and objects deep (the data's map \
+         included), too deep to be loaded again; it is not saved"
+    )]
+    TooDeep {
+        /// [`MAX_DATA_DEPTH`](crate::MAX_DATA_DEPTH).
+        limit: usize,
+    },
     /// The session store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -164,7 +164,7 @@ pub use expiry::Expiry;
 pub use id::{ID_LEN, OsRandom, RandomSource, SequenceRandom, SessionId, StoreKey, ThreadRandom};
 pub use key::{KEY_LEN, Key, KeyMatch, KeyRing};
 pub use plan::{Changes, CookieOp, Executed, Plan, StoreOp};
-pub use record::{Data, Record};
+pub use record::{Data, MAX_DATA_DEPTH, Record};
 pub use session::Session;
 pub use store::{ImmediateStore, MemoryStore, SaveOutcome, SessionStore};
 pub use timestamp::Timestamp;

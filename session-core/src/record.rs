@@ -8,6 +8,57 @@ use crate::{StoreError, Timestamp};
 /// Session data: string keys to JSON values.
 pub type Data = Map<String, Value>;
 
+/// How deeply session data may nest, its own map counted as the first level
+/// (`{"a": [[1]]}` nests 3 deep).
+///
+/// [`Record::to_bytes`] wraps the data in one more object and `serde_json`
+/// reads at most 127 nested arrays and objects, so deeper data could be
+/// written but never loaded again. The engine therefore refuses to save it:
+/// [`Engine::finish`](crate::Engine::finish) (and a save that replays this
+/// request's changes onto another request's data) fails with
+/// [`SessionError::TooDeep`](crate::SessionError::TooDeep), and the session
+/// keeps what it had.
+///
+/// ```
+/// use session_core::{Engine, KeyRing, Key, SessionConfig, SessionError, MAX_DATA_DEPTH};
+/// use serde_json::Value;
+///
+/// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+/// let now = engine.timestamp();
+/// let session = engine.open(Default::default(), now);
+/// // The data's map, then MAX_DATA_DEPTH arrays: one level too many.
+/// let mut value = Value::Null;
+/// for _ in 0..MAX_DATA_DEPTH {
+///     value = Value::Array(vec![value]);
+/// }
+/// session.insert_value("deep", value);
+/// assert!(matches!(
+///     engine.finish(&session, now),
+///     Err(SessionError::TooDeep { limit: MAX_DATA_DEPTH })
+/// ));
+/// ```
+pub const MAX_DATA_DEPTH: usize = 126;
+
+/// [`SessionError::TooDeep`](crate::SessionError::TooDeep) when `data`
+/// nests deeper than [`MAX_DATA_DEPTH`]. Stops descending at the limit, so
+/// any value is checked in bounded stack.
+pub(crate) fn check_depth(data: &Data) -> Result<(), crate::SessionError> {
+    fn fits(value: &Value, room: usize) -> bool {
+        match value {
+            Value::Array(items) => room > 0 && items.iter().all(|v| fits(v, room - 1)),
+            Value::Object(map) => room > 0 && map.values().all(|v| fits(v, room - 1)),
+            _ => true,
+        }
+    }
+    if data.values().all(|v| fits(v, MAX_DATA_DEPTH - 1)) {
+        Ok(())
+    } else {
+        Err(crate::SessionError::TooDeep {
+            limit: MAX_DATA_DEPTH,
+        })
+    }
+}
+
 /// One session as a store keeps it. Stores treat it as opaque apart from
 /// [`Record::version`] (for compare-and-set) and [`Record::expires_at`] (to
 /// let the backend free the record once it is dead).

@@ -104,7 +104,8 @@ impl fmt::Debug for Op {
     }
 }
 
-/// Replays `ops` onto `data`.
+/// Replays `ops` onto `data`, which must then nest no deeper than
+/// [`MAX_DATA_DEPTH`](crate::MAX_DATA_DEPTH).
 pub(crate) fn replay(ops: &[Op], data: &mut Data) -> Result<(), SessionError> {
     for op in ops {
         match op {
@@ -120,7 +121,7 @@ pub(crate) fn replay(ops: &[Op], data: &mut Data) -> Result<(), SessionError> {
             Op::Clear => data.clear(),
         }
     }
-    Ok(())
+    crate::record::check_depth(data)
 }
 
 /// Stores `value` under `key`, copying the key only when it is new.
@@ -500,6 +501,29 @@ mod tests {
             assert_eq!(theirs.get(key.as_str()).cloned(), expected, "{key:?}");
         }
         assert_eq!(theirs.len(), keys.len() - 1);
+    }
+
+    #[test]
+    fn a_replay_that_nests_too_deep_is_refused() {
+        let s = Session::detached();
+        s.update("d", |d: Option<Value>| {
+            // One more array around whatever the other request stored.
+            Value::Array(vec![d.unwrap_or(Value::Null)])
+        })
+        .unwrap();
+        let mut just_fits = Data::new();
+        let mut theirs = Data::new();
+        let mut value = Value::Null;
+        for _ in 0..crate::MAX_DATA_DEPTH - 2 {
+            value = Value::Array(vec![value]);
+        }
+        just_fits.insert("d".into(), value.clone());
+        replay(&s.lock().ops, &mut just_fits).unwrap();
+        theirs.insert("d".into(), Value::Array(vec![value]));
+        assert!(matches!(
+            replay(&s.lock().ops, &mut theirs),
+            Err(SessionError::TooDeep { .. })
+        ));
     }
 
     #[test]
