@@ -64,7 +64,12 @@ pub(crate) struct SlotHandle(pub(crate) Arc<Slot>);
 /// handler, **the handler's response is dropped** and replaced by the error
 /// response, with no `Set-Cookie` header at all (neither the session cookie
 /// nor the application's cookies), so the browser keeps the cookies it had.
-/// Either way the error is logged with [`tracing::error!`], and the response
+/// The same happens when the session cannot be saved at all: data too
+/// large for the cookie in cookie-store mode
+/// ([`SessionError::CookieTooLarge`]), nested deeper than
+/// [`MAX_DATA_DEPTH`](session_core::MAX_DATA_DEPTH)
+/// ([`SessionError::TooDeep`]), or no random bytes for a new id. Either way
+/// the error is logged with [`tracing::error!`], and the response
 /// is a `500 Internal Server Error` with the plain-text body
 /// `Internal Server Error`, unless you choose another one with
 /// [`with_error_response`](Self::with_error_response).

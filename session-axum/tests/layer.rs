@@ -415,6 +415,31 @@ async fn default_error_response_is_a_short_plain_500() {
 }
 
 #[tokio::test]
+async fn data_too_deep_to_load_again_is_a_500_and_the_session_keeps_its_data() {
+    let app = Router::new()
+        .route("/views", get(views))
+        .route(
+            "/deep",
+            get(|session: Session| async move {
+                let mut value = serde_json::Value::Null;
+                for _ in 0..session_axum::core::MAX_DATA_DEPTH {
+                    value = serde_json::Value::Array(vec![value]);
+                }
+                session.insert_value("deep", value);
+                "handler's body"
+            }),
+        )
+        .layer(layer_with(Arc::new(MemoryStore::new())));
+    let cookie = send(&app, "/views", None).await.session_cookie();
+    let reply = send(&app, "/deep", Some(&cookie)).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.body, "Internal Server Error");
+    assert!(reply.set_cookies.is_empty(), "{:?}", reply.set_cookies);
+    // Nothing was written: the session goes on from where it was.
+    assert_eq!(send(&app, "/views", Some(&cookie)).await.body, "Views: 2");
+}
+
+#[tokio::test]
 async fn handler_can_take_the_rejection_itself() {
     let key = Key::generate();
     let cookie = cookie_signed_with(&key).await;
