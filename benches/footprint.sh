@@ -16,8 +16,9 @@
 #
 #   bash benches/footprint.sh                      # all cases
 #   CASES=views-session bash benches/footprint.sh
-#   TOP=40 bash benches/footprint.sh               # also the functions with
-#                                                  # the most code lines
+#   TOP=40 bash benches/footprint.sh               # also the functions whose
+#                                                  # code lines differ most
+#                                                  # from bare axum's
 #
 # Environment: CASES (get-session,views-session,views-new), TOP (0).
 # Needs valgrind and python3; about 15 s per case and app.
@@ -80,7 +81,7 @@ for line in open(trace):
 if calls < 6:
     sys.exit(f"{app}/{case}: adapter::call entered {calls} times, expected 7 (set-up and six counted)")
 print(f"| {case} | {app} | {len(fetched):,} | {len(code)} | {len(data)} |")
-if top and app == "ours":
+if top:
     syms = []
     for line in open(names):
         parts = line.rstrip("\n").split(" ", 2)
@@ -93,9 +94,21 @@ if top and app == "ours":
         i = bisect.bisect_right(starts, addr) - 1
         name = syms[i][1] if i >= 0 and addr - starts[i] < 1 << 20 else "(shared libraries)"
         per[name].add(addr >> 6)
-    ranked = sorted(per.items(), key=lambda kv: -len(kv[1]))[:top]
-    for name, lines in ranked:
-        print(f"|   | {len(lines)} lines | {name[:120]} | | |")
+    with open(f"{trace}.{app}.per", "w") as out:
+        for name, lines in per.items():
+            out.write(f"{len(lines)}\t{name}\n")
+    if app == "ours":
+        bare = {}
+        for line in open(f"{trace}.bare.per"):
+            n, name = line.rstrip("\n").split("\t", 1)
+            bare[name] = int(n)
+        diff = {name: len(lines) - bare.get(name, 0) for name, lines in per.items()}
+        for name, n in bare.items():
+            diff.setdefault(name, -n)
+        ranked = sorted(diff.items(), key=lambda kv: -abs(kv[1]))[:top]
+        print("|   | lines, ours − bare | function | | |")
+        for name, n in ranked:
+            print(f"|   | {n:+d} | {name[:120]} | | |")
 PY
   done
 done
