@@ -296,16 +296,13 @@ impl Engine {
             for value in crate::cookies::values_named(header.as_ref(), name) {
                 seen += 1;
                 if seen > MAX_SESSION_COOKIES {
-                    tracing::debug!(
-                        seen,
-                        "too many session cookies in one request; ignoring the rest"
-                    );
+                    trace::too_many_cookies(seen);
                     return incoming;
                 }
                 let verified = self.verify(value);
                 match verified {
                     Ok(candidate) => incoming.push(candidate),
-                    Err(reason) => tracing::debug!(%reason, "session cookie rejected"),
+                    Err(reason) => trace::rejected(&reason),
                 }
             }
         }
@@ -469,7 +466,7 @@ impl Engine {
             },
             Candidate::Id { id, key, matched } => {
                 let Some(record) = record else {
-                    tracing::debug!("session id unknown to the store; not adopted");
+                    trace::unknown_id();
                     return None;
                 };
                 Found {
@@ -502,7 +499,7 @@ impl Engine {
         let expiry = self.inner.config.expiry;
         let now = now.into();
         if record.is_expired(now) || expiry.has_ended(record.created_at, record.last_seen, now) {
-            tracing::debug!("session expired");
+            trace::expired();
             return Session::from_state(State {
                 expired: Some(found.key),
                 ..State::default()
@@ -607,9 +604,7 @@ impl Engine {
         } = state;
         // Data this request changed is written below (or put in a cookie):
         // it must load again. (Unchanged data was loaded, so it does.)
-        if !ops.is_empty() {
-            crate::record::check_depth(values)?;
-        }
+        crate::session::check_changed(ops, values)?;
         let continuing = origin.as_ref().filter(|_| !*destroyed);
 
         if let Some(origin) = continuing {
@@ -953,6 +948,37 @@ impl Engine {
         cookie.set_max_age(time::Duration::ZERO);
         cookie.set_expires(OffsetDateTime::UNIX_EPOCH);
         cookie.to_string()
+    }
+}
+
+/// The debug events of the request path, out of line: the code that
+/// formats them is never fetched on the path that does not log.
+mod trace {
+    #[cold]
+    #[inline(never)]
+    pub(super) fn too_many_cookies(seen: usize) {
+        tracing::debug!(
+            seen,
+            "too many session cookies in one request; ignoring the rest"
+        );
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn rejected(reason: &crate::CodecError) {
+        tracing::debug!(%reason, "session cookie rejected");
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn unknown_id() {
+        tracing::debug!("session id unknown to the store; not adopted");
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn expired() {
+        tracing::debug!("session expired");
     }
 }
 

@@ -73,6 +73,7 @@ impl Expiry {
     /// milliseconds, and the arithmetic is on integers and saturates (see
     /// [`Timestamp`]).
     #[must_use]
+    #[inline]
     pub fn deadline(
         &self,
         created: impl Into<Timestamp>,

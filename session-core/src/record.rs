@@ -43,19 +43,39 @@ pub const MAX_DATA_DEPTH: usize = 126;
 /// nests deeper than [`MAX_DATA_DEPTH`]. Stops descending at the limit, so
 /// any value is checked in bounded stack.
 pub(crate) fn check_depth(data: &Data) -> Result<(), crate::SessionError> {
-    fn fits(value: &Value, room: usize) -> bool {
+    if data.values().all(fits) {
+        Ok(())
+    } else {
+        Err(too_deep())
+    }
+}
+
+/// [`check_depth`] for some of the data's values (the others known to fit).
+pub(crate) fn check_values<'a>(
+    mut values: impl Iterator<Item = &'a Value>,
+) -> Result<(), crate::SessionError> {
+    if values.all(fits) {
+        Ok(())
+    } else {
+        Err(too_deep())
+    }
+}
+
+/// Whether a value of the data's map nests within the limit.
+fn fits(value: &Value) -> bool {
+    fn within(value: &Value, room: usize) -> bool {
         match value {
-            Value::Array(items) => room > 0 && items.iter().all(|v| fits(v, room - 1)),
-            Value::Object(map) => room > 0 && map.values().all(|v| fits(v, room - 1)),
+            Value::Array(items) => room > 0 && items.iter().all(|v| within(v, room - 1)),
+            Value::Object(map) => room > 0 && map.values().all(|v| within(v, room - 1)),
             _ => true,
         }
     }
-    if data.values().all(|v| fits(v, MAX_DATA_DEPTH - 1)) {
-        Ok(())
-    } else {
-        Err(crate::SessionError::TooDeep {
-            limit: MAX_DATA_DEPTH,
-        })
+    within(value, MAX_DATA_DEPTH - 1)
+}
+
+fn too_deep() -> crate::SessionError {
+    crate::SessionError::TooDeep {
+        limit: MAX_DATA_DEPTH,
     }
 }
 

@@ -124,6 +124,23 @@ pub(crate) fn replay(ops: &[Op], data: &mut Data) -> Result<(), SessionError> {
     crate::record::check_depth(data)
 }
 
+/// [`check_depth`](crate::record::check_depth) for the values `ops` wrote
+/// into `data`: the others were loaded, so they load again. A session with
+/// more keys than changes has only the changed ones walked; a smaller one
+/// is walked whole, which is cheaper than looking its keys up.
+pub(crate) fn check_changed(ops: &[Op], data: &Data) -> Result<(), SessionError> {
+    if ops.is_empty() {
+        Ok(())
+    } else if data.len() <= ops.len() {
+        crate::record::check_depth(data)
+    } else {
+        crate::record::check_values(ops.iter().filter_map(|op| match op {
+            Op::Insert(k, _) | Op::Update(k, _) => data.get(k.as_str()),
+            Op::Remove(_) | Op::Clear => None,
+        }))
+    }
+}
+
 /// Stores `value` under `key`, copying the key only when it is new.
 fn set(data: &mut Data, key: &str, value: Value) {
     match data.get_mut(key) {

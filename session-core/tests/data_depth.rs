@@ -91,3 +91,42 @@ async fn deep_data_that_is_removed_again_in_the_same_request_is_no_error() {
     session.insert("views", &1).unwrap();
     assert!(h.engine.finish(&session, h.engine.now()).is_ok());
 }
+
+#[tokio::test]
+async fn an_update_that_nests_too_deep_is_refused_too() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    // Alone in its session, and beside keys the request did not change
+    // (which are not walked).
+    let session = h.open(&browser).await;
+    session
+        .update("d", |_: Option<Value>| nested(MAX_DATA_DEPTH))
+        .unwrap();
+    refused(h.engine.finish(&session, h.engine.now()));
+    h.request(&mut browser, |s| {
+        s.insert("a", &1).unwrap();
+        s.insert("b", &2).unwrap();
+    })
+    .await;
+    let session = h.open(&browser).await;
+    session
+        .update("d", |_: Option<Value>| nested(MAX_DATA_DEPTH))
+        .unwrap();
+    refused(h.engine.finish(&session, h.engine.now()));
+}
+
+#[tokio::test]
+async fn data_at_the_limit_is_kept_when_a_later_request_changes_another_key() {
+    // Only what a request changed is checked; what it loaded fits already.
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    let deepest = nested(MAX_DATA_DEPTH - 1);
+    h.request(&mut browser, |s| s.insert_value("d", deepest.clone()))
+        .await;
+    h.request(&mut browser, |s| s.insert("views", &1).unwrap())
+        .await;
+    let (data, _) = h
+        .request(&mut browser, |s| (s.get_value("d"), s.get_value("views")))
+        .await;
+    assert_eq!(data, (Some(deepest), Some(json!(1))));
+}

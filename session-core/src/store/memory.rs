@@ -195,6 +195,7 @@ impl Entry {
         u64::from_le_bytes(self.field(2))
     }
 
+    #[inline]
     fn decode(&self) -> Result<Record, StoreError> {
         let data = packed::read_data(&self.blob[HEADER..]).map_err(|packed::Malformed(why)| {
             StoreError::Encoding(serde::de::Error::custom(format!(
