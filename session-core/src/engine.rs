@@ -81,6 +81,9 @@ struct Inner {
     /// (`; HttpOnly; SameSite=Lax; Path=/`…), built once; `Max-Age`, which
     /// the crate writes after all of these, is appended per response.
     attributes: String,
+    /// `; Max-Age=N` for the idle timeout's whole seconds `N`, formatted
+    /// once: the `Max-Age` of every new session and every touch.
+    idle_max_age: Option<(i64, String)>,
     /// The touch interval, or `None` when there is no idle timeout to keep
     /// rolling.
     touch_after: Option<time::Duration>,
@@ -208,6 +211,10 @@ impl Engine {
         };
         let template = base_cookie(&config, String::new()).to_string();
         let attributes = template[config.name.len() + 1..].to_owned();
+        let idle_max_age = config.expiry.idle().map(|idle| {
+            let secs = i64::try_from(idle.whole_milliseconds() / 1000).unwrap_or(i64::MAX);
+            (secs, format!("{MAX_AGE}{secs}"))
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 touch_after: config.expiry.idle().map(|_| config.touch_interval()),
@@ -220,6 +227,7 @@ impl Engine {
                 store,
                 memory,
                 attributes,
+                idle_max_age,
             }),
         })
     }
@@ -880,33 +888,36 @@ impl Engine {
         deadline: Option<Timestamp>,
         now: Timestamp,
     ) -> String {
-        const MAX_AGE: &str = "; Max-Age=";
         let inner = &self.inner;
         let name = &inner.config.name;
-        let mut secs = itoa::Buffer::new();
-        let max_age = match deadline {
+        let mut formatted = itoa::Buffer::new();
+        // `; Max-Age=` and its number, or nothing.
+        let max_age: [&str; 2] = match deadline {
             Some(deadline) if inner.config.persistent => {
-                secs.format(crate::expiry::max_age(deadline, now))
+                let secs = crate::expiry::max_age(deadline, now);
+                match &inner.idle_max_age {
+                    Some((idle, suffix)) if *idle == secs => [suffix, ""],
+                    _ => [MAX_AGE, formatted.format(secs)],
+                }
             }
-            _ => "",
-        };
-        let extra = if max_age.is_empty() {
-            0
-        } else {
-            MAX_AGE.len() + max_age.len()
+            _ => ["", ""],
         };
         // Exactly the length needed: the header value takes the buffer over
         // as it is, with no copy and no extra allocation.
-        let mut out =
-            String::with_capacity(name.len() + 1 + value_len + inner.attributes.len() + extra);
+        let mut out = String::with_capacity(
+            name.len()
+                + 1
+                + value_len
+                + inner.attributes.len()
+                + max_age[0].len()
+                + max_age[1].len(),
+        );
         out.push_str(name);
         out.push('=');
         write_value(&mut out);
         out.push_str(&inner.attributes);
-        if !max_age.is_empty() {
-            out.push_str(MAX_AGE);
-            out.push_str(max_age);
-        }
+        out.push_str(max_age[0]);
+        out.push_str(max_age[1]);
         out
     }
 
@@ -981,6 +992,10 @@ mod trace {
         tracing::debug!("session expired");
     }
 }
+
+/// What precedes the `Max-Age` of the session cookie, in the `cookie`
+/// crate's order and spelling (it comes after every other attribute).
+const MAX_AGE: &str = "; Max-Age=";
 
 /// Whether [`Engine::finish`] copies the session's data into the plan or
 /// may move it (the session is owned and no other handle is alive).
