@@ -13,7 +13,7 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
-use session_core::{CommitNow, ConfigError, Engine, SessionConfig, SessionError};
+use session_core::{CommitNow, ConfigError, Engine, Plan, SessionConfig, SessionError};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -274,11 +274,13 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Handler { future, slot } => {
-                    let response = ready!(future.poll(cx))?.map(Body::new);
+                    let mut response = ready!(future.poll(cx))?.map(Body::new);
                     let slot = slot.take().expect("ResponseFuture polled after completion");
-                    match after_handler(slot, response) {
-                        After::Done(response) => return Poll::Ready(Ok(response)),
-                        After::Commit(future) => this.state.set(State::Commit { future }),
+                    match after_handler(slot, &mut response) {
+                        None => return Poll::Ready(Ok(response)),
+                        Some((slot, plan)) => this.state.set(State::Commit {
+                            future: commit(slot, plan, response),
+                        }),
                     }
                 }
                 StateProj::Commit { future } => return future.as_mut().poll(cx).map(Ok),
@@ -287,14 +289,11 @@ where
     }
 }
 
-enum After {
-    Done(Response),
-    Commit(CommitFuture),
-}
-
 /// Finishes the session (if the handler opened it) and adds the cookie
-/// headers. Only a plan with store work or a cookie needs the async commit.
-fn after_handler(mut slot: Arc<Slot>, mut response: Response) -> After {
+/// headers to `response`, or replaces it with the error response. Returns
+/// the plan when the store must be waited for (see [`commit`]), with
+/// `response` untouched.
+fn after_handler(mut slot: Arc<Slot>, response: &mut Response) -> Option<(Arc<Slot>, Plan)> {
     // The handler's clones of the session are gone by now: when the slot is
     // ours alone, the session moves into the plan instead of being copied.
     let opened = match Arc::get_mut(&mut slot) {
@@ -302,27 +301,38 @@ fn after_handler(mut slot: Arc<Slot>, mut response: Response) -> After {
         None => slot.session.get().cloned(),
     };
     let Some((session, now)) = opened else {
-        append_jar(&slot, &mut response);
-        return After::Done(response);
+        append_jar(&slot, response);
+        return None;
     };
     let plan = match slot.shared.engine.finish_owned(session, now) {
         Ok(plan) => plan,
-        Err(error) => return After::Done(failed(&slot, &error)),
+        Err(error) => {
+            *response = failed(&slot, &error);
+            return None;
+        }
     };
     // A memory store, the cookie store or a plan without store work: done
     // here, with no future to box.
     let plan = match slot.shared.engine.commit_now_at(plan, now) {
         CommitNow::Done(set_cookie) => {
             if let Some(set_cookie) = set_cookie {
-                append(&mut response, set_cookie);
+                append(response, set_cookie);
             }
-            append_jar(&slot, &mut response);
-            return After::Done(response);
+            append_jar(&slot, response);
+            return None;
         }
-        CommitNow::Failed(error) => return After::Done(failed(&slot, &error)),
+        CommitNow::Failed(error) => {
+            *response = failed(&slot, &error);
+            return None;
+        }
         CommitNow::Wait(plan) => plan,
     };
-    After::Commit(Box::pin(async move {
+    Some((slot, plan))
+}
+
+/// The commit of a store that must be waited for, then the cookie headers.
+fn commit(slot: Arc<Slot>, plan: Plan, mut response: Response) -> CommitFuture {
+    Box::pin(async move {
         match slot.shared.engine.commit(plan).await {
             Ok(set_cookie) => {
                 if let Some(set_cookie) = set_cookie {
@@ -333,7 +343,7 @@ fn after_handler(mut slot: Arc<Slot>, mut response: Response) -> After {
             }
             Err(error) => failed(&slot, &error),
         }
-    }))
+    })
 }
 
 fn failed(slot: &Slot, error: &SessionError) -> Response {
