@@ -11,7 +11,7 @@
 # Per case: bare axum (constant bodies), the calibration server spin-1000
 # (bare axum plus 1.0 µs of computation per request: it must read +1.0) and
 # our demo on the memory store, all started once on SERVER_CPU; then PAIRS
-# blocks, each running the three in a rotating order for WINDOW seconds
+# blocks, each running them in a rotating order for WINDOW seconds
 # each. A window's figure is (utime + stime ticks of the server) / (requests
 # wrk completed); a block's Δ is that figure minus bare axum's in the same
 # block. Reported: the median of the blocks' Δ, its interquartile range, and
@@ -23,10 +23,13 @@
 #
 #   bash benches/load/alternate.sh
 #   CASES=views-session PAIRS=40 bash benches/load/alternate.sh
+#   BEFORE=/tmp/demo-old bash benches/load/alternate.sh   # also an older
+#                              # build of the demo, as a fourth server
 #
 # Environment: CASES (views-session,views-new,get-session), PAIRS (20),
 # WINDOW (2, seconds), CONNECTIONS (32), SERVER_CPU (0), WRK_CPU (1),
 # PORT_BASE (3950), SKIP_BUILD=1 (use the binaries already built),
+# BEFORE (another demo executable, run as "before" beside "ours"),
 # WRK_BUSY_POLL=1 (preload busy-poll/busy_poll.c into wrk, as run.sh does).
 set -euo pipefail
 
@@ -51,6 +54,7 @@ fi
 BARE=$HERE/target/release/bare-axum
 DEMO=$MAIN/target/release/examples/demo
 [[ -x $BARE && -x $DEMO ]] || { echo "missing $BARE or $DEMO" >&2; exit 1; }
+[[ -z ${BEFORE:-} || -x $BEFORE ]] || { echo "BEFORE=$BEFORE is not an executable" >&2; exit 1; }
 
 WRK_ENV=()
 if [[ ${WRK_BUSY_POLL:-0} == 1 ]]; then
@@ -92,7 +96,7 @@ cookie_of() { # base url -> the session cookie its /views sets (empty for bare)
     | awk '!found && tolower($1) == "set-cookie:" { sub(/^[^:]*:[ ]*/, ""); split($0, a, ";"); print a[1]; found = 1 }'
 }
 
-echo "Fast alternation, $(date -u +%Y-%m-%dT%H:%MZ): $PAIRS blocks of bare-axum, spin-1000 and ours (rotating order), ${WINDOW} s of wrk -t1 -c$CONNECTIONS each; server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU${WRK_ENV[*]:+, wrk busy-polls}. Raw figures: $OUT"
+echo "Fast alternation, $(date -u +%Y-%m-%dT%H:%MZ): $PAIRS blocks of bare-axum, spin-1000 and ours${BEFORE:+ and before ($BEFORE)} (rotating order), ${WINDOW} s of wrk -t1 -c$CONNECTIONS each; server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU${WRK_ENV[*]:+, wrk busy-polls}. Raw figures: $OUT"
 echo
 echo "| case | server | µs/req (median) | Δ µs over bare (median of blocks) | Δ interquartile range | blocks |"
 echo "| --- | --- | --- | --- | --- | --- |"
@@ -104,6 +108,7 @@ for case in "${CASES[@]}"; do
     *) echo "unknown case $case" >&2; exit 2 ;;
   esac
   names=(bare-axum spin-1000 ours)
+  [[ -n ${BEFORE:-} ]] && names+=(before)
   declare -A PID=() BASE=() HDR=()
   for name in "${names[@]}"; do
     port=$((port + 1))
@@ -111,6 +116,7 @@ for case in "${CASES[@]}"; do
       bare-axum) CMD=("$BARE"); pid=$(start "$name" "$port" BENCH_SPIN_NS=0) ;;
       spin-1000) CMD=("$BARE"); pid=$(start "$name" "$port" BENCH_SPIN_NS=1000) ;;
       ours) CMD=("$DEMO"); pid=$(start "$name" "$port" SESSION_SECRET="$SECRET" SESSION_STORE=memory DEMO_RUNTIME=current_thread) ;;
+      before) CMD=("$BEFORE"); pid=$(start "$name" "$port" SESSION_SECRET="$SECRET" SESSION_STORE=memory DEMO_RUNTIME=current_thread) ;;
     esac
     PIDS+=("$pid")
     PID[$name]=$pid
@@ -119,13 +125,13 @@ for case in "${CASES[@]}"; do
     if [[ $case != views-new ]]; then
       c=$(cookie_of "${BASE[$name]}")
       [[ -n $c ]] && HDR[$name]="Cookie: $c"
-      [[ $name == ours && -z $c ]] && { echo "ours set no cookie on /views" >&2; exit 1; }
+      [[ $name == ours || $name == before ]] && [[ -z $c ]] && { echo "$name set no cookie on /views" >&2; exit 1; }
     fi
   done
   : >"$OUT/$case.tsv"
   for ((b = 0; b < PAIRS; b++)); do
-    for ((k = 0; k < 3; k++)); do
-      name=${names[$(((b + k) % 3))]}
+    for ((k = 0; k < ${#names[@]}; k++)); do
+      name=${names[$(((b + k) % ${#names[@]}))]}
       hdr=()
       [[ -n ${HDR[$name]} ]] && hdr=(-H "${HDR[$name]}")
       t0=$(ticks "${PID[$name]}")
@@ -154,7 +160,9 @@ def quartiles(xs):
     q = statistics.quantiles(xs, n=4)
     return q[0], q[2]
 bare = per["bare-axum"]
-for name in ("bare-axum", "spin-1000", "ours"):
+for name in ("bare-axum", "spin-1000", "ours", "before"):
+    if name not in per:
+        continue
     mine = per[name]
     med = statistics.median(mine.values())
     if name == "bare-axum":
@@ -163,5 +171,11 @@ for name in ("bare-axum", "spin-1000", "ours"):
     deltas = [mine[b] - bare[b] for b in mine if b in bare]
     lo, hi = quartiles(deltas)
     print(f"| {case} | {name} | {med:.2f} | **{statistics.median(deltas):+.2f}** | {lo:+.2f} … {hi:+.2f} | {len(deltas)} |")
+if "before" in per:
+    # The two builds of the demo against each other, block by block.
+    ours, before = per["ours"], per["before"]
+    deltas = [ours[b] - before[b] for b in ours if b in before]
+    lo, hi = quartiles(deltas)
+    print(f"| {case} | ours − before | | **{statistics.median(deltas):+.2f}** | {lo:+.2f} … {hi:+.2f} | {len(deltas)} |")
 PY
 done

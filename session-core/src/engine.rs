@@ -799,6 +799,11 @@ impl Engine {
     }
 
     fn commit_now_with(&self, mut plan: Plan, now: Option<Timestamp>) -> CommitNow {
+        // Most requests (every read within the touch interval): nothing to
+        // store, no cookie.
+        if plan.is_noop() {
+            return CommitNow::Done(None);
+        }
         let executed = match (&self.inner.store, self.immediate(now)) {
             (None, _) => Executed::Done,
             (Some(_), Some(immediate)) => {
