@@ -6,16 +6,18 @@
 # speed drifts by a quarter over tens of seconds, run.sh's rounds (a fresh
 # server per run, runs minutes apart) cannot resolve a few tenths of a
 # microsecond; windows a second or two apart share the machine's state, and
-# the median over many adjacent triples leaves the drift out.
+# the median over many adjacent blocks leaves the drift out.
 #
 # Per case: bare axum (constant bodies), the calibration server spin-1000
-# (bare axum plus 1.0 µs of computation per request: it must read +1.0) and
-# our demo on the memory store, all started once on SERVER_CPU; then PAIRS
-# blocks, each running them in a rotating order for WINDOW seconds
-# each. A window's figure is (utime + stime ticks of the server) / (requests
-# wrk completed); a block's Δ is that figure minus bare axum's in the same
-# block. Reported: the median of the blocks' Δ, its interquartile range, and
-# the median absolute µs per request of each server.
+# (bare axum plus 1.0 µs of computation per request: it must read +1.0),
+# our demo on the memory store and, with BEFORE, an older build of the demo,
+# all started once on SERVER_CPU; then PAIRS blocks, each running every
+# server for WINDOW seconds, in an order that rotates and reverses from
+# block to block (use an even PAIRS). A window's figure is (utime + stime
+# ticks of the server) / (requests wrk completed); a block's Δ is that
+# figure minus bare axum's in the same block. Reported: the median of the
+# blocks' Δ, its interquartile range, and the median absolute µs per
+# request of each server; with BEFORE, also the median of ours − before.
 #
 # The servers run for the whole case, so on views-new our memory store grows
 # through it (about 70,000 sessions per second of load), as a real server's
@@ -130,8 +132,18 @@ for case in "${CASES[@]}"; do
   done
   : >"$OUT/$case.tsv"
   for ((b = 0; b < PAIRS; b++)); do
-    for ((k = 0; k < ${#names[@]}; k++)); do
-      name=${names[$(((b + k) % ${#names[@]}))]}
+    # Block b runs rotation b/2 of the servers, forwards when b is even and
+    # backwards when it is odd: over each pair of blocks every server runs
+    # as often early as late, and right after each of its neighbours as
+    # often as right before it.
+    n=${#names[@]}
+    r=$(((b / 2) % n))
+    for ((k = 0; k < n; k++)); do
+      if ((b % 2 == 0)); then
+        name=${names[$(((r + k) % n))]}
+      else
+        name=${names[$(((r + n - 1 - k) % n))]}
+      fi
       hdr=()
       [[ -n ${HDR[$name]} ]] && hdr=(-H "${HDR[$name]}")
       t0=$(ticks "${PID[$name]}")

@@ -67,7 +67,8 @@ profile() {
   local wrk=$!
   sleep 2
   perf record -F "$FREQ" -e cpu-clock -p "$SERVER" -o "$OUT/$label.data" -- sleep "$SECS" \
-    >/dev/null 2>&1
+    >"$OUT/$label.perf.log" 2>&1 \
+    || { echo "perf record failed (perf_event_paranoid?):" >&2; cat "$OUT/$label.perf.log" >&2; exit 1; }
   wait "$wrk"
   kill "$SERVER" 2>/dev/null || true
   wait "$SERVER" 2>/dev/null || true

@@ -82,7 +82,8 @@ struct Inner {
     /// the crate writes after all of these, is appended per response.
     attributes: String,
     /// `; Max-Age=N` for the idle timeout's whole seconds `N`, formatted
-    /// once: the `Max-Age` of every new session and every touch.
+    /// once, and used whenever a cookie's `Max-Age` comes out equal to it
+    /// (a new session or a touch, unless the absolute timeout is nearer).
     idle_max_age: Option<(i64, String)>,
     /// The touch interval, or `None` when there is no idle timeout to keep
     /// rolling.

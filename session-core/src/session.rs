@@ -544,6 +544,44 @@ mod tests {
     }
 
     #[test]
+    fn only_the_values_a_request_changed_are_walked_when_it_changed_fewer_keys() {
+        let mut too_deep = Value::Null;
+        for _ in 0..crate::MAX_DATA_DEPTH {
+            too_deep = Value::Array(vec![too_deep]);
+        }
+        let insert = |k: &str| Op::Insert(OpKey::new(k), Value::Null);
+        let update = |k: &str| Op::Update(OpKey::new(k), SharedFn::new(|_, _| Ok(Value::Null)));
+        let data = |keys: &[&str]| -> Data {
+            keys.iter()
+                .map(|k| {
+                    (
+                        (*k).to_owned(),
+                        if *k == "deep" {
+                            too_deep.clone()
+                        } else {
+                            1.into()
+                        },
+                    )
+                })
+                .collect()
+        };
+        let refused = |r: Result<(), SessionError>| matches!(r, Err(SessionError::TooDeep { .. }));
+        let three = data(&["deep", "b", "c"]);
+        // More keys than changes: the changed ones only.
+        assert!(check_changed(&[insert("b")], &three).is_ok());
+        assert!(refused(check_changed(&[insert("deep")], &three)));
+        assert!(refused(check_changed(&[update("deep")], &three)));
+        assert!(check_changed(&[update("x"), Op::Remove(OpKey::new("x"))], &three).is_ok());
+        assert!(check_changed(&[], &three).is_ok());
+        // As many changes as keys: the whole data (which was cleared, then
+        // written, in this request).
+        assert!(refused(check_changed(
+            &[Op::Clear, insert("b")],
+            &data(&["deep", "b"])
+        )));
+    }
+
+    #[test]
     fn update_on_a_value_of_another_type_fails_cleanly() {
         let s = Session::detached();
         s.insert_value("cart", json!("not a list"));

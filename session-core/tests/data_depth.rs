@@ -117,7 +117,7 @@ async fn an_update_that_nests_too_deep_is_refused_too() {
 
 #[tokio::test]
 async fn data_at_the_limit_is_kept_when_a_later_request_changes_another_key() {
-    // Only what a request changed is checked; what it loaded fits already.
+    // Data loaded at the limit is saved again when another key changes.
     let h = Harness::new();
     let mut browser = Browser::new();
     let deepest = nested(MAX_DATA_DEPTH - 1);
