@@ -105,7 +105,7 @@ fn extract_now(parts: &Parts) -> Extracted {
     let Some(slot) = slot(parts) else {
         return Extracted::Done(Err(SessionRejection::missing_layer()));
     };
-    if let Some((session, _)) = &*slot.session() {
+    if let Some((session, _)) = slot.session.get() {
         return Extracted::Done(Ok(Session(session.clone())));
     }
     let engine = &slot.shared.engine;
@@ -131,7 +131,7 @@ fn extract_now(parts: &Parts) -> Extracted {
 /// the request (should another have won a race, its handle is the one).
 fn open(slot: &Slot, loaded: Loaded, now: Timestamp) -> Session {
     let session = slot.shared.engine.open(loaded, now);
-    Session(slot.session().get_or_insert((session, now)).0.clone())
+    Session(slot.session.get_or_init(|| (session, now)).0.clone())
 }
 
 fn rejected(slot: &Slot, error: StoreError) -> SessionRejection {

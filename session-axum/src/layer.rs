@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 
 use axum::BoxError;
@@ -30,22 +30,9 @@ pub(crate) struct Shared {
 pub(crate) struct Slot {
     pub(crate) shared: Arc<Shared>,
     /// The session and the time it was opened at, which is also the time
-    /// the engine finishes it with: one clock read per request. (A mutex
-    /// rather than a `OnceLock`: taking it uncontended is cheaper than a
-    /// `OnceLock`'s initialization, and it is taken once per extraction.)
-    pub(crate) session: Mutex<Option<Opened>>,
+    /// the engine finishes it with: one clock read per request.
+    pub(crate) session: OnceLock<(session_core::Session, session_core::Timestamp)>,
     pub(crate) jar: OnceLock<session_core::Cookies>,
-}
-
-/// The session of a request and the time it was opened at.
-pub(crate) type Opened = (session_core::Session, session_core::Timestamp);
-
-impl Slot {
-    /// The opened session, if any. Every use is a clone or a store of a
-    /// handle: a panic cannot leave it half-written.
-    pub(crate) fn session(&self) -> MutexGuard<'_, Option<Opened>> {
-        self.session.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// The extension type: a handle on the request's [`Slot`].
@@ -229,7 +216,7 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let slot = Arc::new(Slot {
             shared: self.shared.clone(),
-            session: Mutex::new(None),
+            session: OnceLock::new(),
             jar: OnceLock::new(),
         });
         request.extensions_mut().insert(SlotHandle(slot.clone()));
@@ -310,12 +297,8 @@ fn after_handler(mut slot: Arc<Slot>, response: &mut Response) -> Option<(Arc<Sl
     // The handler's clones of the session are gone by now: when the slot is
     // ours alone, the session moves into the plan instead of being copied.
     let opened = match Arc::get_mut(&mut slot) {
-        Some(unique) => unique
-            .session
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take(),
-        None => slot.session().clone(),
+        Some(unique) => unique.session.take(),
+        None => slot.session.get().cloned(),
     };
     let Some((session, now)) = opened else {
         append_jar(&slot, response);
