@@ -3,9 +3,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use hashbrown::HashTable;
-use hashbrown::hash_table;
-
+use super::table::{Bucket, Hashed, Probe, Table};
 use super::{ImmediateStore, SaveOutcome, SessionStore, packed};
 use crate::clock::{Clock, SystemClock};
 use crate::{Record, StoreError, StoreKey, Timestamp};
@@ -57,7 +55,7 @@ impl std::fmt::Debug for MemoryStore {
 
 #[derive(Default)]
 struct Shard {
-    map: HashTable<Entry>,
+    map: Table<Entry>,
     next_sweep_ms: i64,
 }
 
@@ -70,11 +68,11 @@ struct Shard {
 /// binary form).
 ///
 /// The slot is small because, once a store holds more sessions than the
-/// caches do, every new session's slot is a cache miss: a 56-byte slot (the
-/// whole key in it) spans two cache lines in three cases out of four, a
-/// 32-byte one in at most one out of two, and the table is 43 % smaller.
-/// Looking a key up reads the blob only when the 64-bit prefixes match,
-/// which for a key that is not there happens with odds of 2⁻⁶⁴ per probe.
+/// caches do, every table access is a cache miss: two 32-byte slots share
+/// one cache line, which is all a new session reads and writes in the table
+/// (see `table`). Looking a key up reads the blob only when the 64-bit
+/// prefixes match, which for a key that is not there happens with odds of
+/// 2⁻⁶⁴ per slot.
 struct Entry {
     /// The key's first eight bytes, as [`StoreKey::prefix_u64`] reads them.
     head: u64,
@@ -84,9 +82,9 @@ struct Entry {
     blob: Box<[u8]>,
 }
 
-// The layout the figures above are for.
+// The layout the figures above are for: two slots to a cache line.
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(size_of::<Entry>() == 32);
+const _: () = assert!(size_of::<Entry>() == 32 && size_of::<Bucket<Entry>>() == 64);
 
 /// The part of the key kept in the blob (its bytes 8..32), at its start.
 const KEY_REST: usize = 24;
@@ -184,16 +182,17 @@ impl Entry {
     }
 }
 
-/// The table's hash of an entry, for growing the table.
-fn hash_of(entry: &Entry) -> u64 {
-    entry.head
+/// The key's first 64 bits are its hash: store keys are digests.
+impl Hashed for Entry {
+    fn hash(&self) -> u64 {
+        self.head
+    }
 }
 
-/// The test of equality with `key`: the prefix in the slot, then the rest
-/// in the blob (read only when the prefixes match).
+/// The rest of the test of equality with `key`, once the table found the
+/// prefix in the slot: the key's other bytes, in the blob.
 fn is(key: &StoreKey) -> impl Fn(&Entry) -> bool + '_ {
-    let head = key.prefix_u64();
-    move |entry| entry.head == head && entry.blob[..KEY_REST] == key.as_bytes()[8..]
+    move |entry| entry.blob[..KEY_REST] == key.as_bytes()[8..]
 }
 
 impl Entry {
@@ -270,9 +269,7 @@ impl MemoryStore {
             .iter()
             .map(|s| {
                 let mut shard = lock(s);
-                let before = shard.map.len();
-                shard.map.retain(|e| e.live_at(now_ms));
-                before - shard.map.len()
+                shard.map.retain(|e| e.live_at(now_ms))
             })
             .sum()
     }
@@ -297,8 +294,8 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 
 impl Shard {
     fn remove(&mut self, key: &StoreKey) {
-        if let Ok(entry) = self.map.find_entry(key.prefix_u64(), is(key)) {
-            entry.remove();
+        if let Some(pos) = self.map.find(key.prefix_u64(), is(key)) {
+            self.map.remove(pos);
         }
     }
 
@@ -374,14 +371,14 @@ impl ImmediateStore for MemoryAt<'_> {
 impl MemoryStore {
     fn load_at(&self, key: &StoreKey, now_ms: i64) -> Result<Option<Record>, StoreError> {
         let mut shard = self.shard(key);
-        match shard.map.find_entry(key.prefix_u64(), is(key)) {
-            Ok(entry) if entry.get().live_at(now_ms) => entry.get().decode().map(Some),
-            Ok(expired) => {
-                expired.remove();
-                Ok(None)
-            }
-            Err(_) => Ok(None),
+        let Some(pos) = shard.map.find(key.prefix_u64(), is(key)) else {
+            return Ok(None);
+        };
+        if shard.map.get(pos).live_at(now_ms) {
+            return shard.map.get(pos).decode().map(Some);
         }
+        shard.map.remove(pos);
+        Ok(None)
     }
 
     fn create_at(
@@ -395,18 +392,18 @@ impl MemoryStore {
         let now_ms = now_ms();
         let mut shard = self.shard(key);
         shard.sweep_if_due(now_ms);
-        // One probe of the table: with many sessions its slot is a cache
-        // miss, paid once.
-        match shard.map.entry(entry.head, is(key), hash_of) {
-            hash_table::Entry::Occupied(existing) if existing.get().live_at(now_ms) => {
+        // One probe of the table: with many sessions its bucket is a cache
+        // miss, paid once (the write that follows hits).
+        match shard.map.find_or_vacant(entry.head, is(key)) {
+            Probe::Found(existing) if shard.map.get(existing).live_at(now_ms) => {
                 Err(StoreError::Exists)
             }
-            hash_table::Entry::Occupied(mut expired) => {
-                *expired.get_mut() = entry;
+            Probe::Found(expired) => {
+                *shard.map.get_mut(expired) = entry;
                 Ok(())
             }
-            hash_table::Entry::Vacant(slot) => {
-                slot.insert(entry);
+            Probe::Vacant(slot) => {
+                shard.map.put(slot, entry);
                 Ok(())
             }
         }
@@ -424,17 +421,18 @@ impl MemoryStore {
         let now_ms = now_ms();
         let mut shard = self.shard(key);
         shard.sweep_if_due(now_ms);
-        let Ok(mut stored) = shard.map.find_entry(key.prefix_u64(), is(key)) else {
+        let Some(pos) = shard.map.find(key.prefix_u64(), is(key)) else {
             return Ok(SaveOutcome::Missing);
         };
-        if !stored.get().live_at(now_ms) {
-            stored.remove();
+        let stored = shard.map.get(pos);
+        if !stored.live_at(now_ms) {
+            shard.map.remove(pos);
             return Ok(SaveOutcome::Missing);
         }
-        if stored.get().version() != expected_version {
-            return stored.get().decode().map(SaveOutcome::Conflict);
+        if stored.version() != expected_version {
+            return stored.decode().map(SaveOutcome::Conflict);
         }
-        stored.get_mut().overwrite(record, blob);
+        shard.map.get_mut(pos).overwrite(record, blob);
         Ok(SaveOutcome::Saved)
     }
 }

@@ -94,6 +94,7 @@ use crate::{Record, StoreError, StoreKey};
 
 mod memory;
 mod packed;
+mod table;
 
 pub(crate) use memory::MemoryAt;
 pub use memory::MemoryStore;

@@ -1,0 +1,451 @@
+//! The memory store's hash table: open addressing over cache-line buckets.
+//!
+//! A store with more sessions than the caches hold pays for every table
+//! access in cache misses. A SwissTable (`hashbrown`) keeps its control
+//! bytes apart from its slots, so a new session costs two misses (the
+//! control group, then the slot) and a lookup of a cold session three (with
+//! the record's blob). Here a bucket is one 64-byte cache line holding the
+//! slots themselves: finding a key, or a free slot for it, reads one line
+//! (rarely the next one too), and writing the new slot then hits.
+//!
+//! - **Probing:** linear, bucket by bucket, from the bucket the hash picks
+//!   (its low bits: the memory store's keys are digests, so any bits are as
+//!   good as any others). A key can only be found before the first bucket
+//!   with a free slot.
+//! - **Removal** shifts later entries back (no tombstones), so that rule
+//!   keeps holding and lookups never walk past dead slots.
+//! - **Load:** at most three quarters of the slots are used; the table
+//!   doubles beyond that, and [`Table::retain`] rebuilds it smaller when it
+//!   removed anything, so a store whose sessions expired gives its memory
+//!   back.
+
+/// Slots per bucket: two 32-byte entries fill a cache line.
+const SLOTS: usize = 2;
+/// Buckets of the first allocation.
+const MIN_BUCKETS: usize = 4;
+
+/// What the table needs of its values: their hash.
+pub(super) trait Hashed {
+    fn hash(&self) -> u64;
+}
+
+/// One cache line of slots (for values of up to 32 bytes).
+#[repr(align(64))]
+pub(super) struct Bucket<T> {
+    slots: [Option<T>; SLOTS],
+}
+
+impl<T> Bucket<T> {
+    fn empty() -> Self {
+        Self {
+            slots: std::array::from_fn(|_| None),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.slots.iter().all(Option::is_some)
+    }
+}
+
+/// Where a value is: its bucket and its slot in that bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Pos {
+    bucket: usize,
+    slot: usize,
+}
+
+/// What [`Table::find_or_vacant`] found.
+pub(super) enum Probe {
+    /// The key is at this position.
+    Found(Pos),
+    /// The key is not in the table; this free slot is where it goes.
+    Vacant(Pos),
+}
+
+pub(super) struct Table<T> {
+    buckets: Vec<Bucket<T>>,
+    len: usize,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Self {
+            buckets: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T: Hashed> Table<T> {
+    /// How many values the table holds.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn mask(&self) -> usize {
+        self.buckets.len() - 1
+    }
+
+    /// The bucket `hash` starts at. Only called on an allocated table.
+    fn home(&self, hash: u64) -> usize {
+        // Truncation is the point: the low bits pick the bucket.
+        #[allow(clippy::cast_possible_truncation)]
+        let low = hash as usize;
+        low & self.mask()
+    }
+
+    /// The value at `pos`, which [`find`](Self::find) or
+    /// [`find_or_vacant`](Self::find_or_vacant) returned (with no change to
+    /// the table since).
+    pub(super) fn get(&self, pos: Pos) -> &T {
+        self.buckets[pos.bucket].slots[pos.slot]
+            .as_ref()
+            .expect("a position the table returned holds a value")
+    }
+
+    /// The value at `pos`, to change in place (its hash must stay the same).
+    pub(super) fn get_mut(&mut self, pos: Pos) -> &mut T {
+        self.buckets[pos.bucket].slots[pos.slot]
+            .as_mut()
+            .expect("a position the table returned holds a value")
+    }
+
+    /// The position of the value with `hash` for which `eq` holds.
+    pub(super) fn find(&self, hash: u64, eq: impl Fn(&T) -> bool) -> Option<Pos> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let mut bucket = self.home(hash);
+        loop {
+            let mut free = false;
+            for (slot, value) in self.buckets[bucket].slots.iter().enumerate() {
+                match value {
+                    Some(value) if value.hash() == hash && eq(value) => {
+                        return Some(Pos { bucket, slot });
+                    }
+                    Some(_) => {}
+                    None => free = true,
+                }
+            }
+            // Nothing was ever pushed past a bucket with a free slot.
+            if free {
+                return None;
+            }
+            bucket = (bucket + 1) & self.mask();
+        }
+    }
+
+    /// The position of the value with `hash` for which `eq` holds, or the
+    /// free slot where a value with that hash goes. Makes room for one more
+    /// value first, so a [`Probe::Vacant`] can always be filled with
+    /// [`put`](Self::put).
+    pub(super) fn find_or_vacant(&mut self, hash: u64, eq: impl Fn(&T) -> bool) -> Probe {
+        self.reserve_one();
+        let mut bucket = self.home(hash);
+        loop {
+            let mut vacant = None;
+            for (slot, value) in self.buckets[bucket].slots.iter().enumerate() {
+                match value {
+                    Some(value) if value.hash() == hash && eq(value) => {
+                        return Probe::Found(Pos { bucket, slot });
+                    }
+                    Some(_) => {}
+                    None => vacant = vacant.or(Some(slot)),
+                }
+            }
+            if let Some(slot) = vacant {
+                return Probe::Vacant(Pos { bucket, slot });
+            }
+            bucket = (bucket + 1) & self.mask();
+        }
+    }
+
+    /// Fills the free slot [`find_or_vacant`](Self::find_or_vacant) just
+    /// returned.
+    pub(super) fn put(&mut self, pos: Pos, value: T) {
+        let slot = &mut self.buckets[pos.bucket].slots[pos.slot];
+        debug_assert!(slot.is_none(), "put into a slot in use");
+        *slot = Some(value);
+        self.len += 1;
+    }
+
+    /// Takes the value at `pos` out, and moves later values back so that
+    /// every value stays reachable from its home bucket.
+    pub(super) fn remove(&mut self, pos: Pos) -> T {
+        let was_full = self.buckets[pos.bucket].is_full();
+        let value = self.buckets[pos.bucket].slots[pos.slot]
+            .take()
+            .expect("a position the table returned holds a value");
+        self.len -= 1;
+        if !was_full {
+            // No probe ever went past this bucket.
+            return value;
+        }
+        let mask = self.mask();
+        let mut hole = pos;
+        let mut bucket = pos.bucket;
+        loop {
+            bucket = (bucket + 1) & mask;
+            let full = self.buckets[bucket].is_full();
+            // A value here may fill the hole if its probe passed the hole's
+            // bucket: it is at least as far from its home as from the hole.
+            let behind = bucket.wrapping_sub(hole.bucket) & mask;
+            let movable = self.buckets[bucket].slots.iter().position(|value| {
+                value
+                    .as_ref()
+                    .is_some_and(|v| bucket.wrapping_sub(self.home(v.hash())) & mask >= behind)
+            });
+            if let Some(slot) = movable {
+                let moved = self.buckets[bucket].slots[slot].take();
+                self.buckets[hole.bucket].slots[hole.slot] = moved;
+                hole = Pos { bucket, slot };
+            }
+            // Values beyond a bucket that had a free slot never probed
+            // through it (nor through the hole).
+            if !full {
+                return value;
+            }
+        }
+    }
+
+    /// Keeps the values for which `keep` holds and returns how many it
+    /// dropped. When it drops any, the table is rebuilt at the size that
+    /// holds what is left and half as much again, so its memory shrinks too.
+    pub(super) fn retain(&mut self, keep: impl Fn(&T) -> bool) -> usize {
+        let dropped = self
+            .buckets
+            .iter()
+            .flat_map(|b| b.slots.iter().flatten())
+            .filter(|v| !keep(v))
+            .count();
+        if dropped == 0 {
+            return 0;
+        }
+        let live = self.len - dropped;
+        let old = std::mem::take(&mut self.buckets);
+        self.len = 0;
+        if live > 0 {
+            self.allocate(buckets_for(live + live / 2));
+            for value in old.into_iter().flat_map(|b| b.slots).flatten() {
+                if keep(&value) {
+                    self.push(value);
+                }
+            }
+        }
+        dropped
+    }
+
+    /// Makes sure one more value fits under the load limit.
+    fn reserve_one(&mut self) {
+        let slots = self.buckets.len() * SLOTS;
+        if (self.len + 1) * 4 <= slots * 3 {
+            return;
+        }
+        let buckets = (self.buckets.len() * 2).max(MIN_BUCKETS);
+        let old = std::mem::take(&mut self.buckets);
+        self.len = 0;
+        self.allocate(buckets);
+        for value in old.into_iter().flat_map(|b| b.slots).flatten() {
+            self.push(value);
+        }
+    }
+
+    fn allocate(&mut self, buckets: usize) {
+        debug_assert!(buckets.is_power_of_two());
+        self.buckets = (0..buckets).map(|_| Bucket::empty()).collect();
+    }
+
+    /// Adds a value known not to be in the table, with room for it.
+    fn push(&mut self, value: T) {
+        let mut bucket = self.home(value.hash());
+        loop {
+            if let Some(slot) = self.buckets[bucket].slots.iter_mut().find(|s| s.is_none()) {
+                *slot = Some(value);
+                self.len += 1;
+                return;
+            }
+            bucket = (bucket + 1) & self.mask();
+        }
+    }
+}
+
+/// The number of buckets (a power of two) whose slots hold `slots` values
+/// within the load limit.
+fn buckets_for(slots: usize) -> usize {
+    (slots * 4)
+        .div_ceil(3 * SLOTS)
+        .next_power_of_two()
+        .max(MIN_BUCKETS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A value whose hash the test picks: few distinct hashes make long
+    /// runs of full buckets, wrapping around the table's end.
+    #[derive(Debug, Clone, PartialEq)]
+    struct V {
+        key: u32,
+        hash: u64,
+    }
+
+    impl Hashed for V {
+        fn hash(&self) -> u64 {
+            self.hash
+        }
+    }
+
+    /// A small deterministic generator (xorshift64*), so a failure repeats.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Every value is reachable: all buckets from its home up to its own
+    /// are full, and the count is right.
+    fn check_invariant(table: &Table<V>) {
+        let mut count = 0;
+        for (at, bucket) in table.buckets.iter().enumerate() {
+            for value in bucket.slots.iter().flatten() {
+                count += 1;
+                let mut b = table.home(value.hash);
+                while b != at {
+                    assert!(
+                        table.buckets[b].is_full(),
+                        "{value:?} at bucket {at} is past bucket {b}, which has a free slot"
+                    );
+                    b = (b + 1) & table.mask();
+                }
+            }
+        }
+        assert_eq!(count, table.len());
+        if !table.buckets.is_empty() {
+            assert!(table.len() * 4 <= table.buckets.len() * SLOTS * 3);
+        }
+    }
+
+    fn lookup(table: &Table<V>, key: u32, hash: u64) -> Option<V> {
+        table
+            .find(hash, |v| v.key == key)
+            .map(|pos| table.get(pos).clone())
+    }
+
+    /// Random inserts, overwrites, removals and sweeps against a `HashMap`,
+    /// with hashes drawn from a few values (hard collisions) or many.
+    #[test]
+    fn agrees_with_a_hash_map_under_random_operations() {
+        for (seed, distinct_hashes) in [(1, 3), (2, 17), (3, 1 << 40), (4, 64), (5, 1)] {
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
+            let mut table = Table::<V>::default();
+            let mut model: HashMap<u32, u64> = HashMap::new();
+            let hash_of =
+                |key: u32| u64::from(key).wrapping_mul(0xD6E8_FEB8_6659_FD93) % distinct_hashes;
+            for step in 0..20_000 {
+                let key = u32::try_from(rng.below(300)).unwrap();
+                let hash = hash_of(key);
+                match rng.below(10) {
+                    0..=4 => match table.find_or_vacant(hash, |v| v.key == key) {
+                        Probe::Found(pos) => {
+                            assert!(model.contains_key(&key), "step {step}: {key} found");
+                            assert_eq!(table.get(pos).key, key);
+                        }
+                        Probe::Vacant(pos) => {
+                            assert!(!model.contains_key(&key), "step {step}: {key} missed");
+                            table.put(pos, V { key, hash });
+                            model.insert(key, hash);
+                        }
+                    },
+                    5..=7 => {
+                        let found = table.find(hash, |v| v.key == key);
+                        assert_eq!(found.is_some(), model.contains_key(&key), "step {step}");
+                        if let Some(pos) = found {
+                            assert_eq!(table.remove(pos), V { key, hash });
+                            model.remove(&key);
+                        }
+                    }
+                    8 => {
+                        let cut = u32::try_from(rng.below(300)).unwrap();
+                        let expected = model.keys().filter(|&&k| k % 7 == cut % 7).count();
+                        assert_eq!(table.retain(|v| v.key % 7 != cut % 7), expected);
+                        model.retain(|&k, _| k % 7 != cut % 7);
+                    }
+                    _ => {
+                        assert_eq!(
+                            lookup(&table, key, hash).map(|v| v.key),
+                            model.contains_key(&key).then_some(key)
+                        );
+                    }
+                }
+                check_invariant(&table);
+            }
+            for (&key, &hash) in &model {
+                assert_eq!(lookup(&table, key, hash), Some(V { key, hash }));
+            }
+        }
+    }
+
+    #[test]
+    fn removal_shifts_a_run_back_across_the_table_end() {
+        let mut table = Table::<V>::default();
+        // Four buckets; every value's home is the last one, so the run
+        // wraps around to the first buckets.
+        let last = 3;
+        for key in 0..5 {
+            match table.find_or_vacant(last, |v| v.key == key) {
+                Probe::Vacant(pos) => table.put(pos, V { key, hash: last }),
+                Probe::Found(_) => panic!("{key} found before it was added"),
+            }
+        }
+        assert_eq!(table.buckets.len(), MIN_BUCKETS);
+        let first = table.find(last, |v| v.key == 0).unwrap();
+        assert_eq!(first.bucket, 3);
+        table.remove(first);
+        check_invariant(&table);
+        for key in 1..5 {
+            assert_eq!(lookup(&table, key, last).map(|v| v.key), Some(key));
+        }
+        assert_eq!(lookup(&table, 0, last), None);
+        assert!(
+            table.buckets[3].is_full(),
+            "the run moved back into its home"
+        );
+    }
+
+    #[test]
+    fn retain_gives_memory_back_and_grows_again() {
+        let mut table = Table::<V>::default();
+        for key in 0..10_000u32 {
+            let hash = u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let Probe::Vacant(pos) = table.find_or_vacant(hash, |v| v.key == key) else {
+                panic!("{key} found before it was added");
+            };
+            table.put(pos, V { key, hash });
+        }
+        let grown = table.buckets.len();
+        assert!(grown >= 10_000 * 4 / (3 * SLOTS));
+        assert_eq!(table.retain(|v| v.key < 100), 9_900);
+        assert_eq!(table.len(), 100);
+        assert!(
+            table.buckets.len() <= 128,
+            "{} buckets",
+            table.buckets.len()
+        );
+        check_invariant(&table);
+        assert_eq!(table.retain(|_| true), 0);
+        assert_eq!(table.retain(|_| false), 100);
+        assert!(table.buckets.is_empty());
+        assert_eq!(table.find(1, |_| true), None);
+    }
+}
