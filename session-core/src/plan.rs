@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::session::{Op, replay};
+use crate::session::{Ops, replay};
 use crate::store::{ImmediateStore, SaveOutcome, SessionStore};
 use crate::{Record, SessionError, StoreKey};
 
@@ -69,7 +69,7 @@ pub enum StoreOp {
 
 /// The changes a request made to its session, in order.
 #[derive(Clone, Default)]
-pub struct Changes(pub(crate) Vec<Op>);
+pub struct Changes(pub(crate) Ops);
 
 impl Changes {
     /// Whether the request changed no data (a touch or a key re-issue).

@@ -83,6 +83,10 @@ impl fmt::Debug for OpKey {
     }
 }
 
+/// The changes of one request, in order. Most requests make one (a counter,
+/// a login), which is kept inline: recording it allocates nothing.
+pub(crate) type Ops = smallvec::SmallVec<[Op; 1]>;
+
 /// One change the handler made, kept in order so that it can be replayed on
 /// a record another request saved meanwhile.
 #[derive(Clone)]
@@ -171,7 +175,7 @@ pub(crate) struct State {
     /// cookie cleared.
     pub(crate) expired: Option<Option<StoreKey>>,
     pub(crate) data: Data,
-    pub(crate) ops: Vec<Op>,
+    pub(crate) ops: Ops,
     pub(crate) regenerate: bool,
     pub(crate) destroyed: bool,
 }
