@@ -6,7 +6,7 @@
 //! control group, then the slot) and a lookup of a cold session three (with
 //! the record's blob). Here a bucket is one 64-byte cache line holding the
 //! slots themselves: finding a key, or a free slot for it, reads that line
-//! and sometimes the lines right after it (1.65 on average for a key that
+//! and sometimes the lines right after it (1.6 on average for a key that
 //! is not there, over a doubling cycle), and writing the new slot then
 //! hits. Adjacent lines share a page, so only the first read pays for the
 //! address translation.
@@ -18,7 +18,7 @@
 //! - **Removal** shifts later entries back (no tombstones), so that rule
 //!   keeps holding and lookups never walk past dead slots.
 //! - **Load:** at most five eighths of the slots are used (a key that is
-//!   not there then reads 2.4 buckets on average at the limit, 1.3 at half
+//!   not there then reads 2.4 buckets on average at the limit, 1.2 at half
 //!   of it; at three quarters it would be 4.5); the table doubles beyond
 //!   that. [`Table::retain`] removes in place, and rebuilds the table at
 //!   half its size or less when that still leaves room, so a store whose
