@@ -70,9 +70,9 @@ struct Shard {
 /// The slot is small because, once a store holds more sessions than the
 /// caches do, every table access is a cache miss: two 32-byte slots share
 /// one cache line, and a new session reads that line (and on average 0.6
-/// lines right after it) and writes it while it is cached (see `table`). Looking a key up reads the blob only when the 64-bit
-/// prefixes match, which for a key that is not there happens with odds of
-/// 2⁻⁶⁴ per slot.
+/// lines right after it) and writes it while it is cached (see `table`).
+/// Looking a key up reads the blob only when the 64-bit prefixes match,
+/// which for a key that is not there happens with odds of 2⁻⁶⁴ per slot.
 struct Entry {
     /// The key's first eight bytes, as [`StoreKey::prefix_u64`] reads them.
     head: u64,
