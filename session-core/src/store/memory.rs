@@ -28,6 +28,17 @@ const SWEEP_EVERY_MS: i64 = 30_000;
 /// Sessions live as long as the process: use a shared store such as
 /// `session-redis` to survive restarts or to run more than one server.
 ///
+/// With millions of sessions, nearly every access to the store misses the
+/// processor's caches and its address translation buffers. On Linux with
+/// glibc 2.35 or later, starting the server with
+/// `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` lets the allocator back the
+/// store with transparent huge pages (when
+/// `/sys/kernel/mm/transparent_hugepage/enabled` says `madvise` or
+/// `always`). In this crate's `memory_store` bench (2 million sessions, one
+/// thread) it took the 99th percentile of a create from 3.8 to 0.8 µs and
+/// the median of a random load from 0.84–1.05 to 0.69–0.73 µs, for a
+/// slowest single create of about 4 ms instead of 1–2 ms.
+///
 /// Its clock decides what has expired: [`SystemClock`] unless given one with
 /// [`MemoryStore::with_clock`] (tests pass a [`ManualClock`](crate::ManualClock)).
 ///
