@@ -14,7 +14,11 @@
 //! - **Probing:** linear, bucket by bucket, from the bucket the hash picks
 //!   (its low bits: the memory store's keys are digests, so any bits are as
 //!   good as any others). A key can only be found at or before the first
-//!   bucket with a free slot.
+//!   bucket with a free slot. The table trusts its hashes to be uniform: a
+//!   store key is the SHA-256 digest of an id the server made, and the
+//!   engine looks a cookie's id up only once its signature checks, so no
+//!   client can choose keys that share their low bits (such keys would
+//!   make long runs here, as they would in any table hashed by them).
 //! - **Removal** shifts later entries back (no tombstones), so that rule
 //!   keeps holding and lookups never walk past dead slots.
 //! - **Load:** at most five eighths of the slots are used (a key that is
