@@ -127,23 +127,9 @@ impl<T: Hashed> Table<T> {
         if self.buckets.is_empty() {
             return None;
         }
-        let mut bucket = self.home(hash);
-        loop {
-            let mut free = false;
-            for (slot, value) in self.buckets[bucket].slots.iter().enumerate() {
-                match value {
-                    Some(value) if value.hash() == hash && eq(value) => {
-                        return Some(Pos { bucket, slot });
-                    }
-                    Some(_) => {}
-                    None => free = true,
-                }
-            }
-            // Nothing was ever pushed past a bucket with a free slot.
-            if free {
-                return None;
-            }
-            bucket = (bucket + 1) & self.mask();
+        match self.probe(hash, eq) {
+            Probe::Found(pos) => Some(pos),
+            Probe::Vacant(_) => None,
         }
     }
 
@@ -153,6 +139,13 @@ impl<T: Hashed> Table<T> {
     /// [`put`](Self::put).
     pub(super) fn find_or_vacant(&mut self, hash: u64, eq: impl Fn(&T) -> bool) -> Probe {
         self.reserve_one();
+        self.probe(hash, eq)
+    }
+
+    /// Walks the buckets from `hash`'s home to the value for which `eq`
+    /// holds, or to the first free slot: nothing was ever pushed past a
+    /// bucket with one. Only called on an allocated table.
+    fn probe(&self, hash: u64, eq: impl Fn(&T) -> bool) -> Probe {
         let mut bucket = self.home(hash);
         loop {
             let mut vacant = None;
