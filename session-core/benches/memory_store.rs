@@ -49,7 +49,7 @@ fn main() {
         let store = MemoryStore::new();
         let now = OffsetDateTime::now_utc();
         let mut record = Record::new(now, Some(now + Duration::hours(1)));
-        record.data.insert("views".into(), 1.into());
+        record.data.insert("views", 1.into());
         // Keys are computed up front so that hashing is not timed.
         let keys: Vec<_> = (0..n).map(|i| id(i).store_key()).collect();
 

@@ -123,7 +123,8 @@
 //! Its dependencies are the RustCrypto crates (`hmac`, `sha2`, `hkdf`,
 //! `aes-gcm`, `subtle`), `cookie`, `base64`, `hex`, `getrandom`, `rand`
 //! (its ChaCha12 `StdRng`, per thread in [`ThreadRandom`]), `serde`,
-//! `serde_json`, `time`, `thiserror`, `tracing`, `async-trait` and
+//! `serde_json`, `smallvec` and `compact_str` (small collections and keys
+//! kept inline), `time`, `thiserror`, `tracing`, `async-trait` and
 //! `async-lock` (a runtime-agnostic mutex): no async
 //! runtime, no web framework, no HTTP types.
 
@@ -139,6 +140,7 @@ mod clock;
 pub mod codec;
 mod config;
 mod cookies;
+mod data;
 mod engine;
 pub mod env;
 mod error;
@@ -156,6 +158,7 @@ mod verified;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{SameSite, SessionConfig, Storage};
 pub use cookies::Cookies;
+pub use data::{Data, IntoIter as DataIntoIter, Iter as DataIter};
 pub use engine::{
     CommitNow, Engine, Incoming, LoadNow, Loaded, MAX_COOKIE_LEN, MAX_SESSION_COOKIES,
 };
@@ -164,7 +167,7 @@ pub use expiry::Expiry;
 pub use id::{ID_LEN, OsRandom, RandomSource, SequenceRandom, SessionId, StoreKey, ThreadRandom};
 pub use key::{KEY_LEN, Key, KeyMatch, KeyRing};
 pub use plan::{Changes, CookieOp, Executed, Plan, StoreOp};
-pub use record::{Data, MAX_DATA_DEPTH, Record};
+pub use record::{MAX_DATA_DEPTH, Record};
 pub use session::Session;
 pub use store::{ImmediateStore, MemoryStore, SaveOutcome, SessionStore};
 pub use timestamp::Timestamp;

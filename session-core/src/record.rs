@@ -1,12 +1,11 @@
 //! What a store keeps for one session.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::{StoreError, Timestamp};
 
-/// Session data: string keys to JSON values.
-pub type Data = Map<String, Value>;
+use crate::Data;
 
 /// How deeply session data may nest, its own map counted as the first level
 /// (`{"a": [[1]]}` nests 3 deep).

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::data::Key;
 use crate::id::SessionId;
 use crate::{Data, KeyMatch, SessionError, StoreKey};
 
@@ -44,45 +45,6 @@ impl SharedFn {
     }
 }
 
-/// The key of an [`Op`]: kept inline when short (nearly every session key
-/// is), so that recording a change allocates nothing for its key.
-#[derive(Clone)]
-pub(crate) enum OpKey {
-    Inline { len: u8, bytes: [u8; Self::INLINE] },
-    Heap(Box<str>),
-}
-
-impl OpKey {
-    const INLINE: usize = 22;
-
-    fn new(key: &str) -> Self {
-        match u8::try_from(key.len()) {
-            Ok(len) if key.len() <= Self::INLINE => {
-                let mut bytes = [0; Self::INLINE];
-                bytes[..key.len()].copy_from_slice(key.as_bytes());
-                Self::Inline { len, bytes }
-            }
-            _ => Self::Heap(key.into()),
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            // The bytes are a whole `str`, copied in `new`: never an error.
-            Self::Inline { len, bytes } => {
-                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
-            }
-            Self::Heap(key) => key,
-        }
-    }
-}
-
-impl fmt::Debug for OpKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
 /// The changes of one request, in order. Most requests make one (a counter,
 /// a login), which is kept inline: recording it allocates nothing.
 pub(crate) type Ops = smallvec::SmallVec<[Op; 1]>;
@@ -91,9 +53,9 @@ pub(crate) type Ops = smallvec::SmallVec<[Op; 1]>;
 /// a record another request saved meanwhile.
 #[derive(Clone)]
 pub(crate) enum Op {
-    Insert(OpKey, Value),
-    Remove(OpKey),
-    Update(OpKey, SharedFn),
+    Insert(Key, Value),
+    Remove(Key),
+    Update(Key, SharedFn),
     Clear,
 }
 
@@ -113,14 +75,17 @@ impl fmt::Debug for Op {
 pub(crate) fn replay(ops: &[Op], data: &mut Data) -> Result<(), SessionError> {
     for op in ops {
         match op {
-            Op::Insert(k, v) => set(data, k.as_str(), v.clone()),
+            Op::Insert(k, v) => {
+                data.insert(k.as_str(), v.clone());
+            }
             Op::Remove(k) => {
                 data.remove(k.as_str());
             }
             Op::Update(k, f) => {
                 let k = k.as_str();
-                let new = f.call(k, data.get(k))?;
-                set(data, k, new);
+                let found = data.find(k);
+                let new = f.call(k, data.at(found))?;
+                data.put(found, k, new);
             }
             Op::Clear => data.clear(),
         }
@@ -142,16 +107,6 @@ pub(crate) fn check_changed(ops: &[Op], data: &Data) -> Result<(), SessionError>
             Op::Insert(k, _) | Op::Update(k, _) => data.get(k.as_str()),
             Op::Remove(_) | Op::Clear => None,
         }))
-    }
-}
-
-/// Stores `value` under `key`, copying the key only when it is new.
-fn set(data: &mut Data, key: &str, value: Value) {
-    match data.get_mut(key) {
-        Some(slot) => *slot = value,
-        None => {
-            data.insert(key.to_owned(), value);
-        }
     }
 }
 
@@ -281,7 +236,7 @@ impl Session {
     /// The keys in the session.
     #[must_use]
     pub fn keys(&self) -> Vec<String> {
-        self.lock().data.keys().cloned().collect()
+        self.lock().data.keys().map(str::to_owned).collect()
     }
 
     /// How many keys the session holds.
@@ -325,15 +280,15 @@ impl Session {
         if state.data.get(key) == Some(&value) {
             return;
         }
-        set(&mut state.data, key, value.clone());
-        state.ops.push(Op::Insert(OpKey::new(key), value));
+        state.data.insert(key, value.clone());
+        state.ops.push(Op::Insert(Key::new(key), value));
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&self, key: &str) -> Option<Value> {
         let mut state = self.lock();
         let old = state.data.remove(key)?;
-        state.ops.push(Op::Remove(OpKey::new(key)));
+        state.ops.push(Op::Remove(Key::new(key)));
         Some(old)
     }
 
@@ -392,10 +347,11 @@ impl Session {
             })
         });
         let mut state = self.lock();
-        let new = erased.call(key, state.data.get(key))?;
+        let found = state.data.find(key);
+        let new = erased.call(key, state.data.at(found))?;
         let typed = T::deserialize(&new).map_err(|source| deser(key, source))?;
-        set(&mut state.data, key, new);
-        state.ops.push(Op::Update(OpKey::new(key), erased));
+        state.data.put(found, key, new);
+        state.ops.push(Op::Update(Key::new(key), erased));
         Ok(typed)
     }
 
@@ -443,6 +399,7 @@ fn deser(key: &str, source: serde_json::Error) -> SessionError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::KEY_INLINE;
     use serde_json::json;
 
     #[test]
@@ -479,11 +436,11 @@ mod tests {
         })
         .unwrap();
         let mut theirs = Data::new();
-        theirs.insert("theirs".into(), json!(true));
-        theirs.insert("list".into(), json!([1, 2]));
+        theirs.insert("theirs", json!(true));
+        theirs.insert("list", json!([1, 2]));
         replay(&s.lock().ops, &mut theirs).unwrap();
         assert_eq!(
-            Value::Object(theirs),
+            Value::from(theirs),
             json!({"mine": 1, "theirs": true, "list": [1, 2, 9]})
         );
     }
@@ -494,11 +451,11 @@ mod tests {
         // end exactly at it or straddle it.
         let keys = [
             String::new(),
-            "k".repeat(OpKey::INLINE - 1),
-            "k".repeat(OpKey::INLINE),
-            "k".repeat(OpKey::INLINE + 1),
-            "é".repeat(OpKey::INLINE / 2),
-            format!("k{}", "é".repeat(OpKey::INLINE / 2)),
+            "k".repeat(KEY_INLINE - 1),
+            "k".repeat(KEY_INLINE),
+            "k".repeat(KEY_INLINE + 1),
+            "é".repeat(KEY_INLINE / 2),
+            format!("k{}", "é".repeat(KEY_INLINE / 2)),
             "ключ сессии".to_owned(),
             "x".repeat(300),
         ];
@@ -511,8 +468,7 @@ mod tests {
         s.remove(&keys[3]);
         for op in &s.lock().ops {
             if let Op::Insert(k, _) | Op::Remove(k) | Op::Update(k, _) = op {
-                let inline = matches!(k, OpKey::Inline { .. });
-                assert_eq!(inline, k.as_str().len() <= OpKey::INLINE, "{k:?}");
+                assert_eq!(!k.is_heap_allocated(), k.len() <= KEY_INLINE, "{k:?}");
             }
         }
         let mut theirs = Data::new();
@@ -538,9 +494,9 @@ mod tests {
         for _ in 0..crate::MAX_DATA_DEPTH - 2 {
             value = Value::Array(vec![value]);
         }
-        just_fits.insert("d".into(), value.clone());
+        just_fits.insert("d", value.clone());
         replay(&s.lock().ops, &mut just_fits).unwrap();
-        theirs.insert("d".into(), Value::Array(vec![value]));
+        theirs.insert("d", Value::Array(vec![value]));
         assert!(matches!(
             replay(&s.lock().ops, &mut theirs),
             Err(SessionError::TooDeep { .. })
@@ -553,8 +509,8 @@ mod tests {
         for _ in 0..crate::MAX_DATA_DEPTH {
             too_deep = Value::Array(vec![too_deep]);
         }
-        let insert = |k: &str| Op::Insert(OpKey::new(k), Value::Null);
-        let update = |k: &str| Op::Update(OpKey::new(k), SharedFn::new(|_, _| Ok(Value::Null)));
+        let insert = |k: &str| Op::Insert(Key::new(k), Value::Null);
+        let update = |k: &str| Op::Update(Key::new(k), SharedFn::new(|_, _| Ok(Value::Null)));
         let data = |keys: &[&str]| -> Data {
             keys.iter()
                 .map(|k| {
@@ -575,7 +531,7 @@ mod tests {
         assert!(check_changed(&[insert("b")], &three).is_ok());
         assert!(refused(check_changed(&[insert("deep")], &three)));
         assert!(refused(check_changed(&[update("deep")], &three)));
-        assert!(check_changed(&[update("x"), Op::Remove(OpKey::new("x"))], &three).is_ok());
+        assert!(check_changed(&[update("x"), Op::Remove(Key::new("x"))], &three).is_ok());
         assert!(check_changed(&[], &three).is_ok());
         // As many changes as keys: the whole data (which was cleared, then
         // written, in this request).
@@ -642,7 +598,7 @@ mod tests {
 
         // Every kind replays.
         let mut theirs = Data::new();
-        theirs.insert("n".to_owned(), json!(10));
+        theirs.insert("n", json!(10));
         replay(&s.lock().ops, &mut theirs).unwrap();
         assert_eq!(theirs["n"], json!(17));
 

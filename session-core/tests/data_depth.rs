@@ -23,9 +23,9 @@ fn refused(result: Result<impl std::fmt::Debug, SessionError>) {
 fn the_limit_is_the_deepest_data_a_record_can_be_loaded_with() {
     // The data's map is the first level.
     let mut record = Record::new(time::OffsetDateTime::UNIX_EPOCH, None);
-    record.data.insert("d".into(), nested(MAX_DATA_DEPTH - 1));
+    record.data.insert("d", nested(MAX_DATA_DEPTH - 1));
     assert_eq!(Record::from_bytes(&record.to_bytes()).unwrap(), record);
-    record.data.insert("d".into(), nested(MAX_DATA_DEPTH));
+    record.data.insert("d", nested(MAX_DATA_DEPTH));
     assert!(Record::from_bytes(&record.to_bytes()).is_err());
 }
 

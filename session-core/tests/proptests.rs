@@ -77,7 +77,7 @@ proptest! {
         let mut record = Record::new(t, Some(t + time::Duration::hours(1)));
         record.version = version;
         for (k, v) in json {
-            record.data.insert(k, v.into());
+            record.data.insert(&k, v.into());
         }
         prop_assert_eq!(Record::from_bytes(&record.to_bytes()).unwrap(), record);
     }

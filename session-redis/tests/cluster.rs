@@ -21,13 +21,13 @@ fn key(n: u8) -> StoreKey {
 fn record(views: u64) -> Record {
     let now = OffsetDateTime::now_utc();
     let mut record = Record::new(now, Some(now + time::Duration::hours(1)));
-    record.data.insert("views".into(), views.into());
+    record.data.insert("views", views.into());
     record
 }
 
 fn next(record: &Record, views: u64) -> Record {
     let mut next = record.clone();
-    next.data.insert("views".into(), views.into());
+    next.data.insert("views", views.into());
     next.version += 1;
     next
 }

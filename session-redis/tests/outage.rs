@@ -17,7 +17,7 @@ fn key(n: u8) -> StoreKey {
 fn record() -> Record {
     let now = OffsetDateTime::now_utc();
     let mut record = Record::new(now, Some(now + time::Duration::hours(1)));
-    record.data.insert("views".into(), 1.into());
+    record.data.insert("views", 1.into());
     record
 }
 

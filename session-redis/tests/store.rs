@@ -26,13 +26,13 @@ fn rand_u64() -> u64 {
 fn record(views: u64) -> Record {
     let now = OffsetDateTime::now_utc();
     let mut record = Record::new(now, Some(now + Duration::hours(1)));
-    record.data.insert("views".into(), views.into());
+    record.data.insert("views", views.into());
     record
 }
 
 fn next(record: &Record, views: u64) -> Record {
     let mut next = record.clone();
-    next.data.insert("views".into(), views.into());
+    next.data.insert("views", views.into());
     next.version += 1;
     next
 }
@@ -168,7 +168,7 @@ async fn a_record_that_never_expires_gets_no_ttl() {
     let store = shared_store("no_ttl").await;
     let key = new_key();
     let mut first = Record::new(OffsetDateTime::now_utc(), None);
-    first.data.insert("a".into(), 1.into());
+    first.data.insert("a", 1.into());
     store.create(&key, &first).await.unwrap();
     let mut conn = raw(&redis_url()).await;
     let pttl: i64 = conn.pttl(store.redis_key(&key)).await.unwrap();
@@ -194,7 +194,7 @@ async fn a_record_whose_deadline_has_passed_is_gone() {
     let store = shared_store("past_deadline").await;
     let now = OffsetDateTime::now_utc();
     let mut dead = Record::new(now - Duration::hours(2), Some(now - Duration::hours(1)));
-    dead.data.insert("a".into(), 1.into());
+    dead.data.insert("a", 1.into());
 
     let key = new_key();
     store.create(&key, &dead).await.unwrap();
@@ -219,7 +219,7 @@ async fn a_record_expires_in_redis_at_its_deadline() {
     let key = new_key();
     let now = OffsetDateTime::now_utc();
     let mut short = Record::new(now, Some(now + Duration::milliseconds(300)));
-    short.data.insert("a".into(), 1.into());
+    short.data.insert("a", 1.into());
     store.create(&key, &short).await.unwrap();
     assert!(store.load(&key).await.unwrap().is_some());
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;

@@ -500,7 +500,7 @@ mod tests {
         let store = MemoryStore::with_clock(Arc::new(clock.clone()));
         let now = clock.now();
         let mut record = Record::new(now, Some(now + Duration::hours(1)));
-        record.data.insert("views".into(), 1.into());
+        record.data.insert("views", 1.into());
         store.create_now(&key(1), &record).unwrap();
         // The same size (written over in place), a longer and a shorter
         // blob, and records too big for the stack buffer.
@@ -513,7 +513,7 @@ mod tests {
         ];
         for value in values {
             let mut next = record.clone();
-            next.data.insert("views".into(), value);
+            next.data.insert("views", value);
             next.version = record.version + 1;
             let outcome = store.save_now(&key(1), &next, record.version).unwrap();
             assert_eq!(outcome, SaveOutcome::Saved);
@@ -521,8 +521,7 @@ mod tests {
             record = next;
         }
         let mut big = Record::new(now, None);
-        big.data
-            .insert("blob".into(), "z".repeat(2 * INLINE).into());
+        big.data.insert("blob", "z".repeat(2 * INLINE).into());
         store.create_now(&key(2), &big).unwrap();
         assert_eq!(store.load_now(&key(2)).unwrap(), Some(big));
     }
@@ -542,7 +541,7 @@ mod tests {
         let now = Timestamp::from(OffsetDateTime::now_utc());
         let record = |n: u8| {
             let mut record = Record::new(now, None);
-            record.data.insert("n".into(), n.into());
+            record.data.insert("n", n.into());
             record
         };
         for (n, key) in (0..).zip(&keys) {
@@ -588,7 +587,7 @@ mod tests {
             deep = serde_json::Value::Array(vec![deep]);
         }
         let mut next = record.clone();
-        next.data.insert("deep".into(), deep);
+        next.data.insert("deep", deep);
         next.version = 1;
         for error in [
             store.save_now(&key(1), &next, 0).unwrap_err(),

@@ -112,7 +112,11 @@ impl<'a> Writer<'a> {
 
 /// Writes `data`.
 pub(crate) fn write_data(out: &mut Writer<'_>, data: &Data) {
-    write_entries(out, data, 1);
+    write_varint(out, data.len() as u64);
+    for (key, value) in data {
+        write_bytes(out, key.as_bytes());
+        write_value(out, value, 1);
+    }
 }
 
 /// The entries of a map at nesting `depth` (the top-level map is 1).
@@ -230,7 +234,13 @@ pub(crate) struct Malformed(pub(crate) &'static str);
 /// Reads what [`write_data`] wrote: all of `bytes`, nothing left over.
 pub(crate) fn read_data(bytes: &[u8]) -> Result<Data, Malformed> {
     let mut reader = Reader { rest: bytes };
-    let data = reader.entries(1)?;
+    let count = reader.count()?;
+    let mut data = Data::new();
+    for _ in 0..count {
+        let key = reader.str()?;
+        let value = reader.value(1)?;
+        data.insert(key, value);
+    }
     if reader.rest.is_empty() {
         Ok(data)
     } else {
@@ -284,12 +294,14 @@ impl<'a> Reader<'a> {
             .ok_or(Malformed("count larger than the bytes left"))
     }
 
-    fn string(&mut self) -> Result<String, Malformed> {
+    fn str(&mut self) -> Result<&'a str, Malformed> {
         let len = self.count()?;
         let bytes = self.take(len)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| Malformed("string is not UTF-8"))
+        std::str::from_utf8(bytes).map_err(|_| Malformed("string is not UTF-8"))
+    }
+
+    fn string(&mut self) -> Result<String, Malformed> {
+        self.str().map(str::to_owned)
     }
 
     /// A map's entries at nesting `depth`, as [`write_entries`] wrote them.
@@ -371,7 +383,7 @@ mod tests {
 
     fn object(value: Value) -> Data {
         match value {
-            Value::Object(map) => map,
+            Value::Object(map) => map.into(),
             other => panic!("not an object: {other}"),
         }
     }

@@ -78,7 +78,7 @@ pub async fn expired_record_is_never_returned_as_live(subject: Subject) -> Outco
     };
     let mut late = record.clone();
     late.version = record.version + 1;
-    late.data.insert("late".into(), json!(true));
+    late.data.insert("late", json!(true));
     let outcome = subject.store.save(&key, &late, record.version).await?;
     check_eq!(outcome, SaveOutcome::Missing, "save of an expired record");
     check_eq!(

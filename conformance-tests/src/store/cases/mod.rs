@@ -34,7 +34,7 @@ fn with_data(mut record: Record, data: serde_json::Value, version: u64) -> Recor
     let serde_json::Value::Object(map) = data else {
         panic!("session data is a JSON object");
     };
-    record.data = map;
+    record.data = map.into();
     record.version = version;
     record
 }
