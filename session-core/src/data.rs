@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::iter::FusedIterator;
 use std::ops::Index;
 
 use compact_str::CompactString;
@@ -10,14 +11,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
 
-/// A key of session data: kept inline up to 24 bytes, the size of a
-/// `String` (nearly every session key is that short), so that a key costs
-/// no allocation of its own.
-pub(crate) type Key = CompactString;
+/// A key of session data: kept inline up to the size of a `String` (24
+/// bytes on 64-bit targets; nearly every session key is that short), so
+/// that a key costs no allocation of its own.
+pub(crate) type DataKey = CompactString;
 
 /// The longest key kept inline.
 #[cfg(test)]
-pub(crate) const KEY_INLINE: usize = 24;
+pub(crate) const DATA_KEY_INLINE: usize = size_of::<String>();
 
 /// Session data: string keys to JSON values ([`serde_json::Value`]), kept
 /// in key order.
@@ -26,9 +27,10 @@ pub(crate) const KEY_INLINE: usize = 24;
 /// keeps; handlers use [`Session`](crate::Session) instead. It reads like a
 /// `serde_json::Map`, serializes as a JSON object, and converts to and from
 /// one. It is built for the few keys a session holds: the entries sit in one
-/// sorted array (a lookup is a binary search), the first entry and keys of up
-/// to 24 bytes need no allocation of their own, so a session like
-/// `{"views": 3}` is read, changed and written without touching the heap.
+/// sorted array (a lookup is a binary search); the first entry, and keys of
+/// up to 24 bytes (on 64-bit targets), need no allocation of their own, so
+/// a session like `{"views": 3}` is read, changed and written without
+/// touching the heap.
 ///
 /// ```
 /// use session_core::Data;
@@ -45,17 +47,35 @@ pub(crate) const KEY_INLINE: usize = 24;
 /// assert_eq!(data.keys().collect::<Vec<_>>(), ["user", "views"]);
 /// assert_eq!(serde_json::to_string(&data).unwrap(), r#"{"user":"alice","views":1}"#);
 /// ```
-#[derive(Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Data {
     /// Sorted by key, each key once.
-    entries: SmallVec<[(Key, Value); 1]>,
+    entries: Entries,
 }
+
+/// The entries of [`Data`]: the first one inline.
+pub(crate) type Entries = SmallVec<[(DataKey, Value); 1]>;
 
 impl Data {
     /// An empty map (allocates nothing).
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Data from entries in any order; of keys given twice, the last wins.
+    /// Entries already in order (as this crate writes them, and as a
+    /// `serde_json::Map` gives them) are only checked; others are sorted,
+    /// so that no input costs more than O(n log n).
+    pub(crate) fn from_entries(mut entries: Entries) -> Self {
+        if !entries.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+            // Reversed, a stable sort puts the last of equal keys first,
+            // and `dedup_by` keeps the first of each run.
+            entries.reverse();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            entries.dedup_by(|later, first| later.0 == first.0);
+        }
+        Self { entries }
     }
 
     /// How many keys it holds.
@@ -92,9 +112,10 @@ impl Data {
     /// Stores `value` under `key` at the position [`find`](Self::find) gave
     /// for it, the data unchanged since.
     pub(crate) fn put(&mut self, found: Result<usize, usize>, key: &str, value: Value) {
+        debug_assert_eq!(self.find(key), found, "the data changed since `find`");
         match found {
             Ok(i) => self.entries[i].1 = value,
-            Err(i) => self.entries.insert(i, (Key::new(key), value)),
+            Err(i) => self.entries.insert(i, (DataKey::new(key), value)),
         }
     }
 
@@ -130,18 +151,9 @@ impl Data {
         match self.find(key) {
             Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
             Err(i) => {
-                self.entries.insert(i, (Key::new(key), value));
+                self.entries.insert(i, (DataKey::new(key), value));
                 None
             }
-        }
-    }
-
-    /// [`insert`](Self::insert) with an owned key, whose buffer a long key
-    /// keeps.
-    fn insert_owned(&mut self, key: String, value: Value) {
-        match self.find(&key) {
-            Ok(i) => self.entries[i].1 = value,
-            Err(i) => self.entries.insert(i, (Key::from(key), value)),
         }
     }
 
@@ -177,6 +189,25 @@ impl Data {
     ) -> impl DoubleEndedIterator<Item = &mut Value> + ExactSizeIterator {
         self.entries.iter_mut().map(|(_, v)| v)
     }
+
+    /// The keys and their values, the values to change in place.
+    pub fn iter_mut(&mut self) -> IterMut<'_> {
+        IterMut(self.entries.iter_mut())
+    }
+
+    /// Keeps only the entries for which `keep` returns `true` (it may also
+    /// change their values).
+    ///
+    /// ```
+    /// # use session_core::Data;
+    /// # use serde_json::json;
+    /// let mut data: Data = [("a", json!(1)), ("b", json!(null))].into_iter().collect();
+    /// data.retain(|_, value| !value.is_null());
+    /// assert_eq!(data.keys().collect::<Vec<_>>(), ["a"]);
+    /// ```
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &mut Value) -> bool) {
+        self.entries.retain(|(key, value)| keep(key, value));
+    }
 }
 
 impl fmt::Debug for Data {
@@ -198,7 +229,7 @@ impl Index<&str> for Data {
 
 /// An iterator over the entries of [`Data`], in key order.
 #[derive(Debug, Clone)]
-pub struct Iter<'a>(std::slice::Iter<'a, (Key, Value)>);
+pub struct Iter<'a>(std::slice::Iter<'a, (DataKey, Value)>);
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a Value);
@@ -229,8 +260,46 @@ impl<'a> IntoIterator for &'a Data {
     }
 }
 
+impl FusedIterator for Iter<'_> {}
+
+/// An iterator over the entries of [`Data`], in key order, the values
+/// mutable.
+#[derive(Debug)]
+pub struct IterMut<'a>(std::slice::IterMut<'a, (DataKey, Value)>);
+
+impl<'a> Iterator for IterMut<'a> {
+    type Item = (&'a str, &'a mut Value);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(k, v)| (k.as_str(), v))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for IterMut<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+impl ExactSizeIterator for IterMut<'_> {}
+
+impl FusedIterator for IterMut<'_> {}
+
+impl<'a> IntoIterator for &'a mut Data {
+    type Item = (&'a str, &'a mut Value);
+    type IntoIter = IterMut<'a>;
+
+    fn into_iter(self) -> IterMut<'a> {
+        self.iter_mut()
+    }
+}
+
 /// An iterator that takes the entries out of [`Data`], in key order.
-pub struct IntoIter(smallvec::IntoIter<[(Key, Value); 1]>);
+pub struct IntoIter(smallvec::IntoIter<[(DataKey, Value); 1]>);
 
 impl fmt::Debug for IntoIter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -244,7 +313,7 @@ impl Iterator for IntoIter {
     type Item = (String, Value);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(|(k, v)| (owned(k), v))
+        self.0.next().map(|(k, v)| (k.into_string(), v))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -254,15 +323,13 @@ impl Iterator for IntoIter {
 
 impl DoubleEndedIterator for IntoIter {
     fn next_back(&mut self) -> Option<Self::Item> {
-        self.0.next_back().map(|(k, v)| (owned(k), v))
+        self.0.next_back().map(|(k, v)| (k.into_string(), v))
     }
 }
 
 impl ExactSizeIterator for IntoIter {}
 
-fn owned(key: Key) -> String {
-    key.into_string()
-}
+impl FusedIterator for IntoIter {}
 
 impl IntoIterator for Data {
     type Item = (String, Value);
@@ -276,9 +343,9 @@ impl IntoIterator for Data {
 /// Later entries win over earlier ones with the same key.
 impl<K: AsRef<str>> Extend<(K, Value)> for Data {
     fn extend<I: IntoIterator<Item = (K, Value)>>(&mut self, iter: I) {
-        for (k, v) in iter {
-            self.insert(k.as_ref(), v);
-        }
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.extend(iter.into_iter().map(|(k, v)| (DataKey::new(k.as_ref()), v)));
+        *self = Self::from_entries(entries);
     }
 }
 
@@ -300,11 +367,11 @@ impl<K: AsRef<str>> FromIterator<(K, Value)> for Data {
 
 impl From<Map<String, Value>> for Data {
     fn from(map: Map<String, Value>) -> Self {
-        let mut data = Self::new();
-        for (k, v) in map {
-            data.insert_owned(k, v);
-        }
-        data
+        Self::from_entries(
+            map.into_iter()
+                .map(|(k, v)| (DataKey::from(k), v))
+                .collect(),
+        )
     }
 }
 
@@ -342,11 +409,12 @@ impl<'de> Deserialize<'de> for Data {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Data, A::Error> {
-                let mut data = Data::new();
-                while let Some((k, v)) = access.next_entry::<String, Value>()? {
-                    data.insert_owned(k, v);
+                // Keys up to 24 bytes are read inline: no allocation each.
+                let mut entries = Entries::new();
+                while let Some(entry) = access.next_entry::<DataKey, Value>()? {
+                    entries.push(entry);
                 }
-                Ok(data)
+                Ok(Data::from_entries(entries))
             }
         }
 
@@ -367,13 +435,13 @@ mod tests {
     fn keys_inline_up_to_24_bytes_and_any_length_reads_back() {
         for len in [0, 1, 23, 24, 25, 200] {
             let text = "é".repeat(len / 2) + &"k".repeat(len % 2);
-            let key = Key::new(&text);
+            let key = DataKey::new(&text);
             assert_eq!(key.as_str(), text);
-            assert_eq!(!key.is_heap_allocated(), text.len() <= KEY_INLINE);
-            assert_eq!(Key::from(text.clone()), key);
-            assert_eq!(owned(key), text);
+            assert_eq!(!key.is_heap_allocated(), text.len() <= DATA_KEY_INLINE);
+            assert_eq!(DataKey::from(text.clone()), key);
+            assert_eq!(key.into_string(), text);
         }
-        assert_eq!(size_of::<Key>(), 24);
+        assert_eq!(size_of::<DataKey>(), size_of::<String>());
     }
 
     #[test]
@@ -414,6 +482,23 @@ mod tests {
     }
 
     #[test]
+    fn iter_mut_and_retain_change_values_in_place() {
+        let mut data: Data = [("a", json!(1)), ("b", json!(2)), ("c", json!(3))]
+            .into_iter()
+            .collect();
+        for (key, value) in &mut data {
+            if key != "b" {
+                *value = json!(value.as_i64().unwrap() * 10);
+            }
+        }
+        data.retain(|key, value| key != "a" && value != &json!(0));
+        assert_eq!(
+            serde_json::to_value(&data).unwrap(),
+            json!({"b": 2, "c": 30})
+        );
+    }
+
+    #[test]
     fn debug_shows_a_map() {
         let data: Data = [("a", json!(1))].into_iter().collect();
         assert_eq!(format!("{data:?}"), r#"{"a": Number(1)}"#);
@@ -439,6 +524,47 @@ mod tests {
     }
 
     proptest! {
+        /// Built from entries in any order, with keys repeated, it holds
+        /// what a `BTreeMap` fed the same entries holds (the last of a key
+        /// winning), by every way of building it.
+        #[test]
+        fn built_from_any_order_like_a_btree_map(
+            entries in prop::collection::vec(("[a-e]|[a-c]{24,25}", any::<i64>()), 0..40),
+            first in prop::collection::vec(("[a-e]", any::<i64>()), 0..4),
+        ) {
+            let entries: Vec<(String, Value)> =
+                entries.into_iter().map(|(k, v)| (k, json!(v))).collect();
+            let first: Vec<(String, Value)> =
+                first.into_iter().map(|(k, v)| (k, json!(v))).collect();
+            let model: BTreeMap<String, Value> =
+                first.iter().chain(&entries).cloned().collect();
+            let expected: Vec<(&str, &Value)> =
+                model.iter().map(|(k, v)| (k.as_str(), v)).collect();
+
+            let mut extended: Data = first.iter().cloned().collect();
+            extended.extend(entries.iter().cloned());
+            prop_assert_eq!(extended.iter().collect::<Vec<_>>(), expected.clone());
+
+            let all: Vec<(String, Value)> = first.iter().chain(&entries).cloned().collect();
+            let collected: Data = all.iter().cloned().collect();
+            prop_assert_eq!(&collected, &extended);
+
+            // A JSON object with the keys in the given order, repeats kept.
+            let mut text = String::from("{");
+            for (n, (k, v)) in all.iter().enumerate() {
+                if n > 0 {
+                    text.push(',');
+                }
+                text.push_str(&format!("{}:{v}", json!(k)));
+            }
+            text.push('}');
+            let parsed: Data = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(&parsed, &extended);
+
+            let map: Map<String, Value> = model.clone().into_iter().collect();
+            prop_assert_eq!(&Data::from(map), &extended);
+        }
+
         /// Every operation answers as a `BTreeMap` does, and the entries
         /// stay sorted with each key once.
         #[test]

@@ -140,7 +140,7 @@ mod clock;
 pub mod codec;
 mod config;
 mod cookies;
-mod data;
+pub mod data;
 mod engine;
 pub mod env;
 mod error;
@@ -158,7 +158,7 @@ mod verified;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{SameSite, SessionConfig, Storage};
 pub use cookies::Cookies;
-pub use data::{Data, IntoIter as DataIntoIter, Iter as DataIter};
+pub use data::Data;
 pub use engine::{
     CommitNow, Engine, Incoming, LoadNow, Loaded, MAX_COOKIE_LEN, MAX_SESSION_COOKIES,
 };

@@ -3,9 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{StoreError, Timestamp};
-
-use crate::Data;
+use crate::{Data, StoreError, Timestamp};
 
 /// How deeply session data may nest, its own map counted as the first level
 /// (`{"a": [[1]]}` nests 3 deep).
@@ -137,7 +135,7 @@ impl Record {
     ///
     /// let t = datetime!(2026-01-01 0:00 UTC);
     /// let mut record = Record::new(t, Some(t + time::Duration::hours(1)));
-    /// record.data.insert("views".into(), 1.into());
+    /// record.data.insert("views", 1.into());
     /// let bytes = record.to_bytes();
     /// assert_eq!(
     ///     String::from_utf8(bytes.clone()).unwrap(),

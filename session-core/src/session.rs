@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::data::Key;
+use crate::data::DataKey;
 use crate::id::SessionId;
 use crate::{Data, KeyMatch, SessionError, StoreKey};
 
@@ -53,9 +53,9 @@ pub(crate) type Ops = smallvec::SmallVec<[Op; 1]>;
 /// a record another request saved meanwhile.
 #[derive(Clone)]
 pub(crate) enum Op {
-    Insert(Key, Value),
-    Remove(Key),
-    Update(Key, SharedFn),
+    Insert(DataKey, Value),
+    Remove(DataKey),
+    Update(DataKey, SharedFn),
     Clear,
 }
 
@@ -281,14 +281,14 @@ impl Session {
             return;
         }
         state.data.insert(key, value.clone());
-        state.ops.push(Op::Insert(Key::new(key), value));
+        state.ops.push(Op::Insert(DataKey::new(key), value));
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&self, key: &str) -> Option<Value> {
         let mut state = self.lock();
         let old = state.data.remove(key)?;
-        state.ops.push(Op::Remove(Key::new(key)));
+        state.ops.push(Op::Remove(DataKey::new(key)));
         Some(old)
     }
 
@@ -351,7 +351,7 @@ impl Session {
         let new = erased.call(key, state.data.at(found))?;
         let typed = T::deserialize(&new).map_err(|source| deser(key, source))?;
         state.data.put(found, key, new);
-        state.ops.push(Op::Update(Key::new(key), erased));
+        state.ops.push(Op::Update(DataKey::new(key), erased));
         Ok(typed)
     }
 
@@ -399,7 +399,7 @@ fn deser(key: &str, source: serde_json::Error) -> SessionError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::KEY_INLINE;
+    use crate::data::DATA_KEY_INLINE;
     use serde_json::json;
 
     #[test]
@@ -451,11 +451,11 @@ mod tests {
         // end exactly at it or straddle it.
         let keys = [
             String::new(),
-            "k".repeat(KEY_INLINE - 1),
-            "k".repeat(KEY_INLINE),
-            "k".repeat(KEY_INLINE + 1),
-            "é".repeat(KEY_INLINE / 2),
-            format!("k{}", "é".repeat(KEY_INLINE / 2)),
+            "k".repeat(DATA_KEY_INLINE - 1),
+            "k".repeat(DATA_KEY_INLINE),
+            "k".repeat(DATA_KEY_INLINE + 1),
+            "é".repeat(DATA_KEY_INLINE / 2),
+            format!("k{}", "é".repeat(DATA_KEY_INLINE / 2)),
             "ключ сессии".to_owned(),
             "x".repeat(300),
         ];
@@ -468,7 +468,7 @@ mod tests {
         s.remove(&keys[3]);
         for op in &s.lock().ops {
             if let Op::Insert(k, _) | Op::Remove(k) | Op::Update(k, _) = op {
-                assert_eq!(!k.is_heap_allocated(), k.len() <= KEY_INLINE, "{k:?}");
+                assert_eq!(!k.is_heap_allocated(), k.len() <= DATA_KEY_INLINE, "{k:?}");
             }
         }
         let mut theirs = Data::new();
@@ -509,8 +509,8 @@ mod tests {
         for _ in 0..crate::MAX_DATA_DEPTH {
             too_deep = Value::Array(vec![too_deep]);
         }
-        let insert = |k: &str| Op::Insert(Key::new(k), Value::Null);
-        let update = |k: &str| Op::Update(Key::new(k), SharedFn::new(|_, _| Ok(Value::Null)));
+        let insert = |k: &str| Op::Insert(DataKey::new(k), Value::Null);
+        let update = |k: &str| Op::Update(DataKey::new(k), SharedFn::new(|_, _| Ok(Value::Null)));
         let data = |keys: &[&str]| -> Data {
             keys.iter()
                 .map(|k| {
@@ -531,7 +531,7 @@ mod tests {
         assert!(check_changed(&[insert("b")], &three).is_ok());
         assert!(refused(check_changed(&[insert("deep")], &three)));
         assert!(refused(check_changed(&[update("deep")], &three)));
-        assert!(check_changed(&[update("x"), Op::Remove(Key::new("x"))], &three).is_ok());
+        assert!(check_changed(&[update("x"), Op::Remove(DataKey::new("x"))], &three).is_ok());
         assert!(check_changed(&[], &three).is_ok());
         // As many changes as keys: the whole data (which was cleared, then
         // written, in this request).

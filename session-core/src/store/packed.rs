@@ -27,6 +27,7 @@
 use serde_json::{Map, Number, Value};
 
 use crate::Data;
+use crate::data::{DataKey, Entries};
 
 const NULL: u8 = 0;
 const FALSE: u8 = 1;
@@ -112,18 +113,18 @@ impl<'a> Writer<'a> {
 
 /// Writes `data`.
 pub(crate) fn write_data(out: &mut Writer<'_>, data: &Data) {
-    write_varint(out, data.len() as u64);
-    for (key, value) in data {
-        write_bytes(out, key.as_bytes());
-        write_value(out, value, 1);
-    }
+    write_entries(out, data.iter(), 1);
 }
 
 /// The entries of a map at nesting `depth` (the top-level map is 1).
-fn write_entries(out: &mut Writer<'_>, map: &Map<String, Value>, depth: usize) {
-    write_varint(out, map.len() as u64);
-    for (key, value) in map {
-        write_bytes(out, key.as_bytes());
+fn write_entries<'v, K: AsRef<str> + 'v>(
+    out: &mut Writer<'_>,
+    entries: impl ExactSizeIterator<Item = (K, &'v Value)>,
+    depth: usize,
+) {
+    write_varint(out, entries.len() as u64);
+    for (key, value) in entries {
+        write_bytes(out, key.as_ref().as_bytes());
         write_value(out, value, depth);
     }
 }
@@ -166,7 +167,7 @@ fn write_value(out: &mut Writer<'_>, value: &Value, depth: usize) {
         }
         Value::Object(map) => {
             out.put(&[OBJECT]);
-            write_entries(out, map, depth + 1);
+            write_entries(out, map.iter(), depth + 1);
         }
     }
 }
@@ -234,13 +235,9 @@ pub(crate) struct Malformed(pub(crate) &'static str);
 /// Reads what [`write_data`] wrote: all of `bytes`, nothing left over.
 pub(crate) fn read_data(bytes: &[u8]) -> Result<Data, Malformed> {
     let mut reader = Reader { rest: bytes };
-    let count = reader.count()?;
-    let mut data = Data::new();
-    for _ in 0..count {
-        let key = reader.str()?;
-        let value = reader.value(1)?;
-        data.insert(key, value);
-    }
+    let mut entries = Entries::new();
+    reader.entries(1, |key, value| entries.push((DataKey::new(key), value)))?;
+    let data = Data::from_entries(entries);
     if reader.rest.is_empty() {
         Ok(data)
     } else {
@@ -304,16 +301,14 @@ impl<'a> Reader<'a> {
         self.str().map(str::to_owned)
     }
 
-    /// A map's entries at nesting `depth`, as [`write_entries`] wrote them.
-    fn entries(&mut self, depth: usize) -> Result<Map<String, Value>, Malformed> {
-        let count = self.count()?;
-        let mut map = Map::new();
-        for _ in 0..count {
-            let key = self.string()?;
-            let value = self.value(depth)?;
-            map.insert(key, value);
+    /// A map's entries at nesting `depth`, as [`write_entries`] wrote them,
+    /// each given to `put`.
+    fn entries(&mut self, depth: usize, mut put: impl FnMut(&str, Value)) -> Result<(), Malformed> {
+        for _ in 0..self.count()? {
+            let key = self.str()?;
+            put(key, self.value(depth)?);
         }
-        Ok(map)
+        Ok(())
     }
 
     /// A value at nesting `depth`, as [`write_value`] wrote it.
@@ -354,7 +349,13 @@ impl<'a> Reader<'a> {
                 }
                 Value::Array(items)
             }
-            OBJECT => Value::Object(self.entries(depth + 1)?),
+            OBJECT => {
+                let mut map = Map::new();
+                self.entries(depth + 1, |key, value| {
+                    map.insert(key.to_owned(), value);
+                })?;
+                Value::Object(map)
+            }
             _ => return Err(Malformed("unknown tag")),
         })
     }
