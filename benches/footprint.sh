@@ -4,7 +4,7 @@
 # must hold (or fetch again) for every request. Under load the kernel's
 # network stack runs between two requests and evicts much of the first- and
 # second-level caches, so a request pays for its footprint more than for its
-# instruction count (see "Session 9" in benches/README.md).
+# instruction count (see "Session 9" in benches/HISTORY.md).
 #
 # Traces the adapter bench's `--count CASE 6` mode with valgrind's lackey
 # (every instruction fetch and data access), cuts the trace at the entries

@@ -32,7 +32,11 @@
 # WINDOW (2, seconds), CONNECTIONS (32), SERVER_CPU (0), WRK_CPU (1),
 # PORT_BASE (3950), SKIP_BUILD=1 (use the binaries already built),
 # BEFORE (another demo executable, run as "before" beside "ours"),
-# WRK_BUSY_POLL=1 (preload busy-poll/busy_poll.c into wrk, as run.sh does).
+# WRK_BUSY_POLL=1 (preload busy-poll/busy_poll.c into wrk, as run.sh does),
+# RESTART_EVERY (0: start each server once per case; N: start fresh server
+# processes every N blocks, and bootstrap those groups of blocks together,
+# so that each process's own offset, about ±0.1 µs, widens the intervals
+# instead of hiding in them).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,6 +48,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 SERVER_CPU=${SERVER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
 PORT_BASE=${PORT_BASE:-3950}
+RESTART_EVERY=${RESTART_EVERY:-0}
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/alternate.XXXXXX")
 HZ=$(getconf CLK_TCK)
 
@@ -98,20 +103,10 @@ cookie_of() { # base url -> the session cookie its /views sets (empty for bare)
     | awk '!found && tolower($1) == "set-cookie:" { sub(/^[^:]*:[ ]*/, ""); split($0, a, ";"); print a[1]; found = 1 }'
 }
 
-echo "Fast alternation, $(date -u +%Y-%m-%dT%H:%MZ): $PAIRS blocks of bare-axum, spin-1000 and ours${BEFORE:+ and before ($BEFORE)} (rotating order), ${WINDOW} s of wrk -t1 -c$CONNECTIONS each; server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU${WRK_ENV[*]:+, wrk busy-polls}. Raw figures: $OUT"
-echo
-echo "| case | server | µs/req (median) | Δ µs over bare (median of blocks) | Δ interquartile range | the median's 95 % interval | blocks |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
-port=$PORT_BASE
-for case in "${CASES[@]}"; do
-  case $case in
-    views-session | views-new) path=/views ;;
-    get-session) path=/get ;;
-    *) echo "unknown case $case" >&2; exit 2 ;;
-  esac
-  names=(bare-axum spin-1000 ours)
-  [[ -n ${BEFORE:-} ]] && names+=(before)
-  declare -A PID=() BASE=() HDR=()
+# start_all: starts every server of $names for $case (fresh processes on
+# new ports), each with its session cookie in HDR when the case replays one.
+start_all() {
+  local name c
   for name in "${names[@]}"; do
     port=$((port + 1))
     case $name in
@@ -126,12 +121,41 @@ for case in "${CASES[@]}"; do
     HDR[$name]=""
     if [[ $case != views-new ]]; then
       c=$(cookie_of "${BASE[$name]}")
-      [[ -n $c ]] && HDR[$name]="Cookie: $c"
-      [[ $name == ours || $name == before ]] && [[ -z $c ]] && { echo "$name set no cookie on /views" >&2; exit 1; }
+      if [[ -n $c ]]; then HDR[$name]="Cookie: $c"; fi
+      if [[ ($name == ours || $name == before) && -z $c ]]; then
+        echo "$name set no cookie on /views" >&2
+        exit 1
+      fi
     fi
   done
+}
+
+stop_all() {
+  local name
+  for name in "${names[@]}"; do kill "${PID[$name]}" 2>/dev/null || true; done
+}
+
+echo "Fast alternation, $(date -u +%Y-%m-%dT%H:%MZ): $PAIRS blocks of bare-axum, spin-1000 and ours${BEFORE:+ and before ($BEFORE)} (rotating order), ${WINDOW} s of wrk -t1 -c$CONNECTIONS each; server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU${WRK_ENV[*]:+, wrk busy-polls}. Raw figures: $OUT"
+echo
+echo "| case | server | µs/req (median) | Δ µs over bare (median of blocks) | Δ interquartile range | the median's 95 % interval | blocks |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+port=$PORT_BASE
+for case in "${CASES[@]}"; do
+  case $case in
+    views-session | views-new) path=/views ;;
+    get-session) path=/get ;;
+    *) echo "unknown case $case" >&2; exit 2 ;;
+  esac
+  names=(bare-axum spin-1000 ours)
+  [[ -n ${BEFORE:-} ]] && names+=(before)
+  declare -A PID=() BASE=() HDR=()
+  start_all
   : >"$OUT/$case.tsv"
   for ((b = 0; b < PAIRS; b++)); do
+    if ((RESTART_EVERY > 0 && b > 0 && b % RESTART_EVERY == 0)); then
+      stop_all
+      start_all
+    fi
     # Block b runs rotation b/2 of the servers, forwards when b is even and
     # backwards when it is odd: over each pair of blocks every server runs
     # as often early as late, and right after each of its neighbours as
@@ -158,21 +182,30 @@ for case in "${CASES[@]}"; do
         'BEGIN { printf "%d\t%s\t%.4f\n", b, n, t / hz / r * 1e6 }' >>"$OUT/$case.tsv"
     done
   done
-  for name in "${names[@]}"; do kill "${PID[$name]}" 2>/dev/null || true; done
-  python3 - "$OUT/$case.tsv" "$case" <<'PY'
+  stop_all
+  python3 - "$OUT/$case.tsv" "$case" "$RESTART_EVERY" <<'PY'
 import random, statistics, sys
-path, case = sys.argv[1:]
+path, case, restart = sys.argv[1], sys.argv[2], int(sys.argv[3])
 per = {}
 for line in open(path):
     b, name, us = line.split("\t")
     per.setdefault(name, {})[int(b)] = float(us)
-def interval(xs):
+def interval(deltas):
     # Where the median of the blocks' differences lies, 95 % of the time
     # (bootstrap: 2,000 resamples, a fixed seed so a rerun prints the same).
-    if len(xs) < 4:
+    # With RESTART_EVERY, the blocks of one set of server processes are
+    # resampled together, so that each process's own offset counts.
+    groups = {}
+    for b, d in deltas.items():
+        groups.setdefault(b // restart if restart else b, []).append(d)
+    groups = list(groups.values())
+    if len(groups) < 4:
         return "", ""
     rng = random.Random(1)
-    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(2000))
+    meds = sorted(
+        statistics.median([d for g in rng.choices(groups, k=len(groups)) for d in g])
+        for _ in range(2000)
+    )
     return f"{meds[50]:+.2f}", f"{meds[1949]:+.2f}"
 def quartiles(xs):
     if len(xs) < 2:
@@ -188,16 +221,18 @@ for name in ("bare-axum", "spin-1000", "ours", "before"):
     if name == "bare-axum":
         print(f"| {case} | {name} | {med:.2f} | +0.00 | | | {len(mine)} |")
         continue
-    deltas = [mine[b] - bare[b] for b in mine if b in bare]
+    by_block = {b: mine[b] - bare[b] for b in mine if b in bare}
+    deltas = list(by_block.values())
     lo, hi = quartiles(deltas)
-    clo, chi = interval(deltas)
+    clo, chi = interval(by_block)
     print(f"| {case} | {name} | {med:.2f} | **{statistics.median(deltas):+.2f}** | {lo:+.2f} … {hi:+.2f} | {clo} … {chi} | {len(deltas)} |")
 if "before" in per:
     # The two builds of the demo against each other, block by block.
     ours, before = per["ours"], per["before"]
-    deltas = [ours[b] - before[b] for b in ours if b in before]
+    by_block = {b: ours[b] - before[b] for b in ours if b in before}
+    deltas = list(by_block.values())
     lo, hi = quartiles(deltas)
-    clo, chi = interval(deltas)
+    clo, chi = interval(by_block)
     print(f"| {case} | ours − before | | **{statistics.median(deltas):+.2f}** | {lo:+.2f} … {hi:+.2f} | {clo} … {chi} | {len(deltas)} |")
 PY
 done

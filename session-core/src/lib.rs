@@ -69,6 +69,16 @@
 //! before its store operation succeeded; swallow a store error. If an
 //! adapter needs something this API does not give, that is a bug here.
 //!
+//! # For store authors
+//!
+//! A store keeps [`Record`]s under [`StoreKey`]s: implement
+//! [`SessionStore`] (the [`store`] module shows a complete one, and its
+//! rules) and prove it with the store suite of the `conformance-tests`
+//! crate. A record's data is a [`Data`]: string keys to JSON values, kept
+//! sorted, serialized as a JSON object and convertible to and from a
+//! `serde_json::Map`; [`Record::to_bytes`] and [`Record::from_bytes`] are a
+//! portable encoding of the whole record.
+//!
 //! # Security model
 //!
 //! - **Keys.** A 64-byte master [`Key`]; HKDF-SHA256 derives a signing key and
