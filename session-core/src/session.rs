@@ -277,10 +277,11 @@ impl Session {
     /// Stores a raw JSON value under `key`.
     pub fn insert_value(&self, key: &str, value: Value) {
         let mut state = self.lock();
-        if state.data.get(key) == Some(&value) {
+        let found = state.data.find(key);
+        if state.data.at(found) == Some(&value) {
             return;
         }
-        state.data.insert(key, value.clone());
+        state.data.put(found, key, value.clone());
         state.ops.push(Op::Insert(DataKey::new(key), value));
     }
 
