@@ -584,13 +584,13 @@ impl Engine {
     /// As [`finish`](Self::finish).
     pub fn finish_owned(
         &self,
-        session: Session,
+        mut session: Session,
         now: impl Into<Timestamp>,
     ) -> Result<Plan, SessionError> {
         let now = now.into();
-        match session.into_state() {
-            Ok(mut state) => self.plan(&mut state, now, Transfer::Move),
-            Err(session) => self.finish(&session, now),
+        match session.state_mut() {
+            Some(state) => self.plan(state, now, Transfer::Move),
+            None => self.finish(&session, now),
         }
     }
 

@@ -192,12 +192,12 @@ impl Session {
         Self::from_state(State::default())
     }
 
-    /// The state, if this is the last handle on it.
+    /// The state, if this is the last handle on it: reached in place, with
+    /// no lock and no move out of the shared allocation.
     #[inline]
-    pub(crate) fn into_state(self) -> Result<State, Self> {
-        Arc::try_unwrap(self.state)
-            .map(|state| state.into_inner().unwrap_or_else(PoisonError::into_inner))
-            .map_err(|state| Self { state })
+    pub(crate) fn state_mut(&mut self) -> Option<&mut State> {
+        Arc::get_mut(&mut self.state)
+            .map(|state| state.get_mut().unwrap_or_else(PoisonError::into_inner))
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
