@@ -8,13 +8,13 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::header::COOKIE;
 use axum::http::request::Parts;
-use session_core::{LoadNow, Loaded, SessionError, StoreError, Timestamp};
+use session_core::{LoadNow, SessionError, StoreError};
 
 use crate::error::{MissingLayer, SessionRejection};
-use crate::layer::{Slot, SlotHandle};
+use crate::layer::{Shared, SlotHandle};
 
-fn slot(parts: &Parts) -> Option<&Arc<Slot>> {
-    parts.extensions.get::<SlotHandle>().map(|h| &h.0)
+fn slot(parts: &Parts) -> Option<&SlotHandle> {
+    parts.extensions.get::<SlotHandle>()
 }
 
 /// The current session, as an axum extractor.
@@ -102,40 +102,42 @@ enum Extracted {
 /// already, there is no layer, or the store answered at once (the memory
 /// store, cookie-store mode, no session cookie).
 fn extract_now(parts: &Parts) -> Extracted {
-    let Some(slot) = slot(parts) else {
+    let Some(handle) = slot(parts) else {
         return Extracted::Done(Err(SessionRejection::missing_layer()));
     };
-    if let Some((session, _)) = slot.session.get() {
-        return Extracted::Done(Ok(Session(session.clone())));
+    if let Some(session) = handle.slot.session() {
+        return Extracted::Done(Ok(Session(session)));
     }
-    let engine = &slot.shared.engine;
+    let engine = &handle.shared.engine;
     let now = engine.timestamp();
     let incoming = engine.read(parts.headers.get_all(COOKIE));
     match engine.load_now_at(incoming, now) {
-        LoadNow::Done(loaded) => Extracted::Done(Ok(open(slot, loaded, now))),
-        LoadNow::Failed(error) => Extracted::Done(Err(rejected(slot, error))),
+        // Should another extraction have opened the session meanwhile, its
+        // handle is the one: `open_in` keeps the first.
+        LoadNow::Done(loaded) => {
+            Extracted::Done(Ok(Session(engine.open_in(&handle.slot, loaded, now))))
+        }
+        LoadNow::Failed(error) => Extracted::Done(Err(rejected(&handle.shared, error))),
         LoadNow::Wait(incoming) => {
-            let slot = slot.clone();
+            let handle = handle.clone();
             Extracted::Wait(Box::pin(async move {
-                match slot.shared.engine.load(incoming).await {
+                let engine = &handle.shared.engine;
+                match engine.load(incoming).await {
                     // The time the store answered, not when it was asked.
-                    Ok(loaded) => Ok(open(&slot, loaded, slot.shared.engine.timestamp())),
-                    Err(error) => Err(rejected(&slot, error)),
+                    Ok(loaded) => Ok(Session(engine.open_in(
+                        &handle.slot,
+                        loaded,
+                        engine.timestamp(),
+                    ))),
+                    Err(error) => Err(rejected(&handle.shared, error)),
                 }
             }))
         }
     }
 }
 
-/// Opens the loaded session and shares its handle with every extraction of
-/// the request (should another have won a race, its handle is the one).
-fn open(slot: &Slot, loaded: Loaded, now: Timestamp) -> Session {
-    let session = slot.shared.engine.open(loaded, now);
-    Session(slot.session.get_or_init(|| (session, now)).0.clone())
-}
-
-fn rejected(slot: &Slot, error: StoreError) -> SessionRejection {
-    SessionRejection::load(SessionError::from(error), slot.shared.clone())
+fn rejected(shared: &Arc<Shared>, error: StoreError) -> SessionRejection {
+    SessionRejection::load(SessionError::from(error), shared.clone())
 }
 
 /// The application's own cookies (plain, signed and private), as an axum
@@ -203,12 +205,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Cookies {
     type Rejection = MissingLayer;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(slot) = slot(parts) else {
+        let Some(handle) = slot(parts) else {
             return Err(MissingLayer::logged());
         };
-        let jar = slot
-            .jar
-            .get_or_init(|| slot.shared.engine.cookies(parts.headers.get_all(COOKIE)));
-        Ok(Self(jar.clone()))
+        let engine = &handle.shared.engine;
+        Ok(Self(
+            engine.cookies_in(&handle.slot, parts.headers.get_all(COOKIE)),
+        ))
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use axum::BoxError;
@@ -13,7 +13,9 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
-use session_core::{CommitNow, ConfigError, Engine, Plan, SessionConfig, SessionError};
+use session_core::{
+    CommitNow, ConfigError, Engine, Plan, RequestSlot, SessionConfig, SessionError,
+};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -25,19 +27,14 @@ pub(crate) struct Shared {
     pub(crate) on_error: ErrorHook,
 }
 
-/// The per-request slot the layer puts into the request's extensions. The
-/// extractors fill it on first use; the layer reads it after the handler.
-pub(crate) struct Slot {
-    pub(crate) shared: Arc<Shared>,
-    /// The session and the time it was opened at, which is also the time
-    /// the engine finishes it with: one clock read per request.
-    pub(crate) session: OnceLock<(session_core::Session, session_core::Timestamp)>,
-    pub(crate) jar: OnceLock<session_core::Cookies>,
-}
-
-/// The extension type: a handle on the request's [`Slot`].
+/// The extension the layer puts into each request: the layer's shared
+/// parts and the request's slot, which the extractors fill on first use
+/// and the layer finishes after the handler.
 #[derive(Clone)]
-pub(crate) struct SlotHandle(pub(crate) Arc<Slot>);
+pub(crate) struct SlotHandle {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) slot: RequestSlot,
+}
 
 /// A tower [`Layer`] that gives handlers the [`Session`](crate::Session) and
 /// [`Cookies`](crate::Cookies) extractors.
@@ -214,18 +211,17 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let slot = Arc::new(Slot {
+        let slot = RequestSlot::new();
+        request.extensions_mut().insert(SlotHandle {
             shared: self.shared.clone(),
-            session: OnceLock::new(),
-            jar: OnceLock::new(),
+            slot: slot.clone(),
         });
-        request.extensions_mut().insert(SlotHandle(slot.clone()));
         // Called at once, not from a future: the service made ready is used
         // in place, with no clone.
         ResponseFuture {
             state: State::Handler {
                 future: self.inner.call(request),
-                slot: Some(slot),
+                slot: Some((self.shared.clone(), slot)),
             },
         }
     }
@@ -247,7 +243,7 @@ pin_project! {
         Handler {
             #[pin]
             future: F,
-            slot: Option<Arc<Slot>>,
+            slot: Option<(Arc<Shared>, RequestSlot)>,
         },
         Commit {
             future: CommitFuture,
@@ -275,11 +271,12 @@ where
             match this.state.as_mut().project() {
                 StateProj::Handler { future, slot } => {
                     let mut response = ready!(future.poll(cx))?.map(Body::new);
-                    let slot = slot.take().expect("ResponseFuture polled after completion");
-                    match after_handler(slot, &mut response) {
+                    let (shared, slot) =
+                        slot.take().expect("ResponseFuture polled after completion");
+                    match after_handler(&shared, slot, &mut response) {
                         None => return Poll::Ready(Ok(response)),
                         Some((slot, plan)) => this.state.set(State::Commit {
-                            future: commit(slot, plan, response),
+                            future: commit(shared, slot, plan, response),
                         }),
                     }
                 }
@@ -293,47 +290,52 @@ where
 /// headers to `response`, or replaces it with the error response. Returns
 /// the plan when the store must be waited for (see [`commit`]), with
 /// `response` untouched.
-fn after_handler(mut slot: Arc<Slot>, response: &mut Response) -> Option<(Arc<Slot>, Plan)> {
-    // The handler's clones of the session are gone by now: when the slot is
-    // ours alone, the session moves into the plan instead of being copied.
-    let opened = match Arc::get_mut(&mut slot) {
-        Some(unique) => unique.session.take(),
-        None => slot.session.get().cloned(),
-    };
-    let Some((session, now)) = opened else {
-        append_jar(&slot, response);
-        return None;
-    };
-    let plan = match slot.shared.engine.finish_owned(session, now) {
-        Ok(plan) => plan,
-        Err(error) => {
-            *response = failed(&slot, &error);
+fn after_handler(
+    shared: &Shared,
+    mut slot: RequestSlot,
+    response: &mut Response,
+) -> Option<(RequestSlot, Plan)> {
+    let engine = &shared.engine;
+    // The handler's handles are gone by now: when the slot is ours alone,
+    // the session's data moves into the plan instead of being copied.
+    let (plan, now) = match engine.finish_slot(&mut slot) {
+        None => {
+            append_jar(&slot, response);
+            return None;
+        }
+        Some(Ok(finished)) => finished,
+        Some(Err(error)) => {
+            *response = failed(shared, &error);
             return None;
         }
     };
     // A memory store, the cookie store or a plan without store work: done
     // here, with no future to box.
-    let plan = match slot.shared.engine.commit_now_at(plan, now) {
+    match engine.commit_now_at(plan, now) {
         CommitNow::Done(set_cookie) => {
             if let Some(set_cookie) = set_cookie {
                 append(response, set_cookie);
             }
             append_jar(&slot, response);
-            return None;
+            None
         }
         CommitNow::Failed(error) => {
-            *response = failed(&slot, &error);
-            return None;
+            *response = failed(shared, &error);
+            None
         }
-        CommitNow::Wait(plan) => plan,
-    };
-    Some((slot, plan))
+        CommitNow::Wait(plan) => Some((slot, plan)),
+    }
 }
 
 /// The commit of a store that must be waited for, then the cookie headers.
-fn commit(slot: Arc<Slot>, plan: Plan, mut response: Response) -> CommitFuture {
+fn commit(
+    shared: Arc<Shared>,
+    slot: RequestSlot,
+    plan: Plan,
+    mut response: Response,
+) -> CommitFuture {
     Box::pin(async move {
-        match slot.shared.engine.commit(plan).await {
+        match shared.engine.commit(plan).await {
             Ok(set_cookie) => {
                 if let Some(set_cookie) = set_cookie {
                     append(&mut response, set_cookie);
@@ -341,21 +343,21 @@ fn commit(slot: Arc<Slot>, plan: Plan, mut response: Response) -> CommitFuture {
                 append_jar(&slot, &mut response);
                 response
             }
-            Err(error) => failed(&slot, &error),
+            Err(error) => failed(&shared, &error),
         }
     })
 }
 
-fn failed(slot: &Slot, error: &SessionError) -> Response {
+fn failed(shared: &Shared, error: &SessionError) -> Response {
     tracing::error!(
         error = %error,
         "session could not be saved; the handler's response is replaced by the error response"
     );
-    (slot.shared.on_error)(error)
+    (shared.on_error)(error)
 }
 
-fn append_jar(slot: &Slot, response: &mut Response) {
-    if let Some(jar) = slot.jar.get() {
+fn append_jar(slot: &RequestSlot, response: &mut Response) {
+    if let Some(jar) = slot.cookies() {
         for set_cookie in jar.delta() {
             append(response, set_cookie);
         }

@@ -69,10 +69,10 @@
 //! # One request
 //!
 //! ```text
-//! SessionLayer ── puts a slot into the request's extensions
-//!   └─ handler ── first `Session` extraction: Engine::read + load (store) + open
+//! SessionLayer ── puts a RequestSlot into the request's extensions
+//!   └─ handler ── first `Session` extraction: Engine::read + load (store) + open_in
 //!   ◀─ response
-//! SessionLayer ── if the session was extracted: Engine::finish + commit (store),
+//! SessionLayer ── if the session was extracted: Engine::finish_slot + commit (store),
 //!                 append its Set-Cookie; if `Cookies` was extracted: append the jar's delta
 //! ```
 //!

@@ -14,8 +14,8 @@ use crate::session::{Origin, State};
 use crate::store::{ImmediateStore, MemoryAt, MemoryStore, SessionStore};
 use crate::verified::{Verified, VerifiedCache};
 use crate::{
-    CodecError, ConfigError, KeyMatch, Record, Session, SessionError, StoreError, StoreKey,
-    Timestamp,
+    CodecError, ConfigError, KeyMatch, Record, RequestSlot, Session, SessionError, StoreError,
+    StoreKey, Timestamp,
 };
 
 /// At most this many cookies named like the session cookie are considered
@@ -501,32 +501,70 @@ impl Engine {
     /// a cookie-store session), the session starts empty, and committing
     /// the plan deletes the record and clears the cookie.
     pub fn open(&self, loaded: Loaded, now: impl Into<Timestamp>) -> Session {
+        let mut state = State::default();
+        self.fill_opened(&mut state, loaded, now.into());
+        Session::from_state(state)
+    }
+
+    /// [`open`](Self::open), into a [`RequestSlot`]: the first call opens
+    /// the session there; later calls (another extraction in the same
+    /// request, or one that lost a race to open it) leave the slot as it
+    /// is, drop their `loaded`, and get the same session. Either way the
+    /// handle shares the slot's allocation: opening allocates nothing.
+    ///
+    /// ```
+    /// use session_core::{Engine, Key, KeyRing, RequestSlot, SessionConfig};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let slot = RequestSlot::new();
+    /// let first = engine.open_in(&slot, Default::default(), engine.timestamp());
+    /// first.insert("user", "alice").unwrap();
+    /// let second = engine.open_in(&slot, Default::default(), engine.timestamp());
+    /// assert_eq!(second.get::<String>("user").unwrap().as_deref(), Some("alice"));
+    /// ```
+    pub fn open_in(
+        &self,
+        slot: &RequestSlot,
+        loaded: Loaded,
+        now: impl Into<Timestamp>,
+    ) -> Session {
+        let mut state = slot.shared.lock();
+        if state.opened_at.is_none() {
+            if state.finished {
+                // Opened again after the request was finished (a misuse):
+                // afresh, never on what the plan left behind.
+                *state = State::default();
+            }
+            self.fill_opened(&mut state, loaded, now.into());
+        }
+        drop(state);
+        Session::from_shared(slot.shared.clone())
+    }
+
+    /// Opens the session into `state`, a fresh (default) state: only the
+    /// fields that differ are written, in place.
+    fn fill_opened(&self, state: &mut State, loaded: Loaded, now: Timestamp) {
+        state.opened_at = Some(now);
         let Some(found) = loaded.found else {
-            return Session::from_state(State::default());
+            return;
         };
         let record = found.record;
         let expiry = self.inner.config.expiry;
-        let now = now.into();
         if record.is_expired(now) || expiry.has_ended(record.created_at, record.last_seen, now) {
             trace::expired();
-            return Session::from_state(State {
-                expired: Some(found.key),
-                ..State::default()
-            });
+            state.expired = Some(found.key);
+            return;
         }
-        Session::from_state(State {
-            origin: Some(Origin {
-                id: found.id,
-                key: found.key,
-                created_at: record.created_at,
-                last_seen: record.last_seen,
-                expires_at: record.expires_at,
-                version: record.version,
-                matched: found.matched,
-            }),
-            data: record.data,
-            ..State::default()
-        })
+        state.origin = Some(Origin {
+            id: found.id,
+            key: found.key,
+            created_at: record.created_at,
+            last_seen: record.last_seen,
+            expires_at: record.expires_at,
+            version: record.version,
+            matched: found.matched,
+        });
+        state.data = record.data;
     }
 
     /// Step 4: decides what to store and which cookie to send, from what the
@@ -594,6 +632,55 @@ impl Engine {
         }
     }
 
+    /// [`finish_owned`](Self::finish_owned) for the session of a
+    /// [`RequestSlot`], at the time it was opened (one clock read per
+    /// request): the plan and that time, for
+    /// [`commit_now_at`](Self::commit_now_at). `None` when no extraction
+    /// opened the session: nothing to store, no cookie to send.
+    ///
+    /// This finishes the slot: a second call gives `None`. When the handler
+    /// still holds a clone of the session (a task it spawned, say), the plan
+    /// is made from a copy of the data, as [`finish`](Self::finish) does.
+    ///
+    /// ```
+    /// use session_core::{Engine, Key, KeyRing, RequestSlot, SessionConfig, StoreOp};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let mut slot = RequestSlot::new();
+    /// assert!(engine.finish_slot(&mut slot).is_none(), "not opened: nothing to do");
+    ///
+    /// let now = engine.timestamp();
+    /// engine.open_in(&slot, Default::default(), now).insert("views", &1).unwrap();
+    /// let (plan, at) = engine.finish_slot(&mut slot).unwrap().unwrap();
+    /// assert!(matches!(plan.store, StoreOp::Create { .. }));
+    /// assert_eq!(at, now);
+    /// assert!(engine.finish_slot(&mut slot).is_none(), "finished");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`finish`](Self::finish).
+    pub fn finish_slot(
+        &self,
+        slot: &mut RequestSlot,
+    ) -> Option<Result<(Plan, Timestamp), SessionError>> {
+        match Arc::get_mut(&mut slot.shared) {
+            // The handler's handles are gone: the data moves into the plan.
+            Some(shared) => self.finish_opened(shared.state_mut(), Transfer::Move),
+            None => self.finish_opened(&mut slot.shared.lock(), Transfer::Clone),
+        }
+    }
+
+    fn finish_opened(
+        &self,
+        state: &mut State,
+        transfer: Transfer,
+    ) -> Option<Result<(Plan, Timestamp), SessionError>> {
+        let now = state.opened_at.take()?;
+        state.finished = true;
+        Some(self.plan(state, now, transfer).map(|plan| (plan, now)))
+    }
+
     /// The rules of [`finish`](Self::finish), on the session's state;
     /// `transfer` says whether its data and changes may be moved out.
     fn plan(
@@ -610,6 +697,8 @@ impl Engine {
             ops,
             regenerate,
             destroyed,
+            opened_at: _,
+            finished: _,
         } = state;
         // Data this request changed is written below (or put in a cookie):
         // it must load again. (Unchanged data was loaded, so it does.)
@@ -879,6 +968,32 @@ impl Engine {
             self.inner.config.keys.clone(),
             self.inner.config.secure,
         )
+    }
+
+    /// [`cookies`](Self::cookies), into a [`RequestSlot`]: the first call
+    /// makes the jar there from `cookie_headers`; later calls get the same
+    /// jar (and do not read their headers).
+    ///
+    /// ```
+    /// use session_core::{Engine, Key, KeyRing, RequestSlot, SessionConfig};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let slot = RequestSlot::new();
+    /// let jar = engine.cookies_in(&slot, [&b"theme=dark"[..]]);
+    /// assert_eq!(jar.get("theme").as_deref(), Some("dark"));
+    /// let again = engine.cookies_in(&slot, [&b""[..]]);
+    /// assert_eq!(again.get("theme").as_deref(), Some("dark"));
+    /// assert!(slot.cookies().is_some());
+    /// ```
+    pub fn cookies_in<I, H>(&self, slot: &RequestSlot, cookie_headers: I) -> Cookies
+    where
+        I: IntoIterator<Item = H>,
+        H: AsRef<[u8]>,
+    {
+        slot.shared
+            .jar
+            .get_or_init(|| self.cookies(cookie_headers))
+            .clone()
     }
 
     fn session_cookie(&self, value: &str, deadline: Option<Timestamp>, now: Timestamp) -> String {

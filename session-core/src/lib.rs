@@ -59,6 +59,14 @@
 //! 6. For the app's own cookies, `engine.cookies(cookie_header_values)`
 //!    gives a [`Cookies`] jar; append every value of `jar.delta()`.
 //!
+//! A middleware that hands the session to extractors keeps a
+//! [`RequestSlot`] per request instead of a session: the first extraction
+//! opens the session into it ([`Engine::open_in`], steps 1–3), later ones
+//! get the same handle ([`RequestSlot::session`]), the jar is made once by
+//! [`Engine::cookies_in`], and after the handler [`Engine::finish_slot`]
+//! gives the plan of step 4 and its `now` (nothing when no extractor opened
+//! the session). The slot and its session share one allocation.
+//!
 //! An adapter **must**: take `now` from [`Engine::timestamp`] (or
 //! [`Engine::now`]; both read the configured clock, so tests can use a
 //! [`ManualClock`]); pass every `Cookie` header value, raw bytes and all;
@@ -161,6 +169,7 @@ mod lanes;
 mod plan;
 mod record;
 mod session;
+mod slot;
 pub mod store;
 mod timestamp;
 mod verified;
@@ -179,5 +188,6 @@ pub use key::{KEY_LEN, Key, KeyMatch, KeyRing};
 pub use plan::{Changes, CookieOp, Executed, Plan, StoreOp};
 pub use record::{MAX_DATA_DEPTH, Record};
 pub use session::Session;
+pub use slot::RequestSlot;
 pub use store::{ImmediateStore, MemoryStore, SaveOutcome, SessionStore};
 pub use timestamp::Timestamp;

@@ -1,7 +1,7 @@
 //! The handler's view of one session, with change tracking.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::data::DataKey;
 use crate::id::SessionId;
-use crate::{Data, KeyMatch, SessionError, StoreKey};
+use crate::{Cookies, Data, KeyMatch, SessionError, StoreKey, Timestamp};
 
 /// An [`Session::update`] closure, type-erased: given the key and its
 /// current value, the new value.
@@ -133,6 +133,42 @@ pub(crate) struct State {
     pub(crate) ops: Ops,
     pub(crate) regenerate: bool,
     pub(crate) destroyed: bool,
+    /// When the engine opened the session ([`Engine::open`] or
+    /// [`Engine::open_in`]); `None` for a detached session and for a
+    /// [`RequestSlot`] no extractor opened (or one already finished).
+    ///
+    /// [`Engine::open`]: crate::Engine::open
+    /// [`Engine::open_in`]: crate::Engine::open_in
+    /// [`RequestSlot`]: crate::RequestSlot
+    pub(crate) opened_at: Option<Timestamp>,
+    /// Set when [`Engine::finish_slot`](crate::Engine::finish_slot) made
+    /// the plan: the data may have moved into it, so a later opening starts
+    /// from a fresh state.
+    pub(crate) finished: bool,
+}
+
+/// What [`Session`] handles and a [`RequestSlot`](crate::RequestSlot)
+/// point at: the session's state and, for a request slot, the request's
+/// cookie jar. One allocation per request for both.
+#[derive(Default)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Made on first use by [`Engine::cookies_in`](crate::Engine::cookies_in).
+    pub(crate) jar: OnceLock<Cookies>,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // Every method leaves the state consistent before it can panic (the
+        // only user code run under the lock is serde), so a poisoned lock is
+        // still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state, reached through exclusive access: no lock taken.
+    pub(crate) fn state_mut(&mut self) -> &mut State {
+        self.state.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The handler's handle on the current session.
@@ -161,7 +197,7 @@ pub(crate) struct State {
 /// ```
 #[derive(Clone)]
 pub struct Session {
-    state: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
 }
 
 impl fmt::Debug for Session {
@@ -181,8 +217,17 @@ impl Session {
     #[inline]
     pub(crate) fn from_state(state: State) -> Self {
         Self {
-            state: Arc::new(Mutex::new(state)),
+            shared: Arc::new(Shared {
+                state: Mutex::new(state),
+                jar: OnceLock::new(),
+            }),
         }
+    }
+
+    /// A handle on the session of a request slot.
+    #[inline]
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Self { shared }
     }
 
     /// A new, empty session attached to no engine: for unit tests of code
@@ -196,15 +241,11 @@ impl Session {
     /// no lock and no move out of the shared allocation.
     #[inline]
     pub(crate) fn state_mut(&mut self) -> Option<&mut State> {
-        Arc::get_mut(&mut self.state)
-            .map(|state| state.get_mut().unwrap_or_else(PoisonError::into_inner))
+        Arc::get_mut(&mut self.shared).map(Shared::state_mut)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // Every method leaves the state consistent before it can panic (the
-        // only user code run under the lock is serde), so a poisoned lock is
-        // still usable.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared.lock()
     }
 
     /// The value under `key`, deserialized as `T`.

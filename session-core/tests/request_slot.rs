@@ -1,0 +1,234 @@
+//! `RequestSlot`: a request's lazily opened session and jar. Opening into a
+//! slot and finishing it makes the same plans as `open` and `finish`; the
+//! first opening wins; a slot nobody opened finishes with nothing; a slot
+//! finishes once.
+
+mod support;
+
+use std::sync::Arc;
+
+use serde_json::json;
+use session_core::{
+    Engine, KeyRing, Plan, RequestSlot, SequenceRandom, Session, SessionConfig, StoreOp, Timestamp,
+};
+use support::{Browser, Harness, fixed_key};
+
+/// Two harnesses that make the same ids at the same times: what one does
+/// with `open` and `finish`, the other does through a slot.
+fn twins() -> (Harness, Harness) {
+    let twin = || {
+        Harness::with(|c: SessionConfig| c.with_random(Arc::new(SequenceRandom::starting_at(7))))
+    };
+    (twin(), twin())
+}
+
+/// Reads and loads `browser`'s session and opens it into a new slot.
+async fn open_in_slot(engine: &Engine, browser: &Browser) -> (RequestSlot, Session) {
+    let loaded = engine
+        .load(engine.read(browser.cookie_header()))
+        .await
+        .unwrap();
+    let slot = RequestSlot::new();
+    let session = engine.open_in(&slot, loaded, engine.now());
+    (slot, session)
+}
+
+async fn commit(engine: &Engine, plan: Plan, browser: &mut Browser) {
+    if let Some(set_cookie) = engine.commit(plan).await.unwrap() {
+        browser.absorb(&set_cookie);
+    }
+}
+
+/// Runs one request on each twin, `open` + `finish` on the first and a slot
+/// on the second, and returns both plans (committed, so the browsers move
+/// on together).
+async fn both(
+    (a, b): &(Harness, Harness),
+    (ba, bb): (&mut Browser, &mut Browser),
+    handler: impl Fn(&Session),
+) -> (String, String) {
+    let plan_a = {
+        let session = a.open(ba).await;
+        handler(&session);
+        a.engine.finish(&session, a.engine.now()).unwrap()
+    };
+    let plan_b = {
+        let (mut slot, session) = open_in_slot(&b.engine, bb).await;
+        handler(&session);
+        drop(session);
+        let (plan, at) = b.engine.finish_slot(&mut slot).unwrap().unwrap();
+        assert_eq!(
+            at,
+            Timestamp::from(b.engine.now()),
+            "finished at the opening time"
+        );
+        plan
+    };
+    let shown = (format!("{plan_a:?}"), format!("{plan_b:?}"));
+    commit(&a.engine, plan_a, ba).await;
+    commit(&b.engine, plan_b, bb).await;
+    shown
+}
+
+/// A named request handler.
+type Step = (&'static str, Box<dyn Fn(&Session)>);
+
+#[tokio::test]
+async fn a_slot_plans_exactly_as_open_and_finish_through_a_whole_session() {
+    let twins = twins();
+    let (mut ba, mut bb) = (Browser::new(), Browser::new());
+    let steps: Vec<Step> = vec![
+        ("read nothing", Box::new(|s| drop(s.get_value("x")))),
+        (
+            "create",
+            Box::new(|s| s.insert("cart", &["apple"]).unwrap()),
+        ),
+        (
+            "update",
+            Box::new(|s| {
+                s.update("views", |n: Option<u64>| n.unwrap_or(0) + 1)
+                    .unwrap();
+            }),
+        ),
+        ("read only", Box::new(|s| drop(s.get_value("cart")))),
+        (
+            "log in",
+            Box::new(|s| {
+                s.regenerate();
+                s.insert("user", &json!({"name": "alice"})).unwrap();
+            }),
+        ),
+        ("remove", Box::new(|s| drop(s.remove("cart")))),
+        ("log out", Box::new(Session::destroy)),
+        ("start again", Box::new(|s| s.insert("n", &1).unwrap())),
+    ];
+    for (step, handler) in steps {
+        let (a, b) = both(&twins, (&mut ba, &mut bb), handler).await;
+        assert_eq!(a, b, "{step}");
+    }
+    // A touch after the touch interval, with nothing changed.
+    twins.0.advance_secs(120);
+    twins.1.advance_secs(120);
+    let (a, b) = both(&twins, (&mut ba, &mut bb), |_| {}).await;
+    assert!(a.contains("Save"), "{a}");
+    assert_eq!(a, b, "touch");
+    // Past every timeout: the store still has the record, the session has
+    // ended, and both clear the cookie.
+    twins.0.advance_secs(400 * 24 * 3600);
+    twins.1.advance_secs(400 * 24 * 3600);
+    let (a, b) = both(&twins, (&mut ba, &mut bb), |s| drop(s.get_value("n"))).await;
+    assert_eq!(a, b, "expired");
+}
+
+#[test]
+fn a_slot_nobody_opened_finishes_with_nothing() {
+    let engine = Engine::new(SessionConfig::new(KeyRing::new(fixed_key()))).unwrap();
+    let mut slot = RequestSlot::new();
+    assert!(slot.session().is_none());
+    assert!(slot.opened_at().is_none());
+    assert!(engine.finish_slot(&mut slot).is_none());
+
+    // The jar alone does not open the session.
+    let jar = engine.cookies_in(&slot, [&b"theme=dark"[..]]);
+    assert!(jar.add(session_core::cookie::Cookie::new("theme", "light")));
+    assert!(engine.finish_slot(&mut slot).is_none());
+    let kept = slot.cookies().expect("the jar is in the slot");
+    assert_eq!(kept.get("theme").as_deref(), Some("light"));
+    assert_eq!(kept.delta().len(), 1);
+}
+
+#[tokio::test]
+async fn the_first_opening_wins_and_later_ones_share_it() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("cart", &["apple"]).unwrap())
+        .await;
+
+    let (mut slot, first) = open_in_slot(&h.engine, &browser).await;
+    first.insert("seen", &true).unwrap();
+    // A second opening with another (empty) load changes nothing.
+    let opened_at = slot.opened_at().unwrap();
+    h.advance_secs(5);
+    let second = h.engine.open_in(&slot, Default::default(), h.engine.now());
+    assert_eq!(slot.opened_at(), Some(opened_at));
+    assert_eq!(
+        second.get::<Vec<String>>("cart").unwrap().unwrap(),
+        ["apple"]
+    );
+    assert_eq!(second.get::<bool>("seen").unwrap(), Some(true));
+    assert_eq!(
+        slot.session().unwrap().get::<bool>("seen").unwrap(),
+        Some(true)
+    );
+
+    drop((first, second));
+    let (plan, at) = h.engine.finish_slot(&mut slot).unwrap().unwrap();
+    assert_eq!(at, opened_at);
+    assert!(matches!(plan.store, StoreOp::Save { .. }), "{plan:?}");
+}
+
+#[tokio::test]
+async fn a_live_handle_keeps_its_data_and_the_slot_finishes_once() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("cart", &["apple"]).unwrap())
+        .await;
+
+    let (mut slot, session) = open_in_slot(&h.engine, &browser).await;
+    session.insert("cart", &["apple", "pear"]).unwrap();
+    // The handler keeps its handle (a task it spawned, say): the plan is
+    // made from a copy.
+    let (plan, _) = h.engine.finish_slot(&mut slot).unwrap().unwrap();
+    assert!(format!("{plan:?}").contains("pear"), "{plan:?}");
+    assert_eq!(
+        session.get::<Vec<String>>("cart").unwrap().unwrap(),
+        ["apple", "pear"]
+    );
+    assert!(session.is_modified());
+
+    // Finished: a second finish does nothing, and the slot no longer hands
+    // out the session.
+    assert!(h.engine.finish_slot(&mut slot).is_none());
+    assert!(slot.session().is_none());
+
+    // Alone, the data moves into the plan, and a second finish does nothing
+    // either (it must not save the emptied state).
+    let (mut slot, session) = open_in_slot(&h.engine, &browser).await;
+    session.insert("n", &1).unwrap();
+    drop(session);
+    let (plan, _) = h.engine.finish_slot(&mut slot).unwrap().unwrap();
+    assert!(format!("{plan:?}").contains("\"n\""), "{plan:?}");
+    assert!(h.engine.finish_slot(&mut slot).is_none());
+}
+
+#[tokio::test]
+async fn opening_a_finished_slot_starts_afresh() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("cart", &["apple"]).unwrap())
+        .await;
+
+    let (mut slot, session) = open_in_slot(&h.engine, &browser).await;
+    session.insert("n", &1).unwrap();
+    drop(session);
+    let (plan, _) = h.engine.finish_slot(&mut slot).unwrap().unwrap();
+    commit(&h.engine, plan, &mut browser).await;
+
+    // A misuse: opening the finished slot again, with nothing loaded. The
+    // session is new and empty, not the remains of the finished one (whose
+    // origin, kept, would have saved its emptied data over the record).
+    let again = h.engine.open_in(&slot, Default::default(), h.engine.now());
+    assert!(again.is_new());
+    assert_eq!(again.get_value("cart"), None);
+    drop(again);
+    let (plan, _) = h.engine.finish_slot(&mut slot).unwrap().unwrap();
+    assert!(matches!(plan.store, StoreOp::None), "{plan:?}");
+
+    // The record is intact.
+    let session = h.open(&browser).await;
+    assert_eq!(
+        session.get::<Vec<String>>("cart").unwrap().unwrap(),
+        ["apple"]
+    );
+    assert_eq!(session.get::<u64>("n").unwrap(), Some(1));
+}
