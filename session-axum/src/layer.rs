@@ -299,6 +299,7 @@ fn after_handler(
     // The handler's handles are gone by now: when the slot is ours alone,
     // the session's data moves into the plan instead of being copied.
     let (plan, now) = match engine.finish_slot(&mut slot) {
+        // Not opened, or nothing to store and no cookie to send.
         None => {
             append_jar(&slot, response);
             return None;

@@ -635,8 +635,11 @@ impl Engine {
     /// [`finish_owned`](Self::finish_owned) for the session of a
     /// [`RequestSlot`], at the time it was opened (one clock read per
     /// request): the plan and that time, for
-    /// [`commit_now_at`](Self::commit_now_at). `None` when no extraction
-    /// opened the session: nothing to store, no cookie to send.
+    /// [`commit_now_at`](Self::commit_now_at). `None` when there is
+    /// nothing to do: no extraction opened the session, or the plan would
+    /// neither store nor send anything ([`Plan::is_noop`]: an unchanged
+    /// session within its touch interval, say), which spares the adapter
+    /// the commit.
     ///
     /// This finishes the slot: a second call gives `None`. When the handler
     /// still holds a clone of the session (a task it spawned, say), the plan
@@ -678,7 +681,10 @@ impl Engine {
     ) -> Option<Result<(Plan, Timestamp), SessionError>> {
         let now = state.opened_at.take()?;
         state.finished = true;
-        Some(self.plan(state, now, transfer).map(|plan| (plan, now)))
+        match self.plan(state, now, transfer) {
+            Ok(plan) if plan.is_noop() => None,
+            planned => Some(planned.map(|plan| (plan, now))),
+        }
     }
 
     /// The rules of [`finish`](Self::finish), on the session's state;

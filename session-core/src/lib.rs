@@ -64,8 +64,9 @@
 //! opens the session into it ([`Engine::open_in`], steps 1–3), later ones
 //! get the same handle ([`RequestSlot::session`]), the jar is made once by
 //! [`Engine::cookies_in`], and after the handler [`Engine::finish_slot`]
-//! gives the plan of step 4 and its `now` (nothing when no extractor opened
-//! the session). The slot and its session share one allocation.
+//! gives the plan of step 4 and its `now` (nothing when there is nothing
+//! to do: no extractor opened the session, or it needs no store operation
+//! and no cookie). The slot and its session share one allocation.
 //!
 //! An adapter **must**: take `now` from [`Engine::timestamp`] (or
 //! [`Engine::now`]; both read the configured clock, so tests can use a

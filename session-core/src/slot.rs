@@ -19,9 +19,10 @@ use crate::{Cookies, Session, Timestamp};
 ///   [`Engine::cookies_in`](crate::Engine::cookies_in); later ones get the
 ///   same jar.
 /// - After the handler, [`Engine::finish_slot`](crate::Engine::finish_slot)
-///   gives the plan (nothing when no extractor opened the session), and
-///   [`cookies`](Self::cookies) the jar whose
-///   [`delta`](Cookies::delta) to send.
+///   gives the plan (nothing when there is nothing to do: no extractor
+///   opened the session, or it needs no store operation and no cookie), and
+///   [`cookies`](Self::cookies) the jar whose [`delta`](Cookies::delta) to
+///   send.
 ///
 /// The slot and its session share one allocation, so a request that uses
 /// its session allocates once for both, and a request that uses neither

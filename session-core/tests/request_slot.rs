@@ -1,7 +1,7 @@
 //! `RequestSlot`: a request's lazily opened session and jar. Opening into a
 //! slot and finishing it makes the same plans as `open` and `finish`; the
-//! first opening wins; a slot nobody opened finishes with nothing; a slot
-//! finishes once.
+//! first opening wins; a slot nobody opened, or whose session needs
+//! nothing, finishes with nothing to do; a slot finishes once.
 
 mod support;
 
@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 use session_core::{
-    Engine, KeyRing, Plan, RequestSlot, SequenceRandom, Session, SessionConfig, StoreOp, Timestamp,
+    CookieOp, Engine, KeyRing, Plan, RequestSlot, SequenceRandom, Session, SessionConfig, StoreOp,
+    Timestamp,
 };
 use support::{Browser, Harness, fixed_key};
 
@@ -56,13 +57,23 @@ async fn both(
         let (mut slot, session) = open_in_slot(&b.engine, bb).await;
         handler(&session);
         drop(session);
-        let (plan, at) = b.engine.finish_slot(&mut slot).unwrap().unwrap();
-        assert_eq!(
-            at,
-            Timestamp::from(b.engine.now()),
-            "finished at the opening time"
-        );
-        plan
+        match b.engine.finish_slot(&mut slot) {
+            Some(finished) => {
+                let (plan, at) = finished.unwrap();
+                assert_eq!(
+                    at,
+                    Timestamp::from(b.engine.now()),
+                    "finished at the opening time"
+                );
+                assert!(!plan.is_noop(), "a plan that does nothing is None");
+                plan
+            }
+            // Nothing to do: what `finish` says with a plan that does nothing.
+            None => Plan {
+                store: StoreOp::None,
+                cookie: CookieOp::None,
+            },
+        }
     };
     let shown = (format!("{plan_a:?}"), format!("{plan_b:?}"));
     commit(&a.engine, plan_a, ba).await;
@@ -221,8 +232,10 @@ async fn opening_a_finished_slot_starts_afresh() {
     assert!(again.is_new());
     assert_eq!(again.get_value("cart"), None);
     drop(again);
-    let (plan, _) = h.engine.finish_slot(&mut slot).unwrap().unwrap();
-    assert!(matches!(plan.store, StoreOp::None), "{plan:?}");
+    assert!(
+        h.engine.finish_slot(&mut slot).is_none(),
+        "a new, empty session: nothing to do"
+    );
 
     // The record is intact.
     let session = h.open(&browser).await;
@@ -231,4 +244,28 @@ async fn opening_a_finished_slot_starts_afresh() {
         ["apple"]
     );
     assert_eq!(session.get::<u64>("n").unwrap(), Some(1));
+}
+
+#[tokio::test]
+async fn a_read_only_request_finishes_with_nothing_to_do() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("cart", &["apple"]).unwrap())
+        .await;
+
+    let (mut slot, session) = open_in_slot(&h.engine, &browser).await;
+    assert_eq!(
+        session.get::<Vec<String>>("cart").unwrap().unwrap(),
+        ["apple"]
+    );
+    drop(session);
+    assert!(h.engine.finish_slot(&mut slot).is_none());
+
+    // Once the touch interval has passed, the same read is a touch.
+    h.advance_secs(120);
+    let (mut slot, session) = open_in_slot(&h.engine, &browser).await;
+    drop(session.get_value("cart"));
+    drop(session);
+    let (plan, _) = h.engine.finish_slot(&mut slot).unwrap().unwrap();
+    assert!(matches!(plan.store, StoreOp::Save { .. }), "{plan:?}");
 }
