@@ -1,5 +1,7 @@
 //! The engine alone, no HTTP: read + load + open + finish + commit against
-//! the memory store, with a signed id cookie (and cookie-store mode).
+//! the memory store, with a signed id cookie (and cookie-store mode), the
+//! session opened into a `RequestSlot` and finished from it, as the
+//! adapters do.
 //!
 //! Run: `cargo bench -p session-core --bench engine`. Figures are in
 //! `benches/README.md`.
@@ -10,8 +12,8 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use session_core::{
-    Engine, Key, KeyRing, LoadNow, MemoryStore, OsRandom, RandomSource, Session, SessionConfig,
-    Storage, SystemClock, ThreadRandom,
+    Engine, Key, KeyRing, LoadNow, MemoryStore, OsRandom, RandomSource, RequestSlot, Session,
+    SessionConfig, Storage, SystemClock, ThreadRandom,
 };
 
 /// Polls a future that never waits (the memory store never does) to
@@ -50,13 +52,16 @@ async fn request(
     cookie: Option<&str>,
     handler: impl FnOnce(&Session),
 ) -> Option<String> {
+    // As an adapter does: a slot per request, the session opened into it,
+    // and the slot finished once the handler's handles are gone.
+    let mut slot = RequestSlot::new();
     let now = engine.timestamp();
     let incoming = engine.read(cookie.map(str::as_bytes));
     let loaded = engine.load(incoming).await.unwrap();
-    let session = engine.open(loaded, now);
+    let session = engine.open_in(&slot, loaded, now);
     handler(&session);
-    // As an adapter does: it owns the session once the handler is done.
-    let plan = engine.finish_owned(session, now).unwrap();
+    drop(session);
+    let (plan, _) = engine.finish_slot(&mut slot)?.unwrap();
     engine.commit(plan).await.unwrap()
 }
 
