@@ -6,18 +6,8 @@ mod support;
 
 use std::sync::Arc;
 
-use serde_json::json;
-use session_core::{Engine, KeyRing, Plan, SequenceRandom, Session, SessionConfig};
-use support::{Browser, Harness, fixed_key, open_with};
-
-/// Two harnesses that make the same ids at the same times: what one does
-/// with `finish`, the other does with `finish_owned`.
-fn twins() -> (Harness, Harness) {
-    let twin = || {
-        Harness::with(|c: SessionConfig| c.with_random(Arc::new(SequenceRandom::starting_at(7))))
-    };
-    (twin(), twin())
-}
+use session_core::{Engine, KeyRing, SequenceRandom, Session, SessionConfig};
+use support::{Browser, Harness, commit_into, fixed_key, open_with, twins, whole_session};
 
 /// Runs one request on each twin, `finish` on the first and `finish_owned`
 /// on the second, and returns both plans (committed, so the browsers move
@@ -38,50 +28,16 @@ async fn both(
         b.engine.finish_owned(session, b.engine.now()).unwrap()
     };
     let shown = (format!("{plan_a:?}"), format!("{plan_b:?}"));
-    commit(&a.engine, plan_a, ba).await;
-    commit(&b.engine, plan_b, bb).await;
+    commit_into(&a.engine, plan_a, ba).await;
+    commit_into(&b.engine, plan_b, bb).await;
     shown
 }
-
-async fn commit(engine: &Engine, plan: Plan, browser: &mut Browser) {
-    if let Some(set_cookie) = engine.commit(plan).await.unwrap() {
-        browser.absorb(&set_cookie);
-    }
-}
-
-/// A named request handler.
-type Step = (&'static str, Box<dyn Fn(&Session)>);
 
 #[tokio::test]
 async fn finish_owned_plans_exactly_as_finish_through_a_whole_session() {
     let twins = twins();
     let (mut ba, mut bb) = (Browser::new(), Browser::new());
-    let steps: Vec<Step> = vec![
-        ("read nothing", Box::new(|s| drop(s.get_value("x")))),
-        (
-            "create",
-            Box::new(|s| s.insert("cart", &["apple"]).unwrap()),
-        ),
-        (
-            "update",
-            Box::new(|s| {
-                s.update("views", |n: Option<u64>| n.unwrap_or(0) + 1)
-                    .unwrap();
-            }),
-        ),
-        ("read only", Box::new(|s| drop(s.get_value("cart")))),
-        (
-            "log in",
-            Box::new(|s| {
-                s.regenerate();
-                s.insert("user", &json!({"name": "alice"})).unwrap();
-            }),
-        ),
-        ("remove", Box::new(|s| drop(s.remove("cart")))),
-        ("log out", Box::new(Session::destroy)),
-        ("start again", Box::new(|s| s.insert("n", &1).unwrap())),
-    ];
-    for (step, handler) in steps {
+    for (step, handler) in whole_session() {
         let (a, b) = both(&twins, (&mut ba, &mut bb), handler).await;
         assert_eq!(a, b, "{step}");
     }

@@ -5,23 +5,10 @@
 
 mod support;
 
-use std::sync::Arc;
-
-use serde_json::json;
 use session_core::{
-    CookieOp, Engine, KeyRing, Plan, RequestSlot, SequenceRandom, Session, SessionConfig, StoreOp,
-    Timestamp,
+    CookieOp, Engine, KeyRing, Plan, RequestSlot, Session, SessionConfig, StoreOp, Timestamp,
 };
-use support::{Browser, Harness, fixed_key};
-
-/// Two harnesses that make the same ids at the same times: what one does
-/// with `open` and `finish`, the other does through a slot.
-fn twins() -> (Harness, Harness) {
-    let twin = || {
-        Harness::with(|c: SessionConfig| c.with_random(Arc::new(SequenceRandom::starting_at(7))))
-    };
-    (twin(), twin())
-}
+use support::{Browser, Harness, commit_into, fixed_key, twins, whole_session};
 
 /// Reads and loads `browser`'s session and opens it into a new slot.
 async fn open_in_slot(engine: &Engine, browser: &Browser) -> (RequestSlot, Session) {
@@ -32,12 +19,6 @@ async fn open_in_slot(engine: &Engine, browser: &Browser) -> (RequestSlot, Sessi
     let slot = RequestSlot::new();
     let session = engine.open_in(&slot, loaded, engine.now());
     (slot, session)
-}
-
-async fn commit(engine: &Engine, plan: Plan, browser: &mut Browser) {
-    if let Some(set_cookie) = engine.commit(plan).await.unwrap() {
-        browser.absorb(&set_cookie);
-    }
 }
 
 /// Runs one request on each twin, `open` + `finish` on the first and a slot
@@ -76,44 +57,16 @@ async fn both(
         }
     };
     let shown = (format!("{plan_a:?}"), format!("{plan_b:?}"));
-    commit(&a.engine, plan_a, ba).await;
-    commit(&b.engine, plan_b, bb).await;
+    commit_into(&a.engine, plan_a, ba).await;
+    commit_into(&b.engine, plan_b, bb).await;
     shown
 }
-
-/// A named request handler.
-type Step = (&'static str, Box<dyn Fn(&Session)>);
 
 #[tokio::test]
 async fn a_slot_plans_exactly_as_open_and_finish_through_a_whole_session() {
     let twins = twins();
     let (mut ba, mut bb) = (Browser::new(), Browser::new());
-    let steps: Vec<Step> = vec![
-        ("read nothing", Box::new(|s| drop(s.get_value("x")))),
-        (
-            "create",
-            Box::new(|s| s.insert("cart", &["apple"]).unwrap()),
-        ),
-        (
-            "update",
-            Box::new(|s| {
-                s.update("views", |n: Option<u64>| n.unwrap_or(0) + 1)
-                    .unwrap();
-            }),
-        ),
-        ("read only", Box::new(|s| drop(s.get_value("cart")))),
-        (
-            "log in",
-            Box::new(|s| {
-                s.regenerate();
-                s.insert("user", &json!({"name": "alice"})).unwrap();
-            }),
-        ),
-        ("remove", Box::new(|s| drop(s.remove("cart")))),
-        ("log out", Box::new(Session::destroy)),
-        ("start again", Box::new(|s| s.insert("n", &1).unwrap())),
-    ];
-    for (step, handler) in steps {
+    for (step, handler) in whole_session() {
         let (a, b) = both(&twins, (&mut ba, &mut bb), handler).await;
         assert_eq!(a, b, "{step}");
     }
@@ -223,7 +176,7 @@ async fn opening_a_finished_slot_starts_afresh() {
     session.insert("n", &1).unwrap();
     drop(session);
     let (plan, _) = h.engine.finish_slot(&mut slot).unwrap().unwrap();
-    commit(&h.engine, plan, &mut browser).await;
+    commit_into(&h.engine, plan, &mut browser).await;
 
     // A misuse: opening the finished slot again, with nothing loaded. The
     // session is new and empty, not the remains of the finished one (whose

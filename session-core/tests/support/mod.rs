@@ -146,6 +146,58 @@ impl Harness {
     }
 }
 
+/// Two harnesses that make the same ids at the same times: for running the
+/// same requests two ways and comparing the plans.
+pub fn twins() -> (Harness, Harness) {
+    let twin = || {
+        Harness::with(|c: SessionConfig| {
+            c.with_random(Arc::new(session_core::SequenceRandom::starting_at(7)))
+        })
+    };
+    (twin(), twin())
+}
+
+/// A named request handler.
+pub type Step = (&'static str, Box<dyn Fn(&Session)>);
+
+/// The requests of a whole session, in order: a read of nothing, create,
+/// update, a read, log in (regenerate), remove, log out, start again.
+pub fn whole_session() -> Vec<Step> {
+    vec![
+        ("read nothing", Box::new(|s| drop(s.get_value("x")))),
+        (
+            "create",
+            Box::new(|s| s.insert("cart", &["apple"]).unwrap()),
+        ),
+        (
+            "update",
+            Box::new(|s| {
+                s.update("views", |n: Option<u64>| n.unwrap_or(0) + 1)
+                    .unwrap();
+            }),
+        ),
+        ("read only", Box::new(|s| drop(s.get_value("cart")))),
+        (
+            "log in",
+            Box::new(|s| {
+                s.regenerate();
+                s.insert("user", &serde_json::json!({"name": "alice"}))
+                    .unwrap();
+            }),
+        ),
+        ("remove", Box::new(|s| drop(s.remove("cart")))),
+        ("log out", Box::new(Session::destroy)),
+        ("start again", Box::new(|s| s.insert("n", &1).unwrap())),
+    ]
+}
+
+/// Commits `plan`; the browser keeps its Set-Cookie.
+pub async fn commit_into(engine: &Engine, plan: Plan, browser: &mut Browser) {
+    if let Some(set_cookie) = engine.commit(plan).await.unwrap() {
+        browser.absorb(&set_cookie);
+    }
+}
+
 pub async fn open_with(engine: &Engine, browser: &Browser) -> Session {
     let header = browser.cookie_header();
     let incoming = engine.read(header.iter());
