@@ -7,46 +7,18 @@ mod support;
 use std::sync::Arc;
 
 use session_core::{Engine, KeyRing, SequenceRandom, Session, SessionConfig};
-use support::{Browser, Harness, commit_into, fixed_key, open_with, twins, whole_session};
-
-/// Runs one request on each twin, `finish` on the first and `finish_owned`
-/// on the second, and returns both plans (committed, so the browsers move
-/// on together).
-async fn both(
-    (a, b): &(Harness, Harness),
-    (ba, bb): (&mut Browser, &mut Browser),
-    handler: impl Fn(&Session),
-) -> (String, String) {
-    let plan_a = {
-        let session = a.open(ba).await;
-        handler(&session);
-        a.engine.finish(&session, a.engine.now()).unwrap()
-    };
-    let plan_b = {
-        let session = b.open(bb).await;
-        handler(&session);
-        b.engine.finish_owned(session, b.engine.now()).unwrap()
-    };
-    let shown = (format!("{plan_a:?}"), format!("{plan_b:?}"));
-    commit_into(&a.engine, plan_a, ba).await;
-    commit_into(&b.engine, plan_b, bb).await;
-    shown
-}
+use support::{Browser, Harness, fixed_key, open_with, same_plans_as_finish};
 
 #[tokio::test]
 async fn finish_owned_plans_exactly_as_finish_through_a_whole_session() {
-    let twins = twins();
-    let (mut ba, mut bb) = (Browser::new(), Browser::new());
-    for (step, handler) in whole_session() {
-        let (a, b) = both(&twins, (&mut ba, &mut bb), handler).await;
-        assert_eq!(a, b, "{step}");
-    }
-    // A touch after the touch interval, with nothing changed.
-    twins.0.advance_secs(120);
-    twins.1.advance_secs(120);
-    let (a, b) = both(&twins, (&mut ba, &mut bb), |_| {}).await;
-    assert!(a.contains("Save"), "{a}");
-    assert_eq!(a, b, "touch");
+    same_plans_as_finish(
+        async |h: &Harness, browser: &Browser, handler: &dyn Fn(&Session)| {
+            let session = h.open(browser).await;
+            handler(&session);
+            h.engine.finish_owned(session, h.engine.now()).unwrap()
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

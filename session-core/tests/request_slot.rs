@@ -8,7 +8,7 @@ mod support;
 use session_core::{
     CookieOp, Engine, KeyRing, Plan, RequestSlot, Session, SessionConfig, StoreOp, Timestamp,
 };
-use support::{Browser, Harness, commit_into, fixed_key, twins, whole_session};
+use support::{Browser, Harness, commit_into, fixed_key, same_plans_as_finish};
 
 /// Reads and loads `browser`'s session and opens it into a new slot.
 async fn open_in_slot(engine: &Engine, browser: &Browser) -> (RequestSlot, Session) {
@@ -21,67 +21,31 @@ async fn open_in_slot(engine: &Engine, browser: &Browser) -> (RequestSlot, Sessi
     (slot, session)
 }
 
-/// Runs one request on each twin, `open` + `finish` on the first and a slot
-/// on the second, and returns both plans (committed, so the browsers move
-/// on together).
-async fn both(
-    (a, b): &(Harness, Harness),
-    (ba, bb): (&mut Browser, &mut Browser),
-    handler: impl Fn(&Session),
-) -> (String, String) {
-    let plan_a = {
-        let session = a.open(ba).await;
-        handler(&session);
-        a.engine.finish(&session, a.engine.now()).unwrap()
-    };
-    let plan_b = {
-        let (mut slot, session) = open_in_slot(&b.engine, bb).await;
-        handler(&session);
-        drop(session);
-        match b.engine.finish_slot(&mut slot) {
-            Some(finished) => {
-                let (plan, at) = finished.unwrap();
-                assert_eq!(
-                    at,
-                    Timestamp::from(b.engine.now()),
-                    "finished at the opening time"
-                );
-                assert!(!plan.is_noop(), "a plan that does nothing is None");
-                plan
-            }
-            // Nothing to do: what `finish` says with a plan that does nothing.
-            None => Plan {
-                store: StoreOp::None,
-                cookie: CookieOp::None,
-            },
-        }
-    };
-    let shown = (format!("{plan_a:?}"), format!("{plan_b:?}"));
-    commit_into(&a.engine, plan_a, ba).await;
-    commit_into(&b.engine, plan_b, bb).await;
-    shown
-}
-
 #[tokio::test]
 async fn a_slot_plans_exactly_as_open_and_finish_through_a_whole_session() {
-    let twins = twins();
-    let (mut ba, mut bb) = (Browser::new(), Browser::new());
-    for (step, handler) in whole_session() {
-        let (a, b) = both(&twins, (&mut ba, &mut bb), handler).await;
-        assert_eq!(a, b, "{step}");
-    }
-    // A touch after the touch interval, with nothing changed.
-    twins.0.advance_secs(120);
-    twins.1.advance_secs(120);
-    let (a, b) = both(&twins, (&mut ba, &mut bb), |_| {}).await;
-    assert!(a.contains("Save"), "{a}");
-    assert_eq!(a, b, "touch");
-    // Past every timeout: the store still has the record, the session has
-    // ended, and both clear the cookie.
-    twins.0.advance_secs(400 * 24 * 3600);
-    twins.1.advance_secs(400 * 24 * 3600);
-    let (a, b) = both(&twins, (&mut ba, &mut bb), |s| drop(s.get_value("n"))).await;
-    assert_eq!(a, b, "expired");
+    same_plans_as_finish(
+        async |h: &Harness, browser: &Browser, handler: &dyn Fn(&Session)| {
+            let (mut slot, session) = open_in_slot(&h.engine, browser).await;
+            handler(&session);
+            drop(session);
+            match h.engine.finish_slot(&mut slot) {
+                Some(finished) => {
+                    let (plan, at) = finished.unwrap();
+                    let now = Timestamp::from(h.engine.now());
+                    assert_eq!(at, now, "finished at the opening time");
+                    assert!(!plan.is_noop(), "a plan that does nothing is None");
+                    plan
+                }
+                // Nothing to do: what `finish` says with a plan that does
+                // nothing.
+                None => Plan {
+                    store: StoreOp::None,
+                    cookie: CookieOp::None,
+                },
+            }
+        },
+    )
+    .await;
 }
 
 #[test]

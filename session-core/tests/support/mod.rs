@@ -191,6 +191,55 @@ pub fn whole_session() -> Vec<Step> {
     ]
 }
 
+/// Runs a whole session ([`whole_session`], then a touch once the touch
+/// interval has passed, then a read past every timeout) on [`twins`]: the
+/// first finishes each request with `Engine::finish`, the second as
+/// `other` does (given its harness, its browser and the handler, it
+/// returns the plan). Asserts that every request gets the same plan.
+pub async fn same_plans_as_finish(
+    other: impl AsyncFn(&Harness, &Browser, &dyn Fn(&Session)) -> Plan,
+) {
+    let twins = twins();
+    let (mut ba, mut bb) = (Browser::new(), Browser::new());
+    for (step, handler) in whole_session() {
+        let (a, b) = both_ways(&twins, (&mut ba, &mut bb), &*handler, &other).await;
+        assert_eq!(a, b, "{step}");
+    }
+    twins.0.advance_secs(120);
+    twins.1.advance_secs(120);
+    let (a, b) = both_ways(&twins, (&mut ba, &mut bb), &|_| {}, &other).await;
+    assert!(a.contains("Save"), "a touch: {a}");
+    assert_eq!(a, b, "touch");
+    // Past every timeout: the store no longer answers for the record, so
+    // the cookie reads like an unknown id, and neither does anything.
+    twins.0.advance_secs(400 * 24 * 3600);
+    twins.1.advance_secs(400 * 24 * 3600);
+    let read = |s: &Session| drop(s.get_value("n"));
+    let (a, b) = both_ways(&twins, (&mut ba, &mut bb), &read, &other).await;
+    assert_eq!(a, b, "expired");
+}
+
+/// One request on each twin, `finish` on the first and `other` on the
+/// second: both plans, shown, and committed so the browsers move on
+/// together.
+async fn both_ways(
+    (a, b): &(Harness, Harness),
+    (ba, bb): (&mut Browser, &mut Browser),
+    handler: &dyn Fn(&Session),
+    other: &impl AsyncFn(&Harness, &Browser, &dyn Fn(&Session)) -> Plan,
+) -> (String, String) {
+    let plan_a = {
+        let session = a.open(ba).await;
+        handler(&session);
+        a.engine.finish(&session, a.engine.now()).unwrap()
+    };
+    let plan_b = other(b, bb, handler).await;
+    let shown = (format!("{plan_a:?}"), format!("{plan_b:?}"));
+    commit_into(&a.engine, plan_a, ba).await;
+    commit_into(&b.engine, plan_b, bb).await;
+    shown
+}
+
 /// Commits `plan`; the browser keeps its Set-Cookie.
 pub async fn commit_into(engine: &Engine, plan: Plan, browser: &mut Browser) {
     if let Some(set_cookie) = engine.commit(plan).await.unwrap() {
