@@ -1,6 +1,7 @@
 //! The engine: `read`, `load`, `open`, `finish`, `commit`.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use cookie::Cookie;
 use time::OffsetDateTime;
@@ -536,6 +537,7 @@ impl Engine {
                 *state = State::default();
             }
             self.fill_opened(&mut state, loaded, now.into());
+            slot.shared.opened.store(true, Ordering::Release);
         }
         drop(state);
         Session::from_shared(slot.shared.clone())
@@ -669,8 +671,15 @@ impl Engine {
     ) -> Option<Result<(Plan, Timestamp), SessionError>> {
         match Arc::get_mut(&mut slot.shared) {
             // The handler's handles are gone: the data moves into the plan.
-            Some(shared) => self.finish_opened(shared.state_mut(), Transfer::Move),
-            None => self.finish_opened(&mut slot.shared.lock(), Transfer::Clone),
+            Some(shared) => {
+                *shared.opened.get_mut() = false;
+                self.finish_opened(shared.state_mut(), Transfer::Move)
+            }
+            None => {
+                let mut state = slot.shared.lock();
+                slot.shared.opened.store(false, Ordering::Release);
+                self.finish_opened(&mut state, Transfer::Clone)
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! The handler's view of one session, with change tracking.
 
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use serde::Serialize;
@@ -153,6 +154,14 @@ pub(crate) struct State {
 #[derive(Default)]
 pub(crate) struct Shared {
     state: Mutex<State>,
+    /// Whether `state.opened_at` is set, readable without the lock: a
+    /// request's first extraction asks [`RequestSlot::session`] before it
+    /// loads, and a plain load costs no locked instruction (each of those
+    /// waits for every store before it, which under load means cache
+    /// misses). Written only with the lock held, or with exclusive access.
+    ///
+    /// [`RequestSlot::session`]: crate::RequestSlot::session
+    pub(crate) opened: AtomicBool,
     /// Made on first use by [`Engine::cookies_in`](crate::Engine::cookies_in).
     pub(crate) jar: OnceLock<Cookies>,
 }
@@ -218,6 +227,7 @@ impl Session {
     pub(crate) fn from_state(state: State) -> Self {
         Self {
             shared: Arc::new(Shared {
+                opened: AtomicBool::new(state.opened_at.is_some()),
                 state: Mutex::new(state),
                 jar: OnceLock::new(),
             }),

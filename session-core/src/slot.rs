@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::session::Shared;
 use crate::{Cookies, Session, Timestamp};
@@ -75,9 +76,9 @@ impl RequestSlot {
     #[must_use]
     pub fn session(&self) -> Option<Session> {
         self.shared
-            .lock()
-            .opened_at
-            .map(|_| Session::from_shared(self.shared.clone()))
+            .opened
+            .load(Ordering::Acquire)
+            .then(|| Session::from_shared(self.shared.clone()))
     }
 
     /// When the session was opened (the `now` passed to

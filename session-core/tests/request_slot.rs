@@ -126,6 +126,7 @@ async fn a_live_handle_keeps_its_data_and_the_slot_finishes_once() {
     drop(session);
     let (plan, _) = h.engine.finish_slot(&mut slot).unwrap().unwrap();
     assert!(format!("{plan:?}").contains("\"n\""), "{plan:?}");
+    assert!(slot.session().is_none());
     assert!(h.engine.finish_slot(&mut slot).is_none());
 }
 
