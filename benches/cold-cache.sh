@@ -9,7 +9,9 @@
 # caches and its second-level cache as the last simulated level, and reads
 # the inclusive cost of `adapter::call` (one request through the router;
 # the pollution loop is outside it). A run with N = 0 is subtracted, which
-# removes the set-up request that makes the session cookie.
+# removes the set-up request that makes the session cookie and the bench's
+# warm-up request (one-time set-up such as the verified-cookie cache's
+# table).
 #
 #   bash benches/cold-cache.sh                 # all cases, about 2 minutes
 #   CASES=get-session bash benches/cold-cache.sh

@@ -8,9 +8,9 @@
 #
 # Traces the adapter bench's `--count CASE 6` mode with valgrind's lackey
 # (every instruction fetch and data access), cuts the trace at the entries
-# to `adapter::call` (the set-up request, then six counted ones) and reports
-# what runs from the fifth entry to the sixth: the fourth counted request,
-# after three warm-ups. One iteration includes building the request,
+# to `adapter::call` (the set-up request, the bench's warm-up request, then
+# six counted ones) and reports what runs from the sixth entry to the
+# seventh: the fourth counted request, after four warm-ups. One iteration includes building the request,
 # dropping the response and the bench's two clock reads around the call,
 # the same for both apps.
 #
@@ -71,15 +71,15 @@ for line in open(trace):
         addr, size = int(addr, 16), int(size)
         if addr == call:
             calls += 1
-        if calls == 5:
+        if calls == 6:
             code.update((addr >> 6, (addr + size - 1) >> 6))
             fetched.append(addr)
-    elif calls == 5 and kind in (" L", " S", " M"):
+    elif calls == 6 and kind in (" L", " S", " M"):
         addr, size = line[3:].split(",")
         addr, size = int(addr, 16), int(size)
         data.update((addr >> 6, (addr + size - 1) >> 6))
-if calls < 6:
-    sys.exit(f"{app}/{case}: adapter::call entered {calls} times, expected 7 (set-up and six counted)")
+if calls < 7:
+    sys.exit(f"{app}/{case}: adapter::call entered {calls} times, expected 8 (set-up, warm-up and six counted)")
 print(f"| {case} | {app} | {len(fetched):,} | {len(code)} | {len(data)} |")
 if top:
     syms = []

@@ -283,22 +283,25 @@ impl SessionConfig {
     }
 
     /// How many session cookie values the engine remembers as verified
-    /// (default 8,192, rounded up to a multiple of 16; 0 turns the cache
+    /// (default 8,192, rounded up to a power of two; 0 turns the cache
     /// off).
     ///
     /// A session's first request verifies its cookie (base64, HMAC-SHA256,
     /// and the SHA-256 of the store key): about 0.2 µs. Its later requests
     /// find the value among those that verified and skip that work. Only
     /// values that verified under this configuration's keys are remembered,
-    /// compared in constant time, so a hit is exactly what verifying again
-    /// would give; the store is still asked whether the session exists.
+    /// compared whole and in constant time, so a hit is exactly what
+    /// verifying again would give; the store is still asked whether the
+    /// session exists.
     ///
-    /// The cache has 16 parts; a part that fills is emptied. An entry is
-    /// 137 bytes in a hash table kept at most 7/8 full, so at most about
-    /// 280 bytes per entry of capacity: about 2.3 MB for the default, taken
-    /// as sessions come back. Raise it when more sessions than that are
-    /// active at once. Cookie-store sessions are never cached (their cookie
-    /// changes with their data).
+    /// Each value has one place in the table, picked by bits of its MAC,
+    /// and a newer value that lands there replaces it: the older one is
+    /// verified again on its next request, and put back. Raise the capacity
+    /// when many more sessions than that are active at once. The table
+    /// takes 136 bytes per entry (about 1.1 MB for the default), allocated
+    /// when the first session cookie verifies. Looking a value up takes no
+    /// lock. Cookie-store sessions are never cached (their cookie changes
+    /// with their data).
     ///
     /// ```
     /// use session_core::{Key, KeyRing, SessionConfig};

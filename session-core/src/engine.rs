@@ -336,15 +336,15 @@ impl Engine {
                 .id_signer
                 .verify_array::<{ crate::ID_LEN }>(value)?;
             let id = SessionId::from_bytes(payload);
-            let key = id.store_key();
+            let verified = Verified {
+                key: id.store_key(),
+                id,
+                matched,
+            };
             if let (Some(cache), Some(id_value)) = (cache, id_value) {
-                let verified = Verified {
-                    id: id.clone(),
-                    key,
-                    matched,
-                };
-                cache.insert(id_value, verified);
+                cache.insert(&id_value, &verified);
             }
+            let Verified { id, key, matched } = verified;
             Ok(Candidate::Id { id, key, matched })
         } else {
             // Our values are ASCII: a value that is not UTF-8 is garbage.
@@ -1198,8 +1198,8 @@ mod tests {
         let planted = SessionId::from_bytes([9; crate::ID_LEN]);
         let cache = engine.inner.verified.as_ref().expect("on by default");
         cache.insert(
-            codec::IdValue::new(value).unwrap(),
-            Verified {
+            &codec::IdValue::new(value).unwrap(),
+            &Verified {
                 key: planted.store_key(),
                 id: planted.clone(),
                 matched: KeyMatch::Current,

@@ -140,29 +140,6 @@ impl fmt::Display for StoreKey {
     }
 }
 
-/// For keys that are uniformly random already (store keys, which are
-/// digests; verified cookie values, whose tags are MACs): the 64 bits a key
-/// writes with `write_u64` are the hash, instead of hashing them again.
-#[derive(Default)]
-pub(crate) struct PrefixHasher(u64);
-
-impl std::hash::Hasher for PrefixHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only reached if a key writes other than one u64.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 /// Where session ids and nonces come from. The default, [`ThreadRandom`], is
 /// a CSPRNG per thread seeded by the operating system; [`OsRandom`] asks the
 /// operating system for every id; tests inject [`SequenceRandom`] to get

@@ -14,7 +14,7 @@ mod private;
 mod signed;
 
 pub use private::{NONCE_LEN, open, seal, seal_with_nonce};
-pub(crate) use signed::{IdValue, NamedSigner, signed_len};
+pub(crate) use signed::{ID_VALUE_WORDS, IdValue, NamedSigner, signed_len};
 pub use signed::{sign, verify};
 
 /// The longest cookie value a codec accepts; anything longer is rejected

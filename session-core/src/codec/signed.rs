@@ -129,6 +129,8 @@ fn tags_equal(a: &[u8; TAG_LEN], b: &[u8; TAG_LEN]) -> bool {
 const ID_VALUE_LEN: usize = signed_len(crate::ID_LEN);
 /// Where the tag starts in an id cookie's value.
 const TAG_START: usize = ID_VALUE_LEN - b64_len(TAG_LEN);
+/// The 64-bit words an id cookie's value fills (see [`IdValue::words`]).
+pub(crate) const ID_VALUE_WORDS: usize = ID_VALUE_LEN.div_ceil(8);
 
 /// A session id cookie's value of the right length, inline: the key of the
 /// verified-cookie cache. Its `Debug` does not show it (it is a bearer
@@ -142,44 +144,26 @@ impl IdValue {
         value.try_into().ok().map(Self)
     }
 
-    /// A number below 64 from the tag's 10th character: 6 of its random
-    /// bits, none of those the hash uses.
-    pub(crate) fn tag_bits(&self) -> usize {
-        usize::from(super::b64_value(self.0[TAG_START + 9]) & 63)
-    }
-}
-
-/// Constant time: the verified-cookie cache compares a request's value
-/// with values that verified, and must not tell how much of one matched.
-impl PartialEq for IdValue {
-    fn eq(&self, other: &Self) -> bool {
-        // The differences of all 69 bytes, gathered eight at a time without
-        // a branch, then one constant-time test.
-        let mut diff = 0u64;
-        for (a, b) in self.0.chunks(8).zip(other.0.chunks(8)) {
-            let (mut x, mut y) = ([0u8; 8], [0u8; 8]);
-            x[..a.len()].copy_from_slice(a);
-            y[..b.len()].copy_from_slice(b);
-            diff |= u64::from_le_bytes(x) ^ u64::from_le_bytes(y);
+    /// The value as little-endian words, the last one padded with zeros.
+    pub(crate) fn words(&self) -> [u64; ID_VALUE_WORDS] {
+        let mut words = [0u64; ID_VALUE_WORDS];
+        for (word, chunk) in words.iter_mut().zip(self.0.chunks(8)) {
+            let mut bytes = [0u8; 8];
+            bytes[..chunk.len()].copy_from_slice(chunk);
+            *word = u64::from_le_bytes(bytes);
         }
-        diff.ct_eq(&0).into()
+        words
     }
-}
 
-impl Eq for IdValue {}
-
-/// Hashes as the 48 bits of the tag's first eight characters (part of a
-/// MAC: uniformly random for every value that verified), spread over all 64
-/// bits by a multiplication, for a map with
-/// [`PrefixHasher`](crate::id::PrefixHasher).
-impl std::hash::Hash for IdValue {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let bits = self.0[TAG_START..TAG_START + 8]
+    /// The 48 bits of the tag's first eight characters: part of a MAC, so
+    /// uniformly random for every value that verified (where the
+    /// verified-cookie cache keeps it).
+    pub(crate) fn mac_bits(&self) -> u64 {
+        self.0[TAG_START..TAG_START + 8]
             .iter()
             .fold(0u64, |bits, &c| {
                 bits << 6 | u64::from(super::b64_value(c) & 63)
-            });
-        state.write_u64(bits.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            })
     }
 }
 
