@@ -86,9 +86,10 @@ struct Inner {
     /// once, and used whenever a cookie's `Max-Age` comes out equal to it
     /// (a new session or a touch, unless the absolute timeout is nearer).
     idle_max_age: Option<(i64, String)>,
-    /// The touch interval, or `None` when there is no idle timeout to keep
-    /// rolling.
-    touch_after: Option<time::Duration>,
+    /// The touch interval in milliseconds, rounded up (a session is due
+    /// when at least this many whole milliseconds have passed), or `None`
+    /// when there is no idle timeout to keep rolling.
+    touch_after_ms: Option<i128>,
     /// HMAC states for the session cookie's name, one per key.
     id_signer: codec::NamedSigner,
     /// Serializes saves of one session within this process.
@@ -219,7 +220,10 @@ impl Engine {
         });
         Ok(Self {
             inner: Arc::new(Inner {
-                touch_after: config.expiry.idle().map(|_| config.touch_interval()),
+                touch_after_ms: config
+                    .expiry
+                    .idle()
+                    .map(|_| ceil_ms(config.touch_interval())),
                 id_signer: codec::NamedSigner::new(&config.keys, &config.name),
                 saves: crate::lanes::SaveLanes::new(),
                 verified: store
@@ -707,7 +711,7 @@ impl Engine {
         let config = &self.inner.config;
         let State {
             origin,
-            expired,
+            expired: _,
             data: values,
             ops,
             regenerate,
@@ -730,12 +734,11 @@ impl Engine {
                     expires_at: deadline(),
                     version: 0,
                 };
-                return self.new_session(record, origin.key, now);
+                return self.new_session_cold(record, origin.key, now);
             }
-            let touch_due = self
-                .inner
-                .touch_after
-                .is_some_and(|after| now.since(origin.last_seen) >= after);
+            let touch_due = self.inner.touch_after_ms.is_some_and(|after| {
+                i128::from(now.unix_ms().saturating_sub(origin.last_seen.unix_ms())) >= after
+            });
             if !ops.is_empty() || touch_due {
                 let Some((id, key)) = origin.id.as_ref().zip(origin.key) else {
                     // Cookie-store mode: the data lives in the cookie.
@@ -746,10 +749,7 @@ impl Engine {
                         expires_at: deadline(),
                         version: origin.version.wrapping_add(1),
                     };
-                    return Ok(Plan {
-                        cookie: CookieOp::Set(self.inline_cookie(&record, now)?),
-                        store: StoreOp::None,
-                    });
+                    return self.inline_plan(&record, now);
                 };
                 // A write within the touch interval leaves the idle timeout
                 // where the last touch put it, as a read does: the record
@@ -789,29 +789,84 @@ impl Engine {
                 });
             }
             if origin.matched.is_previous() {
-                let cookie = match &origin.id {
-                    Some(id) => self.id_cookie(id, origin.expires_at, now),
-                    None => {
-                        let record = Record {
-                            data: transfer.take(values),
-                            created_at: origin.created_at,
-                            last_seen: origin.last_seen,
-                            expires_at: origin.expires_at,
-                            version: origin.version,
-                        };
-                        self.inline_cookie(&record, now)?
-                    }
-                };
-                return Ok(Plan {
-                    store: StoreOp::None,
-                    cookie: CookieOp::Set(cookie),
-                });
+                return self.reissue(origin, values, now, transfer);
             }
             return Ok(noop());
         }
+        self.plan_no_continuation(state, now, transfer)
+    }
 
-        // No session continues. One may end (destroyed or expired), and new
-        // data starts a new one.
+    /// [`plan`](Self::plan) for an unchanged session found under a previous
+    /// key: its cookie is sent again under the current one. Out of line,
+    /// as are the other rare outcomes, so that the common ones (a read, a
+    /// write) run through few cache lines of code.
+    #[cold]
+    #[inline(never)]
+    fn reissue(
+        &self,
+        origin: &Origin,
+        values: &mut crate::Data,
+        now: Timestamp,
+        transfer: Transfer,
+    ) -> Result<Plan, SessionError> {
+        let cookie = match &origin.id {
+            Some(id) => self.id_cookie(id, origin.expires_at, now),
+            None => {
+                let record = Record {
+                    data: transfer.take(values),
+                    created_at: origin.created_at,
+                    last_seen: origin.last_seen,
+                    expires_at: origin.expires_at,
+                    version: origin.version,
+                };
+                self.inline_cookie(&record, now)?
+            }
+        };
+        Ok(Plan {
+            store: StoreOp::None,
+            cookie: CookieOp::Set(cookie),
+        })
+    }
+
+    /// A plan that puts `record` in the cookie (cookie-store mode).
+    #[cold]
+    #[inline(never)]
+    fn inline_plan(&self, record: &Record, now: Timestamp) -> Result<Plan, SessionError> {
+        Ok(Plan {
+            cookie: CookieOp::Set(self.inline_cookie(record, now)?),
+            store: StoreOp::None,
+        })
+    }
+
+    /// [`new_session`](Self::new_session) for a rare caller (regeneration).
+    #[cold]
+    #[inline(never)]
+    fn new_session_cold(
+        &self,
+        record: Record,
+        old: Option<StoreKey>,
+        now: Timestamp,
+    ) -> Result<Plan, SessionError> {
+        self.new_session(record, old, now)
+    }
+
+    /// [`plan`](Self::plan) when no session continues: one may end
+    /// (destroyed or expired), and new data starts a new one.
+    #[inline]
+    fn plan_no_continuation(
+        &self,
+        state: &mut State,
+        now: Timestamp,
+        transfer: Transfer,
+    ) -> Result<Plan, SessionError> {
+        let config = &self.inner.config;
+        let State {
+            origin,
+            expired,
+            data: values,
+            destroyed,
+            ..
+        } = state;
         let (ended, old_key) = match (&*origin, *expired) {
             (Some(origin), _) if *destroyed => (true, origin.key),
             (_, Some(key)) => (true, key),
@@ -1157,6 +1212,18 @@ fn noop() -> Plan {
     }
 }
 
+/// `d` in milliseconds, rounded up: a whole number of milliseconds `n` is
+/// at least `d` exactly when `n >= ceil_ms(d)`.
+fn ceil_ms(d: time::Duration) -> i128 {
+    let nanos = d.whole_nanoseconds();
+    let floor = nanos.div_euclid(1_000_000);
+    if nanos.rem_euclid(1_000_000) == 0 {
+        floor
+    } else {
+        floor + 1
+    }
+}
+
 /// The session cookie with every attribute but `Max-Age`.
 fn base_cookie(config: &SessionConfig, value: String) -> Cookie<'static> {
     let mut cookie = Cookie::new(config.name.clone(), value);
@@ -1174,6 +1241,28 @@ fn base_cookie(config: &SessionConfig, value: String) -> Cookie<'static> {
 mod tests {
     use super::*;
     use crate::{Key, KeyRing};
+
+    /// The touch check compares whole milliseconds with the interval
+    /// rounded up: the same answer as comparing the durations themselves.
+    #[test]
+    fn ceil_ms_answers_as_the_durations_do() {
+        use time::Duration;
+        assert_eq!(ceil_ms(Duration::ZERO), 0);
+        assert_eq!(ceil_ms(Duration::milliseconds(2)), 2);
+        assert_eq!(ceil_ms(Duration::microseconds(1_500)), 2);
+        assert_eq!(ceil_ms(Duration::microseconds(-1_500)), -1);
+        assert_eq!(ceil_ms(Duration::seconds(60)), 60_000);
+        for after_us in [-2_001, -2_000, -1, 0, 1, 999, 1_000, 1_001, 59_999_999] {
+            let after = Duration::microseconds(after_us);
+            for ms in -3..62_000i64 {
+                assert_eq!(
+                    i128::from(ms) >= ceil_ms(after),
+                    Duration::milliseconds(ms) >= after,
+                    "{ms} ms against {after}"
+                );
+            }
+        }
+    }
 
     /// The id of the first session cookie `header` carries.
     fn read_id(engine: &Engine, header: &str) -> Option<SessionId> {

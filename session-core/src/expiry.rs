@@ -1,5 +1,7 @@
 //! Idle timeout and absolute lifetime, enforced together.
 
+use std::fmt;
+
 use time::Duration;
 
 use crate::Timestamp;
@@ -29,19 +31,29 @@ use crate::Timestamp;
 ///     Some(datetime!(2026-01-02 0:00 UTC).into())
 /// );
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Expiry {
     idle: Option<Duration>,
     absolute: Option<Duration>,
+    /// The limits in whole milliseconds, the unit of the arithmetic,
+    /// converted once: every request computes a deadline.
+    idle_ms: Option<i128>,
+    absolute_ms: Option<i128>,
+}
+
+impl fmt::Debug for Expiry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Expiry")
+            .field("idle", &self.idle)
+            .field("absolute", &self.absolute)
+            .finish()
+    }
 }
 
 impl Default for Expiry {
     /// One hour idle, one day absolute: the demo contract's defaults.
     fn default() -> Self {
-        Self {
-            idle: Some(Duration::hours(1)),
-            absolute: Some(Duration::days(1)),
-        }
+        Self::new(Some(Duration::hours(1)), Some(Duration::days(1)))
     }
 }
 
@@ -49,7 +61,12 @@ impl Expiry {
     /// Both limits; `None` means no such limit.
     #[must_use]
     pub fn new(idle: Option<Duration>, absolute: Option<Duration>) -> Self {
-        Self { idle, absolute }
+        Self {
+            idle,
+            absolute,
+            idle_ms: idle.map(|d| d.whole_milliseconds()),
+            absolute_ms: absolute.map(|d| d.whole_milliseconds()),
+        }
     }
 
     /// The idle timeout.
@@ -80,14 +97,14 @@ impl Expiry {
         touched: impl Into<Timestamp>,
     ) -> Option<Timestamp> {
         let (created, touched) = (created.into(), touched.into());
-        match (self.idle, self.absolute) {
+        match (self.idle_ms, self.absolute_ms) {
             // Both measured from `created`: whichever limit comes first.
             (Some(idle), Some(absolute)) => Some(std::cmp::min(
-                touched.saturating_add(idle),
-                created.saturating_add(absolute),
+                touched.saturating_add_ms(idle),
+                created.saturating_add_ms(absolute),
             )),
-            (None, Some(absolute)) => Some(created.saturating_add(absolute)),
-            (Some(idle), None) => Some(touched.saturating_add(idle)),
+            (None, Some(absolute)) => Some(created.saturating_add_ms(absolute)),
+            (Some(idle), None) => Some(touched.saturating_add_ms(idle)),
             (None, None) => None,
         }
     }

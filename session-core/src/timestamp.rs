@@ -74,7 +74,13 @@ impl Timestamp {
     /// `self + by`, saturating at the ends of the range.
     #[must_use]
     pub fn saturating_add(self, by: Duration) -> Self {
-        Self(clamp(i128::from(self.0) + by.whole_milliseconds()))
+        self.saturating_add_ms(by.whole_milliseconds())
+    }
+
+    /// [`saturating_add`](Self::saturating_add) of a duration already in
+    /// whole milliseconds.
+    pub(crate) fn saturating_add_ms(self, ms: i128) -> Self {
+        Self(clamp(i128::from(self.0) + ms))
     }
 
     /// `self - by`, saturating at the ends of the range.
