@@ -450,21 +450,38 @@ impl Engine {
             _ => None,
         };
         let store = immediate.as_ref().map(Immediate::store);
-        for candidate in incoming.first.into_iter().chain(incoming.more) {
-            let record = match (&candidate, store) {
-                (Candidate::Inline { .. }, _) => None,
-                (Candidate::Id { key, .. }, Some(store)) => match store.load_now(key) {
-                    Ok(record) => record,
-                    Err(error) => return LoadNow::Failed(error),
-                },
-                // An id cookie in cookie-store mode: nothing to look it up in.
-                (Candidate::Id { .. }, None) => break,
-            };
-            if let Some(found) = Self::found(candidate, record) {
-                return LoadNow::Done(found);
+        let Incoming { first, more } = incoming;
+        // The first cookie, then (rarely) the others: no chained iterator
+        // to set up and drop on every request.
+        let Some(first) = first else {
+            return LoadNow::Done(Loaded::default());
+        };
+        if let Some(done) = Self::load_candidate(first, store) {
+            return done;
+        }
+        for candidate in more {
+            if let Some(done) = Self::load_candidate(candidate, store) {
+                return done;
             }
         }
         LoadNow::Done(Loaded::default())
+    }
+
+    /// Looks `candidate` up: `Some` with the answer when it is the session
+    /// (or the store failed, or there is nothing to look ids up in), `None`
+    /// to try the next cookie.
+    #[inline]
+    fn load_candidate(candidate: Candidate, store: Option<&dyn ImmediateStore>) -> Option<LoadNow> {
+        let record = match (&candidate, store) {
+            (Candidate::Inline { .. }, _) => None,
+            (Candidate::Id { key, .. }, Some(store)) => match store.load_now(key) {
+                Ok(record) => record,
+                Err(error) => return Some(LoadNow::Failed(error)),
+            },
+            // An id cookie in cookie-store mode: nothing to look it up in.
+            (Candidate::Id { .. }, None) => return Some(LoadNow::Done(Loaded::default())),
+        };
+        Self::found(candidate, record).map(LoadNow::Done)
     }
 
     /// The session of `candidate`, given the record its id loaded (unused
