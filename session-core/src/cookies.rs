@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cookie::Cookie;
@@ -287,7 +288,8 @@ impl Cookies {
     }
 }
 
-/// The values of the cookies named `name` in one `Cookie` header, in order.
+/// Calls `f` with the value of each cookie named `name` in one `Cookie`
+/// header, in order, until `f` breaks (and then breaks too).
 ///
 /// Splits at `;` and trims whitespace around names and values like the
 /// `cookie` crate's `split_parse` (without percent-decoding), but looks only
@@ -298,36 +300,50 @@ impl Cookies {
 /// `cookie` crate also trims `\x0B` and Unicode spaces such as U+00A0), so a
 /// session cookie padded with those is not found. Browsers never send such
 /// padding, and our values never verify with it.
-pub(crate) fn values_named<'h>(
+///
+/// A plain loop with a callback, not an iterator: the engine reads the
+/// session cookie on every request, and the iterator's state machine was
+/// several times the code.
+#[inline]
+pub(crate) fn each_value_named<'h>(
     header: &'h [u8],
-    name: &'h [u8],
-) -> impl Iterator<Item = &'h [u8]> + 'h {
-    // `memchr` rather than a byte loop: a session cookie's value is about
-    // 70 bytes, scanned on every request.
-    let mut rest = Some(header);
-    std::iter::from_fn(move || {
-        while let Some(text) = rest {
-            let piece = match memchr::memchr(b';', text) {
-                Some(at) => {
-                    rest = Some(&text[at + 1..]);
-                    &text[..at]
-                }
-                None => {
-                    rest = None;
-                    text
-                }
-            };
-            // The `=` ends the name, a few bytes in: a plain loop finds it
-            // sooner than `memchr`'s set-up.
-            let Some(eq) = piece.iter().position(|&b| b == b'=') else {
-                continue;
-            };
-            if !name.is_empty() && piece[..eq].trim_ascii() == name {
-                return Some(piece[eq + 1..].trim_ascii());
+    name: &[u8],
+    mut f: impl FnMut(&'h [u8]) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    if name.is_empty() {
+        return ControlFlow::Continue(());
+    }
+    let mut rest = header;
+    loop {
+        // `memchr` rather than a byte loop: a session cookie's value is
+        // about 70 bytes, scanned on every request.
+        let (piece, next) = match memchr::memchr(b';', rest) {
+            Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+            None => (rest, None),
+        };
+        // The `=` ends the name, a few bytes in: a plain loop finds it
+        // sooner than `memchr`'s set-up.
+        if let Some(eq) = piece.iter().position(|&b| b == b'=') {
+            if piece[..eq].trim_ascii() == name {
+                f(piece[eq + 1..].trim_ascii())?;
             }
         }
-        None
-    })
+        match next {
+            Some(next) => rest = next,
+            None => return ControlFlow::Continue(()),
+        }
+    }
+}
+
+/// The values [`each_value_named`] finds, collected.
+#[cfg(test)]
+pub(crate) fn values_named<'h>(header: &'h [u8], name: &[u8]) -> Vec<&'h [u8]> {
+    let mut found = Vec::new();
+    let _ = each_value_named(header, name, |value| {
+        found.push(value);
+        ControlFlow::Continue(())
+    });
+    found
 }
 
 /// RFC 6265 `cookie-octet`.
@@ -351,6 +367,7 @@ mod tests {
 
     fn named<'h>(header: &'h str, name: &'h str) -> Vec<&'h str> {
         values_named(header.as_bytes(), name.as_bytes())
+            .into_iter()
             .map(|v| std::str::from_utf8(v).unwrap())
             .collect()
     }
@@ -385,7 +402,7 @@ mod tests {
     #[test]
     fn values_named_is_not_thrown_off_by_bytes_that_are_not_utf8() {
         let header = b"junk=\xff\xfe; id=s1.abc";
-        let found: Vec<&[u8]> = values_named(header, b"id").collect();
+        let found: Vec<&[u8]> = values_named(header, b"id");
         assert_eq!(found, [b"s1.abc".as_slice()]);
     }
 

@@ -1,5 +1,6 @@
 //! The engine: `read`, `load`, `open`, `finish`, `commit`.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -307,17 +308,20 @@ impl Engine {
         let mut incoming = Incoming::default();
         let mut seen = 0;
         for header in cookie_headers {
-            for value in crate::cookies::values_named(header.as_ref(), name) {
+            let read = crate::cookies::each_value_named(header.as_ref(), name, |value| {
                 seen += 1;
                 if seen > MAX_SESSION_COOKIES {
                     trace::too_many_cookies(seen);
-                    return incoming;
+                    return ControlFlow::Break(());
                 }
-                let verified = self.verify(value);
-                match verified {
+                match self.verify(value) {
                     Ok(candidate) => incoming.push(candidate),
                     Err(reason) => trace::rejected(&reason),
                 }
+                ControlFlow::Continue(())
+            });
+            if read.is_break() {
+                break;
             }
         }
         incoming
