@@ -389,6 +389,21 @@ impl Session {
         T: Serialize + DeserializeOwned,
         F: Fn(Option<T>) -> T + Send + Sync + 'static,
     {
+        let mut state = self.lock();
+        let found = state.data.find(key);
+        // Called here directly, so that its value is returned as it is
+        // (not read back from JSON); the erased copy below replays it on a
+        // conflict.
+        let old = state
+            .data
+            .at(found)
+            .map(|v| T::deserialize(v).map_err(|source| deser(key, source)))
+            .transpose()?;
+        let typed = f(old);
+        let new = serde_json::to_value(&typed).map_err(|source| SessionError::Serialize {
+            key: key.to_owned(),
+            source,
+        })?;
         let erased = SharedFn::new(move |key: &str, old: Option<&Value>| {
             let old = old
                 .map(|v| T::deserialize(v).map_err(|source| deser(key, source)))
@@ -398,10 +413,6 @@ impl Session {
                 source,
             })
         });
-        let mut state = self.lock();
-        let found = state.data.find(key);
-        let new = erased.call(key, state.data.at(found))?;
-        let typed = T::deserialize(&new).map_err(|source| deser(key, source))?;
         state.data.put(found, key, new);
         state.ops.push(Op::Update(DataKey::new(key), erased));
         Ok(typed)
@@ -453,6 +464,33 @@ mod tests {
     use super::*;
     use crate::data::DATA_KEY_INLINE;
     use serde_json::json;
+
+    /// `update` calls `f` once, returns its value as it is, stores its
+    /// JSON, and records the change; a current value of another type is
+    /// an error that changes nothing.
+    #[test]
+    fn update_returns_what_f_made_and_stores_it() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        let s = Session::detached();
+        let bump = |n: Option<u64>| {
+            CALLS.fetch_add(1, Ordering::Relaxed);
+            n.unwrap_or(0) + 1
+        };
+        assert_eq!(s.update("n", bump).unwrap(), 1);
+        assert_eq!(s.update("n", bump).unwrap(), 2);
+        assert_eq!(CALLS.load(Ordering::Relaxed), 2);
+        assert_eq!(s.get_value("n"), Some(json!(2)));
+        assert_eq!(s.lock().ops.len(), 2);
+
+        s.insert("name", "alice").unwrap();
+        let err = s
+            .update("name", |n: Option<u64>| n.unwrap_or(0))
+            .unwrap_err();
+        assert!(matches!(err, SessionError::Deserialize { ref key, .. } if key == "name"));
+        assert_eq!(s.get_value("name"), Some(json!("alice")));
+        assert_eq!(s.lock().ops.len(), 3, "the failed update recorded nothing");
+    }
 
     #[test]
     fn wrong_type_is_an_error_naming_the_key() {
