@@ -294,7 +294,7 @@ impl SessionConfig {
     /// verifying again would give; the store is still asked whether the
     /// session exists.
     ///
-    /// Each value has one place in the table, picked by bits of its MAC,
+    /// Each value has one place in the table, picked by a hash of its MAC,
     /// and a newer value that lands there replaces it: the older one is
     /// verified again on its next request, and put back. Raise the capacity
     /// when many more sessions than that are active at once. The table

@@ -88,7 +88,7 @@ struct Entry {
 }
 
 /// A direct-mapped table of recently verified session cookie values: a
-/// value has one place, picked by bits of its MAC (uniformly random for
+/// value has one place, picked by a hash of its MAC (uniformly random for
 /// every value that verified), and a newer value there replaces it.
 pub(crate) struct VerifiedCache {
     /// Allocated when the first value verifies.
@@ -113,7 +113,7 @@ impl VerifiedCache {
     fn entry<'a>(entries: &'a [Entry], mask: usize, value: &IdValue) -> &'a Entry {
         // Truncation is the point: the low bits pick the entry.
         #[allow(clippy::cast_possible_truncation)]
-        let index = value.mac_bits() as usize & mask;
+        let index = value.mac_hash() as usize & mask;
         &entries[index]
     }
 
@@ -250,7 +250,7 @@ mod tests {
     fn a_newer_value_replaces_the_one_in_its_entry() {
         let cache = VerifiedCache::new(64).unwrap();
         let (a, b) = (value(b'a', 0, b'a'), value(b'a', 0, b'b'));
-        assert_eq!(a.mac_bits(), b.mac_bits());
+        assert_eq!(a.mac_hash(), b.mac_hash());
         cache.insert(&a, &verified(1));
         cache.insert(&b, &verified(2));
         assert!(cache.get(&a).is_none());

@@ -147,23 +147,30 @@ impl IdValue {
     /// The value as little-endian words, the last one padded with zeros.
     pub(crate) fn words(&self) -> [u64; ID_VALUE_WORDS] {
         let mut words = [0u64; ID_VALUE_WORDS];
-        for (word, chunk) in words.iter_mut().zip(self.0.chunks(8)) {
-            let mut bytes = [0u8; 8];
-            bytes[..chunk.len()].copy_from_slice(chunk);
-            *word = u64::from_le_bytes(bytes);
+        let mut chunks = self.0.chunks_exact(8);
+        for (word, chunk) in words.iter_mut().zip(&mut chunks) {
+            *word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            words[ID_VALUE_WORDS - 1] = u64::from_le_bytes(last);
         }
         words
     }
 
-    /// The 48 bits of the tag's first eight characters: part of a MAC, so
+    /// A hash of the tag's first eight characters: part of a MAC, so
     /// uniformly random for every value that verified (where the
-    /// verified-cookie cache keeps it).
-    pub(crate) fn mac_bits(&self) -> u64 {
-        self.0[TAG_START..TAG_START + 8]
-            .iter()
-            .fold(0u64, |bits, &c| {
-                bits << 6 | u64::from(super::b64_value(c) & 63)
-            })
+    /// verified-cookie cache keeps it). Each character carries six random
+    /// bits in eight; the multiplication spreads them over the high half,
+    /// which is folded onto the low one.
+    pub(crate) fn mac_hash(&self) -> u64 {
+        let head: [u8; 8] = self.0[TAG_START..TAG_START + 8]
+            .try_into()
+            .expect("eight bytes");
+        let h = u64::from_le_bytes(head).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^ (h >> 32)
     }
 }
 
