@@ -143,11 +143,6 @@ pub(crate) fn b64_decode_array<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
     (seen < 64 && spare_bits_clear).then_some(out)
 }
 
-/// The value of a URL-safe base64 character, or 255 for any other byte.
-pub(crate) fn b64_value(c: u8) -> u8 {
-    B64_VALUES[usize::from(c)]
-}
-
 pub(crate) fn b64_decode(text: &str) -> Result<Vec<u8>, crate::CodecError> {
     B64.decode(text).map_err(|_| crate::CodecError::Base64)
 }
