@@ -122,6 +122,9 @@ pub struct SessionConfig {
 
 /// The default of [`SessionConfig::with_verified_cache`].
 const DEFAULT_VERIFIED_CACHE: usize = 8_192;
+/// The most [`SessionConfig::with_verified_cache`] takes: 2^22 entries, a
+/// table of about 570 MB.
+pub const MAX_VERIFIED_CACHE: usize = 1 << 22;
 
 impl SessionConfig {
     /// The defaults above, with `keys` signing and encrypting.
@@ -297,11 +300,13 @@ impl SessionConfig {
     /// Each value has one place in the table, picked by a hash of its MAC,
     /// and a newer value that lands there replaces it: the older one is
     /// verified again on its next request, and put back. Raise the capacity
-    /// when many more sessions than that are active at once. The table
-    /// takes 136 bytes per entry (about 1.1 MB for the default), allocated
-    /// when the first session cookie verifies. Looking a value up takes no
-    /// lock. Cookie-store sessions are never cached (their cookie changes
-    /// with their data).
+    /// when many more sessions than it are active at once. The table takes
+    /// 136 bytes per entry (about 1.1 MB for the default), allocated whole
+    /// when the first session cookie verifies; at most
+    /// [`MAX_VERIFIED_CACHE`] entries (`Engine::new` refuses more with a
+    /// [`ConfigError::Cookie`](crate::ConfigError::Cookie)). Looking a
+    /// value up takes no lock. Cookie-store sessions are never cached
+    /// (their cookie changes with their data).
     ///
     /// ```
     /// use session_core::{Key, KeyRing, SessionConfig};
@@ -401,6 +406,12 @@ impl SessionConfig {
                 ));
             }
         }
+        if self.verified_cache > MAX_VERIFIED_CACHE {
+            return bad(format!(
+                "the verified-cookie cache holds at most {MAX_VERIFIED_CACHE} entries, not {}",
+                self.verified_cache
+            ));
+        }
         if self.touch_interval.is_some_and(Duration::is_negative) {
             return bad("the touch interval must not be negative".to_owned());
         }
@@ -443,6 +454,17 @@ mod tests {
                 "{name:?}: {err}"
             );
         }
+    }
+
+    /// The table is allocated whole, so a capacity past the maximum is a
+    /// clear error at start-up, not a failed allocation on a request.
+    #[test]
+    fn verified_cache_capacity_has_a_maximum() {
+        let err = Engine::new(config().with_verified_cache(MAX_VERIFIED_CACHE + 1)).unwrap_err();
+        assert!(err.to_string().contains("at most 4194304 entries"), "{err}");
+        assert!(Engine::new(config().with_verified_cache(usize::MAX)).is_err());
+        assert!(Engine::new(config().with_verified_cache(MAX_VERIFIED_CACHE)).is_ok());
+        assert!(Engine::new(config().with_verified_cache(0)).is_ok());
     }
 
     #[test]

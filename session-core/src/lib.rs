@@ -176,7 +176,7 @@ mod timestamp;
 mod verified;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{SameSite, SessionConfig, Storage};
+pub use config::{MAX_VERIFIED_CACHE, SameSite, SessionConfig, Storage};
 pub use cookies::Cookies;
 pub use data::Data;
 pub use engine::{

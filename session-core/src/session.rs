@@ -169,7 +169,8 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // Every method leaves the state consistent before it can panic (the
-        // only user code run under the lock is serde), so a poisoned lock is
+        // only user code run under the lock is serde and an `update`'s
+        // closure, both before anything changes), so a poisoned lock is
         // still usable.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -359,7 +360,8 @@ impl Session {
 
     /// Read-modify-write of one key that loses nothing to concurrent
     /// requests: `f` gets the current value (or `None`) and returns the new
-    /// one, which is stored and returned.
+    /// one, which is returned as `f` made it and stored as its JSON (as
+    /// [`insert`](Self::insert) stores a value).
     ///
     /// If another request of the same session saves first, the engine
     /// calls `f` again on that request's value before saving (a bounded
@@ -490,6 +492,25 @@ mod tests {
         assert!(matches!(err, SessionError::Deserialize { ref key, .. } if key == "name"));
         assert_eq!(s.get_value("name"), Some(json!("alice")));
         assert_eq!(s.lock().ops.len(), 3, "the failed update recorded nothing");
+
+        // A type whose JSON leaves something out: returned as `f` made it,
+        // stored as its JSON.
+        #[derive(serde::Serialize, serde::Deserialize, Default)]
+        struct Counter {
+            n: u64,
+            #[serde(skip)]
+            scratch: u64,
+        }
+        let made = s
+            .update("c", |c: Option<Counter>| {
+                let mut c = c.unwrap_or_default();
+                c.n += 1;
+                c.scratch = 7;
+                c
+            })
+            .unwrap();
+        assert_eq!((made.n, made.scratch), (1, 7));
+        assert_eq!(s.get_value("c"), Some(json!({"n": 1})));
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub(crate) struct Verified {
 /// that matched.
 const ID_WORDS: usize = crate::ID_LEN / 8;
 const KEY_WORDS: usize = 4;
+// Whole words, so that no byte of either is left out.
+const _: () = assert!(crate::ID_LEN % 8 == 0 && KEY_WORDS * 8 == size_of::<StoreKey>());
 const WORDS: usize = ID_VALUE_WORDS + ID_WORDS + KEY_WORDS + 1;
 
 impl Verified {
@@ -90,6 +92,10 @@ struct Entry {
 /// A direct-mapped table of recently verified session cookie values: a
 /// value has one place, picked by a hash of its MAC (uniformly random for
 /// every value that verified), and a newer value there replaces it.
+///
+/// An entry is exactly what verifying its value gave, and always will be:
+/// an engine's keys never change (a new key ring makes a new engine, with
+/// a new cache), so a value's id, store key and matching key are fixed.
 pub(crate) struct VerifiedCache {
     /// Allocated when the first value verifies.
     entries: OnceLock<Box<[Entry]>>,
@@ -130,7 +136,9 @@ impl VerifiedCache {
         // saw a write that began after `seq` was read, the check sees that
         // write's odd number (or a later one).
         fence(Ordering::Acquire);
-        if seq % 2 == 1 || entry.seq.load(Ordering::Relaxed) != seq {
+        // 0: never written (its zero words are no value that verified);
+        // odd: being written.
+        if seq == 0 || seq % 2 == 1 || entry.seq.load(Ordering::Relaxed) != seq {
             return None;
         }
         // All the value's words, without a branch, then one constant-time
@@ -232,6 +240,24 @@ mod tests {
         for at in [0, 3, 25, 34, 68] {
             assert!(cache.get(&value(b'a', at, b'b')).is_none(), "{at}");
         }
+    }
+
+    /// An entry nobody wrote holds zeros: a value of zero bytes (which
+    /// lands on it) must not read as verified.
+    #[test]
+    fn an_entry_never_written_is_a_miss() {
+        let cache = VerifiedCache::new(64).unwrap();
+        let zeros = IdValue::new(&[0; 69]).unwrap();
+        assert_eq!(zeros.words(), [0; ID_VALUE_WORDS]);
+        // The table exists once something verified, elsewhere.
+        let a = value(b'a', 0, b'a');
+        assert_ne!(
+            a.mac_hash() as usize & cache.mask,
+            zeros.mac_hash() as usize & cache.mask
+        );
+        cache.insert(&a, &verified(1));
+        assert!(cache.get(&zeros).is_none());
+        assert_is(cache.get(&a), 1);
     }
 
     #[test]
