@@ -732,7 +732,7 @@ impl Engine {
         let config = &self.inner.config;
         let State {
             origin,
-            expired: _,
+            expired,
             data: values,
             ops,
             regenerate,
@@ -814,7 +814,26 @@ impl Engine {
             }
             return Ok(noop());
         }
-        self.plan_no_continuation(state, now, transfer)
+
+        // No session continues. One may end (destroyed or expired), and new
+        // data starts a new one.
+        let (ended, old_key) = match (&*origin, *expired) {
+            (Some(origin), _) if *destroyed => (true, origin.key),
+            (_, Some(key)) => (true, key),
+            _ => (false, None),
+        };
+        if !values.is_empty() {
+            let mut record = Record::new(now, config.expiry.deadline(now, now));
+            record.data = transfer.take(values);
+            return self.new_session(record, old_key, now);
+        }
+        if ended {
+            return Ok(Plan {
+                store: old_key.map_or(StoreOp::None, |key| StoreOp::Delete { key }),
+                cookie: CookieOp::Clear(self.removal_cookie()),
+            });
+        }
+        Ok(noop())
     }
 
     /// [`plan`](Self::plan) for an unchanged session found under a previous
@@ -869,42 +888,6 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Plan, SessionError> {
         self.new_session(record, old, now)
-    }
-
-    /// [`plan`](Self::plan) when no session continues: one may end
-    /// (destroyed or expired), and new data starts a new one.
-    #[inline]
-    fn plan_no_continuation(
-        &self,
-        state: &mut State,
-        now: Timestamp,
-        transfer: Transfer,
-    ) -> Result<Plan, SessionError> {
-        let config = &self.inner.config;
-        let State {
-            origin,
-            expired,
-            data: values,
-            destroyed,
-            ..
-        } = state;
-        let (ended, old_key) = match (&*origin, *expired) {
-            (Some(origin), _) if *destroyed => (true, origin.key),
-            (_, Some(key)) => (true, key),
-            _ => (false, None),
-        };
-        if !values.is_empty() {
-            let mut record = Record::new(now, config.expiry.deadline(now, now));
-            record.data = transfer.take(values);
-            return self.new_session(record, old_key, now);
-        }
-        if ended {
-            return Ok(Plan {
-                store: old_key.map_or(StoreOp::None, |key| StoreOp::Delete { key }),
-                cookie: CookieOp::Clear(self.removal_cookie()),
-            });
-        }
-        Ok(noop())
     }
 
     fn new_session(
