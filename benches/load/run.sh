@@ -566,6 +566,42 @@ SUMMARY=$OUT_DIR/summary.md
             name, c, n, rps, p99, cpu, base, ratio, delta, pdelta, mdelta, du, ds, wake, non2xx, rt, tot, bd, rcpu }'
     done
   done
+  # Against the calibration, when the run has one: `spin-N` is its baseline
+  # plus N ns of pure computation per request, so its paired Δ reads N ns
+  # when the harness charges a microsecond as a microsecond. Each server
+  # sharing that baseline is shown again with its paired Δ scaled by what
+  # the calibration should read over what it read, case by case. A lens
+  # beside the table, not instead of it: the targets are read on the table.
+  cal=""
+  for entry in "${RUN[@]}"; do
+    IFS='|' read -r name _ _ baseline <<<"$entry"
+    if [[ $name =~ ^spin-([0-9]+)$ ]]; then
+      cal=$name cal_ns=${BASH_REMATCH[1]} cal_base=${baseline:-$BASELINE}
+      break
+    fi
+  done
+  if [[ -n $cal ]]; then
+    echo
+    echo "Against the calibration: $cal reads +$(awk -v n="$cal_ns" 'BEGIN { printf "%.2f", n / 1000 }') µs when the harness is exact; each paired Δ scaled by that over what $cal read in the case."
+    echo
+    echo "| server | case | Δ µs paired | $cal's Δ µs paired | Δ µs at the calibration |"
+    echo "| --- | --- | --- | --- | --- |"
+    for case in "${CASE_LIST[@]}"; do
+      ((cal_n = $(nrounds "$cal" "$case"))) || true
+      ((cal_n > 0)) || continue
+      cal_delta=$(paired_delta "$cal" "$cal_base" "$case")
+      for entry in "${RUN[@]}"; do
+        IFS='|' read -r name _ _ baseline <<<"$entry"
+        [[ ${baseline:-$BASELINE} == "$cal_base" && $name != "$cal_base" && $name != "$cal" ]] || continue
+        (($(nrounds "$name" "$case") > 0)) || continue
+        awk -v name="$name" -v c="$case" -v p="$(paired_delta "$name" "$cal_base" "$case")" \
+          -v k="$cal_delta" -v ns="$cal_ns" 'BEGIN {
+            scaled = (p == "nan" || k == "nan" || k < 0.2 * ns / 1000) ? "n/a" : sprintf("%+.2f", p * ns / 1000 / k)
+            printf "| %s | %s | %s | %s | %s |\n", name, c, (p == "nan" ? "n/a" : sprintf("%+.2f", p)),
+              (k == "nan" ? "n/a" : sprintf("%+.2f", k)), scaled }'
+      done
+    done
+  fi
 } >"$SUMMARY"
 echo
 cat "$SUMMARY"
