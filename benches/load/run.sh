@@ -116,6 +116,10 @@ SERVERS=(
   # on every request, as the session servers' cases do.
   "cookie-0|bare-axum|BENCH_COOKIE=$FAKE_ID|bare-axum"
   "cookie-1000|bare-axum|BENCH_SPIN_NS=1000 BENCH_COOKIE=$FAKE_ID|bare-axum"
+  # Bare axum doing our demo's handler work (format!, axum::Json) without a
+  # session, with our cookie replayed: what a session server's Δ µs holds
+  # besides the library (run only when named in ONLY).
+  "handler-0|bare-axum|BENCH_HANDLER=demo BENCH_COOKIE=$FAKE_ID|bare-axum"
   "tower-sessions-signed|peer-tower-sessions|SESSION_SECRET=$SECRET|bare-axum"
   # The peer with an unsigned id cookie, as perf-anchors.md measured it
   # (run only when named in ONLY).
@@ -280,7 +284,7 @@ NEED_REDIS=0
 for entry in "${SERVERS[@]}"; do
   IFS='|' read -r name cmd envs _ <<<"$entry"
   if [[ -n ${ONLY:-} && ",$ONLY," != *",$name,"* ]]; then continue; fi
-  if [[ $name == spin-* || $name == cookie-* || $name == tower-sessions-plain ]] \
+  if [[ $name == spin-* || $name == cookie-* || $name == handler-* || $name == tower-sessions-plain ]] \
     && [[ ",${ONLY:-}," != *",$name,"* ]]; then continue; fi
   full=$(resolve_cmd "$cmd")
   bin=${full%% *}
@@ -398,7 +402,7 @@ run_one() { # round name cmd envs baseline case
     cookie=$(curl -sS -D - -o /dev/null "$base/views" | tr -d '\r' \
       | awk 'tolower($1) == "set-cookie:" { sub(/^[^:]*:[ ]*/, ""); split($0, a, ";"); print a[1]; exit }')
     # (The bare servers set no cookie.)
-    if [[ -z $cookie && $name != "$baseline" && $name != bare-* && $name != spin-* && $name != cookie-* ]]; then
+    if [[ -z $cookie && $name != "$baseline" && $name != bare-* && $name != spin-* && $name != cookie-* && $name != handler-* ]]; then
       warn "$name: no Set-Cookie on the first GET /views"
     fi
   fi

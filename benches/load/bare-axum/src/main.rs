@@ -19,6 +19,13 @@
 //! `Set-Cookie: id=<BENCH_COOKIE>`, so `run.sh` replays a cookie of that
 //! size on every request, as it does for a session library: the calibration
 //! then has the same request bytes as the library it is read against.
+//!
+//! `BENCH_HANDLER=demo` (not for the baseline itself): `GET /views` and
+//! `GET /get` do the work of our demo's handlers, without a session:
+//! `/views` formats `Views: N` with `format!` from a counter of its own, and
+//! `/get` serializes its reply through `axum::Json`, as the demo does. A
+//! calibration server: the part of a session server's Δ µs that its
+//! handlers' own work costs, where the baseline answers constants.
 
 use axum::{
     Router,
@@ -40,15 +47,72 @@ fn json(body: &'static str) -> impl IntoResponse {
     (JSON, body)
 }
 
-/// `GET /views`: `Views: 1`, with the `BENCH_COOKIE` cookie when one is set.
+/// `GET /views`: `Views: 1` (with `BENCH_HANDLER=demo`, `Views: N` from a
+/// counter, formatted as the demo does), with the `BENCH_COOKIE` cookie when
+/// one is set.
 async fn views() -> axum::response::Response {
-    let mut response = text("Views: 1").into_response();
+    let mut response = if demo_handlers() {
+        spin();
+        // One worker thread: a plain counter, no atomic instruction.
+        let views = VIEWS.with(|views| {
+            views.set(views.get() + 1);
+            views.get()
+        });
+        format!("Views: {views}").into_response()
+    } else {
+        text("Views: 1").into_response()
+    };
     if let Some(Some(cookie)) = COOKIE.get() {
         response
             .headers_mut()
             .insert(axum::http::header::SET_COOKIE, cookie.clone());
     }
     response
+}
+
+thread_local! {
+    /// `GET /views`'s counter with `BENCH_HANDLER=demo`.
+    static VIEWS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// `GET /get`: `{"user":"No user set"}` (with `BENCH_HANDLER=demo`,
+/// serialized through `axum::Json` as the demo does).
+async fn get_user() -> axum::response::Response {
+    if demo_handlers() {
+        spin();
+        axum::Json(UserReply {
+            user: std::borrow::Cow::Borrowed("No user set"),
+        })
+        .into_response()
+    } else {
+        json(r#"{"user":"No user set"}"#).into_response()
+    }
+}
+
+/// The body of `GET /get`, as the demo declares it.
+#[derive(serde::Serialize)]
+struct UserReply {
+    user: std::borrow::Cow<'static, str>,
+}
+
+/// Whether `BENCH_HANDLER=demo` is set (read at start-up).
+fn demo_handlers() -> bool {
+    DEMO_HANDLERS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static DEMO_HANDLERS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Reads `BENCH_HANDLER` into `DEMO_HANDLERS`; exits with a message on an
+/// unknown value.
+fn read_handler() {
+    match std::env::var("BENCH_HANDLER").as_deref() {
+        Err(_) | Ok("constant") => {}
+        Ok("demo") => DEMO_HANDLERS.store(true, std::sync::atomic::Ordering::Relaxed),
+        Ok(other) => {
+            eprintln!("BENCH_HANDLER: expected demo or constant, got {other:?}");
+            std::process::exit(2)
+        }
+    }
 }
 
 /// The `Set-Cookie` of `GET /views`, from `BENCH_COOKIE` (set at start-up).
@@ -123,7 +187,7 @@ fn app() -> Router {
             "/set",
             axum::routing::post(|| async { text("Session set") }),
         )
-        .route("/get", get(|| async { json(r#"{"user":"No user set"}"#) }))
+        .route("/get", get(get_user))
         .route("/destroy", get(|| async { text("Session destroyed") }))
         .route(
             "/auth/login",
@@ -170,6 +234,7 @@ fn main() {
     };
     calibrate_spin();
     read_cookie();
+    read_handler();
     runtime().block_on(async move {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
