@@ -278,13 +278,17 @@ resolve_cmd() { # entry command string -> absolute command line
 
 uses_redis() { [[ " $1" == *" REDIS_URL="* ]]; } # env string
 
+# Calibration servers: bare axum with known extra work, run only when named
+# in ONLY, and never expected to set a cookie.
+is_calibration() { [[ $1 == spin-* || $1 == cookie-* || $1 == handler-* ]]; } # name
+
 # Which entries run: the binary must exist (our demo until it is written).
 declare -a RUN=()
 NEED_REDIS=0
 for entry in "${SERVERS[@]}"; do
   IFS='|' read -r name cmd envs _ <<<"$entry"
   if [[ -n ${ONLY:-} && ",$ONLY," != *",$name,"* ]]; then continue; fi
-  if [[ $name == spin-* || $name == cookie-* || $name == handler-* || $name == tower-sessions-plain ]] \
+  if { is_calibration "$name" || [[ $name == tower-sessions-plain ]]; } \
     && [[ ",${ONLY:-}," != *",$name,"* ]]; then continue; fi
   full=$(resolve_cmd "$cmd")
   bin=${full%% *}
@@ -402,7 +406,7 @@ run_one() { # round name cmd envs baseline case
     cookie=$(curl -sS -D - -o /dev/null "$base/views" | tr -d '\r' \
       | awk 'tolower($1) == "set-cookie:" { sub(/^[^:]*:[ ]*/, ""); split($0, a, ";"); print a[1]; exit }')
     # (The bare servers set no cookie.)
-    if [[ -z $cookie && $name != "$baseline" && $name != bare-* && $name != spin-* && $name != cookie-* && $name != handler-* ]]; then
+    if [[ -z $cookie && $name != "$baseline" && $name != bare-* ]] && ! is_calibration "$name"; then
       warn "$name: no Set-Cookie on the first GET /views"
     fi
   fi
