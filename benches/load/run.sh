@@ -38,6 +38,8 @@
 #   BUILD_DEMO=0      do not build our demo from the main workspace
 #   NICE_BUILD=1      run the cargo builds under `nice -n 19` (the benchmark
 #                     itself never runs niced)
+#   (servers named *-wp: the same servers built with whole-program
+#   optimization, into target/whole-program; see the SERVERS list)
 #   OUT_DIR=dir       where raw wrk output, server logs, results.tsv and
 #                     summary.md go (default: a new directory under /tmp)
 #   WRK_BUSY_POLL=1   wrk never sleeps: busy-poll/busy_poll.c (built with cc)
@@ -137,11 +139,21 @@ SERVERS=(
   "ours-axum-redis|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=redis REDIS_URL=$REDIS_URL DEMO_RUNTIME=current_thread|bare-axum"
   "ours-axum-redis-mt|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=redis REDIS_URL=$REDIS_URL TOKIO_WORKER_THREADS=1|bare-axum"
   "tower-sessions-redis|peer-tower-sessions-redis|SESSION_SECRET=$SECRET REDIS_URL=$REDIS_URL|bare-axum"
+  # The same servers built with whole-program optimization (`lto = "fat"`,
+  # `codegen-units = 1`, into target/whole-program of each workspace), each
+  # against bare axum built alike. Run only when named in ONLY; built
+  # (unless SKIP_BUILD=1) when ONLY names one. See "Build profile" in
+  # benches/README.md.
+  "bare-axum-wp|benches/load/target/whole-program/release/bare-axum||bare-axum-wp"
+  "ours-axum-memory-wp|target/whole-program/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=memory DEMO_RUNTIME=current_thread|bare-axum-wp"
+  "tower-sessions-plain-wp|benches/load/target/whole-program/release/peer-tower-sessions|TS_COOKIE=plain|bare-axum-wp"
+  "tower-sessions-signed-wp|benches/load/target/whole-program/release/peer-tower-sessions|SESSION_SECRET=$SECRET|bare-axum-wp"
   # actix-web, against its own baseline.
   "bare-actix|bare-actix||bare-actix"
   "actix-session-redis|peer-actix-redis|SESSION_SECRET=$SECRET REDIS_URL=$REDIS_URL|bare-actix"
 )
 DEMO_BIN=$MAIN/target/release/examples/demo
+DEMO_BIN_WP=$MAIN/target/whole-program/release/examples/demo
 
 # case -> path requested, and whether a session cookie is replayed
 case_path() {
@@ -202,6 +214,23 @@ if [[ ${SKIP_BUILD:-0} != 1 ]]; then
       # Never benchmark a stale binary.
       warn "building the demo failed: it is skipped"
       DEMO_BIN=""
+    fi
+  fi
+  if [[ ,${ONLY:-}, == *-wp,* ]]; then
+    # Whole-program optimization, every server alike: bare axum and the
+    # peers here, our demo in the main workspace.
+    wp() {
+      CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+        CARGO_TARGET_DIR="$1/target/whole-program" build cargo build --release --quiet "${@:2}"
+    }
+    note "building the servers of benches/load with whole-program optimization"
+    (cd "$HERE" && wp "$HERE" --bin bare-axum --bin peer-tower-sessions)
+    if [[ ${BUILD_DEMO:-1} != 0 && -f $MAIN/session-axum/examples/demo.rs ]]; then
+      note "building our demo with whole-program optimization"
+      if ! (cd "$MAIN" && wp "$MAIN" -p session-axum --example demo); then
+        warn "building the demo with whole-program optimization failed: it is skipped"
+        DEMO_BIN_WP=""
+      fi
     fi
   fi
 fi
@@ -281,6 +310,8 @@ uses_redis() { [[ " $1" == *" REDIS_URL="* ]]; } # env string
 # Calibration servers: bare axum with known extra work, run only when named
 # in ONLY, and never expected to set a cookie.
 is_calibration() { [[ $1 == spin-* || $1 == cookie-* || $1 == handler-* ]]; } # name
+# Servers run only when named in ONLY.
+only_when_named() { is_calibration "$1" || [[ $1 == tower-sessions-plain || $1 == *-wp ]]; } # name
 
 # Which entries run: the binary must exist (our demo until it is written).
 declare -a RUN=()
@@ -288,11 +319,11 @@ NEED_REDIS=0
 for entry in "${SERVERS[@]}"; do
   IFS='|' read -r name cmd envs _ <<<"$entry"
   if [[ -n ${ONLY:-} && ",$ONLY," != *",$name,"* ]]; then continue; fi
-  if { is_calibration "$name" || [[ $name == tower-sessions-plain ]]; } \
-    && [[ ",${ONLY:-}," != *",$name,"* ]]; then continue; fi
+  if only_when_named "$name" && [[ ",${ONLY:-}," != *",$name,"* ]]; then continue; fi
   full=$(resolve_cmd "$cmd")
   bin=${full%% *}
-  if [[ $bin == "$MAIN/target/release/examples/demo" && -z $DEMO_BIN ]]; then
+  if [[ ($bin == "$MAIN/target/release/examples/demo" && -z $DEMO_BIN) \
+    || ($bin == "$MAIN/target/whole-program/release/examples/demo" && -z $DEMO_BIN_WP) ]]; then
     note "skipping $name: its build failed"
     continue
   fi
