@@ -27,7 +27,14 @@
 #   CONNECTIONS=32    wrk connections (one wrk thread)
 #   SERVER_CPU=0 WRK_CPU=1   CPUs for taskset
 #   PORT_BASE=3900    first TCP port tried (a new port for every server start)
-#   ONLY=a,b          run only the servers with these names
+#   ONLY=a,b          run only the servers with these names. Some run only
+#                     when named here: the calibration servers (spin-*,
+#                     cookie-*, handler-*), tower-sessions-plain, and the
+#                     whole-program builds (*-wp: the same servers compiled
+#                     with lto = "fat" and codegen-units = 1 into
+#                     target/whole-program of each workspace; naming one
+#                     builds them all first, a few minutes, unless
+#                     SKIP_BUILD=1; name bare-axum-wp too, their baseline)
 #   CASES=views-session,views-new,get-session   the cases to run; also
 #                     views-many: /views round-robin over MANY_SESSIONS
 #                     (default 256) sessions made before the run
@@ -38,8 +45,6 @@
 #   BUILD_DEMO=0      do not build our demo from the main workspace
 #   NICE_BUILD=1      run the cargo builds under `nice -n 19` (the benchmark
 #                     itself never runs niced)
-#   (servers named *-wp: the same servers built with whole-program
-#   optimization, into target/whole-program; see the SERVERS list)
 #   OUT_DIR=dir       where raw wrk output, server logs, results.tsv and
 #                     summary.md go (default: a new directory under /tmp)
 #   WRK_BUSY_POLL=1   wrk never sleeps: busy-poll/busy_poll.c (built with cc)
@@ -328,7 +333,11 @@ for entry in "${SERVERS[@]}"; do
     continue
   fi
   if [[ ! -x $bin ]]; then
-    note "skipping $name: $bin does not exist yet (build it with: cd $MAIN && cargo build --release -p session-axum --example demo)"
+    if [[ $name == *-wp ]]; then
+      note "skipping $name: $bin does not exist yet (run without SKIP_BUILD=1 to build it)"
+    else
+      note "skipping $name: $bin does not exist yet (build it with: cd $MAIN && cargo build --release -p session-axum --example demo)"
+    fi
     continue
   fi
   if uses_redis "$envs"; then
@@ -345,6 +354,14 @@ for entry in "${SERVERS[@]}"; do
   RUN+=("$entry")
 done
 ((${#RUN[@]} > 0)) || { warn "no server to run"; exit 1; }
+# A server whose baseline does not run gets no ratio and no Δ µs.
+for entry in "${RUN[@]}"; do
+  IFS='|' read -r name _ _ baseline <<<"$entry"
+  baseline=${baseline:-$BASELINE}
+  running=0
+  for other in "${RUN[@]}"; do [[ ${other%%|*} == "$baseline" ]] && running=1; done
+  ((running)) || warn "$name's baseline, $baseline, does not run (add it to ONLY): its Δ µs will read n/a"
+done
 
 if ((NEED_REDIS)); then
   # No persistence; pinned to the wrk CPU, so Redis runs on the other core
