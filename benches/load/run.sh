@@ -157,8 +157,6 @@ SERVERS=(
   "bare-actix|bare-actix||bare-actix"
   "actix-session-redis|peer-actix-redis|SESSION_SECRET=$SECRET REDIS_URL=$REDIS_URL|bare-actix"
 )
-DEMO_BIN=$MAIN/target/release/examples/demo
-DEMO_BIN_WP=$MAIN/target/whole-program/release/examples/demo
 
 # case -> path requested, and whether a session cookie is replayed
 case_path() {
@@ -210,34 +208,37 @@ fi
 build() {
   if [[ ${NICE_BUILD:-0} == 1 ]]; then nice -n 19 "$@"; else "$@"; fi
 }
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-  note "building the servers of benches/load (release)"
-  (cd "$HERE" && build cargo build --release --quiet)
+# Binaries whose build failed, space-separated: never benchmark a stale one.
+FAILED_BINS=" "
+# build_servers [wp]: the servers of benches/load, then our demo; with wp,
+# the ones the *-wp entries use, with whole-program optimization, into
+# target/whole-program of each workspace.
+build_servers() {
+  local -a load_env=() main_env=() bins=()
+  local dir=release what=""
+  if [[ ${1:-} == wp ]]; then
+    local profile="CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1"
+    read -ra load_env <<<"$profile"
+    read -ra main_env <<<"$profile"
+    load_env+=("CARGO_TARGET_DIR=$HERE/target/whole-program")
+    main_env+=("CARGO_TARGET_DIR=$MAIN/target/whole-program")
+    bins=(--bin bare-axum --bin peer-tower-sessions)
+    dir=whole-program/release what=" with whole-program optimization"
+  fi
+  note "building the servers of benches/load (release$what)"
+  (cd "$HERE" && build env "${load_env[@]}" cargo build --release --quiet "${bins[@]}")
   if [[ ${BUILD_DEMO:-1} != 0 && -f $MAIN/session-axum/examples/demo.rs ]]; then
-    note "building our demo (cargo build --release -p session-axum --example demo)"
-    if ! (cd "$MAIN" && build cargo build --release --quiet -p session-axum --example demo); then
-      # Never benchmark a stale binary.
-      warn "building the demo failed: it is skipped"
-      DEMO_BIN=""
+    note "building our demo (cargo build --release -p session-axum --example demo$what)"
+    if ! (cd "$MAIN" && build env "${main_env[@]}" cargo build --release --quiet -p session-axum --example demo); then
+      warn "building the demo$what failed: it is skipped"
+      FAILED_BINS+="$MAIN/target/$dir/examples/demo "
     fi
   fi
-  if [[ ,${ONLY:-}, == *-wp,* ]]; then
-    # Whole-program optimization, every server alike: bare axum and the
-    # peers here, our demo in the main workspace.
-    wp() {
-      CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
-        CARGO_TARGET_DIR="$1/target/whole-program" build cargo build --release --quiet "${@:2}"
-    }
-    note "building the servers of benches/load with whole-program optimization"
-    (cd "$HERE" && wp "$HERE" --bin bare-axum --bin peer-tower-sessions)
-    if [[ ${BUILD_DEMO:-1} != 0 && -f $MAIN/session-axum/examples/demo.rs ]]; then
-      note "building our demo with whole-program optimization"
-      if ! (cd "$MAIN" && wp "$MAIN" -p session-axum --example demo); then
-        warn "building the demo with whole-program optimization failed: it is skipped"
-        DEMO_BIN_WP=""
-      fi
-    fi
-  fi
+}
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+  build_servers
+  # Every whole-program server alike, when ONLY names one.
+  if [[ ,${ONLY:-}, == *-wp,* ]]; then build_servers wp; fi
 fi
 
 # ---------------------------------------------------------------------------
@@ -327,8 +328,7 @@ for entry in "${SERVERS[@]}"; do
   if only_when_named "$name" && [[ ",${ONLY:-}," != *",$name,"* ]]; then continue; fi
   full=$(resolve_cmd "$cmd")
   bin=${full%% *}
-  if [[ ($bin == "$MAIN/target/release/examples/demo" && -z $DEMO_BIN) \
-    || ($bin == "$MAIN/target/whole-program/release/examples/demo" && -z $DEMO_BIN_WP) ]]; then
+  if [[ $FAILED_BINS == *" $bin "* ]]; then
     note "skipping $name: its build failed"
     continue
   fi
