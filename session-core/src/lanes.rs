@@ -79,6 +79,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Takes a waiting request's entry out of its lane's queue when dropped (a
+/// leader that took it already took it out).
+struct Unqueue<'a> {
+    queue: &'a Mutex<Vec<Arc<Pending>>>,
+    me: &'a Arc<Pending>,
+}
+
+impl Drop for Unqueue<'_> {
+    fn drop(&mut self) {
+        lock(self.queue).retain(|p| !Arc::ptr_eq(p, self.me));
+    }
+}
+
 /// Marks the taken jobs of a group as interrupted if the leader's future is
 /// dropped mid-save (a client that went away): whether the store applied
 /// the save is then unknown, so the other requests must not save again.
@@ -162,7 +175,15 @@ async fn save_queued(
         state: Mutex::new(PendingState::Queued(job)),
     });
     lock(&lane.queue).push(me.clone());
+    // Dropped while still waiting (a client that went away): the entry must
+    // not stay queued, or this lane's queue would never be empty again and
+    // every save in it would take this path for the life of the process.
+    let unqueue = Unqueue {
+        queue: &lane.queue,
+        me: &me,
+    };
     let mut last = lane.gate.lock().await;
+    drop(unqueue);
 
     // A leader before us may already have saved our changes.
     let mine = match std::mem::replace(&mut *lock(&me.state), PendingState::Taken) {
@@ -270,4 +291,48 @@ async fn save_group(
     .await?;
     *last = written.map(|record| (key, record));
     Ok(executed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+    use crate::{MemoryStore, Timestamp};
+
+    fn job() -> Job {
+        Job {
+            record: Record::new(Timestamp::from_unix_ms(0), None),
+            expected_version: 0,
+            changes: Changes::default(),
+        }
+    }
+
+    /// A save that waits for its lane and is then dropped (its client went
+    /// away) leaves no entry behind, so the lane's next save takes the
+    /// direct path again.
+    #[test]
+    fn a_dropped_waiting_save_leaves_its_lane() {
+        let lanes = SaveLanes::new();
+        let store = MemoryStore::new();
+        let key = StoreKey::from_bytes([7; 32]);
+        let lane = lanes.lane(&key);
+        let held = lane.gate.try_lock().expect("a free lane");
+
+        let mut cx = Context::from_waker(Waker::noop());
+        {
+            let mut save = pin!(lanes.save(&store, job(), key, 3));
+            assert!(save.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(lock(&lane.queue).len(), 1, "the save waits in the queue");
+        }
+        assert!(
+            lock(&lane.queue).is_empty(),
+            "the dropped save left its entry"
+        );
+
+        drop(held);
+        let mut save = pin!(lanes.save(&store, job(), key, 3));
+        assert!(matches!(save.as_mut().poll(&mut cx), Poll::Ready(_)));
+    }
 }
