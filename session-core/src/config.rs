@@ -149,7 +149,26 @@ impl SessionConfig {
         }
     }
 
-    /// The session cookie's name.
+    /// The session cookie's name (default `id`).
+    ///
+    /// In production over HTTPS, prefer `__Host-id`: browsers then accept
+    /// the cookie only from this exact host, with `Secure`, `Path=/` and no
+    /// `Domain`, so a page on another subdomain cannot plant a session
+    /// cookie of its own beside yours (the engine takes the first session
+    /// cookie that verifies and loads, see [`Engine::read`](crate::Engine::read)).
+    /// The engine checks a `__Host-` or `__Secure-` name against those
+    /// rules: breaking them is a [`ConfigError::Cookie`], not a cookie
+    /// browsers silently drop.
+    ///
+    /// ```
+    /// use session_core::{Engine, Key, KeyRing, SessionConfig};
+    ///
+    /// let config = SessionConfig::new(KeyRing::new(Key::generate()))
+    ///     .with_cookie_name("__Host-id")
+    ///     .with_secure(true);
+    /// assert!(Engine::new(config.clone()).is_ok());
+    /// assert!(Engine::new(config.with_secure(false)).is_err());
+    /// ```
     #[must_use]
     pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -393,6 +412,26 @@ impl SessionConfig {
                 return bad(format!("domain {domain:?} is not a valid host name"));
             }
         }
+        // Browsers drop a prefixed cookie that breaks its prefix's rules
+        // (RFC 6265bis, "Cookie Name Prefixes"), which would look like
+        // sessions that never stick: say so at start-up instead.
+        let prefix = |p: &str| {
+            self.name
+                .get(..p.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(p))
+        };
+        if (prefix("__Secure-") || prefix("__Host-")) && !self.secure {
+            return bad(format!(
+                "cookie name {:?} needs Secure (browsers drop it otherwise): call with_secure(true)",
+                self.name
+            ));
+        }
+        if prefix("__Host-") && (self.path != "/" || self.domain.is_some()) {
+            return bad(format!(
+                "cookie name {:?} needs Path=/ and no Domain (browsers drop it otherwise)",
+                self.name
+            ));
+        }
         if self.same_site == SameSite::None && !self.secure {
             return bad("SameSite=None requires Secure: call with_secure(true)".to_owned());
         }
@@ -465,6 +504,24 @@ mod tests {
         assert!(Engine::new(config().with_verified_cache(usize::MAX)).is_err());
         assert!(Engine::new(config().with_verified_cache(MAX_VERIFIED_CACHE)).is_ok());
         assert!(Engine::new(config().with_verified_cache(0)).is_ok());
+    }
+
+    #[test]
+    fn prefixed_names_follow_their_prefix_rules() {
+        for name in ["__Secure-id", "__Host-id", "__host-id"] {
+            let err = Engine::new(config().with_cookie_name(name)).unwrap_err();
+            assert!(err.to_string().contains("needs Secure"), "{name}: {err}");
+            assert!(Engine::new(config().with_cookie_name(name).with_secure(true)).is_ok());
+        }
+        let host = config().with_cookie_name("__Host-id").with_secure(true);
+        let err = Engine::new(host.clone().with_path("/app")).unwrap_err();
+        assert!(err.to_string().contains("Path=/ and no Domain"), "{err}");
+        let domain = Some("example.com".to_owned());
+        assert!(Engine::new(host.with_domain(domain.clone())).is_err());
+        let secure = config().with_cookie_name("__Secure-id").with_secure(true);
+        assert!(Engine::new(secure.with_path("/app").with_domain(domain)).is_ok());
+        // Only a prefix counts.
+        assert!(Engine::new(config().with_cookie_name("my__Host-id")).is_ok());
     }
 
     #[test]

@@ -84,8 +84,9 @@ impl EnvSettings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let port = match lookup("PORT") {
             None => 3000,
+            // Digits only: `parse` would also take a leading `+`.
             Some(text) => match text.parse::<u16>() {
-                Ok(port) if port > 0 => port,
+                Ok(port) if port > 0 && text.bytes().all(|b| b.is_ascii_digit()) => port,
                 _ => {
                     return Err(env_err(
                         "PORT",
@@ -194,6 +195,10 @@ fn seconds(
             Ok(n) if n > 0 && text.bytes().all(|b| b.is_ascii_digit()) => {
                 Ok(Duration::seconds(i64::from(n)))
             }
+            Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => Err(env_err(
+                var,
+                format!("expected at most {} seconds, got {text:?}", u32::MAX),
+            )),
             _ => Err(env_err(
                 var,
                 format!("expected a positive whole number of seconds, got {text:?}"),
@@ -282,6 +287,16 @@ mod tests {
                 "SESSION_ABSOLUTE_SECS",
                 "+5",
                 "SESSION_ABSOLUTE_SECS: expected a positive whole number of seconds, got \"+5\"",
+            ),
+            (
+                "SESSION_ABSOLUTE_SECS",
+                "5000000000",
+                "SESSION_ABSOLUTE_SECS: expected at most 4294967295 seconds, got \"5000000000\"",
+            ),
+            (
+                "PORT",
+                "+3000",
+                "PORT: expected a port number from 1 to 65535, got \"+3000\"",
             ),
             (
                 "SESSION_COOKIE_SECURE",

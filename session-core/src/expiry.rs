@@ -98,7 +98,8 @@ impl Expiry {
     ) -> Option<Timestamp> {
         let (created, touched) = (created.into(), touched.into());
         match (self.idle_ms, self.absolute_ms) {
-            // Both measured from `created`: whichever limit comes first.
+            // Idle from `touched`, absolute from `created`: whichever comes
+            // first.
             (Some(idle), Some(absolute)) => Some(std::cmp::min(
                 touched.saturating_add_ms(idle),
                 created.saturating_add_ms(absolute),

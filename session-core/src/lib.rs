@@ -109,9 +109,13 @@
 //!   `Max-Age`.
 //! - **Fixation.** Ids the store does not know are never adopted, and
 //!   [`Session::regenerate`] moves the data to a fresh id at log-in.
-//! - **Bad cookies** (tampered, truncated, oversized, duplicated, not
-//!   UTF-8, garbage) are "no session", never an error page; the reason is a
-//!   [`CodecError`] logged with `tracing` at debug level.
+//! - **Bad cookies** (tampered, truncated, oversized, not UTF-8, garbage)
+//!   are "no session", never an error page; the reason is a [`CodecError`]
+//!   logged with `tracing` at debug level. Of several session cookies (a
+//!   browser may hold more than one, for other paths or domains), the first
+//!   that verifies and loads wins, and more than [`MAX_SESSION_COOKIES`]
+//!   are not looked at. A `__Host-` cookie name keeps other subdomains from
+//!   adding one ([`SessionConfig::with_cookie_name`]).
 //!
 //! # Key rotation
 //!
