@@ -25,7 +25,8 @@
 //!
 //! A store keeps [`Record`](session_core::Record)s under
 //! [`StoreKey`](session_core::StoreKey)s (digests of session ids) and
-//! implements four async operations; the rules are in
+//! implements four async operations (and may override a fifth, `take`,
+//! to do it in one step); the rules are in
 //! [`session_core::store`]. Here is a complete store, a map behind a lock
 //! that decides expiry with the clock it is given, and the line that runs
 //! the whole suite against it. Put it in a test file (`tests/store.rs`) of

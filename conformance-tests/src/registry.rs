@@ -89,6 +89,7 @@ macro_rules! __store_cases {
             save_of_a_missing_record_is_missing_and_writes_nothing: always;
             delete_then_save_of_the_old_version_does_not_resurrect: always;
             delete_of_a_missing_key_is_not_an_error: always;
+            take_removes_the_record_and_returns_it: always;
             expired_record_is_never_returned_as_live: always;
             record_is_live_until_its_exact_deadline: manual_clock "the store expires records on the wall clock, which cannot be stopped one millisecond before a deadline; expired_record_is_never_returned_as_live covers its expiry";
             store_sees_only_digests_of_session_ids: always;

@@ -32,6 +32,8 @@ enum Bug {
     /// The store has an immediate face (`SessionStore::immediate`), and
     /// only that face's `create_now` replaces an existing record.
     ImmediateFaceOverwritesOnCreate,
+    /// `take` returns the record but leaves it stored.
+    TakeKeepsTheRecord,
 }
 
 /// A map store on a clock, with at most one bug.
@@ -165,6 +167,14 @@ impl SessionStore for MapStore {
         self.delete_now(key)
     }
 
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let record = self.load_now(key)?;
+        if self.bug != Bug::TakeKeepsTheRecord {
+            self.delete_now(key)?;
+        }
+        Ok(record)
+    }
+
     fn immediate(&self) -> Option<&dyn ImmediateStore> {
         self.immediate.then_some(self as &dyn ImmediateStore)
     }
@@ -217,6 +227,15 @@ fn store_whose_immediate_face_overwrites_on_create_fails() {
         Bug::ImmediateFaceOverwritesOnCreate,
         "create_never_overwrites",
         cases::create_never_overwrites,
+    );
+}
+
+#[test]
+fn store_whose_take_keeps_the_record_fails() {
+    fails(
+        Bug::TakeKeepsTheRecord,
+        "take_removes_the_record_and_returns_it",
+        cases::take_removes_the_record_and_returns_it,
     );
 }
 

@@ -755,7 +755,11 @@ impl Engine {
                     expires_at: deadline(),
                     version: 0,
                 };
-                return self.new_session_cold(record, origin.key, now);
+                let old = origin.key.map(|key| Old {
+                    key,
+                    carry: Some(Box::new((origin.version, Changes(transfer.take(ops))))),
+                });
+                return self.new_session_cold(record, old, now);
             }
             let touch_due = self.inner.touch_after_ms.is_some_and(|after| {
                 i128::from(now.unix_ms().saturating_sub(origin.last_seen.unix_ms())) >= after
@@ -825,7 +829,8 @@ impl Engine {
         if !values.is_empty() {
             let mut record = Record::new(now, config.expiry.deadline(now, now));
             record.data = transfer.take(values);
-            return self.new_session(record, old_key, now);
+            let old = old_key.map(|key| Old { key, carry: None });
+            return self.new_session(record, old, now);
         }
         if ended {
             return Ok(Plan {
@@ -884,7 +889,7 @@ impl Engine {
     fn new_session_cold(
         &self,
         record: Record,
-        old: Option<StoreKey>,
+        old: Option<Old>,
         now: Timestamp,
     ) -> Result<Plan, SessionError> {
         self.new_session(record, old, now)
@@ -893,7 +898,7 @@ impl Engine {
     fn new_session(
         &self,
         record: Record,
-        old: Option<StoreKey>,
+        old: Option<Old>,
         now: Timestamp,
     ) -> Result<Plan, SessionError> {
         if self.inner.store.is_none() {
@@ -906,7 +911,12 @@ impl Engine {
         let key = id.store_key();
         let cookie = CookieOp::Set(self.id_cookie(&id, record.expires_at, now));
         let store = match old {
-            Some(old) => StoreOp::Replace { old, key, record },
+            Some(Old { key: old, carry }) => StoreOp::Replace {
+                old,
+                key,
+                record,
+                carry,
+            },
             None => StoreOp::Create { key, record },
         };
         Ok(Plan { store, cookie })
@@ -981,7 +991,7 @@ impl Engine {
             (Some(_), None) => return CommitNow::Wait(plan),
         };
         CommitNow::Done(match executed {
-            Executed::SessionGone => Some(self.removal_cookie()),
+            Executed::SessionGone => None,
             _ => plan.cookie.into_header(),
         })
     }
@@ -1023,7 +1033,7 @@ impl Engine {
                 )
                 .await?;
             if executed == Executed::SessionGone {
-                return Ok(Some(self.removal_cookie()));
+                return Ok(None);
             }
         }
         Ok(plan.cookie.into_header())
@@ -1155,6 +1165,13 @@ impl Engine {
         cookie.set_expires(OffsetDateTime::UNIX_EPOCH);
         cookie.to_string()
     }
+}
+
+/// The record a new id replaces, and for a regeneration what carries over
+/// (see [`StoreOp::Replace`]).
+struct Old {
+    key: StoreKey,
+    carry: Option<Box<(u64, Changes)>>,
 }
 
 /// The debug events of the request path, out of line: the code that

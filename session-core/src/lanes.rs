@@ -34,7 +34,7 @@ use crate::{Record, SessionError, StoreKey};
 const LANES: usize = 256;
 
 /// The last record saved in a lane, and its key.
-type LastSaved = Option<(StoreKey, Record)>;
+pub(crate) type LastSaved = Option<(StoreKey, Record)>;
 
 /// What one request asks to save.
 pub(crate) struct Job {
@@ -77,6 +77,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every critical section below is a push, a drain or a swap: nothing
     // can be left half-done by a panic.
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Forgets the last record saved in a held lane if it is `key`'s.
+pub(crate) fn forget_in(last: &mut LastSaved, key: &StoreKey) {
+    if last.as_ref().is_some_and(|(k, _)| k == key) {
+        *last = None;
+    }
 }
 
 /// Takes a waiting request's entry out of its lane's queue when dropped (a
@@ -130,10 +137,12 @@ impl SaveLanes {
 
     /// Forgets the last record saved for `key` (it was deleted).
     pub(crate) async fn forget(&self, key: &StoreKey) {
-        let mut last = self.lane(key).gate.lock().await;
-        if last.as_ref().is_some_and(|(k, _)| k == key) {
-            *last = None;
-        }
+        forget_in(&mut *self.lock(key).await, key);
+    }
+
+    /// Holds `key`'s lane: saves in it wait until the guard is dropped.
+    pub(crate) async fn lock(&self, key: &StoreKey) -> async_lock::MutexGuard<'_, LastSaved> {
+        self.lane(key).gate.lock().await
     }
 
     /// Saves `job` for `key`, grouped with the saves of the same session

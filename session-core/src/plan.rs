@@ -57,6 +57,15 @@ pub enum StoreOp {
     /// A session that changes id (regeneration, or new data after
     /// `destroy`): create the new record first, then delete the old one, so
     /// that a failure never leaves the user with no session at all.
+    ///
+    /// For a regeneration, the old record is removed with
+    /// [`SessionStore::take`], which hands back what it held: when another
+    /// request of the old id saved after this one loaded (a cart filled
+    /// during the log-in), this request's changes are replayed onto that
+    /// newer data and the new record saved again, so the new id carries
+    /// both. A save of the old id after the take finds no record (see
+    /// [`Executed::SessionGone`]). With a store whose `take` is one step
+    /// (the memory store, Redis) nothing can slip between.
     Replace {
         /// The key to delete once the new record is stored.
         old: StoreKey,
@@ -64,6 +73,10 @@ pub enum StoreOp {
         key: StoreKey,
         /// The new record.
         record: Record,
+        /// For a regeneration: the old record's version as this request
+        /// loaded it, and this request's changes, to replay onto a newer
+        /// one. `None` after `destroy` (nothing of the old record is kept).
+        carry: Option<Box<(u64, Changes)>>,
     },
 }
 
@@ -124,9 +137,13 @@ pub enum Executed {
     /// The store operation ran as planned (possibly after merging with
     /// concurrent writers).
     Done,
-    /// The session was deleted (logged out elsewhere, or expired) while this
-    /// request ran: its changes were dropped rather than resurrect it, and
-    /// the cookie should be cleared.
+    /// The session was deleted (logged out elsewhere, given a new id by a
+    /// log-in, or expired) while this request ran: its changes were dropped
+    /// rather than resurrect it, and no session cookie should be sent. Not
+    /// even a removal: the request that deleted the record set the cookie
+    /// the browser should keep (cleared at logout, a new id at log-in), and
+    /// a removal arriving after it would undo a concurrent log-in. A cookie
+    /// naming a deleted record reads as no session.
     SessionGone,
 }
 
@@ -178,9 +195,29 @@ impl Plan {
             StoreOp::None => {}
             StoreOp::Create { key, record } => store.create_now(&key, &record)?,
             StoreOp::Delete { key } => store.delete_now(&key)?,
-            StoreOp::Replace { old, key, record } => {
+            StoreOp::Replace {
+                old,
+                key,
+                record,
+                carry,
+            } => {
                 store.create_now(&key, &record)?;
-                store.delete_now(&old)?;
+                match carry.as_deref() {
+                    Some(carry) => {
+                        let old = store.take_now(&old)?;
+                        if let Some(merged) = carry_over(old, carry, &record)? {
+                            return save_now(
+                                store,
+                                key,
+                                merged,
+                                record.version,
+                                &carry.1,
+                                max_conflict_retries,
+                            );
+                        }
+                    }
+                    None => store.delete_now(&old)?,
+                }
             }
             StoreOp::Save {
                 key,
@@ -216,11 +253,42 @@ impl Plan {
                     saves.forget(&key).await;
                 }
             }
-            StoreOp::Replace { old, key, record } => {
+            StoreOp::Replace {
+                old,
+                key,
+                record,
+                carry,
+            } => {
                 store.create(&key, &record).await?;
-                store.delete(&old).await?;
-                if let Some(saves) = saves {
-                    saves.forget(&old).await;
+                let Some(carry) = carry.as_deref() else {
+                    store.delete(&old).await?;
+                    if let Some(saves) = saves {
+                        saves.forget(&old).await;
+                    }
+                    return Ok(Executed::Done);
+                };
+                // Saves of the old id in this process wait while it is
+                // taken, then find it gone.
+                let taken = match saves {
+                    Some(saves) => {
+                        let mut lane = saves.lock(&old).await;
+                        let taken = store.take(&old).await;
+                        crate::lanes::forget_in(&mut lane, &old);
+                        taken
+                    }
+                    None => store.take(&old).await,
+                }?;
+                if let Some(merged) = carry_over(taken, carry, &record)? {
+                    return save(
+                        store,
+                        key,
+                        merged,
+                        record.version,
+                        &carry.1,
+                        max_conflict_retries,
+                    )
+                    .await
+                    .map(|(executed, _)| executed);
                 }
             }
             StoreOp::Save {
@@ -257,6 +325,26 @@ impl Plan {
         }
         Ok(Executed::Done)
     }
+}
+
+/// What a regeneration's new record (`stored`, already created) must
+/// become, given the old record as it was taken: when another request saved
+/// it after this one loaded version `loaded`, this request's changes
+/// replayed onto that newer data, as the next version of `stored`. `None`
+/// when `stored` already holds everything.
+fn carry_over(
+    taken: Option<Record>,
+    (loaded, changes): &(u64, Changes),
+    stored: &Record,
+) -> Result<Option<Record>, SessionError> {
+    let Some(taken) = taken.filter(|taken| taken.version != *loaded) else {
+        return Ok(None);
+    };
+    let mut merged = stored.clone();
+    merged.data = taken.data;
+    replay(&changes.0, &mut merged.data)?;
+    merged.version = stored.version.wrapping_add(1);
+    Ok(Some(merged))
 }
 
 /// The compare-and-set loop. Returns the record as written, if it was.
@@ -375,5 +463,19 @@ fn turn(
             record.version = current.version.wrapping_add(1);
             Ok(Turn::Again)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plans move from the engine to the adapter on every request that
+    /// extracts its session: the rare operations (a regeneration's carried
+    /// changes) stay boxed so they do not make every plan bigger.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_plan_stays_small() {
+        assert!(size_of::<Plan>() <= 240, "{} bytes", size_of::<Plan>());
     }
 }

@@ -234,12 +234,39 @@ async fn a_save_after_a_concurrent_destroy_does_not_resurrect_the_session() {
     writer.insert("cart", &["apple"]).unwrap();
     let plan = h.engine.finish(&writer, h.engine.now()).unwrap();
     assert!(matches!(plan.store, StoreOp::Save { .. }));
-    let set_cookie = h.engine.commit(plan).await.unwrap().unwrap();
-    assert!(
-        set_cookie.contains("Max-Age=0"),
-        "the dead session's cookie is cleared: {set_cookie}"
-    );
+    let set_cookie = h.engine.commit(plan).await.unwrap();
+    assert_eq!(set_cookie, None, "the logout's removal stands");
     assert!(h.store.inner.is_empty(), "nothing was resurrected");
+}
+
+/// A request of the old id that finishes after a log-in gave the session a
+/// new id sends no cookie: a removal (or the old id) arriving after the
+/// log-in's `Set-Cookie` would log the user out.
+#[tokio::test]
+async fn a_write_that_finishes_after_a_login_leaves_the_new_cookie_alone() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("cart", &["apple"]).unwrap())
+        .await;
+    let old_cookie = browser.get("id").unwrap().to_owned();
+    let writer = h.open(&browser).await;
+
+    h.request(&mut browser, |s| {
+        s.insert("user", "alice").unwrap();
+        s.regenerate();
+    })
+    .await;
+    assert_ne!(
+        browser.get("id").unwrap(),
+        old_cookie,
+        "the log-in's new id"
+    );
+
+    writer.insert("theme", "dark").unwrap();
+    let plan = h.engine.finish(&writer, h.engine.now()).unwrap();
+    assert_eq!(h.engine.commit(plan).await.unwrap(), None);
+    let (user, _) = h.request(&mut browser, |s| s.get_value("user")).await;
+    assert_eq!(user, Some(json!("alice")), "still logged in");
 }
 
 #[tokio::test]
@@ -474,4 +501,38 @@ async fn a_concurrent_touch_and_write_keep_both_the_data_and_the_later_touch() {
             );
         }
     }
+}
+
+/// A log-in that gives the session a new id keeps what another request of
+/// the old id saved while the log-in ran: its own changes are replayed onto
+/// the newer record.
+#[tokio::test]
+async fn a_login_carries_over_a_write_that_landed_while_it_ran() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("cart", &["apple"]).unwrap())
+        .await;
+    let login = h.open(&browser).await;
+
+    let mut other_tab = browser.clone();
+    h.request(&mut other_tab, |s| {
+        s.update("cart", |cart: Option<Vec<String>>| {
+            let mut cart = cart.unwrap_or_default();
+            cart.push("pear".to_owned());
+            cart
+        })
+        .unwrap();
+    })
+    .await;
+
+    login.insert("user", "alice").unwrap();
+    login.regenerate();
+    let plan = h.engine.finish(&login, h.engine.now()).unwrap();
+    browser.absorb(&h.engine.commit(plan).await.unwrap().unwrap());
+
+    let (data, _) = h
+        .request(&mut browser, |s| (s.get_value("user"), s.get_value("cart")))
+        .await;
+    assert_eq!(data, (Some(json!("alice")), Some(json!(["apple", "pear"]))));
+    assert_eq!(h.store.inner.len(), 1, "the old record is gone");
 }

@@ -115,6 +115,7 @@
 //! | create | `SET key value NX PXAT deadline` (a `nil` answer is [`StoreError::Exists`](session_core::StoreError::Exists)) |
 //! | save | `EVALSHA` [`SAVE_SCRIPT`] (version header check, then `SET key value PXAT deadline`, in Redis) |
 //! | delete | `DEL key` |
+//! | take (a log-in's new id: the old record, removed) | `GETDEL key` |
 //!
 //! The script is loaded when the store connects (on every primary of a
 //! cluster). If Redis has forgotten it (a restart, a failover), the save

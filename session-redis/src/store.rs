@@ -24,6 +24,7 @@ use crate::value;
 /// | `create` | `SET prefix+key value NX PXAT deadline` |
 /// | `save` | `EVALSHA` of [`SAVE_SCRIPT`] (compare version header, `SET … PXAT`) |
 /// | `delete` | `DEL prefix+key` |
+/// | `take` | `GETDEL prefix+key` |
 ///
 /// Cheap to clone: clones share the connection.
 ///
@@ -181,7 +182,9 @@ enum Retry {
     /// had anyway.
     Always,
     /// Only when it was certainly never sent (the connection was refused):
-    /// the save script, which must never apply one save twice.
+    /// the save script, which must never apply one save twice, and
+    /// `GETDEL`, whose second copy would answer `nil` for a record the
+    /// first one took.
     IfUnsent,
 }
 
@@ -302,6 +305,16 @@ impl SessionStore for RedisStore {
         match self.command("DEL", &cmd, Retry::Always).await? {
             Value::Int(_) => Ok(()),
             other => Err(unexpected("DEL", &other)),
+        }
+    }
+
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let mut cmd = redis::cmd("GETDEL");
+        cmd.arg(self.redis_key(key));
+        match self.command("GETDEL", &cmd, Retry::IfUnsent).await? {
+            Value::Nil => Ok(None),
+            Value::BulkString(bytes) => value::decode(&bytes, &self.prefix).map(Some),
+            other => Err(unexpected("GETDEL", &other)),
         }
     }
 }

@@ -129,6 +129,42 @@ async fn save_after_delete_is_missing_and_never_resurrects() {
     assert_eq!(stored_bytes(&store, &key).await, None);
 }
 
+/// A save that reaches Redis twice (the cluster client sends a call again
+/// when its connection drops, even if the first copy ran) is a success the
+/// second time too, not a conflict the engine would answer by replaying
+/// the request's changes once more.
+#[tokio::test]
+async fn a_save_sent_twice_is_saved_both_times() {
+    let store = shared_store("save_twice").await;
+    let key = new_key();
+    let first = record(1);
+    store.create(&key, &first).await.unwrap();
+    let second = next(&first, 2);
+    for copy in ["first", "second"] {
+        let outcome = store.save(&key, &second, first.version).await.unwrap();
+        assert_eq!(outcome, SaveOutcome::Saved, "the {copy} copy");
+    }
+    // A different save from the same version is still a conflict.
+    let other = next(&first, 3);
+    assert_eq!(
+        store.save(&key, &other, first.version).await.unwrap(),
+        SaveOutcome::Conflict(second.clone())
+    );
+    assert_eq!(store.load(&key).await.unwrap(), Some(second));
+}
+
+/// `take` is one `GETDEL`: the record comes back and is gone from Redis.
+#[tokio::test]
+async fn take_removes_the_value_in_one_step() {
+    let store = shared_store("take").await;
+    let key = new_key();
+    let first = record(1);
+    store.create(&key, &first).await.unwrap();
+    assert_eq!(store.take(&key).await.unwrap(), Some(first));
+    assert_eq!(stored_bytes(&store, &key).await, None);
+    assert_eq!(store.take(&key).await.unwrap(), None);
+}
+
 #[tokio::test]
 async fn every_write_sets_the_redis_expiry_to_the_record_deadline() {
     let store = shared_store("pxat").await;

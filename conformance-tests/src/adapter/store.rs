@@ -172,6 +172,11 @@ impl SessionStore for SuiteStore {
         self.inner.delete(key).await
     }
 
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.enter(key)?;
+        self.inner.take(key).await
+    }
+
     /// Immediate when the store under test is, so that an adapter runs the
     /// same path in the suite as in production (the engine commits at once
     /// for such stores).
@@ -206,5 +211,10 @@ impl ImmediateStore for SuiteStore {
     fn delete_now(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.enter(key)?;
         self.inner_now()?.delete_now(key)
+    }
+
+    fn take_now(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.enter(key)?;
+        self.inner_now()?.take_now(key)
     }
 }

@@ -74,4 +74,11 @@ impl SessionStore for BothFaces {
             None => self.inner.delete(key).await,
         }
     }
+
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        match self.now() {
+            Some(now) => now.take_now(key),
+            None => self.inner.take(key).await,
+        }
+    }
 }

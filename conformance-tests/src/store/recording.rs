@@ -67,4 +67,9 @@ impl SessionStore for Recording {
         self.note(key, None);
         self.inner.delete(key).await
     }
+
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.note(key, None);
+        self.inner.take(key).await
+    }
 }

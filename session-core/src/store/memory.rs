@@ -341,6 +341,10 @@ impl ImmediateStore for MemoryStore {
         self.shard(key).remove(key);
         Ok(())
     }
+
+    fn take_now(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.take_at(key, self.now_ms())
+    }
 }
 
 /// The engine's own memory store (which shares the engine's clock) at a
@@ -374,6 +378,10 @@ impl ImmediateStore for MemoryAt<'_> {
 
     fn delete_now(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.store.delete_now(key)
+    }
+
+    fn take_now(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.store.take_at(key, self.now_ms)
     }
 }
 
@@ -417,6 +425,21 @@ impl MemoryStore {
                 shard.map.put(slot, entry);
                 Ok(())
             }
+        }
+    }
+
+    /// Removes and returns the record under `key`, under one lock.
+    fn take_at(&self, key: &StoreKey, now_ms: i64) -> Result<Option<Record>, StoreError> {
+        let mut shard = self.shard(key);
+        let Some(pos) = shard.map.find(key.prefix_u64(), is(key)) else {
+            return Ok(None);
+        };
+        let entry = shard.map.remove(pos);
+        drop(shard);
+        if entry.live_at(now_ms) {
+            entry.decode().map(Some)
+        } else {
+            Ok(None)
         }
     }
 
@@ -469,6 +492,10 @@ impl SessionStore for MemoryStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.delete_now(key)
+    }
+
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.take_now(key)
     }
 
     fn immediate(&self) -> Option<&dyn ImmediateStore> {

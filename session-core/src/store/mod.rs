@@ -3,7 +3,8 @@
 //! # Writing a store
 //!
 //! A store keeps [`Record`]s under [`StoreKey`]s and implements four
-//! operations. Their rules are what the conformance suite checks:
+//! operations, plus a fifth with a default. Their rules are what the
+//! conformance suite checks:
 //!
 //! - `load`: the record, or `None` when there is none or it has expired.
 //! - `create`: writes a new record; never overwrites (an existing key is
@@ -14,6 +15,12 @@
 //!   [`SaveOutcome::Missing`] when the record is gone: a save never
 //!   resurrects a deleted or expired session.
 //! - `delete`: removes the record; deleting a missing record is not an error.
+//! - `take` (optional): removes the record and returns it as it was (`None`
+//!   when there was none or it had expired). The engine calls it when a
+//!   session changes id at log-in, to carry over what another request saved
+//!   meanwhile. The default loads, then deletes; a backend that can do both
+//!   in one step (Redis `GETDEL`, a map's `remove`) should, so that no save
+//!   can land between the two and be lost.
 //!
 //! Every record carries [`Record::expires_at`], a [`Timestamp`](crate::Timestamp)
 //! in Unix milliseconds: let the backend free the record at that time where
@@ -84,7 +91,7 @@
 //! (This map never frees expired records, so its memory only grows.)
 //!
 //! A store whose operations never wait (an in-process map, like this one)
-//! may also implement [`ImmediateStore`], the same four operations as plain
+//! may also implement [`ImmediateStore`], the same operations as plain
 //! functions, and return it from [`SessionStore::immediate`]: the engine
 //! then skips the machinery async stores need. The [`MemoryStore`] does.
 
@@ -137,6 +144,22 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
 
     /// Removes the record under `key`, if any.
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
+
+    /// Removes the record under `key` and returns it, or `None` when there
+    /// was none or it had expired.
+    ///
+    /// The engine calls it when a session changes id
+    /// ([`Session::regenerate`](crate::Session::regenerate)), after storing
+    /// the new record: when another request of the old id saved after this
+    /// one loaded, its changes carry over to the new id. The default calls
+    /// [`load`](Self::load), then [`delete`](Self::delete); override it
+    /// where the backend does both in one step, so that a save landing
+    /// between the two cannot be lost.
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let record = self.load(key).await?;
+        self.delete(key).await?;
+        Ok(record)
+    }
 
     /// The same store as an [`ImmediateStore`], if every operation completes
     /// at once without I/O (the [`MemoryStore`]); `None`, the default, for
@@ -204,4 +227,16 @@ pub trait ImmediateStore: Send + Sync {
     ///
     /// As [`SessionStore::delete`].
     fn delete_now(&self, key: &StoreKey) -> Result<(), StoreError>;
+
+    /// As [`SessionStore::take`], whose default this one shares: load, then
+    /// delete.
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionStore::take`].
+    fn take_now(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let record = self.load_now(key)?;
+        self.delete_now(key)?;
+        Ok(record)
+    }
 }

@@ -26,6 +26,7 @@ pub enum Call {
     Create(StoreKey),
     Save(StoreKey),
     Delete(StoreKey),
+    Take(StoreKey),
 }
 
 /// A `MemoryStore` that records every call, in order.
@@ -79,6 +80,10 @@ impl SessionStore for RecordingStore {
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.calls.lock().unwrap().push(Call::Delete(*key));
         self.inner.delete(key).await
+    }
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.calls.lock().unwrap().push(Call::Take(*key));
+        self.inner.take(key).await
     }
 }
 

@@ -263,3 +263,65 @@ pub async fn delete_of_a_missing_key_is_not_an_error(subject: Subject) -> Outcom
     check_eq!(subject.store.load(&key).await?, None, "after two deletes");
     Ok(())
 }
+
+/// `take` removes a record and hands back what it held, the latest saved
+/// version: the engine carries what another request saved into a session
+/// that changes id at log-in. A key that holds nothing takes as `None`, and
+/// so does an expired record (with a manual clock); a save after the take
+/// finds nothing and writes nothing.
+pub async fn take_removes_the_record_and_returns_it(subject: Subject) -> Outcome {
+    let now = subject.clock.now();
+    check_eq!(
+        subject.store.take(&fresh_key()).await?,
+        None,
+        "take of a key never written"
+    );
+
+    let key = fresh_key();
+    let record = with_data(record_at(now), json!({"cart": ["apple"]}), 0);
+    subject.store.create(&key, &record).await?;
+    let mut saved = record.clone();
+    saved.data.insert("cart", json!(["apple", "pear"]));
+    saved.version = 1;
+    check_eq!(
+        subject.store.save(&key, &saved, 0).await?,
+        SaveOutcome::Saved,
+        "save before the take"
+    );
+    check_eq!(
+        subject.store.take(&key).await?,
+        Some(saved.clone()),
+        "the record taken"
+    );
+    check_eq!(subject.store.load(&key).await?, None, "load after the take");
+    check_eq!(subject.store.take(&key).await?, None, "a second take");
+    let mut late = saved.clone();
+    late.version = 2;
+    check_eq!(
+        subject.store.save(&key, &late, 1).await?,
+        SaveOutcome::Missing,
+        "save after the take"
+    );
+    check_eq!(
+        subject.store.load(&key).await?,
+        None,
+        "load after the late save"
+    );
+
+    if subject.expiry == crate::store::ExpiryClock::Manual {
+        let key = fresh_key();
+        subject.store.create(&key, &record_at(now)).await?;
+        subject.clock.advance(Duration::minutes(10));
+        check_eq!(
+            subject.store.take(&key).await?,
+            None,
+            "take at the deadline"
+        );
+        check_eq!(
+            subject.store.load(&key).await?,
+            None,
+            "load after taking an expired record"
+        );
+    }
+    Ok(())
+}
