@@ -178,8 +178,8 @@ impl RedisStore {
 enum Retry {
     /// After any connection failure: sending it twice does no harm. `GET`
     /// and `DEL` are idempotent; a `SET NX` whose first copy went through
-    /// answers "exists" the second time, an error the caller would have
-    /// had anyway.
+    /// answers `nil` the second time, and `create` then finds its own value
+    /// stored and succeeds.
     Always,
     /// Only when it was certainly never sent (the connection was refused):
     /// the save script, which must never apply one save twice, and
@@ -224,16 +224,27 @@ impl SessionStore for RedisStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        let redis_key = self.redis_key(key);
+        let value = value::encode(record);
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.redis_key(key))
-            .arg(value::encode(record))
-            .arg("NX");
+        cmd.arg(&redis_key).arg(&value).arg("NX");
         if let Some(ms) = deadline_ms(record) {
             cmd.arg("PXAT").arg(ms);
         }
         match self.command("SET NX", &cmd, Retry::Always).await? {
             Value::Okay => Ok(()),
-            Value::Nil => Err(StoreError::Exists),
+            Value::Nil => {
+                // Either the id is taken (with 128 random bits, never in
+                // practice) or this is a second copy of this very create,
+                // sent again after a lost connection: the stored value
+                // tells which.
+                let mut get = redis::cmd("GET");
+                get.arg(&redis_key);
+                match self.command("GET", &get, Retry::Always).await? {
+                    Value::BulkString(stored) if stored == value => Ok(()),
+                    _ => Err(StoreError::Exists),
+                }
+            }
             other => Err(unexpected("SET NX", &other)),
         }
     }

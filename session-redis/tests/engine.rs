@@ -7,17 +7,15 @@ mod support;
 use session_core::{Record, SaveOutcome, SessionId, SessionStore as _};
 use session_redis::RedisStore;
 use support::count::{Counter, counts, names};
-use support::{PrivateRedis, engine, request, shared_store, twenty_concurrent_appends};
+use support::{
+    PrivateRedis, engine, request, shared_store, twenty_concurrent_appends, twenty_items,
+};
 use time::OffsetDateTime;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_appends_to_one_session_are_all_kept() {
     let engine = engine(shared_store("concurrent").await);
-    let mut cart = twenty_concurrent_appends(&engine).await;
-    cart.sort();
-    let mut expected: Vec<String> = (0..20).map(|i| format!("item-{i}")).collect();
-    expected.sort();
-    assert_eq!(cart, expected);
+    assert_eq!(twenty_concurrent_appends(&engine).await, twenty_items());
 }
 
 #[tokio::test]

@@ -153,6 +153,23 @@ async fn a_save_sent_twice_is_saved_both_times() {
     assert_eq!(store.load(&key).await.unwrap(), Some(second));
 }
 
+/// A create that reaches Redis twice (sent again after a lost connection)
+/// succeeds the second time; another record under the same key is still
+/// refused.
+#[tokio::test]
+async fn a_create_sent_twice_succeeds_both_times() {
+    let store = shared_store("create_twice").await;
+    let key = new_key();
+    let first = record(1);
+    store.create(&key, &first).await.unwrap();
+    store.create(&key, &first).await.unwrap();
+    assert!(matches!(
+        store.create(&key, &record(2)).await,
+        Err(StoreError::Exists)
+    ));
+    assert_eq!(store.load(&key).await.unwrap(), Some(first));
+}
+
 /// `take` is one `GETDEL`: the record comes back and is gone from Redis.
 #[tokio::test]
 async fn take_removes_the_value_in_one_step() {

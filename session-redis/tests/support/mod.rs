@@ -218,9 +218,13 @@ pub async fn request(
 }
 
 /// Makes a session with an empty cart, then sends twenty requests of it at
-/// once, each pushing its own item with `update`; returns the cart as the
-/// next request reads it.
+/// once, each pushing its own item with `update`, and returns the cart as
+/// the next request reads it, sorted. The requests alternate between
+/// `engine` and a second engine on the same config, as two servers would:
+/// one engine queues the saves of one session one after another, two meet
+/// in Redis's compare-and-set.
 pub async fn twenty_concurrent_appends(engine: &Engine) -> Vec<String> {
+    let other = Engine::new(engine.config().clone()).unwrap();
     let cookie = request(engine, None, |s| {
         s.insert("cart", &Vec::<String>::new()).unwrap()
     })
@@ -229,7 +233,7 @@ pub async fn twenty_concurrent_appends(engine: &Engine) -> Vec<String> {
     .expect("a new session sets its cookie");
     let tasks: Vec<_> = (0..20)
         .map(|i| {
-            let engine = engine.clone();
+            let engine = if i % 2 == 0 { engine } else { &other }.clone();
             let cookie = cookie.clone();
             tokio::spawn(async move {
                 request(&engine, Some(&cookie), move |s| {
@@ -254,5 +258,13 @@ pub async fn twenty_concurrent_appends(engine: &Engine) -> Vec<String> {
     })
     .await
     .unwrap();
+    cart.sort();
     cart
+}
+
+/// What [`twenty_concurrent_appends`] must return.
+pub fn twenty_items() -> Vec<String> {
+    let mut items: Vec<String> = (0..20).map(|i| format!("item-{i}")).collect();
+    items.sort();
+    items
 }
