@@ -34,6 +34,9 @@ enum Bug {
     ImmediateFaceOverwritesOnCreate,
     /// `take` returns the record but leaves it stored.
     TakeKeepsTheRecord,
+    /// `save` keeps the deadline the record was created with, as a store
+    /// that sets its backend's expiry only on create would.
+    KeepsTheFirstDeadline,
 }
 
 /// A map store on a clock, with at most one bug.
@@ -108,14 +111,18 @@ impl ImmediateStore for MapStore {
         expected: u64,
     ) -> Result<SaveOutcome, StoreError> {
         let mut records = self.records.lock().unwrap();
+        let mut new = self.stored(record);
         match self.live(records.get(key)) {
             None if self.bug != Bug::ResurrectsOnSave => return Ok(SaveOutcome::Missing),
             Some(stored) if stored.version != expected && self.bug != Bug::IgnoresVersions => {
                 return Ok(SaveOutcome::Conflict(stored));
             }
+            Some(stored) if self.bug == Bug::KeepsTheFirstDeadline => {
+                new.expires_at = stored.expires_at;
+            }
             _ => {}
         }
-        records.insert(*key, self.stored(record));
+        records.insert(*key, new);
         Ok(SaveOutcome::Saved)
     }
 
@@ -227,6 +234,15 @@ fn store_whose_immediate_face_overwrites_on_create_fails() {
         Bug::ImmediateFaceOverwritesOnCreate,
         "create_never_overwrites",
         cases::create_never_overwrites,
+    );
+}
+
+#[test]
+fn store_that_keeps_the_first_deadline_fails() {
+    fails(
+        Bug::KeepsTheFirstDeadline,
+        "save_moves_the_deadline",
+        cases::save_moves_the_deadline,
     );
 }
 

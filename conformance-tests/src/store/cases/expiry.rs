@@ -112,6 +112,91 @@ pub async fn record_is_live_until_its_exact_deadline(subject: Subject) -> Outcom
     Ok(())
 }
 
+/// A save moves the record's deadline to the new record's
+/// [`Record::expires_at`] (activity extends the idle timeout), and a save
+/// without one makes the record last until it is deleted. A store that set
+/// its expiry only on `create` would end active sessions at their first
+/// deadline.
+///
+/// With `expiry: manual_clock` the suite moves the clock; with
+/// `expiry: wall_clock` it saves a record made to expire 200 ms ahead with
+/// a deadline an hour away, waits 400 ms and expects it still there.
+pub async fn save_moves_the_deadline(subject: Subject) -> Outcome {
+    let key = fresh_key();
+    match subject.expiry {
+        ExpiryClock::Manual => {
+            let now = subject.clock.now();
+            let record = with_data(record_at(now), json!({"n": 1}), 0);
+            subject.store.create(&key, &record).await?;
+            let mut later = with_data(record_at(now), json!({"n": 2}), 1);
+            later.expires_at = Some((now + Duration::minutes(20)).into());
+            let outcome = subject.store.save(&key, &later, 0).await?;
+            check_eq!(outcome, SaveOutcome::Saved, "save with a later deadline");
+            subject.clock.advance(Duration::minutes(15));
+            check_eq!(
+                subject.store.load(&key).await?,
+                Some(later.clone()),
+                "load past the first deadline, before the saved one"
+            );
+            let mut forever = later.clone();
+            forever.expires_at = None;
+            forever.version = 2;
+            let outcome = subject.store.save(&key, &forever, 1).await?;
+            check_eq!(outcome, SaveOutcome::Saved, "save without a deadline");
+            subject.clock.advance(Duration::days(400));
+            check_eq!(
+                subject.store.load(&key).await?,
+                Some(forever),
+                "a record saved without a deadline, 400 days later"
+            );
+        }
+        ExpiryClock::Wall => {
+            let now = wall_now_ms();
+            let record = with_data(Record::new(now, Some(now + WALL_TTL)), json!({"n": 1}), 0);
+            subject.store.create(&key, &record).await?;
+            let mut later = with_data(
+                Record::new(now, Some(now + Duration::hours(1))),
+                json!({"n": 2}),
+                1,
+            );
+            later.last_seen = record.last_seen;
+            let outcome = subject.store.save(&key, &later, 0).await?;
+            if OffsetDateTime::now_utc() >= now + WALL_TTL {
+                // Too slow to tell: the first deadline passed before the save.
+                return Ok(());
+            }
+            check_eq!(outcome, SaveOutcome::Saved, "save with a later deadline");
+            tokio::time::sleep(2 * WALL_TTL.unsigned_abs()).await;
+            check_eq!(
+                subject.store.load(&key).await?,
+                Some(later),
+                "load past the first deadline, before the saved one"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A record past its deadline counts as gone for `create` too: a new
+/// record may take its key (the rule of `SessionStore::create`).
+pub async fn create_over_an_expired_record_succeeds(subject: Subject) -> Outcome {
+    let key = fresh_key();
+    let now = subject.clock.now();
+    subject
+        .store
+        .create(&key, &with_data(record_at(now), json!({"n": 1}), 0))
+        .await?;
+    subject.clock.advance(Duration::minutes(10));
+    let fresh = with_data(record_at(subject.clock.now()), json!({"n": 2}), 0);
+    subject.store.create(&key, &fresh).await?;
+    check_eq!(
+        subject.store.load(&key).await?,
+        Some(fresh),
+        "the record created over an expired one"
+    );
+    Ok(())
+}
+
 /// The wall clock, truncated to whole milliseconds.
 fn wall_now_ms() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
