@@ -1,6 +1,7 @@
-//! The conformance suites of `session-core`: one for session stores, one for
-//! web-framework adapters. Prove a new store or adapter correct with one
-//! line, and nothing but these docs.
+//! The conformance suites of `session-core`: one for session stores, two
+//! for web-framework adapters (their app over HTTP, and their demo program's
+//! start-up). Prove a new store or adapter correct with one line each, and
+//! nothing but these docs.
 //!
 //! - [`store_suite!`] checks a [`SessionStore`](session_core::SessionStore):
 //!   load, create, compare-and-set save, delete, expiry, that it only ever
@@ -11,6 +12,11 @@
 //!   garbage cookies, unknown ids, id regeneration, destroy and logout,
 //!   idle and absolute expiry on a manual clock, key rotation, bad bodies,
 //!   concurrent requests and store failures.
+//! - [`startup_suite!`] runs the adapter's demo program as a child process
+//!   and checks its start-up: every bad environment value stops it with one
+//!   line on stderr naming the variable, the random-key warning, the exact
+//!   `listening on http://127.0.0.1:PORT` line, and each store serving
+//!   sessions.
 //!
 //! Each macro expands to a module with one `#[test]` per case, named for the
 //! behaviour (`memory_store::create_never_overwrites`), so a failure names
@@ -214,6 +220,14 @@
 //! are ignored with the reason. The suite's [`Browser`](client::Browser)
 //! speaks plain HTTP/1.1, one connection per request.
 //!
+//! The demo is also a program (`cargo run --example demo`). One more line,
+//! in a test file of the adapter's crate, checks what it does with its
+//! environment (see [`startup`]):
+//!
+//! ```ignore
+//! conformance_tests::startup_suite!(demo_startup, example: "demo");
+//! ```
+//!
 //! # Running one case
 //!
 //! Every case is a public function ([`store::cases`], [`adapter::cases`]);
@@ -235,6 +249,7 @@ mod registry;
 
 pub mod adapter;
 pub mod client;
+pub mod startup;
 pub mod store;
 
 pub use failure::{Failure, Outcome};

@@ -134,9 +134,6 @@ async fn serve() -> ExitCode {
         },
         StoreKind::Memory | StoreKind::Cookie => settings.session_config(),
     };
-    if let Some(warning) = settings.warning() {
-        eprintln!("{warning}");
-    }
     // Store failures are logged at error level: show them on stderr.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -158,6 +155,11 @@ async fn serve() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Once nothing can stop the start any more, so that a failed start
+    // prints exactly one line.
+    if let Some(warning) = settings.warning() {
+        eprintln!("{warning}");
+    }
     println!("listening on http://127.0.0.1:{port}");
     if let Err(error) = axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await {
         eprintln!("server error: {error}");

@@ -1,0 +1,395 @@
+//! The start-up suite: the demo contract's environment variables, checked
+//! against the demo *program*, as a newcomer runs it.
+//!
+//! The adapter suite serves the demo's router in process with a
+//! configuration it builds; what the program does with its environment
+//! (reading the variables, refusing bad values with one line on stderr,
+//! warning about a random key, connecting Redis, binding the port, printing
+//! `listening on http://127.0.0.1:PORT`) only shows when the program runs.
+//! Each case starts it as a child process with exactly the variables it
+//! sets (the rest of the environment is cleared), and stops it when done.
+//!
+//! Run it with [`startup_suite!`](crate::startup_suite) from a test file of
+//! the adapter's crate, naming the demo example:
+//!
+//! ```text
+//! conformance_tests::startup_suite!(demo_startup, example: "demo");
+//! ```
+//!
+//! `cargo test` and `cargo nextest run` build a package's examples before
+//! its tests, next to them (`target/<profile>/examples/`), which is where
+//! [`Demo::example`] looks. The Redis case uses `REDIS_URL` (default
+//! `redis://127.0.0.1:6379`) and fails with the demo's own error line when
+//! nothing answers there.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::failure::{check, fail};
+use crate::{Failure, Outcome};
+
+/// How long a demo may take to stop on a bad value, or to print its
+/// listening line.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A valid `SESSION_SECRET` (128 hex digits), so that cases about other
+/// variables draw no random-key warning.
+const SECRET: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\
+                      0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// The demo program under test.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    program: PathBuf,
+}
+
+impl Demo {
+    /// The example `name` of the package whose tests are running, as cargo
+    /// built it: `target/<profile>/examples/<name>`, found from the running
+    /// test binary (`target/<profile>/deps/…`).
+    ///
+    /// # Errors
+    ///
+    /// A [`Failure`] saying where it looked when the program is not there.
+    pub fn example(name: &str) -> Result<Self, Failure> {
+        let test_binary = std::env::current_exe()?;
+        let Some(profile_dir) = test_binary.parent().and_then(Path::parent) else {
+            return Err(Failure::new(format!(
+                "cannot find cargo's target directory from {}",
+                test_binary.display()
+            )));
+        };
+        let program = profile_dir
+            .join("examples")
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        if !program.is_file() {
+            return Err(Failure::new(format!(
+                "the example {name:?} is not built at {}: `cargo test` and `cargo nextest run` \
+                 build it before the tests, unless limited to some targets (`--test NAME`); \
+                 then run `cargo build --example {name}` first",
+                program.display()
+            )));
+        }
+        Ok(Self { program })
+    }
+
+    /// The demo program at `path`.
+    #[must_use]
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        Self {
+            program: path.into(),
+        }
+    }
+
+    /// The program, to run with exactly `vars` in its environment.
+    fn command(&self, vars: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(&self.program);
+        command
+            .env_clear()
+            .envs(vars.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Runs the demo with `vars`, which must make it stop at start-up.
+    fn run_to_exit(&self, vars: &[(&str, &str)]) -> Result<Exited, Failure> {
+        let mut child = self.command(vars).spawn()?;
+        let stdout = read_all(child.stdout.take());
+        let stderr = read_all(child.stderr.take());
+        let deadline = Instant::now() + START_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let (stdout, stderr) = (join(stdout), join(stderr));
+        let Some(status) = status else {
+            return Err(Failure::new(format!(
+                "with {vars:?} the demo was still running after {START_TIMEOUT:?}: a bad value \
+                 must stop it at start-up\n  stdout: {stdout:?}\n  stderr: {stderr:?}"
+            )));
+        };
+        Ok(Exited {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Starts the demo with `vars` and a free `PORT`, and waits for its
+    /// listening line.
+    fn start(&self, vars: &[(&str, &str)]) -> Result<Started, Failure> {
+        let port = free_port()?;
+        let port_text = port.to_string();
+        let mut all = vars.to_vec();
+        all.push(("PORT", &port_text));
+        let mut child = self.command(&all).spawn()?;
+        let stderr = read_all(child.stderr.take());
+        let (lines, first_lines) = mpsc::channel();
+        if let Some(stdout) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if lines.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut started = Started {
+            child,
+            stderr: Some(stderr),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        match first_lines.recv_timeout(START_TIMEOUT) {
+            Ok(line) => {
+                let want = format!("listening on http://127.0.0.1:{port}");
+                if line != want {
+                    let stderr = started.stop();
+                    fail!(
+                        "the demo's first line on stdout\n  found: {line:?}\n   want: {want:?}\n  \
+                         stderr: {stderr:?}"
+                    );
+                }
+                Ok(started)
+            }
+            Err(_) => {
+                let stderr = started.stop();
+                fail!(
+                    "with {all:?} the demo printed no listening line within {START_TIMEOUT:?}\n  \
+                     stderr: {stderr:?}"
+                )
+            }
+        }
+    }
+}
+
+/// A demo that stopped.
+struct Exited {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// A running demo; stopped (killed) when dropped.
+struct Started {
+    child: Child,
+    stderr: Option<JoinHandle<String>>,
+    addr: SocketAddr,
+}
+
+impl Started {
+    /// Stops the demo and returns what it wrote on stderr.
+    fn stop(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr.take().map(join).unwrap_or_default()
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Reads `pipe` to its end on a thread of its own.
+fn read_all(pipe: Option<impl std::io::Read + Send + 'static>) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+fn join(reader: JoinHandle<String>) -> String {
+    reader.join().unwrap_or_default()
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> Result<u16, Failure> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Checks that `exited` failed with exactly one line on stderr that starts
+/// with `var`.
+fn one_line_naming(exited: &Exited, var: &str, vars: &[(&str, &str)]) -> Outcome {
+    check!(
+        !exited.status.success(),
+        "with {vars:?} the demo exited successfully; a bad value must give a non-zero exit"
+    );
+    let lines: Vec<&str> = exited.stderr.lines().collect();
+    check!(
+        lines.len() == 1 && lines[0].starts_with(var),
+        "with {vars:?} stderr must be exactly one line naming {var}\n  stderr: {:?}",
+        exited.stderr
+    );
+    check!(
+        !exited.stdout.contains("listening on"),
+        "with {vars:?} the demo printed its listening line: {:?}",
+        exited.stdout
+    );
+    Ok(())
+}
+
+/// The cases, one function each, listed in [`STARTUP_CASES`].
+pub mod cases {
+    use super::{Demo, SECRET, one_line_naming};
+    use crate::Outcome;
+    use crate::client::Browser;
+    use crate::failure::{check, check_eq};
+
+    /// Every bad value the contract names (odd hex, a 10-byte secret, an
+    /// unknown store, an unreachable Redis, `SESSION_IDLE_SECS=abc` or `0`,
+    /// `SESSION_COOKIE_SECURE=maybe`), and a few more, stops the demo with
+    /// a non-zero exit and exactly one line on stderr naming the variable.
+    pub fn bad_values_stop_the_demo_with_one_line_naming_the_variable(demo: &Demo) -> Outcome {
+        let bad: &[(&str, &str)] = &[
+            ("SESSION_SECRET", "abc"),
+            ("SESSION_SECRET", "00112233445566778899"),
+            ("SESSION_PREVIOUS_SECRETS", "xyz"),
+            ("SESSION_STORE", "disk"),
+            ("SESSION_IDLE_SECS", "abc"),
+            ("SESSION_IDLE_SECS", "0"),
+            ("SESSION_ABSOLUTE_SECS", "-5"),
+            ("SESSION_COOKIE_SECURE", "maybe"),
+            ("PORT", "0"),
+            ("PORT", "65536"),
+            ("PORT", "http"),
+        ];
+        for &(var, value) in bad {
+            let mut vars = vec![(var, value)];
+            if var != "SESSION_SECRET" {
+                vars.push(("SESSION_SECRET", SECRET));
+            }
+            one_line_naming(&demo.run_to_exit(&vars)?, var, &vars)?;
+        }
+        // Nothing listens on port 1.
+        let vars = [
+            ("SESSION_STORE", "redis"),
+            ("REDIS_URL", "redis://127.0.0.1:1"),
+            ("SESSION_SECRET", SECRET),
+        ];
+        one_line_naming(&demo.run_to_exit(&vars)?, "REDIS_URL", &vars)
+    }
+
+    /// A port already in use stops the demo with one line naming `PORT`,
+    /// even with no `SESSION_SECRET` (whose warning must then not be a
+    /// second line).
+    pub fn a_port_in_use_is_one_line_naming_port(demo: &Demo) -> Outcome {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = taken.local_addr()?.port().to_string();
+        let vars = [("PORT", port.as_str())];
+        one_line_naming(&demo.run_to_exit(&vars)?, "PORT", &vars)
+    }
+
+    /// With good values the demo prints exactly `listening on
+    /// http://127.0.0.1:PORT` and serves; nothing goes to stderr.
+    pub fn listening_line_then_serving(demo: &Demo) -> Outcome {
+        let mut started = demo.start(&[("SESSION_SECRET", SECRET)])?;
+        let browser = Browser::new(started.addr);
+        check_eq!(browser.get("/views")?.body, "Views: 1", "GET /views");
+        check_eq!(browser.get("/views")?.body, "Views: 2", "GET /views again");
+        let stderr = started.stop();
+        check_eq!(stderr, "", "stderr of a demo started with good values");
+        Ok(())
+    }
+
+    /// Without `SESSION_SECRET` the demo serves on a random key and says so
+    /// in one line on stderr: sessions will not survive a restart.
+    pub fn no_secret_warns_once_and_serves(demo: &Demo) -> Outcome {
+        let mut started = demo.start(&[])?;
+        let browser = Browser::new(started.addr);
+        check_eq!(browser.get("/views")?.body, "Views: 1", "GET /views");
+        let stderr = started.stop();
+        let lines: Vec<&str> = stderr.lines().collect();
+        check!(
+            lines.len() == 1 && lines[0].contains("SESSION_SECRET") && lines[0].contains("restart"),
+            "without SESSION_SECRET stderr must be one warning naming it and saying sessions \
+             will not survive a restart\n  stderr: {stderr:?}"
+        );
+        Ok(())
+    }
+
+    /// `SESSION_STORE=cookie` and `SESSION_STORE=redis` (on `REDIS_URL`)
+    /// start and keep sessions.
+    pub fn every_store_serves_sessions(demo: &Demo) -> Outcome {
+        let redis_url =
+            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        for vars in [
+            vec![("SESSION_STORE", "memory")],
+            vec![("SESSION_STORE", "cookie")],
+            vec![
+                ("SESSION_STORE", "redis"),
+                ("REDIS_URL", redis_url.as_str()),
+            ],
+        ] {
+            let mut vars = vars;
+            vars.push(("SESSION_SECRET", SECRET));
+            let started = demo.start(&vars)?;
+            let browser = Browser::new(started.addr);
+            check_eq!(
+                browser.get("/views")?.body,
+                "Views: 1",
+                "{vars:?}: GET /views"
+            );
+            check_eq!(
+                browser.get("/views")?.body,
+                "Views: 2",
+                "{vars:?}: GET /views again"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Every case of the start-up suite, in the order
+/// [`startup_suite!`](crate::startup_suite) generates them.
+pub const STARTUP_CASES: &[&str] = &[
+    "bad_values_stop_the_demo_with_one_line_naming_the_variable",
+    "a_port_in_use_is_one_line_naming_port",
+    "listening_line_then_serving",
+    "no_secret_warns_once_and_serves",
+    "every_store_serves_sessions",
+];
+
+/// Runs `case` against `demo`, or fails with why the demo is not there.
+///
+/// # Errors
+///
+/// The case's [`Failure`], or the one `demo` carries.
+pub fn run(demo: Result<Demo, Failure>, case: fn(&Demo) -> Outcome) -> Outcome {
+    case(&demo?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_example_is_a_failure_saying_where_it_looked() {
+        let failure = Demo::example("no-such-demo").unwrap_err();
+        assert!(failure.message().contains("no-such-demo"), "{failure}");
+        assert!(failure.message().contains("examples"), "{failure}");
+    }
+
+    #[test]
+    fn the_secret_is_a_valid_key() {
+        assert!(session_core::Key::from_hex(SECRET).is_ok());
+    }
+}
