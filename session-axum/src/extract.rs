@@ -32,7 +32,10 @@ fn slot(parts: &Parts) -> Option<&SlotHandle> {
 /// [`destroy`](session_core::Session::destroy)...
 ///
 /// Changes are saved by the [`SessionLayer`](crate::SessionLayer) after the
-/// handler returns; there is nothing to call.
+/// handler returns; there is nothing to call. What the layer saves is the
+/// session as it stands when the response is ready: a clone moved into a
+/// task that outlives the request (`tokio::spawn`) may still read, but its
+/// later changes belong to no request and are not saved.
 ///
 /// Rejects with a [`SessionRejection`]: a 500 when the layer is missing, or
 /// the layer's error response when the store fails to load the session.

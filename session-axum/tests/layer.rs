@@ -495,3 +495,128 @@ async fn cookies_extractor_sends_exactly_what_changed() {
         ]
     );
 }
+
+/// What `tracing` writes, kept for a test to read.
+#[derive(Clone, Default)]
+struct Logged(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logged {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logged {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A failing store's error is logged at error level with its cause, for
+/// a load and for a save: the 500 alone would not say what broke.
+#[tokio::test]
+async fn store_failures_are_logged_with_their_cause() {
+    let logged = Logged::default();
+    let writer = logged.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::ERROR)
+        .finish();
+    // The test runs on one thread, so the request's futures log here.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = Router::new()
+        .route("/views", get(views))
+        .layer(layer_with(Arc::new(FailingStore::default())));
+    assert_eq!(
+        send(&app, "/views", None).await.status,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    let text = logged.text();
+    assert!(text.contains("ERROR"), "{text}");
+    assert!(text.contains("could not be saved"), "{text}");
+    assert!(text.contains("backend down"), "{text}");
+
+    let key = Key::generate();
+    let cookie = cookie_signed_with(&key).await;
+    let app = Router::new()
+        .route("/views", get(views))
+        .layer(failing_loads(key));
+    assert_eq!(
+        send(&app, "/views", Some(&cookie)).await.status,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    let text = logged.text();
+    assert!(text.contains("could not be loaded"), "{text}");
+}
+
+/// A handler that takes only `Cookies` costs no store call and sends no
+/// session cookie, even when the request carries a valid one.
+#[tokio::test]
+async fn a_route_taking_only_cookies_loads_no_session() {
+    let store = Arc::new(CountingStore::default());
+    let app = Router::new()
+        .route("/views", get(views))
+        .route(
+            "/theme",
+            get(|cookies: Cookies| async move {
+                cookies.add(Cookie::new("theme", "dark"));
+                "themed"
+            }),
+        )
+        .layer(layer_with(store.clone()));
+    let cookie = send(&app, "/views", None).await.session_cookie();
+    assert_eq!(store.calls(), (0, 1));
+
+    let reply = send(&app, "/theme", Some(&cookie)).await;
+    assert_eq!(reply.body, "themed");
+    assert_eq!(store.calls(), (0, 1), "no load, no write");
+    assert_eq!(reply.set_cookies.len(), 1, "{:?}", reply.set_cookies);
+    assert!(
+        reply.set_cookies[0].starts_with("theme=dark"),
+        "{:?}",
+        reply.set_cookies
+    );
+}
+
+/// Private cookies through the layer: encrypted on the wire, read back by
+/// the next request, and nothing when tampered with.
+#[tokio::test]
+async fn private_cookies_round_trip_through_the_layer() {
+    let app = Router::new()
+        .route(
+            "/set",
+            get(|cookies: Cookies| async move {
+                cookies.add_private(Cookie::new("note", "meet-at-noon"));
+            }),
+        )
+        .route(
+            "/get",
+            get(|cookies: Cookies| async move {
+                cookies
+                    .get_private("note")
+                    .unwrap_or_else(|| "none".to_owned())
+            }),
+        )
+        .layer(layer_with(Arc::new(MemoryStore::new())));
+    let set = send(&app, "/set", None).await;
+    let pair = set.set_cookies[0].split(';').next().unwrap().to_owned();
+    assert!(pair.starts_with("note="), "{pair}");
+    assert!(
+        !pair.contains("meet-at-noon"),
+        "the value is encrypted: {pair}"
+    );
+
+    assert_eq!(send(&app, "/get", Some(&pair)).await.body, "meet-at-noon");
+    let mut tampered = pair.into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert_eq!(send(&app, "/get", Some(&tampered)).await.body, "none");
+}
