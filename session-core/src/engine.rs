@@ -774,7 +774,18 @@ impl Engine {
                         expires_at: deadline(),
                         version: origin.version.wrapping_add(1),
                     };
-                    return self.inline_plan(&record, now);
+                    return match self.inline_plan(&record, now) {
+                        // A touch alone (a read) of a session whose cookie is
+                        // at the size limit: the new times and version would
+                        // not fit. The browser keeps the cookie it has, good
+                        // until the deadline in it, rather than the read
+                        // failing; only a change that cannot fit is an error.
+                        Err(SessionError::CookieTooLarge { size, limit }) if ops.is_empty() => {
+                            trace::touch_too_large(size, limit);
+                            Ok(noop())
+                        }
+                        plan => plan,
+                    };
                 };
                 // A write within the touch interval leaves the idle timeout
                 // where the last touch put it, as a read does: the record
@@ -1202,6 +1213,16 @@ mod trace {
     #[inline(never)]
     pub(super) fn expired() {
         tracing::debug!("session expired");
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn touch_too_large(size: usize, limit: usize) {
+        tracing::warn!(
+            size,
+            limit,
+            "cookie-store session at the size limit: its idle timeout is not extended              (the refreshed cookie would not fit)"
+        );
     }
 }
 

@@ -4,7 +4,7 @@ mod support;
 
 use serde_json::json;
 use session_core::{SessionError, Storage, codec};
-use support::{Browser, Harness, attribute};
+use support::{Browser, Harness, attribute, request_with};
 use time::Duration;
 
 fn harness() -> Harness {
@@ -43,6 +43,45 @@ async fn oversized_session_is_a_defined_error() {
         }
         other => panic!("expected CookieTooLarge, got {other}"),
     }
+}
+
+/// A session whose cookie is at the size limit keeps being readable: a
+/// touch that would make it one byte too long (its version number gains a
+/// digit) is skipped, not an error on a read-only request.
+#[tokio::test]
+async fn a_touch_that_would_pass_the_size_limit_is_skipped_not_an_error() {
+    let h = harness();
+    // The longest value whose cookie still fits.
+    let (mut fits, mut too_long) = (1_000, 5_000);
+    while too_long - fits > 1 {
+        let len = (fits + too_long) / 2;
+        let session = h.open(&Browser::new()).await;
+        session.insert("blob", &"x".repeat(len)).unwrap();
+        match h.engine.finish(&session, h.engine.now()) {
+            Ok(_) => fits = len,
+            Err(SessionError::CookieTooLarge { .. }) => too_long = len,
+            Err(other) => panic!("{other}"),
+        }
+    }
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| {
+        s.insert("blob", &"x".repeat(fits)).unwrap()
+    })
+    .await;
+
+    // Touches bump the version 0 → 12: at 10 the cookie would grow.
+    let mut skipped = 0;
+    for _ in 0..12 {
+        h.advance_secs(61);
+        let (len, set) = request_with(&h.engine, &mut browser, |s| {
+            s.get::<String>("blob").unwrap().map(|b| b.len())
+        })
+        .await
+        .expect("a read-only request of a full cookie is no error");
+        assert_eq!(len, Some(fits));
+        skipped += usize::from(set.is_none());
+    }
+    assert!(skipped >= 1, "some touch must have been too large to send");
 }
 
 #[tokio::test]
