@@ -66,8 +66,8 @@
 //! [`RedisStoreBuilder::from_cluster_connection`].
 //!
 //! The store needs Redis 6.2 or newer (or a compatible server such as
-//! Valkey), for `PXAT`, and the commands `GET`, `SET`, `DEL`, `EVALSHA`,
-//! `EVAL` and `SCRIPT LOAD` (mind them in ACLs).
+//! Valkey), for `PXAT` and `GETDEL`, and the commands `GET`, `SET`, `DEL`,
+//! `GETDEL`, `EVALSHA`, `EVAL` and `SCRIPT LOAD` (mind them in ACLs).
 //!
 //! # Key layout and value format
 //!
@@ -77,7 +77,7 @@
 //! key:    <prefix><64 lowercase hex digits>      session:9f86d081884c7d65…
 //! value:  <"n" as 16 lowercase hex digits>:<record JSON>
 //!         0000000000000003:{"v":1,"c":1767225600000,"s":1767225900000,"e":1767229500000,"n":3,"d":{"views":4}}
-//! expiry: PXAT <"e">                             (no expiry when "e" is absent)
+//! expiry: PXAT <"e" - 1>                         (no expiry when "e" is absent)
 //! ```
 //!
 //! - The hex digits are the session's [`StoreKey`](session_core::StoreKey):
@@ -98,8 +98,10 @@
 //!   readable with `redis-cli GET`, and with any JSON tool once the header
 //!   is cut off (`redis-cli --raw GET key | cut -c18-`); a migration
 //!   rewrites values in this layout, header included, and keeps `n`.
-//! - The Redis expiry is the deadline `e` as an absolute time (`PXAT`), so
-//!   Redis drops a session exactly when the engine would stop accepting it.
+//! - The Redis expiry is an absolute time (`PXAT`), the millisecond before
+//!   the deadline `e` (Redis keeps a key through its `PXAT` millisecond),
+//!   so Redis drops a session exactly when the engine would stop accepting
+//!   it.
 //!   It is absolute: keep the clocks of your web servers and of Redis in
 //!   sync (NTP).
 //!

@@ -201,10 +201,14 @@ impl Retry {
     }
 }
 
-/// The record's deadline in Unix milliseconds, for `PXAT` (which needs a
-/// positive time), or `None` when it never expires.
+/// The `PXAT` time of the record (a positive Unix millisecond), or `None`
+/// when it never expires: the millisecond before its deadline, since Redis
+/// keeps a key through its `PXAT` millisecond while the deadline is the
+/// first millisecond the record is dead.
 fn deadline_ms(record: &Record) -> Option<i64> {
-    record.expires_at.map(|at| at.unix_ms().max(1))
+    record
+        .expires_at
+        .map(|at| at.unix_ms().saturating_sub(1).max(1))
 }
 
 fn unexpected(name: &'static str, reply: &Value) -> StoreError {

@@ -190,7 +190,9 @@ async fn every_write_sets_the_redis_expiry_to_the_record_deadline() {
     store.create(&key, &first).await.unwrap();
     let mut conn = raw(&redis_url()).await;
     let redis_key = store.redis_key(&key);
-    let deadline_ms = |r: &Record| r.expires_at.unwrap().unix_ms();
+    // Redis keeps a key through its PXAT millisecond; the deadline is the
+    // first millisecond the record is dead.
+    let deadline_ms = |r: &Record| r.expires_at.unwrap().unix_ms() - 1;
 
     let pexpiretime: i64 = redis::cmd("PEXPIRETIME")
         .arg(&redis_key)
