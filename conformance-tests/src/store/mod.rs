@@ -107,12 +107,33 @@ pub struct Subject {
 ///
 /// # Errors
 ///
-/// The case's [`Failure`](crate::Failure).
+/// The case's [`Failure`](crate::Failure), or one saying that the case did
+/// not finish within a minute (a store future that never completes; a
+/// store that blocks its thread cannot be interrupted).
 ///
 /// # Panics
 ///
 /// When no runtime can be built, or when the factory or the store panics.
 pub fn run<F, Fut, S, C, CFut>(
+    suite: &str,
+    case: &str,
+    expiry: ExpiryClock,
+    factory: F,
+    run_case: C,
+) -> Outcome
+where
+    F: FnOnce(StoreContext) -> Fut,
+    Fut: Future<Output = S>,
+    S: SessionStore + 'static,
+    C: FnOnce(Subject) -> CFut,
+    CFut: Future<Output = Outcome>,
+{
+    run_within(CASE_TIMEOUT, suite, case, expiry, factory, run_case)
+}
+
+/// [`run`], failing the case when it takes longer than `limit`.
+fn run_within<F, Fut, S, C, CFut>(
+    limit: std::time::Duration,
     suite: &str,
     case: &str,
     expiry: ExpiryClock,
@@ -136,7 +157,7 @@ where
         format!("conformance:{suite}:{case}:{}:", nonce()),
         clock.clone(),
     );
-    runtime.block_on(async move {
+    let body = async move {
         // A store with an immediate face (`SessionStore::immediate`) is held
         // to the rules through both faces, alternating.
         let store = faces::BothFaces::wrap(Arc::new(factory(ctx).await));
@@ -146,8 +167,20 @@ where
             expiry,
         })
         .await
+    };
+    runtime.block_on(async move {
+        tokio::time::timeout(limit, body).await.unwrap_or_else(|_| {
+            Err(crate::Failure::new(format!(
+                "{case}: not finished after {limit:?}: a store operation never returned \
+                 (bound every call to the backend, with a command timeout)"
+            )))
+        })
     })
 }
+
+/// How long one store case may take: the slowest, with a wall-clock store,
+/// waits about 3 s for a record to expire.
+const CASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The wall clock's time, truncated to whole milliseconds.
 fn now_ms() -> OffsetDateTime {
@@ -163,4 +196,45 @@ pub(crate) fn nonce() -> String {
         bytes[..4].copy_from_slice(&std::process::id().to_le_bytes());
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use session_core::{Record, SaveOutcome, StoreError, StoreKey, async_trait};
+
+    use super::*;
+
+    /// A store whose every call waits forever.
+    #[derive(Debug)]
+    struct Hanging;
+
+    #[async_trait]
+    impl SessionStore for Hanging {
+        async fn load(&self, _: &StoreKey) -> Result<Option<Record>, StoreError> {
+            std::future::pending().await
+        }
+        async fn create(&self, _: &StoreKey, _: &Record) -> Result<(), StoreError> {
+            std::future::pending().await
+        }
+        async fn save(&self, _: &StoreKey, _: &Record, _: u64) -> Result<SaveOutcome, StoreError> {
+            std::future::pending().await
+        }
+        async fn delete(&self, _: &StoreKey) -> Result<(), StoreError> {
+            std::future::pending().await
+        }
+    }
+
+    #[test]
+    fn a_store_that_never_answers_fails_the_case_instead_of_hanging_it() {
+        let outcome = run_within(
+            std::time::Duration::from_millis(50),
+            "hanging",
+            "load_of_a_missing_key_is_none",
+            ExpiryClock::Manual,
+            |_| async { Hanging },
+            cases::load_of_a_missing_key_is_none,
+        );
+        let failure = outcome.unwrap_err();
+        assert!(failure.message().contains("never returned"), "{failure}");
+    }
 }
