@@ -148,7 +148,7 @@
 //! # Writing an adapter
 //!
 //! An adapter ships a demo app serving every route of the project's demo
-//! contract, built from a [`SessionConfig`](session_core::SessionConfig).
+//! contract ([`contract`]), built from a [`SessionConfig`](session_core::SessionConfig).
 //! Its harness implements [`adapter::Harness`]: serve that app with the
 //! config the suite gives, on 127.0.0.1, on a thread and runtime of its own.
 //! [`Running::spawn`](adapter::Running::spawn) does the binding, the thread
@@ -249,6 +249,7 @@ mod registry;
 
 pub mod adapter;
 pub mod client;
+pub mod contract;
 pub mod startup;
 pub mod store;
 
