@@ -161,13 +161,20 @@ impl RedisStore {
             None => StoreError::Timeout {
                 millis: millis(self.command_timeout),
             },
-            Some(error) if error.code() == Some("WRONGTYPE") => StoreError::Corrupt {
-                reason: format!(
-                    "a key under the prefix {:?} holds a Redis value that is not a string \
+            // Redis 7 reports a script's wrong-type error under its own
+            // code; 6.2 inside a generic script error.
+            Some(error)
+                if error.code() == Some("WRONGTYPE")
+                    || error.detail().is_some_and(|d| d.contains("WRONGTYPE")) =>
+            {
+                StoreError::Corrupt {
+                    reason: format!(
+                        "a key under the prefix {:?} holds a Redis value that is not a string \
                      ({error}); is another application using this prefix?",
-                    self.prefix
-                ),
-            },
+                        self.prefix
+                    ),
+                }
+            }
             Some(error) => StoreError::backend(CommandError::redis(name, error)),
         }
     }

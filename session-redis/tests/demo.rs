@@ -69,10 +69,16 @@ async fn call(
         request.push_str("Content-Type: application/json\r\n");
     }
     request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    };
+    let response = tokio::time::timeout(std::time::Duration::from_secs(10), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no complete answer within 10 s"));
 
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     let mut lines = head.lines();
