@@ -15,6 +15,10 @@ use crate::{Failure, Outcome};
 /// change, regenerate, destroy) and checks what the store was handed: every
 /// key is the [`StoreKey`] digest of an id that a cookie carried, and no key
 /// or record contains a raw session id in any form.
+///
+/// A store only ever receives [`StoreKey`]s, so this case holds the engine
+/// to the rule on the store's path; for the store itself it proves that the
+/// whole session life cycle (including a regeneration's `take`) runs on it.
 pub async fn store_sees_only_digests_of_session_ids(subject: Subject) -> Outcome {
     let recording = Arc::new(Recording::new(subject.store.clone()));
     let engine = engine(&subject, recording.clone())?;
