@@ -163,7 +163,9 @@ impl SessionLayer {
         }
     }
 
-    /// The engine.
+    /// The engine the layer runs: its [`config`](Engine::config), or
+    /// [`cookies`](Engine::cookies) to read the app's cookies outside a
+    /// request handler (a WebSocket upgrade, a test).
     #[must_use]
     pub fn engine(&self) -> &Engine {
         &self.shared.engine

@@ -152,6 +152,9 @@
 //! features off; your app turns on the ones it serves with (`http1`,
 //! `tokio`, ...).
 
+/// The engine crate, for what the few re-exports below leave out: a
+/// [`ManualClock`](core::ManualClock) for tests, [`Record`](core::Record)
+/// and [`StoreKey`](core::StoreKey) for writing a store, the plan types.
 pub use session_core as core;
 pub use session_core::cookie::Cookie;
 pub use session_core::{
