@@ -12,12 +12,12 @@ use crate::config::{SessionConfig, Storage};
 use crate::cookies::Cookies;
 use crate::id::SessionId;
 use crate::plan::{Changes, CookieOp, Executed, Plan, StoreOp};
-use crate::session::{Origin, State};
+use crate::session::{Ops, Origin, State};
 use crate::store::{ImmediateStore, MemoryAt, MemoryStore, SessionStore};
 use crate::verified::{Verified, VerifiedCache};
 use crate::{
-    CodecError, ConfigError, KeyMatch, Record, RequestSlot, Session, SessionError, StoreError,
-    StoreKey, Timestamp,
+    CodecError, ConfigError, Data, KeyMatch, Record, RequestSlot, Session, SessionError,
+    StoreError, StoreKey, Timestamp,
 };
 
 /// At most this many cookies named like the session cookie are considered
@@ -748,18 +748,7 @@ impl Engine {
         if let Some(origin) = continuing {
             let deadline = || config.expiry.deadline(origin.created_at, now);
             if *regenerate {
-                let record = Record {
-                    data: transfer.take(values),
-                    created_at: origin.created_at,
-                    last_seen: now,
-                    expires_at: deadline(),
-                    version: 0,
-                };
-                let old = origin.key.map(|key| Old {
-                    key,
-                    carry: Some(Box::new((origin.version, Changes(transfer.take(ops))))),
-                });
-                return self.new_session_cold(record, old, now);
+                return self.regenerate(origin, values, ops, now, transfer);
             }
             let touch_due = self.inner.touch_after_ms.is_some_and(|after| {
                 i128::from(now.unix_ms().saturating_sub(origin.last_seen.unix_ms())) >= after
@@ -894,15 +883,30 @@ impl Engine {
         })
     }
 
-    /// [`new_session`](Self::new_session) for a rare caller (regeneration).
+    /// [`plan`](Self::plan) for a regenerated session: its data under a new
+    /// id, replacing the old record and carrying over what another request
+    /// saves there meanwhile (see [`StoreOp::Replace`]). Out of line: rare.
     #[cold]
     #[inline(never)]
-    fn new_session_cold(
+    fn regenerate(
         &self,
-        record: Record,
-        old: Option<Old>,
+        origin: &Origin,
+        values: &mut Data,
+        ops: &mut Ops,
         now: Timestamp,
+        transfer: Transfer,
     ) -> Result<Plan, SessionError> {
+        let record = Record {
+            data: transfer.take(values),
+            created_at: origin.created_at,
+            last_seen: now,
+            expires_at: self.inner.config.expiry.deadline(origin.created_at, now),
+            version: 0,
+        };
+        let old = origin.key.map(|key| Old {
+            key,
+            carry: Some(Box::new((origin.version, Changes(transfer.take(ops))))),
+        });
         self.new_session(record, old, now)
     }
 
