@@ -200,25 +200,7 @@ impl Plan {
                 key,
                 record,
                 carry,
-            } => {
-                store.create_now(&key, &record)?;
-                match carry.as_deref() {
-                    Some(carry) => {
-                        let old = store.take_now(&old)?;
-                        if let Some(merged) = carry_over(old, carry, &record)? {
-                            return save_now(
-                                store,
-                                key,
-                                merged,
-                                record.version,
-                                &carry.1,
-                                max_conflict_retries,
-                            );
-                        }
-                    }
-                    None => store.delete_now(&old)?,
-                }
-            }
+            } => return replace_now(store, old, key, &record, carry, max_conflict_retries),
             StoreOp::Save {
                 key,
                 record,
@@ -325,6 +307,41 @@ impl Plan {
         }
         Ok(Executed::Done)
     }
+}
+
+/// [`Plan::execute_now`]'s [`StoreOp::Replace`]. Out of line, and a merge
+/// is saved through a plan of its own, so that the save path common to
+/// every write keeps its one call site (and stays inlined).
+#[cold]
+#[inline(never)]
+fn replace_now(
+    store: &dyn ImmediateStore,
+    old: StoreKey,
+    key: StoreKey,
+    record: &Record,
+    carry: Option<Box<(u64, Changes)>>,
+    max_conflict_retries: u32,
+) -> Result<Executed, SessionError> {
+    store.create_now(&key, record)?;
+    let Some(carry) = carry else {
+        store.delete_now(&old)?;
+        return Ok(Executed::Done);
+    };
+    let taken = store.take_now(&old)?;
+    let Some(merged) = carry_over(taken, &carry, record)? else {
+        return Ok(Executed::Done);
+    };
+    let (_, changes) = *carry;
+    Plan {
+        store: StoreOp::Save {
+            key,
+            record: merged,
+            expected_version: record.version,
+            changes,
+        },
+        cookie: CookieOp::None,
+    }
+    .execute_now(store, max_conflict_retries)
 }
 
 /// What a regeneration's new record (`stored`, already created) must

@@ -434,7 +434,9 @@ impl Session {
     /// Gives the session a new id and keeps its data: call it when the
     /// user's privileges change (log in) so that an id planted before does
     /// not become a logged-in session (session fixation). The old id stops
-    /// resolving once the response is committed.
+    /// resolving once the response is committed; what another request of
+    /// the old id saved meanwhile is carried over to the new one (see
+    /// [`StoreOp::Replace`](crate::StoreOp::Replace)).
     pub fn regenerate(&self) {
         self.lock().regenerate = true;
     }
