@@ -829,8 +829,7 @@ impl Engine {
         if !values.is_empty() {
             let mut record = Record::new(now, config.expiry.deadline(now, now));
             record.data = transfer.take(values);
-            let old = old_key.map(|key| Old { key, carry: None });
-            return self.new_session(record, old, now);
+            return self.new_session(record, old_key, now);
         }
         if ended {
             return Ok(Plan {
@@ -903,17 +902,17 @@ impl Engine {
             expires_at: self.inner.config.expiry.deadline(origin.created_at, now),
             version: 0,
         };
-        let old = origin.key.map(|key| Old {
-            key,
-            carry: Some(Box::new((origin.version, Changes(transfer.take(ops))))),
-        });
-        self.new_session(record, old, now)
+        let mut plan = self.new_session(record, origin.key, now)?;
+        if let StoreOp::Replace { carry, .. } = &mut plan.store {
+            *carry = Some(Box::new((origin.version, Changes(transfer.take(ops)))));
+        }
+        Ok(plan)
     }
 
     fn new_session(
         &self,
         record: Record,
-        old: Option<Old>,
+        old: Option<StoreKey>,
         now: Timestamp,
     ) -> Result<Plan, SessionError> {
         if self.inner.store.is_none() {
@@ -926,11 +925,11 @@ impl Engine {
         let key = id.store_key();
         let cookie = CookieOp::Set(self.id_cookie(&id, record.expires_at, now));
         let store = match old {
-            Some(Old { key: old, carry }) => StoreOp::Replace {
+            Some(old) => StoreOp::Replace {
                 old,
                 key,
                 record,
-                carry,
+                carry: None,
             },
             None => StoreOp::Create { key, record },
         };
@@ -1180,13 +1179,6 @@ impl Engine {
         cookie.set_expires(OffsetDateTime::UNIX_EPOCH);
         cookie.to_string()
     }
-}
-
-/// The record a new id replaces, and for a regeneration what carries over
-/// (see [`StoreOp::Replace`]).
-struct Old {
-    key: StoreKey,
-    carry: Option<Box<(u64, Changes)>>,
 }
 
 /// The debug events of the request path, out of line: the code that
