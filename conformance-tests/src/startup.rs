@@ -95,6 +95,10 @@ impl Demo {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Windows cannot open a socket without it.
+        if let Some(root) = std::env::var_os("SystemRoot") {
+            command.env("SystemRoot", root);
+        }
         command
     }
 
@@ -130,48 +134,57 @@ impl Demo {
     }
 
     /// Starts the demo with `vars` and a free `PORT`, and waits for its
-    /// listening line.
+    /// listening line. The port is free when chosen but not reserved: when
+    /// something else takes it first (the demo then stops with a `PORT:`
+    /// line), another is tried, a few times.
     fn start(&self, vars: &[(&str, &str)]) -> Result<Started, Failure> {
-        let port = free_port()?;
-        let port_text = port.to_string();
-        let mut all = vars.to_vec();
-        all.push(("PORT", &port_text));
-        let mut child = self.command(&all).spawn()?;
-        let stderr = read_all(child.stderr.take());
-        let (lines, first_lines) = mpsc::channel();
-        if let Some(stdout) = child.stdout.take() {
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    if lines.send(line).is_err() {
-                        break;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let port = free_port()?;
+            let port_text = port.to_string();
+            let mut all = vars.to_vec();
+            all.push(("PORT", &port_text));
+            let mut child = self.command(&all).spawn()?;
+            let stderr = read_all(child.stderr.take());
+            let (lines, first_lines) = mpsc::channel();
+            if let Some(stdout) = child.stdout.take() {
+                std::thread::spawn(move || {
+                    // Reads to the end even after the first line, so that
+                    // the demo never writes into a closed pipe.
+                    for line in BufReader::new(stdout).lines() {
+                        let Ok(line) = line else { break };
+                        let _ = lines.send(line);
                     }
-                }
-            });
-        }
-        let mut started = Started {
-            child,
-            stderr: Some(stderr),
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        match first_lines.recv_timeout(START_TIMEOUT) {
-            Ok(line) => {
-                let want = format!("listening on http://127.0.0.1:{port}");
-                if line != want {
-                    let stderr = started.stop();
-                    fail!(
-                        "the demo's first line on stdout\n  found: {line:?}\n   want: {want:?}\n  \
-                         stderr: {stderr:?}"
-                    );
-                }
-                Ok(started)
+                });
             }
-            Err(_) => {
-                let stderr = started.stop();
-                fail!(
-                    "with {all:?} the demo printed no listening line within {START_TIMEOUT:?}\n  \
-                     stderr: {stderr:?}"
-                )
+            let mut started = Started {
+                child,
+                stderr: Some(stderr),
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            };
+            match first_lines.recv_timeout(START_TIMEOUT) {
+                Ok(line) => {
+                    let want = format!("listening on http://127.0.0.1:{port}");
+                    if line != want {
+                        let stderr = started.stop();
+                        fail!(
+                            "the demo's first line on stdout\n  found: {line:?}\n   want: \
+                             {want:?}\n  stderr: {stderr:?}"
+                        );
+                    }
+                    return Ok(started);
+                }
+                Err(_) => {
+                    let stderr = started.stop();
+                    if stderr.starts_with("PORT:") && attempts < 5 {
+                        continue;
+                    }
+                    fail!(
+                        "with {all:?} the demo printed no listening line within \
+                         {START_TIMEOUT:?}\n  stderr: {stderr:?}"
+                    )
+                }
             }
         }
     }
@@ -249,7 +262,7 @@ fn one_line_naming(exited: &Exited, var: &str, vars: &[(&str, &str)]) -> Outcome
 
 /// The cases, one function each, listed in [`STARTUP_CASES`].
 pub mod cases {
-    use super::{Demo, SECRET, one_line_naming};
+    use super::{Demo, SECRET, free_port, one_line_naming};
     use crate::Outcome;
     use crate::client::Browser;
     use crate::failure::{check, check_eq};
@@ -272,10 +285,16 @@ pub mod cases {
             ("PORT", "65536"),
             ("PORT", "http"),
         ];
+        // A free port, so that a demo that wrongly accepts a bad value
+        // starts there (and is stopped), not on the default 3000.
+        let port = free_port()?.to_string();
         for &(var, value) in bad {
             let mut vars = vec![(var, value)];
             if var != "SESSION_SECRET" {
                 vars.push(("SESSION_SECRET", SECRET));
+            }
+            if var != "PORT" {
+                vars.push(("PORT", &port));
             }
             one_line_naming(&demo.run_to_exit(&vars)?, var, &vars)?;
         }
@@ -284,6 +303,7 @@ pub mod cases {
             ("SESSION_STORE", "redis"),
             ("REDIS_URL", "redis://127.0.0.1:1"),
             ("SESSION_SECRET", SECRET),
+            ("PORT", &port),
         ];
         one_line_naming(&demo.run_to_exit(&vars)?, "REDIS_URL", &vars)
     }

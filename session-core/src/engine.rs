@@ -1217,7 +1217,8 @@ mod trace {
         tracing::warn!(
             size,
             limit,
-            "cookie-store session at the size limit: its idle timeout is not extended              (the refreshed cookie would not fit)"
+            "cookie-store session at the size limit: its idle timeout is not extended \
+             (the refreshed cookie would not fit)"
         );
     }
 }

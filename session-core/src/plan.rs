@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::session::{Ops, replay};
 use crate::store::{ImmediateStore, SaveOutcome, SessionStore};
-use crate::{Record, SessionError, StoreKey};
+use crate::{Record, SessionError, StoreError, StoreKey};
 
 /// What [`Engine::finish`](crate::Engine::finish) decided for one request.
 ///
@@ -260,18 +260,21 @@ impl Plan {
                     }
                     None => store.take(&old).await,
                 }?;
-                if let Some(merged) = carry_over(taken, carry, &record)? {
-                    return save(
-                        store,
-                        key,
-                        merged,
-                        record.version,
-                        &carry.1,
-                        max_conflict_retries,
-                    )
-                    .await
-                    .map(|(executed, _)| executed);
-                }
+                let merged = match carry_over(taken, carry, &record) {
+                    Ok(Some(merged)) => merged,
+                    Ok(None) => return Ok(Executed::Done),
+                    Err(error) => return Ok(carry_failed(&error)),
+                };
+                let saved = save(
+                    store,
+                    key,
+                    merged,
+                    record.version,
+                    &carry.1,
+                    max_conflict_retries,
+                )
+                .await;
+                return Ok(carried(saved.map(|(executed, _)| executed)));
             }
             StoreOp::Save {
                 key,
@@ -328,11 +331,13 @@ fn replace_now(
         return Ok(Executed::Done);
     };
     let taken = store.take_now(&old)?;
-    let Some(merged) = carry_over(taken, &carry, record)? else {
-        return Ok(Executed::Done);
+    let merged = match carry_over(taken, &carry, record) {
+        Ok(Some(merged)) => merged,
+        Ok(None) => return Ok(Executed::Done),
+        Err(error) => return Ok(carry_failed(&error)),
     };
     let (_, changes) = *carry;
-    Plan {
+    let saved = Plan {
         store: StoreOp::Save {
             key,
             record: merged,
@@ -341,7 +346,33 @@ fn replace_now(
         },
         cookie: CookieOp::None,
     }
-    .execute_now(store, max_conflict_retries)
+    .execute_now(store, max_conflict_retries);
+    Ok(carried(saved))
+}
+
+/// The outcome of a regeneration whose carry-over was saved with `saved`.
+/// The new record holds this request's session either way, so the log-in
+/// stands (its cookie is sent): a carry-over that failed loses only what
+/// the other request wrote, and says so at warn level.
+fn carried(saved: Result<Executed, SessionError>) -> Executed {
+    match saved {
+        Ok(Executed::Done) => Executed::Done,
+        Ok(Executed::SessionGone) => carry_failed(&SessionError::Store(StoreError::backend(
+            "the new record was gone when the carried-over changes were saved",
+        ))),
+        Err(error) => carry_failed(&error),
+    }
+}
+
+/// Logs a carry-over that could not be saved; the log-in stands.
+#[cold]
+fn carry_failed(error: &SessionError) -> Executed {
+    tracing::warn!(
+        %error,
+        "session id regenerated, but what another request saved under the old id \
+         meanwhile could not be carried over"
+    );
+    Executed::Done
 }
 
 /// What a regeneration's new record (`stored`, already created) must

@@ -104,6 +104,35 @@ async fn a_login_carries_over_a_write_that_landed_while_it_ran() {
     assert_eq!(store.len(), 1, "the old record is gone");
 }
 
+/// When what another request saved cannot take the log-in's changes (its
+/// `update` meets a value of another type), the log-in still stands, with
+/// its own view of the session: a warning, not a 500 that would lose both.
+#[tokio::test]
+async fn a_login_whose_carry_over_fails_still_logs_in() {
+    let (engine, store) = memory_engine();
+    let mut browser = Browser::new();
+    let first = open_with(&engine, &browser).await;
+    first.update("cart", push("apple")).unwrap();
+    browser.absorb(&done(engine.commit_now(finish(&engine, &first))).unwrap());
+
+    let login = open_with(&engine, &browser).await;
+    let writer = open_with(&engine, &browser).await;
+    writer.insert("cart", "not a list").unwrap();
+    assert_eq!(done(engine.commit_now(finish(&engine, &writer))), None);
+
+    login.update("cart", push("pear")).unwrap();
+    login.regenerate();
+    let set_cookie = done(engine.commit_now(finish(&engine, &login)));
+    browser.absorb(&set_cookie.expect("the log-in's new cookie"));
+    let cart: Vec<String> = open_with(&engine, &browser)
+        .await
+        .get("cart")
+        .unwrap()
+        .unwrap();
+    assert_eq!(cart, ["apple", "pear"]);
+    assert_eq!(store.len(), 1, "the old record is gone");
+}
+
 #[tokio::test]
 async fn a_store_that_waits_gets_its_plan_back_for_commit() {
     let h = Harness::new();

@@ -45,7 +45,7 @@ pub enum ConnectError {
     /// forbids `SCRIPT` or `EVALSHA` for this user).
     #[error(
         "Redis at {target} refused to load the session save script: {source}; \
-         the store needs GET, SET, DEL, EVALSHA, EVAL and SCRIPT LOAD"
+         the store needs GET, SET, DEL, GETDEL, EVALSHA, EVAL and SCRIPT LOAD"
     )]
     ScriptLoad {
         /// The server (`host:port`), or the cluster's seed nodes.
@@ -136,7 +136,7 @@ impl CommandError {
     }
 
     /// The command that failed, as sent: `GET`, `SET NX`, `EVALSHA` (the
-    /// compare-and-set script), `EVAL` or `DEL`.
+    /// compare-and-set script), `EVAL`, `DEL` or `GETDEL`.
     #[must_use]
     pub fn command(&self) -> &'static str {
         self.command

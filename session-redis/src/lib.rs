@@ -8,15 +8,16 @@
 //!
 //! - **One round trip per operation.** Loading a session is one `GET`,
 //!   creating one a `SET … NX`, saving one a server-side script that
-//!   compares versions and writes in one step, deleting one a `DEL`. So with
-//!   `session-axum`, a read-only request costs one round trip, a request
-//!   that changes the session two, a new session one.
+//!   compares versions and writes in one step, deleting one a `DEL`, taking
+//!   one (the old record at a log-in) a `GETDEL`. So with `session-axum`, a
+//!   read-only request costs one round trip, a request that changes the
+//!   session two, a new session one, a log-in three.
 //! - **Nothing lost, nothing resurrected.** Saves are compare-and-set on the
 //!   record's version: concurrent requests of one session are merged by the
 //!   engine, and a save never brings back a session that was logged out or
 //!   expired meanwhile.
 //! - **Redis frees abandoned sessions.** Every record carries a Redis
-//!   expiry (`PXAT`) at the session's deadline.
+//!   expiry (`PXAT`) at the session's deadline (its last live millisecond).
 //! - **Bounded waits.** Connecting and every command have timeouts; a Redis
 //!   that is down or hung fails requests quickly with a
 //!   [`StoreError`](session_core::StoreError) the adapter answers with a
@@ -114,7 +115,7 @@
 //! | operation | command |
 //! | --- | --- |
 //! | load | `GET key` |
-//! | create | `SET key value NX PXAT deadline` (a `nil` answer is [`StoreError::Exists`](session_core::StoreError::Exists)) |
+//! | create | `SET key value NX PXAT deadline` (a `nil` answer is followed by a `GET`: [`StoreError::Exists`](session_core::StoreError::Exists) unless the stored value is this create's own, sent twice) |
 //! | save | `EVALSHA` [`SAVE_SCRIPT`] (version header check, then `SET key value PXAT deadline`, in Redis) |
 //! | delete | `DEL key` |
 //! | take (a log-in's new id: the old record, removed) | `GETDEL key` |
@@ -157,10 +158,14 @@
 //!   (`TCP_USER_TIMEOUT`, 10 s) and the connection is made anew.
 //! - **Restarted**: the connection is made anew in the background (RESP3
 //!   tells the client at once). A `GET`, `DEL` or `SET NX` that meets the
-//!   old connection is sent once more on the new one. A save is never sent
-//!   twice unless the first copy certainly did not leave (the connection
-//!   was refused), because it must not apply one change twice: a save in
-//!   flight during a restart fails with a 500 instead.
+//!   old connection is sent once more on the new one. This store never
+//!   sends a save or a `GETDEL` twice unless the first copy certainly did
+//!   not leave (the connection was refused), because a save must not apply
+//!   one change twice: a save in flight during a restart fails with a 500
+//!   instead. (On a Redis Cluster, the `redis` crate's cluster client itself
+//!   re-sends a command whose connection dropped, up to twice; a save that
+//!   ran before the drop then meets itself as a conflict, and its changes
+//!   are applied once more.)
 //! - Sessions live as long as Redis keeps them: a Redis without
 //!   persistence (or a failover that lost recent writes) logs users out.
 //!

@@ -16,12 +16,6 @@ use std::sync::LazyLock;
 /// - `ARGV[3]`: the new record's deadline in Unix milliseconds, or empty
 ///   when it never expires (the key then gets no TTL).
 ///
-/// A stored value equal to `ARGV[1]` means this very save already landed:
-/// a client that lost the connection and sent the call again (the cluster
-/// client re-sends a call whose connection dropped) is told `1`, not handed
-/// a conflict that would make the engine replay the request's changes a
-/// second time (a cart item pushed twice).
-///
 /// It answers `1` when it wrote, `0` when there is no record (deleted or
 /// expired: it writes nothing, so a save never resurrects a session), and
 /// the stored value when its first 17 bytes differ from `ARGV[2]`: a
@@ -38,9 +32,6 @@ pub const SAVE_SCRIPT: &str = r"-- session-redis: compare-and-set save
 local current = redis.call('GET', KEYS[1])
 if not current then
   return 0
-end
-if current == ARGV[1] then
-  return 1
 end
 if string.sub(current, 1, 17) ~= ARGV[2] then
   return current
