@@ -76,18 +76,24 @@ async fn the_memory_store_commits_at_once_and_merges_concurrent_changes() {
     assert_eq!(cart, ["apple", "pear", "plum"]);
 }
 
-/// As with a store that waits (`concurrency.rs`): a log-in keeps what a
-/// request of the old id saved while it ran.
-#[tokio::test]
-async fn a_login_carries_over_a_write_that_landed_while_it_ran() {
+/// A session with `["apple"]` in its cart on a memory engine, and two
+/// requests of it opened at once: a log-in, and another writer.
+async fn login_beside_a_writer() -> (Engine, Arc<MemoryStore>, Browser, Session, Session) {
     let (engine, store) = memory_engine();
     let mut browser = Browser::new();
     let first = open_with(&engine, &browser).await;
     first.update("cart", push("apple")).unwrap();
     browser.absorb(&done(engine.commit_now(finish(&engine, &first))).unwrap());
-
     let login = open_with(&engine, &browser).await;
     let writer = open_with(&engine, &browser).await;
+    (engine, store, browser, login, writer)
+}
+
+/// As with a store that waits (`concurrency.rs`): a log-in keeps what a
+/// request of the old id saved while it ran.
+#[tokio::test]
+async fn a_login_carries_over_a_write_that_landed_while_it_ran() {
+    let (engine, store, mut browser, login, writer) = login_beside_a_writer().await;
     writer.update("cart", push("pear")).unwrap();
     assert_eq!(done(engine.commit_now(finish(&engine, &writer))), None);
 
@@ -109,14 +115,7 @@ async fn a_login_carries_over_a_write_that_landed_while_it_ran() {
 /// its own view of the session: a warning, not a 500 that would lose both.
 #[tokio::test]
 async fn a_login_whose_carry_over_fails_still_logs_in() {
-    let (engine, store) = memory_engine();
-    let mut browser = Browser::new();
-    let first = open_with(&engine, &browser).await;
-    first.update("cart", push("apple")).unwrap();
-    browser.absorb(&done(engine.commit_now(finish(&engine, &first))).unwrap());
-
-    let login = open_with(&engine, &browser).await;
-    let writer = open_with(&engine, &browser).await;
+    let (engine, store, mut browser, login, writer) = login_beside_a_writer().await;
     writer.insert("cart", "not a list").unwrap();
     assert_eq!(done(engine.commit_now(finish(&engine, &writer))), None);
 
