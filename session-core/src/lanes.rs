@@ -34,7 +34,7 @@ use crate::{Record, SessionError, StoreKey};
 const LANES: usize = 256;
 
 /// The last record saved in a lane, and its key.
-pub(crate) type LastSaved = Option<(StoreKey, Record)>;
+type LastSaved = Option<(StoreKey, Record)>;
 
 /// What one request asks to save.
 pub(crate) struct Job {
@@ -77,13 +77,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every critical section below is a push, a drain or a swap: nothing
     // can be left half-done by a panic.
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Forgets the last record saved in a held lane if it is `key`'s.
-pub(crate) fn forget_in(last: &mut LastSaved, key: &StoreKey) {
-    if last.as_ref().is_some_and(|(k, _)| k == key) {
-        *last = None;
-    }
 }
 
 /// Takes a waiting request's entry out of its lane's queue when dropped (a
@@ -137,12 +130,10 @@ impl SaveLanes {
 
     /// Forgets the last record saved for `key` (it was deleted).
     pub(crate) async fn forget(&self, key: &StoreKey) {
-        forget_in(&mut *self.lock(key).await, key);
-    }
-
-    /// Holds `key`'s lane: saves in it wait until the guard is dropped.
-    pub(crate) async fn lock(&self, key: &StoreKey) -> async_lock::MutexGuard<'_, LastSaved> {
-        self.lane(key).gate.lock().await
+        let mut last = self.lane(key).gate.lock().await;
+        if last.as_ref().is_some_and(|(k, _)| k == key) {
+            *last = None;
+        }
     }
 
     /// Saves `job` for `key`, grouped with the saves of the same session

@@ -65,7 +65,8 @@ pub enum StoreOp {
     /// newer data and the new record saved again, so the new id carries
     /// both. A save of the old id after the take finds no record (see
     /// [`Executed::SessionGone`]). With a store whose `take` is one step
-    /// (the memory store, Redis) nothing can slip between.
+    /// (the memory store, Redis) no save can land between the read and the
+    /// removal.
     Replace {
         /// The key to delete once the new record is stored.
         old: StoreKey,
@@ -249,17 +250,15 @@ impl Plan {
                     }
                     return Ok(Executed::Done);
                 };
-                // Saves of the old id in this process wait while it is
-                // taken, then find it gone.
-                let taken = match saves {
-                    Some(saves) => {
-                        let mut lane = saves.lock(&old).await;
-                        let taken = store.take(&old).await;
-                        crate::lanes::forget_in(&mut lane, &old);
-                        taken
-                    }
-                    None => store.take(&old).await,
-                }?;
+                // A save of the old id that lands before the take is carried
+                // over; one that lands after finds the record gone. (Holding
+                // the old id's lane here would only turn the first kind into
+                // the second.)
+                let taken = store.take(&old).await;
+                if let Some(saves) = saves {
+                    saves.forget(&old).await;
+                }
+                let taken = taken?;
                 let merged = match carry_over(taken, carry, &record) {
                     Ok(Some(merged)) => merged,
                     Ok(None) => return Ok(Executed::Done),

@@ -536,3 +536,98 @@ async fn a_login_carries_over_a_write_that_landed_while_it_ran() {
     assert_eq!(data, (Some(json!("alice")), Some(json!(["apple", "pear"]))));
     assert_eq!(h.store.inner.len(), 1, "the old record is gone");
 }
+
+/// A store that waits in `take` until let go: a log-in's regeneration
+/// caught between reading the old record and removing it.
+#[derive(Debug)]
+struct SlowTake {
+    inner: MemoryStore,
+    entered: tokio::sync::Notify,
+    go: tokio::sync::Semaphore,
+}
+
+#[session_core::async_trait]
+impl SessionStore for SlowTake {
+    async fn load(
+        &self,
+        key: &session_core::StoreKey,
+    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
+        self.inner.load(key).await
+    }
+    async fn create(
+        &self,
+        key: &session_core::StoreKey,
+        record: &session_core::Record,
+    ) -> Result<(), session_core::StoreError> {
+        self.inner.create(key, record).await
+    }
+    async fn save(
+        &self,
+        key: &session_core::StoreKey,
+        record: &session_core::Record,
+        expected_version: u64,
+    ) -> Result<session_core::SaveOutcome, session_core::StoreError> {
+        self.inner.save(key, record, expected_version).await
+    }
+    async fn delete(&self, key: &session_core::StoreKey) -> Result<(), session_core::StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn take(
+        &self,
+        key: &session_core::StoreKey,
+    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
+        self.entered.notify_one();
+        let _permit = self.go.acquire().await.unwrap();
+        self.inner.take(key).await
+    }
+}
+
+/// A save of the old id that arrives while a log-in is changing the id, in
+/// the same process, is not held back by the log-in: it lands before the
+/// take and is carried over to the new id.
+#[tokio::test]
+async fn a_save_during_a_login_lands_and_is_carried_over() {
+    let store = Arc::new(SlowTake {
+        inner: MemoryStore::new(),
+        entered: tokio::sync::Notify::new(),
+        go: tokio::sync::Semaphore::new(0),
+    });
+    let engine = Engine::new(
+        SessionConfig::new(session_core::KeyRing::new(support::fixed_key()))
+            .with_store(store.clone()),
+    )
+    .unwrap();
+    let mut browser = Browser::new();
+    request_with(&engine, &mut browser, |s| {
+        s.update("cart", push("apple".to_owned())).unwrap();
+    })
+    .await
+    .unwrap();
+    let login = open_with(&engine, &browser).await;
+    let writer = open_with(&engine, &browser).await;
+
+    login.insert("user", "alice").unwrap();
+    login.regenerate();
+    let plan = engine.finish(&login, engine.now()).unwrap();
+    let committing = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.commit(plan).await }
+    });
+    store.entered.notified().await;
+
+    writer.update("cart", push("pear".to_owned())).unwrap();
+    let plan = engine.finish(&writer, engine.now()).unwrap();
+    let saved = tokio::time::timeout(std::time::Duration::from_secs(5), engine.commit(plan))
+        .await
+        .expect("the writer's save does not wait for the log-in");
+    assert_eq!(saved.unwrap(), None);
+
+    store.go.add_permits(1);
+    browser.absorb(&committing.await.unwrap().unwrap().unwrap());
+    let (data, _) = request_with(&engine, &mut browser, |s| {
+        (s.get_value("user"), s.get_value("cart"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(data, (Some(json!("alice")), Some(json!(["apple", "pear"]))));
+}
