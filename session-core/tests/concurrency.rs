@@ -290,12 +290,29 @@ async fn a_replayed_update_on_a_value_of_another_type_fails_cleanly() {
 
 /// A memory store whose saves take a moment (they yield to the runtime
 /// once, like a store across a network, or until `hang` is lifted), and
-/// that counts them.
+/// that counts them. With `hold_takes`, a `take` signals `take_entered`
+/// and waits for a permit of `take_go`.
 #[derive(Debug)]
 struct SlowSaves {
     inner: session_core::MemoryStore,
     saves: std::sync::atomic::AtomicUsize,
     hang: std::sync::atomic::AtomicBool,
+    hold_takes: bool,
+    take_entered: tokio::sync::Notify,
+    take_go: tokio::sync::Semaphore,
+}
+
+impl SlowSaves {
+    fn new(inner: session_core::MemoryStore) -> Self {
+        Self {
+            inner,
+            saves: std::sync::atomic::AtomicUsize::new(0),
+            hang: std::sync::atomic::AtomicBool::new(false),
+            hold_takes: false,
+            take_entered: tokio::sync::Notify::new(),
+            take_go: tokio::sync::Semaphore::new(0),
+        }
+    }
 }
 
 #[session_core::async_trait]
@@ -330,6 +347,16 @@ impl session_core::SessionStore for SlowSaves {
     async fn delete(&self, key: &session_core::StoreKey) -> Result<(), session_core::StoreError> {
         self.inner.delete(key).await
     }
+    async fn take(
+        &self,
+        key: &session_core::StoreKey,
+    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
+        if self.hold_takes {
+            self.take_entered.notify_one();
+            let _permit = self.take_go.acquire().await.unwrap();
+        }
+        self.inner.take(key).await
+    }
 }
 
 #[tokio::test]
@@ -337,11 +364,9 @@ async fn a_burst_of_requests_of_one_session_is_saved_in_a_few_grouped_saves() {
     let mut slot = None;
     let h = Harness::with(|c| {
         // On the harness' manual clock, like every store of these tests.
-        let store = std::sync::Arc::new(SlowSaves {
-            inner: session_core::MemoryStore::with_clock(c.clock().clone()),
-            saves: std::sync::atomic::AtomicUsize::new(0),
-            hang: std::sync::atomic::AtomicBool::new(false),
-        });
+        let store = std::sync::Arc::new(SlowSaves::new(session_core::MemoryStore::with_clock(
+            c.clock().clone(),
+        )));
         slot = Some(store.clone());
         c.with_store(store)
     });
@@ -388,11 +413,9 @@ async fn a_burst_of_requests_of_one_session_is_saved_in_a_few_grouped_saves() {
 async fn requests_grouped_into_an_interrupted_save_get_an_error_not_a_second_save() {
     let mut slot = None;
     let h = Harness::with(|c| {
-        let store = std::sync::Arc::new(SlowSaves {
-            inner: session_core::MemoryStore::with_clock(c.clock().clone()),
-            saves: std::sync::atomic::AtomicUsize::new(0),
-            hang: std::sync::atomic::AtomicBool::new(false),
-        });
+        let store = std::sync::Arc::new(SlowSaves::new(session_core::MemoryStore::with_clock(
+            c.clock().clone(),
+        )));
         slot = Some(store.clone());
         c.with_store(store)
     });
@@ -537,60 +560,14 @@ async fn a_login_carries_over_a_write_that_landed_while_it_ran() {
     assert_eq!(h.store.inner.len(), 1, "the old record is gone");
 }
 
-/// A store that waits in `take` until let go: a log-in's regeneration
-/// caught between reading the old record and removing it.
-#[derive(Debug)]
-struct SlowTake {
-    inner: MemoryStore,
-    entered: tokio::sync::Notify,
-    go: tokio::sync::Semaphore,
-}
-
-#[session_core::async_trait]
-impl SessionStore for SlowTake {
-    async fn load(
-        &self,
-        key: &session_core::StoreKey,
-    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
-        self.inner.load(key).await
-    }
-    async fn create(
-        &self,
-        key: &session_core::StoreKey,
-        record: &session_core::Record,
-    ) -> Result<(), session_core::StoreError> {
-        self.inner.create(key, record).await
-    }
-    async fn save(
-        &self,
-        key: &session_core::StoreKey,
-        record: &session_core::Record,
-        expected_version: u64,
-    ) -> Result<session_core::SaveOutcome, session_core::StoreError> {
-        self.inner.save(key, record, expected_version).await
-    }
-    async fn delete(&self, key: &session_core::StoreKey) -> Result<(), session_core::StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn take(
-        &self,
-        key: &session_core::StoreKey,
-    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
-        self.entered.notify_one();
-        let _permit = self.go.acquire().await.unwrap();
-        self.inner.take(key).await
-    }
-}
-
 /// A save of the old id that arrives while a log-in is changing the id, in
 /// the same process, is not held back by the log-in: it lands before the
 /// take and is carried over to the new id.
 #[tokio::test]
 async fn a_save_during_a_login_lands_and_is_carried_over() {
-    let store = Arc::new(SlowTake {
-        inner: MemoryStore::new(),
-        entered: tokio::sync::Notify::new(),
-        go: tokio::sync::Semaphore::new(0),
+    let store = Arc::new(SlowSaves {
+        hold_takes: true,
+        ..SlowSaves::new(MemoryStore::new())
     });
     let engine = Engine::new(
         SessionConfig::new(session_core::KeyRing::new(support::fixed_key()))
@@ -613,7 +590,7 @@ async fn a_save_during_a_login_lands_and_is_carried_over() {
         let engine = engine.clone();
         async move { engine.commit(plan).await }
     });
-    store.entered.notified().await;
+    store.take_entered.notified().await;
 
     writer.update("cart", push("pear".to_owned())).unwrap();
     let plan = engine.finish(&writer, engine.now()).unwrap();
@@ -622,7 +599,7 @@ async fn a_save_during_a_login_lands_and_is_carried_over() {
         .expect("the writer's save does not wait for the log-in");
     assert_eq!(saved.unwrap(), None);
 
-    store.go.add_permits(1);
+    store.take_go.add_permits(1);
     browser.absorb(&committing.await.unwrap().unwrap().unwrap());
     let (data, _) = request_with(&engine, &mut browser, |s| {
         (s.get_value("user"), s.get_value("cart"))
