@@ -2,6 +2,7 @@
 //! the store under test, remembers every key the server touched, and can
 //! be made to fail.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -16,6 +17,9 @@ use crate::Failure;
 
 /// How long the suite waits for a store to delete what a case left.
 const CLEAN_UP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the suite waits for the store to answer its own checks (is a
+/// record still there?).
+const LOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Forwards to the store under test, and lets a case look at what it holds
 /// without any knowledge of the backend: the only way in is the store's own
@@ -53,7 +57,7 @@ impl SuiteStore {
     /// used.
     pub(crate) fn live_records(&self) -> Result<usize, Failure> {
         let keys = self.keys();
-        self.runtime.block_on(async {
+        self.look(async {
             let mut live = 0;
             for key in &keys {
                 if self.live(key).await? {
@@ -66,7 +70,21 @@ impl SuiteStore {
 
     /// Whether the store holds a live record under `key`.
     pub(crate) fn contains(&self, key: &StoreKey) -> Result<bool, Failure> {
-        self.runtime.block_on(self.live(key))
+        self.look(self.live(key))
+    }
+
+    /// Runs one of the suite's own looks at the store, within
+    /// [`LOOK_TIMEOUT`]: a store that never answers fails the case.
+    fn look<T>(&self, look: impl Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+        self.runtime.block_on(async {
+            tokio::time::timeout(LOOK_TIMEOUT, look)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Failure::new(format!(
+                        "the store did not answer the suite's load within {LOOK_TIMEOUT:?}"
+                    )))
+                })
+        })
     }
 
     /// Makes every operation of the servers fail (`true`) or work again
