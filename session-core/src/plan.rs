@@ -259,10 +259,8 @@ impl Plan {
                     saves.forget(&old).await;
                 }
                 let taken = taken?;
-                let merged = match carry_over(taken, carry, &record) {
-                    Ok(Some(merged)) => merged,
-                    Ok(None) => return Ok(Executed::Done),
-                    Err(error) => return Ok(carry_failed(&error)),
+                let Some(merged) = carry_over(taken, carry, &record) else {
+                    return Ok(Executed::Done);
                 };
                 let saved = save(
                     store,
@@ -330,10 +328,8 @@ fn replace_now(
         return Ok(Executed::Done);
     };
     let taken = store.take_now(&old)?;
-    let merged = match carry_over(taken, &carry, record) {
-        Ok(Some(merged)) => merged,
-        Ok(None) => return Ok(Executed::Done),
-        Err(error) => return Ok(carry_failed(&error)),
+    let Some(merged) = carry_over(taken, &carry, record) else {
+        return Ok(Executed::Done);
     };
     let (_, changes) = *carry;
     let saved = Plan {
@@ -378,20 +374,22 @@ fn carry_failed(error: &SessionError) -> Executed {
 /// become, given the old record as it was taken: when another request saved
 /// it after this one loaded version `loaded`, this request's changes
 /// replayed onto that newer data, as the next version of `stored`. `None`
-/// when `stored` already holds everything.
+/// when `stored` already holds everything, or when the changes cannot be
+/// replayed there (logged: the log-in stands with `stored`).
 fn carry_over(
     taken: Option<Record>,
     (loaded, changes): &(u64, Changes),
     stored: &Record,
-) -> Result<Option<Record>, SessionError> {
-    let Some(taken) = taken.filter(|taken| taken.version != *loaded) else {
-        return Ok(None);
-    };
+) -> Option<Record> {
+    let taken = taken.filter(|taken| taken.version != *loaded)?;
     let mut merged = stored.clone();
     merged.data = taken.data;
-    replay(&changes.0, &mut merged.data)?;
+    if let Err(error) = replay(&changes.0, &mut merged.data) {
+        carry_failed(&error);
+        return None;
+    }
     merged.version = stored.version.wrapping_add(1);
-    Ok(Some(merged))
+    Some(merged)
 }
 
 /// The compare-and-set loop. Returns the record as written, if it was.

@@ -126,6 +126,22 @@ impl RedisStore {
         matches!(self.connection, Connection::Cluster(_))
     }
 
+    /// The record a `GET` or `GETDEL` of `key` answers.
+    async fn fetch(
+        &self,
+        name: &'static str,
+        key: &StoreKey,
+        retry: Retry,
+    ) -> Result<Option<Record>, StoreError> {
+        let mut cmd = redis::cmd(name);
+        cmd.arg(self.redis_key(key));
+        match self.command(name, &cmd, retry).await? {
+            Value::Nil => Ok(None),
+            Value::BulkString(bytes) => value::decode(&bytes, &self.prefix).map(Some),
+            other => Err(unexpected(name, &other)),
+        }
+    }
+
     /// Runs one command within the command timeout.
     async fn command(
         &self,
@@ -225,13 +241,7 @@ fn unexpected(name: &'static str, reply: &Value) -> StoreError {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(self.redis_key(key));
-        match self.command("GET", &cmd, Retry::Always).await? {
-            Value::Nil => Ok(None),
-            Value::BulkString(bytes) => value::decode(&bytes, &self.prefix).map(Some),
-            other => Err(unexpected("GET", &other)),
-        }
+        self.fetch("GET", key, Retry::Always).await
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
@@ -331,12 +341,6 @@ impl SessionStore for RedisStore {
     }
 
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        let mut cmd = redis::cmd("GETDEL");
-        cmd.arg(self.redis_key(key));
-        match self.command("GETDEL", &cmd, Retry::IfUnsent).await? {
-            Value::Nil => Ok(None),
-            Value::BulkString(bytes) => value::decode(&bytes, &self.prefix).map(Some),
-            other => Err(unexpected("GETDEL", &other)),
-        }
+        self.fetch("GETDEL", key, Retry::IfUnsent).await
     }
 }
