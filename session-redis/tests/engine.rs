@@ -4,7 +4,7 @@
 
 mod support;
 
-use session_core::{Record, SaveOutcome, SessionId, SessionStore as _};
+use session_core::{Engine, Record, SaveOutcome, SessionId, SessionStore as _};
 use session_redis::RedisStore;
 use support::count::{Counter, counts, names};
 use support::{
@@ -49,6 +49,67 @@ async fn destroy_deletes_the_record_and_a_stale_writer_cannot_bring_it_back() {
     .await
     .unwrap();
     assert_eq!(user, None);
+}
+
+/// A log-in on one server while another server saves to the same session:
+/// the save lands in Redis before the log-in takes the old record, and the
+/// log-in carries it over to the new id (`GETDEL` returns the newer record,
+/// and the log-in's own changes are replayed onto it).
+#[tokio::test]
+async fn a_login_carries_over_a_write_another_server_made_while_it_ran() {
+    let store = shared_store("login-carry").await;
+    let server = engine(store);
+    let other_server = Engine::new(server.config().clone()).unwrap();
+    let cookie = request(&server, None, |s| s.insert("cart", &["apple"]).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The log-in loads the session...
+    let incoming = server.read([cookie.as_bytes()]);
+    let login = server.open(server.load(incoming).await.unwrap(), server.now());
+    // ...another server adds to the cart and saves...
+    request(&other_server, Some(&cookie), |s| {
+        s.update("cart", |cart: Option<Vec<String>>| {
+            let mut cart = cart.unwrap_or_default();
+            cart.push("pear".to_owned());
+            cart
+        })
+        .unwrap();
+    })
+    .await
+    .unwrap();
+    // ...and the log-in changes the id.
+    login.insert("user", "alice").unwrap();
+    login.regenerate();
+    let plan = server.finish(&login, server.now()).unwrap();
+    let set_cookie = server.commit(plan).await.unwrap().unwrap();
+    let new_cookie = set_cookie.split(';').next().unwrap().to_owned();
+    assert_ne!(new_cookie, cookie);
+
+    let mut seen = (None, None);
+    request(&other_server, Some(&new_cookie), |s| {
+        seen = (
+            s.get::<String>("user").unwrap(),
+            s.get::<Vec<String>>("cart").unwrap(),
+        );
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        seen,
+        (
+            Some("alice".to_owned()),
+            Some(vec!["apple".to_owned(), "pear".to_owned()])
+        )
+    );
+    let mut old_cart = Some(Vec::new());
+    request(&server, Some(&cookie), |s| {
+        old_cart = s.get::<Vec<String>>("cart").unwrap();
+    })
+    .await
+    .unwrap();
+    assert_eq!(old_cart, None, "the old id no longer has a session");
 }
 
 #[tokio::test]
