@@ -29,7 +29,7 @@ pub mod cases;
 mod running;
 mod store;
 
-pub use running::{Running, Shutdown};
+pub use running::{Running, STOP_TIMEOUT, Shutdown};
 use store::SuiteStore;
 
 /// What an adapter implements to run the adapter suite.

@@ -4,9 +4,16 @@ use std::fmt;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::pin::Pin;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long a server made by [`Running::spawn`] has to return once its
+/// [`Shutdown`] has completed, unless [`Running::with_stop_timeout`] says
+/// otherwise.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A server the suite drives: its address, and what stops it. Dropping it
 /// stops the server and waits for its thread to end.
@@ -15,7 +22,8 @@ use std::thread::JoinHandle;
 /// [`Running::new`] when the framework binds its own socket.
 pub struct Running {
     addr: SocketAddr,
-    stop: Option<Box<dyn FnOnce() + Send>>,
+    stop: Option<Box<dyn FnOnce(Duration) + Send>>,
+    stop_timeout: Duration,
 }
 
 impl fmt::Debug for Running {
@@ -31,16 +39,37 @@ impl Running {
     /// dropped, and should return only when the server has stopped.
     #[must_use]
     pub fn new(addr: SocketAddr, stop: impl FnOnce() + Send + 'static) -> Self {
+        Self::stopped_by(addr, move |_| stop())
+    }
+
+    fn stopped_by(addr: SocketAddr, stop: impl FnOnce(Duration) + Send + 'static) -> Self {
         Self {
             addr,
             stop: Some(Box::new(stop)),
+            stop_timeout: STOP_TIMEOUT,
         }
+    }
+
+    /// How long, once dropped, a server made by [`spawn`](Self::spawn) has
+    /// to return ([`STOP_TIMEOUT`] by default). A [`Running::new`] waits as
+    /// long as its own `stop` does.
+    #[must_use]
+    pub fn with_stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
+        self
     }
 
     /// Binds `127.0.0.1` on a free port, then runs `serve` on a new thread
     /// with the listener and a [`Shutdown`] future that completes when the
     /// returned `Running` is dropped. `serve` builds its own runtime, serves
     /// until `Shutdown` completes, and returns.
+    ///
+    /// Dropping the `Running` waits for `serve` to return, for at most
+    /// [`STOP_TIMEOUT`] (see [`with_stop_timeout`](Self::with_stop_timeout)); a server still running then fails the case with a
+    /// panic that says so (a graceful shutdown that waits for the client's
+    /// idle keep-alive connections is the usual cause), instead of hanging
+    /// the suite. When the case is already failing, the thread is left
+    /// behind and the first failure stands.
     ///
     /// ```
     /// use conformance_tests::adapter::Running;
@@ -70,10 +99,14 @@ impl Running {
         let shutdown = Shutdown {
             signal: signal.clone(),
         };
+        let (done, returned) = mpsc::channel::<()>();
         let thread: JoinHandle<()> = std::thread::Builder::new()
             .name(format!("server-{addr}"))
-            .spawn(move || serve(listener, shutdown))?;
-        Ok(Self::new(addr, move || {
+            .spawn(move || {
+                serve(listener, shutdown);
+                let _ = done.send(());
+            })?;
+        Ok(Self::stopped_by(addr, move |timeout| {
             let waker = {
                 let mut signal = signal.lock().unwrap_or_else(PoisonError::into_inner);
                 signal.stopped = true;
@@ -82,8 +115,20 @@ impl Running {
             if let Some(waker) = waker {
                 waker.wake();
             }
-            // A server thread that panicked has already failed the case.
-            let _ = thread.join();
+            match returned.recv_timeout(timeout) {
+                // Returned, or panicked (the sender dropped unsent): a
+                // panic has already failed the case.
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                    let _ = thread.join();
+                }
+                Err(RecvTimeoutError::Timeout) if std::thread::panicking() => {}
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "the server at {addr} did not stop within {timeout:?} of its \
+                     Shutdown future completing: `serve` must return once Shutdown \
+                     completes (does its graceful shutdown wait for idle keep-alive \
+                     connections?)"
+                ),
+            }
         }))
     }
 
@@ -97,7 +142,7 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
-            stop();
+            stop(self.stop_timeout);
         }
     }
 }
@@ -132,5 +177,58 @@ impl Future for Shutdown {
             signal.waker = Some(cx.waker().clone());
             Poll::Pending
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on(future: impl Future<Output = ()>) {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future);
+    }
+
+    #[test]
+    fn dropping_it_completes_shutdown_and_waits_for_the_server() {
+        let stopped = Arc::new(Mutex::new(false));
+        let running = Running::spawn({
+            let stopped = stopped.clone();
+            move |_listener, shutdown| {
+                block_on(shutdown);
+                *stopped.lock().unwrap() = true;
+            }
+        })
+        .unwrap();
+        drop(running);
+        assert!(*stopped.lock().unwrap(), "drop returned before serve did");
+    }
+
+    #[test]
+    fn a_server_that_does_not_stop_fails_instead_of_hanging() {
+        let (release, held) = mpsc::channel::<()>();
+        let running = Running::spawn(move |_listener, shutdown| {
+            block_on(shutdown);
+            // Ignores the shutdown, as a graceful shutdown waiting for an
+            // idle connection would.
+            let _ = held.recv();
+        })
+        .unwrap()
+        .with_stop_timeout(Duration::from_millis(50));
+        // Dropped on a thread of its own, so that a drop that waits forever
+        // fails this test instead of hanging it.
+        let (outcome, dropped) = mpsc::channel();
+        std::thread::spawn(move || {
+            let failure = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(running)));
+            let _ = outcome.send(failure.err().and_then(|e| e.downcast::<String>().ok()));
+        });
+        let message = dropped
+            .recv_timeout(Duration::from_secs(5))
+            .expect("dropping a server that does not stop must not hang")
+            .expect("a server that did not stop must fail the case");
+        assert!(message.contains("did not stop within 50ms"), "{message}");
+        release.send(()).unwrap();
     }
 }

@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use session_core::{Engine, Key, KeyRing, Session, SessionConfig};
 use session_redis::RedisStore;
@@ -107,13 +107,25 @@ pub struct PrivateRedis {
 
 impl PrivateRedis {
     pub fn start() -> Self {
-        let port = free_port();
-        let mut redis = Self { port, child: None };
-        redis.spawn();
-        redis
+        // The port was free a moment ago; another process may take it
+        // before the server binds it, and the server then exits: try
+        // another.
+        for _ in 0..3 {
+            let mut redis = Self {
+                port: free_port(),
+                child: None,
+            };
+            if redis.spawn() {
+                return redis;
+            }
+        }
+        panic!("redis-server exited at start three times (ports taken?)");
     }
 
-    fn spawn(&mut self) {
+    /// Starts the server on this port and waits until it answers as itself:
+    /// `true` once `INFO` on the port names its process, `false` when it
+    /// exited (the port was taken).
+    fn spawn(&mut self) -> bool {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
@@ -123,14 +135,27 @@ impl PrivateRedis {
             .unwrap_or_else(|e| {
                 panic!("cannot run redis-server ({e}); install it (scripts/test does)")
             });
-        self.child = Some(child);
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+        let pid = child.id();
+        let child = self.child.insert(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                eprintln!(
+                    "redis-server on port {} exited at start: {status}",
+                    self.port
+                );
+                self.child = None;
+                return false;
+            }
+            if answers_as(self.port, pid) {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("redis-server did not start on port {}", self.port);
+        panic!(
+            "redis-server did not answer on port {} within 5 s",
+            self.port
+        );
     }
 
     pub fn url(&self) -> String {
@@ -152,7 +177,11 @@ impl PrivateRedis {
     /// Starts the server again on the same port (empty: nothing is saved).
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        assert!(
+            self.spawn(),
+            "redis-server could not start again on port {}",
+            self.port
+        );
     }
 
     /// Freezes the server (SIGSTOP): connections stay open, nothing is
@@ -183,6 +212,33 @@ impl Drop for PrivateRedis {
         }
         self.kill();
     }
+}
+
+/// Whether the server on `port` is the process `pid`: its `INFO server`
+/// says `process_id:PID`. (A server that is still loading, or another
+/// program on the port, does not.)
+fn answers_as(port: u16, pid: u32) -> bool {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream
+        .write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let wanted = format!("\r\nprocess_id:{pid}\r\n");
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = stream.read(&mut buf) {
+        reply.extend_from_slice(&buf[..n]);
+        if reply.windows(wanted.len()).any(|w| w == wanted.as_bytes()) {
+            return true;
+        }
+    }
+    false
 }
 
 /// A port nothing listens on right now.
