@@ -26,6 +26,17 @@ use crate::codec;
 /// - **private** cookies are encrypted (AES-256-GCM, the name as associated
 ///   data): the client can neither read nor change them.
 ///
+/// The signature and the encryption cover the name and the value only.
+/// `Max-Age`, `Expires` and a removal are the browser's to honour: a client
+/// that kept a copy of an old signed or private value can send it again,
+/// and it verifies for as long as its key is in the ring. When that
+/// matters (a role, a trial), put a deadline inside the value and check it
+/// on reading, or keep the state in the session, which expires on the
+/// server.
+///
+/// The session cookie's name belongs to the engine: the jar neither
+/// verifies it, nor sets or removes it (see [`Cookies::add`]).
+///
 /// A signed or private cookie that verifies only under a previous key is
 /// re-issued under the current key in this response, with `Path=/`,
 /// `HttpOnly`, `SameSite=Lax` (and `Secure` if the session cookie has it)
@@ -50,6 +61,8 @@ pub struct Cookies {
     inner: Arc<Mutex<Jar>>,
     keys: KeyRing,
     secure: bool,
+    /// The session cookie's name, which the jar leaves to the engine.
+    session_name: Arc<str>,
 }
 
 #[derive(Default)]
@@ -65,6 +78,13 @@ struct Change {
     /// The raw value the cookie now has, `None` when removed.
     value: Option<String>,
     header: String,
+}
+
+impl Change {
+    /// [`Cookies::record`]: the new change replaces an earlier one.
+    const REPLACE: bool = true;
+    /// [`Cookies::record`]: an earlier change stands.
+    const KEEP: bool = false;
 }
 
 impl fmt::Debug for Cookies {
@@ -84,7 +104,12 @@ impl fmt::Debug for Cookies {
 }
 
 impl Cookies {
-    pub(crate) fn from_headers<I, H>(headers: I, keys: KeyRing, secure: bool) -> Self
+    pub(crate) fn from_headers<I, H>(
+        headers: I,
+        keys: KeyRing,
+        secure: bool,
+        session_name: Arc<str>,
+    ) -> Self
     where
         I: IntoIterator<Item = H>,
         H: AsRef<[u8]>,
@@ -107,6 +132,7 @@ impl Cookies {
             })),
             keys,
             secure,
+            session_name,
         }
     }
 
@@ -141,7 +167,8 @@ impl Cookies {
     }
 
     /// The verified text of the signed cookie `name`, or `None` when absent,
-    /// tampered with, signed for another name, or not UTF-8. The first value
+    /// tampered with, signed for another name, or not UTF-8 (and for the
+    /// session cookie's name, whose value is the engine's). The first value
     /// that verifies wins.
     #[must_use]
     pub fn get_signed(&self, name: &str) -> Option<String> {
@@ -149,13 +176,20 @@ impl Cookies {
     }
 
     /// The decrypted text of the private cookie `name`, or `None` when
-    /// absent, tampered with, made for another name, or not UTF-8.
+    /// absent, tampered with, made for another name, or not UTF-8 (and for
+    /// the session cookie's name).
     #[must_use]
     pub fn get_private(&self, name: &str) -> Option<String> {
         self.get_verified(name, true)
     }
 
     fn get_verified(&self, name: &str, private: bool) -> Option<String> {
+        if *name == *self.session_name {
+            // Its value is signed (or sealed) like the jar's, but re-issuing
+            // it from here would overwrite the engine's cookie.
+            tracing::debug!(name, "the jar does not read the session cookie");
+            return None;
+        }
         let decode = if private { codec::open } else { codec::verify };
         let values: Vec<String> = {
             let jar = self.lock();
@@ -177,12 +211,7 @@ impl Cookies {
                         continue;
                     };
                     if matched.is_previous() {
-                        let cookie = self.reissue_template(name, &text);
-                        if private {
-                            self.add_private(cookie);
-                        } else {
-                            self.add_signed(cookie);
-                        }
+                        self.reissue(name, &text, private);
                     }
                     return Some(text);
                 }
@@ -192,83 +221,154 @@ impl Cookies {
         None
     }
 
-    fn reissue_template(&self, name: &str, value: &str) -> Cookie<'static> {
-        let mut cookie = Cookie::new(name.to_owned(), value.to_owned());
+    /// Sets `name` again under the current key, unless this response has
+    /// already changed it (a `remove` or an `add` made meanwhile by another
+    /// holder of the jar stands).
+    fn reissue(&self, name: &str, text: &str, private: bool) {
+        let mut cookie = Cookie::new(name.to_owned(), text.to_owned());
         cookie.set_path("/");
         cookie.set_http_only(true);
         cookie.set_same_site(cookie::SameSite::Lax);
         cookie.set_secure(self.secure.then_some(true));
-        cookie
+        if let Some(value) = self.encode(&cookie, private) {
+            cookie.set_value(value.clone());
+            self.record(&cookie, Some(value), Change::KEEP);
+        }
     }
 
-    /// Sets a plain cookie. Its value must be a valid cookie value
-    /// (printable ASCII without spaces, `"`, `,`, `;` or `\`); encode
-    /// anything else yourself, or use [`Cookies::add_signed`], which encodes.
-    /// A cookie with an invalid name or value is not set: that is logged at
-    /// error level, and [`Cookies::add`] returns `false`.
+    /// Whether the jar may set or remove `cookie`: its name is a token and
+    /// not the session cookie's, and its `Path` and `Domain` hold no `;` or
+    /// control characters (the `cookie` crate writes them as they are, so
+    /// either would add attributes). Logs the reason at error level when
+    /// not.
+    fn settable(&self, cookie: &Cookie<'_>) -> bool {
+        let name = cookie.name();
+        let attribute_ok = |v: Option<&str>| v.is_none_or(|v| v.bytes().all(is_attribute_byte));
+        let why = if name.is_empty() || !name.bytes().all(is_token_byte) {
+            "its name must be a token (letters, digits and !#$%&'*+-.^_`|~)"
+        } else if *name == *self.session_name {
+            "the session cookie belongs to the engine (use the session's destroy to clear it)"
+        } else if !attribute_ok(cookie.path()) || !attribute_ok(cookie.domain()) {
+            "its Path and Domain must be printable ASCII without ';'"
+        } else {
+            return true;
+        };
+        tracing::error!(name, "cookie not set: {why}");
+        false
+    }
+
+    /// `cookie`'s value signed (or sealed) under the current key for its
+    /// name; `None`, logged, when the OS random source fails a seal.
+    fn encode(&self, cookie: &Cookie<'_>, private: bool) -> Option<String> {
+        let (name, value) = (cookie.name(), cookie.value().as_bytes());
+        if !private {
+            return Some(codec::sign(self.keys.current(), name, value));
+        }
+        codec::seal(self.keys.current(), name, value)
+            .inspect_err(|err| tracing::error!(%err, name, "private cookie not set"))
+            .ok()
+    }
+
+    /// Sets a plain cookie and returns `true`. Its value must be a valid
+    /// cookie value (printable ASCII without spaces, `"`, `,`, `;` or `\`);
+    /// encode anything else yourself, or use [`Cookies::add_signed`], which
+    /// encodes.
+    ///
+    /// The cookie is not set, the reason is logged at error level, and the
+    /// call returns `false`, when its value is not valid, its name is not a
+    /// token or is the session cookie's, or its `Path` or `Domain` holds a
+    /// `;` or a control character. The same rules (but for the value) hold
+    /// for every `add_*` method and for [`Cookies::remove`].
+    ///
+    /// ```
+    /// use session_core::{cookie::Cookie, Engine, Key, KeyRing, SessionConfig};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let jar = engine.cookies([""]);
+    /// assert!(jar.add(Cookie::new("theme", "dark")));
+    /// assert!(!jar.add(Cookie::new("theme", "dark blue")));
+    /// assert!(!jar.add(Cookie::new("id", "mine"))); // the session cookie's name
+    /// assert_eq!(jar.delta(), ["theme=dark"]);
+    /// ```
     #[allow(
         clippy::needless_pass_by_value,
         reason = "the jar takes cookies by value, like every add_* method"
     )]
     pub fn add(&self, cookie: Cookie<'static>) -> bool {
-        let name_ok = !cookie.name().is_empty() && cookie.name().bytes().all(is_token_byte);
-        let value_ok = cookie.value().bytes().all(is_cookie_octet);
-        if !(name_ok && value_ok) {
+        if !cookie.value().bytes().all(is_cookie_octet) {
             tracing::error!(
                 name = cookie.name(),
-                "cookie not set: its name must be a token and its value printable ASCII \
-                 without spaces, '\"', ',', ';' or '\\'"
+                "cookie not set: its value must be printable ASCII without spaces, \
+                 '\"', ',', ';' or '\\'"
             );
             return false;
         }
+        if !self.settable(&cookie) {
+            return false;
+        }
         let value = cookie.value().to_owned();
-        self.record(&cookie, Some(value));
+        self.record(&cookie, Some(value), Change::REPLACE);
         true
     }
 
-    /// Sets a signed cookie: the value is stored readable, with a signature
-    /// binding it to the cookie's name.
-    pub fn add_signed(&self, mut cookie: Cookie<'static>) {
-        let signed = codec::sign(
-            self.keys.current(),
-            cookie.name(),
-            cookie.value().as_bytes(),
-        );
-        cookie.set_value(signed.clone());
-        self.record(&cookie, Some(signed));
+    /// Sets a signed cookie and returns `true`: the value is stored
+    /// readable, with a signature binding it to the cookie's name. Any text
+    /// can be the value (it is encoded). `false` when the cookie cannot be
+    /// set (see [`Cookies::add`]).
+    pub fn add_signed(&self, cookie: Cookie<'static>) -> bool {
+        self.add_encoded(cookie, false)
     }
 
-    /// Sets a private (encrypted) cookie. Should the OS random source fail,
-    /// the cookie is not set and the failure is logged at error level.
-    pub fn add_private(&self, mut cookie: Cookie<'static>) {
-        match codec::seal(
-            self.keys.current(),
-            cookie.name(),
-            cookie.value().as_bytes(),
-        ) {
-            Ok(sealed) => {
-                cookie.set_value(sealed.clone());
-                self.record(&cookie, Some(sealed));
-            }
-            Err(err) => tracing::error!(%err, name = cookie.name(), "private cookie not set"),
+    /// Sets a private (encrypted) cookie and returns `true`. `false` when
+    /// the cookie cannot be set (see [`Cookies::add`]), or when the OS
+    /// random source fails (logged at error level).
+    ///
+    /// Each call is one AES-256-GCM encryption with a random 96-bit nonce;
+    /// see the crate docs' "Key rotation" for how many one key should make.
+    pub fn add_private(&self, cookie: Cookie<'static>) -> bool {
+        self.add_encoded(cookie, true)
+    }
+
+    fn add_encoded(&self, mut cookie: Cookie<'static>, private: bool) -> bool {
+        if !self.settable(&cookie) {
+            return false;
         }
+        let Some(value) = self.encode(&cookie, private) else {
+            return false;
+        };
+        cookie.set_value(value.clone());
+        self.record(&cookie, Some(value), Change::REPLACE);
+        true
     }
 
-    /// Removes a cookie from the browser. Give the same `Path` and `Domain`
-    /// it was set with, or the browser keeps it.
-    pub fn remove(&self, cookie: Cookie<'static>) {
+    /// Removes a cookie from the browser and returns `true`. Give the same
+    /// `Path` and `Domain` it was set with, or the browser keeps it. `false`
+    /// when the cookie cannot be removed by the jar (see [`Cookies::add`]).
+    pub fn remove(&self, cookie: Cookie<'static>) -> bool {
+        if !self.settable(&cookie) {
+            return false;
+        }
         let mut removal = cookie;
         removal.set_value("");
         removal.set_max_age(time::Duration::ZERO);
         removal.set_expires(OffsetDateTime::UNIX_EPOCH);
-        self.record(&removal, None);
+        self.record(&removal, None, Change::REPLACE);
+        true
     }
 
-    fn record(&self, cookie: &Cookie<'_>, value: Option<String>) {
+    /// Records `cookie` as this response's change of its name: in place of
+    /// an earlier change with `Change::REPLACE`, only when there is none
+    /// with `Change::KEEP`.
+    fn record(&self, cookie: &Cookie<'_>, value: Option<String>, replace: bool) {
         let name = cookie.name().to_owned();
         let header = cookie.to_string();
         let mut jar = self.lock();
-        jar.changes.retain(|c| c.name != name);
+        if jar.changes.iter().any(|c| c.name == name) {
+            if !replace {
+                return;
+            }
+            jar.changes.retain(|c| c.name != name);
+        }
         jar.changes.push(Change {
             name,
             value,
@@ -351,6 +451,12 @@ fn is_cookie_octet(b: u8) -> bool {
     matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E)
 }
 
+/// A character a `Path` or `Domain` attribute may hold: printable ASCII
+/// (space included) but `;`.
+fn is_attribute_byte(b: u8) -> bool {
+    matches!(b, 0x20..=0x7E) && b != b';'
+}
+
 /// RFC 7230 `tchar`, the characters of a cookie name.
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -362,7 +468,7 @@ mod tests {
     use crate::Key;
 
     fn jar(headers: &[&str], keys: &KeyRing) -> Cookies {
-        Cookies::from_headers(headers.iter().copied(), keys.clone(), false)
+        Cookies::from_headers(headers.iter().copied(), keys.clone(), false, "id".into())
     }
 
     fn named<'h>(header: &'h str, name: &'h str) -> Vec<&'h str> {
@@ -498,6 +604,69 @@ mod tests {
         assert!(jar.delta().is_empty());
         assert!(jar.add(Cookie::new("theme", "dark")));
         assert_eq!(jar.delta(), ["theme=dark"]);
+    }
+
+    #[test]
+    fn names_and_attributes_that_would_inject_are_refused_by_every_method() {
+        let keys = KeyRing::new(Key::generate());
+        let jar = jar(&[], &keys);
+        let injected_name = || Cookie::new("x=1; Domain=example.com; y", "v");
+        assert!(!jar.add_signed(injected_name()));
+        assert!(!jar.add_private(injected_name()));
+        assert!(!jar.remove(injected_name()));
+        let path = || {
+            Cookie::build(("pref", "v"))
+                .path("/; Domain=example.com")
+                .build()
+        };
+        let domain = || {
+            Cookie::build(("pref", "v"))
+                .domain("example.com; Secure")
+                .build()
+        };
+        let control = || Cookie::build(("pref", "v")).path("/a\tb").build();
+        for cookie in [path(), domain(), control()] {
+            assert!(!jar.add(cookie.clone()));
+            assert!(!jar.add_signed(cookie.clone()));
+            assert!(!jar.add_private(cookie.clone()));
+            assert!(!jar.remove(cookie));
+        }
+        assert!(jar.delta().is_empty(), "{:?}", jar.delta());
+        assert!(jar.add_signed(Cookie::build(("pref", "v; w")).path("/a b").build()));
+        assert_eq!(jar.delta().len(), 1);
+    }
+
+    #[test]
+    fn the_session_cookie_is_left_to_the_engine() {
+        let keys = KeyRing::new(Key::generate());
+        // A value the jar's own signing would accept for that name.
+        let signed = codec::sign(keys.current(), "id", b"x");
+        let jar = jar(&[&format!("id={signed}")], &keys);
+        assert_eq!(jar.get_signed("id"), None);
+        assert_eq!(jar.get_private("id"), None);
+        assert_eq!(jar.get("id"), Some(signed), "its raw value stays readable");
+        assert!(!jar.add(Cookie::new("id", "v")));
+        assert!(!jar.add_signed(Cookie::new("id", "v")));
+        assert!(!jar.add_private(Cookie::new("id", "v")));
+        assert!(!jar.remove(Cookie::new("id", "")));
+        assert!(jar.delta().is_empty(), "{:?}", jar.delta());
+    }
+
+    /// Another holder of the jar removed the cookie between this read's
+    /// look at the values and its re-issue: the removal stands.
+    #[test]
+    fn a_reissue_does_not_undo_a_change_made_meanwhile() {
+        let keys = KeyRing::new(Key::generate());
+        let jar = jar(&[], &keys);
+        assert!(jar.remove(Cookie::build("remember").path("/").build()));
+        jar.reissue("remember", "alice", false);
+        jar.reissue("remember", "alice", true);
+        let delta = jar.delta();
+        assert_eq!(delta.len(), 1);
+        assert!(delta[0].starts_with("remember=;"), "{}", delta[0]);
+        // With no change of its own name, a re-issue is recorded.
+        jar.reissue("pref", "dark", false);
+        assert_eq!(jar.delta().len(), 2);
     }
 
     #[test]

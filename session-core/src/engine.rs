@@ -97,6 +97,8 @@ struct Inner {
     saves: crate::lanes::SaveLanes,
     /// Id cookie values that verified (none in cookie-store mode).
     verified: Option<VerifiedCache>,
+    /// The session cookie's name, for the jars (which leave it alone).
+    session_name: Arc<str>,
 }
 
 /// What a request carried: the session cookies that verified, in header
@@ -230,6 +232,7 @@ impl Engine {
                 verified: store
                     .as_ref()
                     .and_then(|_| VerifiedCache::new(config.verified_cache)),
+                session_name: config.name.as_str().into(),
                 config,
                 store,
                 memory,
@@ -1065,6 +1068,7 @@ impl Engine {
             cookie_headers,
             self.inner.config.keys.clone(),
             self.inner.config.secure,
+            self.inner.session_name.clone(),
         )
     }
 
