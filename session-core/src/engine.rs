@@ -20,9 +20,16 @@ use crate::{
     StoreError, StoreKey, Timestamp,
 };
 
-/// At most this many cookies named like the session cookie are considered
-/// per request; more are ignored (each costs a store lookup).
+/// At most this many cookies named like the session cookie that verify are
+/// kept per request, and the rest are not looked at (each kept one may cost
+/// a store lookup).
 pub const MAX_SESSION_COOKIES: usize = 4;
+
+/// After this many cookies named like the session cookie that do not
+/// verify, the request's others are not looked at (each costs an HMAC).
+/// Junk counts here, not against [`MAX_SESSION_COOKIES`], so that a few
+/// planted values do not hide the real cookie that follows them.
+const MAX_REJECTED_COOKIES: usize = 16;
 
 /// The largest `Set-Cookie` header the engine sends. Browsers keep at least
 /// 4096 bytes per cookie; a cookie-store session that does not fit is an
@@ -296,7 +303,8 @@ impl Engine {
     /// not UTF-8, signed for another name or otherwise garbage is left out,
     /// and the reason logged at debug level. When several cookies carry the
     /// session cookie's name, all that verify are kept in order (at most
-    /// [`MAX_SESSION_COOKIES`]) and the first that loads wins.
+    /// [`MAX_SESSION_COOKIES`]; and after 16 that do not, the rest are not
+    /// looked at) and the first that loads wins.
     ///
     /// An id cookie's value that verified before is not verified again: the
     /// engine remembers recent ones (see
@@ -309,17 +317,22 @@ impl Engine {
     {
         let name = self.inner.config.name.as_bytes();
         let mut incoming = Incoming::default();
-        let mut seen = 0;
+        let (mut kept, mut rejected) = (0, 0);
         for header in cookie_headers {
             let read = crate::cookies::each_value_named(header.as_ref(), name, |value| {
-                seen += 1;
-                if seen > MAX_SESSION_COOKIES {
-                    trace::too_many_cookies(seen);
+                if kept == MAX_SESSION_COOKIES || rejected == MAX_REJECTED_COOKIES {
+                    trace::too_many_cookies(kept, rejected);
                     return ControlFlow::Break(());
                 }
                 match self.verify(value) {
-                    Ok(candidate) => incoming.push(candidate),
-                    Err(reason) => trace::rejected(&reason),
+                    Ok(candidate) => {
+                        kept += 1;
+                        incoming.push(candidate);
+                    }
+                    Err(reason) => {
+                        rejected += 1;
+                        trace::rejected(&reason);
+                    }
                 }
                 ControlFlow::Continue(())
             });
@@ -1190,9 +1203,10 @@ impl Engine {
 mod trace {
     #[cold]
     #[inline(never)]
-    pub(super) fn too_many_cookies(seen: usize) {
+    pub(super) fn too_many_cookies(kept: usize, rejected: usize) {
         tracing::debug!(
-            seen,
+            kept,
+            rejected,
             "too many session cookies in one request; ignoring the rest"
         );
     }

@@ -462,6 +462,30 @@ async fn a_bad_byte_elsewhere_in_the_header_does_not_hide_the_session() {
     assert_eq!(user, Some(json!("alice")));
 }
 
+/// Values planted under the session cookie's name (from a sibling
+/// subdomain, say) are skipped: fifteen of them do not hide the real cookie
+/// after them; after sixteen the rest of the request's are not checked.
+#[tokio::test]
+async fn junk_session_cookies_hide_the_real_one_only_from_sixteen_on() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let value = browser.cookies.remove("id").unwrap();
+    for (junk, expected) in [
+        (5, Some(json!("alice"))),
+        (15, Some(json!("alice"))),
+        (16, None),
+    ] {
+        let mut planted = Browser::new();
+        let mut raw: String = (0..junk).map(|i| format!("id=s1.junk{i}; ")).collect();
+        raw.push_str(&format!("id={value}"));
+        planted.raw_headers.push(raw.into_bytes());
+        let (user, _) = h.request(&mut planted, |s| s.get_value("user")).await;
+        assert_eq!(user, expected, "{junk} junk values first");
+    }
+}
+
 #[tokio::test]
 async fn first_duplicate_cookie_that_verifies_and_loads_wins() {
     let h = Harness::new();
