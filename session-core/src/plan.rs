@@ -67,6 +67,12 @@ pub enum StoreOp {
     /// [`Executed::SessionGone`]). With a store whose `take` is one step
     /// (the memory store, Redis) no save can land between the read and the
     /// removal.
+    ///
+    /// When the take fails after the new record was created (it may still
+    /// have run: a reply lost to a timeout), the old id is deleted instead
+    /// and, if that works, the log-in stands without the carry-over, with a
+    /// warning: the new record may hold the only copy of the session. Only
+    /// when that delete fails too is it an error.
     Replace {
         /// The key to delete once the new record is stored.
         old: StoreKey,
@@ -254,7 +260,10 @@ impl Plan {
                 // over; one that lands after finds the record gone. (Holding
                 // the old id's lane here would only turn the first kind into
                 // the second.)
-                let taken = store.take(&old).await;
+                let taken = match store.take(&old).await {
+                    Ok(taken) => Ok(taken),
+                    Err(error) => untaken(error, store.delete(&old).await),
+                };
                 if let Some(saves) = saves {
                     saves.forget(&old).await;
                 }
@@ -327,7 +336,10 @@ fn replace_now(
         store.delete_now(&old)?;
         return Ok(Executed::Done);
     };
-    let taken = store.take_now(&old)?;
+    let taken = match store.take_now(&old) {
+        Ok(taken) => taken,
+        Err(error) => untaken(error, store.delete_now(&old))?,
+    };
     let Some(merged) = carry_over(taken, &carry, record) else {
         return Ok(Executed::Done);
     };
@@ -356,6 +368,27 @@ fn carried(saved: Result<Executed, SessionError>) -> Executed {
             "the new record was gone when the carried-over changes were saved",
         ))),
         Err(error) => carry_failed(&error),
+    }
+}
+
+/// A regeneration's take of the old record failed with `error`, after its
+/// new record was created; `deleted` is how a plain delete of the old id
+/// went then. The take may have run (a reply lost to a timeout), so the new
+/// record may hold the only copy of the session: once the old id is surely
+/// gone the log-in stands, without a carry-over (logged). Only when the
+/// delete fails too is it an error (the old id may still resolve, and no
+/// cookie may name the new one).
+#[cold]
+fn untaken(
+    error: StoreError,
+    deleted: Result<(), StoreError>,
+) -> Result<Option<Record>, SessionError> {
+    match deleted {
+        Ok(()) => {
+            carry_failed(&SessionError::Store(error));
+            Ok(None)
+        }
+        Err(_) => Err(SessionError::Store(error)),
     }
 }
 

@@ -608,3 +608,121 @@ async fn a_save_during_a_login_lands_and_is_carried_over() {
     .unwrap();
     assert_eq!(data, (Some(json!("alice")), Some(json!(["apple", "pear"]))));
 }
+
+/// A memory store whose `take` fails, after removing the record when
+/// `removes_first` (a reply lost after the store ran it); its `delete`
+/// fails too when `delete_fails`.
+#[derive(Debug)]
+struct FailingTakes {
+    inner: MemoryStore,
+    removes_first: bool,
+    delete_fails: bool,
+}
+
+#[session_core::async_trait]
+impl SessionStore for FailingTakes {
+    async fn load(
+        &self,
+        key: &session_core::StoreKey,
+    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
+        self.inner.load(key).await
+    }
+    async fn create(
+        &self,
+        key: &session_core::StoreKey,
+        record: &session_core::Record,
+    ) -> Result<(), session_core::StoreError> {
+        self.inner.create(key, record).await
+    }
+    async fn save(
+        &self,
+        key: &session_core::StoreKey,
+        record: &session_core::Record,
+        expected_version: u64,
+    ) -> Result<session_core::SaveOutcome, session_core::StoreError> {
+        self.inner.save(key, record, expected_version).await
+    }
+    async fn delete(&self, key: &session_core::StoreKey) -> Result<(), session_core::StoreError> {
+        if self.delete_fails {
+            return Err(session_core::StoreError::Timeout { millis: 100 });
+        }
+        self.inner.delete(key).await
+    }
+    async fn take(
+        &self,
+        key: &session_core::StoreKey,
+    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
+        if self.removes_first {
+            self.inner.delete(key).await?;
+        }
+        Err(session_core::StoreError::Timeout { millis: 100 })
+    }
+}
+
+fn engine_on(store: FailingTakes) -> Engine {
+    Engine::new(
+        SessionConfig::new(session_core::KeyRing::new(support::fixed_key()))
+            .with_store(Arc::new(store)),
+    )
+    .unwrap()
+}
+
+/// A log-in whose take of the old record fails, whether or not the take
+/// ran, deletes the old id instead and stands: its new record may hold the
+/// only copy of the session, and a 500 would leave no cookie naming it.
+#[tokio::test]
+async fn a_login_whose_take_fails_deletes_the_old_id_and_stands() {
+    for removes_first in [false, true] {
+        let engine = engine_on(FailingTakes {
+            inner: MemoryStore::new(),
+            removes_first,
+            delete_fails: false,
+        });
+        let mut browser = Browser::new();
+        request_with(&engine, &mut browser, |s| {
+            s.update("cart", push("apple".to_owned())).unwrap();
+        })
+        .await
+        .unwrap();
+        let mut before_login = browser.clone();
+
+        let (_, set_cookie) = request_with(&engine, &mut browser, |s| {
+            s.insert("user", "alice").unwrap();
+            s.regenerate();
+        })
+        .await
+        .unwrap_or_else(|e| panic!("removes_first {removes_first}: the log-in failed: {e}"));
+        assert!(set_cookie.is_some(), "the new cookie is sent");
+        let (data, _) = request_with(&engine, &mut browser, |s| {
+            (s.get_value("user"), s.get_value("cart"))
+        })
+        .await
+        .unwrap();
+        assert_eq!(data, (Some(json!("alice")), Some(json!(["apple"]))));
+        let (old_is_new, _) = request_with(&engine, &mut before_login, |s| s.is_new())
+            .await
+            .unwrap();
+        assert!(old_is_new, "the old id no longer resolves");
+    }
+}
+
+#[tokio::test]
+async fn a_login_whose_take_and_delete_both_fail_is_an_error() {
+    let engine = engine_on(FailingTakes {
+        inner: MemoryStore::new(),
+        removes_first: false,
+        delete_fails: true,
+    });
+    let mut browser = Browser::new();
+    request_with(&engine, &mut browser, |s| {
+        s.insert("user", "guest").unwrap()
+    })
+    .await
+    .unwrap();
+    let failed = request_with(&engine, &mut browser, |s| {
+        s.insert("user", "alice").unwrap();
+        s.regenerate();
+    })
+    .await;
+    assert!(matches!(failed, Err(SessionError::Store(_))), "{failed:?}");
+}
