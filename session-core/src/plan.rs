@@ -388,7 +388,13 @@ fn untaken(
             carry_failed(&SessionError::Store(error));
             Ok(None)
         }
-        Err(_) => Err(SessionError::Store(error)),
+        Err(delete_error) => {
+            tracing::warn!(
+                %delete_error,
+                "session id regeneration: the old id could not be deleted after its take failed"
+            );
+            Err(SessionError::Store(error))
+        }
     }
 }
 
