@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use session_core::{
-    CommitNow, ConfigError, Engine, Plan, RequestSlot, SessionConfig, SessionError,
+    CommitNow, ConfigError, Engine, Plan, RequestSlot, SessionConfig, SessionError, StoreError,
 };
 use tower_layer::Layer;
 use tower_service::Service;
@@ -331,6 +331,13 @@ fn after_handler(
 }
 
 /// The commit of a store that must be waited for, then the cookie headers.
+///
+/// The commit runs as a task of its own (on the Tokio runtime the request
+/// runs on), so that a client that goes away, which drops this future,
+/// does not cut a store call short: its outcome would be unknown, a
+/// log-in could stop between creating the new record and removing the old
+/// one, and the other requests whose saves were grouped with it would get
+/// an error although their clients are still there.
 fn commit(
     shared: Arc<Shared>,
     slot: RequestSlot,
@@ -338,7 +345,24 @@ fn commit(
     mut response: Response,
 ) -> CommitFuture {
     Box::pin(async move {
-        match shared.engine.commit(plan).await {
+        let committed = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let engine = shared.engine.clone();
+                match runtime
+                    .spawn(async move { engine.commit(plan).await })
+                    .await
+                {
+                    Ok(committed) => committed,
+                    Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                    Err(_) => Err(SessionError::Store(StoreError::backend(
+                        "the session's commit task was cancelled (the runtime is shutting down)",
+                    ))),
+                }
+            }
+            // Outside a Tokio runtime: the commit runs in this future.
+            Err(_) => shared.engine.commit(plan).await,
+        };
+        match committed {
             Ok(set_cookie) => {
                 if let Some(set_cookie) = set_cookie {
                     append(&mut response, set_cookie);

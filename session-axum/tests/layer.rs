@@ -620,3 +620,76 @@ async fn private_cookies_round_trip_through_the_layer() {
     let tampered = String::from_utf8(tampered).unwrap();
     assert_eq!(send(&app, "/get", Some(&tampered)).await.body, "none");
 }
+
+/// A memory store whose saves wait: each signals `entered`, then takes a
+/// permit of `go` before it saves.
+#[derive(Debug)]
+struct GatedSaves {
+    inner: MemoryStore,
+    entered: tokio::sync::Notify,
+    go: tokio::sync::Semaphore,
+}
+
+impl GatedSaves {
+    fn new() -> Self {
+        Self {
+            inner: MemoryStore::new(),
+            entered: tokio::sync::Notify::new(),
+            go: tokio::sync::Semaphore::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for GatedSaves {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        self.inner.create(key, record).await
+    }
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.entered.notify_one();
+        let _permit = self.go.acquire().await.unwrap();
+        self.inner.save(key, record, expected_version).await
+    }
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+}
+
+/// A client that goes away while its session is being saved drops the
+/// response future; the save it started still completes, instead of being
+/// cut off at an unknown point.
+#[tokio::test]
+async fn a_save_in_flight_completes_when_the_client_goes_away() {
+    let store = Arc::new(GatedSaves::new());
+    let app = Router::new()
+        .route("/views", get(views))
+        .layer(layer_with(store.clone()));
+    let cookie = send(&app, "/views", None).await.session_cookie();
+
+    let request = axum::http::Request::get("/views")
+        .header(COOKIE, &cookie)
+        .body(Body::empty())
+        .unwrap();
+    let client = tokio::spawn(app.clone().oneshot(request));
+    store.entered.notified().await;
+    client.abort();
+    assert!(client.await.unwrap_err().is_cancelled());
+
+    store.go.add_permits(3);
+    // The next request's save queues behind the abandoned one in its lane
+    // (and replays its change onto it); the one after reads both.
+    send(&app, "/views", Some(&cookie)).await;
+    let fourth = send(&app, "/views", Some(&cookie)).await;
+    assert_eq!(
+        fourth.body, "Views: 4",
+        "the abandoned request's save landed"
+    );
+}
