@@ -284,21 +284,28 @@ async fn clear_theme(cookies: Cookies) -> &'static str {
     "Theme cookie cleared"
 }
 
+/// A value too long for a cookie (its `Set-Cookie` would pass 4096 bytes,
+/// which browsers drop) is not set: 400, rather than a "set" that the next
+/// `/signed/get` would contradict. (The contract leaves that case open.)
 async fn set_signed(
     cookies: Cookies,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> &'static str {
+) -> (StatusCode, &'static str) {
     let value = query
         .ok()
         .and_then(|Query(mut query)| query.remove("value"))
         .unwrap_or_default();
-    cookies.add_signed(
+    let set = cookies.add_signed(
         Cookie::build(("pref", value))
             .path("/")
             .http_only(true)
             .build(),
     );
-    "Signed cookie set"
+    if set {
+        (StatusCode::OK, "Signed cookie set")
+    } else {
+        (StatusCode::BAD_REQUEST, "Signed cookie not set")
+    }
 }
 
 async fn get_signed(cookies: Cookies) -> String {

@@ -66,3 +66,35 @@ adapter_suite!(redis_store, AxumHarness, storage: store(|ctx| async move {
         .unwrap_or_else(|e| panic!("Redis is not reachable at {url} ({e}); run scripts/test or set REDIS_URL"))
 }));
 adapter_suite!(cookie_store, AxumHarness, storage: cookie);
+
+/// Beyond the contract (which leaves it open): a `/signed/set` value too
+/// long for a cookie is refused with 400 and no `Set-Cookie`, rather than
+/// answered "set" while browsers would drop it.
+#[tokio::test]
+async fn a_signed_value_too_long_for_a_cookie_is_refused() {
+    use tower::ServiceExt as _;
+    let app = demo::app(SessionConfig::new(session_axum::KeyRing::new(
+        session_axum::Key::generate(),
+    )))
+    .unwrap();
+    let request = |value: &str| {
+        Request::get(format!("/signed/set?value={value}"))
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let refused = app
+        .clone()
+        .oneshot(request(&"x".repeat(3100)))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), axum::http::StatusCode::BAD_REQUEST);
+    assert!(refused.headers().get("set-cookie").is_none());
+    let body = axum::body::to_bytes(refused.into_body(), 1024)
+        .await
+        .unwrap();
+    assert_eq!(&body[..], b"Signed cookie not set");
+
+    let set = app.oneshot(request(&"x".repeat(2000))).await.unwrap();
+    assert_eq!(set.status(), axum::http::StatusCode::OK);
+    assert!(set.headers().get("set-cookie").is_some());
+}

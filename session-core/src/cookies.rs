@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use cookie::Cookie;
 use time::OffsetDateTime;
 
-use crate::KeyRing;
 use crate::codec;
+use crate::{KeyRing, MAX_COOKIE_LEN};
 
 /// The application's cookies for one request (not the session cookie,
 /// which the engine handles).
@@ -232,7 +232,9 @@ impl Cookies {
         cookie.set_secure(self.secure.then_some(true));
         if let Some(value) = self.encode(&cookie, private) {
             cookie.set_value(value.clone());
-            self.record(&cookie, Some(value), Change::KEEP);
+            // It verified, so it fits: the value is as long as before.
+            let header = cookie.to_string();
+            self.record(name, header, Some(value), Change::KEEP);
         }
     }
 
@@ -276,9 +278,11 @@ impl Cookies {
     ///
     /// The cookie is not set, the reason is logged at error level, and the
     /// call returns `false`, when its value is not valid, its name is not a
-    /// token or is the session cookie's, or its `Path` or `Domain` holds a
-    /// `;` or a control character. The same rules (but for the value) hold
-    /// for every `add_*` method and for [`Cookies::remove`].
+    /// token or is the session cookie's, its `Path` or `Domain` holds a `;`
+    /// or a control character, or its `Set-Cookie` value would be longer
+    /// than [`MAX_COOKIE_LEN`] (browsers drop such a cookie). The same rules
+    /// (but for the value's characters) hold for every `add_*` method, and
+    /// the first three for [`Cookies::remove`].
     ///
     /// ```
     /// use session_core::{cookie::Cookie, Engine, Key, KeyRing, SessionConfig};
@@ -306,8 +310,11 @@ impl Cookies {
         if !self.settable(&cookie) {
             return false;
         }
+        let Some(header) = fits(&cookie) else {
+            return false;
+        };
         let value = cookie.value().to_owned();
-        self.record(&cookie, Some(value), Change::REPLACE);
+        self.record(cookie.name(), header, Some(value), Change::REPLACE);
         true
     }
 
@@ -337,7 +344,10 @@ impl Cookies {
             return false;
         };
         cookie.set_value(value.clone());
-        self.record(&cookie, Some(value), Change::REPLACE);
+        let Some(header) = fits(&cookie) else {
+            return false;
+        };
+        self.record(cookie.name(), header, Some(value), Change::REPLACE);
         true
     }
 
@@ -352,16 +362,15 @@ impl Cookies {
         removal.set_value("");
         removal.set_max_age(time::Duration::ZERO);
         removal.set_expires(OffsetDateTime::UNIX_EPOCH);
-        self.record(&removal, None, Change::REPLACE);
+        self.record(removal.name(), removal.to_string(), None, Change::REPLACE);
         true
     }
 
-    /// Records `cookie` as this response's change of its name: in place of
-    /// an earlier change with `Change::REPLACE`, only when there is none
-    /// with `Change::KEEP`.
-    fn record(&self, cookie: &Cookie<'_>, value: Option<String>, replace: bool) {
-        let name = cookie.name().to_owned();
-        let header = cookie.to_string();
+    /// Records `header` as this response's change of the cookie `name`: in
+    /// place of an earlier change with `Change::REPLACE`, only when there is
+    /// none with `Change::KEEP`.
+    fn record(&self, name: &str, header: String, value: Option<String>, replace: bool) {
+        let name = name.to_owned();
         let mut jar = self.lock();
         if jar.changes.iter().any(|c| c.name == name) {
             if !replace {
@@ -449,6 +458,23 @@ pub(crate) fn values_named<'h>(header: &'h [u8], name: &[u8]) -> Vec<&'h [u8]> {
 /// RFC 6265 `cookie-octet`.
 fn is_cookie_octet(b: u8) -> bool {
     matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E)
+}
+
+/// `cookie`'s `Set-Cookie` value, when it is at most [`MAX_COOKIE_LEN`]
+/// bytes (what browsers keep, and the most the jar reads back); else `None`,
+/// logged at error level.
+fn fits(cookie: &Cookie<'_>) -> Option<String> {
+    let header = cookie.to_string();
+    if header.len() <= MAX_COOKIE_LEN {
+        return Some(header);
+    }
+    tracing::error!(
+        name = cookie.name(),
+        size = header.len(),
+        limit = MAX_COOKIE_LEN,
+        "cookie not set: browsers drop a cookie this large"
+    );
+    None
 }
 
 /// A character a `Path` or `Domain` attribute may hold: printable ASCII
@@ -634,6 +660,30 @@ mod tests {
         assert!(jar.delta().is_empty(), "{:?}", jar.delta());
         assert!(jar.add_signed(Cookie::build(("pref", "v; w")).path("/a b").build()));
         assert_eq!(jar.delta().len(), 1);
+    }
+
+    #[test]
+    fn a_cookie_too_large_for_browsers_is_refused_and_one_that_fits_reads_back() {
+        let keys = KeyRing::new(Key::generate());
+        let jar = jar(&[], &keys);
+        let big = "x".repeat(3100);
+        assert!(!jar.add(Cookie::new("plain", "x".repeat(4100))));
+        assert!(!jar.add_signed(Cookie::new("pref", big.clone())));
+        assert!(!jar.add_private(Cookie::new("secret", big)));
+        assert!(jar.delta().is_empty(), "{:?}", jar.delta());
+
+        let fits = "x".repeat(2000);
+        assert!(jar.add_signed(Cookie::new("pref", fits.clone())));
+        assert!(jar.add_private(Cookie::new("secret", fits.clone())));
+        let pairs: Vec<String> = jar
+            .delta()
+            .iter()
+            .map(|header| header.split(';').next().unwrap().to_owned())
+            .collect();
+        let back =
+            super::Cookies::from_headers([pairs.join("; ")], keys.clone(), false, "id".into());
+        assert_eq!(back.get_signed("pref"), Some(fits.clone()));
+        assert_eq!(back.get_private("secret"), Some(fits));
     }
 
     #[test]
