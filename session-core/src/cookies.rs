@@ -680,8 +680,7 @@ mod tests {
             .iter()
             .map(|header| header.split(';').next().unwrap().to_owned())
             .collect();
-        let back =
-            super::Cookies::from_headers([pairs.join("; ")], keys.clone(), false, "id".into());
+        let back = Cookies::from_headers([pairs.join("; ")], keys, false, "id".into());
         assert_eq!(back.get_signed("pref"), Some(fits.clone()));
         assert_eq!(back.get_private("secret"), Some(fits));
     }
