@@ -509,7 +509,16 @@ fn turn(
     match outcome {
         SaveOutcome::Saved => Ok(Turn::Saved),
         SaveOutcome::Missing => {
-            tracing::debug!("session record vanished during the request; its changes are dropped");
+            if changes.is_empty() {
+                tracing::debug!("session record vanished during the request; its touch is dropped");
+            } else {
+                // The handler's writes are lost (rather than resurrect the
+                // session): say so where operators look.
+                tracing::warn!(
+                    "session record vanished during the request (logged out elsewhere, given \
+                     a new id by a log-in, or expired); the request's changes are dropped"
+                );
+            }
             Ok(Turn::Finished(Executed::SessionGone, None))
         }
         // A touch that lost to a write which moved the idle deadline at

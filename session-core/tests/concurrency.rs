@@ -239,6 +239,53 @@ async fn a_save_after_a_concurrent_destroy_does_not_resurrect_the_session() {
     assert!(h.store.inner.is_empty(), "nothing was resurrected");
 }
 
+/// The writes a vanished session drops are logged at warn level, where
+/// operators look; a touch alone that meets the same is only debug.
+#[tokio::test]
+async fn writes_dropped_with_a_vanished_session_are_logged_as_a_warning() {
+    let logged = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer({
+            let logged = logged.clone();
+            move || Log(logged.clone())
+        })
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let writer = h.open(&browser).await;
+    let logout = h.open(&browser).await;
+    logout.destroy();
+    let plan = h.engine.finish(&logout, h.engine.now()).unwrap();
+    h.engine.commit(plan).await.unwrap();
+    assert!(logged.lock().unwrap().is_empty());
+
+    writer.insert("cart", &["apple"]).unwrap();
+    let plan = h.engine.finish(&writer, h.engine.now()).unwrap();
+    assert_eq!(h.engine.commit(plan).await.unwrap(), None);
+    let text = String::from_utf8(logged.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(text.contains("changes are dropped"), "{text}");
+}
+
+/// A `std::io::Write` into a shared buffer, for capturing logs.
+struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A request of the old id that finishes after a log-in gave the session a
 /// new id sends no cookie: a removal (or the old id) arriving after the
 /// log-in's `Set-Cookie` would log the user out.
