@@ -21,7 +21,13 @@
 //! - **Bounded waits.** Connecting and every command have timeouts; a Redis
 //!   that is down or hung fails requests quickly with a
 //!   [`StoreError`](session_core::StoreError) the adapter answers with a
-//!   500, and the store reconnects by itself when Redis is back.
+//!   500, and the store reconnects by itself when Redis is back. The
+//!   timeout is per command, not per request: a request sends a few (its
+//!   load, its save, a second command when a create meets an existing key
+//!   or the script cache was flushed, one save per conflict retry), and a
+//!   save may first wait for the one ahead of it in its session's lane
+//!   (see `session_core`'s "Concurrency"), so against a hung Redis a
+//!   request fails within a few command timeouts.
 //!
 //! # Set-up
 //!
