@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use session_core::{
-    CommitNow, ConfigError, Engine, Plan, RequestSlot, SessionConfig, SessionError, StoreError,
+    CommitNow, ConfigError, Engine, Plan, RequestSlot, SessionConfig, SessionError,
 };
 use tower_layer::Layer;
 use tower_service::Service;
@@ -332,12 +332,8 @@ fn after_handler(
 
 /// The commit of a store that must be waited for, then the cookie headers.
 ///
-/// The commit runs as a task of its own (on the Tokio runtime the request
-/// runs on), so that a client that goes away, which drops this future,
-/// does not cut a store call short: its outcome would be unknown, a
-/// log-in could stop between creating the new record and removing the old
-/// one, and the other requests whose saves were grouped with it would get
-/// an error although their clients are still there.
+/// A client that goes away drops this future; the commit does not stop
+/// there (see [`Detached`]).
 fn commit(
     shared: Arc<Shared>,
     slot: RequestSlot,
@@ -345,23 +341,8 @@ fn commit(
     mut response: Response,
 ) -> CommitFuture {
     Box::pin(async move {
-        let committed = match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                let engine = shared.engine.clone();
-                match runtime
-                    .spawn(async move { engine.commit(plan).await })
-                    .await
-                {
-                    Ok(committed) => committed,
-                    Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-                    Err(_) => Err(SessionError::Store(StoreError::backend(
-                        "the session's commit task was cancelled (the runtime is shutting down)",
-                    ))),
-                }
-            }
-            // Outside a Tokio runtime: the commit runs in this future.
-            Err(_) => shared.engine.commit(plan).await,
-        };
+        let engine = shared.engine.clone();
+        let committed = Detached(Some(Box::pin(async move { engine.commit(plan).await }))).await;
         match committed {
             Ok(set_cookie) => {
                 if let Some(set_cookie) = set_cookie {
@@ -373,6 +354,42 @@ fn commit(
             Err(error) => failed(&shared, &error),
         }
     })
+}
+
+/// A store call that must not be cut short: dropped before it completes,
+/// it goes on as a task of its own on the Tokio runtime it was dropped on.
+/// A store call dropped midway would leave its outcome unknown, a log-in
+/// could stop between creating the new record and removing the old one,
+/// and the other requests whose saves were grouped with it would get an
+/// error although their clients are still there. Outside a Tokio runtime
+/// (or while unwinding from a panic) it is dropped. Completing normally, it
+/// costs no task.
+struct Detached(Option<Pin<Box<dyn Future<Output = Committed> + Send>>>);
+
+type Committed = Result<Option<String>, SessionError>;
+
+impl Future for Detached {
+    type Output = Committed;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Committed> {
+        let future = self.0.as_mut().expect("Detached polled after completion");
+        let committed = ready!(future.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(committed)
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        // A future that panicked must not be polled again.
+        if std::thread::panicking() {
+            return;
+        }
+        if let (Some(future), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current())
+        {
+            drop(runtime.spawn(future));
+        }
+    }
 }
 
 fn failed(shared: &Shared, error: &SessionError) -> Response {

@@ -87,9 +87,9 @@
 //!   Both are logged with `tracing::error!`; choose the response with
 //!   [`SessionLayer::with_error_response`].
 //! - **A client that goes away does not cut a save short.** With a store
-//!   that must be waited for (Redis), the layer runs the save as a task of
-//!   its own on the Tokio runtime, so it completes even when the client
-//!   disconnects and its response is dropped. (The memory and cookie stores
+//!   that must be waited for (Redis), a save still in flight when the
+//!   client disconnects (and its response future is dropped) goes on as a
+//!   task of its own on the Tokio runtime. (The memory and cookie stores
 //!   finish before the response is returned.)
 //! - **Anywhere in the router.** The extractors find the layer through the
 //!   request's extensions, so routes work under
@@ -155,9 +155,8 @@
 //!
 //! This crate has no cargo features. It depends on `axum` with its default
 //! features off (your app turns on the ones it serves with: `http1`,
-//! `tokio`, ...) and on `tokio`, whose runtime runs the saves of a store
-//! that must be waited for (outside a Tokio runtime they run in the
-//! response future).
+//! `tokio`, ...) and on `tokio`, whose runtime finishes the saves of
+//! clients that went away.
 
 /// The engine crate, for what the few re-exports below leave out: a
 /// [`ManualClock`](core::ManualClock) for tests, [`Record`](core::Record)
