@@ -52,7 +52,7 @@ use session_axum::core::cookie::time::Duration;
 use session_axum::core::env::{EnvSettings, StoreKind};
 use session_axum::{
     ConfigError, Cookie, Cookies, Session, SessionConfig, SessionError, SessionLayer,
-    SessionService,
+    SessionRejection, SessionService,
 };
 use session_redis::RedisStore;
 use tower_layer::Layer as _;
@@ -176,11 +176,12 @@ async fn views(session: Session) -> Result<String, DemoError> {
 }
 
 async fn set_user(
-    session: Session,
+    session: Result<Session, SessionRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<&'static str, DemoError> {
     let [user] = json_fields(&headers, &body, ["user"])?;
+    let session = session?;
     session.insert("user", &user)?;
     Ok("Session set")
 }
@@ -203,8 +204,13 @@ async fn destroy(session: Session) -> &'static str {
     "Session destroyed"
 }
 
-async fn login(session: Session, headers: HeaderMap, body: Bytes) -> Result<Response, DemoError> {
+async fn login(
+    session: Result<Session, SessionRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, DemoError> {
     let [username, password] = json_fields(&headers, &body, ["username", "password"])?;
+    let session = session?;
     if username != "alice" || password != "password123" {
         return Ok(error(StatusCode::UNAUTHORIZED, "Invalid credentials"));
     }
@@ -227,11 +233,12 @@ async fn logout(session: Session) -> Json<Value> {
 }
 
 async fn add_to_cart(
-    session: Session,
+    session: Result<Session, SessionRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Vec<String>>, DemoError> {
     let [item] = json_fields(&headers, &body, ["item"])?;
+    let session = session?;
     // `update` replays the push onto a concurrent request's cart instead of
     // overwriting it, so parallel pushes lose nothing.
     let cart = session.update("cart", move |cart: Option<Vec<String>>| {
@@ -247,11 +254,12 @@ async fn cart(session: Session) -> Json<Vec<String>> {
 }
 
 async fn set_flash(
-    session: Session,
+    session: Result<Session, SessionRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<&'static str, DemoError> {
     let [message] = json_fields(&headers, &body, ["message"])?;
+    let session = session?;
     session.insert("flash", &message)?;
     Ok("Flash set")
 }
@@ -365,12 +373,25 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 /// What a route can fail with.
+///
+/// The routes with a body take `Result<Session, SessionRejection>` and
+/// check the body first: a bad body is the contract's 400 even when the
+/// store is down (the session's load failed), and only a good one meets
+/// the store's error response.
 enum DemoError {
     /// The contract's 400 for a bad body.
     MalformedBody,
+    /// The session could not be loaded: the layer's error response (500).
+    Load(SessionRejection),
     /// A session value of an unexpected type: cannot happen through these
     /// routes, but answers 500 rather than panicking.
     Session(SessionError),
+}
+
+impl From<SessionRejection> for DemoError {
+    fn from(rejection: SessionRejection) -> Self {
+        Self::Load(rejection)
+    }
 }
 
 impl From<SessionError> for DemoError {
@@ -383,6 +404,7 @@ impl IntoResponse for DemoError {
     fn into_response(self) -> Response {
         match self {
             Self::MalformedBody => error(StatusCode::BAD_REQUEST, "Malformed JSON body"),
+            Self::Load(rejection) => rejection.into_response(),
             Self::Session(error) => {
                 tracing::error!(%error, "session operation failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()

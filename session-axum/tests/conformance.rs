@@ -98,3 +98,90 @@ async fn a_signed_value_too_long_for_a_cookie_is_refused() {
     assert_eq!(set.status(), axum::http::StatusCode::OK);
     assert!(set.headers().get("set-cookie").is_some());
 }
+
+/// A memory store whose loads fail while `down` is set.
+#[derive(Debug, Default)]
+struct LoadsFailWhenDown {
+    inner: MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[session_axum::core::async_trait]
+impl session_axum::SessionStore for LoadsFailWhenDown {
+    async fn load(
+        &self,
+        key: &session_axum::core::StoreKey,
+    ) -> Result<Option<session_axum::core::Record>, session_axum::StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(session_axum::StoreError::backend("store down"));
+        }
+        self.inner.load(key).await
+    }
+    async fn create(
+        &self,
+        key: &session_axum::core::StoreKey,
+        record: &session_axum::core::Record,
+    ) -> Result<(), session_axum::StoreError> {
+        self.inner.create(key, record).await
+    }
+    async fn save(
+        &self,
+        key: &session_axum::core::StoreKey,
+        record: &session_axum::core::Record,
+        expected_version: u64,
+    ) -> Result<session_axum::core::SaveOutcome, session_axum::StoreError> {
+        self.inner.save(key, record, expected_version).await
+    }
+    async fn delete(
+        &self,
+        key: &session_axum::core::StoreKey,
+    ) -> Result<(), session_axum::StoreError> {
+        self.inner.delete(key).await
+    }
+}
+
+/// A bad body is the contract's 400 even when the session cannot be
+/// loaded; a good one then gets the store's 500.
+#[tokio::test]
+async fn a_bad_body_is_a_400_even_when_the_store_is_down() {
+    use tower::ServiceExt as _;
+    let store = std::sync::Arc::new(LoadsFailWhenDown::default());
+    let app = demo::app(
+        SessionConfig::new(session_axum::KeyRing::new(session_axum::Key::generate()))
+            .with_store(store.clone()),
+    )
+    .unwrap();
+    let first = app
+        .clone()
+        .oneshot(
+            Request::get("/views")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let cookie = first.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    store.down.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    for (path, body, status) in [
+        ("/cart", "{\"item\": 5}", 400),
+        ("/set", "not json", 400),
+        ("/flash", "{}", 400),
+        ("/auth/login", "[]", 400),
+        ("/cart", "{\"item\": \"apple\"}", 500),
+    ] {
+        let request = Request::post(path)
+            .header("cookie", &cookie)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path} {body}");
+    }
+}
