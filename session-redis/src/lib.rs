@@ -105,6 +105,14 @@
 //!   readable with `redis-cli GET`, and with any JSON tool once the header
 //!   is cut off (`redis-cli --raw GET key | cut -c18-`); a migration
 //!   rewrites values in this layout, header included, and keeps `n`.
+//! - A value written by a save has one more JSON field, first: `"w"`, 16
+//!   lowercase hex digits drawn at random for that save
+//!   (`0000000000000004:{"w":"5be0a1c3d2f49e87","v":1,…}`).
+//!   [`Record::from_bytes`](session_core::Record::from_bytes) ignores it.
+//!   It makes every save's value unique, so that the save script can tell
+//!   a copy of one save that reached Redis twice (it answers "saved" and
+//!   writes nothing) from a second writer that computed the same record (a
+//!   conflict).
 //! - The Redis expiry is an absolute time (`PXAT`), the millisecond before
 //!   the deadline `e` (Redis keeps a key through its `PXAT` millisecond),
 //!   so Redis drops a session exactly when the engine would stop accepting
@@ -169,9 +177,10 @@
 //!   not leave (the connection was refused), because a save must not apply
 //!   one change twice: a save in flight during a restart fails with a 500
 //!   instead. (On a Redis Cluster, the `redis` crate's cluster client itself
-//!   re-sends a command whose connection dropped, up to twice; a save that
-//!   ran before the drop then meets itself as a conflict, and its changes
-//!   are applied once more.)
+//!   re-sends a command whose connection dropped, up to twice. A save that
+//!   ran before the drop then finds its own value and succeeds; only if
+//!   another request of the session saved in between does the copy meet
+//!   that write as a conflict, and its changes are applied once more.)
 //! - Sessions live as long as Redis keeps them: a Redis without
 //!   persistence (or a failover that lost recent writes) logs users out.
 //!

@@ -22,6 +22,12 @@ use std::sync::LazyLock;
 /// conflict, or a value without a valid header, which the store reports as
 /// corrupt instead of overwriting it.
 ///
+/// It also answers `1`, writing nothing, when the stored value is exactly
+/// `ARGV[1]`: this very save, already applied by an earlier copy of the
+/// command (the cluster client re-sends a command whose connection
+/// dropped). Every save's value holds a random token of its own, so a
+/// second writer that computed the same record still meets a conflict.
+///
 /// The script never decodes the JSON: it compares the header as a string,
 /// so every `u64` version compares exactly, and a call costs little more
 /// than the `GET` and `SET` it runs.
@@ -34,6 +40,9 @@ if not current then
   return 0
 end
 if string.sub(current, 1, 17) ~= ARGV[2] then
+  if current == ARGV[1] then
+    return 1
+  end
   return current
 end
 if ARGV[3] == '' then

@@ -4,7 +4,10 @@ use std::fmt;
 use std::time::Duration;
 
 use redis::{Cmd, ErrorKind, ServerErrorKind, Value};
-use session_core::{Record, SaveOutcome, SessionStore, StoreError, StoreKey, async_trait};
+use session_core::{
+    RandomSource as _, Record, SaveOutcome, SessionStore, StoreError, StoreKey, ThreadRandom,
+    async_trait,
+};
 use tokio::time::Instant;
 
 use crate::builder::RedisStoreBuilder;
@@ -196,6 +199,15 @@ impl RedisStore {
     }
 }
 
+/// A random token for one save's value (see `value`).
+fn save_token() -> Result<u64, StoreError> {
+    let mut bytes = [0u8; 8];
+    ThreadRandom
+        .fill(&mut bytes)
+        .map_err(|error| StoreError::backend(error.to_string()))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
 /// When a command that met a lost connection is sent once more.
 #[derive(Clone, Copy)]
 enum Retry {
@@ -277,7 +289,7 @@ impl SessionStore for RedisStore {
         expected_version: u64,
     ) -> Result<SaveOutcome, StoreError> {
         let redis_key = self.redis_key(key);
-        let bytes = value::encode(record);
+        let bytes = value::encode_with_token(record, save_token()?);
         let expected = value::header(expected_version);
         let deadline = deadline_ms(record)
             .map(|ms| ms.to_string())

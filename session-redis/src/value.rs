@@ -8,6 +8,20 @@
 //! The header is the record's version `n` as 16 lowercase hex digits and a
 //! `:`, so the save script compares versions by comparing the value's first
 //! [`HEADER_LEN`] bytes with the expected header, without decoding JSON.
+//!
+//! A value written by a save also carries that save's own random token, as
+//! a first JSON field `"w"` that [`Record::from_bytes`] ignores (so
+//! versions of this crate before it read these values, and this one reads
+//! theirs):
+//!
+//! ```text
+//! 0000000000000004:{"w":"9f86d081884c7d65","v":1,…,"n":4,"d":{"views":5}}
+//! ```
+//!
+//! No two saves write the same value, so the script can tell a copy of one
+//! save that reached Redis twice (the cluster client re-sends a command
+//! whose connection dropped) from a second writer that computed the same
+//! record.
 
 use session_core::{Record, StoreError};
 
@@ -27,6 +41,22 @@ pub(crate) fn encode(record: &Record) -> Vec<u8> {
     let mut value = Vec::with_capacity(HEADER_LEN + json.len());
     value.extend_from_slice(header(record.version).as_bytes());
     value.extend_from_slice(&json);
+    value
+}
+
+/// The value a save writes for `record`: as [`encode`], with the save's
+/// `token` as the JSON object's first field, `"w"`.
+pub(crate) fn encode_with_token(record: &Record, token: u64) -> Vec<u8> {
+    let json = record.to_bytes();
+    // `to_bytes` writes an object: `{` and at least the format version.
+    let (open, rest) = json.split_at(1);
+    debug_assert_eq!(open, b"{");
+    let field = format!("\"w\":\"{token:016x}\",");
+    let mut value = Vec::with_capacity(HEADER_LEN + json.len() + field.len());
+    value.extend_from_slice(header(record.version).as_bytes());
+    value.extend_from_slice(open);
+    value.extend_from_slice(field.as_bytes());
+    value.extend_from_slice(rest);
     value
 }
 
@@ -100,6 +130,19 @@ mod tests {
             assert_eq!(&value[HEADER_LEN..], &record.to_bytes()[..]);
             assert_eq!(decode(&value, "p:").unwrap(), record);
         }
+    }
+
+    #[test]
+    fn a_token_is_a_first_field_that_decoding_ignores() {
+        let record = record(4);
+        let value = encode_with_token(&record, 0x9f86_d081_884c_7d65);
+        let text = std::str::from_utf8(&value).unwrap();
+        assert!(
+            text.starts_with("0000000000000004:{\"w\":\"9f86d081884c7d65\",\"v\":1,"),
+            "{text}"
+        );
+        assert_eq!(decode(&value, "p:").unwrap(), record);
+        assert_ne!(value, encode_with_token(&record, 1), "a token per save");
     }
 
     #[test]
