@@ -357,13 +357,14 @@ fn commit(
 }
 
 /// A store call that must not be cut short: dropped before it completes,
-/// it goes on as a task of its own on the Tokio runtime it was dropped on.
-/// A store call dropped midway would leave its outcome unknown, a log-in
-/// could stop between creating the new record and removing the old one,
-/// and the other requests whose saves were grouped with it would get an
-/// error although their clients are still there. Outside a Tokio runtime
-/// (or while unwinding from a panic) it is dropped. Completing normally, it
-/// costs no task.
+/// it goes on as a task of its own on the Tokio runtime it was dropped on,
+/// and logs its error if it fails. A store call dropped midway would leave
+/// its outcome unknown, a log-in could stop between creating the new record
+/// and removing the old one, and the other requests whose saves were
+/// grouped with it would get an error although their clients are still
+/// there. Completing normally, it costs no task. Outside a Tokio runtime,
+/// or after it panicked, it is dropped; so is a task still running when
+/// the runtime shuts down.
 struct Detached(Option<Pin<Box<dyn Future<Output = Committed> + Send>>>);
 
 type Committed = Result<Option<String>, SessionError>;
@@ -372,22 +373,30 @@ impl Future for Detached {
     type Output = Committed;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Committed> {
-        let future = self.0.as_mut().expect("Detached polled after completion");
-        let committed = ready!(future.as_mut().poll(cx));
-        self.0 = None;
-        Poll::Ready(committed)
+        // Out while it is polled: a future that panics is not put back, so
+        // a drop during the unwinding (or after a panic was caught) does
+        // not hand it to a task.
+        let mut future = self.0.take().expect("Detached polled after completion");
+        let polled = future.as_mut().poll(cx);
+        if polled.is_pending() {
+            self.0 = Some(future);
+        }
+        polled
     }
 }
 
 impl Drop for Detached {
     fn drop(&mut self) {
-        // A future that panicked must not be polled again.
-        if std::thread::panicking() {
-            return;
-        }
         if let (Some(future), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current())
         {
-            drop(runtime.spawn(future));
+            drop(runtime.spawn(async move {
+                if let Err(error) = future.await {
+                    tracing::error!(
+                        error = %error,
+                        "session could not be saved (its client had gone away)"
+                    );
+                }
+            }));
         }
     }
 }

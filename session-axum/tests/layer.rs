@@ -622,12 +622,15 @@ async fn private_cookies_round_trip_through_the_layer() {
 }
 
 /// A memory store whose saves wait: each signals `entered`, then takes a
-/// permit of `go` before it saves.
+/// permit of `go` before it saves (or fails, when `fail` is set), then
+/// signals `finished`.
 #[derive(Debug)]
 struct GatedSaves {
     inner: MemoryStore,
     entered: tokio::sync::Notify,
     go: tokio::sync::Semaphore,
+    fail: AtomicBool,
+    finished: tokio::sync::Notify,
 }
 
 impl GatedSaves {
@@ -636,6 +639,8 @@ impl GatedSaves {
             inner: MemoryStore::new(),
             entered: tokio::sync::Notify::new(),
             go: tokio::sync::Semaphore::new(0),
+            fail: AtomicBool::new(false),
+            finished: tokio::sync::Notify::new(),
         }
     }
 }
@@ -656,7 +661,13 @@ impl SessionStore for GatedSaves {
     ) -> Result<SaveOutcome, StoreError> {
         self.entered.notify_one();
         let _permit = self.go.acquire().await.unwrap();
-        self.inner.save(key, record, expected_version).await
+        let saved = if self.fail.load(Ordering::Relaxed) {
+            Err(backend_down())
+        } else {
+            self.inner.save(key, record, expected_version).await
+        };
+        self.finished.notify_one();
+        saved
     }
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.inner.delete(key).await
@@ -692,4 +703,48 @@ async fn a_save_in_flight_completes_when_the_client_goes_away() {
         fourth.body, "Views: 4",
         "the abandoned request's save landed"
     );
+}
+
+/// A save that goes on after its client went away, and fails, is logged:
+/// there is no response left to carry the error.
+#[tokio::test]
+async fn a_save_whose_client_went_away_logs_its_failure() {
+    let logged = Logged::default();
+    let writer = logged.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::ERROR)
+        .finish();
+    // One thread: the detached save's task logs here too.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let store = Arc::new(GatedSaves::new());
+    let app = Router::new()
+        .route("/views", get(views))
+        .layer(layer_with(store.clone()));
+    let cookie = send(&app, "/views", None).await.session_cookie();
+    let request = axum::http::Request::get("/views")
+        .header(COOKIE, &cookie)
+        .body(Body::empty())
+        .unwrap();
+    let client = tokio::spawn(app.clone().oneshot(request));
+    store.entered.notified().await;
+    client.abort();
+    assert!(client.await.unwrap_err().is_cancelled());
+    assert!(!logged.text().contains("ERROR"), "{}", logged.text());
+
+    store.fail.store(true, Ordering::Relaxed);
+    store.go.add_permits(1);
+    store.finished.notified().await;
+    for _ in 0..100 {
+        if logged.text().contains("gone away") {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let text = logged.text();
+    assert!(text.contains("ERROR"), "{text}");
+    assert!(text.contains("its client had gone away"), "{text}");
+    assert!(text.contains("backend down"), "{text}");
 }

@@ -398,42 +398,24 @@ impl SessionConfig {
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let bad = |reason: String| Err(ConfigError::Cookie { reason });
-        if self.name.is_empty() || !self.name.bytes().all(is_token_byte) {
-            return bad(format!(
-                "cookie name {:?} must be a non-empty token (letters, digits and !#$%&'*+-.^_`|~)",
-                self.name
-            ));
+        if !self.path.starts_with('/') {
+            return bad(format!("path {:?} must start with '/'", self.path));
         }
-        if !self.path.starts_with('/') || !self.path.bytes().all(is_attr_byte) {
-            return bad(format!(
-                "path {:?} must start with '/' and hold no ';' or control characters",
-                self.path
-            ));
-        }
-        if let Some(domain) = &self.domain {
-            if domain.is_empty() || !domain.bytes().all(is_attr_byte) || domain.contains(' ') {
-                return bad(format!("domain {domain:?} is not a valid host name"));
-            }
-        }
-        // Browsers drop a prefixed cookie that breaks its prefix's rules
-        // (RFC 6265bis, "Cookie Name Prefixes"), which would look like
-        // sessions that never stick: say so at start-up instead.
-        let prefix = |p: &str| {
-            self.name
-                .get(..p.len())
-                .is_some_and(|head| head.eq_ignore_ascii_case(p))
-        };
-        if (prefix("__Secure-") || prefix("__Host-")) && !self.secure {
-            return bad(format!(
-                "cookie name {:?} needs Secure (browsers drop it otherwise): call with_secure(true)",
-                self.name
-            ));
-        }
-        if prefix("__Host-") && (self.path != "/" || self.domain.is_some()) {
-            return bad(format!(
-                "cookie name {:?} needs Path=/ and no Domain (browsers drop it otherwise)",
-                self.name
-            ));
+        // Browsers drop a prefixed cookie that breaks its prefix's rules,
+        // which would look like sessions that never stick: say so at
+        // start-up instead.
+        if let Err(problem) = check_cookie(
+            &self.name,
+            Some(&self.path),
+            self.domain.as_deref(),
+            self.secure,
+        ) {
+            let hint = if problem.needs_secure {
+                ": call with_secure(true)"
+            } else {
+                ""
+            };
+            return bad(format!("{}{hint}", problem.reason));
         }
         if self.same_site == SameSite::None && !self.secure {
             return bad("SameSite=None requires Secure: call with_secure(true)".to_owned());
@@ -468,6 +450,67 @@ impl SessionConfig {
         }
         Ok(())
     }
+}
+
+/// Why a cookie with this name and these attributes would break its
+/// `Set-Cookie` header or be dropped by browsers.
+pub(crate) struct CookieProblem {
+    pub(crate) reason: String,
+    /// The problem is a missing `Secure` (a `__Secure-` or `__Host-` name).
+    pub(crate) needs_secure: bool,
+}
+
+/// The rules every cookie this crate sets follows, the session cookie's
+/// (checked once, by [`SessionConfig`]'s validation) and the jar's (on
+/// every add): a name that is a token; a `Path` and a `Domain` without `;`
+/// or control characters, which the `cookie` crate would write out as they
+/// are, adding attributes; a `Domain` that could be a host name; and the
+/// name prefixes' rules (RFC 6265bis, "Cookie Name Prefixes"): `__Secure-`
+/// and `__Host-` need `Secure`, and `__Host-` also `Path=/` and no
+/// `Domain`.
+pub(crate) fn check_cookie(
+    name: &str,
+    path: Option<&str>,
+    domain: Option<&str>,
+    secure: bool,
+) -> Result<(), CookieProblem> {
+    let problem = |reason: String| {
+        Err(CookieProblem {
+            reason,
+            needs_secure: false,
+        })
+    };
+    if name.is_empty() || !name.bytes().all(is_token_byte) {
+        return problem(format!(
+            "cookie name {name:?} must be a non-empty token (letters, digits and !#$%&'*+-.^_`|~)"
+        ));
+    }
+    if let Some(path) = path.filter(|path| !path.bytes().all(is_attr_byte)) {
+        return problem(format!(
+            "path {path:?} must hold no ';' or control characters"
+        ));
+    }
+    if let Some(domain) =
+        domain.filter(|d| d.is_empty() || !d.bytes().all(is_attr_byte) || d.contains(' '))
+    {
+        return problem(format!("domain {domain:?} is not a valid host name"));
+    }
+    let prefix = |p: &str| {
+        name.get(..p.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(p))
+    };
+    if (prefix("__Secure-") || prefix("__Host-")) && !secure {
+        return Err(CookieProblem {
+            reason: format!("cookie name {name:?} needs Secure (browsers drop it otherwise)"),
+            needs_secure: true,
+        });
+    }
+    if prefix("__Host-") && (path != Some("/") || domain.is_some()) {
+        return problem(format!(
+            "cookie name {name:?} needs Path=/ and no Domain (browsers drop it otherwise)"
+        ));
+    }
+    Ok(())
 }
 
 fn is_token_byte(b: u8) -> bool {

@@ -9,6 +9,7 @@ use cookie::Cookie;
 use time::OffsetDateTime;
 
 use crate::codec;
+use crate::config::check_cookie;
 use crate::{KeyRing, MAX_COOKIE_LEN};
 
 /// The application's cookies for one request (not the session cookie,
@@ -61,8 +62,30 @@ pub struct Cookies {
     inner: Arc<Mutex<Jar>>,
     keys: KeyRing,
     secure: bool,
-    /// The session cookie's name, which the jar leaves to the engine.
-    session_name: Arc<str>,
+    /// The session cookie, which the jar leaves to the engine.
+    session: Arc<SessionCookie>,
+}
+
+/// What the jar knows of the engine's session cookie: enough to leave it
+/// alone.
+#[derive(Debug)]
+pub(crate) struct SessionCookie {
+    pub(crate) name: String,
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+}
+
+impl SessionCookie {
+    /// Whether a removal with `cookie`'s `Path` and `Domain` names another
+    /// cookie than the engine's (browsers tell cookies of one name apart
+    /// by those): one planted with a `Domain`, or left at an old `Path`.
+    fn other_than(&self, cookie: &Cookie<'_>) -> bool {
+        let bare = |d: &str| d.trim_start_matches('.').to_ascii_lowercase();
+        cookie.path().is_some_and(|path| path != self.path)
+            || cookie
+                .domain()
+                .is_some_and(|d| self.domain.as_deref().map(bare) != Some(bare(d)))
+    }
 }
 
 #[derive(Default)]
@@ -108,7 +131,7 @@ impl Cookies {
         headers: I,
         keys: KeyRing,
         secure: bool,
-        session_name: Arc<str>,
+        session: Arc<SessionCookie>,
     ) -> Self
     where
         I: IntoIterator<Item = H>,
@@ -132,7 +155,7 @@ impl Cookies {
             })),
             keys,
             secure,
-            session_name,
+            session,
         }
     }
 
@@ -184,7 +207,7 @@ impl Cookies {
     }
 
     fn get_verified(&self, name: &str, private: bool) -> Option<String> {
-        if *name == *self.session_name {
+        if name == self.session.name {
             // Its value is signed (or sealed) like the jar's, but re-issuing
             // it from here would overwrite the engine's cookie.
             tracing::debug!(name, "the jar does not read the session cookie");
@@ -232,28 +255,28 @@ impl Cookies {
         cookie.set_secure(self.secure.then_some(true));
         if let Some(value) = self.encode(&cookie, private) {
             cookie.set_value(value.clone());
-            // It verified, so it fits: the value is as long as before.
-            let header = cookie.to_string();
-            self.record(name, header, Some(value), Change::KEEP);
+            if let Some(header) = fits(&cookie) {
+                self.record(name, header, Some(value), Change::KEEP);
+            }
         }
     }
 
-    /// Whether the jar may set or remove `cookie`: its name is a token and
-    /// not the session cookie's, and its `Path` and `Domain` hold no `;` or
-    /// control characters (the `cookie` crate writes them as they are, so
-    /// either would add attributes). Logs the reason at error level when
-    /// not.
-    fn settable(&self, cookie: &Cookie<'_>) -> bool {
+    /// Whether the jar may set `cookie`, or remove it when `removal`: it
+    /// follows the rules of every cookie this crate sets (see
+    /// [`check_cookie`]), and it is not the engine's session cookie (a
+    /// removal may name a cookie of that name with another `Path` or
+    /// `Domain`). Logs the reason at error level when not.
+    fn settable(&self, cookie: &Cookie<'_>, removal: bool) -> bool {
         let name = cookie.name();
-        let attribute_ok = |v: Option<&str>| v.is_none_or(|v| v.bytes().all(is_attribute_byte));
-        let why = if name.is_empty() || !name.bytes().all(is_token_byte) {
-            "its name must be a token (letters, digits and !#$%&'*+-.^_`|~)"
-        } else if *name == *self.session_name {
+        let why = if name == self.session.name && !(removal && self.session.other_than(cookie)) {
             "the session cookie belongs to the engine (use the session's destroy to clear it)"
-        } else if !attribute_ok(cookie.path()) || !attribute_ok(cookie.domain()) {
-            "its Path and Domain must be printable ASCII without ';'"
+                .to_owned()
         } else {
-            return true;
+            let secure = cookie.secure() == Some(true);
+            match check_cookie(name, cookie.path(), cookie.domain(), secure) {
+                Ok(()) => return true,
+                Err(problem) => problem.reason,
+            }
         };
         tracing::error!(name, "cookie not set: {why}");
         false
@@ -277,12 +300,22 @@ impl Cookies {
     /// encodes.
     ///
     /// The cookie is not set, the reason is logged at error level, and the
-    /// call returns `false`, when its value is not valid, its name is not a
-    /// token or is the session cookie's, its `Path` or `Domain` holds a `;`
-    /// or a control character, or its `Set-Cookie` value would be longer
-    /// than [`MAX_COOKIE_LEN`] (browsers drop such a cookie). The same rules
-    /// (but for the value's characters) hold for every `add_*` method, and
-    /// the first three for [`Cookies::remove`].
+    /// call returns `false`, when:
+    ///
+    /// - its value is not valid (this rule is `add`'s alone);
+    /// - its name is not a token, or is the session cookie's;
+    /// - its `Path` or `Domain` holds a `;` or a control character, or its
+    ///   `Domain` cannot be a host name;
+    /// - a `__Secure-` or `__Host-` name breaks its prefix's rules
+    ///   (`Secure`; for `__Host-` also `Path=/` and no `Domain`), which
+    ///   browsers would drop;
+    /// - its `Set-Cookie` value would be longer than [`MAX_COOKIE_LEN`]
+    ///   (browsers drop it too).
+    ///
+    /// The same rules hold for every `add_*` method, and all but the last
+    /// for [`Cookies::remove`], which may however name the session
+    /// cookie's name with another `Path` or `Domain` than the engine's (a
+    /// stray cookie of that name).
     ///
     /// ```
     /// use session_core::{cookie::Cookie, Engine, Key, KeyRing, SessionConfig};
@@ -307,7 +340,7 @@ impl Cookies {
             );
             return false;
         }
-        if !self.settable(&cookie) {
+        if !self.settable(&cookie, false) {
             return false;
         }
         let Some(header) = fits(&cookie) else {
@@ -337,7 +370,7 @@ impl Cookies {
     }
 
     fn add_encoded(&self, mut cookie: Cookie<'static>, private: bool) -> bool {
-        if !self.settable(&cookie) {
+        if !self.settable(&cookie, false) {
             return false;
         }
         let Some(value) = self.encode(&cookie, private) else {
@@ -355,7 +388,7 @@ impl Cookies {
     /// `Path` and `Domain` it was set with, or the browser keeps it. `false`
     /// when the cookie cannot be removed by the jar (see [`Cookies::add`]).
     pub fn remove(&self, cookie: Cookie<'static>) -> bool {
-        if !self.settable(&cookie) {
+        if !self.settable(&cookie, true) {
             return false;
         }
         let mut removal = cookie;
@@ -477,24 +510,26 @@ fn fits(cookie: &Cookie<'_>) -> Option<String> {
     None
 }
 
-/// A character a `Path` or `Domain` attribute may hold: printable ASCII
-/// (space included) but `;`.
-fn is_attribute_byte(b: u8) -> bool {
-    matches!(b, 0x20..=0x7E) && b != b';'
-}
-
-/// RFC 7230 `tchar`, the characters of a cookie name.
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Key;
 
+    fn session_cookie() -> Arc<SessionCookie> {
+        Arc::new(SessionCookie {
+            name: "id".to_owned(),
+            path: "/".to_owned(),
+            domain: None,
+        })
+    }
+
     fn jar(headers: &[&str], keys: &KeyRing) -> Cookies {
-        Cookies::from_headers(headers.iter().copied(), keys.clone(), false, "id".into())
+        Cookies::from_headers(
+            headers.iter().copied(),
+            keys.clone(),
+            false,
+            session_cookie(),
+        )
     }
 
     fn named<'h>(header: &'h str, name: &'h str) -> Vec<&'h str> {
@@ -680,7 +715,7 @@ mod tests {
             .iter()
             .map(|header| header.split(';').next().unwrap().to_owned())
             .collect();
-        let back = Cookies::from_headers([pairs.join("; ")], keys, false, "id".into());
+        let back = Cookies::from_headers([pairs.join("; ")], keys, false, session_cookie());
         assert_eq!(back.get_signed("pref"), Some(fits.clone()));
         assert_eq!(back.get_private("secret"), Some(fits));
     }
@@ -698,7 +733,29 @@ mod tests {
         assert!(!jar.add_signed(Cookie::new("id", "v")));
         assert!(!jar.add_private(Cookie::new("id", "v")));
         assert!(!jar.remove(Cookie::new("id", "")));
+        assert!(!jar.remove(Cookie::build("id").path("/").build()));
         assert!(jar.delta().is_empty(), "{:?}", jar.delta());
+        // Another cookie of that name (planted with a Domain, or left at an
+        // old Path) can be removed.
+        assert!(jar.remove(Cookie::build("id").domain("example.com").build()));
+        assert!(jar.remove(Cookie::build("id").path("/old").build()));
+        assert_eq!(jar.delta().len(), 1, "one change per name");
+    }
+
+    #[test]
+    fn prefixed_names_follow_their_prefix_rules_in_the_jar_too() {
+        let keys = KeyRing::new(Key::generate());
+        let jar = jar(&[], &keys);
+        assert!(!jar.add_signed(Cookie::build(("__Host-x", "v")).path("/").build()));
+        let host = || Cookie::build(("__Host-x", "v")).secure(true);
+        assert!(!jar.add_signed(host().build()), "no Path=/");
+        assert!(!jar.add_signed(host().path("/").domain("example.com").build()));
+        assert!(!jar.add(Cookie::build(("__Secure-y", "v")).build()));
+        assert!(!jar.add(Cookie::build(("pref", "v")).domain("exa mple.com").build()));
+        assert!(jar.delta().is_empty(), "{:?}", jar.delta());
+        assert!(jar.add_signed(host().path("/").build()));
+        assert!(jar.add(Cookie::build(("__Secure-y", "v")).secure(true).build()));
+        assert_eq!(jar.delta().len(), 2);
     }
 
     /// Another holder of the jar removed the cookie between this read's

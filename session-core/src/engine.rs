@@ -104,8 +104,8 @@ struct Inner {
     saves: crate::lanes::SaveLanes,
     /// Id cookie values that verified (none in cookie-store mode).
     verified: Option<VerifiedCache>,
-    /// The session cookie's name, for the jars (which leave it alone).
-    session_name: Arc<str>,
+    /// The session cookie, for the jars (which leave it alone).
+    session_cookie: Arc<crate::cookies::SessionCookie>,
 }
 
 /// What a request carried: the session cookies that verified, in header
@@ -239,7 +239,11 @@ impl Engine {
                 verified: store
                     .as_ref()
                     .and_then(|_| VerifiedCache::new(config.verified_cache)),
-                session_name: config.name.as_str().into(),
+                session_cookie: Arc::new(crate::cookies::SessionCookie {
+                    name: config.name.clone(),
+                    path: config.path.clone(),
+                    domain: config.domain.clone(),
+                }),
                 config,
                 store,
                 memory,
@@ -1081,7 +1085,7 @@ impl Engine {
             cookie_headers,
             self.inner.config.keys.clone(),
             self.inner.config.secure,
-            self.inner.session_name.clone(),
+            self.inner.session_cookie.clone(),
         )
     }
 

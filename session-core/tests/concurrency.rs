@@ -240,7 +240,7 @@ async fn a_save_after_a_concurrent_destroy_does_not_resurrect_the_session() {
 }
 
 /// The writes a vanished session drops are logged at warn level, where
-/// operators look; a touch alone that meets the same is only debug.
+/// operators look.
 #[tokio::test]
 async fn writes_dropped_with_a_vanished_session_are_logged_as_a_warning() {
     let logged = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));

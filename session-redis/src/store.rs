@@ -258,7 +258,7 @@ impl SessionStore for RedisStore {
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
         let redis_key = self.redis_key(key);
-        let value = value::encode(record);
+        let value = value::encode(record, None);
         let mut cmd = redis::cmd("SET");
         cmd.arg(&redis_key).arg(&value).arg("NX");
         if let Some(ms) = deadline_ms(record) {
@@ -289,7 +289,7 @@ impl SessionStore for RedisStore {
         expected_version: u64,
     ) -> Result<SaveOutcome, StoreError> {
         let redis_key = self.redis_key(key);
-        let bytes = value::encode_with_token(record, save_token()?);
+        let bytes = value::encode(record, Some(save_token()?));
         let expected = value::header(expected_version);
         let deadline = deadline_ms(record)
             .map(|ms| ms.to_string())

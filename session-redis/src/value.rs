@@ -35,23 +35,15 @@ pub(crate) fn header(version: u64) -> String {
 }
 
 /// The value stored for `record`: its header, then
-/// [`Record::to_bytes`].
-pub(crate) fn encode(record: &Record) -> Vec<u8> {
+/// [`Record::to_bytes`]; with a save's `token`, that as the JSON object's
+/// first field, `"w"`.
+pub(crate) fn encode(record: &Record, token: Option<u64>) -> Vec<u8> {
     let json = record.to_bytes();
-    let mut value = Vec::with_capacity(HEADER_LEN + json.len());
-    value.extend_from_slice(header(record.version).as_bytes());
-    value.extend_from_slice(&json);
-    value
-}
-
-/// The value a save writes for `record`: as [`encode`], with the save's
-/// `token` as the JSON object's first field, `"w"`.
-pub(crate) fn encode_with_token(record: &Record, token: u64) -> Vec<u8> {
-    let json = record.to_bytes();
-    // `to_bytes` writes an object: `{` and at least the format version.
+    let field = token.map(|token| format!("\"w\":\"{token:016x}\","));
+    let field = field.as_deref().unwrap_or_default();
+    // `to_bytes` writes an object: `{`, then at least the format version.
     let (open, rest) = json.split_at(1);
     debug_assert_eq!(open, b"{");
-    let field = format!("\"w\":\"{token:016x}\",");
     let mut value = Vec::with_capacity(HEADER_LEN + json.len() + field.len());
     value.extend_from_slice(header(record.version).as_bytes());
     value.extend_from_slice(open);
@@ -125,7 +117,7 @@ mod tests {
     fn value_is_header_then_record_bytes_and_round_trips() {
         for version in [0, 1, 255, 1 << 53, (1 << 53) + 1, u64::MAX] {
             let record = record(version);
-            let value = encode(&record);
+            let value = encode(&record, None);
             assert_eq!(&value[..HEADER_LEN], header(version).as_bytes());
             assert_eq!(&value[HEADER_LEN..], &record.to_bytes()[..]);
             assert_eq!(decode(&value, "p:").unwrap(), record);
@@ -135,14 +127,14 @@ mod tests {
     #[test]
     fn a_token_is_a_first_field_that_decoding_ignores() {
         let record = record(4);
-        let value = encode_with_token(&record, 0x9f86_d081_884c_7d65);
+        let value = encode(&record, Some(0x9f86_d081_884c_7d65));
         let text = std::str::from_utf8(&value).unwrap();
         assert!(
             text.starts_with("0000000000000004:{\"w\":\"9f86d081884c7d65\",\"v\":1,"),
             "{text}"
         );
         assert_eq!(decode(&value, "p:").unwrap(), record);
-        assert_ne!(value, encode_with_token(&record, 1), "a token per save");
+        assert_ne!(value, encode(&record, Some(1)), "a token per save");
     }
 
     #[test]
