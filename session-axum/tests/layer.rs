@@ -674,17 +674,14 @@ impl SessionStore for GatedSaves {
     }
 }
 
-/// A client that goes away while its session is being saved drops the
-/// response future; the save it started still completes, instead of being
-/// cut off at an unknown point.
-#[tokio::test]
-async fn a_save_in_flight_completes_when_the_client_goes_away() {
-    let store = Arc::new(GatedSaves::new());
+/// `/views` on `store`: one request makes a session, a second one of it
+/// goes away while its save waits at the gate. Returns the app and the
+/// session's cookie.
+async fn abandon_a_save(store: &Arc<GatedSaves>) -> (Router, String) {
     let app = Router::new()
         .route("/views", get(views))
         .layer(layer_with(store.clone()));
     let cookie = send(&app, "/views", None).await.session_cookie();
-
     let request = axum::http::Request::get("/views")
         .header(COOKIE, &cookie)
         .body(Body::empty())
@@ -693,6 +690,16 @@ async fn a_save_in_flight_completes_when_the_client_goes_away() {
     store.entered.notified().await;
     client.abort();
     assert!(client.await.unwrap_err().is_cancelled());
+    (app, cookie)
+}
+
+/// A client that goes away while its session is being saved drops the
+/// response future; the save it started still completes, instead of being
+/// cut off at an unknown point.
+#[tokio::test]
+async fn a_save_in_flight_completes_when_the_client_goes_away() {
+    let store = Arc::new(GatedSaves::new());
+    let (app, cookie) = abandon_a_save(&store).await;
 
     store.go.add_permits(3);
     // The next request's save queues behind the abandoned one in its lane
@@ -720,18 +727,7 @@ async fn a_save_whose_client_went_away_logs_its_failure() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let store = Arc::new(GatedSaves::new());
-    let app = Router::new()
-        .route("/views", get(views))
-        .layer(layer_with(store.clone()));
-    let cookie = send(&app, "/views", None).await.session_cookie();
-    let request = axum::http::Request::get("/views")
-        .header(COOKIE, &cookie)
-        .body(Body::empty())
-        .unwrap();
-    let client = tokio::spawn(app.clone().oneshot(request));
-    store.entered.notified().await;
-    client.abort();
-    assert!(client.await.unwrap_err().is_cancelled());
+    let _app = abandon_a_save(&store).await;
     assert!(!logged.text().contains("ERROR"), "{}", logged.text());
 
     store.fail.store(true, Ordering::Relaxed);

@@ -338,13 +338,19 @@ async fn a_replayed_update_on_a_value_of_another_type_fails_cleanly() {
 /// A memory store whose saves take a moment (they yield to the runtime
 /// once, like a store across a network, or until `hang` is lifted), and
 /// that counts them. With `hold_takes`, a `take` signals `take_entered`
-/// and waits for a permit of `take_go`.
+/// and waits for a permit of `take_go`. With `take_fails`, a `take` fails
+/// (a timeout), after removing the record when `take_removes_first` (a
+/// reply lost after the store ran it); with `delete_fails`, so does a
+/// `delete`.
 #[derive(Debug)]
 struct SlowSaves {
     inner: session_core::MemoryStore,
     saves: std::sync::atomic::AtomicUsize,
     hang: std::sync::atomic::AtomicBool,
     hold_takes: bool,
+    take_fails: bool,
+    take_removes_first: bool,
+    delete_fails: bool,
     take_entered: tokio::sync::Notify,
     take_go: tokio::sync::Semaphore,
 }
@@ -356,6 +362,9 @@ impl SlowSaves {
             saves: std::sync::atomic::AtomicUsize::new(0),
             hang: std::sync::atomic::AtomicBool::new(false),
             hold_takes: false,
+            take_fails: false,
+            take_removes_first: false,
+            delete_fails: false,
             take_entered: tokio::sync::Notify::new(),
             take_go: tokio::sync::Semaphore::new(0),
         }
@@ -392,6 +401,9 @@ impl session_core::SessionStore for SlowSaves {
         self.inner.save(key, record, expected_version).await
     }
     async fn delete(&self, key: &session_core::StoreKey) -> Result<(), session_core::StoreError> {
+        if self.delete_fails {
+            return Err(timed_out());
+        }
         self.inner.delete(key).await
     }
     async fn take(
@@ -402,8 +414,18 @@ impl session_core::SessionStore for SlowSaves {
             self.take_entered.notify_one();
             let _permit = self.take_go.acquire().await.unwrap();
         }
+        if self.take_fails {
+            if self.take_removes_first {
+                self.inner.delete(key).await?;
+            }
+            return Err(timed_out());
+        }
         self.inner.take(key).await
     }
+}
+
+fn timed_out() -> session_core::StoreError {
+    session_core::StoreError::Timeout { millis: 100 }
 }
 
 #[tokio::test]
@@ -656,57 +678,7 @@ async fn a_save_during_a_login_lands_and_is_carried_over() {
     assert_eq!(data, (Some(json!("alice")), Some(json!(["apple", "pear"]))));
 }
 
-/// A memory store whose `take` fails, after removing the record when
-/// `removes_first` (a reply lost after the store ran it); its `delete`
-/// fails too when `delete_fails`.
-#[derive(Debug)]
-struct FailingTakes {
-    inner: MemoryStore,
-    removes_first: bool,
-    delete_fails: bool,
-}
-
-#[session_core::async_trait]
-impl SessionStore for FailingTakes {
-    async fn load(
-        &self,
-        key: &session_core::StoreKey,
-    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
-        self.inner.load(key).await
-    }
-    async fn create(
-        &self,
-        key: &session_core::StoreKey,
-        record: &session_core::Record,
-    ) -> Result<(), session_core::StoreError> {
-        self.inner.create(key, record).await
-    }
-    async fn save(
-        &self,
-        key: &session_core::StoreKey,
-        record: &session_core::Record,
-        expected_version: u64,
-    ) -> Result<session_core::SaveOutcome, session_core::StoreError> {
-        self.inner.save(key, record, expected_version).await
-    }
-    async fn delete(&self, key: &session_core::StoreKey) -> Result<(), session_core::StoreError> {
-        if self.delete_fails {
-            return Err(session_core::StoreError::Timeout { millis: 100 });
-        }
-        self.inner.delete(key).await
-    }
-    async fn take(
-        &self,
-        key: &session_core::StoreKey,
-    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
-        if self.removes_first {
-            self.inner.delete(key).await?;
-        }
-        Err(session_core::StoreError::Timeout { millis: 100 })
-    }
-}
-
-fn engine_on(store: FailingTakes) -> Engine {
+fn engine_on(store: SlowSaves) -> Engine {
     Engine::new(
         SessionConfig::new(session_core::KeyRing::new(support::fixed_key()))
             .with_store(Arc::new(store)),
@@ -720,10 +692,10 @@ fn engine_on(store: FailingTakes) -> Engine {
 #[tokio::test]
 async fn a_login_whose_take_fails_deletes_the_old_id_and_stands() {
     for removes_first in [false, true] {
-        let engine = engine_on(FailingTakes {
-            inner: MemoryStore::new(),
-            removes_first,
-            delete_fails: false,
+        let engine = engine_on(SlowSaves {
+            take_fails: true,
+            take_removes_first: removes_first,
+            ..SlowSaves::new(MemoryStore::new())
         });
         let mut browser = Browser::new();
         request_with(&engine, &mut browser, |s| {
@@ -755,10 +727,10 @@ async fn a_login_whose_take_fails_deletes_the_old_id_and_stands() {
 
 #[tokio::test]
 async fn a_login_whose_take_and_delete_both_fail_is_an_error() {
-    let engine = engine_on(FailingTakes {
-        inner: MemoryStore::new(),
-        removes_first: false,
+    let engine = engine_on(SlowSaves {
+        take_fails: true,
         delete_fails: true,
+        ..SlowSaves::new(MemoryStore::new())
     });
     let mut browser = Browser::new();
     request_with(&engine, &mut browser, |s| {
