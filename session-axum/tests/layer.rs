@@ -517,10 +517,8 @@ impl std::io::Write for Logged {
     }
 }
 
-/// A failing store's error is logged at error level with its cause, for
-/// a load and for a save: the 500 alone would not say what broke.
-#[tokio::test]
-async fn store_failures_are_logged_with_their_cause() {
+/// Errors logged on this thread from now until the guard is dropped.
+fn capture_errors() -> (Logged, tracing::subscriber::DefaultGuard) {
     let logged = Logged::default();
     let writer = logged.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -528,8 +526,15 @@ async fn store_failures_are_logged_with_their_cause() {
         .with_ansi(false)
         .with_max_level(tracing::Level::ERROR)
         .finish();
+    (logged, tracing::subscriber::set_default(subscriber))
+}
+
+/// A failing store's error is logged at error level with its cause, for
+/// a load and for a save: the 500 alone would not say what broke.
+#[tokio::test]
+async fn store_failures_are_logged_with_their_cause() {
     // The test runs on one thread, so the request's futures log here.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logged, _guard) = capture_errors();
 
     let app = Router::new()
         .route("/views", get(views))
@@ -716,15 +721,8 @@ async fn a_save_in_flight_completes_when_the_client_goes_away() {
 /// there is no response left to carry the error.
 #[tokio::test]
 async fn a_save_whose_client_went_away_logs_its_failure() {
-    let logged = Logged::default();
-    let writer = logged.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::ERROR)
-        .finish();
     // One thread: the detached save's task logs here too.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logged, _guard) = capture_errors();
 
     let store = Arc::new(GatedSaves::new());
     let _app = abandon_a_save(&store).await;

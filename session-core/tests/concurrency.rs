@@ -218,18 +218,24 @@ async fn conflicts_beyond_the_retry_limit_are_a_clear_error() {
     );
 }
 
-#[tokio::test]
-async fn a_save_after_a_concurrent_destroy_does_not_resurrect_the_session() {
-    let h = Harness::new();
+/// A session opened by a request that is still running when a logout of
+/// the same session (opened alongside it) commits.
+async fn a_writer_behind_a_logout(h: &Harness) -> session_core::Session {
     let mut browser = Browser::new();
     h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
         .await;
     let writer = h.open(&browser).await;
     let logout = h.open(&browser).await;
-
     logout.destroy();
     let plan = h.engine.finish(&logout, h.engine.now()).unwrap();
     h.engine.commit(plan).await.unwrap();
+    writer
+}
+
+#[tokio::test]
+async fn a_save_after_a_concurrent_destroy_does_not_resurrect_the_session() {
+    let h = Harness::new();
+    let writer = a_writer_behind_a_logout(&h).await;
 
     writer.insert("cart", &["apple"]).unwrap();
     let plan = h.engine.finish(&writer, h.engine.now()).unwrap();
@@ -255,14 +261,7 @@ async fn writes_dropped_with_a_vanished_session_are_logged_as_a_warning() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let h = Harness::new();
-    let mut browser = Browser::new();
-    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
-        .await;
-    let writer = h.open(&browser).await;
-    let logout = h.open(&browser).await;
-    logout.destroy();
-    let plan = h.engine.finish(&logout, h.engine.now()).unwrap();
-    h.engine.commit(plan).await.unwrap();
+    let writer = a_writer_behind_a_logout(&h).await;
     assert!(logged.lock().unwrap().is_empty());
 
     writer.insert("cart", &["apple"]).unwrap();
