@@ -103,6 +103,12 @@
 //!         self.records.lock().unwrap().remove(key);
 //!         Ok(())
 //!     }
+//!
+//!     // In one step, under the lock: a save never lands in between.
+//!     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+//!         let removed = self.records.lock().unwrap().remove(key);
+//!         self.live(removed.as_ref())
+//!     }
 //! }
 //!
 //! conformance_tests::store_suite!(map_store, expiry: manual_clock, |ctx| async move {

@@ -97,6 +97,10 @@ macro_rules! __store_cases {
             store_sees_only_digests_of_session_ids: always;
             fifty_concurrent_writers_each_keep_their_own_key: always;
             twenty_concurrent_updates_of_one_list_lose_nothing: always;
+            concurrent_creates_of_one_key_have_one_winner: always;
+            concurrent_saves_of_one_version_have_one_winner: always;
+            take_racing_saves_loses_nothing: always;
+            concurrent_takes_hand_out_the_record_once: always;
         }
     };
 }
@@ -142,6 +146,7 @@ macro_rules! __adapter_cases {
             malformed_json_gets_400_and_leaves_the_session_unchanged: always;
             twenty_concurrent_cart_pushes_of_one_session_are_all_kept: server_state "cookie-store mode cannot merge concurrent requests: each response carries a whole new cookie and the browser keeps the last one";
             store_failure_is_a_500_never_a_lost_session: server_state "cookie-store mode has no store that could fail";
+            a_failed_save_delete_or_login_is_a_500_that_loses_nothing: server_state "cookie-store mode has no store that could fail";
         }
     };
 }

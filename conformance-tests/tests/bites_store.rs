@@ -37,7 +37,17 @@ enum Bug {
     /// `save` keeps the deadline the record was created with, as a store
     /// that sets its backend's expiry only on create would.
     KeepsTheFirstDeadline,
+    /// `create` looks for the key, then writes, in two steps.
+    CreatesInTwoSteps,
+    /// `save` compares the version, then writes, in two steps.
+    SavesInTwoSteps,
+    /// `take` loads, then deletes, in two steps (the trait's default).
+    TakesInTwoSteps,
 }
+
+/// How long a store with a two-step bug waits between its steps: wide
+/// enough that the suite's simultaneous calls land in between.
+const BETWEEN_STEPS: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// A map store on a clock, with at most one bug.
 #[derive(Debug)]
@@ -111,6 +121,20 @@ impl ImmediateStore for MapStore {
         expected: u64,
     ) -> Result<SaveOutcome, StoreError> {
         let mut records = self.records.lock().unwrap();
+        if self.bug == Bug::SavesInTwoSteps {
+            let stored = self.live(records.get(key));
+            drop(records);
+            std::thread::sleep(BETWEEN_STEPS);
+            records = self.records.lock().unwrap();
+            let Some(stored) = stored else {
+                return Ok(SaveOutcome::Missing);
+            };
+            if stored.version != expected {
+                return Ok(SaveOutcome::Conflict(stored));
+            }
+            records.insert(*key, self.stored(record));
+            return Ok(SaveOutcome::Saved);
+        }
         let mut new = self.stored(record);
         match self.live(records.get(key)) {
             None if self.bug != Bug::ResurrectsOnSave => return Ok(SaveOutcome::Missing),
@@ -130,6 +154,25 @@ impl ImmediateStore for MapStore {
         self.records.lock().unwrap().remove(key);
         Ok(())
     }
+
+    fn take_now(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        match self.bug {
+            Bug::TakeKeepsTheRecord => self.load_now(key),
+            Bug::TakesInTwoSteps => {
+                let record = self.load_now(key)?;
+                std::thread::sleep(BETWEEN_STEPS);
+                self.delete_now(key)?;
+                Ok(record)
+            }
+            // One step, under the lock.
+            _ => {
+                let mut records = self.records.lock().unwrap();
+                let record = self.live(records.get(key));
+                records.remove(key);
+                Ok(record)
+            }
+        }
+    }
 }
 
 impl MapStore {
@@ -140,10 +183,13 @@ impl MapStore {
         overwrite: bool,
     ) -> Result<(), StoreError> {
         let mut records = self.records.lock().unwrap();
-        if !overwrite
-            && self.bug != Bug::OverwritesOnCreate
-            && self.live(records.get(key)).is_some()
-        {
+        let exists = self.live(records.get(key)).is_some();
+        if self.bug == Bug::CreatesInTwoSteps {
+            drop(records);
+            std::thread::sleep(BETWEEN_STEPS);
+            records = self.records.lock().unwrap();
+        }
+        if !overwrite && self.bug != Bug::OverwritesOnCreate && exists {
             return Err(StoreError::Exists);
         }
         records.insert(*key, self.stored(record));
@@ -175,11 +221,7 @@ impl SessionStore for MapStore {
     }
 
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        let record = self.load_now(key)?;
-        if self.bug != Bug::TakeKeepsTheRecord {
-            self.delete_now(key)?;
-        }
-        Ok(record)
+        self.take_now(key)
     }
 
     fn immediate(&self) -> Option<&dyn ImmediateStore> {
@@ -321,5 +363,29 @@ fn store_that_loses_precision_or_data_fails() {
         Bug::CutsLargeValues,
         "large_record",
         cases::large_record_round_trips,
+    );
+}
+
+#[test]
+fn store_whose_writes_take_two_steps_fails() {
+    fails(
+        Bug::CreatesInTwoSteps,
+        "concurrent_creates",
+        cases::concurrent_creates_of_one_key_have_one_winner,
+    );
+    fails(
+        Bug::SavesInTwoSteps,
+        "concurrent_saves",
+        cases::concurrent_saves_of_one_version_have_one_winner,
+    );
+    fails(
+        Bug::TakesInTwoSteps,
+        "take_racing_saves",
+        cases::take_racing_saves_loses_nothing,
+    );
+    fails(
+        Bug::TakesInTwoSteps,
+        "concurrent_takes",
+        cases::concurrent_takes_hand_out_the_record_once,
     );
 }

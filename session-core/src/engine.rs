@@ -32,14 +32,19 @@ pub const MAX_SESSION_COOKIES: usize = 4;
 const MAX_REJECTED_COOKIES: usize = 16;
 
 /// The largest `Set-Cookie` header the engine sends. Browsers keep at least
-/// 4096 bytes per cookie; a cookie-store session that does not fit is an
-/// error rather than a cookie the browser would silently drop.
+/// 4096 bytes per cookie. In cookie-store mode a change that would not fit
+/// is an error ([`SessionError::CookieTooLarge`]) rather than a cookie the
+/// browser would silently drop; a read whose refreshed cookie would not fit
+/// sends none (logged at warn level). [`Cookies`](crate::Cookies) refuses
+/// larger cookies too.
 pub const MAX_COOKIE_LEN: usize = 4096;
 
 /// The session engine. Cheap to clone; one per application.
 ///
-/// It does no I/O of its own and never reads a clock: every time is an
-/// argument. An adapter drives it through five steps per request:
+/// It does no I/O of its own. Time comes from the config's
+/// [`Clock`](crate::Clock): [`Engine::now`] and [`Engine::timestamp`] read
+/// it, and the deciding steps take `now` as an argument. An adapter drives
+/// it through five steps per request:
 ///
 /// | step | call | input | output |
 /// | --- | --- | --- | --- |
@@ -211,8 +216,11 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Cookie`] for an unusable cookie setting (name, path,
-    /// domain, `SameSite=None` without `Secure`, a zero timeout).
+    /// [`ConfigError::Cookie`] for an unusable setting: the cookie's name,
+    /// path or domain, `SameSite=None` without `Secure`, a timeout that is
+    /// not positive, a touch interval that is negative or not shorter than
+    /// the idle timeout, a verified-cookie cache larger than
+    /// [`MAX_VERIFIED_CACHE`](crate::MAX_VERIFIED_CACHE).
     pub fn new(config: SessionConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let memory = matches!(config.storage, Storage::Memory)
@@ -636,7 +644,8 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// [`SessionError::Random`] when no id can be generated,
+    /// [`SessionError::Random`] when no id (or, in cookie-store mode, no
+    /// nonce) can be generated,
     /// [`SessionError::TooDeep`] when the data this request changed nests
     /// deeper than [`MAX_DATA_DEPTH`](crate::MAX_DATA_DEPTH), and in
     /// cookie-store mode [`SessionError::CookieTooLarge`].
@@ -1050,7 +1059,11 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// The errors of [`Plan::execute`]. The adapter must then answer 500 and
+    /// The errors of [`Plan::execute`]; and, when this request's save was
+    /// grouped with those of other requests of the same session,
+    /// [`SessionError::Grouped`] (the grouped save failed) or
+    /// [`SessionError::SaveInterrupted`] (the request that ran it was
+    /// dropped before it finished). The adapter must then answer 500 and
     /// log the error, and must not send any session cookie.
     pub async fn commit(&self, plan: Plan) -> Result<Option<String>, SessionError> {
         let mut plan = match self.commit_now(plan) {

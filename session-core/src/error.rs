@@ -64,7 +64,8 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
-    /// The value does not have the `v1.payload.tag` shape.
+    /// The value does not have the shape of its kind: `s1.<payload>.<tag>`
+    /// for a signed value, `p1.<sealed>` for a private one.
     #[error("malformed cookie value")]
     Malformed,
     /// The value carries a format version this library does not know.
@@ -88,8 +89,10 @@ pub enum CodecError {
         /// Largest length accepted.
         limit: usize,
     },
-    /// The verified payload is not what the cookie should hold (a session id
-    /// of the wrong length, text that is not UTF-8, an undecodable session).
+    /// The payload is not what the cookie should hold: a session id of the
+    /// wrong length (checked before the signature, so a truncated or padded
+    /// id cookie costs no HMAC), or, once verified, text that is not UTF-8
+    /// or a session that does not decode.
     #[error("cookie payload is invalid: {0}")]
     Payload(&'static str),
 }

@@ -6,9 +6,11 @@
 //! session ids, encrypts cookie-store sessions, applies idle and absolute
 //! expiry, tracks what a handler changed, and hands back a [`Plan`]: which
 //! store operation to run and which `Set-Cookie` to send. It performs no
-//! I/O of its own except through the [`SessionStore`] it is given, never
-//! reads a clock (every call takes `now`) and spawns nothing, so every rule
-//! is unit-tested without a server and expiry is tested without sleeping.
+//! I/O of its own except through the [`SessionStore`] it is given and
+//! spawns nothing. Time comes from the [`Clock`] in its config (the
+//! deciding steps, `open` and `finish`, take `now` as an argument), so
+//! every rule is unit-tested without a server and expiry is tested without
+//! sleeping, on a [`ManualClock`].
 //!
 //! ```text
 //!            ┌──────────────── session-core (no I/O) ─────────────────┐
@@ -158,8 +160,11 @@
 //! `aes-gcm`, `subtle`), `cookie`, `base64`, `hex`, `getrandom`, `rand`
 //! (its ChaCha12 `StdRng`, per thread in [`ThreadRandom`]), `serde`,
 //! `serde_json`, `smallvec` and `compact_str` (small collections and keys
-//! kept inline), `time`, `thiserror`, `tracing`, `async-trait` and
-//! `async-lock` (a runtime-agnostic mutex): no async
+//! kept inline), `itoa` and `memchr` (number formatting and byte search),
+//! `time`, `thiserror`, `tracing`, `async-trait`, `async-lock` (a
+//! runtime-agnostic mutex), `forkguard` (a per-thread random generator is
+//! reseeded in a forked child) and, on Linux and Android, `nix` (the
+//! kernel's coarse real-time clock for [`SystemClock`]): no async
 //! runtime, no web framework, no HTTP types.
 
 /// Re-exported so that stores implement [`SessionStore`] without adding the

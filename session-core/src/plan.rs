@@ -55,7 +55,8 @@ pub enum StoreOp {
         key: StoreKey,
     },
     /// A session that changes id (regeneration, or new data after
-    /// `destroy`): create the new record first, then delete the old one, so
+    /// `destroy` or on an expired session): create the new record first,
+    /// then delete the old one, so
     /// that a failure never leaves the user with no session at all.
     ///
     /// For a regeneration, the old record is removed with
@@ -176,8 +177,10 @@ impl Plan {
     /// # Errors
     ///
     /// [`SessionError::Store`] when the store fails,
-    /// [`SessionError::TooManyConflicts`] when the retries run out, and the
-    /// errors of an `update` closure replayed on a value of another type.
+    /// [`SessionError::TooManyConflicts`] when the retries run out,
+    /// [`SessionError::TooDeep`] when the changes replayed on the stored
+    /// record make its data nest too deep, and the errors of an `update`
+    /// closure replayed on a value of another type.
     pub async fn execute(
         &mut self,
         store: &dyn SessionStore,

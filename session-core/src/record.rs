@@ -93,7 +93,9 @@ pub struct Record {
     /// When the record was last written or touched; the idle timeout counts
     /// from here.
     pub last_seen: Timestamp,
-    /// When the session ends, whatever happens (`None`: never).
+    /// The session's current deadline: the earlier of the idle and the
+    /// absolute one, as of `last_seen` (`None`: never). Every touch moves
+    /// it; a store frees the record at this time.
     pub expires_at: Option<Timestamp>,
     /// Incremented by every save; `save` succeeds only when the stored
     /// version equals the version the writer loaded.

@@ -82,7 +82,8 @@ impl RequestSlot {
     }
 
     /// When the session was opened (the `now` passed to
-    /// [`Engine::open_in`](crate::Engine::open_in)), if it was.
+    /// [`Engine::open_in`](crate::Engine::open_in)), if it was and has not
+    /// been finished since.
     #[must_use]
     pub fn opened_at(&self) -> Option<Timestamp> {
         self.shared.lock().opened_at

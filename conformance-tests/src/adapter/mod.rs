@@ -30,6 +30,7 @@ mod running;
 mod store;
 
 pub use running::{Running, STOP_TIMEOUT, Shutdown};
+pub(crate) use store::Op;
 use store::SuiteStore;
 
 /// What an adapter implements to run the adapter suite.

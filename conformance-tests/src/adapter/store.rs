@@ -3,7 +3,7 @@
 //! be made to fail.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -37,7 +37,8 @@ pub(crate) struct SuiteStore {
     inner: Arc<dyn SessionStore>,
     /// Every key passed to any operation, once each.
     keys: Mutex<Vec<StoreKey>>,
-    failing: AtomicBool,
+    /// The operations that fail: a bit per [`Op`].
+    failing: AtomicU8,
     clock: ManualClock,
     runtime: Handle,
 }
@@ -47,7 +48,7 @@ impl SuiteStore {
         Self {
             inner,
             keys: Mutex::default(),
-            failing: AtomicBool::new(false),
+            failing: AtomicU8::new(0),
             clock,
             runtime,
         }
@@ -90,7 +91,15 @@ impl SuiteStore {
     /// Makes every operation of the servers fail (`true`) or work again
     /// (`false`). The suite's own looks are not affected.
     pub(crate) fn fail(&self, failing: bool) {
-        self.failing.store(failing, Ordering::SeqCst);
+        self.failing
+            .store(if failing { u8::MAX } else { 0 }, Ordering::SeqCst);
+    }
+
+    /// Makes exactly the operations in `ops` fail, through either face;
+    /// the others work.
+    pub(crate) fn fail_only(&self, ops: &[Op]) {
+        let bits = ops.iter().fold(0, |bits, op| bits | op.bit());
+        self.failing.store(bits, Ordering::SeqCst);
     }
 
     /// Deletes every record the servers touched, so that a case leaves
@@ -147,31 +156,47 @@ impl SuiteStore {
     }
 
     /// Remembers `key`, then fails if the case asked for it.
-    fn enter(&self, key: &StoreKey) -> Result<(), StoreError> {
+    fn enter(&self, key: &StoreKey, op: Op) -> Result<(), StoreError> {
         {
             let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
             if !keys.contains(key) {
                 keys.push(*key);
             }
         }
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::backend(std::io::Error::other(
-                "the conformance suite made the store fail",
-            )));
+        if self.failing.load(Ordering::SeqCst) & op.bit() != 0 {
+            return Err(StoreError::backend(std::io::Error::other(format!(
+                "the conformance suite made the store's {op:?} fail"
+            ))));
         }
         Ok(())
+    }
+}
+
+/// A store operation, as [`SuiteStore::fail_only`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Load,
+    Create,
+    Save,
+    Delete,
+    Take,
+}
+
+impl Op {
+    fn bit(self) -> u8 {
+        1 << self as u8
     }
 }
 
 #[async_trait]
 impl SessionStore for SuiteStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        self.enter(key)?;
+        self.enter(key, Op::Load)?;
         self.inner.load(key).await
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
-        self.enter(key)?;
+        self.enter(key, Op::Create)?;
         self.inner.create(key, record).await
     }
 
@@ -181,17 +206,17 @@ impl SessionStore for SuiteStore {
         record: &Record,
         expected_version: u64,
     ) -> Result<SaveOutcome, StoreError> {
-        self.enter(key)?;
+        self.enter(key, Op::Save)?;
         self.inner.save(key, record, expected_version).await
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.enter(key)?;
+        self.enter(key, Op::Delete)?;
         self.inner.delete(key).await
     }
 
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        self.enter(key)?;
+        self.enter(key, Op::Take)?;
         self.inner.take(key).await
     }
 
@@ -207,12 +232,12 @@ impl SessionStore for SuiteStore {
 /// the store under test has one.
 impl ImmediateStore for SuiteStore {
     fn load_now(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        self.enter(key)?;
+        self.enter(key, Op::Load)?;
         self.inner_now()?.load_now(key)
     }
 
     fn create_now(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
-        self.enter(key)?;
+        self.enter(key, Op::Create)?;
         self.inner_now()?.create_now(key, record)
     }
 
@@ -222,17 +247,17 @@ impl ImmediateStore for SuiteStore {
         record: &Record,
         expected_version: u64,
     ) -> Result<SaveOutcome, StoreError> {
-        self.enter(key)?;
+        self.enter(key, Op::Save)?;
         self.inner_now()?.save_now(key, record, expected_version)
     }
 
     fn delete_now(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.enter(key)?;
+        self.enter(key, Op::Delete)?;
         self.inner_now()?.delete_now(key)
     }
 
     fn take_now(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        self.enter(key)?;
+        self.enter(key, Op::Take)?;
         self.inner_now()?.take_now(key)
     }
 }

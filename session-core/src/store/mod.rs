@@ -15,12 +15,17 @@
 //!   [`SaveOutcome::Missing`] when the record is gone: a save never
 //!   resurrects a deleted or expired session.
 //! - `delete`: removes the record; deleting a missing record is not an error.
-//! - `take` (optional): removes the record and returns it as it was (`None`
-//!   when there was none or it had expired). The engine calls it when a
-//!   session changes id at log-in, to carry over what another request saved
-//!   meanwhile. The default loads, then deletes; a backend that can do both
-//!   in one step (Redis `GETDEL`, a map's `remove`) should, so that no save
-//!   can land between the two and be lost.
+//! - `take`: removes the record and returns it as it was (`None` when there
+//!   was none or it had expired), in one atomic step (Redis `GETDEL`, a
+//!   map's `remove` under its lock). The engine calls it when a session
+//!   changes id at log-in, to carry over what another request saved
+//!   meanwhile. The trait's default loads, then deletes: a save that lands
+//!   between the two is lost, and the conformance suite's
+//!   `take_racing_saves_loses_nothing` fails such a store. Override it.
+//!
+//! Each operation is one atomic step of the backend: two servers creating,
+//! saving or taking one key at the same moment must see exactly one
+//! winner (the suite's `concurrent_*` cases).
 //!
 //! Every record carries [`Record::expires_at`], a [`Timestamp`](crate::Timestamp)
 //! in Unix milliseconds: let the backend free the record at that time where
@@ -54,8 +59,11 @@
 //!
 //!     async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
 //!         let mut records = self.records.lock().unwrap();
-//!         if records.contains_key(key) {
-//!             return Err(StoreError::Exists);
+//!         if let Some(stored) = records.get(key) {
+//!             // An expired record counts as gone: it may be replaced.
+//!             if !Record::from_bytes(stored)?.is_expired(time::OffsetDateTime::now_utc()) {
+//!                 return Err(StoreError::Exists);
+//!             }
 //!         }
 //!         records.insert(*key, record.to_bytes());
 //!         Ok(())
@@ -72,6 +80,11 @@
 //!             return Ok(SaveOutcome::Missing);
 //!         };
 //!         let stored = Record::from_bytes(stored)?;
+//!         // Never bring an expired session back.
+//!         if stored.is_expired(time::OffsetDateTime::now_utc()) {
+//!             records.remove(key);
+//!             return Ok(SaveOutcome::Missing);
+//!         }
 //!         if stored.version != expected_version {
 //!             return Ok(SaveOutcome::Conflict(stored));
 //!         }
@@ -82,6 +95,13 @@
 //!     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
 //!         self.records.lock().unwrap().remove(key);
 //!         Ok(())
+//!     }
+//!
+//!     // Removed and returned under one lock: no save lands in between.
+//!     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+//!         let Some(bytes) = self.records.lock().unwrap().remove(key) else { return Ok(None) };
+//!         let record = Record::from_bytes(&bytes)?;
+//!         Ok((!record.is_expired(time::OffsetDateTime::now_utc())).then_some(record))
 //!     }
 //! }
 //!
@@ -152,9 +172,11 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     /// ([`Session::regenerate`](crate::Session::regenerate)), after storing
     /// the new record: when another request of the old id saved after this
     /// one loaded, its changes carry over to the new id. The default calls
-    /// [`load`](Self::load), then [`delete`](Self::delete); override it
-    /// where the backend does both in one step, so that a save landing
-    /// between the two cannot be lost.
+    /// [`load`](Self::load), then [`delete`](Self::delete), so a save
+    /// landing between the two is lost; the conformance suite's
+    /// `take_racing_saves_loses_nothing` fails it. Override it with one
+    /// atomic step of the backend (Redis `GETDEL`, a map's `remove` under
+    /// its lock).
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let record = self.load(key).await?;
         self.delete(key).await?;
@@ -229,7 +251,7 @@ pub trait ImmediateStore: Send + Sync {
     fn delete_now(&self, key: &StoreKey) -> Result<(), StoreError>;
 
     /// As [`SessionStore::take`], whose default this one shares: load, then
-    /// delete.
+    /// delete, which is not atomic. Override it as you override that one.
     ///
     /// # Errors
     ///

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use session_core::{Key, KeyRing};
 
 use super::{flip_middle, json, no_cookies, store_key_of, text};
-use crate::adapter::{Site, StorageMode, Suite};
+use crate::adapter::{Op, Site, StorageMode, Suite};
 use crate::client::{Browser, Reply, Request};
 use crate::failure::{check, check_eq, fail};
 use crate::{Failure, Outcome};
@@ -435,5 +435,106 @@ pub fn store_failure_is_a_500_never_a_lost_session(suite: &Suite) -> Outcome {
         r#"{"user":"No user set"}"#,
         "the failed create stored nothing",
     )?;
+    Ok(())
+}
+
+/// Each write failing on its own is a 500 that changes nothing the browser
+/// holds, and the session is intact once the store is back:
+///
+/// - a failed save (`POST /cart`): no cookie, and the cart is as before;
+/// - a failed delete (`/destroy`): no removal cookie, and the session
+///   still answers;
+/// - a failed create of the new record at login: no new cookie, not
+///   logged in, the old session kept.
+///
+/// And a login whose `take` of the old record fails while its delete works
+/// stands (200, a new id, the data kept, the old id dead): the old record
+/// is gone either way, so refusing the login would only lose it.
+pub fn a_failed_save_delete_or_login_is_a_500_that_loses_nothing(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let store = site.store()?;
+    let browser = site.browser();
+    json(
+        &browser.post_json("/cart", r#"{"item":"apple"}"#)?,
+        200,
+        r#"["apple"]"#,
+        "the first push",
+    )?;
+    let Some(cookie) = browser.cookie("id") else {
+        fail!("POST /cart set no session cookie");
+    };
+
+    // Sends one request while `ops` fail, then checks what it left.
+    let refused = |ops: &[Op], send: &dyn Fn() -> Result<Reply, Failure>, what: &str| {
+        store.fail_only(ops);
+        let reply = send();
+        store.fail(false);
+        let reply = reply?;
+        check_eq!(reply.status, 500, "{what} ({:?})", reply.body);
+        no_cookies(&reply, what)?;
+        check_eq!(
+            browser.cookie("id").as_deref(),
+            Some(cookie.as_str()),
+            "the browser's session cookie after {what}"
+        );
+        json(
+            &browser.get("/cart")?,
+            200,
+            r#"["apple"]"#,
+            &format!("the cart once the store is back, after {what}"),
+        )
+    };
+    let login = || browser.post_json("/auth/login", super::LOGIN);
+    refused(
+        &[Op::Save],
+        &|| browser.post_json("/cart", r#"{"item":"pear"}"#),
+        "a push whose save failed",
+    )?;
+    refused(
+        &[Op::Delete],
+        &|| browser.get("/destroy"),
+        "/destroy whose delete failed",
+    )?;
+    refused(&[Op::Create], &login, "a login whose create failed")?;
+    refused(
+        &[Op::Take, Op::Delete],
+        &login,
+        "a login whose take and delete failed",
+    )?;
+    json(
+        &browser.get("/auth/profile")?,
+        401,
+        r#"{"error":"Not authenticated"}"#,
+        "/auth/profile after the failed logins",
+    )?;
+
+    store.fail_only(&[Op::Take]);
+    let reply = login();
+    store.fail(false);
+    json(
+        &reply?,
+        200,
+        r#"{"message":"Logged in"}"#,
+        "a login whose take failed and delete worked",
+    )?;
+    let Some(after) = browser.cookie("id") else {
+        fail!("the login left no session cookie");
+    };
+    check!(after != cookie, "the login kept the session id");
+    json(
+        &browser.get("/auth/profile")?,
+        200,
+        r#"{"user":{"username":"alice"}}"#,
+        "/auth/profile after that login",
+    )?;
+    json(
+        &browser.get("/cart")?,
+        200,
+        r#"["apple"]"#,
+        "the cart after that login",
+    )?;
+    let old = site.browser();
+    old.set_cookie("id", &cookie);
+    json(&old.get("/cart")?, 200, "[]", "the old id after that login")?;
     Ok(())
 }

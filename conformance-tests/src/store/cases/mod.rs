@@ -10,11 +10,13 @@ use time::{Duration, OffsetDateTime};
 mod concurrency;
 mod expiry;
 mod privacy;
+mod races;
 mod records;
 
 pub use concurrency::*;
 pub use expiry::*;
 pub use privacy::*;
+pub use races::*;
 pub use records::*;
 
 /// A key no other case uses: the digest of a fresh random id.
