@@ -57,7 +57,10 @@ pub enum Storage {
     ///   an error ([`SessionError::CookieTooLarge`](crate::SessionError::CookieTooLarge)).
     ///   A read is not: when the refreshed cookie of a session at the limit
     ///   would not fit, it is not sent, and the idle timeout stops moving
-    ///   (logged at warn level).
+    ///   (logged at warn level). A cookie under a previous key is then
+    ///   re-issued under the current one as it is, untouched; and if even
+    ///   that does not fit (its attributes grew since), it is not sent and
+    ///   stays readable only while its key is in the ring.
     Cookie,
 }
 

@@ -798,8 +798,19 @@ impl Engine {
                         // not fit. The browser keeps the cookie it has, good
                         // until the deadline in it, rather than the read
                         // failing; only a change that cannot fit is an error.
+                        // A cookie under a previous key still moves to the
+                        // current one, untouched.
                         Err(SessionError::CookieTooLarge { size, limit }) if ops.is_empty() => {
                             trace::touch_too_large(size, limit);
+                            if origin.matched.is_previous() {
+                                let untouched = Record {
+                                    last_seen: origin.last_seen,
+                                    expires_at: origin.expires_at,
+                                    version: origin.version,
+                                    ..record
+                                };
+                                return self.inline_reissue(&untouched, now);
+                            }
                             Ok(noop())
                         }
                         plan => plan,
@@ -892,13 +903,30 @@ impl Engine {
                     expires_at: origin.expires_at,
                     version: origin.version,
                 };
-                self.inline_cookie(&record, now)?
+                return self.inline_reissue(&record, now);
             }
         };
         Ok(Plan {
             store: StoreOp::None,
             cookie: CookieOp::Set(cookie),
         })
+    }
+
+    /// Cookie-store mode: `record`, unchanged, sealed again under the
+    /// current key. When that no longer fits (the cookie's attributes grew
+    /// since it was issued), nothing is sent and the browser keeps the
+    /// cookie it has, readable while its key is in the ring: a read is
+    /// never an error (logged at warn level).
+    #[cold]
+    #[inline(never)]
+    fn inline_reissue(&self, record: &Record, now: Timestamp) -> Result<Plan, SessionError> {
+        match self.inline_plan(record, now) {
+            Err(SessionError::CookieTooLarge { size, limit }) => {
+                trace::reissue_too_large(size, limit);
+                Ok(noop())
+            }
+            plan => plan,
+        }
     }
 
     /// A plan that puts `record` in the cookie (cookie-store mode).
@@ -1254,6 +1282,15 @@ mod trace {
             limit,
             "cookie-store session at the size limit: its idle timeout is not extended \
              (the refreshed cookie would not fit)"
+        );
+    }
+
+    pub(super) fn reissue_too_large(size: usize, limit: usize) {
+        tracing::warn!(
+            size,
+            limit,
+            "cookie-store session under a previous key not re-issued under the current one: \
+             the cookie would not fit; it stays readable only while its key is in the ring"
         );
     }
 }

@@ -125,7 +125,10 @@
 //! 1. Generate a new key; deploy with `KeyRing::new(new).with_previous(old)`
 //!    (in the demos: `SESSION_SECRET=new SESSION_PREVIOUS_SECRETS=old`).
 //! 2. Every cookie under the old key is accepted and re-issued under the new
-//!    one on its next request, even a read-only one.
+//!    one on its next request, even a read-only one. (The one exception: a
+//!    cookie-store session whose cookie, sealed again, would pass
+//!    [`MAX_COOKIE_LEN`] because its attributes grew since it was issued;
+//!    it is logged at warn level.)
 //! 3. After the absolute lifetime has passed, drop the old key. Cookies
 //!    still under it then read as "no session".
 //!

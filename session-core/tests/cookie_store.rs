@@ -3,7 +3,7 @@
 mod support;
 
 use serde_json::json;
-use session_core::{SessionError, Storage, codec};
+use session_core::{Key, KeyRing, SessionError, Storage, codec};
 use support::{Browser, Harness, attribute, request_with};
 use time::Duration;
 
@@ -51,7 +51,32 @@ async fn oversized_session_is_a_defined_error() {
 #[tokio::test]
 async fn a_touch_that_would_pass_the_size_limit_is_skipped_not_an_error() {
     let h = harness();
-    // The longest value whose cookie still fits.
+    let mut browser = full_cookie(&h).await;
+    let (fits, _) = request_with(&h.engine, &mut browser, |s| {
+        s.get::<String>("blob").unwrap().map(|b| b.len())
+    })
+    .await
+    .unwrap();
+    let fits = fits.unwrap();
+
+    // Touches bump the version 0 → 12: at 10 the cookie would grow.
+    let mut skipped = 0;
+    for _ in 0..12 {
+        h.advance_secs(61);
+        let (len, set) = request_with(&h.engine, &mut browser, |s| {
+            s.get::<String>("blob").unwrap().map(|b| b.len())
+        })
+        .await
+        .expect("a read-only request of a full cookie is no error");
+        assert_eq!(len, Some(fits));
+        skipped += usize::from(set.is_none());
+    }
+    assert!(skipped >= 1, "some touch must have been too large to send");
+}
+
+/// A browser holding the cookie of a new session of `h`'s engine whose
+/// data is as large as a cookie can hold.
+async fn full_cookie(h: &Harness) -> Browser {
     let (mut fits, mut too_long) = (1_000, 5_000);
     while too_long - fits > 1 {
         let len = (fits + too_long) / 2;
@@ -68,20 +93,94 @@ async fn a_touch_that_would_pass_the_size_limit_is_skipped_not_an_error() {
         s.insert("blob", &"x".repeat(fits)).unwrap()
     })
     .await;
+    browser
+}
 
-    // Touches bump the version 0 → 12: at 10 the cookie would grow.
-    let mut skipped = 0;
+/// [`full_cookie`] after its touches stopped fitting: its next touch would
+/// be too large to send.
+async fn cookie_whose_touch_no_longer_fits(h: &Harness) -> Browser {
+    let mut browser = full_cookie(h).await;
+    // Touch until one is skipped (the version gains a digit at 10).
     for _ in 0..12 {
         h.advance_secs(61);
-        let (len, set) = request_with(&h.engine, &mut browser, |s| {
+        let (_, set) = request_with(&h.engine, &mut browser, |s| s.get_value("blob"))
+            .await
+            .unwrap();
+        if set.is_none() {
+            return browser;
+        }
+    }
+    panic!("no touch was too large to send");
+}
+
+/// Key rotation still moves a full cookie to the current key: its touch
+/// does not fit, so the cookie is re-issued as it is (untouched) under the
+/// current key, and then read under that key with no error.
+#[tokio::test]
+async fn a_full_cookie_under_a_previous_key_is_reissued_untouched() {
+    let h = harness();
+    let mut browser = cookie_whose_touch_no_longer_fits(&h).await;
+    let old_value = browser.get("id").unwrap().to_owned();
+    let new_key = Key::generate();
+    let rotated = h.sibling(|c| {
+        c.with_storage(Storage::Cookie)
+            .with_keys(KeyRing::new(new_key.clone()).with_previous(support::fixed_key()))
+    });
+    h.advance_secs(61);
+    let (blob, set) = request_with(&rotated, &mut browser, |s| {
+        s.get::<String>("blob").unwrap().map(|b| b.len())
+    })
+    .await
+    .expect("a read of a full cookie under a previous key is no error");
+    assert!(blob.is_some());
+    let set = set.expect("re-issued under the current key");
+    let new_value = browser.get("id").unwrap();
+    assert_ne!(new_value, old_value);
+    assert_eq!(
+        new_value.len(),
+        old_value.len(),
+        "the same record, sealed again"
+    );
+    assert!(
+        codec::open(&KeyRing::new(new_key.clone()), "id", new_value).is_ok(),
+        "{set}"
+    );
+    // Under the current key now: its touch is skipped as before, no error.
+    h.advance_secs(61);
+    let (again, set) = request_with(&rotated, &mut browser, |s| {
+        s.get::<String>("blob").unwrap().map(|b| b.len())
+    })
+    .await
+    .expect("a read under the current key is no error");
+    assert_eq!(again, blob);
+    assert_eq!(set, None);
+}
+
+/// When even the untouched cookie no longer fits under the current key
+/// (here a `Domain` was added to the cookie's attributes), a read under
+/// the previous key is still no error, before its touch is due and after:
+/// nothing is sent, and the session stays readable.
+#[tokio::test]
+async fn a_reissue_that_no_longer_fits_is_skipped_not_an_error() {
+    let h = harness();
+    let mut browser = full_cookie(&h).await;
+    let old_value = browser.get("id").unwrap().to_owned();
+    let rotated = h.sibling(|c| {
+        c.with_storage(Storage::Cookie)
+            .with_keys(KeyRing::new(Key::generate()).with_previous(support::fixed_key()))
+            .with_domain(Some("sessions.example.com".into()))
+    });
+    for _ in 0..2 {
+        let (blob, set) = request_with(&rotated, &mut browser, |s| {
             s.get::<String>("blob").unwrap().map(|b| b.len())
         })
         .await
-        .expect("a read-only request of a full cookie is no error");
-        assert_eq!(len, Some(fits));
-        skipped += usize::from(set.is_none());
+        .expect("a read whose re-issue would not fit is no error");
+        assert!(blob.is_some());
+        assert_eq!(set, None);
+        assert_eq!(browser.get("id"), Some(old_value.as_str()));
+        h.advance_secs(61);
     }
-    assert!(skipped >= 1, "some touch must have been too large to send");
 }
 
 #[tokio::test]
