@@ -138,6 +138,7 @@ macro_rules! __adapter_cases {
             idle_timeout_ends_the_session_and_activity_extends_it: always;
             absolute_lifetime_ends_an_active_session: always;
             cookies_under_a_previous_key_are_accepted_and_reissued: always;
+            error_responses_count_as_activity: always;
             cookies_under_a_dropped_key_are_refused: always;
             tampered_session_cookie_starts_a_fresh_session: always;
             truncated_oversized_and_garbage_cookies_start_a_fresh_session: always;

@@ -3,8 +3,8 @@
 //! without it passes them.
 //!
 //! The app serves only the routes those cases use, with the contract's
-//! bodies: `/views`, `/destroy`, `/cart`, `/auth/login`, `/auth/profile`,
-//! `/auth/logout`.
+//! bodies: `/views`, `/set`, `/get`, `/destroy`, `/cart`, `/auth/login`,
+//! `/auth/profile`, `/auth/logout`.
 
 use std::sync::Arc;
 
@@ -31,6 +31,11 @@ const FORGETS_REMOVAL_COOKIE: u8 = 2;
 const CLEARS_INSTEAD_OF_DESTROYING: u8 = 3;
 /// Login keeps the session id.
 const KEEPS_ID_AT_LOGIN: u8 = 4;
+/// A middleware drops the `Set-Cookie` headers of responses that are not
+/// a success.
+const DROPS_COOKIES_ON_ERRORS: u8 = 5;
+/// The layer's error response hides a failed store behind a 200.
+const HIDES_STORE_ERRORS: u8 = 6;
 
 /// The small app with the bug `BUG`.
 struct Buggy<const BUG: u8>;
@@ -65,13 +70,28 @@ impl<const BUG: u8> Harness for Buggy<BUG> {
 fn app<const BUG: u8>(config: SessionConfig) -> Result<Router, BoxError> {
     let router = Router::new()
         .route("/views", get(views))
+        .route("/set", post(set_user))
+        .route("/get", get(get_user))
         .route("/destroy", get(destroy::<BUG>))
         .route("/cart", get(cart).post(add_to_cart))
         .route("/auth/login", post(login::<BUG>))
         .route("/auth/profile", get(profile))
         .route("/auth/logout", get(logout::<BUG>))
-        .layer(SessionLayer::new(config)?);
-    Ok(if BUG == FORGETS_REMOVAL_COOKIE {
+        .layer(if BUG == HIDES_STORE_ERRORS {
+            SessionLayer::new(config)?.with_error_response(|_| StatusCode::OK)
+        } else {
+            SessionLayer::new(config)?
+        });
+    Ok(if BUG == DROPS_COOKIES_ON_ERRORS {
+        router.layer(axum::middleware::map_response(
+            |mut response: Response| async move {
+                if !response.status().is_success() {
+                    response.headers_mut().remove(SET_COOKIE);
+                }
+                response
+            },
+        ))
+    } else if BUG == FORGETS_REMOVAL_COOKIE {
         router.layer(axum::middleware::map_response(
             |mut response: Response| async move {
                 let kept: Vec<_> = response
@@ -107,6 +127,33 @@ async fn views(session: Session) -> String {
     format!("Views: {}", n.unwrap_or_default())
 }
 
+/// The string field `field` of a JSON object body.
+fn field(body: &[u8], field: &str) -> Option<String> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v[field].as_str().map(str::to_owned))
+}
+
+fn malformed() -> Response {
+    json_reply(
+        StatusCode::BAD_REQUEST,
+        &json!({"error": "Malformed JSON body"}),
+    )
+}
+
+async fn set_user(session: Session, body: Bytes) -> Response {
+    let Some(user) = field(&body, "user") else {
+        return malformed();
+    };
+    let _ = session.insert("user", &user);
+    "Session set".into_response()
+}
+
+async fn get_user(session: Session) -> Response {
+    let user = session.get_value("user").unwrap_or(json!("No user set"));
+    json_reply(StatusCode::OK, &json!({ "user": user }))
+}
+
 fn end<const BUG: u8>(session: &Session) {
     if BUG == CLEARS_INSTEAD_OF_DESTROYING {
         session.clear();
@@ -126,14 +173,8 @@ async fn cart(session: Session) -> Response {
 }
 
 async fn add_to_cart(session: Session, body: Bytes) -> Response {
-    let item = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v["item"].as_str().map(str::to_owned));
-    let Some(item) = item else {
-        return json_reply(
-            StatusCode::BAD_REQUEST,
-            &json!({"error": "Malformed JSON body"}),
-        );
+    let Some(item) = field(&body, "item") else {
+        return malformed();
     };
     let cart = session.update("cart", move |cart: Option<Vec<String>>| {
         let mut cart = cart.unwrap_or_default();
@@ -215,7 +256,19 @@ impl SessionStore for Adopting {
 type CaseFn = fn(&Suite) -> Outcome;
 
 /// Every case a bug below is meant to fail.
-const TARGETED: [(&str, CaseFn); 7] = [
+const TARGETED: [(&str, CaseFn); 10] = [
+    (
+        "error_responses_count_as_activity",
+        cases::error_responses_count_as_activity,
+    ),
+    (
+        "store_failure_is_a_500_never_a_lost_session",
+        cases::store_failure_is_a_500_never_a_lost_session,
+    ),
+    (
+        "a_failed_save_delete_or_login_is_a_500_that_loses_nothing",
+        cases::a_failed_save_delete_or_login_is_a_500_that_loses_nothing,
+    ),
     (
         "unknown_id_is_never_adopted",
         cases::unknown_id_is_never_adopted,
@@ -296,5 +349,18 @@ fn keeping_the_id_at_login_fails() {
     fails::<KEEPS_ID_AT_LOGIN>(&[
         "login_regenerates_the_id_and_keeps_the_data",
         "old_id_is_dead_after_login",
+    ]);
+}
+
+#[test]
+fn dropping_cookies_on_error_responses_fails() {
+    fails::<DROPS_COOKIES_ON_ERRORS>(&["error_responses_count_as_activity"]);
+}
+
+#[test]
+fn hiding_store_errors_fails() {
+    fails::<HIDES_STORE_ERRORS>(&[
+        "store_failure_is_a_500_never_a_lost_session",
+        "a_failed_save_delete_or_login_is_a_500_that_loses_nothing",
     ]);
 }

@@ -1,9 +1,9 @@
 //! A session's life: login, destroy, logout, expiry, key rotation.
 
-use session_core::{Key, KeyRing};
+use session_core::{Key, KeyRing, SessionConfig};
 use time::Duration;
 
-use super::{LOGIN, is_removal, json, no_cookies, text};
+use super::{LOGIN, has_attribute, is_removal, json, no_cookies, text};
 use crate::adapter::Suite;
 use crate::client::Browser;
 use crate::failure::{check, check_eq, fail};
@@ -355,6 +355,96 @@ pub fn cookies_under_a_dropped_key_are_refused(suite: &Suite) -> Outcome {
         200,
         "Signed value: none",
         "/signed/get, old key dropped",
+    )?;
+    Ok(())
+}
+
+/// A response that is not a success still carries the session's activity:
+/// a `401` from `/auth/profile` and a `400` for a malformed body touch the
+/// session (a fresh `Max-Age`, and the idle timeout counts from them), and
+/// a `401` re-issues a cookie made under a previous key. An adapter that
+/// finished the session only on `2xx` responses would let it lapse.
+pub fn error_responses_count_as_activity(suite: &Suite) -> Outcome {
+    let world = suite.world();
+    let (old_key, new_key) = (Key::generate(), Key::generate());
+    let idle = |c: SessionConfig| c.with_idle_timeout(Some(Duration::seconds(60)));
+    let site = suite.serve(&world, KeyRing::new(old_key.clone()), idle)?;
+    let browser = site.browser();
+    browser.post_json("/set", r#"{"user":"Alice"}"#)?;
+    for step in 1..=2 {
+        world.clock.advance(Duration::seconds(45));
+        let reply = browser.get("/auth/profile")?;
+        json(
+            &reply,
+            401,
+            r#"{"error":"Not authenticated"}"#,
+            &format!("/auth/profile {} s in", step * 45),
+        )?;
+        check!(
+            reply
+                .set_cookie("id")
+                .is_some_and(|c| has_attribute(c, "max-age=60")),
+            "a 401 {} s in did not touch the session: {:?}",
+            step * 45,
+            reply.set_cookies()
+        );
+    }
+    world.clock.advance(Duration::seconds(45));
+    let reply = browser.post_json("/set", r#"{"user":"#)?;
+    json(
+        &reply,
+        400,
+        r#"{"error":"Malformed JSON body"}"#,
+        "a malformed /set",
+    )?;
+    check!(
+        reply
+            .set_cookie("id")
+            .is_some_and(|c| has_attribute(c, "max-age=60")),
+        "a 400 did not touch the session: {:?}",
+        reply.set_cookies()
+    );
+    world.clock.advance(Duration::seconds(45));
+    json(
+        &browser.get("/get")?,
+        200,
+        r#"{"user":"Alice"}"#,
+        "/get 180 s after the session began, 45 s after the 400",
+    )?;
+
+    let Some(old_id) = browser.cookie("id") else {
+        fail!("the session cookie is gone");
+    };
+    let rotated = suite.serve(
+        &world,
+        KeyRing::new(new_key.clone()).with_previous(old_key),
+        idle,
+    )?;
+    let new_only = suite.serve(&world, KeyRing::new(new_key), idle)?;
+    let browser = rotated.browser();
+    browser.set_cookie("id", &old_id);
+    let reply = browser.get("/auth/profile")?;
+    json(
+        &reply,
+        401,
+        r#"{"error":"Not authenticated"}"#,
+        "/auth/profile with an old-key session cookie",
+    )?;
+    let Some(new_id) = browser.cookie("id") else {
+        fail!("the 401 removed the session cookie");
+    };
+    check!(
+        new_id != old_id,
+        "a 401 with an old-key session cookie did not re-issue it: {:?}",
+        reply.set_cookies()
+    );
+    let later = new_only.browser();
+    later.set_cookie("id", &new_id);
+    json(
+        &later.get("/get")?,
+        200,
+        r#"{"user":"Alice"}"#,
+        "the session the 401 re-issued, new key only",
     )?;
     Ok(())
 }

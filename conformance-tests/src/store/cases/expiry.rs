@@ -79,6 +79,14 @@ pub async fn expired_record_is_never_returned_as_live(subject: Subject) -> Outco
     let mut late = record.clone();
     late.version = record.version + 1;
     late.data.insert("late", json!(true));
+    // Another version than the one stored: still nothing there, not a
+    // conflict with a record that has expired.
+    let outcome = subject.store.save(&key, &late, record.version + 7).await?;
+    check_eq!(
+        outcome,
+        SaveOutcome::Missing,
+        "save of an expired record, expecting another version"
+    );
     let outcome = subject.store.save(&key, &late, record.version).await?;
     check_eq!(outcome, SaveOutcome::Missing, "save of an expired record");
     check_eq!(
@@ -151,30 +159,55 @@ pub async fn save_moves_the_deadline(subject: Subject) -> Outcome {
             );
         }
         ExpiryClock::Wall => {
-            let now = wall_now_ms();
-            let record = with_data(Record::new(now, Some(now + WALL_TTL)), json!({"n": 1}), 0);
-            subject.store.create(&key, &record).await?;
-            let mut later = with_data(
-                Record::new(now, Some(now + Duration::hours(1))),
-                json!({"n": 2}),
-                1,
-            );
-            later.last_seen = record.last_seen;
-            let outcome = subject.store.save(&key, &later, 0).await?;
-            if OffsetDateTime::now_utc() >= now + WALL_TTL {
-                // Too slow to tell: the first deadline passed before the save.
-                return Ok(());
-            }
-            check_eq!(outcome, SaveOutcome::Saved, "save with a later deadline");
+            let (key, later) =
+                saved_before_the_deadline(&subject, Some(Duration::hours(1))).await?;
+            let (forever_key, forever) = saved_before_the_deadline(&subject, None).await?;
             tokio::time::sleep(2 * WALL_TTL.unsigned_abs()).await;
+            let loaded = subject.store.load(&forever_key).await?;
+            // Do not leave a record without a deadline behind.
+            subject.store.delete(&forever_key).await?;
             check_eq!(
                 subject.store.load(&key).await?,
                 Some(later),
                 "load past the first deadline, before the saved one"
             );
+            check_eq!(
+                loaded,
+                Some(forever),
+                "load past the first deadline of a record saved without one"
+            );
         }
     }
     Ok(())
+}
+
+/// Creates a record under a fresh key that expires [`WALL_TTL`] ahead of
+/// the wall clock, then saves it with a deadline `then` later than its
+/// creation (`None`: none at all), both before the first deadline. On a
+/// machine too slow for that, tries again with a fresh key, five times.
+async fn saved_before_the_deadline(
+    subject: &Subject,
+    then: Option<Duration>,
+) -> Result<(session_core::StoreKey, Record), crate::Failure> {
+    for _ in 0..5 {
+        let key = fresh_key();
+        let now = wall_now_ms();
+        let record = with_data(Record::new(now, Some(now + WALL_TTL)), json!({"n": 1}), 0);
+        subject.store.create(&key, &record).await?;
+        let mut saved = with_data(Record::new(now, then.map(|d| now + d)), json!({"n": 2}), 1);
+        saved.last_seen = record.last_seen;
+        let outcome = subject.store.save(&key, &saved, 0).await?;
+        if OffsetDateTime::now_utc() < now + WALL_TTL {
+            check_eq!(outcome, SaveOutcome::Saved, "save with deadline {then:?}");
+            return Ok((key, saved));
+        }
+        subject.store.delete(&key).await?;
+    }
+    fail!(
+        "five times, a create and a save took longer than {} ms together: too slow to check \
+         that a save moves the deadline",
+        WALL_TTL.whole_milliseconds()
+    );
 }
 
 /// A record past its deadline counts as gone for `create` too: a new
