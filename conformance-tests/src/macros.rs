@@ -298,6 +298,8 @@ macro_rules! startup_suite {
             $crate::startup_suite!(@test $demo, listening_line_then_serving);
             $crate::startup_suite!(@test $demo, no_secret_warns_once_and_serves);
             $crate::startup_suite!(@test $demo, every_store_serves_sessions);
+            $crate::startup_suite!(@test $demo, settings_take_effect);
+            $crate::startup_suite!(@test $demo, each_store_keeps_sessions_where_it_says);
         }
     };
     (@test $demo:expr, $name:ident) => {

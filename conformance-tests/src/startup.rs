@@ -42,6 +42,15 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 const SECRET: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\
                       0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
+/// Another valid key, in the three spellings the contract accepts: hex,
+/// URL-safe base64 without padding, standard base64 with it.
+const OTHER_SECRET_HEX: &str = "0b30557a9fc4e90e33587da2c7ec11365b80a5caef14395e83a8cdf2173c6186\
+                                abd0f51a3f6489aed3f81d42678cb1d6fb20456a8fb4d9fe23486d92b7dc0126";
+const OTHER_SECRET_URL_SAFE: &str =
+    "CzBVep_E6Q4zWH2ix-wRNluApcrvFDleg6jN8hc8YYar0PUaP2SJrtP4HUJnjLHW-yBFao-02f4jSG2St9wBJg";
+const OTHER_SECRET_STANDARD: &str =
+    "CzBVep/E6Q4zWH2ix+wRNluApcrvFDleg6jN8hc8YYar0PUaP2SJrtP4HUJnjLHW+yBFao+02f4jSG2St9wBJg==";
+
 /// The demo program under test.
 #[derive(Debug, Clone)]
 pub struct Demo {
@@ -262,10 +271,13 @@ fn one_line_naming(exited: &Exited, var: &str, vars: &[(&str, &str)]) -> Outcome
 
 /// The cases, one function each, listed in [`STARTUP_CASES`].
 pub mod cases {
-    use super::{Demo, SECRET, free_port, one_line_naming};
-    use crate::Outcome;
+    use super::{
+        Demo, OTHER_SECRET_HEX, OTHER_SECRET_STANDARD, OTHER_SECRET_URL_SAFE, SECRET, free_port,
+        one_line_naming,
+    };
     use crate::client::Browser;
-    use crate::failure::{check, check_eq};
+    use crate::failure::{check, check_eq, fail};
+    use crate::{Failure, Outcome};
 
     /// Every bad value the contract names (odd hex, a 10-byte secret, an
     /// unknown store, an unreachable Redis, `SESSION_IDLE_SECS=abc` or `0`,
@@ -376,6 +388,149 @@ pub mod cases {
         }
         Ok(())
     }
+
+    /// The attributes of the session cookie a new session of the demo gets
+    /// with `vars` (and a good secret), lowercased, after the value.
+    fn session_cookie_attributes(
+        demo: &Demo,
+        vars: &[(&str, &str)],
+    ) -> Result<Vec<String>, Failure> {
+        let mut vars = vars.to_vec();
+        vars.push(("SESSION_SECRET", SECRET));
+        let started = demo.start(&vars)?;
+        let reply = Browser::new(started.addr).get("/views")?;
+        let Some(cookie) = reply.set_cookie("id") else {
+            fail!(
+                "{vars:?}: GET /views set no session cookie: {:?}",
+                reply.set_cookies()
+            );
+        };
+        Ok(cookie
+            .split(';')
+            .skip(1)
+            .map(|a| a.trim().to_ascii_lowercase())
+            .collect())
+    }
+
+    /// Good values take effect, as the session cookie shows: the idle
+    /// timeout (3600 s by default) is its `Max-Age`, never past the absolute
+    /// lifetime, and `SESSION_COOKIE_SECURE=true` adds `Secure` (and `false`,
+    /// the default, does not).
+    pub fn settings_take_effect(demo: &Demo) -> Outcome {
+        for (vars, max_age, secure) in [
+            (vec![], "max-age=3600", false),
+            (vec![("SESSION_IDLE_SECS", "120")], "max-age=120", false),
+            (
+                vec![
+                    ("SESSION_IDLE_SECS", "120"),
+                    ("SESSION_ABSOLUTE_SECS", "90"),
+                ],
+                "max-age=90",
+                false,
+            ),
+            (
+                vec![("SESSION_COOKIE_SECURE", "true")],
+                "max-age=3600",
+                true,
+            ),
+            (
+                vec![("SESSION_COOKIE_SECURE", "false")],
+                "max-age=3600",
+                false,
+            ),
+        ] {
+            let attributes = session_cookie_attributes(demo, &vars)?;
+            check!(
+                attributes.iter().any(|a| a == max_age),
+                "{vars:?}: the session cookie's attributes {attributes:?} lack {max_age:?}"
+            );
+            check_eq!(
+                attributes.iter().any(|a| a == "secure"),
+                secure,
+                "{vars:?}: Secure among the session cookie's attributes {attributes:?}"
+            );
+        }
+        Ok(())
+    }
+
+    /// Each store keeps sessions where it says, as a restart shows: with
+    /// `memory` a restarted demo has forgotten them, with `cookie` (all in
+    /// the cookie) and `redis` (on `REDIS_URL`) the same browser goes on
+    /// counting. The keys are read in each spelling, and a cookie made
+    /// under a key that `SESSION_PREVIOUS_SECRETS` names is read and
+    /// re-issued under `SESSION_SECRET`.
+    pub fn each_store_keeps_sessions_where_it_says(demo: &Demo) -> Outcome {
+        let redis_url =
+            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        for (store, after_restart) in [
+            ("memory", "Views: 1"),
+            ("cookie", "Views: 3"),
+            ("redis", "Views: 3"),
+        ] {
+            let browser = {
+                let vars = [
+                    ("SESSION_STORE", store),
+                    ("REDIS_URL", redis_url.as_str()),
+                    ("SESSION_SECRET", SECRET),
+                ];
+                let started = demo.start(&vars)?;
+                let browser = Browser::new(started.addr);
+                check_eq!(
+                    browser.get("/views")?.body,
+                    "Views: 1",
+                    "{store}: GET /views"
+                );
+                check_eq!(browser.get("/views")?.body, "Views: 2", "{store}: again");
+                browser
+            };
+            // The same key, spelt in URL-safe base64 for the restart.
+            let restarted = demo.start(&[
+                ("SESSION_STORE", store),
+                ("REDIS_URL", redis_url.as_str()),
+                ("SESSION_SECRET", OTHER_SECRET_URL_SAFE),
+                ("SESSION_PREVIOUS_SECRETS", SECRET),
+            ])?;
+            let again = Browser::new(restarted.addr);
+            if let Some(id) = browser.cookie("id") {
+                again.set_cookie("id", &id);
+            }
+            let reply = again.get("/views")?;
+            check_eq!(
+                reply.body,
+                after_restart,
+                "{store}: GET /views after a restart, with the old key as a previous one"
+            );
+            if store == "memory" {
+                continue;
+            }
+            check!(
+                reply.set_cookie("id").is_some(),
+                "{store}: a cookie under a previous key was not re-issued"
+            );
+            drop(restarted);
+            // Re-issued under the new key: read with that key alone, spelt
+            // in hex and in standard base64, and still counting.
+            let mut carried = again.cookie("id");
+            for (secret, views) in [(OTHER_SECRET_HEX, 4), (OTHER_SECRET_STANDARD, 5)] {
+                let started = demo.start(&[
+                    ("SESSION_STORE", store),
+                    ("REDIS_URL", redis_url.as_str()),
+                    ("SESSION_SECRET", secret),
+                ])?;
+                let later = Browser::new(started.addr);
+                if let Some(id) = &carried {
+                    later.set_cookie("id", id);
+                }
+                check_eq!(
+                    later.get("/views")?.body,
+                    format!("Views: {views}"),
+                    "{store}: GET /views with the re-issued cookie, SESSION_SECRET={secret}"
+                );
+                carried = later.cookie("id");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Every case of the start-up suite, in the order
@@ -386,6 +541,8 @@ pub const STARTUP_CASES: &[&str] = &[
     "listening_line_then_serving",
     "no_secret_warns_once_and_serves",
     "every_store_serves_sessions",
+    "settings_take_effect",
+    "each_store_keeps_sessions_where_it_says",
 ];
 
 /// Runs `case` against `demo`, or fails with why the demo is not there.

@@ -38,9 +38,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::Query;
 use axum::extract::Request;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -88,7 +88,7 @@ pub(crate) fn app(config: SessionConfig) -> Result<SessionService<Router>, Confi
         .fallback(not_found)
         // What `axum::serve` does for a bare router: the handlers are boxed
         // into routes once here, not on every request.
-        .with_state(());
+        .with_state(SecureCookies(config.secure()));
     Ok(SessionLayer::new(config)?.layer(routes))
 }
 
@@ -282,8 +282,9 @@ async fn set_theme(cookies: Cookies) -> &'static str {
     "Theme cookie set"
 }
 
+/// An empty `theme` cookie is no theme.
 async fn get_theme(cookies: Cookies) -> String {
-    let theme = cookies.get("theme");
+    let theme = cookies.get("theme").filter(|theme| !theme.is_empty());
     format!("Current theme: {}", theme.as_deref().unwrap_or("default"))
 }
 
@@ -292,10 +293,20 @@ async fn clear_theme(cookies: Cookies) -> &'static str {
     "Theme cookie cleared"
 }
 
+/// Whether the app's cookies carry `Secure`: as the session cookie does
+/// (`SESSION_COOKIE_SECURE`).
+#[derive(Clone, Copy)]
+struct SecureCookies(bool);
+
+/// `pref` gets the attributes the jar gives a cookie it re-issues under the
+/// current key, so that a rotation does not change them: `Path=/`,
+/// `HttpOnly`, `SameSite=Lax`, and `Secure` as the session cookie has it.
+///
 /// A value too long for a cookie (its `Set-Cookie` would pass 4096 bytes,
 /// which browsers drop) is not set: 400, rather than a "set" that the next
-/// `/signed/get` would contradict. (The contract leaves that case open.)
+/// `/signed/get` would contradict. (The contract does not name that case.)
 async fn set_signed(
+    State(SecureCookies(secure)): State<SecureCookies>,
     cookies: Cookies,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> (StatusCode, &'static str) {
@@ -307,6 +318,8 @@ async fn set_signed(
         Cookie::build(("pref", value))
             .path("/")
             .http_only(true)
+            .same_site(session_axum::core::cookie::SameSite::Lax)
+            .secure(secure)
             .build(),
     );
     if set {

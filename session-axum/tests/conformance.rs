@@ -99,6 +99,49 @@ async fn a_signed_value_too_long_for_a_cookie_is_refused() {
     assert!(set.headers().get("set-cookie").is_some());
 }
 
+/// The demo's own choices where the contract names none: `pref` carries
+/// the attributes a re-issue under the current key gives it (`SameSite=Lax`,
+/// and `Secure` when the session cookie has it), and an empty `theme`
+/// cookie is no theme.
+#[tokio::test]
+async fn pref_has_the_reissue_attributes_and_an_empty_theme_is_the_default() {
+    use tower::ServiceExt as _;
+    for secure in [false, true] {
+        let app = demo::app(
+            SessionConfig::new(session_axum::KeyRing::new(session_axum::Key::generate()))
+                .with_secure(secure),
+        )
+        .unwrap();
+        let set = app
+            .oneshot(
+                Request::get("/signed/set?value=compact")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let cookie = set.headers()["set-cookie"].to_str().unwrap();
+        assert!(cookie.starts_with("pref="), "{cookie}");
+        assert!(cookie.contains("; SameSite=Lax"), "{cookie}");
+        assert_eq!(cookie.contains("; Secure"), secure, "{cookie}");
+    }
+    let app = demo::app(SessionConfig::new(session_axum::KeyRing::new(
+        session_axum::Key::generate(),
+    )))
+    .unwrap();
+    let theme = app
+        .oneshot(
+            Request::get("/get-theme")
+                .header("cookie", "theme=")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = axum::body::to_bytes(theme.into_body(), 1024).await.unwrap();
+    assert_eq!(&body[..], b"Current theme: default");
+}
+
 /// A memory store whose loads fail while `down` is set.
 #[derive(Debug, Default)]
 struct LoadsFailWhenDown {
