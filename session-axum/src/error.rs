@@ -63,7 +63,30 @@ impl IntoResponse for MissingLayer {
 /// [`SessionLayer::with_error_response`](crate::SessionLayer::with_error_response)).
 ///
 /// Take `Result<Session, SessionRejection>` in a handler to deal with these
-/// cases yourself.
+/// cases yourself:
+///
+/// ```
+/// use axum::http::StatusCode;
+/// use axum::response::IntoResponse;
+/// use session_axum::{Session, SessionRejection};
+///
+/// // A page that still renders, without the visitor's name, when the
+/// // store is down.
+/// async fn greeting(session: Result<Session, SessionRejection>) -> impl IntoResponse {
+///     match session {
+///         Ok(session) => {
+///             let name: Option<String> = session.get("name").ok().flatten();
+///             (StatusCode::OK, format!("Hello, {}", name.as_deref().unwrap_or("stranger")))
+///         }
+///         Err(rejection) if rejection.is_missing_layer() => {
+///             (StatusCode::INTERNAL_SERVER_ERROR, "SessionLayer is not installed".to_owned())
+///         }
+///         // Already logged at error level.
+///         Err(_) => (StatusCode::OK, "Hello, stranger".to_owned()),
+///     }
+/// }
+/// # let _ = axum::Router::<()>::new().route("/", axum::routing::get(greeting));
+/// ```
 pub struct SessionRejection {
     kind: Kind,
 }

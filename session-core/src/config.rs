@@ -61,6 +61,14 @@ pub enum Storage {
     ///   re-issued under the current one as it is, untouched; and if even
     ///   that does not fit (its attributes grew since), it is not sent and
     ///   stays readable only while its key is in the ring.
+    ///
+    /// ```
+    /// use session_core::{Engine, Key, KeyRing, SessionConfig, Storage};
+    ///
+    /// let config = SessionConfig::new(KeyRing::new(Key::generate())).with_storage(Storage::Cookie);
+    /// let engine = Engine::new(config).unwrap();
+    /// assert!(engine.store().is_none(), "no server-side store");
+    /// ```
     Cookie,
 }
 

@@ -51,9 +51,9 @@ use crate::{KeyRing, MAX_COOKIE_LEN};
 /// let jar = engine.cookies(["theme=dark; lang=en"]);
 /// assert_eq!(jar.get("theme").as_deref(), Some("dark"));
 ///
-/// jar.add_signed(Cookie::build(("pref", "compact")).path("/").http_only(true).build());
+/// assert!(jar.add_signed(Cookie::build(("pref", "compact")).path("/").http_only(true).build()));
 /// assert_eq!(jar.get_signed("pref").as_deref(), Some("compact"));
-/// jar.remove(Cookie::build("theme").path("/").build());
+/// assert!(jar.remove(Cookie::build("theme").path("/").build()));
 /// assert_eq!(jar.get("theme"), None);
 /// assert_eq!(jar.delta().len(), 2);
 /// ```
@@ -201,6 +201,25 @@ impl Cookies {
     /// The decrypted text of the private cookie `name`, or `None` when
     /// absent, tampered with, made for another name, or not UTF-8 (and for
     /// the session cookie's name).
+    ///
+    /// ```
+    /// use session_core::{cookie::Cookie, Engine, Key, KeyRing, SessionConfig};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// // One response sets it...
+    /// let jar = engine.cookies(std::iter::empty::<&str>());
+    /// assert!(jar.add_private(Cookie::build(("plan", "trial")).path("/").build()));
+    /// let set_cookie = jar.delta().remove(0);
+    /// let pair = set_cookie.split(';').next().unwrap();
+    /// assert!(!pair.contains("trial"), "the value is encrypted: {pair}");
+    ///
+    /// // ...and the next request reads it back.
+    /// let next = engine.cookies([pair]);
+    /// assert_eq!(next.get_private("plan").as_deref(), Some("trial"));
+    /// // Under another name the same value is nothing.
+    /// let moved = engine.cookies([pair.replacen("plan=", "role=", 1).as_str()]);
+    /// assert_eq!(moved.get_private("role"), None);
+    /// ```
     #[must_use]
     pub fn get_private(&self, name: &str) -> Option<String> {
         self.get_verified(name, true)

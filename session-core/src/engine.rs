@@ -1233,7 +1233,18 @@ impl Engine {
 
     /// The `Set-Cookie` value that removes the session cookie: same Path,
     /// Domain, Secure and SameSite, empty value, `Max-Age=0` and an
-    /// `Expires` in 1970.
+    /// `Expires` in 1970. The plan of an ended session sends it; an adapter
+    /// may also send it itself, say to drop a cookie it refused.
+    ///
+    /// ```
+    /// use session_core::{Engine, Key, KeyRing, SessionConfig};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let removal = engine.removal_cookie();
+    /// assert!(removal.starts_with("id=;"), "{removal}");
+    /// assert!(removal.contains("Max-Age=0"), "{removal}");
+    /// assert!(removal.contains("Path=/"), "{removal}");
+    /// ```
     #[must_use]
     pub fn removal_cookie(&self) -> String {
         let mut cookie = base_cookie(&self.inner.config, String::new());

@@ -181,6 +181,30 @@ impl Plan {
     /// [`SessionError::TooDeep`] when the changes replayed on the stored
     /// record make its data nest too deep, and the errors of an `update`
     /// closure replayed on a value of another type.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use session_core::{
+    ///     Engine, Executed, Key, KeyRing, MemoryStore, SessionConfig, SessionStore,
+    /// };
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+    /// let config = SessionConfig::new(KeyRing::new(Key::generate())).with_store(store.clone());
+    /// let engine = Engine::new(config).unwrap();
+    ///
+    /// let now = engine.timestamp();
+    /// let session = engine.open(engine.load(engine.read([b""])).await.unwrap(), now);
+    /// session.insert("cart", &["apple"]).unwrap();
+    /// let mut plan = engine.finish(&session, now).unwrap();
+    /// let executed = plan.execute(&*store, 64).await.unwrap();
+    /// // `Executed::SessionGone` would mean the session ended meanwhile:
+    /// // then no session cookie at all is sent.
+    /// assert_eq!(executed, Executed::Done);
+    /// // The record was created: send the plan's cookie.
+    /// assert!(plan.cookie.header().is_some());
+    /// # });
+    /// ```
     pub async fn execute(
         &mut self,
         store: &dyn SessionStore,
