@@ -121,7 +121,8 @@
 //! `map_store::fifty_concurrent_writers_each_keep_their_own_key`, and every
 //! other case of [`STORE_CASES`].
 //!
-//! The factory is called once per case with a
+//! The factory is called once per run of a case (a store with an immediate
+//! face runs each case twice, below) with a
 //! [`StoreContext`](store::StoreContext); it is async, so it can connect
 //! to a server. A store over a shared backend puts the context's
 //! [`prefix`](store::StoreContext::prefix) before its keys, so that cases
@@ -138,7 +139,9 @@
 //! ([`SessionStore::immediate`](session_core::SessionStore::immediate), for
 //! stores with no I/O) is held to the rules through both faces: the suite
 //! sends every other operation of a case to the immediate one, so a record
-//! created through one face is loaded, saved and deleted through the other.
+//! created through one face is loaded, saved and deleted through the other,
+//! and runs each case twice on a fresh store, starting once on each face,
+//! so that every step of a case meets both.
 //!
 //! The same factory runs the adapter suite on your store, under any
 //! adapter's harness (see "Writing an adapter"), which proves that the

@@ -32,6 +32,9 @@ enum Bug {
     /// The store has an immediate face (`SessionStore::immediate`), and
     /// only that face's `create_now` replaces an existing record.
     ImmediateFaceOverwritesOnCreate,
+    /// The store has an immediate face, and only the async face's `create`
+    /// replaces an existing record.
+    AsyncFaceOverwritesOnCreate,
     /// `take` returns the record but leaves it stored.
     TakeKeepsTheRecord,
     /// `save` keeps the deadline the record was created with, as a store
@@ -65,7 +68,10 @@ impl MapStore {
             records: Mutex::default(),
             clock,
             bug,
-            immediate: bug == Bug::ImmediateFaceOverwritesOnCreate,
+            immediate: matches!(
+                bug,
+                Bug::ImmediateFaceOverwritesOnCreate | Bug::AsyncFaceOverwritesOnCreate
+            ),
         }
     }
 
@@ -204,7 +210,7 @@ impl SessionStore for MapStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
-        self.create_checked(key, record, false)
+        self.create_checked(key, record, self.bug == Bug::AsyncFaceOverwritesOnCreate)
     }
 
     async fn save(
@@ -243,7 +249,7 @@ store_suite!(
 /// Asserts that the store with `bug` fails `case`.
 fn fails<C, F>(bug: Bug, name: &str, case: C)
 where
-    C: FnOnce(Subject) -> F,
+    C: Fn(Subject) -> F,
     F: Future<Output = Outcome>,
 {
     let outcome = store::run(
@@ -274,6 +280,18 @@ fn store_whose_immediate_face_overwrites_on_create_fails() {
     // case goes to the immediate one.
     fails(
         Bug::ImmediateFaceOverwritesOnCreate,
+        "create_never_overwrites",
+        cases::create_never_overwrites,
+    );
+}
+
+#[test]
+fn store_whose_async_face_overwrites_on_create_fails() {
+    // Starting on the async face, the refused `create` of the case goes to
+    // the immediate one; the case's second run starts on the immediate
+    // face, and sends it to the async one.
+    fails(
+        Bug::AsyncFaceOverwritesOnCreate,
         "create_never_overwrites",
         cases::create_never_overwrites,
     );

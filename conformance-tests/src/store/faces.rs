@@ -7,6 +7,22 @@ use session_core::{
     ImmediateStore, Record, SaveOutcome, SessionStore, StoreError, StoreKey, async_trait,
 };
 
+/// Which face of a store with two takes a case's first operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    Async,
+    Immediate,
+}
+
+impl std::fmt::Display for Start {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Async => "async",
+            Self::Immediate => "immediate",
+        })
+    }
+}
+
 /// Wraps a store that has an [`ImmediateStore`] face and sends every other
 /// operation to it, the rest to the async face, so that one run of a case
 /// holds both to the same rules (a record created through one is loaded,
@@ -18,12 +34,13 @@ pub(crate) struct BothFaces {
 }
 
 impl BothFaces {
-    /// `inner` wrapped when it has an immediate face, as it is otherwise.
-    pub(crate) fn wrap(inner: Arc<dyn SessionStore>) -> Arc<dyn SessionStore> {
+    /// `inner` wrapped when it has an immediate face, its first operation
+    /// going to the `start` face; as it is otherwise.
+    pub(crate) fn wrap(inner: Arc<dyn SessionStore>, start: Start) -> Arc<dyn SessionStore> {
         if inner.immediate().is_some() {
             Arc::new(Self {
                 inner,
-                turn: AtomicUsize::new(0),
+                turn: AtomicUsize::new(usize::from(start == Start::Immediate)),
             })
         } else {
             inner
