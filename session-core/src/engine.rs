@@ -803,13 +803,7 @@ impl Engine {
                         Err(SessionError::CookieTooLarge { size, limit }) if ops.is_empty() => {
                             trace::touch_too_large(size, limit);
                             if origin.matched.is_previous() {
-                                let untouched = Record {
-                                    last_seen: origin.last_seen,
-                                    expires_at: origin.expires_at,
-                                    version: origin.version,
-                                    ..record
-                                };
-                                return self.inline_reissue(&untouched, now);
+                                return self.inline_reissue(&as_loaded(origin, record.data), now);
                             }
                             Ok(noop())
                         }
@@ -895,16 +889,7 @@ impl Engine {
     ) -> Result<Plan, SessionError> {
         let cookie = match &origin.id {
             Some(id) => self.id_cookie(id, origin.expires_at, now),
-            None => {
-                let record = Record {
-                    data: transfer.take(values),
-                    created_at: origin.created_at,
-                    last_seen: origin.last_seen,
-                    expires_at: origin.expires_at,
-                    version: origin.version,
-                };
-                return self.inline_reissue(&record, now);
-            }
+            None => return self.inline_reissue(&as_loaded(origin, transfer.take(values)), now),
         };
         Ok(Plan {
             store: StoreOp::None,
@@ -1324,6 +1309,17 @@ impl Transfer {
             Self::Clone => value.clone(),
             Self::Move => std::mem::take(value),
         }
+    }
+}
+
+/// The record as it was loaded (its times and version), holding `data`.
+fn as_loaded(origin: &Origin, data: Data) -> Record {
+    Record {
+        data,
+        created_at: origin.created_at,
+        last_seen: origin.last_seen,
+        expires_at: origin.expires_at,
+        version: origin.version,
     }
 }
 

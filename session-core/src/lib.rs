@@ -125,10 +125,12 @@
 //! 1. Generate a new key; deploy with `KeyRing::new(new).with_previous(old)`
 //!    (in the demos: `SESSION_SECRET=new SESSION_PREVIOUS_SECRETS=old`).
 //! 2. Every cookie under the old key is accepted and re-issued under the new
-//!    one on its next request, even a read-only one. (The one exception: a
-//!    cookie-store session whose cookie, sealed again, would pass
-//!    [`MAX_COOKIE_LEN`] because its attributes grew since it was issued;
-//!    it is logged at warn level.)
+//!    one on its next request, even a read-only one. (Except a cookie
+//!    that, re-issued, would pass [`MAX_COOKIE_LEN`]: a cookie-store
+//!    session whose cookie's attributes grew since it was issued (logged
+//!    at warn level), or an app's signed or private cookie near the limit
+//!    (logged at error level). It stays readable while its key is in the
+//!    ring.)
 //! 3. After the absolute lifetime has passed, drop the old key. Cookies
 //!    still under it then read as "no session".
 //!

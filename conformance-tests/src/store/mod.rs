@@ -181,7 +181,8 @@ where
                 (
                     false,
                     Err(crate::Failure::new(format!(
-                        "{case}: not finished after {limit:?}: a store operation never \
+                        "{case}: not finished after {limit:?} (the run starting on the \
+                         {start} face, if the store has two): a store operation never \
                          returned (bound every call to the backend, with a command timeout)"
                     ))),
                 )

@@ -20,8 +20,9 @@
 //!   map's `remove` under its lock). The engine calls it when a session
 //!   changes id at log-in, to carry over what another request saved
 //!   meanwhile. The trait's default loads, then deletes: a save that lands
-//!   between the two is lost, and the conformance suite's
-//!   `take_racing_saves_loses_nothing` fails such a store. Override it.
+//!   between the two is lost (the conformance suite's
+//!   `take_racing_saves_loses_nothing` catches it when a save lands there).
+//!   Override it.
 //!
 //! Each operation is one atomic step of the backend: two servers creating,
 //! saving or taking one key at the same moment must see exactly one
@@ -173,8 +174,9 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     /// the new record: when another request of the old id saved after this
     /// one loaded, its changes carry over to the new id. The default calls
     /// [`load`](Self::load), then [`delete`](Self::delete), so a save
-    /// landing between the two is lost; the conformance suite's
-    /// `take_racing_saves_loses_nothing` fails it. Override it with one
+    /// landing between the two is lost (the conformance suite's
+    /// `take_racing_saves_loses_nothing` catches it when a save lands
+    /// there). Override it with one
     /// atomic step of the backend (Redis `GETDEL`, a map's `remove` under
     /// its lock).
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tokio::sync::Barrier;
 
+use super::join_all;
 use super::privacy::{commit, engine, open, request};
 use crate::failure::{check_eq, fail};
 use crate::store::Subject;
@@ -100,15 +101,4 @@ pub async fn twenty_concurrent_updates_of_one_list_lose_nothing(subject: Subject
         "the list after 20 concurrent appends"
     );
     Ok(())
-}
-
-async fn join_all(mut tasks: tokio::task::JoinSet<Result<(), Failure>>) -> Outcome {
-    let mut first_failure = None;
-    while let Some(joined) = tasks.join_next().await {
-        let result = joined.map_err(|e| Failure::new(format!("a writer panicked: {e}")))?;
-        if let Err(failure) = result {
-            first_failure.get_or_insert(failure);
-        }
-    }
-    first_failure.map_or(Ok(()), Err)
 }

@@ -40,3 +40,24 @@ fn with_data(mut record: Record, data: serde_json::Value, version: u64) -> Recor
     record.version = version;
     record
 }
+
+/// Waits for every task of `tasks` and returns their values, or the first
+/// failure (a task that panicked is one).
+async fn join_all<T: 'static>(
+    mut tasks: tokio::task::JoinSet<Result<T, crate::Failure>>,
+) -> Result<Vec<T>, crate::Failure> {
+    let mut values = Vec::new();
+    let mut first_failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(value)) => values.push(value),
+            Ok(Err(failure)) => {
+                first_failure.get_or_insert(failure);
+            }
+            Err(e) => {
+                first_failure.get_or_insert(crate::Failure::new(format!("a task panicked: {e}")));
+            }
+        }
+    }
+    first_failure.map_or(Ok(values), Err)
+}

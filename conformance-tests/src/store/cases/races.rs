@@ -9,12 +9,14 @@
 //! for a narrow window, cannot promise.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::json;
 use session_core::{Clock as _, Record, SaveOutcome, SessionStore, StoreError};
-use tokio::sync::Barrier;
+use tokio::sync::{Barrier, Notify};
+use tokio::task::JoinSet;
 
-use super::{fresh_key, record_at, with_data};
+use super::{fresh_key, join_all, record_at, with_data};
 use crate::failure::{check, check_eq, fail};
 use crate::store::Subject;
 use crate::{Failure, Outcome};
@@ -34,21 +36,17 @@ where
     Fut: Future<Output = T> + Send + 'static,
 {
     let barrier = Arc::new(Barrier::new(n));
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = JoinSet::new();
     for i in 0..n {
         let (barrier, call) = (barrier.clone(), call(i));
         tasks.spawn(async move {
             barrier.wait().await;
-            (i, call.await)
+            Ok((i, call.await))
         });
     }
-    let mut results: Vec<Option<T>> = (0..n).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        let (i, result) =
-            joined.map_err(|e| Failure::new(format!("a store call panicked: {e}")))?;
-        results[i] = Some(result);
-    }
-    Ok(results.into_iter().flatten().collect())
+    let mut results = join_all(tasks).await?;
+    results.sort_by_key(|(i, _)| *i);
+    Ok(results.into_iter().map(|(_, result)| result).collect())
 }
 
 /// The record writer `i` of a round writes: its own data, at `version`.
@@ -143,67 +141,68 @@ pub async fn concurrent_saves_of_one_version_have_one_winner(subject: Subject) -
 }
 
 /// A `take` while writers keep saving one record: the take hands back the
-/// last record saved before it, and every save after it finds nothing
-/// ([`SaveOutcome::Missing`]). Each writer saves on top of whatever it
-/// last saw (a [`SaveOutcome::Conflict`] tells it the version) until the
-/// record is gone. A take that loads and then deletes in two steps (the
-/// trait's default) drops what a save wrote in between: at log-in the
-/// engine takes the old record to carry over what other requests saved,
-/// so such a store loses their changes.
+/// last record saved before it, and no save that begins after the take
+/// has returned is [`SaveOutcome::Saved`]. Each writer saves on top of
+/// whatever it last saw (a [`SaveOutcome::Conflict`] tells it the
+/// version) until the record is gone. A take that loads and then deletes
+/// in two steps (the trait's default) drops what a save wrote in between:
+/// at log-in the engine takes the old record to carry over what other
+/// requests saved, so such a store loses their changes. (Whether a round
+/// lands a save in that window depends on the store's speed: the case can
+/// catch a two-step take, not promise to.)
 pub async fn take_racing_saves_loses_nothing(subject: Subject) -> Outcome {
     const WRITERS: usize = 4;
-    /// Saves a writer may make before the take must have happened.
-    const MAX_SAVES: u64 = 10_000;
     for round in 0..ROUNDS {
         let key = fresh_key();
         let before = record_at(subject.clock.now());
         subject.store.create(&key, &before).await?;
-        let barrier = Arc::new(Barrier::new(WRITERS + 1));
-        let mut writers = tokio::task::JoinSet::new();
+        let taken = Arc::new(AtomicBool::new(false));
+        let first_save = Arc::new(Notify::new());
+        let mut writers = JoinSet::new();
         for i in 0..WRITERS {
-            let (store, barrier) = (subject.store.clone(), barrier.clone());
+            let store = subject.store.clone();
+            let (taken, first_save) = (taken.clone(), first_save.clone());
             let now = subject.clock.now();
             writers.spawn(async move {
-                barrier.wait().await;
                 let mut saved = Vec::new();
                 let mut version = 0;
-                while version < MAX_SAVES {
+                loop {
+                    let after_the_take = taken.load(Ordering::SeqCst);
                     let record = with_data(record_at(now), json!({ "writer": i }), version + 1);
                     match store.save(&key, &record, version).await? {
+                        SaveOutcome::Saved if after_the_take => fail!(
+                            "round {round}: writer {i}'s save of version {} began after the \
+                             take had returned, and was Saved",
+                            version + 1
+                        ),
                         SaveOutcome::Saved => {
                             saved.push(record);
                             version += 1;
+                            first_save.notify_one();
                         }
+                        SaveOutcome::Conflict(stored) if stored.version == version => fail!(
+                            "round {round}: a save expecting version {version} conflicted with \
+                             a stored record of that version"
+                        ),
                         SaveOutcome::Conflict(stored) => version = stored.version,
                         SaveOutcome::Missing => return Ok(saved),
                     }
                 }
-                Err(Failure::new(format!(
-                    "writer {i} saved up to version {MAX_SAVES} and never found the record gone"
-                )))
             });
         }
-        barrier.wait().await;
-        // Let the writers get going before the take.
-        for _ in 0..WRITERS {
-            tokio::task::yield_now().await;
-        }
-        let taken = subject.store.take(&key).await?;
-        let mut last_saved: Option<Record> = None;
-        while let Some(joined) = writers.join_next().await {
-            let saved = joined.map_err(|e| Failure::new(format!("a writer panicked: {e}")))??;
-            for record in saved {
-                if last_saved
-                    .as_ref()
-                    .is_none_or(|last| record.version > last.version)
-                {
-                    last_saved = Some(record);
-                }
-            }
-        }
-        let want = last_saved.unwrap_or(before);
+        // Take once the writers are under way.
+        first_save.notified().await;
+        let took = subject.store.take(&key).await;
+        taken.store(true, Ordering::SeqCst);
+        let took = took?;
+        let saved = join_all(writers).await?;
+        let want = saved
+            .into_iter()
+            .flatten()
+            .max_by_key(|record| record.version)
+            .unwrap_or(before);
         check_eq!(
-            taken,
+            took,
             Some(want.clone()),
             "round {round}: what the take handed back (the last record saved was version {})",
             want.version
