@@ -90,6 +90,7 @@ macro_rules! __store_cases {
             delete_then_save_of_the_old_version_does_not_resurrect: always;
             delete_of_a_missing_key_is_not_an_error: always;
             take_removes_the_record_and_returns_it: always;
+            instances_share_records_only_under_one_prefix: always;
             expired_record_is_never_returned_as_live: always;
             save_moves_the_deadline: always;
             create_over_an_expired_record_succeeds: manual_clock "the store expires records on the wall clock, which the suite cannot move past a deadline; a backend that frees records at their deadline (a Redis PXAT) lets a create take the key by itself";

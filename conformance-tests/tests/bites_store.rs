@@ -407,3 +407,131 @@ fn store_whose_writes_take_two_steps_fails() {
         cases::concurrent_takes_hand_out_the_record_once,
     );
 }
+
+/// One backend that every [`SharedStore`] of the process talks to, as
+/// server processes share a Redis: records under (prefix, key).
+static BACKEND: std::sync::LazyLock<Mutex<HashMap<(String, StoreKey), Record>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
+/// The one thing a [`SharedStore`] gets wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SharedBug {
+    None,
+    /// Every instance writes under the same keys, whatever its prefix.
+    IgnoresPrefix,
+    /// Loads are served from a cache of this instance, filled on a miss.
+    CachesLoads,
+}
+
+/// A store over [`BACKEND`], with at most one bug.
+#[derive(Debug)]
+struct SharedStore {
+    prefix: String,
+    clock: Arc<dyn Clock>,
+    bug: SharedBug,
+    cache: Mutex<HashMap<StoreKey, Record>>,
+}
+
+impl SharedStore {
+    fn new(ctx: &store::StoreContext, bug: SharedBug) -> Self {
+        Self {
+            prefix: if bug == SharedBug::IgnoresPrefix {
+                String::new()
+            } else {
+                ctx.prefix().to_owned()
+            },
+            clock: ctx.clock(),
+            bug,
+            cache: Mutex::default(),
+        }
+    }
+
+    fn at(&self, key: &StoreKey) -> (String, StoreKey) {
+        (self.prefix.clone(), *key)
+    }
+
+    fn live(&self, record: Option<Record>) -> Option<Record> {
+        record.filter(|r| !r.is_expired(self.clock.now()))
+    }
+}
+
+#[async_trait]
+impl SessionStore for SharedStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        if self.bug == SharedBug::CachesLoads {
+            if let Some(cached) = self.cache.lock().unwrap().get(key) {
+                return Ok(self.live(Some(cached.clone())));
+            }
+        }
+        let record = self.live(BACKEND.lock().unwrap().get(&self.at(key)).cloned());
+        if let (SharedBug::CachesLoads, Some(record)) = (self.bug, &record) {
+            self.cache.lock().unwrap().insert(*key, record.clone());
+        }
+        Ok(record)
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        let mut backend = BACKEND.lock().unwrap();
+        if self.live(backend.get(&self.at(key)).cloned()).is_some() {
+            return Err(StoreError::Exists);
+        }
+        backend.insert(self.at(key), record.clone());
+        Ok(())
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        let mut backend = BACKEND.lock().unwrap();
+        match self.live(backend.get(&self.at(key)).cloned()) {
+            None => return Ok(SaveOutcome::Missing),
+            Some(stored) if stored.version != expected => {
+                return Ok(SaveOutcome::Conflict(stored));
+            }
+            Some(_) => {}
+        }
+        backend.insert(self.at(key), record.clone());
+        Ok(SaveOutcome::Saved)
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        BACKEND.lock().unwrap().remove(&self.at(key));
+        Ok(())
+    }
+
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        Ok(self.live(BACKEND.lock().unwrap().remove(&self.at(key))))
+    }
+}
+
+// The control: without a bug, the shared store passes every case.
+store_suite!(correct_shared_store, expiry: manual_clock, |ctx| async move {
+    SharedStore::new(&ctx, SharedBug::None)
+});
+
+fn shared_store_fails(bug: SharedBug) {
+    let outcome = store::run(
+        "bites",
+        "instances",
+        ExpiryClock::Manual,
+        move |ctx| async move { SharedStore::new(&ctx, bug) },
+        cases::instances_share_records_only_under_one_prefix,
+    );
+    match outcome {
+        Err(failure) => eprintln!("{bug:?} fails the instances case, as it must:\n{failure}\n"),
+        Ok(()) => panic!("a shared store that {bug:?} passed the instances case"),
+    }
+}
+
+#[test]
+fn shared_store_that_ignores_its_prefix_fails() {
+    shared_store_fails(SharedBug::IgnoresPrefix);
+}
+
+#[test]
+fn shared_store_that_caches_loads_fails() {
+    shared_store_fails(SharedBug::CachesLoads);
+}

@@ -82,6 +82,51 @@ pub struct Subject {
     pub clock: ManualClock,
     /// Which clock the store's expiry follows.
     pub expiry: ExpiryClock,
+    /// Makes more instances of the store, as more server processes would.
+    more: Instances,
+}
+
+impl Subject {
+    /// Another instance of the store from the factory, as another server
+    /// process would make it: with the same context as [`store`](Self::store)
+    /// (the same key prefix and clock), or, when `same_prefix` is false, with
+    /// a prefix of its own. A store over a shared backend shows the first
+    /// what the case's store holds, and the second nothing; an in-process
+    /// store shows neither anything.
+    ///
+    /// # Errors
+    ///
+    /// None today; a [`Failure`](crate::Failure) is reserved for factories
+    /// that cannot make a second instance.
+    pub async fn another_instance(
+        &self,
+        same_prefix: bool,
+    ) -> Result<Arc<dyn SessionStore>, crate::Failure> {
+        let mut ctx = self.more.ctx.clone();
+        if !same_prefix {
+            ctx.prefix.push_str("other:");
+        }
+        Ok((self.more.make)(ctx).await)
+    }
+}
+
+/// A factory of more instances of the store under test, and the context
+/// the first was made with.
+#[derive(Clone)]
+struct Instances {
+    make: Arc<dyn Fn(StoreContext) -> LocalStore>,
+    ctx: StoreContext,
+}
+
+/// A store instance on its way.
+type LocalStore = std::pin::Pin<Box<dyn Future<Output = Arc<dyn SessionStore>>>>;
+
+impl std::fmt::Debug for Instances {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instances")
+            .field("ctx", &self.ctx)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Builds the store for one case with `factory` and runs `case` against it,
@@ -126,8 +171,8 @@ pub fn run<F, Fut, S, C, CFut>(
     run_case: C,
 ) -> Outcome
 where
-    F: Fn(StoreContext) -> Fut,
-    Fut: Future<Output = S>,
+    F: Fn(StoreContext) -> Fut + 'static,
+    Fut: Future<Output = S> + 'static,
     S: SessionStore + 'static,
     C: Fn(Subject) -> CFut,
     CFut: Future<Output = Outcome>,
@@ -145,8 +190,8 @@ fn run_within<F, Fut, S, C, CFut>(
     run_case: C,
 ) -> Outcome
 where
-    F: Fn(StoreContext) -> Fut,
-    Fut: Future<Output = S>,
+    F: Fn(StoreContext) -> Fut + 'static,
+    Fut: Future<Output = S> + 'static,
     S: SessionStore + 'static,
     C: Fn(Subject) -> CFut,
     CFut: Future<Output = Outcome>,
@@ -156,15 +201,19 @@ where
         .enable_all()
         .build()
         .expect("a tokio runtime for the store case");
+    let make: Arc<dyn Fn(StoreContext) -> LocalStore> = Arc::new(move |ctx| {
+        let future = factory(ctx);
+        Box::pin(async move { Arc::new(future.await) as Arc<dyn SessionStore> })
+    });
     for start in [faces::Start::Async, faces::Start::Immediate] {
         let clock = ManualClock::new(now_ms());
         let ctx = StoreContext::new(
             format!("conformance:{suite}:{case}:{}:", nonce()),
             clock.clone(),
         );
-        let (run_case, factory) = (&run_case, &factory);
+        let (run_case, make) = (&run_case, make.clone());
         let body = async move {
-            let store: Arc<dyn SessionStore> = Arc::new(factory(ctx).await);
+            let store = make(ctx.clone()).await;
             let two_faces = store.immediate().is_some();
             // A store with an immediate face (`SessionStore::immediate`) is
             // held to the rules through both faces, alternating.
@@ -172,6 +221,7 @@ where
                 store: faces::BothFaces::wrap(store, start),
                 clock,
                 expiry,
+                more: Instances { make, ctx },
             })
             .await;
             (two_faces, outcome)

@@ -325,3 +325,65 @@ pub async fn take_removes_the_record_and_returns_it(subject: Subject) -> Outcome
     }
     Ok(())
 }
+
+/// Two instances of the store, as two server processes make them: one with
+/// the same key prefix as the case's store, one with a prefix of its own.
+/// An in-process store shares nothing between instances, and passes
+/// trivially. A store over a shared backend must show the first instance
+/// exactly what the case's store holds, as it changes (a record created,
+/// saved, deleted), and the second nothing. Fails a store that ignores the
+/// context's prefix, and one that serves loads from a cache of its own
+/// process (a session logged out on one server would live on another).
+pub async fn instances_share_records_only_under_one_prefix(subject: Subject) -> Outcome {
+    let same = subject.another_instance(true).await?;
+    let other = subject.another_instance(false).await?;
+    let now = subject.clock.now();
+    let key = fresh_key();
+    let record = with_data(record_at(now), json!({"n": 0}), 0);
+    subject.store.create(&key, &record).await?;
+    check_eq!(
+        other.load(&key).await?,
+        None,
+        "an instance with another key prefix loaded the record"
+    );
+    let Some(seen) = same.load(&key).await? else {
+        // An in-process store: each instance keeps its own records.
+        check_eq!(
+            subject.store.load(&key).await?,
+            Some(record),
+            "the record, after a second instance looked"
+        );
+        return Ok(());
+    };
+    check_eq!(seen, record, "the record, through a second instance");
+    let saved = with_data(record_at(now), json!({"n": 1}), 1);
+    check_eq!(
+        subject.store.save(&key, &saved, 0).await?,
+        SaveOutcome::Saved,
+        "the save"
+    );
+    check_eq!(
+        same.load(&key).await?,
+        Some(saved.clone()),
+        "the record through the second instance, after a save through the first"
+    );
+    check_eq!(
+        same.save(&key, &with_data(record_at(now), json!({"n": 9}), 1), 0)
+            .await?,
+        SaveOutcome::Conflict(saved),
+        "a stale save through the second instance"
+    );
+    subject.store.delete(&key).await?;
+    check_eq!(
+        same.load(&key).await?,
+        None,
+        "the record through the second instance, after a delete through the first"
+    );
+    check_eq!(
+        same.save(&key, &with_data(record_at(now), json!({"n": 2}), 2), 1)
+            .await?,
+        SaveOutcome::Missing,
+        "a save through the second instance, after the delete"
+    );
+    Ok(())
+}
