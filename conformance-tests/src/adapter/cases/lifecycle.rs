@@ -37,19 +37,24 @@ pub fn login_regenerates_the_id_and_keeps_the_data(suite: &Suite) -> Outcome {
     let browser = site.browser();
     let (before, after) = cart_then_login(&browser)?;
     check!(before != after, "login kept the session cookie: {after}");
+    logged_in_with_the_cart(&browser, "login")
+}
+
+/// After a login of [`cart_then_login`]: the profile answers, and the cart
+/// filled before is still there.
+pub(super) fn logged_in_with_the_cart(browser: &Browser, after: &str) -> Outcome {
     json(
         &browser.get("/auth/profile")?,
         200,
         r#"{"user":{"username":"alice"}}"#,
-        "/auth/profile after login",
+        &format!("/auth/profile after {after}"),
     )?;
     json(
         &browser.get("/cart")?,
         200,
         r#"["apple"]"#,
-        "the cart after login",
-    )?;
-    Ok(())
+        &format!("the cart after {after}"),
+    )
 }
 
 /// After login the old session id resolves to nothing: its record is gone.

@@ -521,18 +521,7 @@ pub fn a_failed_save_delete_or_login_is_a_500_that_loses_nothing(suite: &Suite) 
         fail!("the login left no session cookie");
     };
     check!(after != cookie, "the login kept the session id");
-    json(
-        &browser.get("/auth/profile")?,
-        200,
-        r#"{"user":{"username":"alice"}}"#,
-        "/auth/profile after that login",
-    )?;
-    json(
-        &browser.get("/cart")?,
-        200,
-        r#"["apple"]"#,
-        "the cart after that login",
-    )?;
+    super::lifecycle::logged_in_with_the_cart(&browser, "a login whose take failed")?;
     let old = site.browser();
     old.set_cookie("id", &cookie);
     json(&old.get("/cart")?, 200, "[]", "the old id after that login")?;
