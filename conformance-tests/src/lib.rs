@@ -122,7 +122,8 @@
 //! other case of [`STORE_CASES`].
 //!
 //! The factory is called once per run of a case (a store with an immediate
-//! face runs each case twice, below) with a
+//! face runs each case twice, below), and again for each more instance a
+//! case asks for ([`Subject::another_instance`](store::Subject::another_instance)), with a
 //! [`StoreContext`](store::StoreContext); it is async, so it can connect
 //! to a server. A store over a shared backend puts the context's
 //! [`prefix`](store::StoreContext::prefix) before its keys, so that cases

@@ -23,7 +23,8 @@
 /// - the factory: a closure taking a [`StoreContext`](crate::store::StoreContext)
 ///   and returning a future of the store. It is called once per run of a
 ///   case (twice for a store with an immediate face, which each case meets
-///   starting once on each face), on the case's own runtime; use the context's [`prefix`](crate::store::StoreContext::prefix)
+///   starting once on each face), and again for each more instance a case
+///   asks for, on the case's own runtime; use the context's [`prefix`](crate::store::StoreContext::prefix)
 ///   to keep the records of parallel cases apart in a shared backend.
 ///
 /// The generated module also holds `CASES`, each case's name with the reason

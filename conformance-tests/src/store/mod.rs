@@ -44,7 +44,9 @@ impl StoreContext {
         Self { prefix, clock }
     }
 
-    /// A key prefix unique to this store, case and run: in the store suite
+    /// A key prefix unique to this store, case and run (shared only with
+    /// the instances a case asks for with
+    /// [`Subject::another_instance`]`(true)`): in the store suite
     /// `conformance:<suite>:<case>:<random>:`, in the adapter suite
     /// `conformance:<suite>:<case>:<random>:<world>:`. A store over a
     /// shared backend (a Redis server, a database) puts it before every
@@ -89,24 +91,28 @@ pub struct Subject {
 impl Subject {
     /// Another instance of the store from the factory, as another server
     /// process would make it: with the same context as [`store`](Self::store)
-    /// (the same key prefix and clock), or, when `same_prefix` is false, with
-    /// a prefix of its own. A store over a shared backend shows the first
-    /// what the case's store holds, and the second nothing; an in-process
-    /// store shows neither anything.
+    /// (the same key prefix and clock), or, when `same_prefix` is false,
+    /// with a key prefix of its own (`conformance:<suite>:<case>:<random>:`
+    /// with a new random part). A store over a shared backend shows the
+    /// first what the case's store holds, and the second nothing; an
+    /// in-process store shows neither anything.
     ///
-    /// # Errors
+    /// # Panics
     ///
-    /// None today; a [`Failure`](crate::Failure) is reserved for factories
-    /// that cannot make a second instance.
-    pub async fn another_instance(
-        &self,
-        same_prefix: bool,
-    ) -> Result<Arc<dyn SessionStore>, crate::Failure> {
+    /// When the factory does (it cannot connect, say).
+    pub async fn another_instance(&self, same_prefix: bool) -> Arc<dyn SessionStore> {
         let mut ctx = self.more.ctx.clone();
         if !same_prefix {
-            ctx.prefix.push_str("other:");
+            // The case's prefix with its random part replaced: a prefix
+            // beside it, not under it.
+            let stem = ctx
+                .prefix
+                .trim_end_matches(':')
+                .rsplit_once(':')
+                .map_or("conformance:", |(stem, _)| stem);
+            ctx.prefix = format!("{stem}:{}:", nonce());
         }
-        Ok((self.more.make)(ctx).await)
+        (self.more.make)(ctx).await
     }
 }
 
@@ -114,7 +120,7 @@ impl Subject {
 /// the first was made with.
 #[derive(Clone)]
 struct Instances {
-    make: Arc<dyn Fn(StoreContext) -> LocalStore>,
+    make: Arc<dyn Fn(StoreContext) -> LocalStore + Send + Sync>,
     ctx: StoreContext,
 }
 
@@ -171,7 +177,7 @@ pub fn run<F, Fut, S, C, CFut>(
     run_case: C,
 ) -> Outcome
 where
-    F: Fn(StoreContext) -> Fut + 'static,
+    F: Fn(StoreContext) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = S> + 'static,
     S: SessionStore + 'static,
     C: Fn(Subject) -> CFut,
@@ -190,7 +196,7 @@ fn run_within<F, Fut, S, C, CFut>(
     run_case: C,
 ) -> Outcome
 where
-    F: Fn(StoreContext) -> Fut + 'static,
+    F: Fn(StoreContext) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = S> + 'static,
     S: SessionStore + 'static,
     C: Fn(Subject) -> CFut,
@@ -201,7 +207,7 @@ where
         .enable_all()
         .build()
         .expect("a tokio runtime for the store case");
-    let make: Arc<dyn Fn(StoreContext) -> LocalStore> = Arc::new(move |ctx| {
+    let make: Arc<dyn Fn(StoreContext) -> LocalStore + Send + Sync> = Arc::new(move |ctx| {
         let future = factory(ctx);
         Box::pin(async move { Arc::new(future.await) as Arc<dyn SessionStore> })
     });

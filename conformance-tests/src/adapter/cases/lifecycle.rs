@@ -40,8 +40,8 @@ pub fn login_regenerates_the_id_and_keeps_the_data(suite: &Suite) -> Outcome {
     logged_in_with_the_cart(&browser, "login")
 }
 
-/// After a login of [`cart_then_login`]: the profile answers, and the cart
-/// filled before is still there.
+/// A browser logged in as alice whose cart holds an apple: the profile
+/// answers, and the cart filled before the login is still there.
 pub(super) fn logged_in_with_the_cart(browser: &Browser, after: &str) -> Outcome {
     json(
         &browser.get("/auth/profile")?,
