@@ -3,7 +3,7 @@
 use session_core::{Key, KeyRing, SessionConfig};
 use time::Duration;
 
-use super::{LOGIN, has_attribute, is_removal, json, no_cookies, text};
+use super::{LOGIN, has_attribute, is_removal, json, no_cookies, not_authenticated, text};
 use crate::adapter::Suite;
 use crate::client::Browser;
 use crate::failure::{check, check_eq, fail};
@@ -12,12 +12,7 @@ use crate::{Failure, Outcome};
 /// Fills a cart, logs in, and returns the session cookie values from
 /// before and after the login.
 fn cart_then_login(browser: &Browser) -> Result<(String, String), Failure> {
-    json(
-        &browser.get("/auth/profile")?,
-        401,
-        r#"{"error":"Not authenticated"}"#,
-        "/auth/profile before login",
-    )?;
+    not_authenticated(&browser.get("/auth/profile")?, "/auth/profile before login")?;
     browser.post_json("/cart", r#"{"item":"apple"}"#)?;
     let Some(before) = browser.cookie("id") else {
         fail!("POST /cart set no session cookie");
@@ -69,10 +64,8 @@ pub fn old_id_is_dead_after_login(suite: &Suite) -> Outcome {
     );
     let attacker = site.browser();
     attacker.set_cookie("id", &before);
-    json(
+    not_authenticated(
         &attacker.get("/auth/profile")?,
-        401,
-        r#"{"error":"Not authenticated"}"#,
         "/auth/profile with the pre-login cookie",
     )?;
     json(
@@ -167,12 +160,7 @@ pub fn logout_ends_the_session_and_clears_the_cookie(suite: &Suite) -> Outcome {
         is_removal(header),
         "logout's cookie does not remove it: {header}"
     );
-    json(
-        &browser.get("/auth/profile")?,
-        401,
-        r#"{"error":"Not authenticated"}"#,
-        "/auth/profile after logout",
-    )?;
+    not_authenticated(&browser.get("/auth/profile")?, "/auth/profile after logout")?;
     Ok(())
 }
 
@@ -189,10 +177,8 @@ pub fn old_cookie_is_dead_after_logout(suite: &Suite) -> Outcome {
     check_eq!(site.store()?.live_records()?, 0, "records after logout");
     let replay = site.browser();
     replay.set_cookie("id", &session);
-    json(
+    not_authenticated(
         &replay.get("/auth/profile")?,
-        401,
-        r#"{"error":"Not authenticated"}"#,
         "/auth/profile with the logged-out cookie",
     )?;
     Ok(())
@@ -379,12 +365,7 @@ pub fn error_responses_count_as_activity(suite: &Suite) -> Outcome {
     for step in 1..=2 {
         world.clock.advance(Duration::seconds(45));
         let reply = browser.get("/auth/profile")?;
-        json(
-            &reply,
-            401,
-            r#"{"error":"Not authenticated"}"#,
-            &format!("/auth/profile {} s in", step * 45),
-        )?;
+        not_authenticated(&reply, &format!("/auth/profile {} s in", step * 45))?;
         check!(
             reply
                 .set_cookie("id")
@@ -429,12 +410,7 @@ pub fn error_responses_count_as_activity(suite: &Suite) -> Outcome {
     let browser = rotated.browser();
     browser.set_cookie("id", &old_id);
     let reply = browser.get("/auth/profile")?;
-    json(
-        &reply,
-        401,
-        r#"{"error":"Not authenticated"}"#,
-        "/auth/profile with an old-key session cookie",
-    )?;
+    not_authenticated(&reply, "/auth/profile with an old-key session cookie")?;
     let Some(new_id) = browser.cookie("id") else {
         fail!("the 401 removed the session cookie");
     };

@@ -57,6 +57,11 @@ fn json(reply: &Reply, status: u16, body: &str, what: &str) -> Result<(), Failur
 }
 
 /// Checks that a reply sets no cookie at all.
+/// `reply` is the contract's answer to `/auth/profile` without a login.
+fn not_authenticated(reply: &Reply, what: &str) -> Result<(), Failure> {
+    json(reply, 401, r#"{"error":"Not authenticated"}"#, what)
+}
+
 fn no_cookies(reply: &Reply, what: &str) -> Result<(), Failure> {
     check!(
         reply.set_cookies().is_empty(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use session_core::{Key, KeyRing};
 
-use super::{flip_middle, json, no_cookies, store_key_of, text};
+use super::{flip_middle, json, no_cookies, not_authenticated, store_key_of, text};
 use crate::adapter::{Op, Site, StorageMode, Suite};
 use crate::client::{Browser, Reply, Request};
 use crate::failure::{check, check_eq, fail};
@@ -333,10 +333,8 @@ pub fn malformed_json_gets_400_and_leaves_the_session_unchanged(suite: &Suite) -
         r#"{"flash":"kept"}"#,
         "the flash after the bad bodies",
     )?;
-    json(
+    not_authenticated(
         &browser.get("/auth/profile")?,
-        401,
-        r#"{"error":"Not authenticated"}"#,
         "no login from the bad bodies",
     )?;
     Ok(())
@@ -501,10 +499,8 @@ pub fn a_failed_save_delete_or_login_is_a_500_that_loses_nothing(suite: &Suite) 
         &login,
         "a login whose take and delete failed",
     )?;
-    json(
+    not_authenticated(
         &browser.get("/auth/profile")?,
-        401,
-        r#"{"error":"Not authenticated"}"#,
         "/auth/profile after the failed logins",
     )?;
 

@@ -1,6 +1,6 @@
 //! Round trips of the contract's session routes.
 
-use super::{LOGIN, json, no_cookies, text};
+use super::{LOGIN, json, no_cookies, not_authenticated, text};
 use crate::Outcome;
 use crate::adapter::Suite;
 use crate::client::Request;
@@ -149,10 +149,8 @@ pub fn login_with_wrong_credentials_is_refused(suite: &Suite) -> Outcome {
         json(&reply, 401, r#"{"error":"Invalid credentials"}"#, body)?;
         no_cookies(&reply, body)?;
     }
-    json(
+    not_authenticated(
         &browser.get("/auth/profile")?,
-        401,
-        r#"{"error":"Not authenticated"}"#,
         "/auth/profile after refused logins",
     )?;
     // The right credentials still work afterwards.
