@@ -4,9 +4,13 @@
 //! nothing but these docs.
 //!
 //! - [`store_suite!`] checks a [`SessionStore`](session_core::SessionStore):
-//!   load, create, compare-and-set save, delete, expiry, that it only ever
-//!   sees digests of session ids, large records, and concurrent writers of
-//!   one session through the core's conflict handling.
+//!   load, create, compare-and-set save, delete, take, expiry, that it only
+//!   ever sees digests of session ids, large records, concurrent writers of
+//!   one session through the core's conflict handling, races of create,
+//!   save and take on one key, and what other instances of the store see.
+//! - [`store_outage_suite!`] checks that a store whose backend is down
+//!   says so: every operation fails with a backend error or a timeout, in
+//!   bounded time, rather than answering "no session".
 //! - [`adapter_suite!`] checks an adapter over real HTTP on 127.0.0.1: every
 //!   route of the project's demo contract, cookie attributes, tampered and
 //!   garbage cookies, unknown ids, id regeneration, destroy and logout,
@@ -31,8 +35,8 @@
 //!
 //! A store keeps [`Record`](session_core::Record)s under
 //! [`StoreKey`](session_core::StoreKey)s (digests of session ids) and
-//! implements four async operations (and may override a fifth, `take`,
-//! to do it in one step); the rules are in
+//! implements four async operations, and a fifth, `take`, in one atomic
+//! step (the trait's default is not); the rules are in
 //! [`session_core::store`]. Here is a complete store, a map behind a lock
 //! that decides expiry with the clock it is given, and the line that runs
 //! the whole suite against it. Put it in a test file (`tests/store.rs`) of

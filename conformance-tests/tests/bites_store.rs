@@ -549,3 +549,61 @@ fn shared_store_that_ignores_its_prefix_or_caches_loads_fails() {
         );
     }
 }
+
+/// A store whose backend is gone: every operation fails, as it must, or,
+/// with `swallows`, answers as if the backend had said "nothing here".
+#[derive(Debug)]
+struct Down {
+    swallows: bool,
+}
+
+impl Down {
+    fn answer<T>(&self, nothing: T) -> Result<T, StoreError> {
+        if self.swallows {
+            Ok(nothing)
+        } else {
+            Err(StoreError::backend(std::io::Error::other(
+                "connection refused",
+            )))
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for Down {
+    async fn load(&self, _: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.answer(None)
+    }
+
+    async fn create(&self, _: &StoreKey, _: &Record) -> Result<(), StoreError> {
+        self.answer(())
+    }
+
+    async fn save(&self, _: &StoreKey, _: &Record, _: u64) -> Result<SaveOutcome, StoreError> {
+        self.answer(SaveOutcome::Missing)
+    }
+
+    async fn delete(&self, _: &StoreKey) -> Result<(), StoreError> {
+        self.answer(())
+    }
+
+    async fn take(&self, _: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.answer(None)
+    }
+}
+
+// The control: a store that reports its outage passes the outage check.
+conformance_tests::store_outage_suite!(down_and_saying_so, |_ctx| async move {
+    Down { swallows: false }
+});
+
+#[test]
+fn store_that_swallows_its_outage_fails() {
+    let outcome = store::outage::run("bites", |_ctx| async move { Down { swallows: true } });
+    match outcome {
+        Err(failure) => {
+            eprintln!("a store that swallows its outage fails, as it must:\n{failure}\n")
+        }
+        Ok(()) => panic!("a store that swallows its outage passed the outage check"),
+    }
+}

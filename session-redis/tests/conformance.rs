@@ -4,14 +4,19 @@
 //! wall clock (`PXAT`), so the suite runs its wall-clock expiry variant.
 //! Every case gets its own key prefix from the suite.
 //!
+//! The outage check runs on a `redis-server` of its own, stopped once the
+//! store has connected.
+//!
 //! The adapter suite runs with the axum demo on Redis in
 //! `session-axum/tests/conformance.rs` (`redis_store::*`).
 
 mod support;
 
-use conformance_tests::store_suite;
+use std::time::Duration;
+
+use conformance_tests::{store_outage_suite, store_suite};
 use session_redis::RedisStore;
-use support::{cluster_urls, redis_url};
+use support::{PrivateRedis, cluster_urls, redis_url};
 
 store_suite!(standalone, expiry: wall_clock, |ctx| async move {
     let url = redis_url();
@@ -33,4 +38,17 @@ store_suite!(cluster, expiry: wall_clock, |ctx| async move {
         .unwrap_or_else(|e| {
             panic!("the Redis Cluster at {urls:?} is not reachable ({e}); run scripts/test")
         })
+});
+
+store_outage_suite!(standalone_down, |ctx| async move {
+    let mut redis = PrivateRedis::start();
+    let store = RedisStore::builder(redis.url())
+        .key_prefix(ctx.prefix())
+        .connect_timeout(Duration::from_millis(500))
+        .command_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .expect("a redis-server of the test's own");
+    redis.kill();
+    store
 });

@@ -14,6 +14,7 @@ use crate::Outcome;
 
 pub mod cases;
 mod faces;
+pub mod outage;
 mod recording;
 
 /// Which clock decides, in the store under test, that a record has expired.

@@ -20,7 +20,7 @@ pub use races::*;
 pub use records::*;
 
 /// A key no other case uses: the digest of a fresh random id.
-fn fresh_key() -> StoreKey {
+pub(crate) fn fresh_key() -> StoreKey {
     SessionId::generate(&OsRandom)
         .expect("the OS random number generator works")
         .store_key()
