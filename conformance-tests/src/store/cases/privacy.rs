@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
+use serde_json::json;
+
 use session_core::{
     Engine, Key, KeyRing, Session, SessionConfig, SessionError, SessionId, StoreKey, codec,
 };
 
 use super::super::recording::Recording;
-use crate::failure::{check, fail};
+use crate::failure::{check, check_eq, fail};
 use crate::store::Subject;
 use crate::{Failure, Outcome};
 
@@ -18,7 +20,9 @@ use crate::{Failure, Outcome};
 ///
 /// A store only ever receives [`StoreKey`]s, so this case holds the engine
 /// to the rule on the store's path; for the store itself it proves that the
-/// whole session life cycle (including a regeneration's `take`) runs on it.
+/// whole session life cycle runs on it: the data moves to the new id at a
+/// regeneration and the old id holds nothing (its `take`), and nothing is
+/// left under either id after the destroy.
 pub async fn store_sees_only_digests_of_session_ids(subject: Subject) -> Outcome {
     let recording = Arc::new(Recording::new(subject.store.clone()));
     let engine = engine(&subject, recording.clone())?;
@@ -40,6 +44,19 @@ pub async fn store_sees_only_digests_of_session_ids(subject: Subject) -> Outcome
     else {
         fail!("regenerating set no cookie");
     };
+    // The data moved to the new id, and the old id holds nothing.
+    let moved = open(&engine, Some(&second)).await?;
+    check_eq!(
+        (moved.get_value("user"), moved.get_value("views")),
+        (Some(json!("alice")), Some(json!(1))),
+        "the session under its new id"
+    );
+    let old = open(&engine, Some(&first)).await?;
+    check_eq!(
+        old.get_value("user"),
+        None,
+        "the session under its old id, after the regeneration"
+    );
     request(&engine, Some(&second), |s| {
         s.destroy();
         Ok(())
@@ -48,6 +65,13 @@ pub async fn store_sees_only_digests_of_session_ids(subject: Subject) -> Outcome
 
     let ids = [id_of(&engine, &first)?, id_of(&engine, &second)?];
     let digests: Vec<StoreKey> = ids.iter().map(SessionId::store_key).collect();
+    for digest in &digests {
+        check_eq!(
+            subject.store.load(digest).await?,
+            None,
+            "a record left under {digest} after the destroy"
+        );
+    }
     let seen = recording.take();
     check!(
         seen.keys.len() >= 6,
