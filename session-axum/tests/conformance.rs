@@ -67,34 +67,48 @@ adapter_suite!(redis_store, AxumHarness, storage: store(|ctx| async move {
 }));
 adapter_suite!(cookie_store, AxumHarness, storage: cookie);
 
+/// A config with a fresh key, for the in-process tests below.
+fn fresh_config() -> SessionConfig {
+    SessionConfig::new(session_axum::KeyRing::new(session_axum::Key::generate()))
+}
+
+/// `GET path` on `app` in process, with `cookie` as the `Cookie` header.
+async fn get(
+    app: &session_axum::SessionService<axum::Router>,
+    path: &str,
+    cookie: Option<&str>,
+) -> axum::response::Response {
+    use tower::ServiceExt as _;
+    let mut request = Request::get(path);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    app.clone()
+        .oneshot(request.body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap()
+}
+
+/// The body of `response`, at most 1 KB.
+async fn body(response: axum::response::Response) -> axum::body::Bytes {
+    axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .unwrap()
+}
+
 /// Beyond the contract (which leaves it open): a `/signed/set` value too
 /// long for a cookie is refused with 400 and no `Set-Cookie`, rather than
 /// answered "set" while browsers would drop it.
 #[tokio::test]
 async fn a_signed_value_too_long_for_a_cookie_is_refused() {
-    use tower::ServiceExt as _;
-    let app = demo::app(SessionConfig::new(session_axum::KeyRing::new(
-        session_axum::Key::generate(),
-    )))
-    .unwrap();
-    let request = |value: &str| {
-        Request::get(format!("/signed/set?value={value}"))
-            .body(axum::body::Body::empty())
-            .unwrap()
-    };
-    let refused = app
-        .clone()
-        .oneshot(request(&"x".repeat(3100)))
-        .await
-        .unwrap();
+    let app = demo::app(fresh_config()).unwrap();
+    let set_signed = |value: String| format!("/signed/set?value={value}");
+    let refused = get(&app, &set_signed("x".repeat(3100)), None).await;
     assert_eq!(refused.status(), axum::http::StatusCode::BAD_REQUEST);
     assert!(refused.headers().get("set-cookie").is_none());
-    let body = axum::body::to_bytes(refused.into_body(), 1024)
-        .await
-        .unwrap();
-    assert_eq!(&body[..], b"Signed cookie not set");
+    assert_eq!(&body(refused).await[..], b"Signed cookie not set");
 
-    let set = app.oneshot(request(&"x".repeat(2000))).await.unwrap();
+    let set = get(&app, &set_signed("x".repeat(2000)), None).await;
     assert_eq!(set.status(), axum::http::StatusCode::OK);
     assert!(set.headers().get("set-cookie").is_some());
 }
@@ -105,41 +119,17 @@ async fn a_signed_value_too_long_for_a_cookie_is_refused() {
 /// cookie is no theme.
 #[tokio::test]
 async fn pref_has_the_reissue_attributes_and_an_empty_theme_is_the_default() {
-    use tower::ServiceExt as _;
     for secure in [false, true] {
-        let app = demo::app(
-            SessionConfig::new(session_axum::KeyRing::new(session_axum::Key::generate()))
-                .with_secure(secure),
-        )
-        .unwrap();
-        let set = app
-            .oneshot(
-                Request::get("/signed/set?value=compact")
-                    .body(axum::body::Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
+        let app = demo::app(fresh_config().with_secure(secure)).unwrap();
+        let set = get(&app, "/signed/set?value=compact", None).await;
         let cookie = set.headers()["set-cookie"].to_str().unwrap();
         assert!(cookie.starts_with("pref="), "{cookie}");
         assert!(cookie.contains("; SameSite=Lax"), "{cookie}");
         assert_eq!(cookie.contains("; Secure"), secure, "{cookie}");
     }
-    let app = demo::app(SessionConfig::new(session_axum::KeyRing::new(
-        session_axum::Key::generate(),
-    )))
-    .unwrap();
-    let theme = app
-        .oneshot(
-            Request::get("/get-theme")
-                .header("cookie", "theme=")
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let body = axum::body::to_bytes(theme.into_body(), 1024).await.unwrap();
-    assert_eq!(&body[..], b"Current theme: default");
+    let app = demo::app(fresh_config()).unwrap();
+    let theme = get(&app, "/get-theme", Some("theme=")).await;
+    assert_eq!(&body(theme).await[..], b"Current theme: default");
 }
 
 /// A memory store whose loads fail while `down` is set.
@@ -189,20 +179,8 @@ impl session_axum::SessionStore for LoadsFailWhenDown {
 async fn a_bad_body_is_a_400_even_when_the_store_is_down() {
     use tower::ServiceExt as _;
     let store = std::sync::Arc::new(LoadsFailWhenDown::default());
-    let app = demo::app(
-        SessionConfig::new(session_axum::KeyRing::new(session_axum::Key::generate()))
-            .with_store(store.clone()),
-    )
-    .unwrap();
-    let first = app
-        .clone()
-        .oneshot(
-            Request::get("/views")
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let app = demo::app(fresh_config().with_store(store.clone())).unwrap();
+    let first = get(&app, "/views", None).await;
     let cookie = first.headers()["set-cookie"]
         .to_str()
         .unwrap()

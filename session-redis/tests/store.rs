@@ -30,6 +30,16 @@ fn record(views: u64) -> Record {
     record
 }
 
+/// A store of the test `test`'s own prefix, holding `record(1)` under a
+/// new key.
+async fn created(test: &str) -> (RedisStore, StoreKey, Record) {
+    let store = shared_store(test).await;
+    let key = new_key();
+    let first = record(1);
+    store.create(&key, &first).await.unwrap();
+    (store, key, first)
+}
+
 fn next(record: &Record, views: u64) -> Record {
     let mut next = record.clone();
     next.data.insert("views", views.into());
@@ -97,10 +107,7 @@ async fn value_is_a_version_header_and_the_core_record_encoding_under_prefix_and
 /// the same record with another token (another writer) meets a conflict.
 #[tokio::test]
 async fn a_save_that_reaches_redis_twice_is_applied_once() {
-    let store = shared_store("save_twice").await;
-    let key = new_key();
-    let first = record(1);
-    store.create(&key, &first).await.unwrap();
+    let (store, key, first) = created("save_twice").await;
     let second = next(&first, 2);
     assert_eq!(
         store.save(&key, &second, first.version).await.unwrap(),
@@ -168,10 +175,7 @@ async fn versions_beyond_two_to_the_53_compare_exactly() {
 
 #[tokio::test]
 async fn save_after_delete_is_missing_and_never_resurrects() {
-    let store = shared_store("no_resurrection").await;
-    let key = new_key();
-    let first = record(1);
-    store.create(&key, &first).await.unwrap();
+    let (store, key, first) = created("no_resurrection").await;
     store.delete(&key).await.unwrap();
     assert_eq!(
         store
@@ -190,10 +194,7 @@ async fn save_after_delete_is_missing_and_never_resurrects() {
 /// replays its change and both count.
 #[tokio::test]
 async fn an_identical_save_from_a_second_writer_is_a_conflict() {
-    let store = shared_store("identical").await;
-    let key = new_key();
-    let first = record(1);
-    store.create(&key, &first).await.unwrap();
+    let (store, key, first) = created("identical").await;
     let second = next(&first, 2);
     assert_eq!(
         store.save(&key, &second, first.version).await.unwrap(),
@@ -214,10 +215,7 @@ async fn an_identical_save_from_a_second_writer_is_a_conflict() {
 /// refused.
 #[tokio::test]
 async fn a_create_sent_twice_succeeds_both_times() {
-    let store = shared_store("create_twice").await;
-    let key = new_key();
-    let first = record(1);
-    store.create(&key, &first).await.unwrap();
+    let (store, key, first) = created("create_twice").await;
     store.create(&key, &first).await.unwrap();
     assert!(matches!(
         store.create(&key, &record(2)).await,
@@ -229,10 +227,7 @@ async fn a_create_sent_twice_succeeds_both_times() {
 /// `take` is one `GETDEL`: the record comes back and is gone from Redis.
 #[tokio::test]
 async fn take_removes_the_value_in_one_step() {
-    let store = shared_store("take").await;
-    let key = new_key();
-    let first = record(1);
-    store.create(&key, &first).await.unwrap();
+    let (store, key, first) = created("take").await;
     assert_eq!(store.take(&key).await.unwrap(), Some(first));
     assert_eq!(stored_bytes(&store, &key).await, None);
     assert_eq!(store.take(&key).await.unwrap(), None);
@@ -240,10 +235,7 @@ async fn take_removes_the_value_in_one_step() {
 
 #[tokio::test]
 async fn every_write_sets_the_redis_expiry_to_the_record_deadline() {
-    let store = shared_store("pxat").await;
-    let key = new_key();
-    let first = record(1);
-    store.create(&key, &first).await.unwrap();
+    let (store, key, first) = created("pxat").await;
     let mut conn = raw(&redis_url()).await;
     let redis_key = store.redis_key(&key);
     // Redis keeps a key through its PXAT millisecond; the deadline is the
