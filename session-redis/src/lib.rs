@@ -105,14 +105,15 @@
 //!   readable with `redis-cli GET`, and with any JSON tool once the header
 //!   is cut off (`redis-cli --raw GET key | cut -c18-`); a migration
 //!   rewrites values in this layout, header included, and keeps `n`.
-//! - A value written by a save has one more JSON field, first: `"w"`, 16
-//!   lowercase hex digits drawn at random for that save
-//!   (`0000000000000004:{"w":"5be0a1c3d2f49e87","v":1,…}`).
+//! - A value written by a save has one more JSON field, first: `"w"`, the
+//!   tokens of the last [`SAVE_TOKENS_KEPT`] saves of the session, newest
+//!   first, each 16 lowercase hex digits drawn at random for that save
+//!   (`0000000000000006:{"w":"5be0a1c3d2f49e87,0c1d2e3f40516273,…","v":1,…}`).
 //!   [`Record::from_bytes`](session_core::Record::from_bytes) ignores it.
-//!   It makes every save's value unique, so that the save script can tell
-//!   a copy of one save that reached Redis twice (it answers "saved" and
-//!   writes nothing) from a second writer that computed the same record (a
-//!   conflict).
+//!   With it the save script tells a copy of one save that reached Redis
+//!   twice (it answers "saved" and writes nothing, even when other saves
+//!   came in between) from a second writer that computed the same record
+//!   (a conflict).
 //! - The Redis expiry is an absolute time (`PXAT`), the millisecond before
 //!   the deadline `e` (Redis keeps a key through its `PXAT` millisecond),
 //!   so Redis drops a session exactly when the engine would stop accepting
@@ -171,16 +172,18 @@
 //!   vanished without closing the connection is detected by the kernel
 //!   (`TCP_USER_TIMEOUT`, 10 s) and the connection is made anew.
 //! - **Restarted**: the connection is made anew in the background (RESP3
-//!   tells the client at once). A `GET`, `DEL` or `SET NX` that meets the
-//!   old connection is sent once more on the new one. This store never
-//!   sends a save or a `GETDEL` twice unless the first copy certainly did
-//!   not leave (the connection was refused), because a save must not apply
-//!   one change twice: a save in flight during a restart fails with a 500
-//!   instead. (On a Redis Cluster, the `redis` crate's cluster client itself
-//!   re-sends a command whose connection dropped, up to twice. A save that
-//!   ran before the drop then finds its own value and succeeds; only if
-//!   another request of the session saved in between does the copy meet
-//!   that write as a conflict, and its changes are applied once more.)
+//!   tells the client at once). A `GET`, `DEL`, `SET NX` or save that
+//!   meets the old connection is sent once more on the new one (on a Redis
+//!   Cluster, the `redis` crate's cluster client re-sends it too, up to
+//!   twice). A save is applied once however many copies arrive: a copy
+//!   finds its own token among the stored value's last
+//!   [`SAVE_TOKENS_KEPT`] and answers "saved" without writing. Only a copy
+//!   that arrives after more than three other saves of the same session
+//!   meets a conflict, and its changes are then applied once more. A
+//!   `GETDEL` (a log-in's new id) is never sent twice unless the first copy
+//!   certainly did not leave (the connection was refused), since a second
+//!   copy would find nothing to take: a log-in in flight during a restart
+//!   fails with a 500 instead.
 //! - Sessions live as long as Redis keeps them: a Redis without
 //!   persistence (or a failover that lost recent writes) logs users out.
 //!
@@ -224,5 +227,5 @@ pub use builder::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, RedisStoreBuilder,
 };
 pub use error::{CommandError, ConnectError};
-pub use script::SAVE_SCRIPT;
+pub use script::{SAVE_SCRIPT, SAVE_TOKENS_KEPT};
 pub use store::RedisStore;

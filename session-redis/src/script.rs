@@ -4,17 +4,26 @@
 
 use std::sync::LazyLock;
 
+/// How many saves' tokens a stored value remembers, its own included: a
+/// copy of a save that reaches Redis after at most this many saves of the
+/// session in all (its own first copy and up to three others) is
+/// recognised and not applied again.
+pub const SAVE_TOKENS_KEPT: usize = 4;
+
 /// The Lua script behind [`SessionStore::save`]: compares the stored
 /// value's version header with the one the writer loaded and, when they
 /// match, writes the new value with its expiry, all in one atomic step on
 /// the server.
 ///
 /// - `KEYS[1]`: the record's key.
-/// - `ARGV[1]`: the new value (version header, then [`Record::to_bytes`]).
+/// - `ARGV[1]`: the new value: the version header, then
+///   [`Record::to_bytes`] with the save's token as its first field
+///   (`0000000000000004:{"w":"9f86d081884c7d65","v":1,…}`).
 /// - `ARGV[2]`: the header of the version the writer loaded: 16 lowercase
 ///   hex digits and `:` (`0000000000000003:`).
 /// - `ARGV[3]`: the new record's deadline in Unix milliseconds, or empty
 ///   when it never expires (the key then gets no TTL).
+/// - `ARGV[4]`: the save's token, the 16 lowercase hex digits in `ARGV[1]`.
 ///
 /// It answers `1` when it wrote, `0` when there is no record (deleted or
 /// expired: it writes nothing, so a save never resurrects a session), and
@@ -22,36 +31,72 @@ use std::sync::LazyLock;
 /// conflict, or a value without a valid header, which the store reports as
 /// corrupt instead of overwriting it.
 ///
-/// It also answers `1`, writing nothing, when the stored value is exactly
-/// `ARGV[1]`: this very save, already applied by an earlier copy of the
-/// command (the cluster client re-sends a command whose connection
-/// dropped). Every save's value holds a random token of its own, so a
-/// second writer that computed the same record still meets a conflict.
+/// **A save sent twice is applied once.** The stored value's `"w"` field
+/// lists the tokens of the last [`SAVE_TOKENS_KEPT`] saves, newest first
+/// (`{"w":"<newest>,<older>,…",…}`): the script writes `ARGV[1]` with the
+/// stored value's newest tokens appended to its own. When the header does
+/// not match but `ARGV[4]` is in that list, this very save was already
+/// applied by an earlier copy of the command, perhaps followed by other
+/// saves of the session: the script answers `1` and writes nothing. (A
+/// command is sent twice when its connection dropped before the answer
+/// came: the store re-sends it, and so does the cluster client.) Every
+/// save draws a token of its own, so a second writer that computed the
+/// same record still meets a conflict. A `"w"` that is anything but hex
+/// digits and commas (not written by this script) is not carried over.
 ///
-/// The script never decodes the JSON: it compares the header as a string,
-/// so every `u64` version compares exactly, and a call costs little more
-/// than the `GET` and `SET` it runs.
+/// The script never decodes the JSON: it compares the header as a string
+/// and finds the tokens at a fixed offset, so every `u64` version compares
+/// exactly, and a call costs little more than the `GET` and `SET` it runs.
 ///
 /// [`SessionStore::save`]: session_core::SessionStore::save
 /// [`Record::to_bytes`]: session_core::Record::to_bytes
-pub const SAVE_SCRIPT: &str = r"-- session-redis: compare-and-set save
+pub const SAVE_SCRIPT: &str = r#"-- session-redis: compare-and-set save
 local current = redis.call('GET', KEYS[1])
 if not current then
   return 0
 end
+-- The tokens of the last saves, newest first: {"w":"<token>,<token>,…"
+-- right after the 17-byte header.
+local tokens = ''
+if string.sub(current, 18, 23) == '{"w":"' then
+  local close = string.find(current, '"', 24, true)
+  if close then
+    tokens = string.sub(current, 24, close - 1)
+    if not string.find(tokens, '^[0-9a-f,]*$') then
+      tokens = ''
+    end
+  end
+end
 if string.sub(current, 1, 17) ~= ARGV[2] then
-  if current == ARGV[1] then
+  if ARGV[4] and string.len(ARGV[4]) == 16 and string.find(tokens, ARGV[4], 1, true) then
     return 1
   end
   return current
 end
+local value = ARGV[1]
+if tokens ~= '' and string.sub(value, 18, 23) == '{"w":"' and string.sub(value, 40, 40) == '"' then
+  value = string.sub(value, 1, 39) .. ',' .. string.sub(tokens, 1, 50) .. string.sub(value, 40)
+end
 if ARGV[3] == '' then
-  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SET', KEYS[1], value)
 else
-  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[3])
+  redis.call('SET', KEYS[1], value, 'PXAT', ARGV[3])
 end
 return 1
-";
+"#;
 
 /// The script, with its SHA-1 computed once.
 pub(crate) static SAVE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SAVE_SCRIPT));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The script keeps the newest `SAVE_TOKENS_KEPT - 1` stored tokens:
+    /// each is 16 hex digits and a comma, less the last comma.
+    #[test]
+    fn the_script_keeps_as_many_tokens_as_documented() {
+        let kept = format!("string.sub(tokens, 1, {})", (SAVE_TOKENS_KEPT - 1) * 17 - 1);
+        assert!(SAVE_SCRIPT.contains(&kept), "{kept}");
+    }
+}

@@ -214,10 +214,11 @@ enum Retry {
     /// After any connection failure: sending it twice does no harm. `GET`
     /// and `DEL` are idempotent; a `SET NX` whose first copy went through
     /// answers `nil` the second time, and `create` then finds its own value
-    /// stored and succeeds.
+    /// stored and succeeds; the save script recognises a save it already
+    /// applied by its token (see [`SAVE_SCRIPT`]) and answers "saved"
+    /// without writing again.
     Always,
     /// Only when it was certainly never sent (the connection was refused):
-    /// the save script, which must never apply one save twice, and
     /// `GETDEL`, whose second copy would answer `nil` for a record the
     /// first one took.
     IfUnsent,
@@ -289,7 +290,9 @@ impl SessionStore for RedisStore {
         expected_version: u64,
     ) -> Result<SaveOutcome, StoreError> {
         let redis_key = self.redis_key(key);
-        let bytes = value::encode(record, Some(save_token()?));
+        let token = save_token()?;
+        let bytes = value::encode(record, Some(token));
+        let token = format!("{token:016x}");
         let expected = value::header(expected_version);
         let deadline = deadline_ms(record)
             .map(|ms| ms.to_string())
@@ -300,9 +303,10 @@ impl SessionStore for RedisStore {
             .arg(&redis_key)
             .arg(&bytes)
             .arg(&expected)
-            .arg(&deadline);
+            .arg(&deadline)
+            .arg(&token);
         let deadline_at = Instant::now() + self.command_timeout;
-        let reply = match self.send(&cmd, Retry::IfUnsent, deadline_at).await {
+        let reply = match self.send(&cmd, Retry::Always, deadline_at).await {
             // The script cache is empty (Redis restarted, or a failover to a
             // replica that never saw the script): send the script itself,
             // which also caches it again.
@@ -314,8 +318,9 @@ impl SessionStore for RedisStore {
                     .arg(&redis_key)
                     .arg(&bytes)
                     .arg(&expected)
-                    .arg(&deadline);
-                self.send(&eval, Retry::IfUnsent, deadline_at)
+                    .arg(&deadline)
+                    .arg(&token);
+                self.send(&eval, Retry::Always, deadline_at)
                     .await
                     .map_err(|error| self.store_error("EVAL", error))?
             }

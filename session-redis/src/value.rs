@@ -12,16 +12,18 @@
 //! A value written by a save also carries that save's own random token, as
 //! a first JSON field `"w"` that [`Record::from_bytes`] ignores (so
 //! versions of this crate before it read these values, and this one reads
-//! theirs):
+//! theirs). [`encode`] writes the token alone; the save script appends the
+//! tokens of the stored value's newest saves, up to
+//! [`SAVE_TOKENS_KEPT`](crate::SAVE_TOKENS_KEPT) in all:
 //!
 //! ```text
 //! 0000000000000004:{"w":"9f86d081884c7d65","v":1,…,"n":4,"d":{"views":5}}
+//! 0000000000000005:{"w":"0c1d2e3f40516273,9f86d081884c7d65","v":1,…,"n":5,…}
 //! ```
 //!
-//! No two saves write the same value, so the script can tell a copy of one
-//! save that reached Redis twice (the cluster client re-sends a command
-//! whose connection dropped) from a second writer that computed the same
-//! record.
+//! No two saves write the same token, so the script can tell a copy of one
+//! save that reached Redis twice (a command re-sent after its connection
+//! dropped) from a second writer that computed the same record.
 
 use session_core::{Record, StoreError};
 

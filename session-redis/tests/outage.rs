@@ -184,7 +184,7 @@ async fn a_stopped_redis_is_a_backend_error_with_the_cause_and_the_store_recover
 // Multi-threaded, as servers run: the connection's driver notices the
 // restart while this test's thread blocks restarting Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn loads_creates_and_deletes_right_after_a_redis_restart_succeed() {
+async fn loads_creates_saves_and_deletes_right_after_a_redis_restart_succeed() {
     let mut redis = PrivateRedis::start();
     let store = store_on(&redis, Duration::from_millis(500)).await;
     store.create(&key(1), &record()).await.unwrap();
@@ -197,10 +197,8 @@ async fn loads_creates_and_deletes_right_after_a_redis_restart_succeed() {
     redis.restart();
     store.delete(&key(2)).await.unwrap();
 
-    // A save is sent twice only when the first copy was certainly not sent
-    // (it must never apply one change twice), so a save that meets the
-    // dropped connection itself fails. Here a create meets it first.
-    redis.restart();
+    // A save too, on the new connection: its copy finds its own token and
+    // is applied once (tests/store.rs).
     store.create(&key(3), &record()).await.unwrap();
     let mut next = record();
     next.version = 1;
@@ -208,4 +206,40 @@ async fn loads_creates_and_deletes_right_after_a_redis_restart_succeed() {
         store.save(&key(3), &next, 0).await.unwrap(),
         SaveOutcome::Saved
     );
+}
+
+/// A save whose reply is lost (it ran in Redis, then the connection
+/// dropped) is sent once more on a new connection and reports "saved",
+/// once: the copy finds its own token and writes nothing. A `take` whose
+/// reply is lost is not sent again (a copy would find nothing to take) and
+/// fails with a backend error.
+#[tokio::test]
+async fn a_save_whose_reply_is_lost_is_sent_again_and_applied_once() {
+    let redis = PrivateRedis::start();
+    let cutter = support::cut::ReplyCutter::start(redis.port()).await;
+    let store = RedisStore::builder(cutter.url())
+        .command_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap();
+    let first = record();
+    store.create(&key(1), &first).await.unwrap();
+    let mut counter = support::count::Counter::new(&redis).await;
+
+    let mut next = first.clone();
+    next.version = 1;
+    next.data.insert("views", 2.into());
+    cutter.arm("EVALSHA");
+    let (saved, sent, _) = counter.count(store.save(&key(1), &next, 0)).await;
+    assert_eq!(saved.unwrap(), SaveOutcome::Saved);
+    assert_eq!(cutter.cuts(), 1, "the first reply was lost");
+    // The save, the new connection's handshake, the save's copy.
+    let saves: Vec<_> = sent.iter().filter(|name| *name != "HELLO").collect();
+    assert_eq!(saves, ["EVALSHA", "EVALSHA"], "{sent:?}");
+    assert_eq!(store.load(&key(1)).await.unwrap(), Some(next.clone()));
+
+    cutter.arm("GETDEL");
+    let err = store.take(&key(1)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Backend(_)), "{err}");
+    assert_eq!(cutter.cuts(), 2);
 }

@@ -101,10 +101,43 @@ async fn value_is_a_version_header_and_the_core_record_encoding_under_prefix_and
     assert_eq!(store.load(&key).await.unwrap(), Some(second));
 }
 
-/// One save's command that reaches Redis twice (the cluster client re-sends
-/// a command whose connection dropped) is applied once: the second copy
-/// finds the value `RedisStore::save` wrote and answers "saved". A value of
-/// the same record with another token (another writer) meets a conflict.
+/// The save script's reply to `value` (a save's value, its token at bytes
+/// 23..39) expecting `expected_version`, sent straight to Redis as the
+/// store sends it: what a copy of that save's command meets.
+async fn resend(
+    store: &RedisStore,
+    key: &StoreKey,
+    value: &[u8],
+    expected_version: u64,
+) -> redis::Value {
+    let token = std::str::from_utf8(&value[23..39]).unwrap();
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+    let deadline = OffsetDateTime::now_utc() + Duration::hours(1);
+    redis::Script::new(session_redis::SAVE_SCRIPT)
+        .key(store.redis_key(key))
+        .arg(value)
+        .arg(format!("{expected_version:016x}:"))
+        .arg(deadline.unix_timestamp() * 1000)
+        .arg(token)
+        .invoke_async(&mut raw(&redis_url()).await)
+        .await
+        .unwrap()
+}
+
+/// The tokens in a stored value's `"w"` field, newest first.
+fn tokens(value: &[u8]) -> Vec<String> {
+    let text = std::str::from_utf8(value).unwrap();
+    let list = text[17..].strip_prefix("{\"w\":\"").unwrap();
+    list[..list.find('"').unwrap()]
+        .split(',')
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One save's command that reaches Redis twice (re-sent after its
+/// connection dropped) is applied once: the second copy finds the save's
+/// token in the stored value and answers "saved". A value of the same
+/// record with another token (another writer) meets a conflict.
 #[tokio::test]
 async fn a_save_that_reaches_redis_twice_is_applied_once() {
     let (store, key, first) = created("save_twice").await;
@@ -113,23 +146,17 @@ async fn a_save_that_reaches_redis_twice_is_applied_once() {
         store.save(&key, &second, first.version).await.unwrap(),
         SaveOutcome::Saved
     );
+    // The first save after a create: the value holds its token alone, so
+    // it is the command's value byte for byte.
     let written = stored_bytes(&store, &key).await.unwrap();
+    assert_eq!(tokens(&written).len(), 1);
 
-    let script = redis::Script::new(session_redis::SAVE_SCRIPT);
-    let mut connection = raw(&redis_url()).await;
-    let deadline = second.expires_at.unwrap().unix_ms() - 1;
-    let mut send = async |value: &[u8]| -> redis::Value {
-        script
-            .key(store.redis_key(&key))
-            .arg(value)
-            .arg(format!("{:016x}:", first.version))
-            .arg(deadline)
-            .invoke_async(&mut connection)
-            .await
-            .unwrap()
-    };
     // The save's own command, once more.
-    assert_eq!(send(&written).await, redis::Value::Int(1));
+    assert_eq!(
+        resend(&store, &key, &written, first.version).await,
+        redis::Value::Int(1)
+    );
+    assert_eq!(stored_bytes(&store, &key).await.unwrap(), written);
     // Another writer's save of the same record: its own token.
     let other = [
         format!("{:016x}:{{\"w\":\"00000000000000bb\",", second.version).as_bytes(),
@@ -138,11 +165,103 @@ async fn a_save_that_reaches_redis_twice_is_applied_once() {
     .concat();
     assert_ne!(other, written);
     assert_eq!(
-        send(&other).await,
+        resend(&store, &key, &other, first.version).await,
         redis::Value::BulkString(written.clone())
     );
     assert_eq!(stored_bytes(&store, &key).await.unwrap(), written);
     assert_eq!(store.load(&key).await.unwrap(), Some(second));
+}
+
+/// A copy of a save that arrives after other saves of the session is still
+/// recognised, as long as its token is among the stored value's last
+/// `SAVE_TOKENS_KEPT`: the cart item it added is not added twice. One save
+/// later it is a conflict, as the docs say.
+#[tokio::test]
+async fn a_save_copy_that_arrives_after_other_saves_is_applied_once() {
+    let (store, key, first) = created("copy_after_others").await;
+    let mut current = next(&first, 2);
+    assert_eq!(
+        store.save(&key, &current, first.version).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    let copy = stored_bytes(&store, &key).await.unwrap();
+    let copy_token = tokens(&copy)[0].clone();
+
+    // The copy's save and `kept - 1` more: the copy is still recognised
+    // after each, and the value lists the tokens newest first.
+    let kept = session_redis::SAVE_TOKENS_KEPT;
+    for others in 1..kept {
+        let later = next(&current, current.version + 10);
+        assert_eq!(
+            store.save(&key, &later, current.version).await.unwrap(),
+            SaveOutcome::Saved
+        );
+        current = later;
+        let stored = stored_bytes(&store, &key).await.unwrap();
+        let stored_tokens = tokens(&stored);
+        assert_eq!(stored_tokens.len(), others + 1, "{stored_tokens:?}");
+        assert_eq!(stored_tokens.last(), Some(&copy_token), "{stored_tokens:?}");
+        assert!(
+            stored_tokens.iter().all(|t| t.len() == 16),
+            "{stored_tokens:?}"
+        );
+        assert_eq!(
+            resend(&store, &key, &copy, first.version).await,
+            redis::Value::Int(1)
+        );
+        assert_eq!(stored_bytes(&store, &key).await.unwrap(), stored);
+        assert_eq!(store.load(&key).await.unwrap(), Some(current.clone()));
+    }
+
+    // One more save pushes the copy's token out: the copy now conflicts.
+    let last = next(&current, 99);
+    assert_eq!(
+        store.save(&key, &last, current.version).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    let stored = stored_bytes(&store, &key).await.unwrap();
+    assert_eq!(tokens(&stored).len(), kept);
+    assert!(!tokens(&stored).contains(&copy_token));
+    assert_eq!(
+        resend(&store, &key, &copy, first.version).await,
+        redis::Value::BulkString(stored)
+    );
+}
+
+/// A `"w"` field the script did not write (not a list of hex tokens) is
+/// not carried into the next value, which stays valid JSON.
+#[tokio::test]
+async fn a_foreign_w_field_is_not_carried_over() {
+    let (store, key, _) = created("foreign_w").await;
+    for w in [r#"x\"y"#, "not hex", "ABCDEF0123456789"] {
+        let current = store.load(&key).await.unwrap().unwrap();
+        let foreign = [
+            format!("{:016x}:{{\"w\":\"{w}\",", current.version).as_bytes(),
+            &current.to_bytes()[1..],
+        ]
+        .concat();
+        let _: () = raw(&redis_url())
+            .await
+            .set(store.redis_key(&key), &foreign)
+            .await
+            .unwrap();
+        assert_eq!(store.load(&key).await.unwrap(), Some(current.clone()));
+
+        let saved = next(&current, current.version + 10);
+        assert_eq!(
+            store.save(&key, &saved, current.version).await.unwrap(),
+            SaveOutcome::Saved,
+            "{w}"
+        );
+        let stored = stored_bytes(&store, &key).await.unwrap();
+        assert_eq!(
+            tokens(&stored).len(),
+            1,
+            "{w}: {}",
+            String::from_utf8_lossy(&stored)
+        );
+        assert_eq!(store.load(&key).await.unwrap(), Some(saved));
+    }
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use session_core::{Engine, Key, KeyRing, Session, SessionConfig};
 use session_redis::RedisStore;
 
 pub mod count;
+pub mod cut;
 
 /// The shared standalone Redis (started by `scripts/test`).
 pub fn redis_url() -> String {
