@@ -180,10 +180,12 @@
 //!   [`SAVE_TOKENS_KEPT`] and answers "saved" without writing. Only a copy
 //!   that arrives after more than three other saves of the same session
 //!   meets a conflict, and its changes are then applied once more. A
-//!   `GETDEL` (a log-in's new id) is never sent twice unless the first copy
-//!   certainly did not leave (the connection was refused), since a second
-//!   copy would find nothing to take: a log-in in flight during a restart
-//!   fails with a 500 instead.
+//!   `GETDEL` (a log-in's new id: the old record, taken once the new one
+//!   is written) is never sent twice unless the first copy certainly did
+//!   not leave (the connection was refused), since a second copy would
+//!   find nothing to take. When it fails, the engine deletes the old id
+//!   and the log-in stands; only what another request saved under the old
+//!   id in the meantime is not carried over (logged at warn level).
 //! - Sessions live as long as Redis keeps them: a Redis without
 //!   persistence (or a failover that lost recent writes) logs users out.
 //!
