@@ -179,13 +179,18 @@
 //!   finds its own token among the stored value's last
 //!   [`SAVE_TOKENS_KEPT`] and answers "saved" without writing. Only a copy
 //!   that arrives after more than three other saves of the same session
-//!   meets a conflict, and its changes are then applied once more. A
-//!   `GETDEL` (a log-in's new id: the old record, taken once the new one
-//!   is written) is never sent twice unless the first copy certainly did
-//!   not leave (the connection was refused), since a second copy would
-//!   find nothing to take. When it fails, the engine deletes the old id
-//!   and the log-in stands; only what another request saved under the old
-//!   id in the meantime is not carried over (logged at warn level).
+//!   meets a conflict, and its changes are then applied once more; and a
+//!   copy that arrives after the session was deleted, expired or moved to
+//!   a new id finds no record and answers "missing": that request sends
+//!   no cookie and logs its changes as dropped, although its first copy
+//!   saved them before the session ended. A
+//!   `GETDEL` (a log-in's old id, taken once the new record is written) is
+//!   never sent twice unless the first copy certainly did not leave (the
+//!   connection was refused), since a second copy would find nothing to
+//!   take. When it fails, the engine deletes the old id, and once that
+//!   succeeds the log-in stands; only what another request saved under the
+//!   old id in the meantime is not carried over (logged at warn level). If
+//!   the delete fails too, the request fails with a 500.
 //! - Sessions live as long as Redis keeps them: a Redis without
 //!   persistence (or a failover that lost recent writes) logs users out.
 //!

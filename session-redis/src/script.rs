@@ -17,13 +17,13 @@ pub const SAVE_TOKENS_KEPT: usize = 4;
 ///
 /// - `KEYS[1]`: the record's key.
 /// - `ARGV[1]`: the new value: the version header, then
-///   [`Record::to_bytes`] with the save's token as its first field
+///   [`Record::to_bytes`] with the save's own token, 16 lowercase hex
+///   digits drawn at random, as its first field
 ///   (`0000000000000004:{"w":"9f86d081884c7d65","v":1,…}`).
 /// - `ARGV[2]`: the header of the version the writer loaded: 16 lowercase
 ///   hex digits and `:` (`0000000000000003:`).
 /// - `ARGV[3]`: the new record's deadline in Unix milliseconds, or empty
 ///   when it never expires (the key then gets no TTL).
-/// - `ARGV[4]`: the save's token, the 16 lowercase hex digits in `ARGV[1]`.
 ///
 /// It answers `1` when it wrote, `0` when there is no record (deleted or
 /// expired: it writes nothing, so a save never resurrects a session), and
@@ -34,15 +34,15 @@ pub const SAVE_TOKENS_KEPT: usize = 4;
 /// **A save sent twice is applied once.** The stored value's `"w"` field
 /// lists the tokens of the last [`SAVE_TOKENS_KEPT`] saves, newest first
 /// (`{"w":"<newest>,<older>,…",…}`): the script writes `ARGV[1]` with the
-/// stored value's newest tokens appended to its own. When the header does
-/// not match but `ARGV[4]` is in that list, this very save was already
-/// applied by an earlier copy of the command, perhaps followed by other
-/// saves of the session: the script answers `1` and writes nothing. (A
-/// command is sent twice when its connection dropped before the answer
+/// stored value's three newest tokens after its own. When the header does
+/// not match but `ARGV[1]`'s token is in that list, this very save was
+/// already applied by an earlier copy of the command, perhaps followed by
+/// other saves of the session: the script answers `1` and writes nothing.
+/// (A command is sent twice when its connection dropped before the answer
 /// came: the store re-sends it, and so does the cluster client.) Every
 /// save draws a token of its own, so a second writer that computed the
-/// same record still meets a conflict. A `"w"` that is anything but hex
-/// digits and commas (not written by this script) is not carried over.
+/// same record still meets a conflict. A `"w"` that is not a list of
+/// 16-digit lowercase hex tokens is not carried over.
 ///
 /// The script never decodes the JSON: it compares the header as a string
 /// and finds the tokens at a fixed offset, so every `u64` version compares
@@ -55,26 +55,31 @@ local current = redis.call('GET', KEYS[1])
 if not current then
   return 0
 end
--- The tokens of the last saves, newest first: {"w":"<token>,<token>,…"
--- right after the 17-byte header.
+-- The tokens of the last saves, newest first: {"w":"<token>,<token>,..."
+-- right after the 17-byte header, each 16 lowercase hex digits.
 local tokens = ''
 if string.sub(current, 18, 23) == '{"w":"' then
   local close = string.find(current, '"', 24, true)
-  if close then
+  if close and (close - 23) % 17 == 0 then
     tokens = string.sub(current, 24, close - 1)
     if not string.find(tokens, '^[0-9a-f,]*$') then
       tokens = ''
     end
   end
 end
+-- The new value's own token, when it has the layout this store writes.
+local own = nil
+if string.sub(ARGV[1], 18, 23) == '{"w":"' and string.sub(ARGV[1], 40, 40) == '"' then
+  own = string.sub(ARGV[1], 24, 39)
+end
 if string.sub(current, 1, 17) ~= ARGV[2] then
-  if ARGV[4] and string.len(ARGV[4]) == 16 and string.find(tokens, ARGV[4], 1, true) then
+  if own and tokens ~= '' and string.find(',' .. tokens .. ',', ',' .. own .. ',', 1, true) then
     return 1
   end
   return current
 end
 local value = ARGV[1]
-if tokens ~= '' and string.sub(value, 18, 23) == '{"w":"' and string.sub(value, 40, 40) == '"' then
+if own and tokens ~= '' then
   value = string.sub(value, 1, 39) .. ',' .. string.sub(tokens, 1, 50) .. string.sub(value, 40)
 end
 if ARGV[3] == '' then

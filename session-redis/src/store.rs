@@ -290,9 +290,7 @@ impl SessionStore for RedisStore {
         expected_version: u64,
     ) -> Result<SaveOutcome, StoreError> {
         let redis_key = self.redis_key(key);
-        let token = save_token()?;
-        let bytes = value::encode(record, Some(token));
-        let token = format!("{token:016x}");
+        let bytes = value::encode(record, Some(save_token()?));
         let expected = value::header(expected_version);
         let deadline = deadline_ms(record)
             .map(|ms| ms.to_string())
@@ -303,8 +301,7 @@ impl SessionStore for RedisStore {
             .arg(&redis_key)
             .arg(&bytes)
             .arg(&expected)
-            .arg(&deadline)
-            .arg(&token);
+            .arg(&deadline);
         let deadline_at = Instant::now() + self.command_timeout;
         let reply = match self.send(&cmd, Retry::Always, deadline_at).await {
             // The script cache is empty (Redis restarted, or a failover to a
@@ -318,8 +315,7 @@ impl SessionStore for RedisStore {
                     .arg(&redis_key)
                     .arg(&bytes)
                     .arg(&expected)
-                    .arg(&deadline)
-                    .arg(&token);
+                    .arg(&deadline);
                 self.send(&eval, Retry::Always, deadline_at)
                     .await
                     .map_err(|error| self.store_error("EVAL", error))?

@@ -10,7 +10,8 @@ use tokio::net::{TcpListener, TcpStream};
 /// Forwards every connection to Redis. Once [`armed`](Self::arm) with a
 /// command name, the next reply to a request holding that name is not
 /// forwarded: the proxy closes that client connection instead (and then
-/// forwards everything again).
+/// forwards everything again). For tests that send one command at a time:
+/// "the next reply" is the one after that request on its connection.
 pub struct ReplyCutter {
     port: u16,
     armed: Arc<Mutex<Option<Vec<u8>>>>,
@@ -26,7 +27,11 @@ impl ReplyCutter {
         let (armed_, cuts_) = (Arc::clone(&armed), Arc::clone(&cuts));
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let server = TcpStream::connect(("127.0.0.1", redis_port)).await.unwrap();
+                let server = TcpStream::connect(("127.0.0.1", redis_port))
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("the proxy cannot reach Redis on {redis_port}: {e}")
+                    });
                 tokio::spawn(relay(
                     client,
                     server,
