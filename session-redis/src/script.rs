@@ -55,32 +55,33 @@ local current = redis.call('GET', KEYS[1])
 if not current then
   return 0
 end
--- The tokens of the last saves, newest first: {"w":"<token>,<token>,..."
--- right after the 17-byte header, each 16 lowercase hex digits.
-local tokens = ''
+-- The tokens of the last saves, newest first, 16 lowercase hex digits
+-- each: {"w":"<token>,<token>,..." right after the 17-byte header, from
+-- byte 24 to byte `last`.
+local last = nil
 if string.sub(current, 18, 23) == '{"w":"' then
-  local close = string.find(current, '"', 24, true)
-  if close and (close - 23) % 17 == 0 then
-    tokens = string.sub(current, 24, close - 1)
-    if not string.find(tokens, '^[0-9a-f,]*$') then
-      tokens = ''
-    end
+  local _, e = string.find(current, '^[0-9a-f,]+', 24)
+  if e and (e - 22) % 17 == 0 and string.sub(current, e + 1, e + 1) == '"' then
+    last = e
   end
 end
--- The new value's own token, when it has the layout this store writes.
-local own = nil
-if string.sub(ARGV[1], 18, 23) == '{"w":"' and string.sub(ARGV[1], 40, 40) == '"' then
-  own = string.sub(ARGV[1], 24, 39)
-end
 if string.sub(current, 1, 17) ~= ARGV[2] then
-  if own and tokens ~= '' and string.find(',' .. tokens .. ',', ',' .. own .. ',', 1, true) then
-    return 1
+  -- A copy of this very save, already applied: its token is in the list.
+  if last and string.sub(ARGV[1], 18, 23) == '{"w":"' then
+    local at = string.find(current, string.sub(ARGV[1], 24, 39), 24, true)
+    if at and at + 15 <= last and (at - 24) % 17 == 0 then
+      return 1
+    end
   end
   return current
 end
 local value = ARGV[1]
-if own and tokens ~= '' then
-  value = string.sub(value, 1, 39) .. ',' .. string.sub(tokens, 1, 50) .. string.sub(value, 40)
+if last and string.sub(value, 18, 23) == '{"w":"' and string.sub(value, 40, 40) == '"' then
+  -- This save's token, then the stored list's newest three.
+  if last > 73 then
+    last = 73
+  end
+  value = string.sub(value, 1, 39) .. ',' .. string.sub(current, 24, last) .. string.sub(value, 40)
 end
 if ARGV[3] == '' then
   redis.call('SET', KEYS[1], value)
@@ -97,11 +98,13 @@ pub(crate) static SAVE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script
 mod tests {
     use super::*;
 
-    /// The script keeps the newest `SAVE_TOKENS_KEPT - 1` stored tokens:
-    /// each is 16 hex digits and a comma, less the last comma.
+    /// The script keeps the newest `SAVE_TOKENS_KEPT - 1` stored tokens,
+    /// bytes 24 to 73 of the stored value: each token is 16 hex digits and
+    /// a comma, less the last comma.
     #[test]
     fn the_script_keeps_as_many_tokens_as_documented() {
-        let kept = format!("string.sub(tokens, 1, {})", (SAVE_TOKENS_KEPT - 1) * 17 - 1);
+        let last = 24 + (SAVE_TOKENS_KEPT - 1) * 17 - 2;
+        let kept = format!("if last > {last} then\n    last = {last}");
         assert!(SAVE_SCRIPT.contains(&kept), "{kept}");
     }
 }

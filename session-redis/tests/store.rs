@@ -230,6 +230,34 @@ async fn a_save_copy_that_arrives_after_other_saves_is_applied_once() {
     );
 }
 
+/// Only the token list counts: a copy whose token shows up elsewhere in the
+/// stored value (in the session's data, say) is a conflict.
+#[tokio::test]
+async fn a_token_found_outside_the_list_is_no_copy() {
+    let (store, key, first) = created("token_in_data").await;
+    let token = "abcdef0123456789";
+    let mut second = next(&first, 2);
+    second.data.insert("note", token.into());
+    assert_eq!(
+        store.save(&key, &second, first.version).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    let stored = stored_bytes(&store, &key).await.unwrap();
+    assert!(!tokens(&stored).contains(&token.to_owned()));
+    assert!(String::from_utf8_lossy(&stored).contains(token));
+
+    let copy = [
+        format!("{:016x}:{{\"w\":\"{token}\",", second.version).as_bytes(),
+        &second.to_bytes()[1..],
+    ]
+    .concat();
+    assert_eq!(
+        resend(&store, &key, &copy, first.version).await,
+        redis::Value::BulkString(stored.clone())
+    );
+    assert_eq!(stored_bytes(&store, &key).await.unwrap(), stored);
+}
+
 /// A `"w"` field the script did not write (not a list of hex tokens) is
 /// not carried into the next value, which stays valid JSON.
 #[tokio::test]
