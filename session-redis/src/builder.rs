@@ -60,6 +60,31 @@ pub struct RedisStoreBuilder {
     prefix: String,
     connect_timeout: Duration,
     command_timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Tls,
+}
+
+/// The certificates given for TLS: none means the system's roots and no
+/// client certificate.
+#[cfg(feature = "tls")]
+#[derive(Default)]
+struct Tls {
+    root_certificates: Option<Vec<u8>>,
+    client_certificate: Option<redis::ClientTlsConfig>,
+}
+
+#[cfg(feature = "tls")]
+impl Tls {
+    fn is_set(&self) -> bool {
+        self.root_certificates.is_some() || self.client_certificate.is_some()
+    }
+
+    fn certificates(&self) -> redis::TlsCertificates {
+        redis::TlsCertificates {
+            client_tls: self.client_certificate.clone(),
+            root_cert: self.root_certificates.clone(),
+        }
+    }
 }
 
 enum Target {
@@ -78,12 +103,24 @@ impl fmt::Debug for RedisStoreBuilder {
             Target::Manager(_) => "standalone (connection manager)",
             Target::ClusterConnection(_) => "cluster (connection)",
         };
-        f.debug_struct("RedisStoreBuilder")
+        let mut debug = f.debug_struct("RedisStoreBuilder");
+        debug
             .field("target", &target)
             .field("prefix", &self.prefix)
             .field("connect_timeout", &self.connect_timeout)
-            .field("command_timeout", &self.command_timeout)
-            .finish()
+            .field("command_timeout", &self.command_timeout);
+        // Whether certificates were given, never their contents (a key).
+        #[cfg(feature = "tls")]
+        debug
+            .field(
+                "tls_root_certificates",
+                &self.tls.root_certificates.is_some(),
+            )
+            .field(
+                "tls_client_certificate",
+                &self.tls.client_certificate.is_some(),
+            );
+        debug.finish()
     }
 }
 
@@ -94,6 +131,8 @@ impl RedisStoreBuilder {
             prefix: DEFAULT_KEY_PREFIX.to_owned(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            #[cfg(feature = "tls")]
+            tls: Tls::default(),
         }
     }
 
@@ -151,6 +190,57 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Trusts these certificate authorities, and only these, for a
+    /// `rediss://` server: one or more PEM certificates (the contents of a
+    /// `ca.crt`), for a Redis whose certificate a private authority signed.
+    /// Without it the system's root certificates are trusted. Needs the
+    /// `tls` feature.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = session_redis::RedisStore::builder("rediss://redis.internal:6380")
+    ///     .tls_root_certificates(std::fs::read("/etc/redis/ca.crt")?)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.root_certificates = Some(pem.into());
+        self
+    }
+
+    /// Presents this certificate to a `rediss://` server that asks for one
+    /// (Redis' `tls-auth-clients yes`): the certificate chain and its
+    /// private key, both PEM. Needs the `tls` feature.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = session_redis::RedisStore::builder("rediss://redis.internal:6380")
+    ///     .tls_root_certificates(std::fs::read("/etc/redis/ca.crt")?)
+    ///     .tls_client_certificate(
+    ///         std::fs::read("/etc/myapp/redis-client.crt")?,
+    ///         std::fs::read("/etc/myapp/redis-client.key")?,
+    ///     )
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_client_certificate(
+        mut self,
+        certificate_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.client_certificate = Some(redis::ClientTlsConfig {
+            client_cert: certificate_pem.into(),
+            client_key: key_pem.into(),
+        });
+        self
+    }
+
     /// Connects, loads the save script and returns the store.
     ///
     /// A standalone server is reached through a [`ConnectionManager`]: one
@@ -186,11 +276,21 @@ impl RedisStoreBuilder {
                 });
             }
         }
+        self.check_tls()?;
         let connect_timeout = self.connect_timeout;
         let (connection, target) = match self.target {
             Target::Url(url) => {
                 let info = connection_info(&url)?;
                 let target = info.addr().to_string();
+                #[cfg(feature = "tls")]
+                let client = if self.tls.is_set() {
+                    redis::Client::build_with_tls(info, self.tls.certificates())
+                        .map_err(|source| ConnectError::TlsCertificates { source })?
+                } else {
+                    redis::Client::open(info)
+                        .map_err(|source| ConnectError::InvalidUrl { source })?
+                };
+                #[cfg(not(feature = "tls"))]
                 let client = redis::Client::open(info)
                     .map_err(|source| ConnectError::InvalidUrl { source })?;
                 let config = ConnectionManagerConfig::new()
@@ -225,11 +325,24 @@ impl RedisStoreBuilder {
                         reason: "a cluster needs at least one node URL".to_owned(),
                     });
                 }
-                let client = ClusterClientBuilder::new(nodes)
+                let builder = ClusterClientBuilder::new(nodes)
                     .connection_timeout(connect_timeout)
                     .response_timeout(self.command_timeout)
                     .retries(2)
-                    .tcp_settings(tcp_settings())
+                    .tcp_settings(tcp_settings());
+                #[cfg(feature = "tls")]
+                let client = if self.tls.is_set() {
+                    builder
+                        .certs(self.tls.certificates())
+                        .build()
+                        .map_err(|source| ConnectError::TlsCertificates { source })?
+                } else {
+                    builder
+                        .build()
+                        .map_err(|source| ConnectError::InvalidUrl { source })?
+                };
+                #[cfg(not(feature = "tls"))]
+                let client = builder
                     .build()
                     .map_err(|source| ConnectError::InvalidUrl { source })?;
                 let connection =
@@ -262,6 +375,61 @@ impl RedisStoreBuilder {
             self.prefix,
             self.command_timeout,
         ))
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The URLs' schemes against the TLS settings and the `tls` feature:
+    /// refuses `rediss://` without the feature, and certificates given for
+    /// servers they cannot apply to. With TLS in use, makes sure rustls has
+    /// a crypto provider.
+    fn check_tls(&self) -> Result<(), ConnectError> {
+        let urls: &[String] = match &self.target {
+            Target::Url(url) => std::slice::from_ref(url),
+            Target::Cluster(urls) => urls,
+            Target::Manager(_) | Target::ClusterConnection(_) => &[],
+        };
+        let is_tls = |url: &String| {
+            url.get(..9)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
+        };
+        let tls_urls = urls.iter().filter(|url| is_tls(url)).count();
+        if tls_urls > 0 && tls_urls < urls.len() {
+            return Err(ConnectError::Config {
+                reason: "some node URLs are rediss:// and some redis://; a cluster's nodes \
+                         are reached all with TLS or all without"
+                    .to_owned(),
+            });
+        }
+        #[cfg(not(feature = "tls"))]
+        if tls_urls > 0 {
+            return Err(ConnectError::Config {
+                reason: "rediss:// (TLS) needs session-redis's `tls` feature: \
+                         session-redis = { version = \"…\", features = [\"tls\"] }"
+                    .to_owned(),
+            });
+        }
+        #[cfg(feature = "tls")]
+        {
+            if self.tls.is_set() && tls_urls == 0 {
+                return Err(ConnectError::Config {
+                    reason: if urls.is_empty() {
+                        "TLS certificates apply to the URLs the builder connects to; \
+                         configure TLS on your own connection instead"
+                    } else {
+                        "TLS certificates were given for a redis:// URL; \
+                         use rediss:// to connect with TLS"
+                    }
+                    .to_owned(),
+                });
+            }
+            if tls_urls > 0 {
+                // rustls needs a process-wide crypto provider: keep the
+                // application's if it installed one, else install ring's.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+            }
+        }
+        Ok(())
     }
 }
 

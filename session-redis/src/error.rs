@@ -13,7 +13,7 @@ pub enum ConnectError {
     /// The URL is not a Redis URL.
     #[error(
         "invalid Redis URL: {source}; expected redis://[[user]:password@]host[:port][/db] \
-         (rediss:// for TLS when built with a TLS feature of the redis crate)"
+         (rediss:// for TLS, with session-redis's `tls` feature)"
     )]
     InvalidUrl {
         /// What the `redis` crate found wrong.
@@ -51,6 +51,15 @@ pub enum ConnectError {
         /// The server (`host:port`), or the cluster's seed nodes.
         target: String,
         /// Redis's answer.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// The certificates given to the builder's `tls_root_certificates` or
+    /// `tls_client_certificate` (with the `tls` feature) are not usable
+    /// PEM.
+    #[error("the TLS certificates given cannot be used: {source}")]
+    TlsCertificates {
+        /// What the `redis` crate found wrong.
         #[source]
         source: redis::RedisError,
     },

@@ -63,14 +63,45 @@
 //!
 //! The URL is the `redis` crate's: `redis://[[user]:password@]host[:port][/db]`,
 //! with `?protocol=resp2` to turn off RESP3 (used by default, see
-//! [`RedisStoreBuilder::connect`]). For TLS (`rediss://`), special
-//! credentials or a retry policy of your own, build a
+//! [`RedisStoreBuilder::connect`]). For special credentials or a retry
+//! policy of your own, build a
 //! [`ConnectionManager`](redis::aio::ConnectionManager) or
 //! [`ClusterConnection`](redis::cluster_async::ClusterConnection) with the
 //! re-exported [`redis`] crate (enabling the features you need on your own
 //! `redis` dependency of the same version) and pass it to
 //! [`RedisStoreBuilder::from_connection_manager`] or
 //! [`RedisStoreBuilder::from_cluster_connection`].
+//!
+//! # TLS
+//!
+//! Managed Redis services often accept only TLS connections. Turn on the
+//! `tls` feature and give `rediss://` URLs:
+//!
+//! ```toml
+//! session-redis = { path = "session-redis", features = ["tls"] }
+//! ```
+//!
+//! ```text
+//! rediss://:password@my-redis.example.com:6380
+//! ```
+//!
+//! - The server's certificate is checked against the system's root
+//!   certificates and the URL's host name, unless
+//!   `RedisStoreBuilder::tls_root_certificates` gives the authorities to
+//!   trust instead (a private CA). A certificate that does not check out
+//!   fails [`connect`](RedisStoreBuilder::connect) with
+//!   [`ConnectError::Unreachable`] and the reason ("invalid peer
+//!   certificate: UnknownIssuer", say).
+//! - `RedisStoreBuilder::tls_client_certificate` presents a client
+//!   certificate to a Redis that asks for one (`tls-auth-clients yes`).
+//! - It runs on rustls. If the application installs a rustls
+//!   `CryptoProvider` as the process default before connecting, that one
+//!   is used; otherwise the store installs ring's.
+//! - Without the feature, a `rediss://` URL fails at start-up with
+//!   [`ConnectError::Config`] saying so.
+//! - A cluster's nodes are all `rediss://` or all `redis://`; with TLS, the
+//!   nodes must announce names or addresses their certificates hold (Redis'
+//!   `tls-cluster yes` and `cluster-announce-hostname`).
 //!
 //! The store needs Redis 6.2 or newer (or a compatible server such as
 //! Valkey), for `PXAT` and `GETDEL`, and the commands `GET`, `SET`, `DEL`,
@@ -219,6 +250,8 @@
 //! This crate has no cargo features. It depends on `redis` (with `tokio-comp`,
 //! `connection-manager`, `cluster-async` and `script`), `tokio` for timeouts,
 //! `session-core`, `thiserror` and `tracing`. It needs a Tokio runtime.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use redis;
 pub use session_core as core;
