@@ -85,6 +85,45 @@ impl Tls {
             root_cert: self.root_certificates.clone(),
         }
     }
+
+    /// Checks that each PEM given holds what it should: at least one
+    /// certificate, and a private key for a client certificate. (The
+    /// `redis` crate would take a PEM with no certificate in it as an empty
+    /// list, and fail only at connect time, for another reason.)
+    fn check(&self) -> Result<(), ConnectError> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certificates = |what: &str, pem: &[u8]| {
+            let mut count = 0;
+            for certificate in CertificateDer::pem_slice_iter(pem) {
+                certificate.map_err(|error| ConnectError::TlsCertificates {
+                    reason: format!("the {what}: {error}"),
+                })?;
+                count += 1;
+            }
+            if count == 0 {
+                return Err(ConnectError::TlsCertificates {
+                    reason: format!(
+                        "the {what} holds no PEM certificate \
+                         (-----BEGIN CERTIFICATE-----)"
+                    ),
+                });
+            }
+            Ok(())
+        };
+        if let Some(pem) = &self.root_certificates {
+            certificates("root certificates", pem)?;
+        }
+        if let Some(client) = &self.client_certificate {
+            certificates("client certificate", &client.client_cert)?;
+            PrivateKeyDer::from_pem_slice(&client.client_key).map_err(|error| {
+                ConnectError::TlsCertificates {
+                    reason: format!("the client certificate's private key: {error}"),
+                }
+            })?;
+        }
+        Ok(())
+    }
 }
 
 enum Target {
@@ -284,8 +323,11 @@ impl RedisStoreBuilder {
                 let target = info.addr().to_string();
                 #[cfg(feature = "tls")]
                 let client = if self.tls.is_set() {
-                    redis::Client::build_with_tls(info, self.tls.certificates())
-                        .map_err(|source| ConnectError::TlsCertificates { source })?
+                    redis::Client::build_with_tls(info, self.tls.certificates()).map_err(
+                        |source| ConnectError::TlsCertificates {
+                            reason: source.to_string(),
+                        },
+                    )?
                 } else {
                     redis::Client::open(info)
                         .map_err(|source| ConnectError::InvalidUrl { source })?
@@ -335,7 +377,9 @@ impl RedisStoreBuilder {
                     builder
                         .certs(self.tls.certificates())
                         .build()
-                        .map_err(|source| ConnectError::TlsCertificates { source })?
+                        .map_err(|source| ConnectError::TlsCertificates {
+                            reason: source.to_string(),
+                        })?
                 } else {
                     builder
                         .build()
@@ -423,6 +467,7 @@ impl RedisStoreBuilder {
                     .to_owned(),
                 });
             }
+            self.tls.check()?;
             if tls_urls > 0 {
                 // rustls needs a process-wide crypto provider: keep the
                 // application's if it installed one, else install ring's.

@@ -57,11 +57,10 @@ pub enum ConnectError {
     /// The certificates given to the builder's `tls_root_certificates` or
     /// `tls_client_certificate` (with the `tls` feature) are not usable
     /// PEM.
-    #[error("the TLS certificates given cannot be used: {source}")]
+    #[error("the TLS certificates given cannot be used: {reason}")]
     TlsCertificates {
-        /// What the `redis` crate found wrong.
-        #[source]
-        source: redis::RedisError,
+        /// Which one, and what is wrong with it.
+        reason: String,
     },
     /// A builder setting cannot work.
     #[error("invalid session-redis setting: {reason}")]

@@ -1,0 +1,313 @@
+//! `rediss://` with the `tls` feature, against `redis-server`s of the
+//! tests' own that speak only TLS, with certificates made by `openssl` for
+//! each run: a private authority, a server certificate for 127.0.0.1 and a
+//! client certificate.
+//!
+//! Run with `cargo test -p session-redis --features tls --test tls`
+//! (`scripts/test` does).
+
+#![cfg(feature = "tls")]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use session_core::{Record, SaveOutcome, SessionId, SessionStore, StoreKey};
+use session_redis::{ConnectError, RedisStore};
+use support::free_port;
+use time::OffsetDateTime;
+
+/// The certificates of one test, in a directory of its own.
+struct Certificates {
+    dir: PathBuf,
+}
+
+impl Certificates {
+    /// A private authority, a server certificate it signed for the IP
+    /// address 127.0.0.1 only, and a client certificate it signed.
+    fn make(test: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("session-redis-tls-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=session-redis test CA",
+            ],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.crt"],
+        );
+        for (name, extensions) in [
+            (
+                "server",
+                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            ),
+            ("client", "extendedKeyUsage=clientAuth\n"),
+        ] {
+            std::fs::write(dir.join(format!("{name}.ext")), extensions).unwrap();
+            openssl(
+                &dir,
+                &["req", "-subj", &format!("/CN=session-redis test {name}")],
+                &ec,
+                &[
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.csr"),
+                ],
+            );
+            openssl(
+                &dir,
+                &["x509", "-req", "-days", "2", "-in", &format!("{name}.csr")],
+                &["-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial"],
+                &[
+                    "-extfile",
+                    &format!("{name}.ext"),
+                    "-out",
+                    &format!("{name}.crt"),
+                ],
+            );
+        }
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path(name)).unwrap()
+    }
+}
+
+impl Drop for Certificates {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn openssl(dir: &Path, a: &[&str], b: &[&str], c: &[&str]) {
+    let output = Command::new("openssl")
+        .args(a)
+        .args(b)
+        .args(c)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run openssl ({e}); install it (apt-get install -y openssl)")
+        });
+    assert!(
+        output.status.success(),
+        "openssl {a:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A `redis-server` that speaks only TLS, killed on drop.
+struct TlsRedis {
+    port: u16,
+    child: Child,
+}
+
+impl TlsRedis {
+    fn start(certificates: &Certificates, clients_need_certificates: bool) -> Self {
+        let port = free_port();
+        let path = |name: &str| certificates.path(name).to_string_lossy().into_owned();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", "0"])
+            .args(["--tls-port", &port.to_string()])
+            .args(["--tls-cert-file", &path("server.crt")])
+            .args(["--tls-key-file", &path("server.key")])
+            .args(["--tls-ca-cert-file", &path("ca.crt")])
+            .args([
+                "--tls-auth-clients",
+                if clients_need_certificates {
+                    "yes"
+                } else {
+                    "no"
+                },
+            ])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run redis-server ({e}); install it (scripts/test does)")
+            });
+        let mut redis = Self { port, child };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = redis.child.try_wait() {
+                panic!(
+                    "redis-server with TLS exited at start ({status}); built without TLS support?"
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server with TLS did not listen on {port} within 5 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        redis.port = port;
+        redis
+    }
+
+    fn url(&self, host: &str) -> String {
+        format!("rediss://{host}:{}", self.port)
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn key() -> StoreKey {
+    SessionId::from_bytes([3; 16]).store_key()
+}
+
+fn record() -> Record {
+    let now = OffsetDateTime::now_utc();
+    let mut record = Record::new(now, Some(now + time::Duration::hours(1)));
+    record.data.insert("views", 1.into());
+    record
+}
+
+/// Every operation works over TLS, checked against the authority given.
+async fn serves_sessions(store: &RedisStore) {
+    let first = record();
+    store.create(&key(), &first).await.unwrap();
+    assert_eq!(store.load(&key()).await.unwrap(), Some(first.clone()));
+    let mut second = first.clone();
+    second.version = 1;
+    second.data.insert("views", 2.into());
+    assert_eq!(
+        store.save(&key(), &second, 0).await.unwrap(),
+        SaveOutcome::Saved
+    );
+    assert_eq!(store.take(&key()).await.unwrap(), Some(second));
+    assert_eq!(store.load(&key()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_rediss_url_with_the_private_authority_serves_sessions() {
+    let certificates = Certificates::make("private_ca");
+    let redis = TlsRedis::start(&certificates, false);
+    let store = RedisStore::builder(redis.url("127.0.0.1"))
+        .tls_root_certificates(certificates.read("ca.crt"))
+        .connect()
+        .await
+        .unwrap();
+    serves_sessions(&store).await;
+}
+
+#[tokio::test]
+async fn a_server_the_system_roots_do_not_vouch_for_is_refused_at_start_up() {
+    let certificates = Certificates::make("unknown_ca");
+    let redis = TlsRedis::start(&certificates, false);
+    let err = RedisStore::builder(redis.url("127.0.0.1"))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+}
+
+#[tokio::test]
+async fn a_host_name_the_certificate_does_not_hold_is_refused_at_start_up() {
+    let certificates = Certificates::make("wrong_name");
+    let redis = TlsRedis::start(&certificates, false);
+    // The certificate names 127.0.0.1 only.
+    let err = RedisStore::builder(redis.url("localhost"))
+        .tls_root_certificates(certificates.read("ca.crt"))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains("not valid for name"), "{err}");
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_presented_when_redis_asks_for_one() {
+    let certificates = Certificates::make("client_certificate");
+    let redis = TlsRedis::start(&certificates, true);
+    let without = RedisStore::builder(redis.url("127.0.0.1"))
+        .tls_root_certificates(certificates.read("ca.crt"))
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await;
+    assert!(without.is_err(), "Redis asked for a client certificate");
+
+    let store = RedisStore::builder(redis.url("127.0.0.1"))
+        .tls_root_certificates(certificates.read("ca.crt"))
+        .tls_client_certificate(
+            certificates.read("client.crt"),
+            certificates.read("client.key"),
+        )
+        .connect()
+        .await
+        .unwrap();
+    serves_sessions(&store).await;
+}
+
+#[tokio::test]
+async fn certificates_that_cannot_apply_are_refused_before_connecting() {
+    let certificates = Certificates::make("plain_url");
+    let builder = || RedisStore::builder("rediss://127.0.0.1:1");
+    for (what, builder) in [
+        (
+            "root certificates",
+            builder().tls_root_certificates(b"not a certificate".to_vec()),
+        ),
+        (
+            "root certificates",
+            builder().tls_root_certificates(certificates.read("ca.key")),
+        ),
+        (
+            "client certificate",
+            builder().tls_client_certificate(b"".to_vec(), certificates.read("client.key")),
+        ),
+        (
+            "private key",
+            builder().tls_client_certificate(certificates.read("client.crt"), b"no key".to_vec()),
+        ),
+    ] {
+        let err = builder.connect().await.unwrap_err();
+        assert!(matches!(err, ConnectError::TlsCertificates { .. }), "{err}");
+        assert!(err.to_string().contains(what), "{what}: {err}");
+    }
+
+    let err = RedisStore::builder("redis://127.0.0.1:1")
+        .tls_root_certificates(certificates.read("ca.crt"))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Config { .. }), "{err}");
+    assert!(err.to_string().contains("rediss://"), "{err}");
+
+    // Debug output says whether certificates were given, never the key.
+    let builder = RedisStore::builder("rediss://127.0.0.1:1").tls_client_certificate(
+        certificates.read("client.crt"),
+        certificates.read("client.key"),
+    );
+    let debug = format!("{builder:?}");
+    assert!(debug.contains("tls_client_certificate: true"), "{debug}");
+    assert!(!debug.contains("PRIVATE KEY"), "{debug}");
+}
