@@ -53,9 +53,10 @@ impl Certificates {
             &["-keyout", "ca.key", "-out", "ca.crt"],
         );
         for (name, extensions) in [
+            // Cluster nodes present it to each other as clients too.
             (
                 "server",
-                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
             ),
             ("client", "extendedKeyUsage=clientAuth\n"),
         ] {
@@ -126,6 +127,36 @@ struct TlsRedis {
 
 impl TlsRedis {
     fn start(certificates: &Certificates, clients_need_certificates: bool) -> Self {
+        Self::start_with(certificates, clients_need_certificates, &[])
+    }
+
+    /// A node of a Redis Cluster whose bus speaks TLS too.
+    fn start_cluster_node(certificates: &Certificates, dir: &Path) -> Self {
+        let bus = free_port().to_string();
+        let config = dir.join(format!("nodes-{bus}.conf"));
+        Self::start_with(
+            certificates,
+            false,
+            &[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                &bus,
+                "--tls-cluster",
+                "yes",
+                "--cluster-config-file",
+                &config.to_string_lossy(),
+                "--dir",
+                &dir.to_string_lossy(),
+            ],
+        )
+    }
+
+    fn start_with(
+        certificates: &Certificates,
+        clients_need_certificates: bool,
+        extra: &[&str],
+    ) -> Self {
         let port = free_port();
         let path = |name: &str| certificates.path(name).to_string_lossy().into_owned();
         let child = Command::new("redis-server")
@@ -143,6 +174,7 @@ impl TlsRedis {
                 },
             ])
             .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -163,7 +195,6 @@ impl TlsRedis {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        redis.port = port;
         redis
     }
 
@@ -310,4 +341,68 @@ async fn certificates_that_cannot_apply_are_refused_before_connecting() {
     let debug = format!("{builder:?}");
     assert!(debug.contains("tls_client_certificate: true"), "{debug}");
     assert!(!debug.contains("PRIVATE KEY"), "{debug}");
+}
+
+/// `redis-cli` with TLS against the server on `port`.
+fn redis_cli(certificates: &Certificates, port: u16, args: &[&str]) -> String {
+    let ca = certificates.path("ca.crt");
+    // `timeout`: redis-cli --cluster create waits without end for nodes
+    // that never meet.
+    let output = Command::new("timeout")
+        .args(["20", "redis-cli"])
+        .args(["--tls", "--cacert", &ca.to_string_lossy()])
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run redis-cli ({e})"));
+    assert!(
+        output.status.success(),
+        "redis-cli {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_over_tls_serves_sessions() {
+    let certificates = Certificates::make("cluster");
+    let dir = certificates.path("cluster");
+    std::fs::create_dir_all(&dir).unwrap();
+    let nodes: Vec<TlsRedis> = (0..3)
+        .map(|_| TlsRedis::start_cluster_node(&certificates, &dir))
+        .collect();
+    let addresses: Vec<String> = nodes
+        .iter()
+        .map(|node| format!("127.0.0.1:{}", node.port))
+        .collect();
+    let mut create = vec!["--cluster", "create"];
+    create.extend(addresses.iter().map(String::as_str));
+    create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+    redis_cli(&certificates, nodes[0].port, &create);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for node in &nodes {
+        while !redis_cli(&certificates, node.port, &["cluster", "info"])
+            .contains("cluster_state:ok")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the TLS cluster did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    let store = RedisStore::cluster_builder(nodes.iter().map(|node| node.url("127.0.0.1")))
+        .tls_root_certificates(certificates.read("ca.crt"))
+        .connect()
+        .await
+        .unwrap();
+    assert!(store.is_cluster());
+    serves_sessions(&store).await;
+    // Sessions spread over the primaries: keys in other slots work too.
+    for n in 0..32u8 {
+        let key = SessionId::from_bytes([n; 16]).store_key();
+        store.create(&key, &record()).await.unwrap();
+        assert!(store.load(&key).await.unwrap().is_some());
+    }
 }
