@@ -7,7 +7,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::io::tcp::TcpSettings;
-use redis::{ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
 
 use crate::connection::{Connection, millis};
 use crate::error::ConnectError;
@@ -87,40 +87,41 @@ impl Tls {
     }
 
     /// Checks that each PEM given holds what it should: at least one
-    /// certificate, and a private key for a client certificate. (The
-    /// `redis` crate would take a PEM with no certificate in it as an empty
-    /// list, and fail only at connect time, for another reason.)
+    /// certificate, and for a client certificate the private key that goes
+    /// with it. (The `redis` crate would take a PEM with no certificate in
+    /// it as an empty list, and a key that does not match at every
+    /// connection attempt, failing then for another reason.) Runs after the
+    /// crypto provider is installed.
     fn check(&self) -> Result<(), ConnectError> {
         use rustls::pki_types::pem::PemObject as _;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let invalid = |reason: String| ConnectError::TlsCertificates { reason };
         let certificates = |what: &str, pem: &[u8]| {
-            let mut count = 0;
-            for certificate in CertificateDer::pem_slice_iter(pem) {
-                certificate.map_err(|error| ConnectError::TlsCertificates {
-                    reason: format!("the {what}: {error}"),
-                })?;
-                count += 1;
+            let chain = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| invalid(format!("the {what}: {error}")))?;
+            if chain.is_empty() {
+                return Err(invalid(format!(
+                    "the {what} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+                )));
             }
-            if count == 0 {
-                return Err(ConnectError::TlsCertificates {
-                    reason: format!(
-                        "the {what} holds no PEM certificate \
-                         (-----BEGIN CERTIFICATE-----)"
-                    ),
-                });
-            }
-            Ok(())
+            Ok(chain)
         };
         if let Some(pem) = &self.root_certificates {
             certificates("root certificates", pem)?;
         }
         if let Some(client) = &self.client_certificate {
-            certificates("client certificate", &client.client_cert)?;
-            PrivateKeyDer::from_pem_slice(&client.client_key).map_err(|error| {
-                ConnectError::TlsCertificates {
-                    reason: format!("the client certificate's private key: {error}"),
-                }
+            let chain = certificates("client certificate", &client.client_cert)?;
+            let key = PrivateKeyDer::from_pem_slice(&client.client_key).map_err(|error| {
+                invalid(format!("the client certificate's private key: {error}"))
             })?;
+            if let Some(provider) = rustls::crypto::CryptoProvider::get_default() {
+                rustls::sign::CertifiedKey::from_der(chain, key, provider).map_err(|error| {
+                    invalid(format!(
+                        "the client certificate and its private key do not go together: {error}"
+                    ))
+                })?;
+            }
         }
         Ok(())
     }
@@ -315,14 +316,33 @@ impl RedisStoreBuilder {
                 });
             }
         }
-        self.check_tls()?;
+        // The URLs, parsed; TLS settings checked against them.
+        let nodes = match &self.target {
+            Target::Url(url) => vec![connection_info(url)?],
+            Target::Cluster(urls) => {
+                let nodes = urls
+                    .iter()
+                    .map(|url| connection_info(url))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if nodes.is_empty() {
+                    return Err(ConnectError::Config {
+                        reason: "a cluster needs at least one node URL".to_owned(),
+                    });
+                }
+                nodes
+            }
+            Target::Manager(_) | Target::ClusterConnection(_) => Vec::new(),
+        };
+        self.check_tls(&nodes)?;
         let connect_timeout = self.connect_timeout;
         let (connection, target) = match self.target {
-            Target::Url(url) => {
-                let info = connection_info(&url)?;
+            Target::Url(_) => {
+                let info = nodes.into_iter().next().expect("one URL, parsed above");
                 let target = info.addr().to_string();
                 #[cfg(feature = "tls")]
                 let client = if self.tls.is_set() {
+                    // The certificates were checked above; what is left to
+                    // refuse is theirs too.
                     redis::Client::build_with_tls(info, self.tls.certificates()).map_err(
                         |source| ConnectError::TlsCertificates {
                             reason: source.to_string(),
@@ -352,40 +372,23 @@ impl RedisStoreBuilder {
                 .await?;
                 (Connection::Single(manager), target)
             }
-            Target::Cluster(urls) => {
-                let mut nodes = Vec::with_capacity(urls.len());
-                for url in &urls {
-                    nodes.push(connection_info(url)?);
-                }
+            Target::Cluster(_) => {
                 let target = nodes
                     .iter()
                     .map(|node| node.addr().to_string())
                     .collect::<Vec<_>>()
                     .join(",");
-                if nodes.is_empty() {
-                    return Err(ConnectError::Config {
-                        reason: "a cluster needs at least one node URL".to_owned(),
-                    });
-                }
                 let builder = ClusterClientBuilder::new(nodes)
                     .connection_timeout(connect_timeout)
                     .response_timeout(self.command_timeout)
                     .retries(2)
                     .tcp_settings(tcp_settings());
                 #[cfg(feature = "tls")]
-                let client = if self.tls.is_set() {
-                    builder
-                        .certs(self.tls.certificates())
-                        .build()
-                        .map_err(|source| ConnectError::TlsCertificates {
-                            reason: source.to_string(),
-                        })?
+                let builder = if self.tls.is_set() {
+                    builder.certs(self.tls.certificates())
                 } else {
                     builder
-                        .build()
-                        .map_err(|source| ConnectError::InvalidUrl { source })?
                 };
-                #[cfg(not(feature = "tls"))]
                 let client = builder
                     .build()
                     .map_err(|source| ConnectError::InvalidUrl { source })?;
@@ -423,41 +426,39 @@ impl RedisStoreBuilder {
 }
 
 impl RedisStoreBuilder {
-    /// The URLs' schemes against the TLS settings and the `tls` feature:
-    /// refuses `rediss://` without the feature, and certificates given for
-    /// servers they cannot apply to. With TLS in use, makes sure rustls has
-    /// a crypto provider.
-    fn check_tls(&self) -> Result<(), ConnectError> {
-        let urls: &[String] = match &self.target {
-            Target::Url(url) => std::slice::from_ref(url),
-            Target::Cluster(urls) => urls,
-            Target::Manager(_) | Target::ClusterConnection(_) => &[],
-        };
-        let is_tls = |url: &String| {
-            url.get(..9)
-                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
-        };
-        let tls_urls = urls.iter().filter(|url| is_tls(url)).count();
-        if tls_urls > 0 && tls_urls < urls.len() {
+    /// The parsed URLs (`nodes`) against the TLS settings: refuses a
+    /// cluster that mixes TLS and plain nodes, `#insecure` (no certificate
+    /// checks), and certificates given for servers they cannot apply to.
+    /// With TLS in use, makes sure rustls has a crypto provider and checks
+    /// the certificates given.
+    fn check_tls(&self, nodes: &[ConnectionInfo]) -> Result<(), ConnectError> {
+        let mut tls_nodes = 0;
+        for node in nodes {
+            if let ConnectionAddr::TcpTls { insecure, .. } = node.addr() {
+                if *insecure {
+                    return Err(ConnectError::Config {
+                        reason: "a rediss:// URL ending in #insecure turns off the checks of \
+                                 the server's certificate, which this store does not do; \
+                                 give the authority that signed it with \
+                                 tls_root_certificates (the `tls` feature) instead"
+                            .to_owned(),
+                    });
+                }
+                tls_nodes += 1;
+            }
+        }
+        if tls_nodes > 0 && tls_nodes < nodes.len() {
             return Err(ConnectError::Config {
                 reason: "some node URLs are rediss:// and some redis://; a cluster's nodes \
                          are reached all with TLS or all without"
                     .to_owned(),
             });
         }
-        #[cfg(not(feature = "tls"))]
-        if tls_urls > 0 {
-            return Err(ConnectError::Config {
-                reason: "rediss:// (TLS) needs session-redis's `tls` feature: \
-                         session-redis = { version = \"…\", features = [\"tls\"] }"
-                    .to_owned(),
-            });
-        }
         #[cfg(feature = "tls")]
         {
-            if self.tls.is_set() && tls_urls == 0 {
+            if self.tls.is_set() && tls_nodes == 0 {
                 return Err(ConnectError::Config {
-                    reason: if urls.is_empty() {
+                    reason: if nodes.is_empty() {
                         "TLS certificates apply to the URLs the builder connects to; \
                          configure TLS on your own connection instead"
                     } else {
@@ -467,11 +468,11 @@ impl RedisStoreBuilder {
                     .to_owned(),
                 });
             }
-            self.tls.check()?;
-            if tls_urls > 0 {
+            if tls_nodes > 0 {
                 // rustls needs a process-wide crypto provider: keep the
                 // application's if it installed one, else install ring's.
                 let _ = rustls::crypto::ring::default_provider().install_default();
+                self.tls.check()?;
             }
         }
         Ok(())
@@ -481,9 +482,25 @@ impl RedisStoreBuilder {
 /// The URL's connection settings, with this crate's TCP settings and RESP3
 /// unless the URL names a protocol.
 fn connection_info(url: &str) -> Result<ConnectionInfo, ConnectError> {
-    let info = url
-        .into_connection_info()
-        .map_err(|source| ConnectError::InvalidUrl { source })?;
+    let info = url.into_connection_info().map_err(|source| {
+        // Built without TLS support, the `redis` crate refuses a TLS URL
+        // with a message about its own features.
+        let scheme = url.trim_start().get(..10).unwrap_or_default();
+        let tls = ["rediss://", "valkeys://"].iter().any(|tls| {
+            scheme
+                .get(..tls.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(tls))
+        });
+        if tls && source.kind() == redis::ErrorKind::InvalidClientConfig {
+            ConnectError::Config {
+                reason: "a TLS URL (rediss://) needs session-redis's `tls` feature: \
+                         session-redis = { version = \"…\", features = [\"tls\"] }"
+                    .to_owned(),
+            }
+        } else {
+            ConnectError::InvalidUrl { source }
+        }
+    })?;
     let mut redis = info.redis_settings().clone();
     if !url.contains("protocol=") {
         redis = redis.set_protocol(ProtocolVersion::RESP3);

@@ -86,22 +86,33 @@
 //! ```
 //!
 //! - The server's certificate is checked against the system's root
-//!   certificates and the URL's host name, unless
-//!   `RedisStoreBuilder::tls_root_certificates` gives the authorities to
-//!   trust instead (a private CA). A certificate that does not check out
-//!   fails [`connect`](RedisStoreBuilder::connect) with
-//!   [`ConnectError::Unreachable`] and the reason ("invalid peer
-//!   certificate: UnknownIssuer", say).
+//!   certificates (read by `rustls-native-certs` at every connection) and
+//!   the URL's host name, unless `RedisStoreBuilder::tls_root_certificates`
+//!   gives the authorities to trust instead (a private CA). A certificate
+//!   that does not check out fails [`connect`](RedisStoreBuilder::connect)
+//!   with [`ConnectError::Unreachable`] and the reason ("invalid peer
+//!   certificate: UnknownIssuer", say). The `redis` crate reads the system's
+//!   certificates even when you give your own, and an unreadable system
+//!   store (a bad `SSL_CERT_FILE`) fails the connection either way.
 //! - `RedisStoreBuilder::tls_client_certificate` presents a client
 //!   certificate to a Redis that asks for one (`tls-auth-clients yes`).
-//! - It runs on rustls. If the application installs a rustls
-//!   `CryptoProvider` as the process default before connecting, that one
-//!   is used; otherwise the store installs ring's.
+//!   Certificates that hold no certificate, or a key that does not go with
+//!   its certificate, fail at start-up with
+//!   [`ConnectError::TlsCertificates`].
+//! - The checks are never turned off: a URL ending in `#insecure` is
+//!   refused with [`ConnectError::Config`].
+//! - It runs on rustls. An application that wants another crypto provider
+//!   installs it as the process default (`CryptoProvider::install_default`)
+//!   before connecting; otherwise the store installs ring's, and a later
+//!   `install_default` of the application's returns an error.
 //! - Without the feature, a `rediss://` URL fails at start-up with
-//!   [`ConnectError::Config`] saying so.
+//!   [`ConnectError::Config`] saying so (unless your own dependency on the
+//!   `redis` crate turns on one of its TLS features, which the store then
+//!   uses as it is).
 //! - A cluster's nodes are all `rediss://` or all `redis://`; with TLS, the
-//!   nodes must announce names or addresses their certificates hold (Redis'
-//!   `tls-cluster yes` and `cluster-announce-hostname`).
+//!   nodes must announce names or addresses their certificates hold: Redis'
+//!   `tls-cluster yes`, and for host names `cluster-announce-hostname` with
+//!   `cluster-preferred-endpoint-type hostname`.
 //!
 //! The store needs Redis 6.2 or newer (or a compatible server such as
 //! Valkey), for `PXAT` and `GETDEL`, and the commands `GET`, `SET`, `DEL`,
@@ -247,9 +258,12 @@
 //!
 //! # Features
 //!
-//! This crate has no cargo features. It depends on `redis` (with `tokio-comp`,
-//! `connection-manager`, `cluster-async` and `script`), `tokio` for timeouts,
-//! `session-core`, `thiserror` and `tracing`. It needs a Tokio runtime.
+//! - `tls` (off by default): `rediss://` URLs, through `redis`'s
+//!   `tokio-rustls-comp` and `rustls` with ring (see [TLS](#tls)).
+//!
+//! It depends on `redis` (with `tokio-comp`, `connection-manager`,
+//! `cluster-async` and `script`), `tokio` for timeouts, `session-core`,
+//! `thiserror` and `tracing`. It needs a Tokio runtime.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -152,11 +152,31 @@ impl TlsRedis {
         )
     }
 
+    /// Starts the server on a free port, and on another one when the
+    /// server exits at start (the port was taken in the meantime, say).
     fn start_with(
         certificates: &Certificates,
         clients_need_certificates: bool,
         extra: &[&str],
     ) -> Self {
+        let mut exits = Vec::new();
+        for _ in 0..3 {
+            match Self::spawn(certificates, clients_need_certificates, extra) {
+                Ok(redis) => return redis,
+                Err(status) => exits.push(status),
+            }
+        }
+        panic!(
+            "redis-server with TLS exited at start three times ({exits:?}): ports taken, \
+             a redis-server built without TLS, or one older than 7.0 (--cluster-port)?"
+        );
+    }
+
+    fn spawn(
+        certificates: &Certificates,
+        clients_need_certificates: bool,
+        extra: &[&str],
+    ) -> Result<Self, std::process::ExitStatus> {
         let port = free_port();
         let path = |name: &str| certificates.path(name).to_string_lossy().into_owned();
         let child = Command::new("redis-server")
@@ -183,11 +203,18 @@ impl TlsRedis {
             });
         let mut redis = Self { port, child };
         let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
             if let Ok(Some(status)) = redis.child.try_wait() {
-                panic!(
-                    "redis-server with TLS exited at start ({status}); built without TLS support?"
-                );
+                return Err(status);
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Listening: ours, unless it exits right away (another
+                // process holds the port).
+                std::thread::sleep(Duration::from_millis(50));
+                if let Ok(Some(status)) = redis.child.try_wait() {
+                    return Err(status);
+                }
+                return Ok(redis);
             }
             assert!(
                 Instant::now() < deadline,
@@ -195,7 +222,6 @@ impl TlsRedis {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        redis
     }
 
     fn url(&self, host: &str) -> String {
@@ -247,6 +273,15 @@ async fn a_rediss_url_with_the_private_authority_serves_sessions() {
         .await
         .unwrap();
     serves_sessions(&store).await;
+
+    // Valkey's name for the scheme is TLS too.
+    let valkeys = redis.url("127.0.0.1").replace("rediss://", "valkeys://");
+    let store = RedisStore::builder(valkeys)
+        .tls_root_certificates(certificates.read("ca.crt"))
+        .connect()
+        .await
+        .unwrap();
+    serves_sessions(&store).await;
 }
 
 #[tokio::test]
@@ -284,7 +319,11 @@ async fn a_client_certificate_is_presented_when_redis_asks_for_one() {
         .connect_timeout(Duration::from_secs(2))
         .connect()
         .await;
-    assert!(without.is_err(), "Redis asked for a client certificate");
+    let err = without.unwrap_err();
+    assert!(
+        matches!(err, ConnectError::Unreachable { .. }),
+        "Redis asked for a client certificate: {err}"
+    );
 
     let store = RedisStore::builder(redis.url("127.0.0.1"))
         .tls_root_certificates(certificates.read("ca.crt"))
@@ -301,6 +340,7 @@ async fn a_client_certificate_is_presented_when_redis_asks_for_one() {
 #[tokio::test]
 async fn certificates_that_cannot_apply_are_refused_before_connecting() {
     let certificates = Certificates::make("plain_url");
+    let other = Certificates::make("plain_url_other");
     let builder = || RedisStore::builder("rediss://127.0.0.1:1");
     for (what, builder) in [
         (
@@ -319,6 +359,11 @@ async fn certificates_that_cannot_apply_are_refused_before_connecting() {
             "private key",
             builder().tls_client_certificate(certificates.read("client.crt"), b"no key".to_vec()),
         ),
+        (
+            "do not go together",
+            builder()
+                .tls_client_certificate(certificates.read("client.crt"), other.read("client.key")),
+        ),
     ] {
         let err = builder.connect().await.unwrap_err();
         assert!(matches!(err, ConnectError::TlsCertificates { .. }), "{err}");
@@ -332,6 +377,19 @@ async fn certificates_that_cannot_apply_are_refused_before_connecting() {
         .unwrap_err();
     assert!(matches!(err, ConnectError::Config { .. }), "{err}");
     assert!(err.to_string().contains("rediss://"), "{err}");
+
+    // No certificate checks, and clusters half on TLS: refused.
+    let err = RedisStore::connect("rediss://127.0.0.1:1/#insecure")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Config { .. }), "{err}");
+    assert!(err.to_string().contains("#insecure"), "{err}");
+    let err = RedisStore::cluster_builder(["rediss://127.0.0.1:1", "redis://127.0.0.1:2"])
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Config { .. }), "{err}");
+    assert!(err.to_string().contains("all with TLS"), "{err}");
 
     // Debug output says whether certificates were given, never the key.
     let builder = RedisStore::builder("rediss://127.0.0.1:1").tls_client_certificate(
