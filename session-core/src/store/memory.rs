@@ -20,7 +20,9 @@ const SWEEP_EVERY_MS: i64 = 30_000;
 ///   is no process-wide pause as the store grows to millions of sessions.
 /// - **Bounded.** Expired records are never returned, and each shard drops its
 ///   expired records at most every 30 seconds, on a write, so abandoned
-///   sessions are freed.
+///   sessions are freed. [`MemoryStore::with_max_sessions`] caps the live
+///   ones too, so that a flood of new sessions is refused instead of taking
+///   the process (and every session in it) down.
 /// - **Compact.** A record is kept encoded (its data in a binary form of
 ///   JSON values, quick to decode and never seen outside the process): about
 ///   150–200 bytes for a small session such as `{"views":1}`.
@@ -51,6 +53,8 @@ const SWEEP_EVERY_MS: i64 = 30_000;
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
     clock: Arc<dyn Clock>,
+    /// The most live records one shard holds ([`MemoryStore::with_max_sessions`]).
+    max_per_shard: usize,
 }
 
 /// Says nothing of the records: their keys are secrets as good as the ids
@@ -60,6 +64,11 @@ impl std::fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("shards", &self.shards.len())
             .field("clock", &self.clock)
+            .field(
+                "max_sessions",
+                &(self.max_per_shard != usize::MAX)
+                    .then(|| self.max_per_shard.saturating_mul(SHARDS)),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -257,7 +266,45 @@ impl MemoryStore {
     #[must_use]
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect();
-        Self { shards, clock }
+        Self {
+            shards,
+            clock,
+            max_per_shard: usize::MAX,
+        }
+    }
+
+    /// Holds at most about `max` live sessions: a create that would go past
+    /// the limit first frees the expired records of its shard, and if that
+    /// is not enough fails with [`StoreError::Backend`] ("memory store
+    /// full"), which the adapters answer with a 500 and log. Sessions that
+    /// exist keep working: loads, saves and deletes are never refused. By
+    /// default there is no limit, and a flood of requests that each start
+    /// a session grows the store until the process runs out of memory,
+    /// losing every session with it.
+    ///
+    /// The limit is kept per shard, without a global count: each of the
+    /// 256 shards holds at most `max / 256` sessions, rounded up, so the
+    /// store holds at most `max` rounded up to a multiple of 256, and may
+    /// refuse a new session a little before it holds `max` (when the one
+    /// shard its id falls in is full). A log-in that moves a session to a
+    /// new id creates the new record first, so it can be refused too.
+    /// Count about 150–200 bytes per small session.
+    ///
+    /// To use it as the engine's store:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use session_core::{Engine, Key, KeyRing, MemoryStore, SessionConfig};
+    ///
+    /// let store = MemoryStore::new().with_max_sessions(1_000_000);
+    /// let config = SessionConfig::new(KeyRing::new(Key::generate())).with_store(Arc::new(store));
+    /// let engine = Engine::new(config).unwrap();
+    /// # let _ = engine;
+    /// ```
+    #[must_use]
+    pub fn with_max_sessions(mut self, max: usize) -> Self {
+        self.max_per_shard = max.div_ceil(SHARDS);
+        self
     }
 
     /// How many records are held, expired ones not yet freed included.
@@ -421,6 +468,36 @@ impl MemoryStore {
                 *shard.map.get_mut(expired) = entry;
                 Ok(())
             }
+            Probe::Vacant(slot) if shard.map.len() < self.max_per_shard => {
+                shard.map.put(slot, entry);
+                Ok(())
+            }
+            Probe::Vacant(_) => self.create_in_full(&mut shard, key, entry, now_ms),
+        }
+    }
+
+    /// A create that finds its shard at the limit: frees the shard's
+    /// expired records, then creates if that made room.
+    #[cold]
+    fn create_in_full(
+        &self,
+        shard: &mut Shard,
+        key: &StoreKey,
+        entry: Entry,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        shard.map.retain(|e| e.live_at(now_ms));
+        if shard.map.len() >= self.max_per_shard {
+            return Err(StoreError::backend(format!(
+                "memory store full: its shard of this session holds {} live sessions, \
+                 the most MemoryStore::with_max_sessions allows ({} in all)",
+                shard.map.len(),
+                self.max_per_shard.saturating_mul(SHARDS)
+            )));
+        }
+        match shard.map.find_or_vacant(entry.head, is(key)) {
+            // The retain above kept only live records.
+            Probe::Found(_) => Err(StoreError::Exists),
             Probe::Vacant(slot) => {
                 shard.map.put(slot, entry);
                 Ok(())
@@ -519,6 +596,72 @@ mod tests {
 
     fn key(n: u8) -> StoreKey {
         SessionId::from_bytes([n; 16]).store_key()
+    }
+
+    /// Key `n` of the shard `shard` (the key's last byte picks it).
+    fn key_in_shard(shard: u8, n: u8) -> StoreKey {
+        let mut bytes = [n; 32];
+        bytes[31] = shard;
+        StoreKey::from_bytes(bytes)
+    }
+
+    #[test]
+    fn a_full_store_refuses_new_sessions_and_keeps_serving_the_others() {
+        let clock = ManualClock::new(datetime!(2026-01-01 0:00 UTC));
+        // Two per shard.
+        let store = MemoryStore::with_clock(Arc::new(clock.clone())).with_max_sessions(2 * 256);
+        assert!(format!("{store:?}").contains("max_sessions: Some(512)"));
+        let now = clock.now();
+        let short = Record::new(now, Some(now + Duration::minutes(1)));
+        let long = Record::new(now, Some(now + Duration::hours(1)));
+        store.create_now(&key_in_shard(7, 1), &short).unwrap();
+        store.create_now(&key_in_shard(7, 2), &long).unwrap();
+
+        let err = store.create_now(&key_in_shard(7, 3), &long).unwrap_err();
+        assert!(matches!(err, StoreError::Backend(_)), "{err}");
+        assert!(err.to_string().contains("memory store full"), "{err}");
+        assert!(err.to_string().contains("512 in all"), "{err}");
+        // Another shard has room; an existing id is still "exists".
+        store.create_now(&key_in_shard(8, 3), &long).unwrap();
+        assert!(matches!(
+            store.create_now(&key_in_shard(7, 2), &long),
+            Err(StoreError::Exists)
+        ));
+        // The sessions there keep working (this save, 45 s in, also sweeps
+        // the shard: its next sweep is due 75 s in).
+        clock.advance(Duration::seconds(45));
+        let mut next = long.clone();
+        next.version = 1;
+        next.data.insert("views", 2.into());
+        assert_eq!(
+            store.save_now(&key_in_shard(7, 2), &next, 0).unwrap(),
+            SaveOutcome::Saved
+        );
+        assert_eq!(store.load_now(&key_in_shard(7, 2)).unwrap(), Some(next));
+        assert!(store.load_now(&key_in_shard(7, 1)).unwrap().is_some());
+
+        // 65 s in, the first record has expired and no sweep is due: the
+        // create that needs its place frees it.
+        clock.advance(Duration::seconds(20));
+        store.create_now(&key_in_shard(7, 3), &long).unwrap();
+        assert!(store.create_now(&key_in_shard(7, 4), &long).is_err());
+        // So does a delete.
+        store.delete_now(&key_in_shard(7, 2)).unwrap();
+        store.create_now(&key_in_shard(7, 4), &long).unwrap();
+        assert_eq!(store.len(), 3);
+    }
+
+    #[test]
+    fn a_limit_of_zero_refuses_every_new_session() {
+        let store = MemoryStore::new().with_max_sessions(0);
+        let now = OffsetDateTime::now_utc();
+        let record = Record::new(now, Some(now + Duration::hours(1)));
+        assert!(matches!(
+            store.create_now(&key(1), &record),
+            Err(StoreError::Backend(_))
+        ));
+        assert!(store.is_empty());
+        assert!(format!("{:?}", MemoryStore::new()).contains("max_sessions: None"));
     }
 
     #[test]
