@@ -132,6 +132,7 @@ pub struct SessionConfig {
     pub(crate) random: Arc<dyn RandomSource>,
     pub(crate) max_conflict_retries: u32,
     pub(crate) verified_cache: usize,
+    pub(crate) max_sessions: Option<usize>,
 }
 
 /// The default of [`SessionConfig::with_verified_cache`].
@@ -160,6 +161,7 @@ impl SessionConfig {
             random: Arc::new(ThreadRandom),
             max_conflict_retries: 64,
             verified_cache: DEFAULT_VERIFIED_CACHE,
+            max_sessions: None,
         }
     }
 
@@ -282,6 +284,28 @@ impl SessionConfig {
     #[must_use]
     pub fn with_storage(mut self, storage: Storage) -> Self {
         self.storage = storage;
+        self
+    }
+
+    /// At most about `max` live sessions in the built-in memory store
+    /// ([`Storage::Memory`], the default): past it, a request that starts a
+    /// session fails with a store error (a 500 from the adapters) while the
+    /// sessions that exist keep working. See
+    /// [`MemoryStore::with_max_sessions`](crate::MemoryStore::with_max_sessions)
+    /// for how the limit is kept and when refusals begin. No limit by
+    /// default. With another storage, [`Engine::new`](crate::Engine::new)
+    /// refuses the setting: give your own store its limit.
+    ///
+    /// ```
+    /// use session_core::{Engine, Key, KeyRing, SessionConfig};
+    ///
+    /// let config = SessionConfig::new(KeyRing::new(Key::generate())).with_max_sessions(1_000_000);
+    /// let engine = Engine::new(config).unwrap();
+    /// # let _ = engine;
+    /// ```
+    #[must_use]
+    pub fn with_max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = Some(max);
         self
     }
 
@@ -458,6 +482,14 @@ impl SessionConfig {
                     "the touch interval ({interval}) must be shorter than the idle timeout ({idle})"
                 ));
             }
+        }
+        if self.max_sessions.is_some() && !matches!(self.storage, Storage::Memory) {
+            return Err(ConfigError::Storage {
+                reason: "with_max_sessions limits the built-in memory store (Storage::Memory); \
+                         with another store, give that store its limit \
+                         (MemoryStore::with_max_sessions, or the backend's own)"
+                    .to_owned(),
+            });
         }
         Ok(())
     }

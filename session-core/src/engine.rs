@@ -221,10 +221,18 @@ impl Engine {
     /// not positive, a touch interval that is negative or not shorter than
     /// the idle timeout, a verified-cookie cache larger than
     /// [`MAX_VERIFIED_CACHE`](crate::MAX_VERIFIED_CACHE).
+    /// [`ConfigError::Storage`] for
+    /// [`with_max_sessions`](SessionConfig::with_max_sessions) with a
+    /// storage other than the built-in memory store.
     pub fn new(config: SessionConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let memory = matches!(config.storage, Storage::Memory)
-            .then(|| Arc::new(MemoryStore::with_clock(config.clock.clone())));
+        let memory = matches!(config.storage, Storage::Memory).then(|| {
+            let store = MemoryStore::with_clock(config.clock.clone());
+            Arc::new(match config.max_sessions {
+                Some(max) => store.with_max_sessions(max),
+                None => store,
+            })
+        });
         let store = match &config.storage {
             Storage::Memory => memory.clone().map(|memory| memory as _),
             Storage::Store(store) => Some(store.clone()),

@@ -48,6 +48,12 @@ pub enum ConfigError {
         /// What is wrong and what to use instead.
         reason: String,
     },
+    /// A storage setting cannot work with the storage chosen.
+    #[error("invalid storage setting: {reason}")]
+    Storage {
+        /// What is wrong and what to use instead.
+        reason: String,
+    },
     /// An environment variable has a bad value. The message is one line that
     /// starts with the variable's name.
     #[error("{var}: {reason}")]

@@ -55,6 +55,8 @@ pub struct MemoryStore {
     clock: Arc<dyn Clock>,
     /// The most live records one shard holds ([`MemoryStore::with_max_sessions`]).
     max_per_shard: usize,
+    /// The limit as given, for `Debug`.
+    max_sessions: Option<usize>,
 }
 
 /// Says nothing of the records: their keys are secrets as good as the ids
@@ -64,11 +66,7 @@ impl std::fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("shards", &self.shards.len())
             .field("clock", &self.clock)
-            .field(
-                "max_sessions",
-                &(self.max_per_shard != usize::MAX)
-                    .then(|| self.max_per_shard.saturating_mul(SHARDS)),
-            )
+            .field("max_sessions", &self.max_sessions)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +75,11 @@ impl std::fmt::Debug for MemoryStore {
 struct Shard {
     map: Table<Entry>,
     next_sweep_ms: i64,
+    /// While the shard is at its limit: the earliest deadline among its
+    /// records when they were last counted, before which no record can
+    /// have expired (a save only moves a deadline later), so a create is
+    /// refused without looking at them again.
+    full_until_ms: i64,
 }
 
 /// One record in as little memory as it takes. In the table's slot, 32
@@ -270,6 +273,7 @@ impl MemoryStore {
             shards,
             clock,
             max_per_shard: usize::MAX,
+            max_sessions: None,
         }
     }
 
@@ -284,13 +288,21 @@ impl MemoryStore {
     ///
     /// The limit is kept per shard, without a global count: each of the
     /// 256 shards holds at most `max / 256` sessions, rounded up, so the
-    /// store holds at most `max` rounded up to a multiple of 256, and may
-    /// refuse a new session a little before it holds `max` (when the one
-    /// shard its id falls in is full). A log-in that moves a session to a
-    /// new id creates the new record first, so it can be refused too.
-    /// Count about 150–200 bytes per small session.
+    /// store holds at most `max` rounded up to a multiple of 256. Refusals
+    /// begin before the store holds `max`, when the one shard a new id
+    /// falls in is full: with ids spread at random, at about 95 % of a
+    /// limit of a million, 85 % of 100,000, and from a third or less of
+    /// limits under a few thousand. A log-in that moves a session to a new
+    /// id creates the new record first, so it can be refused too. Count
+    /// about 150–200 bytes per small session.
     ///
-    /// To use it as the engine's store:
+    /// A full shard counts its records again only once the earliest
+    /// deadline among them has passed: until then a create is refused at
+    /// once, under the shard's lock for no longer than an ordinary create.
+    ///
+    /// The engine's own memory store (the default storage) takes its limit
+    /// from [`SessionConfig::with_max_sessions`](crate::SessionConfig::with_max_sessions).
+    /// A store of your own, given as the engine's store:
     ///
     /// ```
     /// use std::sync::Arc;
@@ -304,6 +316,7 @@ impl MemoryStore {
     #[must_use]
     pub fn with_max_sessions(mut self, max: usize) -> Self {
         self.max_per_shard = max.div_ceil(SHARDS);
+        self.max_sessions = Some(max);
         self
     }
 
@@ -458,6 +471,9 @@ impl MemoryStore {
         let now_ms = now_ms();
         let mut shard = self.shard(key);
         shard.sweep_if_due(now_ms);
+        if shard.map.len() >= self.max_per_shard {
+            return self.create_in_full(&mut shard, key, entry, now_ms);
+        }
         // One probe of the table: with many sessions its bucket is a cache
         // miss, paid once (the write that follows hits).
         match shard.map.find_or_vacant(entry.head, is(key)) {
@@ -468,16 +484,17 @@ impl MemoryStore {
                 *shard.map.get_mut(expired) = entry;
                 Ok(())
             }
-            Probe::Vacant(slot) if shard.map.len() < self.max_per_shard => {
+            Probe::Vacant(slot) => {
                 shard.map.put(slot, entry);
                 Ok(())
             }
-            Probe::Vacant(_) => self.create_in_full(&mut shard, key, entry, now_ms),
         }
     }
 
-    /// A create that finds its shard at the limit: frees the shard's
-    /// expired records, then creates if that made room.
+    /// A create that finds its shard at the limit: an existing record under
+    /// the key is answered as usual; otherwise the shard's expired records
+    /// are freed, if any can have expired, and the create goes ahead if
+    /// that made room. Never grows the table while the shard is full.
     #[cold]
     fn create_in_full(
         &self,
@@ -486,17 +503,35 @@ impl MemoryStore {
         entry: Entry,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        shard.map.retain(|e| e.live_at(now_ms));
+        if let Some(pos) = shard.map.find(entry.head, is(key)) {
+            if shard.map.get(pos).live_at(now_ms) {
+                return Err(StoreError::Exists);
+            }
+            *shard.map.get_mut(pos) = entry;
+            return Ok(());
+        }
+        if now_ms >= shard.full_until_ms {
+            let earliest = std::cell::Cell::new(i64::MAX);
+            shard.map.retain(|e| {
+                let live = e.live_at(now_ms);
+                if live {
+                    earliest.set(earliest.get().min(e.expires_ms));
+                }
+                live
+            });
+            shard.next_sweep_ms = now_ms.saturating_add(SWEEP_EVERY_MS);
+            shard.full_until_ms = earliest.get();
+        }
         if shard.map.len() >= self.max_per_shard {
             return Err(StoreError::backend(format!(
-                "memory store full: its shard of this session holds {} live sessions, \
-                 the most MemoryStore::with_max_sessions allows ({} in all)",
+                "memory store full: the shard this session falls in holds {} live sessions, \
+                 the most MemoryStore::with_max_sessions({}) allows",
                 shard.map.len(),
-                self.max_per_shard.saturating_mul(SHARDS)
+                self.max_sessions.unwrap_or(usize::MAX)
             )));
         }
         match shard.map.find_or_vacant(entry.head, is(key)) {
-            // The retain above kept only live records.
+            // Looked for above, under the same lock.
             Probe::Found(_) => Err(StoreError::Exists),
             Probe::Vacant(slot) => {
                 shard.map.put(slot, entry);
@@ -611,6 +646,8 @@ mod tests {
         // Two per shard.
         let store = MemoryStore::with_clock(Arc::new(clock.clone())).with_max_sessions(2 * 256);
         assert!(format!("{store:?}").contains("max_sessions: Some(512)"));
+        let not_rounded = MemoryStore::new().with_max_sessions(1000);
+        assert!(format!("{not_rounded:?}").contains("max_sessions: Some(1000)"));
         let now = clock.now();
         let short = Record::new(now, Some(now + Duration::minutes(1)));
         let long = Record::new(now, Some(now + Duration::hours(1)));
@@ -620,7 +657,7 @@ mod tests {
         let err = store.create_now(&key_in_shard(7, 3), &long).unwrap_err();
         assert!(matches!(err, StoreError::Backend(_)), "{err}");
         assert!(err.to_string().contains("memory store full"), "{err}");
-        assert!(err.to_string().contains("512 in all"), "{err}");
+        assert!(err.to_string().contains("with_max_sessions(512)"), "{err}");
         // Another shard has room; an existing id is still "exists".
         store.create_now(&key_in_shard(8, 3), &long).unwrap();
         assert!(matches!(
@@ -649,6 +686,42 @@ mod tests {
         store.delete_now(&key_in_shard(7, 2)).unwrap();
         store.create_now(&key_in_shard(7, 4), &long).unwrap();
         assert_eq!(store.len(), 3);
+    }
+
+    #[test]
+    fn a_full_shard_takes_a_create_over_an_expired_record_of_the_same_id() {
+        let clock = ManualClock::new(datetime!(2026-01-01 0:00 UTC));
+        let store = MemoryStore::with_clock(Arc::new(clock.clone())).with_max_sessions(256);
+        let now = clock.now();
+        let short = Record::new(now, Some(now + Duration::seconds(10)));
+        store.create_now(&key_in_shard(9, 1), &short).unwrap();
+        assert!(store.create_now(&key_in_shard(9, 2), &short).is_err());
+        // The same id again, once its record expired: written in its place
+        // (no sweep is due yet, and the shard is still full).
+        clock.advance(Duration::seconds(11));
+        let later = Record::new(clock.now(), Some(clock.now() + Duration::hours(1)));
+        store.create_now(&key_in_shard(9, 1), &later).unwrap();
+        assert_eq!(store.load_now(&key_in_shard(9, 1)).unwrap(), Some(later));
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn the_engines_own_memory_store_takes_the_configs_limit() {
+        use crate::{ConfigError, Engine, Key, KeyRing, SessionConfig, Storage};
+        let config = || SessionConfig::new(KeyRing::new(Key::generate())).with_max_sessions(0);
+        let engine = Engine::new(config()).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let record = Record::new(now, Some(now + Duration::hours(1)));
+        let err = block_on(engine.store().unwrap().create(&key(1), &record)).unwrap_err();
+        assert!(err.to_string().contains("memory store full"), "{err}");
+
+        for storage in [
+            Storage::Cookie,
+            Storage::Store(Arc::new(MemoryStore::new())),
+        ] {
+            let err = Engine::new(config().with_storage(storage)).unwrap_err();
+            assert!(matches!(err, ConfigError::Storage { .. }), "{err}");
+        }
     }
 
     #[test]
