@@ -349,12 +349,10 @@ impl RedisStoreBuilder {
                         },
                     )?
                 } else {
-                    redis::Client::open(info)
-                        .map_err(|source| ConnectError::InvalidUrl { source })?
+                    redis::Client::open(info).map_err(invalid_url)?
                 };
                 #[cfg(not(feature = "tls"))]
-                let client = redis::Client::open(info)
-                    .map_err(|source| ConnectError::InvalidUrl { source })?;
+                let client = redis::Client::open(info).map_err(invalid_url)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(connect_timeout))
                     // The store times every command itself.
@@ -389,9 +387,7 @@ impl RedisStoreBuilder {
                 } else {
                     builder
                 };
-                let client = builder
-                    .build()
-                    .map_err(|source| ConnectError::InvalidUrl { source })?;
+                let client = builder.build().map_err(invalid_url)?;
                 let connection =
                     within(connect_timeout, &target, client.get_async_connection()).await?;
                 (Connection::Cluster(connection), target)
@@ -485,20 +481,19 @@ fn connection_info(url: &str) -> Result<ConnectionInfo, ConnectError> {
     let info = url.into_connection_info().map_err(|source| {
         // Built without TLS support, the `redis` crate refuses a TLS URL
         // with a message about its own features.
-        let scheme = url.trim_start().get(..10).unwrap_or_default();
-        let tls = ["rediss://", "valkeys://"].iter().any(|tls| {
-            scheme
-                .get(..tls.len())
-                .is_some_and(|s| s.eq_ignore_ascii_case(tls))
+        let url = url.trim_start().as_bytes();
+        let tls = [&b"rediss://"[..], b"valkeys://"].iter().any(|tls| {
+            url.get(..tls.len())
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case(tls))
         });
-        if tls && source.kind() == redis::ErrorKind::InvalidClientConfig {
+        if tls && !cfg!(feature = "tls") && source.kind() == redis::ErrorKind::InvalidClientConfig {
             ConnectError::Config {
                 reason: "a TLS URL (rediss://) needs session-redis's `tls` feature: \
                          session-redis = { version = \"…\", features = [\"tls\"] }"
                     .to_owned(),
             }
         } else {
-            ConnectError::InvalidUrl { source }
+            invalid_url(source)
         }
     })?;
     let mut redis = info.redis_settings().clone();
@@ -508,6 +503,10 @@ fn connection_info(url: &str) -> Result<ConnectionInfo, ConnectError> {
     Ok(info
         .set_tcp_settings(tcp_settings())
         .set_redis_settings(redis))
+}
+
+fn invalid_url(source: redis::RedisError) -> ConnectError {
+    ConnectError::InvalidUrl { source }
 }
 
 fn tcp_settings() -> TcpSettings {

@@ -41,8 +41,9 @@ pub const SAVE_TOKENS_KEPT: usize = 4;
 /// (A command is sent twice when its connection dropped before the answer
 /// came: the store re-sends it, and so does the cluster client.) Every
 /// save draws a token of its own, so a second writer that computed the
-/// same record still meets a conflict. A `"w"` that is not a list of
-/// 16-digit lowercase hex tokens is not carried over.
+/// same record still meets a conflict. A `"w"` that is anything but
+/// lowercase hex digits and commas, or not of a token list's length, is
+/// not carried over.
 ///
 /// The script never decodes the JSON: it compares the header as a string
 /// and finds the tokens at a fixed offset, so every `u64` version compares

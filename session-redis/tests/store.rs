@@ -121,6 +121,16 @@ async fn resend(
         .unwrap()
 }
 
+/// A value as the store writes it for `record`, with `w` as its `"w"`
+/// field: what another writer, or a hand-made value, would hold.
+fn value_with_w(record: &Record, w: &str) -> Vec<u8> {
+    [
+        format!("{:016x}:{{\"w\":\"{w}\",", record.version).as_bytes(),
+        &record.to_bytes()[1..],
+    ]
+    .concat()
+}
+
 /// The tokens in a stored value's `"w"` field, newest first.
 fn tokens(value: &[u8]) -> Vec<String> {
     let text = std::str::from_utf8(value).unwrap();
@@ -155,11 +165,7 @@ async fn a_save_that_reaches_redis_twice_is_applied_once() {
     );
     assert_eq!(stored_bytes(&store, &key).await.unwrap(), written);
     // Another writer's save of the same record: its own token.
-    let other = [
-        format!("{:016x}:{{\"w\":\"00000000000000bb\",", second.version).as_bytes(),
-        &second.to_bytes()[1..],
-    ]
-    .concat();
+    let other = value_with_w(&second, "00000000000000bb");
     assert_ne!(other, written);
     assert_eq!(
         resend(&store, &key, &other, first.version).await,
@@ -246,11 +252,7 @@ async fn a_token_found_outside_the_list_is_no_copy() {
     assert!(!tokens(&stored).contains(&token.to_owned()));
     assert!(String::from_utf8_lossy(&stored).contains(token));
 
-    let copy = [
-        format!("{:016x}:{{\"w\":\"{token}\",", second.version).as_bytes(),
-        &second.to_bytes()[1..],
-    ]
-    .concat();
+    let copy = value_with_w(&second, token);
     assert_eq!(
         resend(&store, &key, &copy, first.version).await,
         redis::Value::BulkString(stored.clone())
@@ -273,11 +275,7 @@ async fn a_foreign_w_field_is_not_carried_over() {
         "0123456789abcdef,0123",
     ] {
         let current = store.load(&key).await.unwrap().unwrap();
-        let foreign = [
-            format!("{:016x}:{{\"w\":\"{w}\",", current.version).as_bytes(),
-            &current.to_bytes()[1..],
-        ]
-        .concat();
+        let foreign = value_with_w(&current, w);
         let _: () = raw(&redis_url())
             .await
             .set(store.redis_key(&key), &foreign)
