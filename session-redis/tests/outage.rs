@@ -5,21 +5,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use session_core::{Record, SaveOutcome, SessionId, SessionStore, StoreError, StoreKey};
+use session_core::{SaveOutcome, SessionStore, StoreError};
 use session_redis::{CommandError, ConnectError, RedisStore};
-use support::{PrivateRedis, free_port};
-use time::OffsetDateTime;
-
-fn key(n: u8) -> StoreKey {
-    SessionId::from_bytes([n; 16]).store_key()
-}
-
-fn record() -> Record {
-    let now = OffsetDateTime::now_utc();
-    let mut record = Record::new(now, Some(now + time::Duration::hours(1)));
-    record.data.insert("views", 1.into());
-    record
-}
+use support::{PrivateRedis, free_port, key, record};
 
 async fn store_on(redis: &PrivateRedis, command_timeout: Duration) -> RedisStore {
     RedisStore::builder(redis.url())

@@ -14,10 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use session_core::{Record, SaveOutcome, SessionId, SessionStore, StoreKey};
+use session_core::{SaveOutcome, SessionStore};
 use session_redis::{ConnectError, RedisStore};
-use support::free_port;
-use time::OffsetDateTime;
+use support::{free_port, key, record};
 
 /// The certificates of one test, in a directory of its own.
 struct Certificates {
@@ -236,31 +235,20 @@ impl Drop for TlsRedis {
     }
 }
 
-fn key() -> StoreKey {
-    SessionId::from_bytes([3; 16]).store_key()
-}
-
-fn record() -> Record {
-    let now = OffsetDateTime::now_utc();
-    let mut record = Record::new(now, Some(now + time::Duration::hours(1)));
-    record.data.insert("views", 1.into());
-    record
-}
-
 /// Every operation works over TLS, checked against the authority given.
 async fn serves_sessions(store: &RedisStore) {
     let first = record();
-    store.create(&key(), &first).await.unwrap();
-    assert_eq!(store.load(&key()).await.unwrap(), Some(first.clone()));
+    store.create(&key(3), &first).await.unwrap();
+    assert_eq!(store.load(&key(3)).await.unwrap(), Some(first.clone()));
     let mut second = first.clone();
     second.version = 1;
     second.data.insert("views", 2.into());
     assert_eq!(
-        store.save(&key(), &second, 0).await.unwrap(),
+        store.save(&key(3), &second, 0).await.unwrap(),
         SaveOutcome::Saved
     );
-    assert_eq!(store.take(&key()).await.unwrap(), Some(second));
-    assert_eq!(store.load(&key()).await.unwrap(), None);
+    assert_eq!(store.take(&key(3)).await.unwrap(), Some(second));
+    assert_eq!(store.load(&key(3)).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -459,7 +447,7 @@ async fn a_cluster_over_tls_serves_sessions() {
     serves_sessions(&store).await;
     // Sessions spread over the primaries: keys in other slots work too.
     for n in 0..32u8 {
-        let key = SessionId::from_bytes([n; 16]).store_key();
+        let key = key(n);
         store.create(&key, &record()).await.unwrap();
         assert!(store.load(&key).await.unwrap().is_some());
     }

@@ -242,6 +242,19 @@ fn answers_as(port: u16, pid: u32) -> bool {
     false
 }
 
+/// The store key of the session id made of `n` sixteen times.
+pub fn key(n: u8) -> session_core::StoreKey {
+    session_core::SessionId::from_bytes([n; 16]).store_key()
+}
+
+/// A record made now, alive for an hour, holding `{"views":1}`.
+pub fn record() -> session_core::Record {
+    let now = time::OffsetDateTime::now_utc();
+    let mut record = session_core::Record::new(now, Some(now + time::Duration::hours(1)));
+    record.data.insert("views", 1.into());
+    record
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
