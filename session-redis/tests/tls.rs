@@ -11,12 +11,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use session_core::{SaveOutcome, SessionStore};
 use session_redis::{ConnectError, RedisStore};
-use support::{free_port, key, record};
+use support::{free_port, key, record, spawn_redis_server};
 
 /// The certificates of one test, in a directory of its own.
 struct Certificates {
@@ -178,49 +178,32 @@ impl TlsRedis {
     ) -> Result<Self, std::process::ExitStatus> {
         let port = free_port();
         let path = |name: &str| certificates.path(name).to_string_lossy().into_owned();
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", "0"])
-            .args(["--tls-port", &port.to_string()])
-            .args(["--tls-cert-file", &path("server.crt")])
-            .args(["--tls-key-file", &path("server.key")])
-            .args(["--tls-ca-cert-file", &path("ca.crt")])
-            .args([
-                "--tls-auth-clients",
-                if clients_need_certificates {
-                    "yes"
-                } else {
-                    "no"
-                },
-            ])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run redis-server ({e}); install it (scripts/test does)")
-            });
+        let (tls_port, cert, key, ca) = (
+            port.to_string(),
+            path("server.crt"),
+            path("server.key"),
+            path("ca.crt"),
+        );
+        let mut args = vec!["--bind", "127.0.0.1", "--port", "0"];
+        args.extend(["--tls-port", &tls_port, "--tls-cert-file", &cert]);
+        args.extend(["--tls-key-file", &key, "--tls-ca-cert-file", &ca]);
+        let auth = if clients_need_certificates {
+            "yes"
+        } else {
+            "no"
+        };
+        args.extend(["--tls-auth-clients", auth]);
+        args.extend(extra);
+        let listening = |_pid| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        let child = spawn_redis_server(&args, &format!("listen with TLS on {port}"), listening)?;
         let mut redis = Self { port, child };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Ok(Some(status)) = redis.child.try_wait() {
-                return Err(status);
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                // Listening: ours, unless it exits right away (another
-                // process holds the port).
-                std::thread::sleep(Duration::from_millis(50));
-                if let Ok(Some(status)) = redis.child.try_wait() {
-                    return Err(status);
-                }
-                return Ok(redis);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server with TLS did not listen on {port} within 5 s"
-            );
-            std::thread::sleep(Duration::from_millis(10));
+        // Listening: ours, unless it exits right away (another process
+        // holds the port).
+        std::thread::sleep(Duration::from_millis(50));
+        if let Ok(Some(status)) = redis.child.try_wait() {
+            return Err(status);
         }
+        Ok(redis)
     }
 
     fn url(&self, host: &str) -> String {

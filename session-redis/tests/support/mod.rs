@@ -127,36 +127,19 @@ impl PrivateRedis {
     /// `true` once `INFO` on the port names its process, `false` when it
     /// exited (the port was taken).
     fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run redis-server ({e}); install it (scripts/test does)")
-            });
-        let pid = child.id();
-        let child = self.child.insert(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                eprintln!(
-                    "redis-server on port {} exited at start: {status}",
-                    self.port
-                );
-                self.child = None;
-                return false;
+        let port = self.port.to_string();
+        let args = ["--bind", "127.0.0.1", "--port", &port];
+        let what = format!("answer on port {port}");
+        match spawn_redis_server(&args, &what, |pid| answers_as(self.port, pid)) {
+            Ok(child) => {
+                self.child = Some(child);
+                true
             }
-            if answers_as(self.port, pid) {
-                return true;
+            Err(status) => {
+                eprintln!("redis-server on port {port} exited at start: {status}");
+                false
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
-        panic!(
-            "redis-server did not answer on port {} within 5 s",
-            self.port
-        );
     }
 
     pub fn url(&self) -> String {
@@ -212,6 +195,41 @@ impl Drop for PrivateRedis {
             self.resume();
         }
         self.kill();
+    }
+}
+
+/// Runs `redis-server` with `args` (and no persistence) and waits up to
+/// 5 s until `ready(pid)`: the running server, or how it exited first (its
+/// port was taken, say). Panics, killing it, when it does neither in time
+/// (`what` says what it was waited for).
+pub fn spawn_redis_server(
+    args: &[&str],
+    what: &str,
+    ready: impl Fn(u32) -> bool,
+) -> Result<Child, std::process::ExitStatus> {
+    let mut child = Command::new("redis-server")
+        .args(args)
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run redis-server ({e}); install it (scripts/test does)")
+        });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(status);
+        }
+        if ready(child.id()) {
+            return Ok(child);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("redis-server did not {what} within 5 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
