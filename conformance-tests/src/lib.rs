@@ -10,7 +10,9 @@
 //!   save and take on one key, and what other instances of the store see.
 //! - [`store_outage_suite!`] checks that a store whose backend is down
 //!   says so: every operation fails with a backend error or a timeout, in
-//!   bounded time, rather than answering "no session".
+//!   bounded time, rather than answering "no session". Run it for a
+//!   stopped backend and for a hung one (its `hold:` form keeps a frozen
+//!   server frozen until the check ends).
 //! - [`adapter_suite!`] checks an adapter over real HTTP on 127.0.0.1: every
 //!   route of the project's demo contract, cookie attributes, tampered and
 //!   garbage cookies, unknown ids, id regeneration, destroy and logout,

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use conformance_tests::store::{self, ExpiryClock, Subject, cases};
@@ -556,21 +557,44 @@ fn shared_store_that_ignores_its_prefix_or_caches_loads_fails() {
     }
 }
 
-/// A store whose backend is gone: every operation fails, as it must, or,
-/// with `swallows`, answers as if the backend had said "nothing here".
+/// A store whose backend is gone, and what it makes of that.
 #[derive(Debug)]
-struct Down {
-    swallows: bool,
+enum Down {
+    /// Every operation fails, as it must.
+    Reports,
+    /// Every operation answers as if the backend had said "nothing here".
+    Swallows,
+    /// Every operation waits for ever (no timeout on a hung backend).
+    Hangs,
+    /// Reports the outage while the flag is up, then swallows it: passes
+    /// only if the check holds the factory's guard (which lowers the flag
+    /// when dropped) until it ends.
+    ReportsWhileHeld(Arc<AtomicBool>),
+}
+
+/// Lowers its flag when dropped.
+struct Lowers(Arc<AtomicBool>);
+
+impl Drop for Lowers {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Down {
-    fn answer<T>(&self, nothing: T) -> Result<T, StoreError> {
-        if self.swallows {
-            Ok(nothing)
-        } else {
+    async fn answer<T>(&self, nothing: T) -> Result<T, StoreError> {
+        let reports = match self {
+            Self::Reports => true,
+            Self::Swallows => false,
+            Self::Hangs => std::future::pending().await,
+            Self::ReportsWhileHeld(up) => up.load(Ordering::SeqCst),
+        };
+        if reports {
             Err(StoreError::backend(std::io::Error::other(
                 "connection refused",
             )))
+        } else {
+            Ok(nothing)
         }
     }
 }
@@ -578,38 +602,70 @@ impl Down {
 #[async_trait]
 impl SessionStore for Down {
     async fn load(&self, _: &StoreKey) -> Result<Option<Record>, StoreError> {
-        self.answer(None)
+        self.answer(None).await
     }
 
     async fn create(&self, _: &StoreKey, _: &Record) -> Result<(), StoreError> {
-        self.answer(())
+        self.answer(()).await
     }
 
     async fn save(&self, _: &StoreKey, _: &Record, _: u64) -> Result<SaveOutcome, StoreError> {
-        self.answer(SaveOutcome::Missing)
+        self.answer(SaveOutcome::Missing).await
     }
 
     async fn delete(&self, _: &StoreKey) -> Result<(), StoreError> {
-        self.answer(())
+        self.answer(()).await
     }
 
     async fn take(&self, _: &StoreKey) -> Result<Option<Record>, StoreError> {
-        self.answer(None)
+        self.answer(None).await
     }
 }
 
 // The control: a store that reports its outage passes the outage check.
-conformance_tests::store_outage_suite!(down_and_saying_so, |_ctx| async move {
-    Down { swallows: false }
+conformance_tests::store_outage_suite!(down_and_saying_so, |_ctx| async move { Down::Reports });
+
+// With `hold:`, the guard lives until the check ends: this store reports
+// the outage only while its guard is alive.
+conformance_tests::store_outage_suite!(down_while_the_guard_is_held, hold: |_ctx| async move {
+    let up = Arc::new(AtomicBool::new(true));
+    (Down::ReportsWhileHeld(Arc::clone(&up)), Lowers(up))
 });
 
 #[test]
+fn the_outage_check_drops_the_guard_once_it_ends() {
+    let up = Arc::new(AtomicBool::new(true));
+    let store_flag = Arc::clone(&up);
+    let guard_flag = Arc::clone(&up);
+    let outcome = store::outage::run_holding("bites", move |_ctx| async move {
+        (Down::ReportsWhileHeld(store_flag), Lowers(guard_flag))
+    });
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert!(
+        !up.load(Ordering::SeqCst),
+        "the guard outlived the outage check"
+    );
+}
+
+#[test]
 fn store_that_swallows_its_outage_fails() {
-    let outcome = store::outage::run("bites", |_ctx| async move { Down { swallows: true } });
+    let outcome = store::outage::run("bites", |_ctx| async move { Down::Swallows });
     match outcome {
         Err(failure) => {
             eprintln!("a store that swallows its outage fails, as it must:\n{failure}\n")
         }
         Ok(()) => panic!("a store that swallows its outage passed the outage check"),
     }
+}
+
+// Takes the check's whole limit (15 s) for its first operation.
+#[test]
+fn store_that_waits_on_a_hung_backend_for_ever_fails() {
+    let outcome = store::outage::run("bites", |_ctx| async move { Down::Hangs });
+    let failure = outcome.expect_err("a store that never answers passed the outage check");
+    let message = failure.to_string();
+    assert!(
+        message.contains("load with the backend down did not return within 15s"),
+        "{message}"
+    );
 }

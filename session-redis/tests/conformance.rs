@@ -4,8 +4,10 @@
 //! wall clock (`PXAT`), so the suite runs its wall-clock expiry variant.
 //! Every case gets its own key prefix from the suite.
 //!
-//! The outage check runs on a `redis-server` of its own, stopped once the
-//! store has connected.
+//! The outage check runs twice, each time on a `redis-server` of its own:
+//! stopped once the store has connected (connections refused), and frozen
+//! with `SIGSTOP` (connections open, nothing answered: every operation
+//! must give up after the command timeout).
 //!
 //! The adapter suite runs with the axum demo on Redis in
 //! `session-axum/tests/conformance.rs` (`redis_store::*`).
@@ -51,4 +53,18 @@ store_outage_suite!(standalone_down, |ctx| async move {
         .expect("a redis-server of the test's own");
     redis.kill();
     store
+});
+
+store_outage_suite!(standalone_hung, hold: |ctx| async move {
+    let redis = PrivateRedis::start();
+    let store = RedisStore::builder(redis.url())
+        .key_prefix(ctx.prefix())
+        .connect_timeout(Duration::from_millis(500))
+        .command_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .expect("a redis-server of the test's own");
+    // Thawed and stopped when the check drops it.
+    redis.pause();
+    (store, redis)
 });

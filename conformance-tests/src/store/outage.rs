@@ -4,7 +4,15 @@
 //! factory that returns the store with its backend already gone (a Redis
 //! store connected to a server that was then stopped, say). Every operation
 //! must then fail with [`StoreError::Backend`] or [`StoreError::Timeout`],
-//! in bounded time. A store that answers a load with `Ok(None)`, or a save
+//! in bounded time.
+//!
+//! Run it twice for a store over a server: once with the server stopped
+//! (connections refused: each call fails at once) and once with it hung
+//! (connections open, nothing answered: each call must give up after its
+//! timeout, or every request waits on it). For the second, freeze the
+//! server (`SIGSTOP`) and return it from the factory beside the store
+//! (`store_outage_suite!(name, hold: factory)`), so that it stays frozen
+//! until the check ends. A store that answers a load with `Ok(None)`, or a save
 //! with [`SaveOutcome::Missing`](session_core::SaveOutcome::Missing), while its backend is down tells the
 //! engine the session is gone: the user is logged out, or a change is
 //! dropped, and nobody is told. With an error the adapter answers 500 and
@@ -40,6 +48,35 @@ where
     Fut: Future<Output = S>,
     S: SessionStore + 'static,
 {
+    run_holding(suite, |ctx| {
+        let store = factory(ctx);
+        async move { (store.await, ()) }
+    })
+}
+
+/// [`run`] for a factory that returns the store with a guard, kept until
+/// the check ends and dropped after the store. This is what
+/// [`store_outage_suite!`](crate::store_outage_suite)`(name, hold: factory)`
+/// calls.
+///
+/// The guard keeps the backend in the state the factory left it in: a
+/// server frozen with `SIGSTOP` (a hung backend, where every call must
+/// time out) stays frozen while the check runs, and is thawed and stopped
+/// when the guard drops.
+///
+/// # Errors
+///
+/// The check's [`Failure`].
+///
+/// # Panics
+///
+/// When no runtime can be built, or when the factory panics.
+pub fn run_holding<F, Fut, S, G>(suite: &str, factory: F) -> Outcome
+where
+    F: FnOnce(StoreContext) -> Fut,
+    Fut: Future<Output = (S, G)>,
+    S: SessionStore + 'static,
+{
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -51,8 +88,11 @@ where
         clock.clone(),
     );
     runtime.block_on(async move {
-        let store = factory(ctx).await;
-        every_operation_reports_the_outage(&store, &clock).await
+        let (store, guard) = factory(ctx).await;
+        let outcome = every_operation_reports_the_outage(&store, &clock).await;
+        drop(store);
+        drop(guard);
+        outcome
     })
 }
 
