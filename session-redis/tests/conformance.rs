@@ -42,28 +42,30 @@ store_suite!(cluster, expiry: wall_clock, |ctx| async move {
         })
 });
 
-store_outage_suite!(standalone_down, |ctx| async move {
-    let mut redis = PrivateRedis::start();
+/// A store on a `redis-server` of its own, the server beside it.
+async fn on_private_redis(
+    ctx: &conformance_tests::store::StoreContext,
+    command_timeout: Duration,
+) -> (RedisStore, PrivateRedis) {
+    let redis = PrivateRedis::start();
     let store = RedisStore::builder(redis.url())
         .key_prefix(ctx.prefix())
         .connect_timeout(Duration::from_millis(500))
-        .command_timeout(Duration::from_secs(2))
+        .command_timeout(command_timeout)
         .connect()
         .await
         .expect("a redis-server of the test's own");
+    (store, redis)
+}
+
+store_outage_suite!(standalone_down, |ctx| async move {
+    let (store, mut redis) = on_private_redis(&ctx, Duration::from_secs(2)).await;
     redis.kill();
     store
 });
 
 store_outage_suite!(standalone_hung, hold: |ctx| async move {
-    let redis = PrivateRedis::start();
-    let store = RedisStore::builder(redis.url())
-        .key_prefix(ctx.prefix())
-        .connect_timeout(Duration::from_millis(500))
-        .command_timeout(Duration::from_millis(300))
-        .connect()
-        .await
-        .expect("a redis-server of the test's own");
+    let (store, redis) = on_private_redis(&ctx, Duration::from_millis(300)).await;
     // Thawed and stopped when the check drops it.
     redis.pause();
     (store, redis)
