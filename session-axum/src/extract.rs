@@ -35,7 +35,8 @@ fn slot(parts: &Parts) -> Option<&SlotHandle> {
 /// handler returns; there is nothing to call. What the layer saves is the
 /// session as it stands when the response is ready: a clone moved into a
 /// task that outlives the request (`tokio::spawn`) may still read, but its
-/// later changes belong to no request and are not saved.
+/// later changes belong to no request and are not saved (the first one is
+/// logged at warn level, so that the loss is not silent).
 ///
 /// Rejects with a [`SessionRejection`]: a 500 when the layer is missing, or
 /// the layer's error response when the store fails to load the session.

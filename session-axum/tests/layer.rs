@@ -517,16 +517,82 @@ impl std::io::Write for Logged {
     }
 }
 
-/// Errors logged on this thread from now until the guard is dropped.
-fn capture_errors() -> (Logged, tracing::subscriber::DefaultGuard) {
+/// What is logged at `level` and above on this thread from now until the
+/// guard is dropped.
+fn capture_logs(level: tracing::Level) -> (Logged, tracing::subscriber::DefaultGuard) {
     let logged = Logged::default();
     let writer = logged.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
         .with_ansi(false)
-        .with_max_level(tracing::Level::ERROR)
+        .with_max_level(level)
         .finish();
     (logged, tracing::subscriber::set_default(subscriber))
+}
+
+/// Errors logged on this thread from now until the guard is dropped.
+fn capture_errors() -> (Logged, tracing::subscriber::DefaultGuard) {
+    capture_logs(tracing::Level::ERROR)
+}
+
+/// A session handle moved into a task that outlives its request may read,
+/// but what it writes after the response is saved by nobody: the first
+/// such write is logged at warn level, and the next request sees only what
+/// the handler wrote.
+#[tokio::test]
+async fn a_write_from_a_task_that_outlives_the_request_is_logged_not_saved() {
+    // One thread: the spawned task logs here too.
+    let (logged, _guard) = capture_logs(tracing::Level::WARN);
+    let (start_signal, wait) = tokio::sync::oneshot::channel::<()>();
+    let go = Arc::new(std::sync::Mutex::new(Some(wait)));
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let done = Arc::new(std::sync::Mutex::new(Some(done)));
+    let app = Router::new()
+        .route("/views", get(views))
+        .route(
+            "/spawn",
+            get(move |session: Session| {
+                let wait = go.lock().unwrap().take().unwrap();
+                let done = done.lock().unwrap().take().unwrap();
+                async move {
+                    session.insert("in_handler", &true).unwrap();
+                    tokio::spawn(async move {
+                        wait.await.unwrap();
+                        session.insert("too_late", &true).unwrap();
+                        done.send(()).unwrap();
+                    });
+                    "spawned"
+                }
+            }),
+        )
+        .route(
+            "/check",
+            get(|session: Session| async move {
+                format!(
+                    "{:?} {:?}",
+                    session.get::<bool>("in_handler").unwrap(),
+                    session.get::<bool>("too_late").unwrap()
+                )
+            }),
+        )
+        .layer(layer_with(Arc::new(MemoryStore::new())));
+
+    let cookie = send(&app, "/views", None).await.session_cookie();
+    let spawned = send(&app, "/spawn", Some(&cookie)).await;
+    assert_eq!(spawned.body, "spawned");
+    assert!(logged.text().is_empty(), "{}", logged.text());
+
+    start_signal.send(()).unwrap();
+    finished.await.unwrap();
+    let text = logged.text();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(
+        text.contains("changed after its request finished"),
+        "{text}"
+    );
+
+    let check = send(&app, "/check", Some(&cookie)).await;
+    assert_eq!(check.body, "Some(true) None");
 }
 
 /// A failing store's error is logged at error level with its cause, for

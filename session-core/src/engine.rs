@@ -707,7 +707,9 @@ impl Engine {
     ///
     /// This finishes the slot: a second call gives `None`. When the handler
     /// still holds a clone of the session (a task it spawned, say), the plan
-    /// is made from a copy of the data, as [`finish`](Self::finish) does.
+    /// is made from a copy of the data, as [`finish`](Self::finish) does;
+    /// that clone may still read, but what it changes is saved by nobody,
+    /// and the first such change is logged at warn level.
     ///
     /// ```
     /// use session_core::{Engine, Key, KeyRing, RequestSlot, SessionConfig, StoreOp};
@@ -776,6 +778,7 @@ impl Engine {
             destroyed,
             opened_at: _,
             finished: _,
+            late_change_logged: _,
         } = state;
         // Data this request changed is written below (or put in a cookie):
         // it must load again. (Unchanged data was loaded, so it does.)

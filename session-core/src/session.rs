@@ -144,8 +144,35 @@ pub(crate) struct State {
     pub(crate) opened_at: Option<Timestamp>,
     /// Set when [`Engine::finish_slot`](crate::Engine::finish_slot) made
     /// the plan: the data may have moved into it, so a later opening starts
-    /// from a fresh state.
+    /// from a fresh state, and a change made through a handle kept past
+    /// that point is saved by nobody (logged once, see [`State::changing`]).
     pub(crate) finished: bool,
+    /// Whether a change after `finished` was logged.
+    pub(crate) late_change_logged: bool,
+}
+
+impl State {
+    /// Called by every change, before it is made.
+    #[inline]
+    fn changing(&mut self) {
+        if self.finished {
+            self.changed_after_finish();
+        }
+    }
+
+    /// A handle kept past the request's end (moved into a spawned task,
+    /// say) changes the session: nothing will save the change, so say so,
+    /// once per request.
+    #[cold]
+    fn changed_after_finish(&mut self) {
+        if !self.late_change_logged {
+            self.late_change_logged = true;
+            tracing::warn!(
+                "a session was changed after its request finished (through a handle kept past \
+                 the response, such as one moved into a spawned task): the change is not saved"
+            );
+        }
+    }
 }
 
 /// What [`Session`] handles and a [`RequestSlot`](crate::RequestSlot)
@@ -333,6 +360,7 @@ impl Session {
         if state.data.at(found) == Some(&value) {
             return;
         }
+        state.changing();
         state.data.put(found, key, value.clone());
         state.ops.push(Op::Insert(DataKey::new(key), value));
     }
@@ -341,6 +369,7 @@ impl Session {
     pub fn remove(&self, key: &str) -> Option<Value> {
         let mut state = self.lock();
         let old = state.data.remove(key)?;
+        state.changing();
         state.ops.push(Op::Remove(DataKey::new(key)));
         Some(old)
     }
@@ -417,6 +446,7 @@ impl Session {
                 source,
             })
         });
+        state.changing();
         state.data.put(found, key, new);
         state.ops.push(Op::Update(DataKey::new(key), erased));
         Ok(typed)
@@ -426,6 +456,7 @@ impl Session {
     pub fn clear(&self) {
         let mut state = self.lock();
         if !state.data.is_empty() || state.ops.iter().any(|op| !matches!(op, Op::Clear)) {
+            state.changing();
             state.data.clear();
             state.ops.push(Op::Clear);
         }
@@ -438,13 +469,16 @@ impl Session {
     /// the old id saved meanwhile is carried over to the new one (see
     /// [`StoreOp::Replace`](crate::StoreOp::Replace)).
     pub fn regenerate(&self) {
-        self.lock().regenerate = true;
+        let mut state = self.lock();
+        state.changing();
+        state.regenerate = true;
     }
 
     /// Ends the session: its record is deleted and its cookie cleared. Data
     /// stored after `destroy` starts a brand-new session with a new id.
     pub fn destroy(&self) {
         let mut state = self.lock();
+        state.changing();
         state.destroyed = true;
         state.regenerate = false;
         state.data.clear();

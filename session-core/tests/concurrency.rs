@@ -7,7 +7,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 use session_core::{Engine, MemoryStore, SessionConfig, SessionError, SessionStore, StoreOp};
-use support::{Browser, Harness, open_with, request_with};
+use support::{Browser, CapturedLogs, Harness, open_with, request_with};
 
 fn push(item: String) -> impl Fn(Option<Vec<String>>) -> Vec<String> + Send + Sync + 'static {
     move |list| {
@@ -249,40 +249,17 @@ async fn a_save_after_a_concurrent_destroy_does_not_resurrect_the_session() {
 /// operators look.
 #[tokio::test]
 async fn writes_dropped_with_a_vanished_session_are_logged_as_a_warning() {
-    let logged = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer({
-            let logged = logged.clone();
-            move || Log(logged.clone())
-        })
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let logs = CapturedLogs::start();
     let h = Harness::new();
     let writer = a_writer_behind_a_logout(&h).await;
-    assert!(logged.lock().unwrap().is_empty());
+    assert!(logs.text().is_empty());
 
     writer.insert("cart", &["apple"]).unwrap();
     let plan = h.engine.finish(&writer, h.engine.now()).unwrap();
     assert_eq!(h.engine.commit(plan).await.unwrap(), None);
-    let text = String::from_utf8(logged.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.contains("WARN"), "{text}");
     assert!(text.contains("changes are dropped"), "{text}");
-}
-
-/// A `std::io::Write` into a shared buffer, for capturing logs.
-struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A request of the old id that finishes after a log-in gave the session a

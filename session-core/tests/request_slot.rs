@@ -8,7 +8,7 @@ mod support;
 use session_core::{
     CookieOp, Engine, KeyRing, Plan, RequestSlot, Session, SessionConfig, StoreOp, Timestamp,
 };
-use support::{Browser, Harness, commit_into, fixed_key, same_plans_as_finish};
+use support::{Browser, CapturedLogs, Harness, commit_into, fixed_key, same_plans_as_finish};
 
 /// Reads and loads `browser`'s session and opens it into a new slot.
 async fn open_in_slot(engine: &Engine, browser: &Browser) -> (RequestSlot, Session) {
@@ -128,6 +128,94 @@ async fn a_live_handle_keeps_its_data_and_the_slot_finishes_once() {
     assert!(format!("{plan:?}").contains("\"n\""), "{plan:?}");
     assert!(slot.session().is_none());
     assert!(h.engine.finish_slot(&mut slot).is_none());
+}
+
+/// A handle kept past the end of its request (a task the handler spawned)
+/// may read, but its changes are saved by nobody: the first one is logged
+/// at warn level, once, so the loss is never silent. Changes made before
+/// the end are not.
+#[tokio::test]
+async fn a_change_after_the_slot_finished_is_not_saved_and_is_logged_once() {
+    let logs = CapturedLogs::start();
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("cart", &["apple"]).unwrap())
+        .await;
+
+    let (mut slot, session) = open_in_slot(&h.engine, &browser).await;
+    session.insert("seen", &true).unwrap();
+    let (plan, _) = h.engine.finish_slot(&mut slot).unwrap().unwrap();
+    assert!(logs.text().is_empty(), "{}", logs.text());
+
+    // Reading is fine and logs nothing; so does a write of the same value.
+    assert_eq!(session.get::<bool>("seen").unwrap(), Some(true));
+    session.insert("seen", &true).unwrap();
+    assert!(logs.text().is_empty(), "{}", logs.text());
+
+    session.insert("late", &1).unwrap();
+    let text = logs.text();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(
+        text.contains("changed after its request finished"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+    // Every kind of change after the end, and only one line for them all.
+    session
+        .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
+        .unwrap();
+    session.remove("cart");
+    session.clear();
+    session.regenerate();
+    session.destroy();
+    assert_eq!(logs.text().lines().count(), 1, "{}", logs.text());
+
+    commit_into(&h.engine, plan, &mut browser).await;
+    let saved = h.open(&browser).await;
+    assert_eq!(saved.get::<bool>("seen").unwrap(), Some(true));
+    assert_eq!(
+        saved.get_value("late"),
+        None,
+        "the late change was not saved"
+    );
+    assert_eq!(
+        saved.get::<Vec<String>>("cart").unwrap().unwrap(),
+        ["apple"]
+    );
+}
+
+/// Each kind of change after the end is noticed on its own.
+#[tokio::test]
+async fn every_kind_of_change_after_the_end_is_logged() {
+    type Change = fn(&Session);
+    let changes: [(&str, Change); 6] = [
+        ("insert", |s| s.insert("late", &1).unwrap()),
+        ("update", |s| {
+            s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap();
+        }),
+        ("remove", |s| drop(s.remove("cart"))),
+        ("clear", Session::clear),
+        ("regenerate", Session::regenerate),
+        ("destroy", Session::destroy),
+    ];
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("cart", &["apple"]).unwrap())
+        .await;
+    for (name, change) in changes {
+        let logs = CapturedLogs::start();
+        let (mut slot, session) = open_in_slot(&h.engine, &browser).await;
+        assert!(
+            h.engine.finish_slot(&mut slot).is_none(),
+            "{name}: unchanged"
+        );
+        change(&session);
+        assert!(
+            logs.text().contains("changed after its request finished"),
+            "{name}: {}",
+            logs.text()
+        );
+    }
 }
 
 #[tokio::test]

@@ -332,3 +332,47 @@ pub fn attribute<'a>(set_cookie: &'a str, attr: &str) -> Option<&'a str> {
             name.eq_ignore_ascii_case(attr).then_some(value)
         })
 }
+
+/// What `tracing` logs at info level and above on this thread while it
+/// lives (a `#[tokio::test]` runs on one thread).
+pub struct CapturedLogs {
+    text: Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl CapturedLogs {
+    pub fn start() -> Self {
+        let text = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer({
+                let text = text.clone();
+                move || LogWriter(text.clone())
+            })
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        Self {
+            text,
+            _guard: guard,
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.text.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// A `std::io::Write` into a shared buffer.
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
