@@ -157,7 +157,9 @@ fn rejected(shared: &Arc<Shared>, error: StoreError) -> SessionRejection {
 /// [`remove`](session_core::Cookies::remove). Signing and encryption use the
 /// session's key ring, and a value under a previous key is re-issued under
 /// the current one. The [`SessionLayer`](crate::SessionLayer) appends one
-/// `Set-Cookie` header per changed cookie after the handler returns.
+/// `Set-Cookie` header per changed cookie after the handler returns; a jar
+/// kept past that point (moved into a spawned task) refuses further
+/// changes (`false`, logged at warn level).
 ///
 /// Every extraction in a request shares one jar. Rejects with
 /// [`MissingLayer`] when the layer is not installed.

@@ -411,7 +411,7 @@ fn failed(shared: &Shared, error: &SessionError) -> Response {
 
 fn append_jar(slot: &RequestSlot, response: &mut Response) {
     if let Some(jar) = slot.cookies() {
-        for set_cookie in jar.delta() {
+        for set_cookie in jar.take_delta() {
             append(response, set_cookie);
         }
     }

@@ -538,28 +538,31 @@ fn capture_errors() -> (Logged, tracing::subscriber::DefaultGuard) {
 /// A session handle moved into a task that outlives its request may read,
 /// but what it writes after the response is saved by nobody: the first
 /// such write is logged at warn level, and the next request sees only what
-/// the handler wrote.
+/// the handler wrote. A cookie jar kept the same way refuses a cookie set
+/// after the response, and logs that too.
 #[tokio::test]
 async fn a_write_from_a_task_that_outlives_the_request_is_logged_not_saved() {
     // One thread: the spawned task logs here too.
     let (logged, _guard) = capture_logs(tracing::Level::WARN);
     let (start_signal, wait) = tokio::sync::oneshot::channel::<()>();
     let go = Arc::new(std::sync::Mutex::new(Some(wait)));
-    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let (done, finished) = tokio::sync::oneshot::channel::<bool>();
     let done = Arc::new(std::sync::Mutex::new(Some(done)));
     let app = Router::new()
         .route("/views", get(views))
         .route(
             "/spawn",
-            get(move |session: Session| {
+            get(move |session: Session, cookies: Cookies| {
                 let wait = go.lock().unwrap().take().unwrap();
                 let done = done.lock().unwrap().take().unwrap();
                 async move {
                     session.insert("in_handler", &true).unwrap();
+                    assert!(cookies.add(Cookie::new("early", "1")));
                     tokio::spawn(async move {
                         wait.await.unwrap();
                         session.insert("too_late", &true).unwrap();
-                        done.send(()).unwrap();
+                        let set = cookies.add(Cookie::new("late", "1"));
+                        done.send(set).unwrap();
                     });
                     "spawned"
                 }
@@ -580,16 +583,22 @@ async fn a_write_from_a_task_that_outlives_the_request_is_logged_not_saved() {
     let cookie = send(&app, "/views", None).await.session_cookie();
     let spawned = send(&app, "/spawn", Some(&cookie)).await;
     assert_eq!(spawned.body, "spawned");
+    assert!(
+        spawned.set_cookies.iter().any(|c| c.starts_with("early=1")),
+        "{:?}",
+        spawned.set_cookies
+    );
     assert!(logged.text().is_empty(), "{}", logged.text());
 
     start_signal.send(()).unwrap();
-    finished.await.unwrap();
+    assert!(!finished.await.unwrap(), "a cookie set after the response");
     let text = logged.text();
     assert!(text.contains("WARN"), "{text}");
     assert!(
         text.contains("changed after its request finished"),
         "{text}"
     );
+    assert!(text.contains("already sent"), "{text}");
 
     let check = send(&app, "/check", Some(&cookie)).await;
     assert_eq!(check.body, "Some(true) None");

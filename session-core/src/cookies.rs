@@ -94,6 +94,11 @@ struct Jar {
     incoming: Vec<(String, String)>,
     /// This response's cookies by name; `None` value means removed.
     changes: Vec<Change>,
+    /// Whether the adapter took the changes for the response
+    /// ([`Cookies::take_delta`]): later ones cannot be sent.
+    sent: bool,
+    /// Whether a change refused after `sent` was logged.
+    late_change_logged: bool,
 }
 
 struct Change {
@@ -151,7 +156,7 @@ impl Cookies {
         Self {
             inner: Arc::new(Mutex::new(Jar {
                 incoming,
-                changes: Vec::new(),
+                ..Jar::default()
             })),
             keys,
             secure,
@@ -275,7 +280,8 @@ impl Cookies {
         if let Some(value) = self.encode(&cookie, private) {
             cookie.set_value(value.clone());
             if let Some(header) = fits(&cookie) {
-                self.record(name, header, Some(value), Change::KEEP);
+                // Refused once the response's cookies were sent.
+                let _ = self.record(name, header, Some(value), Change::KEEP);
             }
         }
     }
@@ -336,6 +342,10 @@ impl Cookies {
     /// cookie's name with another `Path` or `Domain` than the engine's (a
     /// stray cookie of that name).
     ///
+    /// And once the response's cookies were sent ([`Cookies::take_delta`]:
+    /// the jar was kept past the response, in a spawned task, say), every
+    /// change returns `false`; the first is logged at warn level.
+    ///
     /// ```
     /// use session_core::{cookie::Cookie, Engine, Key, KeyRing, SessionConfig};
     ///
@@ -366,8 +376,7 @@ impl Cookies {
             return false;
         };
         let value = cookie.value().to_owned();
-        self.record(cookie.name(), header, Some(value), Change::REPLACE);
-        true
+        self.record(cookie.name(), header, Some(value), Change::REPLACE)
     }
 
     /// Sets a signed cookie and returns `true`: the value is stored
@@ -399,8 +408,7 @@ impl Cookies {
         let Some(header) = fits(&cookie) else {
             return false;
         };
-        self.record(cookie.name(), header, Some(value), Change::REPLACE);
-        true
+        self.record(cookie.name(), header, Some(value), Change::REPLACE)
     }
 
     /// Removes a cookie from the browser and returns `true`. Give the same
@@ -414,19 +422,34 @@ impl Cookies {
         removal.set_value("");
         removal.set_max_age(time::Duration::ZERO);
         removal.set_expires(OffsetDateTime::UNIX_EPOCH);
-        self.record(removal.name(), removal.to_string(), None, Change::REPLACE);
-        true
+        self.record(removal.name(), removal.to_string(), None, Change::REPLACE)
     }
 
     /// Records `header` as this response's change of the cookie `name`: in
     /// place of an earlier change with `Change::REPLACE`, only when there is
     /// none with `Change::KEEP`.
-    fn record(&self, name: &str, header: String, value: Option<String>, replace: bool) {
-        let name = name.to_owned();
+    /// `false` when the response's cookies were already taken
+    /// ([`Cookies::take_delta`]): the change is refused, and the first such
+    /// refusal of the user's change logged at warn level.
+    fn record(&self, name: &str, header: String, value: Option<String>, replace: bool) -> bool {
         let mut jar = self.lock();
+        if jar.sent {
+            // A re-issue under the current key (`Change::KEEP`, after a
+            // read) is the jar's own: it waits for the next response.
+            if replace && !jar.late_change_logged {
+                jar.late_change_logged = true;
+                tracing::warn!(
+                    name,
+                    "cookie not set: the response's cookies were already sent (a jar kept past \
+                     the response, such as one moved into a spawned task)"
+                );
+            }
+            return false;
+        }
+        let name = name.to_owned();
         if jar.changes.iter().any(|c| c.name == name) {
             if !replace {
-                return;
+                return true;
             }
             jar.changes.retain(|c| c.name != name);
         }
@@ -435,6 +458,7 @@ impl Cookies {
             value,
             header,
         });
+        true
     }
 
     /// The `Set-Cookie` header values for every cookie this response set or
@@ -446,6 +470,29 @@ impl Cookies {
             .iter()
             .map(|c| c.header.clone())
             .collect()
+    }
+
+    /// [`delta`](Self::delta) for the adapter to append to the response,
+    /// once: the jar is then sent, and a later `add`, `add_signed`,
+    /// `add_private` or `remove` (through a clone kept past the response,
+    /// in a spawned task, say) returns `false` and logs a warning (the
+    /// first one), instead of being dropped without a word.
+    ///
+    /// ```
+    /// use session_core::{cookie::Cookie, Engine, Key, KeyRing, SessionConfig};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let jar = engine.cookies([""]);
+    /// assert!(jar.add(Cookie::new("theme", "dark")));
+    /// assert_eq!(jar.take_delta(), ["theme=dark"]);
+    /// assert!(!jar.add(Cookie::new("theme", "light")), "too late");
+    /// assert_eq!(jar.delta(), ["theme=dark"]);
+    /// ```
+    #[must_use]
+    pub fn take_delta(&self) -> Vec<String> {
+        let mut jar = self.lock();
+        jar.sent = true;
+        jar.changes.iter().map(|c| c.header.clone()).collect()
     }
 }
 
@@ -660,6 +707,31 @@ mod tests {
             b"dark"
         );
         assert!(delta[0].contains("Path=/"), "{}", delta[0]);
+    }
+
+    /// Once the adapter took the response's cookies, every change is
+    /// refused (`false`) and the response's cookies stay as they were sent;
+    /// a read of a cookie under a previous key re-issues nothing more.
+    #[test]
+    fn changes_after_the_delta_was_taken_are_refused() {
+        let old = Key::generate();
+        let keys = KeyRing::new(Key::generate()).with_previous(old.clone());
+        let value = codec::sign(&old, "pref", b"dark");
+        let jar = jar(&[&format!("pref={value}"), "theme=dark"], &keys);
+        assert!(jar.add(Cookie::new("a", "1")));
+        let sent = jar.take_delta();
+        assert_eq!(sent, ["a=1"]);
+
+        assert!(!jar.add(Cookie::new("b", "2")));
+        assert!(!jar.add(Cookie::new("a", "3")));
+        assert!(!jar.add_signed(Cookie::new("c", "4")));
+        assert!(!jar.add_private(Cookie::new("d", "5")));
+        assert!(!jar.remove(Cookie::build("theme").path("/").build()));
+        assert_eq!(jar.get_signed("pref").as_deref(), Some("dark"));
+        assert_eq!(jar.get("a").as_deref(), Some("1"));
+        assert_eq!(jar.get("theme").as_deref(), Some("dark"));
+        assert_eq!(jar.delta(), sent);
+        assert_eq!(jar.take_delta(), sent);
     }
 
     #[test]

@@ -59,7 +59,7 @@
 //!    mode or for a plan with no store work it is done at once
 //!    ([`CommitNow::Done`]); otherwise the plan comes back for `commit`.
 //! 6. For the app's own cookies, `engine.cookies(cookie_header_values)`
-//!    gives a [`Cookies`] jar; append every value of `jar.delta()`.
+//!    gives a [`Cookies`] jar; append every value of `jar.take_delta()`.
 //!
 //! A middleware that hands the session to extractors keeps a
 //! [`RequestSlot`] per request instead of a session: the first extraction

@@ -184,6 +184,28 @@ async fn a_change_after_the_slot_finished_is_not_saved_and_is_logged_once() {
     );
 }
 
+/// The jar of a slot, kept past the response: once the adapter took its
+/// cookies, a change is refused and the first refusal logged at warn level.
+#[test]
+fn a_cookie_set_after_the_jar_was_sent_is_refused_and_logged_once() {
+    let logs = CapturedLogs::start();
+    let engine = Engine::new(SessionConfig::new(KeyRing::new(fixed_key()))).unwrap();
+    let slot = RequestSlot::new();
+    let jar = engine.cookies_in(&slot, [&b"theme=dark"[..]]);
+    assert!(jar.add(session_core::cookie::Cookie::new("theme", "light")));
+    let sent = slot.cookies().unwrap().take_delta();
+    assert_eq!(sent, ["theme=light"]);
+    assert!(logs.text().is_empty(), "{}", logs.text());
+
+    assert!(!jar.add(session_core::cookie::Cookie::new("theme", "blue")));
+    assert!(!jar.add(session_core::cookie::Cookie::new("lang", "en")));
+    let text = logs.text();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(text.contains("already sent"), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert_eq!(jar.get("theme").as_deref(), Some("light"));
+}
+
 /// Each kind of change after the end is noticed on its own.
 #[tokio::test]
 async fn every_kind_of_change_after_the_end_is_logged() {
