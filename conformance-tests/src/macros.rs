@@ -300,7 +300,7 @@ macro_rules! __adapter_run {
 /// store_outage_suite!(redis_hung, hold: |ctx| async move {
 ///     let server = start_a_redis_server();
 ///     let store = RedisStore::builder(server.url()).key_prefix(ctx.prefix()).connect().await.unwrap();
-///     server.freeze(); // SIGSTOP; thawed and stopped when `server` drops
+///     server.pause(); // SIGSTOP; thawed and stopped when `server` drops
 ///     (store, server)
 /// });
 /// ```

@@ -44,11 +44,16 @@ pub(crate) struct SlotHandle {
 /// handler:
 ///
 /// - if the handler extracted the [`Session`](crate::Session), the layer
-///   asks the engine for the plan ([`Engine::finish`]), runs its store
+///   asks the engine for the plan ([`Engine::finish_slot`]), runs its store
 ///   operation ([`Engine::commit`]) and appends the session `Set-Cookie`
 ///   header, if the plan has one;
 /// - if the handler extracted [`Cookies`](crate::Cookies), the layer appends
 ///   one `Set-Cookie` header per cookie the handler set or removed.
+///
+/// Both are taken when the handler's response is ready. A handle kept past
+/// that point (moved into a spawned task, say) may still read; a change
+/// through it is not saved or sent, and the first one is logged at warn
+/// level.
 ///
 /// A handler that extracts neither costs no store access and gets no
 /// `Set-Cookie` header.
@@ -277,8 +282,8 @@ where
                         slot.take().expect("ResponseFuture polled after completion");
                     match after_handler(&shared, slot, &mut response) {
                         None => return Poll::Ready(Ok(response)),
-                        Some((slot, plan)) => this.state.set(State::Commit {
-                            future: commit(shared, slot, plan, response),
+                        Some((cookies, plan)) => this.state.set(State::Commit {
+                            future: commit(shared, cookies, plan, response),
                         }),
                     }
                 }
@@ -290,20 +295,30 @@ where
 
 /// Finishes the session (if the handler opened it) and adds the cookie
 /// headers to `response`, or replaces it with the error response. Returns
-/// the plan when the store must be waited for (see [`commit`]), with
-/// `response` untouched.
+/// the plan, with the jar's cookies, when the store must be waited for
+/// (see [`commit`]), with `response` untouched.
+///
+/// The jar's cookies are taken here, with the session's plan, whatever
+/// follows: a jar kept past this point refuses changes (and logs the
+/// first) on every path, the failed ones and a commit that waits included.
 fn after_handler(
     shared: &Shared,
     mut slot: RequestSlot,
     response: &mut Response,
-) -> Option<(RequestSlot, Plan)> {
+) -> Option<(Vec<String>, Plan)> {
     let engine = &shared.engine;
     // The handler's handles are gone by now: when the slot is ours alone,
     // the session's data moves into the plan instead of being copied.
-    let (plan, now) = match engine.finish_slot(&mut slot) {
+    let finished = engine.finish_slot(&mut slot);
+    let cookies = slot
+        .cookies()
+        .map(session_core::Cookies::take_delta)
+        .unwrap_or_default();
+    drop(slot);
+    let (plan, now) = match finished {
         // Not opened, or nothing to store and no cookie to send.
         None => {
-            append_jar(&slot, response);
+            append_all(response, cookies);
             return None;
         }
         Some(Ok(finished)) => finished,
@@ -319,24 +334,25 @@ fn after_handler(
             if let Some(set_cookie) = set_cookie {
                 append(response, set_cookie);
             }
-            append_jar(&slot, response);
+            append_all(response, cookies);
             None
         }
         CommitNow::Failed(error) => {
             *response = failed(shared, &error);
             None
         }
-        CommitNow::Wait(plan) => Some((slot, plan)),
+        CommitNow::Wait(plan) => Some((cookies, plan)),
     }
 }
 
-/// The commit of a store that must be waited for, then the cookie headers.
+/// The commit of a store that must be waited for, then the cookie headers
+/// (the session's, then the jar's `cookies`).
 ///
 /// A client that goes away drops this future; the commit does not stop
 /// there (see [`Detached`]).
 fn commit(
     shared: Arc<Shared>,
-    slot: RequestSlot,
+    cookies: Vec<String>,
     plan: Plan,
     mut response: Response,
 ) -> CommitFuture {
@@ -348,7 +364,7 @@ fn commit(
                 if let Some(set_cookie) = set_cookie {
                     append(&mut response, set_cookie);
                 }
-                append_jar(&slot, &mut response);
+                append_all(&mut response, cookies);
                 response
             }
             Err(error) => failed(&shared, &error),
@@ -409,11 +425,9 @@ fn failed(shared: &Shared, error: &SessionError) -> Response {
     (shared.on_error)(error)
 }
 
-fn append_jar(slot: &RequestSlot, response: &mut Response) {
-    if let Some(jar) = slot.cookies() {
-        for set_cookie in jar.take_delta() {
-            append(response, set_cookie);
-        }
+fn append_all(response: &mut Response, set_cookies: Vec<String>) {
+    for set_cookie in set_cookies {
+        append(response, set_cookie);
     }
 }
 

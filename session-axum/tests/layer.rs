@@ -18,6 +18,7 @@ use session_axum::{
     Cookie, Cookies, Key, KeyRing, MemoryStore, Session, SessionConfig, SessionLayer,
     SessionRejection, SessionStore, StoreError,
 };
+use tokio::sync::oneshot;
 use tower::ServiceExt as _;
 
 /// A store that counts every call, around a [`MemoryStore`].
@@ -535,6 +536,19 @@ fn capture_errors() -> (Logged, tracing::subscriber::DefaultGuard) {
     capture_logs(tracing::Level::ERROR)
 }
 
+/// The spawned task's half of [`after_the_response`].
+type TaskHalf = Arc<std::sync::Mutex<Option<(oneshot::Receiver<()>, oneshot::Sender<bool>)>>>;
+
+/// Lets a handler's spawned task run one step after the response: the
+/// handler takes the task's half (once), the task waits for the test's
+/// signal, runs its step and sends back what it returned.
+fn after_the_response() -> (TaskHalf, oneshot::Sender<()>, oneshot::Receiver<bool>) {
+    let (start, wait) = oneshot::channel();
+    let (done, finished) = oneshot::channel();
+    let task = Arc::new(std::sync::Mutex::new(Some((wait, done))));
+    (task, start, finished)
+}
+
 /// A session handle moved into a task that outlives its request may read,
 /// but what it writes after the response is saved by nobody: the first
 /// such write is logged at warn level, and the next request sees only what
@@ -544,17 +558,13 @@ fn capture_errors() -> (Logged, tracing::subscriber::DefaultGuard) {
 async fn a_write_from_a_task_that_outlives_the_request_is_logged_not_saved() {
     // One thread: the spawned task logs here too.
     let (logged, _guard) = capture_logs(tracing::Level::WARN);
-    let (start_signal, wait) = tokio::sync::oneshot::channel::<()>();
-    let go = Arc::new(std::sync::Mutex::new(Some(wait)));
-    let (done, finished) = tokio::sync::oneshot::channel::<bool>();
-    let done = Arc::new(std::sync::Mutex::new(Some(done)));
+    let (task, start_signal, finished) = after_the_response();
     let app = Router::new()
         .route("/views", get(views))
         .route(
             "/spawn",
             get(move |session: Session, cookies: Cookies| {
-                let wait = go.lock().unwrap().take().unwrap();
-                let done = done.lock().unwrap().take().unwrap();
+                let (wait, done) = task.lock().unwrap().take().unwrap();
                 async move {
                     session.insert("in_handler", &true).unwrap();
                     assert!(cookies.add(Cookie::new("early", "1")));
@@ -602,6 +612,38 @@ async fn a_write_from_a_task_that_outlives_the_request_is_logged_not_saved() {
 
     let check = send(&app, "/check", Some(&cookie)).await;
     assert_eq!(check.body, "Some(true) None");
+}
+
+/// A jar kept past a response that failed (the save did not go through)
+/// is closed all the same: a cookie set through it afterwards is refused
+/// and logged, as after a response that succeeded.
+#[tokio::test]
+async fn a_jar_kept_past_a_failed_response_refuses_changes() {
+    let (logged, _guard) = capture_logs(tracing::Level::WARN);
+    let (task, start_signal, finished) = after_the_response();
+    let app = Router::new()
+        .route(
+            "/spawn",
+            get(move |session: Session, cookies: Cookies| {
+                let (wait, done) = task.lock().unwrap().take().unwrap();
+                async move {
+                    session.insert("n", &1).unwrap();
+                    tokio::spawn(async move {
+                        wait.await.unwrap();
+                        done.send(cookies.add(Cookie::new("late", "1"))).unwrap();
+                    });
+                    "spawned"
+                }
+            }),
+        )
+        .layer(layer_with(Arc::new(FailingStore::default())));
+
+    let reply = send(&app, "/spawn", None).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    start_signal.send(()).unwrap();
+    assert!(!finished.await.unwrap(), "a cookie set after the response");
+    let text = logged.text();
+    assert!(text.contains("already sent"), "{text}");
 }
 
 /// A failing store's error is logged at error level with its cause, for

@@ -18,8 +18,9 @@ use crate::{KeyRing, MAX_COOKIE_LEN};
 /// Built by [`Engine::cookies`](crate::Engine::cookies) from the request's
 /// `Cookie` headers. Reads see the request's cookies with this response's
 /// changes applied on top; [`Cookies::delta`] gives exactly the
-/// `Set-Cookie` values for what changed. Cheap to clone (clones share the
-/// jar), `Send + Sync`.
+/// `Set-Cookie` values for what changed, and [`Cookies::take_delta`] gives
+/// them to the adapter once, closing the jar to further changes. Cheap to
+/// clone (clones share the jar), `Send + Sync`.
 ///
 /// - **plain** cookies are readable and writable by the client;
 /// - **signed** cookies are readable by the client, but a changed value is
@@ -88,6 +89,26 @@ impl SessionCookie {
     }
 }
 
+impl Jar {
+    /// Whether the response's cookies were taken ([`Cookies::take_delta`]),
+    /// so that a change of `name` must be refused; the first refusal is
+    /// logged at warn level when `log`.
+    fn closed(&mut self, name: &str, log: bool) -> bool {
+        if !self.sent {
+            return false;
+        }
+        if log && !self.late_change_logged {
+            self.late_change_logged = true;
+            tracing::warn!(
+                name,
+                "cookie not set: the response's cookies were already sent (a jar kept past the \
+                 response, such as one moved into a spawned task)"
+            );
+        }
+        true
+    }
+}
+
 #[derive(Default)]
 struct Jar {
     /// The request's cookies, name and raw value, in order.
@@ -127,6 +148,7 @@ impl fmt::Debug for Cookies {
                 "changed",
                 &jar.changes.iter().map(|c| &c.name).collect::<Vec<_>>(),
             )
+            .field("sent", &jar.sent)
             .finish()
     }
 }
@@ -398,7 +420,8 @@ impl Cookies {
     }
 
     fn add_encoded(&self, mut cookie: Cookie<'static>, private: bool) -> bool {
-        if !self.settable(&cookie, false) {
+        // Before the encryption, which would spend a nonce for nothing.
+        if self.lock().closed(cookie.name(), true) || !self.settable(&cookie, false) {
             return false;
         }
         let Some(value) = self.encode(&cookie, private) else {
@@ -433,17 +456,10 @@ impl Cookies {
     /// refusal of the user's change logged at warn level.
     fn record(&self, name: &str, header: String, value: Option<String>, replace: bool) -> bool {
         let mut jar = self.lock();
-        if jar.sent {
-            // A re-issue under the current key (`Change::KEEP`, after a
-            // read) is the jar's own: it waits for the next response.
-            if replace && !jar.late_change_logged {
-                jar.late_change_logged = true;
-                tracing::warn!(
-                    name,
-                    "cookie not set: the response's cookies were already sent (a jar kept past \
-                     the response, such as one moved into a spawned task)"
-                );
-            }
+        // A re-issue under the current key (`Change::KEEP`, after a read) is
+        // the jar's own: refused without a word, it waits for the next
+        // response.
+        if jar.closed(name, replace) {
             return false;
         }
         let name = name.to_owned();

@@ -594,8 +594,14 @@ impl Engine {
         if state.opened_at.is_none() {
             if state.finished {
                 // Opened again after the request was finished (a misuse):
-                // afresh, never on what the plan left behind.
-                *state = State::default();
+                // afresh, never on what the plan left behind; and still
+                // finished, so that a change through it is logged as not
+                // saved (nothing finishes the request again).
+                *state = State {
+                    finished: true,
+                    late_change_logged: state.late_change_logged,
+                    ..State::default()
+                };
             }
             self.fill_opened(&mut state, loaded, now.into());
             slot.shared.opened.store(true, Ordering::Release);

@@ -51,7 +51,9 @@
 //! 3. `let session = engine.open(loaded, engine.timestamp());` — give the
 //!    handler clones of `session`.
 //! 4. After the handler: `let plan = engine.finish(&session, now)?;`, with
-//!    the `now` of step 3 (one clock read per request).
+//!    the `now` of step 3 (one clock read per request). A session changed
+//!    after this is not saved; an adapter that keeps a [`RequestSlot`]
+//!    instead (below) gets such changes logged.
 //! 5. `if let Some(set_cookie) = engine.commit(plan).await? { append it }`
 //!    — on error answer 500, log it, and send no session cookie. Adapters
 //!    that want to spare the common case a boxed future call

@@ -22,8 +22,9 @@ use crate::{Cookies, Session, Timestamp};
 /// - After the handler, [`Engine::finish_slot`](crate::Engine::finish_slot)
 ///   gives the plan (nothing when there is nothing to do: no extractor
 ///   opened the session, or it needs no store operation and no cookie), and
-///   [`cookies`](Self::cookies) the jar whose [`delta`](Cookies::delta) to
-///   send.
+///   [`cookies`](Self::cookies) the jar whose
+///   [`take_delta`](Cookies::take_delta) to send (taken once: later
+///   changes are refused).
 ///
 /// The slot and its session share one allocation, so a request that uses
 /// its session allocates once for both, and a request that uses neither

@@ -265,6 +265,18 @@ async fn opening_a_finished_slot_starts_afresh() {
         "a new, empty session: nothing to do"
     );
 
+    // Still the finished request's slot: a change through a handle opened
+    // anew is saved by nobody, and says so.
+    let logs = CapturedLogs::start();
+    let late = h.engine.open_in(&slot, Default::default(), h.engine.now());
+    late.insert("late", &1).unwrap();
+    assert!(
+        logs.text().contains("changed after its request finished"),
+        "{}",
+        logs.text()
+    );
+    drop(late);
+
     // The record is intact.
     let session = h.open(&browser).await;
     assert_eq!(

@@ -55,7 +55,7 @@ where
 }
 
 /// [`run`] for a factory that returns the store with a guard, kept until
-/// the check ends and dropped after the store. This is what
+/// the check ends (then dropped, after the store). This is what
 /// [`store_outage_suite!`](crate::store_outage_suite)`(name, hold: factory)`
 /// calls.
 ///
