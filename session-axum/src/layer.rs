@@ -305,15 +305,12 @@ fn after_handler(
     shared: &Shared,
     mut slot: RequestSlot,
     response: &mut Response,
-) -> Option<(Vec<String>, Plan)> {
+) -> Option<(Option<Vec<String>>, Plan)> {
     let engine = &shared.engine;
     // The handler's handles are gone by now: when the slot is ours alone,
     // the session's data moves into the plan instead of being copied.
     let finished = engine.finish_slot(&mut slot);
-    let cookies = slot
-        .cookies()
-        .map(session_core::Cookies::take_delta)
-        .unwrap_or_default();
+    let cookies = slot.cookies().map(session_core::Cookies::take_delta);
     drop(slot);
     let (plan, now) = match finished {
         // Not opened, or nothing to store and no cookie to send.
@@ -352,7 +349,7 @@ fn after_handler(
 /// there (see [`Detached`]).
 fn commit(
     shared: Arc<Shared>,
-    cookies: Vec<String>,
+    cookies: Option<Vec<String>>,
     plan: Plan,
     mut response: Response,
 ) -> CommitFuture {
@@ -425,9 +422,12 @@ fn failed(shared: &Shared, error: &SessionError) -> Response {
     (shared.on_error)(error)
 }
 
-fn append_all(response: &mut Response, set_cookies: Vec<String>) {
-    for set_cookie in set_cookies {
-        append(response, set_cookie);
+/// Appends the jar's cookies, if the request made a jar.
+fn append_all(response: &mut Response, set_cookies: Option<Vec<String>>) {
+    if let Some(set_cookies) = set_cookies {
+        for set_cookie in set_cookies {
+            append(response, set_cookie);
+        }
     }
 }
 
