@@ -646,6 +646,46 @@ async fn a_jar_kept_past_a_failed_response_refuses_changes() {
     assert!(text.contains("already sent"), "{text}");
 }
 
+/// A session that would grow past the memory store's record limit is a
+/// 500 whose cause is logged, and keeps what it had: later requests see
+/// the data of the last request that fitted.
+#[tokio::test]
+async fn a_session_too_large_to_store_is_a_500_and_keeps_its_data() {
+    let (logged, _guard) = capture_errors();
+    let app = Router::new()
+        .route(
+            "/grow/{n}",
+            get(
+                |session: Session, axum::extract::Path(n): axum::extract::Path<u32>| async move {
+                    session.insert(&format!("k{n}"), &"x".repeat(300)).unwrap();
+                    "grown"
+                },
+            ),
+        )
+        .route(
+            "/keys",
+            get(|session: Session| async move { session.keys().join(",") }),
+        )
+        .layer(SessionLayer::new(config().with_max_record_size(800)).unwrap());
+
+    let first = send(&app, "/grow/1", None).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let cookie = first.session_cookie();
+    assert_eq!(
+        send(&app, "/grow/2", Some(&cookie)).await.status,
+        StatusCode::OK
+    );
+    let over = send(&app, "/grow/3", Some(&cookie)).await;
+    assert_eq!(over.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(over.set_cookies.is_empty(), "{:?}", over.set_cookies);
+    let text = logged.text();
+    assert!(
+        text.contains("over the store's limit of 800 bytes"),
+        "{text}"
+    );
+    assert_eq!(send(&app, "/keys", Some(&cookie)).await.body, "k1,k2");
+}
+
 /// A failing store's error is logged at error level with its cause, for
 /// a load and for a save: the 500 alone would not say what broke.
 #[tokio::test]

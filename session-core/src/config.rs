@@ -98,6 +98,7 @@ impl fmt::Debug for Storage {
 /// | absolute lifetime | 1 day |
 /// | touch interval | 1/60 of the idle timeout, at most 60 s |
 /// | storage | [`Storage::Memory`] |
+/// | memory store: live sessions, largest record | no limit, 1 MiB ([`DEFAULT_MAX_RECORD_SIZE`](crate::DEFAULT_MAX_RECORD_SIZE)) |
 /// | clock | [`SystemClock`] |
 /// | randomness | [`ThreadRandom`](crate::ThreadRandom) |
 /// | conflict retries | 64 |
@@ -133,6 +134,7 @@ pub struct SessionConfig {
     pub(crate) max_conflict_retries: u32,
     pub(crate) verified_cache: usize,
     pub(crate) max_sessions: Option<usize>,
+    pub(crate) max_record_size: Option<usize>,
 }
 
 /// The default of [`SessionConfig::with_verified_cache`].
@@ -162,6 +164,7 @@ impl SessionConfig {
             max_conflict_retries: 64,
             verified_cache: DEFAULT_VERIFIED_CACHE,
             max_sessions: None,
+            max_record_size: None,
         }
     }
 
@@ -306,6 +309,30 @@ impl SessionConfig {
     #[must_use]
     pub fn with_max_sessions(mut self, max: usize) -> Self {
         self.max_sessions = Some(max);
+        self
+    }
+
+    /// The largest record the built-in memory store ([`Storage::Memory`],
+    /// the default) keeps, in bytes: a request whose session would grow
+    /// past it fails with a store error (a 500 from the adapters) and the
+    /// session keeps what it had. See
+    /// [`MemoryStore::with_max_record_size`](crate::MemoryStore::with_max_record_size)
+    /// for how records are measured. [`DEFAULT_MAX_RECORD_SIZE`](crate::DEFAULT_MAX_RECORD_SIZE)
+    /// (1 MiB) unless set. With another storage,
+    /// [`Engine::new`](crate::Engine::new) refuses the setting: give your
+    /// own store its limit (cookie-store mode has its own, the cookie's
+    /// 4096 bytes).
+    ///
+    /// ```
+    /// use session_core::{Engine, Key, KeyRing, SessionConfig};
+    ///
+    /// let config = SessionConfig::new(KeyRing::new(Key::generate())).with_max_record_size(64 * 1024);
+    /// let engine = Engine::new(config).unwrap();
+    /// # let _ = engine;
+    /// ```
+    #[must_use]
+    pub fn with_max_record_size(mut self, bytes: usize) -> Self {
+        self.max_record_size = Some(bytes);
         self
     }
 
@@ -488,6 +515,14 @@ impl SessionConfig {
                 reason: "with_max_sessions limits the built-in memory store (Storage::Memory); \
                          with another store, give that store its limit \
                          (MemoryStore::with_max_sessions, or the backend's own)"
+                    .to_owned(),
+            });
+        }
+        if self.max_record_size.is_some() && !matches!(self.storage, Storage::Memory) {
+            return Err(ConfigError::Storage {
+                reason: "with_max_record_size limits the built-in memory store \
+                         (Storage::Memory); with another store, give that store its limit \
+                         (MemoryStore::with_max_record_size, or the backend's own)"
                     .to_owned(),
             });
         }

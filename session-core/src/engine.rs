@@ -222,16 +222,20 @@ impl Engine {
     /// the idle timeout, a verified-cookie cache larger than
     /// [`MAX_VERIFIED_CACHE`](crate::MAX_VERIFIED_CACHE).
     /// [`ConfigError::Storage`] for
-    /// [`with_max_sessions`](SessionConfig::with_max_sessions) with a
+    /// [`with_max_sessions`](SessionConfig::with_max_sessions) or
+    /// [`with_max_record_size`](SessionConfig::with_max_record_size) with a
     /// storage other than the built-in memory store.
     pub fn new(config: SessionConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let memory = matches!(config.storage, Storage::Memory).then(|| {
-            let store = MemoryStore::with_clock(config.clock.clone());
-            Arc::new(match config.max_sessions {
-                Some(max) => store.with_max_sessions(max),
-                None => store,
-            })
+            let mut store = MemoryStore::with_clock(config.clock.clone());
+            if let Some(max) = config.max_sessions {
+                store = store.with_max_sessions(max);
+            }
+            if let Some(bytes) = config.max_record_size {
+                store = store.with_max_record_size(bytes);
+            }
+            Arc::new(store)
         });
         let store = match &config.storage {
             Storage::Memory => memory.clone().map(|memory| memory as _),

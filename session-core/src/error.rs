@@ -130,6 +130,20 @@ pub enum StoreError {
         /// What was wrong with it.
         reason: String,
     },
+    /// A create or save was refused: the record, as this store encodes it,
+    /// is larger than the store's limit (see
+    /// [`MemoryStore::with_max_record_size`](crate::MemoryStore::with_max_record_size)).
+    /// Nothing was written; the stored record, if any, is as it was.
+    #[error(
+        "session record of {size} bytes is over the store's limit of {limit} bytes; keep less \
+         data in the session, or raise the limit"
+    )]
+    TooLarge {
+        /// The record's size as the store encodes it, in bytes.
+        size: usize,
+        /// The store's limit, in bytes.
+        limit: usize,
+    },
 }
 
 impl StoreError {

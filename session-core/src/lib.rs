@@ -217,5 +217,5 @@ pub use plan::{Changes, CookieOp, Executed, Plan, StoreOp};
 pub use record::{MAX_DATA_DEPTH, Record};
 pub use session::Session;
 pub use slot::RequestSlot;
-pub use store::{ImmediateStore, MemoryStore, SaveOutcome, SessionStore};
+pub use store::{DEFAULT_MAX_RECORD_SIZE, ImmediateStore, MemoryStore, SaveOutcome, SessionStore};
 pub use timestamp::Timestamp;

@@ -8,6 +8,7 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::io::tcp::TcpSettings;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
+use session_core::DEFAULT_MAX_RECORD_SIZE;
 
 use crate::connection::{Connection, millis};
 use crate::error::ConnectError;
@@ -60,6 +61,7 @@ pub struct RedisStoreBuilder {
     prefix: String,
     connect_timeout: Duration,
     command_timeout: Duration,
+    max_record_size: usize,
     #[cfg(feature = "tls")]
     tls: Tls,
 }
@@ -148,7 +150,8 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("target", &target)
             .field("prefix", &self.prefix)
             .field("connect_timeout", &self.connect_timeout)
-            .field("command_timeout", &self.command_timeout);
+            .field("command_timeout", &self.command_timeout)
+            .field("max_record_size", &self.max_record_size);
         // Whether certificates were given, never their contents (a key).
         #[cfg(feature = "tls")]
         debug
@@ -171,6 +174,7 @@ impl RedisStoreBuilder {
             prefix: DEFAULT_KEY_PREFIX.to_owned(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
             #[cfg(feature = "tls")]
             tls: Tls::default(),
         }
@@ -227,6 +231,31 @@ impl RedisStoreBuilder {
     /// [`StoreError::Timeout`]: session_core::StoreError::Timeout
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout;
+        self
+    }
+
+    /// The largest value the store writes, in bytes (a record's JSON, as
+    /// in the crate docs' "Key layout and value format"): a create or save of a larger
+    /// one fails with [`StoreError::TooLarge`] before anything is sent, the
+    /// adapters answer it with a 500 and log it, and the stored record
+    /// stays as it was. Without a limit, a session that a client keeps
+    /// adding to grows without end, and every save sends all of it.
+    /// Defaults to [`DEFAULT_MAX_RECORD_SIZE`] (1 MiB); `usize::MAX` lifts
+    /// it (Redis itself takes values of up to 512 MB). A record above a
+    /// limit lowered later can still be loaded and deleted, but not saved.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), session_redis::ConnectError> {
+    /// let store = session_redis::RedisStore::builder("redis://127.0.0.1:6379")
+    ///     .max_record_size(64 * 1024)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`StoreError::TooLarge`]: session_core::StoreError::TooLarge
+    pub fn max_record_size(mut self, bytes: usize) -> Self {
+        self.max_record_size = bytes;
         self
     }
 
@@ -417,6 +446,7 @@ impl RedisStoreBuilder {
             connection,
             self.prefix,
             self.command_timeout,
+            self.max_record_size,
         ))
     }
 }

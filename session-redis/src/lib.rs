@@ -162,6 +162,11 @@
 //!   it.
 //!   It is absolute: keep the clocks of your web servers and of Redis in
 //!   sync (NTP).
+//! - A value is at most [`RedisStoreBuilder::max_record_size`] bytes long
+//!   (1 MiB unless set; the save script may add up to 51 bytes of tokens
+//!   to it): a larger create or save fails with
+//!   [`StoreError::TooLarge`](session_core::StoreError::TooLarge) before
+//!   anything is sent.
 //!
 //! Listing sessions: `redis-cli --scan --pattern 'session:*'`. Logging
 //! everyone out: delete the prefix's keys (or rotate the key ring, which

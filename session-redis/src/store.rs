@@ -46,6 +46,7 @@ pub struct RedisStore {
     connection: Connection,
     prefix: Box<str>,
     command_timeout: Duration,
+    max_record_size: usize,
 }
 
 impl fmt::Debug for RedisStore {
@@ -54,17 +55,36 @@ impl fmt::Debug for RedisStore {
             .field("kind", &self.connection.kind())
             .field("prefix", &self.prefix)
             .field("command_timeout", &self.command_timeout)
+            .field("max_record_size", &self.max_record_size)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisStore {
-    pub(crate) fn new(connection: Connection, prefix: String, command_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        connection: Connection,
+        prefix: String,
+        command_timeout: Duration,
+        max_record_size: usize,
+    ) -> Self {
         Self {
             connection,
             prefix: prefix.into_boxed_str(),
             command_timeout,
+            max_record_size,
         }
+    }
+
+    /// [`StoreError::TooLarge`] for a value longer than the store's limit
+    /// ([`RedisStoreBuilder::max_record_size`]), before anything is sent.
+    fn check_size(&self, value: &[u8]) -> Result<(), StoreError> {
+        if value.len() > self.max_record_size {
+            return Err(StoreError::TooLarge {
+                size: value.len(),
+                limit: self.max_record_size,
+            });
+        }
+        Ok(())
     }
 
     /// A builder for a store on the standalone Redis at `url`
@@ -260,6 +280,7 @@ impl SessionStore for RedisStore {
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
         let redis_key = self.redis_key(key);
         let value = value::encode(record, None);
+        self.check_size(&value)?;
         let mut cmd = redis::cmd("SET");
         cmd.arg(&redis_key).arg(&value).arg("NX");
         if let Some(ms) = deadline_ms(record) {
@@ -291,6 +312,7 @@ impl SessionStore for RedisStore {
     ) -> Result<SaveOutcome, StoreError> {
         let redis_key = self.redis_key(key);
         let bytes = value::encode(record, Some(save_token()?));
+        self.check_size(&bytes)?;
         let expected = value::header(expected_version);
         let deadline = deadline_ms(record)
             .map(|ms| ms.to_string())

@@ -8,7 +8,7 @@ mod support;
 use redis::AsyncCommands as _;
 use session_core::{Record, SaveOutcome, SessionId, SessionStore, StoreError, StoreKey};
 use session_redis::RedisStore;
-use support::{raw, redis_url, shared_store};
+use support::{raw, redis_url, shared_store, unique_prefix};
 use time::{Duration, OffsetDateTime};
 
 fn new_key() -> StoreKey {
@@ -591,6 +591,57 @@ async fn a_key_of_another_redis_type_is_corrupt() {
     let err = store.save(&key, &record(1), 0).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
     let () = conn.del(store.redis_key(&key)).await.unwrap();
+}
+
+/// A value longer than the store's limit is `TooLarge` before anything is
+/// sent: a create writes nothing, a save leaves the stored value as it
+/// was. A value of exactly the limit is written.
+#[tokio::test]
+async fn values_over_the_size_limit_are_refused_before_anything_is_sent() {
+    const LIMIT: usize = 400;
+    let store = RedisStore::builder(redis_url())
+        .key_prefix(unique_prefix("size-limit"))
+        .max_record_size(LIMIT)
+        .connect()
+        .await
+        .unwrap();
+    assert!(
+        format!("{store:?}").contains("max_record_size: 400"),
+        "{store:?}"
+    );
+    let with_note = |record: &Record, len: usize| {
+        let mut record = record.clone();
+        record.data.insert("note", "x".repeat(len).into());
+        record
+    };
+    let base = layout(&with_note(&record(1), 0)).len();
+    let at_limit = with_note(&record(1), LIMIT - base);
+    assert_eq!(layout(&at_limit).len(), LIMIT);
+    let key = new_key();
+    store.create(&key, &at_limit).await.unwrap();
+    assert_eq!(stored_bytes(&store, &key).await, Some(layout(&at_limit)));
+
+    let over = with_note(&record(1), LIMIT - base + 1);
+    let other = new_key();
+    let err = store.create(&other, &over).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::TooLarge { size, limit: LIMIT } if size == LIMIT + 1),
+        "{err}"
+    );
+    assert_eq!(stored_bytes(&store, &other).await, None);
+
+    let grown = with_note(&next(&at_limit, 2), LIMIT);
+    let err = store.save(&key, &grown, 0).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::TooLarge { limit: LIMIT, .. }),
+        "{err}"
+    );
+    assert_eq!(stored_bytes(&store, &key).await, Some(layout(&at_limit)));
+
+    // The default: 1 MiB.
+    assert!(
+        format!("{:?}", shared_store("size-default").await).contains("max_record_size: 1048576")
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,13 @@ use crate::clock::{Clock, SystemClock};
 use crate::{Record, StoreError, StoreKey, Timestamp};
 
 const SHARDS: usize = 256;
+
+/// The largest record a store keeps unless told otherwise, in bytes (as
+/// the store encodes it): 1 MiB. A session is the user's, but what goes
+/// into it often comes from requests (a cart, a history), and without a
+/// limit a client that keeps adding grows its record without end, each
+/// save copying all of it. See [`MemoryStore::with_max_record_size`].
+pub const DEFAULT_MAX_RECORD_SIZE: usize = 1 << 20;
 /// How often (at most) a shard is swept for expired records, in ms.
 const SWEEP_EVERY_MS: i64 = 30_000;
 
@@ -22,7 +29,8 @@ const SWEEP_EVERY_MS: i64 = 30_000;
 ///   expired records at most every 30 seconds, on a write, so abandoned
 ///   sessions are freed. [`MemoryStore::with_max_sessions`] caps the live
 ///   ones too, so that a flood of new sessions is refused instead of taking
-///   the process (and every session in it) down.
+///   the process (and every session in it) down; and no record grows past
+///   [`MemoryStore::with_max_record_size`] (1 MiB unless told otherwise).
 /// - **Compact.** A record is kept encoded (its data in a binary form of
 ///   JSON values, quick to decode and never seen outside the process): about
 ///   150–200 bytes for a small session such as `{"views":1}`.
@@ -57,6 +65,8 @@ pub struct MemoryStore {
     max_per_shard: usize,
     /// The limit as given, for `Debug`.
     max_sessions: Option<usize>,
+    /// The largest blob kept ([`MemoryStore::with_max_record_size`]).
+    max_record_size: usize,
 }
 
 /// Says nothing of the records: their keys are secrets as good as the ids
@@ -67,6 +77,7 @@ impl std::fmt::Debug for MemoryStore {
             .field("shards", &self.shards.len())
             .field("clock", &self.clock)
             .field("max_sessions", &self.max_sessions)
+            .field("max_record_size", &self.max_record_size)
             .finish_non_exhaustive()
     }
 }
@@ -128,22 +139,29 @@ const INLINE: usize = 256;
 /// # Errors
 ///
 /// [`StoreError::Encoding`] when the data nests deeper than
-/// [`packed::MAX_DEPTH`] arrays and objects.
+/// [`packed::MAX_DEPTH`] arrays and objects, [`StoreError::TooLarge`] when
+/// the blob is longer than `limit` (found before a buffer is allocated).
 fn encode<'b>(
     key: &StoreKey,
     record: &Record,
     buf: &'b mut [u8; INLINE],
+    limit: usize,
 ) -> Result<Cow<'b, [u8]>, StoreError> {
     let mut out = packed::Writer::new(buf);
     write_blob(&mut out, key, record);
     match out.finish() {
-        Ok(len) => return Ok(Cow::Borrowed(&buf[..len])),
+        Ok(len) if len <= limit => return Ok(Cow::Borrowed(&buf[..len])),
+        Ok(len) => return Err(StoreError::TooLarge { size: len, limit }),
         Err(packed::Unwritten::TooDeep) => return Err(too_deep()),
         Err(packed::Unwritten::Full) => {}
     }
     let mut count = packed::Writer::counting();
     write_blob(&mut count, key, record);
-    let mut blob = vec![0; count.finish().map_err(|_| too_deep())?];
+    let size = count.finish().map_err(|_| too_deep())?;
+    if size > limit {
+        return Err(StoreError::TooLarge { size, limit });
+    }
+    let mut blob = vec![0; size];
     let mut out = packed::Writer::new(&mut blob);
     write_blob(&mut out, key, record);
     match out.finish() {
@@ -274,6 +292,7 @@ impl MemoryStore {
             clock,
             max_per_shard: usize::MAX,
             max_sessions: None,
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
         }
     }
 
@@ -317,6 +336,43 @@ impl MemoryStore {
     pub fn with_max_sessions(mut self, max: usize) -> Self {
         self.max_per_shard = max.div_ceil(SHARDS);
         self.max_sessions = Some(max);
+        self
+    }
+
+    /// Keeps no record larger than `bytes` as this store encodes it (the
+    /// key's rest, three timestamps and the data in a binary form of JSON
+    /// about as long as the data's JSON): a create or save of a larger one
+    /// fails with [`StoreError::TooLarge`], which the adapters answer with a
+    /// 500 and log, and the stored record stays as it was. The session goes
+    /// on working with its old data; requests that do not make it larger
+    /// succeed. [`DEFAULT_MAX_RECORD_SIZE`] (1 MiB) unless set;
+    /// `usize::MAX` lifts the limit. A record above a limit lowered later
+    /// can still be loaded and deleted, but not saved.
+    ///
+    /// The check is free for records of up to 256 bytes, and for larger
+    /// ones it comes from the count the store makes anyway before
+    /// allocating.
+    ///
+    /// The engine's own memory store takes its limit from
+    /// [`SessionConfig::with_max_record_size`](crate::SessionConfig::with_max_record_size).
+    ///
+    /// ```
+    /// use session_core::{ImmediateStore, MemoryStore, Record, StoreError, StoreKey};
+    /// use serde_json::json;
+    ///
+    /// let store = MemoryStore::new().with_max_record_size(1024);
+    /// let key = StoreKey::from_bytes([7; 32]);
+    /// let mut record = Record::new(time::OffsetDateTime::now_utc(), None);
+    /// record.data.insert("note", json!("x".repeat(2000)));
+    /// assert!(matches!(
+    ///     store.create_now(&key, &record),
+    ///     Err(StoreError::TooLarge { limit: 1024, .. })
+    /// ));
+    /// assert_eq!(store.load_now(&key).unwrap(), None, "nothing was written");
+    /// ```
+    #[must_use]
+    pub fn with_max_record_size(mut self, bytes: usize) -> Self {
+        self.max_record_size = bytes;
         self
     }
 
@@ -467,7 +523,11 @@ impl MemoryStore {
         now_ms: impl FnOnce() -> i64,
     ) -> Result<(), StoreError> {
         let mut buf = [0u8; INLINE];
-        let entry = Entry::new(key, record, encode(key, record, &mut buf)?);
+        let entry = Entry::new(
+            key,
+            record,
+            encode(key, record, &mut buf, self.max_record_size)?,
+        );
         let now_ms = now_ms();
         let mut shard = self.shard(key);
         shard.sweep_if_due(now_ms);
@@ -563,7 +623,7 @@ impl MemoryStore {
         now_ms: impl FnOnce() -> i64,
     ) -> Result<SaveOutcome, StoreError> {
         let mut buf = [0u8; INLINE];
-        let blob = encode(key, record, &mut buf)?;
+        let blob = encode(key, record, &mut buf, self.max_record_size)?;
         let now_ms = now_ms();
         let mut shard = self.shard(key);
         shard.sweep_if_due(now_ms);
@@ -735,6 +795,120 @@ mod tests {
         ));
         assert!(store.is_empty());
         assert!(format!("{:?}", MemoryStore::new()).contains("max_sessions: None"));
+    }
+
+    /// A record of `size` bytes as this store encodes it (the data one
+    /// string of the right length).
+    fn record_of_size(size: usize, now: OffsetDateTime) -> Record {
+        let mut record = Record::new(now, Some(now + Duration::hours(1)));
+        record.data.insert("s", "".into());
+        let empty = {
+            let mut buf = [0u8; INLINE];
+            encode(&key(1), &record, &mut buf, usize::MAX)
+                .unwrap()
+                .len()
+        };
+        // A string of up to 127 bytes takes one byte of length here, so
+        // the filler is a little shorter than the gap for larger sizes.
+        let mut filler = size - empty;
+        loop {
+            record.data.insert("s", "x".repeat(filler).into());
+            let mut buf = [0u8; INLINE];
+            let len = encode(&key(1), &record, &mut buf, usize::MAX)
+                .unwrap()
+                .len();
+            if len == size {
+                return record;
+            }
+            assert!(len > size, "{len} < {size}");
+            filler -= len - size;
+        }
+    }
+
+    /// Records up to the limit are kept, on the stack and on the heap; one
+    /// byte more is `TooLarge` for a create and for a save, and the stored
+    /// record stays as it was. Loads and deletes are never refused.
+    #[test]
+    fn records_over_the_size_limit_are_refused_and_change_nothing() {
+        let clock = ManualClock::new(datetime!(2026-01-01 0:00 UTC));
+        let now = clock.now();
+        for limit in [200, 1000] {
+            let store =
+                MemoryStore::with_clock(Arc::new(clock.clone())).with_max_record_size(limit);
+            assert!(format!("{store:?}").contains(&format!("max_record_size: {limit}")));
+            let fits = record_of_size(limit, now);
+            store.create_now(&key(1), &fits).unwrap();
+            assert_eq!(store.load_now(&key(1)).unwrap().as_ref(), Some(&fits));
+
+            let over = record_of_size(limit + 1, now);
+            let err = store.create_now(&key(2), &over).unwrap_err();
+            assert!(
+                matches!(err, StoreError::TooLarge { size, limit: l } if size == limit + 1 && l == limit),
+                "{err}"
+            );
+            assert!(err.to_string().contains("over the store's limit"), "{err}");
+            assert_eq!(store.load_now(&key(2)).unwrap(), None);
+
+            let mut grown = over.clone();
+            grown.version = 1;
+            let err = store.save_now(&key(1), &grown, 0).unwrap_err();
+            assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+            assert_eq!(store.load_now(&key(1)).unwrap().as_ref(), Some(&fits));
+
+            // Smaller again: saved.
+            let mut smaller = record_of_size(limit - 50, now);
+            smaller.version = 1;
+            assert_eq!(
+                store.save_now(&key(1), &smaller, 0).unwrap(),
+                SaveOutcome::Saved
+            );
+            store.delete_now(&key(1)).unwrap();
+            assert!(store.is_empty());
+        }
+    }
+
+    /// The default is 1 MiB; `usize::MAX` lifts it; the engine's own store
+    /// takes the config's, which another storage refuses.
+    #[test]
+    fn the_record_size_limit_defaults_to_one_mebibyte_and_follows_the_config() {
+        use crate::{ConfigError, Engine, Key, KeyRing, SessionConfig, Storage};
+        let now = OffsetDateTime::now_utc();
+        let big = record_of_size(DEFAULT_MAX_RECORD_SIZE + 1, now);
+        let err = MemoryStore::new().create_now(&key(1), &big).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::TooLarge {
+                    limit: DEFAULT_MAX_RECORD_SIZE,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        MemoryStore::new()
+            .with_max_record_size(usize::MAX)
+            .create_now(&key(1), &big)
+            .unwrap();
+        let at_limit = record_of_size(DEFAULT_MAX_RECORD_SIZE, now);
+        MemoryStore::new().create_now(&key(1), &at_limit).unwrap();
+
+        let config = || SessionConfig::new(KeyRing::new(Key::generate())).with_max_record_size(300);
+        let engine = Engine::new(config()).unwrap();
+        let store = engine.store().unwrap();
+        block_on(store.create(&key(1), &record_of_size(300, now))).unwrap();
+        let err = block_on(store.create(&key(2), &record_of_size(301, now))).unwrap_err();
+        assert!(
+            matches!(err, StoreError::TooLarge { limit: 300, .. }),
+            "{err}"
+        );
+        for storage in [
+            Storage::Cookie,
+            Storage::Store(Arc::new(MemoryStore::new())),
+        ] {
+            let err = Engine::new(config().with_storage(storage)).unwrap_err();
+            assert!(matches!(err, ConfigError::Storage { .. }), "{err}");
+            assert!(err.to_string().contains("with_max_record_size"), "{err}");
+        }
     }
 
     #[test]

@@ -125,7 +125,7 @@ mod packed;
 mod table;
 
 pub(crate) use memory::MemoryAt;
-pub use memory::MemoryStore;
+pub use memory::{DEFAULT_MAX_RECORD_SIZE, MemoryStore};
 
 /// What a compare-and-set [`SessionStore::save`] found.
 #[derive(Debug, Clone, PartialEq)]
