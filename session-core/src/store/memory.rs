@@ -349,9 +349,9 @@ impl MemoryStore {
     /// `usize::MAX` lifts the limit. A record above a limit lowered later
     /// can still be loaded and deleted, but not saved.
     ///
-    /// The check is free for records of up to 256 bytes, and for larger
-    /// ones it comes from the count the store makes anyway before
-    /// allocating.
+    /// The check is one comparison for records of up to 256 bytes (encoded
+    /// on the stack), and for larger ones it reads the count the store
+    /// makes anyway before allocating, so a refused record is never copied.
     ///
     /// The engine's own memory store takes its limit from
     /// [`SessionConfig::with_max_record_size`](crate::SessionConfig::with_max_record_size).
