@@ -234,8 +234,9 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// The largest value the store writes, in bytes (a record's JSON, as
-    /// in the crate docs' "Key layout and value format"): a create or save of a larger
+    /// The largest value the store writes, in bytes (the version header
+    /// and the record's JSON, as in the crate docs' "Key layout and value
+    /// format", the save tokens left out): a create or save of a larger
     /// one fails with [`StoreError::TooLarge`] before anything is sent, the
     /// adapters answer it with a 500 and log it, and the stored record
     /// stays as it was. Without a limit, a session that a client keeps

@@ -163,8 +163,8 @@
 //!   It is absolute: keep the clocks of your web servers and of Redis in
 //!   sync (NTP).
 //! - A value is at most [`RedisStoreBuilder::max_record_size`] bytes long
-//!   (1 MiB unless set; the save script may add up to 51 bytes of tokens
-//!   to it): a larger create or save fails with
+//!   (1 MiB unless set), its `"w"` field left out (which adds up to 74
+//!   bytes): a larger create or save fails with
 //!   [`StoreError::TooLarge`](session_core::StoreError::TooLarge) before
 //!   anything is sent.
 //!

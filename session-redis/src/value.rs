@@ -36,6 +36,10 @@ pub(crate) fn header(version: u64) -> String {
     format!("{version:016x}:")
 }
 
+/// The length of a save's `"w"` field as [`encode`] writes it (one token):
+/// `"w":"` and 16 hex digits and `",`.
+pub(crate) const TOKEN_FIELD_LEN: usize = 23;
+
 /// The value stored for `record`: its header, then
 /// [`Record::to_bytes`]; with a save's `token`, that as the JSON object's
 /// first field, `"w"`.
@@ -97,6 +101,15 @@ fn split(value: &[u8]) -> Option<(u64, &[u8])> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_saves_token_field_is_token_field_len_long() {
+        let record = Record::new(time::OffsetDateTime::now_utc(), None);
+        assert_eq!(
+            encode(&record, Some(u64::MAX)).len() - encode(&record, None).len(),
+            TOKEN_FIELD_LEN
+        );
+    }
     use super::*;
     use time::OffsetDateTime;
 
