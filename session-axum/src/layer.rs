@@ -67,7 +67,8 @@ pub(crate) struct SlotHandle {
 /// response, with no `Set-Cookie` header at all (neither the session cookie
 /// nor the application's cookies), so the browser keeps the cookies it had.
 /// The same happens when the session cannot be saved at all: data too
-/// large for the cookie in cookie-store mode
+/// large for the store ([`StoreError::TooLarge`](session_core::StoreError::TooLarge),
+/// 1 MiB unless set otherwise) or for the cookie in cookie-store mode
 /// ([`SessionError::CookieTooLarge`]), nested deeper than
 /// [`MAX_DATA_DEPTH`](session_core::MAX_DATA_DEPTH)
 /// ([`SessionError::TooDeep`]), or no random bytes for a new id. Either way

@@ -18,7 +18,9 @@
 //!   of them the outcome. So a burst of requests of one session costs about
 //!   two saves, not one round trip each. A grouped save succeeds or fails
 //!   as a whole: an `update` closure that fails on the group's data fails
-//!   every request of the group.
+//!   every request of the group, and so does a group whose record the
+//!   store finds too large (`StoreError::TooLarge`), although a request
+//!   alone in it would have fitted.
 //!
 //! Saves of other sessions that share a lane wait for each other too, which
 //! is why there are many lanes.

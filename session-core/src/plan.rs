@@ -469,7 +469,13 @@ pub(crate) async fn save(
 ) -> Result<(Executed, Option<Record>), SessionError> {
     let mut conflicts = 0;
     loop {
-        let outcome = store.save(&key, &record, expected_version).await?;
+        let outcome = match store.save(&key, &record, expected_version).await {
+            Err(StoreError::TooLarge { size, limit }) if changes.is_empty() => {
+                touch_too_large(size, limit);
+                return Ok((Executed::Done, None));
+            }
+            outcome => outcome?,
+        };
         match turn(
             outcome,
             &mut record,
@@ -496,7 +502,13 @@ fn save_now(
 ) -> Result<Executed, SessionError> {
     let mut conflicts = 0;
     loop {
-        let outcome = store.save_now(&key, &record, expected_version)?;
+        let outcome = match store.save_now(&key, &record, expected_version) {
+            Err(StoreError::TooLarge { size, limit }) if changes.is_empty() => {
+                touch_too_large(size, limit);
+                return Ok(Executed::Done);
+            }
+            outcome => outcome?,
+        };
         match turn(
             outcome,
             &mut record,
@@ -510,6 +522,21 @@ fn save_now(
             Turn::Again => {}
         }
     }
+}
+
+/// A touch (a save without changes) of a record the store finds larger
+/// than its limit (stored before the limit was lowered, or grown by a
+/// digit of its version): skipped, so that reading an oversized session is
+/// never an error; the session then ends at its old idle deadline unless
+/// a request makes it smaller.
+#[cold]
+fn touch_too_large(size: usize, limit: usize) {
+    tracing::warn!(
+        size,
+        limit,
+        "session record is over the store's size limit; its touch is skipped, so the session \
+         ends at its old idle deadline unless a request makes it smaller"
+    );
 }
 
 /// What one save's outcome means in the compare-and-set loop.

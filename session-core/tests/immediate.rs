@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use session_core::{
     CommitNow, Engine, ImmediateStore, KeyRing, ManualClock, MemoryStore, Record, SaveOutcome,
-    Session, SessionConfig, SessionError, SessionStore, StoreError, StoreKey, StoreOp, async_trait,
+    Session, SessionConfig, SessionError, SessionStore, StoreError, StoreKey, StoreOp,
 };
-use support::{Browser, Harness, START, fixed_key, open_with};
+use support::{Browser, Faces, Harness, START, fixed_key, open_with};
 
 fn push(item: &'static str) -> impl Fn(Option<Vec<String>>) -> Vec<String> + Send + Sync {
     move |list| {
@@ -206,34 +206,13 @@ impl ImmediateStore for BrokenImmediate {
     }
 }
 
-#[async_trait]
-impl SessionStore for BrokenImmediate {
-    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        self.load_now(key)
-    }
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
-        self.create_now(key, record)
-    }
-    async fn save(
-        &self,
-        key: &StoreKey,
-        record: &Record,
-        v: u64,
-    ) -> Result<SaveOutcome, StoreError> {
-        self.save_now(key, record, v)
-    }
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.delete_now(key)
-    }
-    fn immediate(&self) -> Option<&dyn ImmediateStore> {
-        Some(self)
-    }
-}
-
 #[tokio::test]
 async fn a_failing_immediate_store_is_an_error_and_commit_agrees() {
     let engine = engine_on(
-        Arc::new(BrokenImmediate::default()),
+        Arc::new(Faces {
+            store: BrokenImmediate::default(),
+            immediate: true,
+        }),
         ManualClock::new(START),
     );
     let session = open_with(&engine, &Browser::new()).await;

@@ -242,8 +242,10 @@ impl RedisStoreBuilder {
     /// stays as it was. Without a limit, a session that a client keeps
     /// adding to grows without end, and every save sends all of it.
     /// Defaults to [`DEFAULT_MAX_RECORD_SIZE`] (1 MiB); `usize::MAX` lifts
-    /// it (Redis itself takes values of up to 512 MB). A record above a
-    /// limit lowered later can still be loaded and deleted, but not saved.
+    /// it (Redis itself takes values of up to 512 MB). A record stored
+    /// before the limit was lowered can still be read and deleted; the
+    /// engine skips its touches (with a warning), and only a request that
+    /// makes it small enough saves it again.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), session_redis::ConnectError> {

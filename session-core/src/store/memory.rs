@@ -339,15 +339,22 @@ impl MemoryStore {
         self
     }
 
-    /// Keeps no record larger than `bytes` as this store encodes it (the
-    /// key's rest, three timestamps and the data in a binary form of JSON
-    /// about as long as the data's JSON): a create or save of a larger one
-    /// fails with [`StoreError::TooLarge`], which the adapters answer with a
-    /// 500 and log, and the stored record stays as it was. The session goes
-    /// on working with its old data; requests that do not make it larger
-    /// succeed. [`DEFAULT_MAX_RECORD_SIZE`] (1 MiB) unless set;
-    /// `usize::MAX` lifts the limit. A record above a limit lowered later
-    /// can still be loaded and deleted, but not saved.
+    /// Keeps no record larger than `bytes` as this store encodes it (a
+    /// 49-byte header, then the data in a binary form of JSON about as long
+    /// as the data's JSON): a create or save of a larger one fails with
+    /// [`StoreError::TooLarge`], which the adapters answer with a 500 and
+    /// log, and the stored record stays as it was. The session goes on
+    /// working with its old data; requests that do not make it larger
+    /// succeed. A new session or a log-in (which writes the session under a
+    /// new id) whose record would be too large fails the same way, and the
+    /// old session, if any, stays. [`DEFAULT_MAX_RECORD_SIZE`] (1 MiB)
+    /// unless set; `usize::MAX` lifts the limit.
+    ///
+    /// A record stored under a higher limit (another store's, before a
+    /// deployment lowered it) can be read and deleted: the engine skips
+    /// the touch of such a session with a warning instead of failing the
+    /// request, so it ends at its old idle deadline unless a request makes
+    /// it small enough to save.
     ///
     /// The check is one comparison for records of up to 256 bytes (encoded
     /// on the stack), and for larger ones it reads the count the store

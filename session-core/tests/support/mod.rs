@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use session_core::cookie::Cookie;
 use session_core::{
-    Clock, Engine, Key, KeyRing, ManualClock, MemoryStore, Plan, Record, SaveOutcome, Session,
-    SessionConfig, SessionError, SessionStore, StoreError, StoreKey, async_trait,
+    Clock, Engine, ImmediateStore, Key, KeyRing, ManualClock, MemoryStore, Plan, Record,
+    SaveOutcome, Session, SessionConfig, SessionError, SessionStore, StoreError, StoreKey,
+    async_trait,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -374,5 +375,42 @@ impl std::io::Write for LogWriter {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// A store written as an immediate face alone, given an async face that
+/// answers with it. `immediate` says whether the engine is shown the
+/// immediate face too; without it every save goes the async way (through
+/// the engine's save lanes), as a network store's would.
+#[derive(Debug)]
+pub struct Faces<T> {
+    pub store: T,
+    pub immediate: bool,
+}
+
+#[async_trait]
+impl<T: ImmediateStore + std::fmt::Debug> SessionStore for Faces<T> {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.store.load_now(key)
+    }
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        self.store.create_now(key, record)
+    }
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome, StoreError> {
+        self.store.save_now(key, record, expected_version)
+    }
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.store.delete_now(key)
+    }
+    async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.store.take_now(key)
+    }
+    fn immediate(&self) -> Option<&dyn ImmediateStore> {
+        self.immediate.then_some(&self.store as &dyn ImmediateStore)
     }
 }
