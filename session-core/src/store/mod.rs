@@ -28,6 +28,14 @@
 //! saving or taking one key at the same moment must see exactly one
 //! winner (the suite's `concurrent_*` cases).
 //!
+//! Give a store a limit on a record's size, as the built-in ones have
+//! ([`DEFAULT_MAX_RECORD_SIZE`], 1 MiB, measured on what the store
+//! writes): a `create` or `save` over it answers [`StoreError::TooLarge`]
+//! and writes nothing. The engine skips a touch that meets it (a session
+//! stored under a higher limit stays readable) and fails any other write.
+//! Stores must take records of at least a few hundred kilobytes: the
+//! suite's `large_record_round_trips` stores about 130 KB.
+//!
 //! Every record carries [`Record::expires_at`], a [`Timestamp`](crate::Timestamp)
 //! in Unix milliseconds: let the backend free the record at that time where
 //! it can (a Redis `PXAT` takes [`unix_ms`](crate::Timestamp::unix_ms) as it
