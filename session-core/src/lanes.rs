@@ -18,9 +18,9 @@
 //!   of them the outcome. So a burst of requests of one session costs about
 //!   two saves, not one round trip each. A grouped save succeeds or fails
 //!   as a whole: an `update` closure that fails on the group's data fails
-//!   every request of the group, and so does a group whose record the
-//!   store finds too large (`StoreError::TooLarge`), although a request
-//!   alone in it would have fitted.
+//!   every request of the group. A group whose record the store finds too
+//!   large (`StoreError::TooLarge`) is saved again one request at a time,
+//!   so that only the requests whose own changes are too large fail.
 //!
 //! Saves of other sessions that share a lane wait for each other too, which
 //! is why there are many lanes.
@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::plan::{Changes, Executed, save};
 use crate::session::replay;
 use crate::store::SessionStore;
-use crate::{Record, SessionError, StoreKey};
+use crate::{Record, SessionError, StoreError, StoreKey};
 
 const LANES: usize = 256;
 
@@ -39,6 +39,7 @@ const LANES: usize = 256;
 type LastSaved = Option<(StoreKey, Record)>;
 
 /// What one request asks to save.
+#[derive(Clone)]
 pub(crate) struct Job {
     pub(crate) record: Record,
     pub(crate) expected_version: u64,
@@ -222,7 +223,36 @@ async fn save_queued(
         tracing::debug!(requests = jobs.len() + 1, "grouping saves of one session");
     }
 
+    // Kept to save each request on its own if the group's record turns out
+    // too large for the store: then only the requests whose own changes
+    // make it too large fail, not every request of the group.
+    let singles = (!jobs.is_empty()).then(|| (mine.clone(), jobs.clone()));
     let outcome = save_group(store, key, mine, jobs, &mut last, max_conflict_retries).await;
+    if let (Err(SessionError::Store(StoreError::TooLarge { .. })), Some((mine, jobs))) =
+        (&outcome, singles)
+    {
+        tracing::debug!("a grouped save is too large for the store; saving each request alone");
+        let own = save_group(
+            store,
+            key,
+            mine,
+            Vec::new(),
+            &mut last,
+            max_conflict_retries,
+        )
+        .await;
+        // `jobs` and `guard.others` are in the same order.
+        for job in jobs {
+            let alone =
+                save_group(store, key, job, Vec::new(), &mut last, max_conflict_retries).await;
+            // Answered: no longer the guard's to mark as interrupted if this
+            // future is dropped before the rest are saved.
+            let pending = guard.others.remove(0);
+            *lock(&pending.state) = PendingState::Finished(alone.map_err(Arc::new));
+        }
+        guard.finished = true;
+        return own;
+    }
     guard.finished = true;
     if guard.others.is_empty() {
         return outcome;

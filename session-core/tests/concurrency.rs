@@ -509,6 +509,64 @@ async fn requests_grouped_into_an_interrupted_save_get_an_error_not_a_second_sav
         .await;
 }
 
+/// A group of saves whose record is too large for the store is saved again
+/// one request at a time: the request whose changes are too large fails,
+/// the others of its group are saved.
+#[tokio::test]
+async fn a_grouped_save_too_large_for_the_store_fails_only_the_request_that_made_it_so() {
+    let mut slot = None;
+    let h = Harness::with(|c| {
+        let store = std::sync::Arc::new(SlowSaves::new(
+            session_core::MemoryStore::with_clock(c.clock().clone()).with_max_record_size(1500),
+        ));
+        slot = Some(store.clone());
+        c.with_store(store)
+    });
+    let store = slot.expect("the harness built its store");
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("n", &0).unwrap())
+        .await;
+    store.hang.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let local = tokio::task::LocalSet::new();
+    let (big, small) = local
+        .run_until(async {
+            let spawn = |key: &'static str, len: usize| {
+                let engine = h.engine.clone();
+                let mut browser = browser.clone();
+                tokio::task::spawn_local(async move {
+                    request_with(&engine, &mut browser, |s| {
+                        s.insert(key, &"x".repeat(len)).unwrap();
+                    })
+                    .await
+                })
+            };
+            // A takes the lane and hangs in the store; B (too large) and C
+            // queue, and B leads them once A is done.
+            let a = spawn("a", 10);
+            tokio::task::yield_now().await;
+            let b = spawn("big", 2000);
+            let c = spawn("small", 10);
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            store
+                .hang
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            a.await.unwrap().unwrap();
+            (b.await.unwrap(), c.await.unwrap())
+        })
+        .await;
+    match big {
+        Err(SessionError::Store(session_core::StoreError::TooLarge { limit: 1500, .. })) => {}
+        other => panic!("expected the big request's own TooLarge, got {other:?}"),
+    }
+    small.expect("the small request of the group is saved");
+    let (mut keys, _) = h.request(&mut browser, |s| s.keys()).await;
+    keys.sort();
+    assert_eq!(keys, ["a", "n", "small"]);
+}
+
 /// A write within the touch interval keeps the last-use time it loaded; a
 /// touch of the same session at the same time moves it. Whichever saves
 /// first, the stored record ends with the write's data and the touch's time:
