@@ -57,6 +57,9 @@ enum PendingState {
     Queued(Job),
     Taken,
     Finished(Result<Executed, Arc<SessionError>>),
+    /// Saved on its own after its group's record was too large: its own
+    /// outcome, not the group's.
+    FinishedAlone(Result<Executed, SessionError>),
 }
 
 struct Lane {
@@ -156,8 +159,7 @@ impl SaveLanes {
         // and takes the others.)
         if lock(&lane.queue).is_empty() {
             if let Some(mut last) = lane.gate.try_lock() {
-                return save_group(store, key, job, Vec::new(), &mut last, max_conflict_retries)
-                    .await;
+                return save_group(store, key, job, &[], &mut last, max_conflict_retries).await;
             }
         }
         // Boxed: the queued path is rare, and keeping it out of line keeps
@@ -191,6 +193,7 @@ async fn save_queued(
     // A leader before us may already have saved our changes.
     let mine = match std::mem::replace(&mut *lock(&me.state), PendingState::Taken) {
         PendingState::Finished(outcome) => return outcome.map_err(SessionError::Grouped),
+        PendingState::FinishedAlone(outcome) => return outcome,
         PendingState::Queued(job) => job,
         PendingState::Taken => unreachable!("only the request itself takes its job"),
     };
@@ -226,29 +229,20 @@ async fn save_queued(
     // Kept to save each request on its own if the group's record turns out
     // too large for the store: then only the requests whose own changes
     // make it too large fail, not every request of the group.
-    let singles = (!jobs.is_empty()).then(|| (mine.clone(), jobs.clone()));
-    let outcome = save_group(store, key, mine, jobs, &mut last, max_conflict_retries).await;
-    if let (Err(SessionError::Store(StoreError::TooLarge { .. })), Some((mine, jobs))) =
-        (&outcome, singles)
+    let mine_again = (!jobs.is_empty()).then(|| mine.clone());
+    let outcome = save_group(store, key, mine, &jobs, &mut last, max_conflict_retries).await;
+    if let (Err(SessionError::Store(StoreError::TooLarge { .. })), Some(mine)) =
+        (&outcome, mine_again)
     {
         tracing::debug!("a grouped save is too large for the store; saving each request alone");
-        let own = save_group(
-            store,
-            key,
-            mine,
-            Vec::new(),
-            &mut last,
-            max_conflict_retries,
-        )
-        .await;
+        let own = save_group(store, key, mine, &[], &mut last, max_conflict_retries).await;
         // `jobs` and `guard.others` are in the same order.
         for job in jobs {
-            let alone =
-                save_group(store, key, job, Vec::new(), &mut last, max_conflict_retries).await;
+            let alone = save_group(store, key, job, &[], &mut last, max_conflict_retries).await;
             // Answered: no longer the guard's to mark as interrupted if this
             // future is dropped before the rest are saved.
             let pending = guard.others.remove(0);
-            *lock(&pending.state) = PendingState::Finished(alone.map_err(Arc::new));
+            *lock(&pending.state) = PendingState::FinishedAlone(alone);
         }
         guard.finished = true;
         return own;
@@ -268,7 +262,7 @@ async fn save_group(
     store: &dyn SessionStore,
     key: StoreKey,
     first: Job,
-    jobs: Vec<Job>,
+    jobs: &[Job],
     last: &mut LastSaved,
     max_conflict_retries: u32,
 ) -> Result<Executed, SessionError> {
@@ -292,7 +286,7 @@ async fn save_group(
     }
     for job in jobs {
         replay(&job.changes.0, &mut record.data)?;
-        ops.extend(job.changes.0);
+        ops.extend(job.changes.0.iter().cloned());
         if job.record.last_seen > record.last_seen {
             record.last_seen = job.record.last_seen;
             record.expires_at = job.record.expires_at;
@@ -312,6 +306,8 @@ async fn save_group(
         }
     }
     let changes = Changes(ops);
+    // Only touches: a save that moves the idle deadline and nothing else.
+    let touch = changes.is_empty();
     let (executed, written) = save(
         store,
         key,
@@ -319,6 +315,7 @@ async fn save_group(
         expected_version,
         &changes,
         max_conflict_retries,
+        touch,
     )
     .await?;
     *last = written.map(|record| (key, record));

@@ -241,6 +241,7 @@ impl Plan {
                 expected_version,
                 changes,
             } => {
+                let touch = changes.is_empty();
                 return save_now(
                     store,
                     key,
@@ -248,6 +249,7 @@ impl Plan {
                     expected_version,
                     &changes,
                     max_conflict_retries,
+                    touch,
                 );
             }
         }
@@ -305,6 +307,7 @@ impl Plan {
                     record.version,
                     &carry.1,
                     max_conflict_retries,
+                    false,
                 )
                 .await;
                 return Ok(carried(saved.map(|(executed, _)| executed)));
@@ -316,6 +319,7 @@ impl Plan {
                 changes,
             } => {
                 let Some(saves) = saves else {
+                    let touch = changes.is_empty();
                     return save(
                         store,
                         key,
@@ -323,6 +327,7 @@ impl Plan {
                         expected_version,
                         &changes,
                         max_conflict_retries,
+                        touch,
                     )
                     .await
                     .map(|(executed, _)| executed);
@@ -370,17 +375,15 @@ fn replace_now(
     let Some(merged) = carry_over(taken, &carry, record) else {
         return Ok(Executed::Done);
     };
-    let (_, changes) = *carry;
-    let saved = Plan {
-        store: StoreOp::Save {
-            key,
-            record: merged,
-            expected_version: record.version,
-            changes,
-        },
-        cookie: CookieOp::None,
-    }
-    .execute_now(store, max_conflict_retries);
+    let saved = save_now(
+        store,
+        key,
+        merged,
+        record.version,
+        &carry.1,
+        max_conflict_retries,
+        false,
+    );
     Ok(carried(saved))
 }
 
@@ -459,6 +462,9 @@ fn carry_over(
 }
 
 /// The compare-and-set loop. Returns the record as written, if it was.
+/// `touch` says that the save only moves the idle deadline (the engine
+/// planned a save without changes): one the store finds too large is then
+/// skipped (see [`touch_too_large`]).
 pub(crate) async fn save(
     store: &dyn SessionStore,
     key: StoreKey,
@@ -466,11 +472,12 @@ pub(crate) async fn save(
     mut expected_version: u64,
     changes: &Changes,
     max_conflict_retries: u32,
+    touch: bool,
 ) -> Result<(Executed, Option<Record>), SessionError> {
     let mut conflicts = 0;
     loop {
         let outcome = match store.save(&key, &record, expected_version).await {
-            Err(StoreError::TooLarge { size, limit }) if changes.is_empty() => {
+            Err(StoreError::TooLarge { size, limit }) if touch => {
                 touch_too_large(size, limit);
                 return Ok((Executed::Done, None));
             }
@@ -499,11 +506,12 @@ fn save_now(
     mut expected_version: u64,
     changes: &Changes,
     max_conflict_retries: u32,
+    touch: bool,
 ) -> Result<Executed, SessionError> {
     let mut conflicts = 0;
     loop {
         let outcome = match store.save_now(&key, &record, expected_version) {
-            Err(StoreError::TooLarge { size, limit }) if changes.is_empty() => {
+            Err(StoreError::TooLarge { size, limit }) if touch => {
                 touch_too_large(size, limit);
                 return Ok(Executed::Done);
             }
@@ -529,14 +537,29 @@ fn save_now(
 /// digit of its version): skipped, so that reading an oversized session is
 /// never an error; the session then ends at its old idle deadline unless
 /// a request makes it smaller.
+///
+/// Every read of such a session meets it again (its deadline never moves),
+/// so the warning is given at most once a minute in the process, and at
+/// debug level in between.
 #[cold]
 fn touch_too_large(size: usize, limit: usize) {
-    tracing::warn!(
-        size,
-        limit,
-        "session record is over the store's size limit; its touch is skipped, so the session \
-         ends at its old idle deadline unless a request makes it smaller"
-    );
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_WARNED_SECS: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let last = LAST_WARNED_SECS.load(Ordering::Relaxed);
+    let due = now >= last.saturating_add(60)
+        && LAST_WARNED_SECS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+    let message = "session record is over the store's size limit; its touch is skipped, so the \
+                   session ends at its old idle deadline unless a request makes it smaller";
+    if due {
+        tracing::warn!(size, limit, "{message}");
+    } else {
+        tracing::debug!(size, limit, "{message}");
+    }
 }
 
 /// What one save's outcome means in the compare-and-set loop.

@@ -562,6 +562,9 @@ async fn a_grouped_save_too_large_for_the_store_fails_only_the_request_that_made
         other => panic!("expected the big request's own TooLarge, got {other:?}"),
     }
     small.expect("the small request of the group is saved");
+    // A, the group of B and C (too large), then B and C alone: the two were
+    // grouped, and saved again one at a time.
+    assert_eq!(store.saves.load(std::sync::atomic::Ordering::Relaxed), 4);
     let (mut keys, _) = h.request(&mut browser, |s| s.keys()).await;
     keys.sort();
     assert_eq!(keys, ["a", "n", "small"]);

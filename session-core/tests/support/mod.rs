@@ -334,8 +334,8 @@ pub fn attribute<'a>(set_cookie: &'a str, attr: &str) -> Option<&'a str> {
         })
 }
 
-/// What `tracing` logs at info level and above on this thread while it
-/// lives (a `#[tokio::test]` runs on one thread).
+/// What `tracing` logs on this thread while it lives (a `#[tokio::test]`
+/// runs on one thread): at info level and above, or at a level of choice.
 pub struct CapturedLogs {
     text: Arc<Mutex<Vec<u8>>>,
     _guard: tracing::subscriber::DefaultGuard,
@@ -343,6 +343,11 @@ pub struct CapturedLogs {
 
 impl CapturedLogs {
     pub fn start() -> Self {
+        Self::start_at(tracing::Level::INFO)
+    }
+
+    /// What is logged at `level` and above.
+    pub fn start_at(level: tracing::Level) -> Self {
         let text = Arc::new(Mutex::new(Vec::new()));
         let subscriber = tracing_subscriber::fmt()
             .with_writer({
@@ -350,7 +355,7 @@ impl CapturedLogs {
                 move || LogWriter(text.clone())
             })
             .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
+            .with_max_level(level)
             .finish();
         let guard = tracing::subscriber::set_default(subscriber);
         Self {
