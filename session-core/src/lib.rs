@@ -121,6 +121,12 @@
 //!   verify are kept, and after 16 that do not the rest are not looked at.
 //!   A `__Host-` cookie name keeps other subdomains from adding any
 //!   ([`SessionConfig::with_cookie_name`]).
+//! - **Bounded growth.** The built-in memory store frees expired records,
+//!   can cap the live ones ([`SessionConfig::with_max_sessions`]), and, like
+//!   the Redis store, keeps no record over 1 MiB
+//!   ([`SessionConfig::with_max_record_size`]): a client that keeps adding
+//!   to its session gets a 500 once it reaches the limit, and the session
+//!   keeps what it had.
 //!
 //! # Key rotation
 //!
