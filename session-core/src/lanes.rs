@@ -20,7 +20,8 @@
 //!   as a whole: an `update` closure that fails on the group's data fails
 //!   every request of the group. A group whose record the store finds too
 //!   large (`StoreError::TooLarge`) is saved again one request at a time,
-//!   so that only the requests whose own changes are too large fail.
+//!   each on top of those saved before it, so that only a request whose
+//!   changes take the record over the limit at its turn fails.
 //!
 //! Saves of other sessions that share a lane wait for each other too, which
 //! is why there are many lanes.
@@ -226,9 +227,10 @@ async fn save_queued(
         tracing::debug!(requests = jobs.len() + 1, "grouping saves of one session");
     }
 
-    // Kept to save each request on its own if the group's record turns out
-    // too large for the store: then only the requests whose own changes
-    // make it too large fail, not every request of the group.
+    // Kept to save each request in turn if the group's record turns out
+    // too large for the store: then only a request whose changes take the
+    // record over the limit at its turn fails, not every request of the
+    // group.
     let mine_again = (!jobs.is_empty()).then(|| mine.clone());
     let outcome = save_group(store, key, mine, &jobs, &mut last, max_conflict_retries).await;
     if let (Err(SessionError::Store(StoreError::TooLarge { .. })), Some(mine)) =

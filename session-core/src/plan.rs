@@ -350,9 +350,10 @@ impl Plan {
     }
 }
 
-/// [`Plan::execute_now`]'s [`StoreOp::Replace`]. Out of line, and a merge
-/// is saved through a plan of its own, so that the save path common to
-/// every write keeps its one call site (and stays inlined).
+/// [`Plan::execute_now`]'s [`StoreOp::Replace`]. Out of line; a merge is
+/// saved with [`save_now`] (never taken for a touch), which is forced
+/// inline so that the save path common to every write stays inlined in
+/// `execute_now`.
 #[cold]
 #[inline(never)]
 fn replace_now(
@@ -498,10 +499,11 @@ pub(crate) async fn save(
     }
 }
 
-/// [`save`] against a store that answers at once. Inlined into
-/// [`Plan::execute_now`], where every save of the memory store runs (a
-/// call of its own, now that a log-in's carry-over calls it too, cost 70
-/// instructions a request: session 22, `cold-cache.sh`).
+/// [`save`] against a store that answers at once. Forced inline: in
+/// [`Plan::execute_now`] it runs on every save of the memory store, and
+/// with a second call site (a log-in's carry-over, in [`replace_now`])
+/// the compiler made it a call of its own, 70 instructions a request more
+/// (session 22, `cold-cache.sh`).
 #[inline(always)]
 fn save_now(
     store: &dyn ImmediateStore,

@@ -32,9 +32,9 @@
 //! ([`DEFAULT_MAX_RECORD_SIZE`], 1 MiB, measured on what the store
 //! writes): a `create` or `save` over it answers [`StoreError::TooLarge`]
 //! and writes nothing. The engine skips a touch that meets it (a session
-//! stored under a higher limit stays readable) and fails any other write.
-//! Stores must take records of at least a few hundred kilobytes: the
-//! suite's `large_record_round_trips` stores about 130 KB.
+//! stored under a higher limit stays readable), logs a log-in's carry-over
+//! that meets it (the log-in stands) and fails any other write. A limit
+//! must take the suite's `large_record_round_trips` record, about 130 KB.
 //!
 //! Every record carries [`Record::expires_at`], a [`Timestamp`](crate::Timestamp)
 //! in Unix milliseconds: let the backend free the record at that time where
