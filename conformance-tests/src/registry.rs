@@ -145,6 +145,7 @@ macro_rules! __adapter_cases {
             truncated_oversized_and_garbage_cookies_start_a_fresh_session: always;
             duplicated_session_cookies_never_fail: always;
             unknown_id_is_never_adopted: server_state "cookie-store mode has no session ids: the whole session travels in the cookie";
+            an_oversized_cart_push_is_refused_and_the_cart_keeps_its_items: always;
             malformed_json_gets_400_and_leaves_the_session_unchanged: always;
             twenty_concurrent_cart_pushes_of_one_session_are_all_kept: server_state "cookie-store mode cannot merge concurrent requests: each response carries a whole new cookie and the browser keeps the last one";
             store_failure_is_a_500_never_a_lost_session: server_state "cookie-store mode has no store that could fail";

@@ -245,6 +245,51 @@ pub fn unknown_id_is_never_adopted(suite: &Suite) -> Outcome {
     Ok(())
 }
 
+/// A cart push that would make the session larger than the adapter keeps
+/// (1.5 MiB in one item, over the built-in stores' 1 MiB and a cookie's
+/// 4 KB) is refused: not a success (a 4xx for a body limit, or the 500 of
+/// a store's or cookie's size limit), no cookie, and the cart keeps its
+/// items; a normal push goes on working.
+pub fn an_oversized_cart_push_is_refused_and_the_cart_keeps_its_items(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let browser = site.browser();
+    json(
+        &browser.post_json("/cart", r#"{"item":"apple"}"#)?,
+        200,
+        r#"["apple"]"#,
+        "the first push",
+    )?;
+    let cookie = browser.cookie("id");
+
+    let huge = format!(r#"{{"item":"{}"}}"#, "x".repeat(3 << 19));
+    let reply = browser.post_json("/cart", &huge)?;
+    check!(
+        reply.status >= 400,
+        "a 1.5 MiB cart item: want it refused (a 4xx or a 500), got {} {:?}",
+        reply.status,
+        reply.body.chars().take(80).collect::<String>()
+    );
+    no_cookies(&reply, "the refused push")?;
+    check_eq!(
+        browser.cookie("id"),
+        cookie,
+        "the session cookie after the refused push"
+    );
+    json(
+        &browser.get("/cart")?,
+        200,
+        r#"["apple"]"#,
+        "the cart after the refused push",
+    )?;
+    json(
+        &browser.post_json("/cart", r#"{"item":"pear"}"#)?,
+        200,
+        r#"["apple","pear"]"#,
+        "a push after the refused one",
+    )?;
+    Ok(())
+}
+
 /// A body that is not a JSON object holding the route's field as a string
 /// gets 400 `{"error":"Malformed JSON body"}` and leaves the session as it
 /// was.
