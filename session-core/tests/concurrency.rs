@@ -404,18 +404,26 @@ fn timed_out() -> session_core::StoreError {
     session_core::StoreError::Timeout { millis: 100 }
 }
 
-#[tokio::test]
-async fn a_burst_of_requests_of_one_session_is_saved_in_a_few_grouped_saves() {
+/// A harness whose store is a [`SlowSaves`] over a memory store on the
+/// harness' manual clock (like every store of these tests), made by
+/// `memory` from the plain one.
+fn slow_harness(
+    memory: impl FnOnce(session_core::MemoryStore) -> session_core::MemoryStore,
+) -> (Harness, std::sync::Arc<SlowSaves>) {
     let mut slot = None;
     let h = Harness::with(|c| {
-        // On the harness' manual clock, like every store of these tests.
-        let store = std::sync::Arc::new(SlowSaves::new(session_core::MemoryStore::with_clock(
-            c.clock().clone(),
+        let store = std::sync::Arc::new(SlowSaves::new(memory(
+            session_core::MemoryStore::with_clock(c.clock().clone()),
         )));
         slot = Some(store.clone());
         c.with_store(store)
     });
-    let store = slot.expect("the harness built its store");
+    (h, slot.expect("the harness built its store"))
+}
+
+#[tokio::test]
+async fn a_burst_of_requests_of_one_session_is_saved_in_a_few_grouped_saves() {
+    let (h, store) = slow_harness(|store| store);
     let mut browser = Browser::new();
     h.request(&mut browser, |s| {
         s.insert("cart", &Vec::<String>::new()).unwrap()
@@ -456,15 +464,7 @@ async fn a_burst_of_requests_of_one_session_is_saved_in_a_few_grouped_saves() {
 
 #[tokio::test]
 async fn requests_grouped_into_an_interrupted_save_get_an_error_not_a_second_save() {
-    let mut slot = None;
-    let h = Harness::with(|c| {
-        let store = std::sync::Arc::new(SlowSaves::new(session_core::MemoryStore::with_clock(
-            c.clock().clone(),
-        )));
-        slot = Some(store.clone());
-        c.with_store(store)
-    });
-    let store = slot.expect("the harness built its store");
+    let (h, store) = slow_harness(|store| store);
     let mut browser = Browser::new();
     h.request(&mut browser, |s| s.insert("n", &0).unwrap())
         .await;
@@ -514,15 +514,7 @@ async fn requests_grouped_into_an_interrupted_save_get_an_error_not_a_second_sav
 /// the others of its group are saved.
 #[tokio::test]
 async fn a_grouped_save_too_large_for_the_store_fails_only_the_request_that_made_it_so() {
-    let mut slot = None;
-    let h = Harness::with(|c| {
-        let store = std::sync::Arc::new(SlowSaves::new(
-            session_core::MemoryStore::with_clock(c.clock().clone()).with_max_record_size(1500),
-        ));
-        slot = Some(store.clone());
-        c.with_store(store)
-    });
-    let store = slot.expect("the harness built its store");
+    let (h, store) = slow_harness(|store| store.with_max_record_size(1500));
     let mut browser = Browser::new();
     h.request(&mut browser, |s| s.insert("n", &0).unwrap())
         .await;

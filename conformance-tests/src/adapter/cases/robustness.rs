@@ -253,12 +253,7 @@ pub fn unknown_id_is_never_adopted(suite: &Suite) -> Outcome {
 pub fn an_oversized_cart_push_is_refused_and_the_cart_keeps_its_items(suite: &Suite) -> Outcome {
     let site = suite.start()?;
     let browser = site.browser();
-    json(
-        &browser.post_json("/cart", r#"{"item":"apple"}"#)?,
-        200,
-        r#"["apple"]"#,
-        "the first push",
-    )?;
+    first_push(&browser)?;
     let cookie = browser.cookie("id");
 
     let huge = format!(r#"{{"item":"{}"}}"#, "x".repeat(3 << 19));
@@ -497,12 +492,7 @@ pub fn a_failed_save_delete_or_login_is_a_500_that_loses_nothing(suite: &Suite) 
     let site = suite.start()?;
     let store = site.store()?;
     let browser = site.browser();
-    json(
-        &browser.post_json("/cart", r#"{"item":"apple"}"#)?,
-        200,
-        r#"["apple"]"#,
-        "the first push",
-    )?;
+    first_push(&browser)?;
     let Some(cookie) = browser.cookie("id") else {
         fail!("POST /cart set no session cookie");
     };
@@ -567,4 +557,14 @@ pub fn a_failed_save_delete_or_login_is_a_500_that_loses_nothing(suite: &Suite) 
     old.set_cookie("id", &cookie);
     json(&old.get("/cart")?, 200, "[]", "the old id after that login")?;
     Ok(())
+}
+
+/// Pushes "apple" into `browser`'s empty cart.
+fn first_push(browser: &Browser) -> Outcome {
+    json(
+        &browser.post_json("/cart", r#"{"item":"apple"}"#)?,
+        200,
+        r#"["apple"]"#,
+        "the first push",
+    )
 }
