@@ -81,6 +81,7 @@ macro_rules! __store_cases {
             load_of_a_missing_key_is_none: always;
             create_then_load_round_trips_every_json_type: always;
             record_without_a_deadline_round_trips: always;
+            session_lifetime_round_trips: always;
             large_record_round_trips: always;
             create_never_overwrites: always;
             records_under_different_keys_are_independent: always;

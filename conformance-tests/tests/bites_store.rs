@@ -30,6 +30,9 @@ enum Bug {
     TruncatesTimesToSeconds,
     /// Values longer than 64 KB are cut.
     CutsLargeValues,
+    /// The session's own lifetime is dropped (a store with a format of
+    /// its own that predates it).
+    DropsTheLifetime,
     /// The store has an immediate face (`SessionStore::immediate`), and
     /// only that face's `create_now` replaces an existing record.
     ImmediateFaceOverwritesOnCreate,
@@ -100,6 +103,7 @@ impl MapStore {
                     }
                 }
             }
+            Bug::DropsTheLifetime => record.lifetime = session_core::Lifetime::default(),
             _ => {}
         }
         record
@@ -399,6 +403,11 @@ fn store_that_loses_precision_or_data_fails() {
         Bug::CutsLargeValues,
         "large_record",
         cases::large_record_round_trips,
+    );
+    fails(
+        Bug::DropsTheLifetime,
+        "lifetime",
+        cases::session_lifetime_round_trips,
     );
 }
 

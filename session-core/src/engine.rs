@@ -16,7 +16,7 @@ use crate::session::{Ops, Origin, State};
 use crate::store::{ImmediateStore, MemoryAt, MemoryStore, SessionStore};
 use crate::verified::{Verified, VerifiedCache};
 use crate::{
-    CodecError, ConfigError, Data, KeyMatch, Record, RequestSlot, Session, SessionError,
+    CodecError, ConfigError, Data, KeyMatch, Lifetime, Record, RequestSlot, Session, SessionError,
     StoreError, StoreKey, Timestamp,
 };
 
@@ -201,6 +201,10 @@ impl Immediate<'_> {
 /// What [`Engine::commit_now`] could do at once.
 #[derive(Debug)]
 #[must_use]
+// The plan stays inline: boxing it would allocate on every request that
+// waits on its store, the path `commit_now` keeps cheap, and a
+// `CommitNow` lives only until the adapter matches it.
+#[allow(clippy::large_enum_variant)]
 pub enum CommitNow {
     /// Committed: the `Set-Cookie` header value to send, if any.
     Done(Option<String>),
@@ -622,8 +626,12 @@ impl Engine {
             return;
         };
         let record = found.record;
-        let expiry = self.inner.config.expiry;
-        if record.is_expired(now) || expiry.has_ended(record.created_at, record.last_seen, now) {
+        let deadline = record.lifetime.deadline(
+            &self.inner.config.expiry,
+            record.created_at,
+            record.last_seen,
+        );
+        if record.is_expired(now) || crate::expiry::passed(deadline, now) {
             trace::expired();
             state.expired = Some(found.key);
             return;
@@ -638,6 +646,7 @@ impl Engine {
             matched: found.matched,
         });
         state.data = record.data;
+        state.lifetime = record.lifetime;
     }
 
     /// Step 4: decides what to store and which cookie to send, from what the
@@ -786,6 +795,8 @@ impl Engine {
             ops,
             regenerate,
             destroyed,
+            lifetime,
+            lifetime_set,
             opened_at: _,
             finished: _,
             late_change_logged: _,
@@ -794,15 +805,22 @@ impl Engine {
         // it must load again. (Unchanged data was loaded, so it does.)
         crate::session::check_changed(ops, values)?;
         let continuing = origin.as_ref().filter(|_| !*destroyed);
+        let lifetime = *lifetime;
 
         if let Some(origin) = continuing {
-            let deadline = || config.expiry.deadline(origin.created_at, now);
+            let deadline = || lifetime.deadline(&config.expiry, origin.created_at, now);
             if *regenerate {
-                return self.regenerate(origin, values, ops, now, transfer);
+                return self.regenerate(origin, values, ops, lifetime, now, transfer);
             }
-            let touch_due = self.inner.touch_after_ms.is_some_and(|after| {
-                i128::from(now.unix_ms().saturating_sub(origin.last_seen.unix_ms())) >= after
-            });
+            // A lifetime set in this request counts from now, and its
+            // cookie must say so.
+            let touch_due = *lifetime_set
+                || lifetime
+                    .touch_after_ms(self.inner.touch_after_ms)
+                    .is_some_and(|after| {
+                        i128::from(now.unix_ms().saturating_sub(origin.last_seen.unix_ms()))
+                            >= after
+                    });
             if !ops.is_empty() || touch_due {
                 let Some((id, key)) = origin.id.as_ref().zip(origin.key) else {
                     // Cookie-store mode: the data lives in the cookie.
@@ -812,6 +830,7 @@ impl Engine {
                         last_seen: now,
                         expires_at: deadline(),
                         version: origin.version.wrapping_add(1),
+                        lifetime,
                     };
                     return match self.inline_plan(&record, now) {
                         // A touch alone (a read) of a session whose cookie is
@@ -824,7 +843,8 @@ impl Engine {
                         Err(SessionError::CookieTooLarge { size, limit }) if ops.is_empty() => {
                             trace::touch_too_large(size, limit);
                             if origin.matched.is_previous() {
-                                return self.inline_reissue(&as_loaded(origin, record.data), now);
+                                let loaded = as_loaded(origin, lifetime, record.data);
+                                return self.inline_reissue(&loaded, now);
                             }
                             Ok(noop())
                         }
@@ -840,12 +860,13 @@ impl Engine {
                     let deadline = deadline();
                     // Signed again (once per touch interval): the same id
                     // under the current key gives the value the browser has.
-                    let cookie = self.id_cookie(id, deadline, now);
+                    let cookie = self.id_cookie(id, deadline, &lifetime, now);
                     (now, deadline, CookieOp::Set(cookie))
                 } else {
-                    let deadline = config.expiry.deadline(origin.created_at, origin.last_seen);
+                    let deadline =
+                        lifetime.deadline(&config.expiry, origin.created_at, origin.last_seen);
                     let cookie = if origin.matched.is_previous() {
-                        CookieOp::Set(self.id_cookie(id, deadline, now))
+                        CookieOp::Set(self.id_cookie(id, deadline, &lifetime, now))
                     } else {
                         CookieOp::None
                     };
@@ -857,6 +878,7 @@ impl Engine {
                     last_seen,
                     expires_at: deadline,
                     version: origin.version.wrapping_add(1),
+                    lifetime,
                 };
                 return Ok(Plan {
                     cookie,
@@ -869,7 +891,7 @@ impl Engine {
                 });
             }
             if origin.matched.is_previous() {
-                return self.reissue(origin, values, now, transfer);
+                return self.reissue(origin, values, lifetime, now, transfer);
             }
             return Ok(noop());
         }
@@ -882,8 +904,9 @@ impl Engine {
             _ => (false, None),
         };
         if !values.is_empty() {
-            let mut record = Record::new(now, config.expiry.deadline(now, now));
+            let mut record = Record::new(now, lifetime.deadline(&config.expiry, now, now));
             record.data = transfer.take(values);
+            record.lifetime = lifetime;
             return self.new_session(record, old_key, now);
         }
         if ended {
@@ -905,12 +928,16 @@ impl Engine {
         &self,
         origin: &Origin,
         values: &mut crate::Data,
+        lifetime: Lifetime,
         now: Timestamp,
         transfer: Transfer,
     ) -> Result<Plan, SessionError> {
         let cookie = match &origin.id {
-            Some(id) => self.id_cookie(id, origin.expires_at, now),
-            None => return self.inline_reissue(&as_loaded(origin, transfer.take(values)), now),
+            Some(id) => self.id_cookie(id, origin.expires_at, &lifetime, now),
+            None => {
+                let loaded = as_loaded(origin, lifetime, transfer.take(values));
+                return self.inline_reissue(&loaded, now);
+            }
         };
         Ok(Plan {
             store: StoreOp::None,
@@ -955,6 +982,7 @@ impl Engine {
         origin: &Origin,
         values: &mut Data,
         ops: &mut Ops,
+        lifetime: Lifetime,
         now: Timestamp,
         transfer: Transfer,
     ) -> Result<Plan, SessionError> {
@@ -962,8 +990,9 @@ impl Engine {
             data: transfer.take(values),
             created_at: origin.created_at,
             last_seen: now,
-            expires_at: self.inner.config.expiry.deadline(origin.created_at, now),
+            expires_at: lifetime.deadline(&self.inner.config.expiry, origin.created_at, now),
             version: 0,
+            lifetime,
         };
         let mut plan = self.new_session(record, origin.key, now)?;
         if let StoreOp::Replace { carry, .. } = &mut plan.store {
@@ -986,7 +1015,7 @@ impl Engine {
         }
         let id = SessionId::generate(self.inner.config.random.as_ref())?;
         let key = id.store_key();
-        let cookie = CookieOp::Set(self.id_cookie(&id, record.expires_at, now));
+        let cookie = CookieOp::Set(self.id_cookie(&id, record.expires_at, &record.lifetime, now));
         let store = match old {
             Some(old) => StoreOp::Replace {
                 old,
@@ -1162,17 +1191,31 @@ impl Engine {
             .clone()
     }
 
-    fn session_cookie(&self, value: &str, deadline: Option<Timestamp>, now: Timestamp) -> String {
-        self.cookie_header(value.len(), |out| out.push_str(value), deadline, now)
+    fn session_cookie(
+        &self,
+        value: &str,
+        deadline: Option<Timestamp>,
+        lifetime: &Lifetime,
+        now: Timestamp,
+    ) -> String {
+        self.cookie_header(
+            value.len(),
+            |out| out.push_str(value),
+            deadline,
+            lifetime,
+            now,
+        )
     }
 
     /// The `Set-Cookie` value of the session cookie: `write_value` appends
-    /// the value, `value_len` bytes of it.
+    /// the value, `value_len` bytes of it; `Max-Age` shows `deadline`
+    /// unless `lifetime` makes it a browser-session cookie.
     fn cookie_header(
         &self,
         value_len: usize,
         write_value: impl FnOnce(&mut String),
         deadline: Option<Timestamp>,
+        lifetime: &Lifetime,
         now: Timestamp,
     ) -> String {
         let inner = &self.inner;
@@ -1180,7 +1223,7 @@ impl Engine {
         let mut formatted = itoa::Buffer::new();
         // `; Max-Age=` and its number, or nothing.
         let max_age: [&str; 2] = match deadline {
-            Some(deadline) if inner.config.persistent => {
+            Some(deadline) if lifetime.is_persistent(inner.config.persistent) => {
                 let secs = crate::expiry::max_age(deadline, now);
                 match &inner.idle_max_age {
                     Some((idle, suffix)) if *idle == secs => [suffix, ""],
@@ -1208,11 +1251,18 @@ impl Engine {
         out
     }
 
-    fn id_cookie(&self, id: &SessionId, deadline: Option<Timestamp>, now: Timestamp) -> String {
+    fn id_cookie(
+        &self,
+        id: &SessionId,
+        deadline: Option<Timestamp>,
+        lifetime: &Lifetime,
+        now: Timestamp,
+    ) -> String {
         self.cookie_header(
             codec::signed_len(crate::ID_LEN),
             |out| self.inner.id_signer.sign_into(id.as_bytes(), out),
             deadline,
+            lifetime,
             now,
         )
     }
@@ -1227,7 +1277,7 @@ impl Engine {
             &record.to_bytes(),
             nonce,
         );
-        let header = self.session_cookie(&value, record.expires_at, now);
+        let header = self.session_cookie(&value, record.expires_at, &record.lifetime, now);
         if header.len() > MAX_COOKIE_LEN {
             return Err(SessionError::CookieTooLarge {
                 size: header.len(),
@@ -1333,14 +1383,16 @@ impl Transfer {
     }
 }
 
-/// The record as it was loaded (its times and version), holding `data`.
-fn as_loaded(origin: &Origin, data: Data) -> Record {
+/// The record as it was loaded (its times and version), holding `data`
+/// and living `lifetime`.
+fn as_loaded(origin: &Origin, lifetime: Lifetime, data: Data) -> Record {
     Record {
         data,
         created_at: origin.created_at,
         last_seen: origin.last_seen,
         expires_at: origin.expires_at,
         version: origin.version,
+        lifetime,
     }
 }
 
@@ -1416,7 +1468,7 @@ mod tests {
         let config = SessionConfig::new(KeyRing::new(Key::generate()));
         let engine = Engine::new(config.clone()).unwrap();
         let id = SessionId::from_bytes([7; crate::ID_LEN]);
-        let set_cookie = engine.id_cookie(&id, None, Timestamp::UNIX_EPOCH);
+        let set_cookie = engine.id_cookie(&id, None, &Lifetime::default(), Timestamp::UNIX_EPOCH);
         let header = set_cookie.split(';').next().unwrap().to_owned();
         let value = header.strip_prefix("id=").unwrap().as_bytes();
         assert_eq!(read_id(&engine, &header), Some(id.clone()));

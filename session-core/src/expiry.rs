@@ -96,18 +96,24 @@ impl Expiry {
         created: impl Into<Timestamp>,
         touched: impl Into<Timestamp>,
     ) -> Option<Timestamp> {
-        let (created, touched) = (created.into(), touched.into());
-        match (self.idle_ms, self.absolute_ms) {
-            // Idle from `touched`, absolute from `created`: whichever comes
-            // first.
-            (Some(idle), Some(absolute)) => Some(std::cmp::min(
-                touched.saturating_add_ms(idle),
-                created.saturating_add_ms(absolute),
-            )),
-            (None, Some(absolute)) => Some(created.saturating_add_ms(absolute)),
-            (Some(idle), None) => Some(touched.saturating_add_ms(idle)),
-            (None, None) => None,
-        }
+        deadline_ms(
+            self.idle_ms,
+            self.absolute_ms,
+            created.into(),
+            touched.into(),
+        )
+    }
+
+    /// The idle timeout in whole milliseconds.
+    #[inline]
+    pub(crate) fn idle_ms(&self) -> Option<i128> {
+        self.idle_ms
+    }
+
+    /// The absolute lifetime in whole milliseconds.
+    #[inline]
+    pub(crate) fn absolute_ms(&self) -> Option<i128> {
+        self.absolute_ms
     }
 
     /// Whether a session created at `created` and last used at `touched`
@@ -133,6 +139,27 @@ impl Expiry {
         now: impl Into<Timestamp>,
     ) -> bool {
         passed(self.deadline(created, touched), now.into())
+    }
+}
+
+/// [`Expiry::deadline`] for limits in whole milliseconds.
+#[inline]
+pub(crate) fn deadline_ms(
+    idle: Option<i128>,
+    absolute: Option<i128>,
+    created: Timestamp,
+    touched: Timestamp,
+) -> Option<Timestamp> {
+    match (idle, absolute) {
+        // Idle from `touched`, absolute from `created`: whichever comes
+        // first.
+        (Some(idle), Some(absolute)) => Some(std::cmp::min(
+            touched.saturating_add_ms(idle),
+            created.saturating_add_ms(absolute),
+        )),
+        (None, Some(absolute)) => Some(created.saturating_add_ms(absolute)),
+        (Some(idle), None) => Some(touched.saturating_add_ms(idle)),
+        (None, None) => None,
     }
 }
 

@@ -30,7 +30,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::plan::{Changes, Executed, save};
-use crate::session::replay;
+use crate::session::{merge_times, replay};
 use crate::store::SessionStore;
 use crate::{Record, SessionError, StoreError, StoreKey};
 
@@ -271,41 +271,36 @@ async fn save_group(
     let mut record = first.record;
     let mut expected_version = first.expected_version;
     let mut ops = first.changes.0;
-    let mut newest_touch = None;
+    let mut newest_times = None;
     if let Some((last_key, newest)) = last.as_ref() {
         if *last_key == key && newest.version > expected_version {
             // Another request of this session, in this process, saved a
             // newer version: start from it instead of meeting it as a
             // conflict in the store.
+            let times = merge_times(record.times(), &ops, newest.times());
             let mut data = newest.data.clone();
             replay(&ops, &mut data)?;
             record.data = data;
             record.created_at = newest.created_at;
+            record.set_times(times);
             expected_version = newest.version;
             record.version = newest.version.wrapping_add(1);
-            newest_touch = Some((newest.last_seen, newest.expires_at));
-        }
-    }
-    for job in jobs {
-        replay(&job.changes.0, &mut record.data)?;
-        ops.extend(job.changes.0.iter().cloned());
-        if job.record.last_seen > record.last_seen {
-            record.last_seen = job.record.last_seen;
-            record.expires_at = job.record.expires_at;
+            newest_times = Some(newest.times());
         }
     }
     // The later touch wins (a write within the touch interval keeps the
-    // last-use time it loaded).
-    if let Some((last_seen, expires_at)) = newest_touch {
-        if last_seen >= record.last_seen {
-            if ops.is_empty() {
-                // Only touches, and a newer save already moved the deadline
-                // as far.
-                return Ok(Executed::Done);
-            }
-            record.last_seen = last_seen;
-            record.expires_at = expires_at;
-        }
+    // last-use time it loaded), unless a lifetime was set: see
+    // `merge_times`.
+    for job in jobs {
+        replay(&job.changes.0, &mut record.data)?;
+        let times = merge_times(job.record.times(), &job.changes.0, record.times());
+        record.set_times(times);
+        ops.extend(job.changes.0.iter().cloned());
+    }
+    if ops.is_empty() && newest_times == Some(record.times()) {
+        // Only touches, and a newer save already moved the deadline as
+        // far.
+        return Ok(Executed::Done);
     }
     let changes = Changes(ops);
     // Only touches: a save that moves the idle deadline and nothing else.

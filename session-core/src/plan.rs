@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::session::{Ops, replay};
+use crate::session::{Ops, merge_times, replay};
 use crate::store::{ImmediateStore, SaveOutcome, SessionStore};
 use crate::{Record, SessionError, StoreError, StoreKey};
 
@@ -453,6 +453,7 @@ fn carry_over(
 ) -> Option<Record> {
     let taken = taken.filter(|taken| taken.version != *loaded)?;
     let mut merged = stored.clone();
+    merged.set_times(merge_times(stored.times(), &changes.0, taken.times()));
     merged.data = taken.data;
     if let Err(error) = replay(&changes.0, &mut merged.data) {
         carry_failed(&error);
@@ -604,14 +605,14 @@ fn turn(
             }
             Ok(Turn::Finished(Executed::SessionGone, None))
         }
-        // A touch that lost to a write which moved the idle deadline at
-        // least as far: nothing left to do.
-        SaveOutcome::Conflict(current)
-            if changes.is_empty() && current.last_seen >= record.last_seen =>
-        {
-            Ok(Turn::Finished(Executed::Done, Some(current)))
-        }
         SaveOutcome::Conflict(current) => {
+            let times = merge_times(record.times(), &changes.0, current.times());
+            // A touch that lost to a write which moved the idle deadline
+            // at least as far (or gave the session another lifetime):
+            // nothing left to do.
+            if changes.is_empty() && times == current.times() {
+                return Ok(Turn::Finished(Executed::Done, Some(current)));
+            }
             *conflicts += 1;
             if *conflicts > max_conflict_retries {
                 if changes.is_empty() {
@@ -628,13 +629,11 @@ fn turn(
             replay(&changes.0, &mut data)?;
             record.data = data;
             record.created_at = current.created_at;
-            // The later touch wins: a write within the touch interval keeps
+            // The later touch wins (a write within the touch interval keeps
             // the last-use time it loaded, which a concurrent touch may
-            // have moved since (and the other way round).
-            if current.last_seen > record.last_seen {
-                record.last_seen = current.last_seen;
-                record.expires_at = current.expires_at;
-            }
+            // have moved since, and the other way round), unless a
+            // lifetime was set: see `merge_times`.
+            record.set_times(times);
             *expected_version = current.version;
             record.version = current.version.wrapping_add(1);
             Ok(Turn::Again)
@@ -648,10 +647,12 @@ mod tests {
 
     /// Plans move from the engine to the adapter on every request that
     /// extracts its session: the rare operations (a regeneration's carried
-    /// changes) stay boxed so they do not make every plan bigger.
+    /// changes) stay boxed so they do not make every plan bigger, and a
+    /// record's own lifetime packs into one word.
     #[cfg(target_pointer_width = "64")]
     #[test]
     fn a_plan_stays_small() {
-        assert!(size_of::<Plan>() <= 240, "{} bytes", size_of::<Plan>());
+        assert_eq!(size_of::<crate::Lifetime>(), 8);
+        assert!(size_of::<Plan>() <= 248, "{} bytes", size_of::<Plan>());
     }
 }

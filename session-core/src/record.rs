@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Data, StoreError, Timestamp};
+use crate::{Data, Lifetime, StoreError, Timestamp};
 
 /// How deeply session data may nest, its own map counted as the first level
 /// (`{"a": [[1]]}` nests 3 deep).
@@ -100,6 +100,12 @@ pub struct Record {
     /// Incremented by every save; `save` succeeds only when the stored
     /// version equals the version the writer loaded.
     pub version: u64,
+    /// The session's own idle timeout, absolute lifetime and cookie
+    /// persistence, where the application set them
+    /// ([`Session::set_lifetime`](crate::Session::set_lifetime)); the
+    /// default follows the configuration. A store keeps it as it keeps the
+    /// data: [`Record::to_bytes`] includes it.
+    pub lifetime: Lifetime,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -115,11 +121,25 @@ struct Wire<D> {
     e: Option<i64>,
     /// version.
     n: u64,
+    /// The session's own lifetime, absent when it follows the configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    l: Option<crate::lifetime::Wire>,
     /// data.
     d: D,
 }
 
 impl Record {
+    /// Its lifetime, last use and deadline, for a merge.
+    pub(crate) fn times(&self) -> crate::session::Times {
+        (self.lifetime, self.last_seen, self.expires_at)
+    }
+
+    pub(crate) fn set_times(&mut self, (lifetime, last_seen, expires_at): crate::session::Times) {
+        self.lifetime = lifetime;
+        self.last_seen = last_seen;
+        self.expires_at = expires_at;
+    }
+
     /// Whether the record is dead at `now` (a [`Timestamp`] or an
     /// [`OffsetDateTime`](time::OffsetDateTime)).
     #[must_use]
@@ -128,8 +148,13 @@ impl Record {
     }
 
     /// Encodes the record in the portable format stores may use: one JSON
-    /// object, `{"v":1,"c":created_ms,"s":last_seen_ms,"e":expires_ms,"n":version,"d":{data}}`,
-    /// times in Unix milliseconds, `e` absent when the session never expires.
+    /// object, `{"v":1,"c":created_ms,"s":last_seen_ms,"e":expires_ms,"n":version,"l":{lifetime},"d":{data}}`,
+    /// times in Unix milliseconds, `e` absent when the session never
+    /// expires. `l` is absent when the session follows the configuration's
+    /// lifetime; otherwise `{"i":idle_ms,"a":absolute_ms,"p":persistent}`,
+    /// each field absent when it follows the configuration and a limit
+    /// `null` when there is none. (A reader from before `l` ignores it:
+    /// a session it saves follows the configuration from then on.)
     ///
     /// ```
     /// use session_core::Record;
@@ -153,6 +178,7 @@ impl Record {
             s: self.last_seen.unix_ms(),
             e: self.expires_at.map(Timestamp::unix_ms),
             n: self.version,
+            l: self.lifetime.to_wire(),
             d: &self.data,
         };
         serde_json::to_vec(&wire).expect("JSON maps with string keys always serialize")
@@ -177,6 +203,7 @@ impl Record {
             last_seen: Timestamp::from_unix_ms(wire.s),
             expires_at: wire.e.map(Timestamp::from_unix_ms),
             version: wire.n,
+            lifetime: Lifetime::from_wire(wire.l),
         })
     }
 
@@ -195,6 +222,7 @@ impl Record {
             last_seen: now,
             expires_at: expires_at.map(Into::into),
             version: 0,
+            lifetime: Lifetime::default(),
         }
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::data::DataKey;
 use crate::id::SessionId;
-use crate::{Cookies, Data, KeyMatch, SessionError, StoreKey, Timestamp};
+use crate::{Cookies, Data, KeyMatch, Lifetime, SessionError, StoreKey, Timestamp};
 
 /// An [`Session::update`] closure, type-erased: given the key and its
 /// current value, the new value.
@@ -58,6 +58,8 @@ pub(crate) enum Op {
     Remove(DataKey),
     Update(DataKey, SharedFn),
     Clear,
+    /// [`Session::set_lifetime`]: not a change of the data.
+    Lifetime(Lifetime),
 }
 
 impl fmt::Debug for Op {
@@ -67,6 +69,7 @@ impl fmt::Debug for Op {
             Self::Remove(k) => write!(f, "Remove({k:?})"),
             Self::Update(k, _) => write!(f, "Update({k:?})"),
             Self::Clear => f.write_str("Clear"),
+            Self::Lifetime(l) => write!(f, "Lifetime({l:?})"),
         }
     }
 }
@@ -89,9 +92,41 @@ pub(crate) fn replay(ops: &[Op], data: &mut Data) -> Result<(), SessionError> {
                 data.put(found, k, new);
             }
             Op::Clear => data.clear(),
+            Op::Lifetime(_) => {}
         }
     }
     crate::record::check_depth(data)
+}
+
+/// The lifetime `ops` set last, if they set one.
+pub(crate) fn set_lifetime(ops: &[Op]) -> Option<Lifetime> {
+    ops.iter().rev().find_map(|op| match op {
+        Op::Lifetime(lifetime) => Some(*lifetime),
+        _ => None,
+    })
+}
+
+/// A record's lifetime, last use and deadline, which a merge takes
+/// together.
+pub(crate) type Times = (Lifetime, Timestamp, Option<Timestamp>);
+
+/// The lifetime and last use of a save replayed onto a record that another
+/// request saved meanwhile (or onto the saves grouped before it): `own` is
+/// the save's, the request's changes being `ops`; `base` the other's.
+///
+/// A lifetime the request set wins, with the deadline it computed for it.
+/// Otherwise the base's lifetime stands (another request may have set it),
+/// and of the two last uses the later one wins, but never one whose
+/// deadline was computed under another lifetime than the one that stands.
+pub(crate) fn merge_times(own: Times, ops: &[Op], base: Times) -> Times {
+    let (lifetime, last_seen, _) = own;
+    if let Some(set) = set_lifetime(ops) {
+        (set, own.1, own.2)
+    } else if lifetime == base.0 && last_seen > base.1 {
+        own
+    } else {
+        base
+    }
 }
 
 /// [`check_depth`](crate::record::check_depth) for the values `ops` wrote
@@ -108,7 +143,7 @@ pub(crate) fn check_changed(ops: &[Op], data: &Data) -> Result<(), SessionError>
     } else {
         crate::record::check_values(ops.iter().filter_map(|op| match op {
             Op::Insert(k, _) | Op::Update(k, _) => data.get(k.as_str()),
-            Op::Remove(_) | Op::Clear => None,
+            Op::Remove(_) | Op::Clear | Op::Lifetime(_) => None,
         }))
     }
 }
@@ -136,6 +171,10 @@ pub(crate) struct State {
     pub(crate) ops: Ops,
     pub(crate) regenerate: bool,
     pub(crate) destroyed: bool,
+    /// The session's lifetime: as loaded, or as this request set it.
+    pub(crate) lifetime: Lifetime,
+    /// Whether this request set the lifetime.
+    pub(crate) lifetime_set: bool,
     /// When the engine opened the session ([`Engine::open`] or
     /// [`Engine::open_in`]); `None` for a detached session and for a
     /// [`RequestSlot`] no extractor opened (or one already finished).
@@ -485,9 +524,63 @@ impl Session {
         state.regenerate = false;
         state.data.clear();
         state.ops.clear();
+        state.lifetime = Lifetime::default();
+        state.lifetime_set = false;
     }
 
-    /// Whether the data changed in this request.
+    /// Gives this session its own idle timeout, absolute lifetime and
+    /// cookie persistence, in place of the configuration's: a log-in form's
+    /// "remember me". Fields of `lifetime` left at their default follow the
+    /// configuration; `Lifetime::default()` puts the session back on the
+    /// configuration in all three.
+    ///
+    /// It is a change of the session, saved with its record like the data,
+    /// and holds on every later request of the session (through
+    /// [`regenerate`](Self::regenerate) too) until it is set again; a new
+    /// session is stored only once it holds data, as always. On this
+    /// response the session's last use is now, its deadline counts under
+    /// the new limits, and the cookie is sent again with a `Max-Age` to
+    /// match (none for a browser-session cookie). [`destroy`](Self::destroy)
+    /// forgets it: a session started after that follows the
+    /// configuration. When another request of the session saves meanwhile,
+    /// the lifetime set last wins.
+    ///
+    /// ```
+    /// use session_core::{Lifetime, Session};
+    /// use time::Duration;
+    ///
+    /// # let remember_me = true;
+    /// let session = Session::detached();
+    /// session.regenerate();
+    /// session.insert("user", "alice").unwrap();
+    /// session.set_lifetime(if remember_me {
+    ///     Lifetime::default()
+    ///         .with_idle_timeout(Some(Duration::days(30)))
+    ///         .with_absolute_timeout(None)
+    /// } else {
+    ///     Lifetime::default().with_persistent(false)
+    /// });
+    /// assert_eq!(session.lifetime().idle_timeout(), Some(Some(Duration::days(30))));
+    /// ```
+    pub fn set_lifetime(&self, lifetime: Lifetime) {
+        let mut state = self.lock();
+        state.changing();
+        state.lifetime = lifetime;
+        state.lifetime_set = true;
+        // One lifetime op is enough: the last one set wins.
+        state.ops.retain(|op| !matches!(op, Op::Lifetime(_)));
+        state.ops.push(Op::Lifetime(lifetime));
+    }
+
+    /// The session's lifetime: as stored with it, or as this request set
+    /// it ([`set_lifetime`](Self::set_lifetime)); the default (all three
+    /// following the configuration) for a session that never set one.
+    #[must_use]
+    pub fn lifetime(&self) -> Lifetime {
+        self.lock().lifetime
+    }
+
+    /// Whether the data or the lifetime changed in this request.
     #[must_use]
     pub fn is_modified(&self) -> bool {
         !self.lock().ops.is_empty()

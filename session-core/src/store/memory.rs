@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use super::table::{Bucket, Hashed, Probe, Table};
 use super::{ImmediateStore, SaveOutcome, SessionStore, packed};
 use crate::clock::{Clock, SystemClock};
-use crate::{Record, StoreError, StoreKey, Timestamp};
+use crate::{Lifetime, Record, StoreError, StoreKey, Timestamp};
 
 const SHARDS: usize = 256;
 
@@ -122,9 +122,15 @@ const _: () = assert!(size_of::<Entry>() == 32 && size_of::<Bucket<Entry>>() == 
 
 /// The part of the key kept in the blob (its bytes 8..32), at its start.
 const KEY_REST: usize = 24;
-/// Offset of the deadline flag, and the header's length.
-const HAS_DEADLINE: usize = KEY_REST + 24;
-const HEADER: usize = HAS_DEADLINE + 1;
+/// Offset of the flags byte, and the header's length.
+const FLAGS: usize = KEY_REST + 24;
+const HEADER: usize = FLAGS + 1;
+/// Flag: the record has a deadline.
+const HAS_DEADLINE: u8 = 1;
+/// Flag: the record has a lifetime of its own, in the
+/// [`LIFETIME_LEN`] bytes after the header (little-endian).
+const HAS_LIFETIME: u8 = 2;
+const LIFETIME_LEN: usize = 8;
 
 fn expires_ms(record: &Record) -> i64 {
     record.expires_at.map_or(i64::MAX, Timestamp::unix_ms)
@@ -181,13 +187,24 @@ fn too_deep() -> StoreError {
 }
 
 /// The rest of the key; created, last seen and version as little-endian
-/// 64-bit numbers; the deadline flag; then the data (`packed`).
+/// 64-bit numbers; the flags; the lifetime when it is the session's own;
+/// then the data (`packed`).
 fn write_blob(out: &mut packed::Writer<'_>, key: &StoreKey, record: &Record) {
     out.put(&key.as_bytes()[8..]);
     out.put(&record.created_at.unix_ms().to_le_bytes());
     out.put(&record.last_seen.unix_ms().to_le_bytes());
     out.put(&record.version.to_le_bytes());
-    out.put(&[u8::from(record.expires_at.is_some())]);
+    let deadline = if record.expires_at.is_some() {
+        HAS_DEADLINE
+    } else {
+        0
+    };
+    if record.lifetime.is_default() {
+        out.put(&[deadline]);
+    } else {
+        out.put(&[deadline | HAS_LIFETIME]);
+        out.put(&record.lifetime.to_bits().to_le_bytes());
+    }
     packed::write_data(out, &record.data);
 }
 
@@ -250,18 +267,31 @@ impl Entry {
 
     #[inline]
     fn decode(&self) -> Result<Record, StoreError> {
-        let data = packed::read_data(&self.blob[HEADER..]).map_err(|packed::Malformed(why)| {
+        let malformed = |why: &str| {
             StoreError::Encoding(serde::de::Error::custom(format!(
                 "memory store record: {why}"
             )))
-        })?;
+        };
+        let flags = self.blob[FLAGS];
+        let (lifetime, rest) = if flags & HAS_LIFETIME == 0 {
+            (Lifetime::default(), &self.blob[HEADER..])
+        } else {
+            let (own, rest) = self.blob[HEADER..]
+                .split_at_checked(LIFETIME_LEN)
+                .ok_or_else(|| malformed("truncated lifetime"))?;
+            let bits = u64::from_le_bytes(own.try_into().unwrap_or_default());
+            let own = Lifetime::from_bits(bits).ok_or_else(|| malformed("bad lifetime"))?;
+            (own, rest)
+        };
+        let data = packed::read_data(rest).map_err(|packed::Malformed(why)| malformed(why))?;
         Ok(Record {
             data,
             created_at: Timestamp::from_unix_ms(i64::from_le_bytes(self.field(0))),
             last_seen: Timestamp::from_unix_ms(i64::from_le_bytes(self.field(1))),
-            expires_at: (self.blob[HAS_DEADLINE] == 1)
+            expires_at: (flags & HAS_DEADLINE != 0)
                 .then_some(Timestamp::from_unix_ms(self.expires_ms)),
             version: self.version(),
+            lifetime,
         })
     }
 

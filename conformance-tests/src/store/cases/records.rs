@@ -1,7 +1,7 @@
 //! Loading, creating, saving and deleting records.
 
 use serde_json::json;
-use session_core::{Clock as _, SaveOutcome, StoreError};
+use session_core::{Clock as _, Lifetime, SaveOutcome, StoreError};
 use time::Duration;
 
 use super::{fresh_key, record_at, with_data};
@@ -74,6 +74,55 @@ pub async fn record_without_a_deadline_round_trips(subject: Subject) -> Outcome 
     check_eq!(loaded, Some(record), "a record without expires_at");
     // Do not leave a record without a deadline behind in a shared backend.
     subject.store.delete(&key).await?;
+    Ok(())
+}
+
+/// A session's own lifetime ([`Record::lifetime`](session_core::Record::lifetime),
+/// a "remember me") round-trips through `create`, `save` and `take`, and a
+/// save that sets it back to the default clears it: a store that keeps
+/// records in a format of its own must keep it too
+/// ([`Record::to_bytes`](session_core::Record::to_bytes) includes it).
+pub async fn session_lifetime_round_trips(subject: Subject) -> Outcome {
+    let now = subject.clock.now();
+    let mut record = with_data(record_at(now), json!({"user": "alice"}), 0);
+    record.lifetime = Lifetime::default()
+        .with_idle_timeout(Some(Duration::days(30)))
+        .with_absolute_timeout(None)
+        .with_persistent(true);
+    let key = fresh_key();
+    subject.store.create(&key, &record).await?;
+    let loaded = subject.store.load(&key).await?;
+    check_eq!(
+        loaded,
+        Some(record.clone()),
+        "the record loaded after create"
+    );
+
+    let mut next = record.clone();
+    next.version = 1;
+    next.lifetime = Lifetime::default().with_persistent(false);
+    let saved = subject.store.save(&key, &next, 0).await?;
+    check!(
+        matches!(saved, SaveOutcome::Saved),
+        "save with the current version: {saved:?}"
+    );
+    let loaded = subject.store.load(&key).await?;
+    check_eq!(loaded, Some(next.clone()), "the record loaded after save");
+
+    let mut back = next.clone();
+    back.version = 2;
+    back.lifetime = Lifetime::default();
+    let saved = subject.store.save(&key, &back, 1).await?;
+    check!(
+        matches!(saved, SaveOutcome::Saved),
+        "save back to the default: {saved:?}"
+    );
+    let taken = subject.store.take(&key).await?;
+    check_eq!(
+        taken,
+        Some(back),
+        "the record taken after a save back to the default"
+    );
     Ok(())
 }
 

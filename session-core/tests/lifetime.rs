@@ -1,0 +1,287 @@
+//! A session's own lifetime ("remember me"): `Session::set_lifetime`.
+
+mod support;
+
+use std::sync::Arc;
+
+use serde_json::json;
+use session_core::{
+    Engine, Lifetime, MemoryStore, SessionConfig, SessionStore, Storage, StoreOp, Timestamp,
+};
+use support::{Browser, Harness, START, attribute, open_with, request_with};
+use time::Duration;
+
+const DAY: i64 = 24 * 3600;
+
+fn remembered() -> Lifetime {
+    Lifetime::default()
+        .with_idle_timeout(Some(Duration::days(30)))
+        .with_absolute_timeout(None)
+}
+
+fn user(s: &session_core::Session) -> Option<String> {
+    s.get::<String>("user").unwrap()
+}
+
+/// Logged in with "remember me": the session outlives both configured
+/// timeouts (one hour idle, one day absolute), its cookie says thirty days,
+/// and it ends thirty days after its last use.
+#[tokio::test]
+async fn a_remembered_session_outlives_the_configured_timeouts_and_ends_on_its_own() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    let (_, set) = h
+        .request(&mut browser, |s| {
+            s.insert("user", "alice").unwrap();
+            s.set_lifetime(remembered());
+        })
+        .await;
+    let set = set.expect("a new session sets its cookie");
+    assert_eq!(attribute(&set, "Max-Age"), Some("2592000"), "{set}");
+
+    // Two days idle: past both configured limits.
+    h.advance_secs(2 * DAY);
+    let (found, set) = h.request(&mut browser, user).await;
+    assert_eq!(found.as_deref(), Some("alice"));
+    let set = set.expect("the touch re-sends the cookie");
+    assert_eq!(attribute(&set, "Max-Age"), Some("2592000"), "{set}");
+    let (lifetime, _) = h.request(&mut browser, |s| s.lifetime()).await;
+    assert_eq!(lifetime, remembered(), "the lifetime is stored with it");
+
+    // Thirty days without a request: gone.
+    h.advance_secs(30 * DAY);
+    let (found, _) = h.request(&mut browser, user).await;
+    assert_eq!(found, None);
+}
+
+/// Not remembered: a browser-session cookie (no `Max-Age`), while the
+/// server still ends the session at the configured idle timeout.
+#[tokio::test]
+async fn a_browser_session_cookie_has_no_max_age_and_the_record_still_expires() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    let (_, set) = h
+        .request(&mut browser, |s| {
+            s.insert("user", "alice").unwrap();
+            s.set_lifetime(Lifetime::default().with_persistent(false));
+        })
+        .await;
+    let set = set.unwrap();
+    assert_eq!(attribute(&set, "Max-Age"), None, "{set}");
+    assert_eq!(attribute(&set, "Expires"), None, "{set}");
+
+    // Touches keep it a browser-session cookie.
+    h.advance_secs(120);
+    let (_, set) = h.request(&mut browser, user).await;
+    let set = set.expect("a touch");
+    assert_eq!(attribute(&set, "Max-Age"), None, "{set}");
+
+    h.advance_secs(3600);
+    let (found, _) = h.request(&mut browser, user).await;
+    assert_eq!(found, None, "the configured idle timeout still holds");
+}
+
+/// Setting a lifetime within the touch interval saves it and sends the
+/// cookie at once, counted from now; setting the default puts the session
+/// back on the configuration.
+#[tokio::test]
+async fn a_lifetime_set_on_a_later_request_is_saved_and_sent_at_once() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    h.advance_secs(10);
+    h.store.take_calls();
+    let plan = h.plan(&browser, |s| s.set_lifetime(remembered())).await;
+    let StoreOp::Save { record, .. } = &plan.store else {
+        panic!("a save: {plan:?}");
+    };
+    let now = Timestamp::from(START + Duration::seconds(10));
+    assert_eq!(record.lifetime, remembered());
+    assert_eq!(record.last_seen, now, "the lifetime counts from now");
+    assert_eq!(record.expires_at, Some(now + Duration::days(30)));
+    let set = plan.cookie.header().expect("the cookie is sent at once");
+    assert_eq!(attribute(set, "Max-Age"), Some("2592000"), "{set}");
+    h.engine.commit(plan).await.unwrap();
+
+    h.advance_secs(10);
+    let (_, set) = h
+        .request(&mut browser, |s| s.set_lifetime(Lifetime::default()))
+        .await;
+    assert_eq!(attribute(&set.unwrap(), "Max-Age"), Some("3600"));
+    h.advance_secs(2 * 3600);
+    let (found, _) = h.request(&mut browser, user).await;
+    assert_eq!(found, None, "back on the configured idle timeout");
+}
+
+/// A lifetime alone does not start a session: a new session is stored
+/// once it holds data, as always.
+#[tokio::test]
+async fn a_lifetime_alone_does_not_start_a_session() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    let (_, set) = h
+        .request(&mut browser, |s| s.set_lifetime(remembered()))
+        .await;
+    assert_eq!(set, None);
+    assert_eq!(h.store.writes(), 0);
+}
+
+/// A log-in's new id keeps the lifetime; a log-out forgets it, so the next
+/// session follows the configuration.
+#[tokio::test]
+async fn regenerate_keeps_the_lifetime_and_destroy_forgets_it() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| {
+        s.insert("cart", &["apple"]).unwrap();
+        s.set_lifetime(remembered());
+    })
+    .await;
+    let before = browser.get("id").unwrap().to_owned();
+    let (_, set) = h
+        .request(&mut browser, |s| {
+            s.regenerate();
+            s.insert("user", "alice").unwrap();
+        })
+        .await;
+    assert_ne!(browser.get("id"), Some(before.as_str()), "a new id");
+    assert_eq!(attribute(&set.unwrap(), "Max-Age"), Some("2592000"));
+    h.advance_secs(2 * DAY);
+    let (found, _) = h.request(&mut browser, user).await;
+    assert_eq!(found.as_deref(), Some("alice"));
+
+    let (_, set) = h
+        .request(&mut browser, |s| {
+            s.destroy();
+            s.insert("n", &1).unwrap();
+        })
+        .await;
+    assert_eq!(attribute(&set.unwrap(), "Max-Age"), Some("3600"));
+    let (lifetime, _) = h.request(&mut browser, |s| s.lifetime()).await;
+    assert!(lifetime.is_default(), "{lifetime:?}");
+}
+
+/// A session given an idle timeout shorter than the configured touch
+/// interval is touched often enough to live while it is used: with the
+/// configured interval (a minute), a request every 40 s would let a 60 s
+/// idle timeout run out.
+#[tokio::test]
+async fn a_short_own_idle_timeout_is_touched_in_time() {
+    let h = Harness::new();
+    assert_eq!(h.engine.config().touch_interval(), Duration::minutes(1));
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| {
+        s.insert("user", "alice").unwrap();
+        s.set_lifetime(Lifetime::default().with_idle_timeout(Some(Duration::seconds(60))));
+    })
+    .await;
+    for _ in 0..10 {
+        h.advance_secs(40);
+        let (found, _) = h.request(&mut browser, user).await;
+        assert_eq!(found.as_deref(), Some("alice"));
+    }
+    h.advance_secs(60);
+    let (found, _) = h.request(&mut browser, user).await;
+    assert_eq!(found, None, "60 s without a request");
+}
+
+/// A shorter limit, set on a session the configuration would keep longer,
+/// ends it by that limit.
+#[tokio::test]
+async fn an_own_absolute_limit_ends_an_active_session() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| {
+        s.insert("user", "alice").unwrap();
+        s.set_lifetime(Lifetime::default().with_absolute_timeout(Some(Duration::minutes(10))));
+    })
+    .await;
+    for _ in 0..4 {
+        h.advance_secs(120);
+        let (found, _) = h.request(&mut browser, user).await;
+        assert_eq!(found.as_deref(), Some("alice"));
+    }
+    h.advance_secs(120);
+    let (found, _) = h.request(&mut browser, user).await;
+    assert_eq!(found, None, "ten minutes after creation, however active");
+}
+
+/// In cookie-store mode the lifetime travels in the encrypted cookie.
+#[tokio::test]
+async fn the_lifetime_travels_in_a_cookie_store_session() {
+    let h = Harness::with(|c| c.with_storage(Storage::Cookie));
+    let mut browser = Browser::new();
+    let (_, set) = h
+        .request(&mut browser, |s| {
+            s.insert("user", "alice").unwrap();
+            s.set_lifetime(remembered().with_persistent(false));
+        })
+        .await;
+    assert_eq!(attribute(&set.unwrap(), "Max-Age"), None);
+    h.advance_secs(2 * DAY);
+    let (found, set) = h.request(&mut browser, user).await;
+    assert_eq!(found.as_deref(), Some("alice"));
+    assert_eq!(attribute(&set.expect("a touch"), "Max-Age"), None);
+}
+
+/// A request sets the lifetime while another request of the same session
+/// touches it later: whichever saves first, the stored record keeps the
+/// lifetime and the deadline counted under it (never the toucher's, which
+/// was counted under the lifetime it had loaded). Within one process
+/// (grouped by the save lanes), across two (a conflict in the store), and
+/// on a store that answers at once.
+#[tokio::test]
+async fn a_lifetime_set_beside_a_later_touch_keeps_its_deadline() {
+    for setup in ["one process", "two processes", "immediate store"] {
+        for touch_first in [false, true] {
+            let h = Harness::new();
+            let memory = Arc::new(MemoryStore::with_clock(Arc::new(h.clock.clone())));
+            let (setter_engine, toucher_engine, store): (Engine, Engine, Arc<dyn SessionStore>) =
+                match setup {
+                    "one process" => (h.engine.clone(), h.engine.clone(), h.store.clone()),
+                    "two processes" => (h.engine.clone(), h.sibling(|c| c), h.store.clone()),
+                    _ => {
+                        let on_memory = |c: SessionConfig| c.with_store(memory.clone());
+                        (h.sibling(on_memory), h.sibling(on_memory), memory.clone())
+                    }
+                };
+            let case = format!("{setup}, touch first: {touch_first}");
+            let mut browser = Browser::new();
+            request_with(&setter_engine, &mut browser, |s| s.insert("n", &1).unwrap())
+                .await
+                .unwrap();
+            h.advance_secs(59);
+            let setter = open_with(&setter_engine, &browser).await;
+            setter.set_lifetime(remembered());
+            let set = setter_engine.finish(&setter, setter_engine.now()).unwrap();
+            h.advance_secs(2);
+            let toucher = open_with(&toucher_engine, &browser).await;
+            toucher.insert("m", &2).unwrap();
+            let touch = toucher_engine
+                .finish(&toucher, toucher_engine.now())
+                .unwrap();
+            let StoreOp::Save { key, .. } = &touch.store else {
+                panic!("{case}: a save");
+            };
+            let key = *key;
+            if touch_first {
+                toucher_engine.commit(touch).await.unwrap();
+                setter_engine.commit(set).await.unwrap();
+            } else {
+                setter_engine.commit(set).await.unwrap();
+                toucher_engine.commit(touch).await.unwrap();
+            }
+            let stored = store.load(&key).await.unwrap().expect("the session");
+            assert_eq!(stored.data.get("m"), Some(&json!(2)), "{case}");
+            assert_eq!(stored.lifetime, remembered(), "{case}");
+            let set_at = Timestamp::from(START + Duration::seconds(59));
+            assert_eq!(stored.last_seen, set_at, "{case}");
+            assert_eq!(
+                stored.expires_at,
+                Some(set_at + Duration::days(30)),
+                "{case}"
+            );
+        }
+    }
+}
