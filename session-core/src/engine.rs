@@ -103,6 +103,10 @@ struct Inner {
     /// when at least this many whole milliseconds have passed), or `None`
     /// when there is no idle timeout to keep rolling.
     touch_after_ms: Option<i128>,
+    /// The longest touch interval of a session with an idle timeout of its
+    /// own ([`Lifetime`]): the configured one, or with no configured idle
+    /// timeout, the one set with `with_touch_interval`, if any.
+    own_touch_cap_ms: Option<i128>,
     /// HMAC states for the session cookie's name, one per key.
     id_signer: codec::NamedSigner,
     /// Serializes saves of one session within this process.
@@ -258,6 +262,12 @@ impl Engine {
                     .expiry
                     .idle()
                     .map(|_| ceil_ms(config.touch_interval())),
+                own_touch_cap_ms: config
+                    .expiry
+                    .idle()
+                    .map(|_| config.touch_interval())
+                    .or(config.touch_interval)
+                    .map(ceil_ms),
                 id_signer: codec::NamedSigner::new(&config.keys, &config.name),
                 saves: crate::lanes::SaveLanes::new(),
                 verified: store
@@ -644,9 +654,9 @@ impl Engine {
             expires_at: record.expires_at,
             version: record.version,
             matched: found.matched,
+            lifetime: record.lifetime,
         });
         state.data = record.data;
-        state.lifetime = record.lifetime;
     }
 
     /// Step 4: decides what to store and which cookie to send, from what the
@@ -665,6 +675,11 @@ impl Engine {
     /// - unchanged: nothing, unless the touch interval has passed since the
     ///   last touch (then a touch save and a fresh `Max-Age`), or the cookie
     ///   was made under a previous key (then it is re-issued);
+    /// - a lifetime set ([`Session::set_lifetime`]): a save that counts as
+    ///   a touch (the last use is now, the deadline follows the new
+    ///   limits) and the cookie with a `Max-Age` to match, or none for a
+    ///   browser-session cookie; every deadline, touch interval and
+    ///   `Max-Age` above is the session's own lifetime's;
     /// - `regenerate`: the data under a new id, created before the old
     ///   record is deleted;
     /// - `destroy` or expiry: delete the record, clear the cookie.
@@ -795,8 +810,6 @@ impl Engine {
             ops,
             regenerate,
             destroyed,
-            lifetime,
-            lifetime_set,
             opened_at: _,
             finished: _,
             late_change_logged: _,
@@ -805,18 +818,24 @@ impl Engine {
         // it must load again. (Unchanged data was loaded, so it does.)
         crate::session::check_changed(ops, values)?;
         let continuing = origin.as_ref().filter(|_| !*destroyed);
-        let lifetime = *lifetime;
+        // A lifetime this request set (few requests change anything).
+        let set = if ops.is_empty() {
+            None
+        } else {
+            crate::session::set_lifetime(ops)
+        };
 
         if let Some(origin) = continuing {
+            let lifetime = set.unwrap_or(origin.lifetime);
             let deadline = || lifetime.deadline(&config.expiry, origin.created_at, now);
             if *regenerate {
                 return self.regenerate(origin, values, ops, lifetime, now, transfer);
             }
             // A lifetime set in this request counts from now, and its
             // cookie must say so.
-            let touch_due = *lifetime_set
+            let touch_due = set.is_some()
                 || lifetime
-                    .touch_after_ms(self.inner.touch_after_ms)
+                    .touch_after_ms(self.inner.touch_after_ms, self.inner.own_touch_cap_ms)
                     .is_some_and(|after| {
                         i128::from(now.unix_ms().saturating_sub(origin.last_seen.unix_ms()))
                             >= after
@@ -904,6 +923,7 @@ impl Engine {
             _ => (false, None),
         };
         if !values.is_empty() {
+            let lifetime = set.unwrap_or_default();
             let mut record = Record::new(now, lifetime.deadline(&config.expiry, now, now));
             record.data = transfer.take(values);
             record.lifetime = lifetime;
@@ -1097,7 +1117,7 @@ impl Engine {
             (Some(_), None) => return CommitNow::Wait(plan),
         };
         CommitNow::Done(match executed {
-            Executed::SessionGone => None,
+            Executed::SessionGone | Executed::CookieSuperseded => None,
             _ => plan.cookie.into_header(),
         })
     }
@@ -1142,7 +1162,7 @@ impl Engine {
                     Some(&self.inner.saves),
                 )
                 .await?;
-            if executed == Executed::SessionGone {
+            if matches!(executed, Executed::SessionGone | Executed::CookieSuperseded) {
                 return Ok(None);
             }
         }

@@ -29,7 +29,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::plan::{Changes, Executed, save};
+use crate::plan::{Changes, Executed, save, settle};
 use crate::session::{merge_times, replay};
 use crate::store::SessionStore;
 use crate::{Record, SessionError, StoreError, StoreKey};
@@ -160,7 +160,10 @@ impl SaveLanes {
         // and takes the others.)
         if lock(&lane.queue).is_empty() {
             if let Some(mut last) = lane.gate.try_lock() {
-                return save_group(store, key, job, &[], &mut last, max_conflict_retries).await;
+                let own = job.record.lifetime;
+                let executed =
+                    save_group(store, key, job, &[], &mut last, max_conflict_retries).await;
+                return executed.map(|executed| settled(executed, own, &last));
             }
         }
         // Boxed: the queued path is rare, and keeping it out of line keeps
@@ -232,32 +235,51 @@ async fn save_queued(
     // record over the limit at its turn fails, not every request of the
     // group.
     let mine_again = (!jobs.is_empty()).then(|| mine.clone());
+    let own = mine.record.lifetime;
     let outcome = save_group(store, key, mine, &jobs, &mut last, max_conflict_retries).await;
     if let (Err(SessionError::Store(StoreError::TooLarge { .. })), Some(mine)) =
         (&outcome, mine_again)
     {
         tracing::debug!("a grouped save is too large for the store; saving each request alone");
-        let own = save_group(store, key, mine, &[], &mut last, max_conflict_retries).await;
+        let mine = save_group(store, key, mine, &[], &mut last, max_conflict_retries).await;
+        let mine = mine.map(|executed| settled(executed, own, &last));
         // `jobs` and `guard.others` are in the same order.
         for job in jobs {
+            let lifetime = job.record.lifetime;
             let alone = save_group(store, key, job, &[], &mut last, max_conflict_retries).await;
+            let alone = alone.map(|executed| settled(executed, lifetime, &last));
             // Answered: no longer the guard's to mark as interrupted if this
             // future is dropped before the rest are saved.
             let pending = guard.others.remove(0);
             *lock(&pending.state) = PendingState::FinishedAlone(alone);
         }
         guard.finished = true;
-        return own;
+        return mine;
     }
     guard.finished = true;
     if guard.others.is_empty() {
-        return outcome;
+        return outcome.map(|executed| settled(executed, own, &last));
     }
+    // Each request's cookie was made for the lifetime it loaded.
     let shared = outcome.map_err(Arc::new);
-    for pending in &guard.others {
-        *lock(&pending.state) = PendingState::Finished(shared.clone());
+    for (pending, job) in guard.others.iter().zip(&jobs) {
+        let outcome = shared
+            .clone()
+            .map(|executed| settled(executed, job.record.lifetime, &last));
+        *lock(&pending.state) = PendingState::Finished(outcome);
     }
-    shared.map_err(SessionError::Grouped)
+    shared
+        .map(|executed| settled(executed, own, &last))
+        .map_err(SessionError::Grouped)
+}
+
+/// [`settle`] against the record `last` holds, the one now stored.
+fn settled(executed: Executed, own: crate::Lifetime, last: &LastSaved) -> Executed {
+    settle(
+        executed,
+        own,
+        last.as_ref().map(|(_, record)| record.lifetime),
+    )
 }
 
 async fn save_group(

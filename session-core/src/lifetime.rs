@@ -22,12 +22,15 @@ use crate::{Expiry, Timestamp};
 /// | --- | --- | --- |
 /// | [`with_idle_timeout`](Self::with_idle_timeout) | the idle timeout | [`SessionConfig::with_idle_timeout`](crate::SessionConfig::with_idle_timeout) |
 /// | [`with_absolute_timeout`](Self::with_absolute_timeout) | the absolute lifetime | [`SessionConfig::with_absolute_timeout`](crate::SessionConfig::with_absolute_timeout) |
-/// | [`with_persistent`](Self::with_persistent) | `Max-Age` on the cookie, or a browser-session cookie | [`SessionConfig::with_persistent`](crate::SessionConfig::with_persistent) |
+/// | [`with_persistent`](Self::with_persistent) | `Max-Age` on the cookie, or a browser-session cookie | [`SessionConfig::with_persistent_cookie`](crate::SessionConfig::with_persistent_cookie) |
 ///
 /// Limits count in whole seconds, the unit of `Max-Age` (rounded down), up
-/// to about 68 years (longer ones are cut to that); a limit of zero or less
-/// ends the session at once (its cookie is sent with `Max-Age=0`, and its
-/// next request finds it ended).
+/// to about 68 years (longer ones are cut to that). A limit of zero or less
+/// ends the session at once: its next request finds it ended (and a
+/// persistent cookie is sent with `Max-Age=0`). A session with no limit at
+/// all has no deadline for `Max-Age` to show, so its cookie is a
+/// browser-session cookie whatever the persistence says; give a "remember
+/// me" a long limit rather than none.
 ///
 /// ```
 /// use session_core::Lifetime;
@@ -186,13 +189,24 @@ impl Lifetime {
             // The configuration's limits (the common case).
             expiry.deadline(created, touched)
         } else {
-            crate::expiry::deadline_ms(
-                limit_ms(self.idle(), expiry.idle_ms()),
-                limit_ms(self.absolute(), expiry.absolute_ms()),
-                created,
-                touched,
-            )
+            self.own_deadline(expiry, created, touched)
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn own_deadline(
+        &self,
+        expiry: &Expiry,
+        created: Timestamp,
+        touched: Timestamp,
+    ) -> Option<Timestamp> {
+        crate::expiry::deadline_ms(
+            limit_ms(self.idle(), expiry.idle_ms()),
+            limit_ms(self.absolute(), expiry.absolute_ms()),
+            created,
+            touched,
+        )
     }
 
     /// Whether the cookie carries `Max-Age`, the configuration's being
@@ -202,20 +216,31 @@ impl Lifetime {
         self.persistent().unwrap_or(configured)
     }
 
-    /// The touch interval of a session with this lifetime, in milliseconds,
-    /// the configuration's being `configured`: with an idle timeout of its
-    /// own, at most the default rule's for that timeout (1/60 of it, at
-    /// most a minute), so that a session given a shorter idle timeout is
-    /// still touched in time.
+    /// The touch interval of a session with this lifetime, in milliseconds
+    /// (`None`: never touched), the configuration's being `configured`.
+    /// With an idle timeout of its own, the default rule's for that timeout
+    /// (1/60 of it, at most a minute) or `cap` if shorter, so that a
+    /// session given a shorter idle timeout is still touched in time; with
+    /// no idle limit of its own, never (a touch would move no deadline).
     #[inline]
-    pub(crate) fn touch_after_ms(&self, configured: Option<i128>) -> Option<i128> {
-        match unpack(self.idle()) {
-            None | Some(None) => configured,
-            Some(Some(secs)) => {
-                let own = i128::from(secs) * 1000 / 60;
-                Some(configured.map_or(own.min(60_000), |c| c.min(own)))
-            }
+    pub(crate) fn touch_after_ms(
+        &self,
+        configured: Option<i128>,
+        cap: Option<i128>,
+    ) -> Option<i128> {
+        if self.idle() == CONFIG {
+            configured
+        } else {
+            self.own_touch_after_ms(cap)
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn own_touch_after_ms(&self, cap: Option<i128>) -> Option<i128> {
+        let secs = unpack(self.idle())??;
+        let own = (i128::from(secs) * 1000 / 60).min(60_000);
+        Some(cap.map_or(own, |cap| cap.min(own)))
     }
 
     /// The record format's fields (see [`Record::to_bytes`](crate::Record::to_bytes)).
@@ -306,7 +331,7 @@ mod tests {
         );
         assert_eq!(lifetime.deadline(&expiry, c, c), expiry.deadline(c, c));
         assert!(lifetime.is_persistent(true) && !lifetime.is_persistent(false));
-        assert_eq!(lifetime.touch_after_ms(Some(60_000)), Some(60_000));
+        assert_eq!(lifetime.touch_after_ms(Some(60_000), Some(1)), Some(60_000));
         assert!(lifetime.to_wire().is_none());
         // Persistence alone keeps the configured limits.
         let closed = lifetime.with_persistent(false);
@@ -368,15 +393,24 @@ mod tests {
     }
 
     #[test]
-    fn an_own_idle_timeout_shortens_the_touch_interval_never_lengthens_it() {
+    fn an_own_idle_timeout_has_its_own_touch_interval_within_the_cap() {
+        // The configuration's idle timeout: its interval, whatever the cap.
+        let config = Lifetime::default().with_persistent(false);
+        assert_eq!(config.touch_after_ms(Some(60_000), Some(1)), Some(60_000));
+        assert_eq!(config.touch_after_ms(None, Some(1)), None);
+        // 1/60 of its own, at most a minute, at most the cap.
         let short = Lifetime::default().with_idle_timeout(Some(Duration::minutes(2)));
-        assert_eq!(short.touch_after_ms(Some(60_000)), Some(2_000));
+        assert_eq!(
+            short.touch_after_ms(Some(60_000), Some(60_000)),
+            Some(2_000)
+        );
         let long = Lifetime::default().with_idle_timeout(Some(Duration::days(30)));
-        assert_eq!(long.touch_after_ms(Some(5_000)), Some(5_000));
-        assert_eq!(long.touch_after_ms(Some(300_000)), Some(300_000));
-        assert_eq!(long.touch_after_ms(None), Some(60_000));
+        assert_eq!(long.touch_after_ms(Some(1), Some(5_000)), Some(5_000));
+        assert_eq!(long.touch_after_ms(None, Some(300_000)), Some(60_000));
+        assert_eq!(long.touch_after_ms(None, None), Some(60_000));
+        // No idle limit of its own: a touch would move nothing.
         let never = Lifetime::default().with_idle_timeout(None);
-        assert_eq!(never.touch_after_ms(Some(60_000)), Some(60_000));
+        assert_eq!(never.touch_after_ms(Some(60_000), Some(60_000)), None);
     }
 
     #[test]

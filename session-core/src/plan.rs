@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::session::{Ops, merge_times, replay};
 use crate::store::{ImmediateStore, SaveOutcome, SessionStore};
-use crate::{Record, SessionError, StoreError, StoreKey};
+use crate::{Lifetime, Record, SessionError, StoreError, StoreKey};
 
 /// What [`Engine::finish`](crate::Engine::finish) decided for one request.
 ///
@@ -93,7 +93,8 @@ pub enum StoreOp {
 pub struct Changes(pub(crate) Ops);
 
 impl Changes {
-    /// Whether the request changed no data (a touch or a key re-issue).
+    /// Whether the request changed nothing, neither the data nor the
+    /// session's lifetime (a touch or a key re-issue).
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -153,6 +154,28 @@ pub enum Executed {
     /// a removal arriving after it would undo a concurrent log-in. A cookie
     /// naming a deleted record reads as no session.
     SessionGone,
+    /// The save ran (merged with concurrent writers), but one of them gave
+    /// the session another lifetime
+    /// ([`Session::set_lifetime`](crate::Session::set_lifetime)) after this
+    /// request loaded it: this request's cookie, made for the lifetime it
+    /// loaded, would contradict the stored one (a `Max-Age` of an hour
+    /// for a session remembered for thirty days, or a lasting cookie for a
+    /// browser-session one). Send no session cookie: the response of the
+    /// request that set the lifetime carries the right one.
+    CookieSuperseded,
+}
+
+/// [`Executed::CookieSuperseded`] in place of `Done` when the lifetime
+/// now stored (`stored`, if known) is not `own`, the one the request's
+/// cookie was made for. A request that set a lifetime keeps it through
+/// every merge (see `merge_times`), so only one that did not can meet
+/// another.
+#[inline]
+pub(crate) fn settle(executed: Executed, own: Lifetime, stored: Option<Lifetime>) -> Executed {
+    match (executed, stored) {
+        (Executed::Done, Some(stored)) if stored != own => Executed::CookieSuperseded,
+        (executed, _) => executed,
+    }
 }
 
 impl Plan {
@@ -320,6 +343,7 @@ impl Plan {
             } => {
                 let Some(saves) = saves else {
                     let touch = changes.is_empty();
+                    let own = record.lifetime;
                     return save(
                         store,
                         key,
@@ -330,7 +354,7 @@ impl Plan {
                         touch,
                     )
                     .await
-                    .map(|(executed, _)| executed);
+                    .map(|(executed, stored)| settle(executed, own, stored.map(|r| r.lifetime)));
                 };
                 return saves
                     .save(
@@ -394,7 +418,8 @@ fn replace_now(
 /// the other request wrote, and says so at warn level.
 fn carried(saved: Result<Executed, SessionError>) -> Executed {
     match saved {
-        Ok(Executed::Done) => Executed::Done,
+        // The new id's cookie is sent either way: it is the session now.
+        Ok(Executed::Done | Executed::CookieSuperseded) => Executed::Done,
         Ok(Executed::SessionGone) => carry_failed(&SessionError::Store(StoreError::backend(
             "the new record was gone when the carried-over changes were saved",
         ))),
@@ -452,8 +477,10 @@ fn carry_over(
     stored: &Record,
 ) -> Option<Record> {
     let taken = taken.filter(|taken| taken.version != *loaded)?;
+    // The new record keeps this request's lifetime and times, which its
+    // cookie was made for (a lifetime another request set on the old id
+    // meanwhile is not carried over: its cookie names the old id).
     let mut merged = stored.clone();
-    merged.set_times(merge_times(stored.times(), &changes.0, taken.times()));
     merged.data = taken.data;
     if let Err(error) = replay(&changes.0, &mut merged.data) {
         carry_failed(&error);
@@ -504,7 +531,8 @@ pub(crate) async fn save(
 /// [`Plan::execute_now`] it runs on every save of the memory store, and
 /// with a second call site (a log-in's carry-over, in [`replace_now`])
 /// the compiler made it a call of its own, 70 instructions a request more
-/// (session 22, `cold-cache.sh`).
+/// (session 22, `cold-cache.sh`). Settled: `Done` becomes
+/// [`Executed::CookieSuperseded`] as [`settle`] says.
 #[inline(always)]
 fn save_now(
     store: &dyn ImmediateStore,
@@ -515,6 +543,7 @@ fn save_now(
     max_conflict_retries: u32,
     touch: bool,
 ) -> Result<Executed, SessionError> {
+    let own = record.lifetime;
     let mut conflicts = 0;
     loop {
         let outcome = match store.save_now(&key, &record, expected_version) {
@@ -532,8 +561,10 @@ fn save_now(
             changes,
             max_conflict_retries,
         )? {
-            Turn::Saved => return Ok(Executed::Done),
-            Turn::Finished(executed, _) => return Ok(executed),
+            Turn::Saved => return Ok(settle(Executed::Done, own, Some(record.lifetime))),
+            Turn::Finished(executed, current) => {
+                return Ok(settle(executed, own, current.map(|c| c.lifetime)));
+            }
             Turn::Again => {}
         }
     }

@@ -151,10 +151,17 @@ impl Record {
     /// object, `{"v":1,"c":created_ms,"s":last_seen_ms,"e":expires_ms,"n":version,"l":{lifetime},"d":{data}}`,
     /// times in Unix milliseconds, `e` absent when the session never
     /// expires. `l` is absent when the session follows the configuration's
-    /// lifetime; otherwise `{"i":idle_ms,"a":absolute_ms,"p":persistent}`,
-    /// each field absent when it follows the configuration and a limit
-    /// `null` when there is none. (A reader from before `l` ignores it:
-    /// a session it saves follows the configuration from then on.)
+    /// lifetime; otherwise `{"i":idle_secs,"a":absolute_secs,"p":persistent}`,
+    /// limits in whole seconds, each field absent when it follows the
+    /// configuration and a limit `null` when there is none.
+    ///
+    /// A reader from before `l` (this crate before per-session lifetimes,
+    /// during a rolling deploy or after a rollback) ignores it: it judges
+    /// the session by the configured limits, so a remembered session past
+    /// them ends there (its record deleted, its cookie cleared), and one it
+    /// saves follows the configuration from then on. Deploy every instance
+    /// before the application calls
+    /// [`Session::set_lifetime`](crate::Session::set_lifetime).
     ///
     /// ```
     /// use session_core::Record;

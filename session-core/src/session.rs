@@ -158,6 +158,9 @@ pub(crate) struct Origin {
     pub(crate) expires_at: Option<crate::Timestamp>,
     pub(crate) version: u64,
     pub(crate) matched: KeyMatch,
+    /// The lifetime stored with the session (one set in this request is
+    /// in the changes, [`set_lifetime`]).
+    pub(crate) lifetime: Lifetime,
 }
 
 #[derive(Debug, Default)]
@@ -171,10 +174,6 @@ pub(crate) struct State {
     pub(crate) ops: Ops,
     pub(crate) regenerate: bool,
     pub(crate) destroyed: bool,
-    /// The session's lifetime: as loaded, or as this request set it.
-    pub(crate) lifetime: Lifetime,
-    /// Whether this request set the lifetime.
-    pub(crate) lifetime_set: bool,
     /// When the engine opened the session ([`Engine::open`] or
     /// [`Engine::open_in`]); `None` for a detached session and for a
     /// [`RequestSlot`] no extractor opened (or one already finished).
@@ -496,7 +495,12 @@ impl Session {
     /// Removes every key. The session itself (and its id) stays.
     pub fn clear(&self) {
         let mut state = self.lock();
-        if !state.data.is_empty() || state.ops.iter().any(|op| !matches!(op, Op::Clear)) {
+        if !state.data.is_empty()
+            || state
+                .ops
+                .iter()
+                .any(|op| !matches!(op, Op::Clear | Op::Lifetime(_)))
+        {
             state.changing();
             state.data.clear();
             state.ops.push(Op::Clear);
@@ -524,8 +528,6 @@ impl Session {
         state.regenerate = false;
         state.data.clear();
         state.ops.clear();
-        state.lifetime = Lifetime::default();
-        state.lifetime_set = false;
     }
 
     /// Gives this session its own idle timeout, absolute lifetime and
@@ -565,8 +567,6 @@ impl Session {
     pub fn set_lifetime(&self, lifetime: Lifetime) {
         let mut state = self.lock();
         state.changing();
-        state.lifetime = lifetime;
-        state.lifetime_set = true;
         // One lifetime op is enough: the last one set wins.
         state.ops.retain(|op| !matches!(op, Op::Lifetime(_)));
         state.ops.push(Op::Lifetime(lifetime));
@@ -577,7 +577,13 @@ impl Session {
     /// following the configuration) for a session that never set one.
     #[must_use]
     pub fn lifetime(&self) -> Lifetime {
-        self.lock().lifetime
+        let state = self.lock();
+        set_lifetime(&state.ops)
+            .or_else(|| {
+                let origin = state.origin.as_ref().filter(|_| !state.destroyed);
+                origin.map(|origin| origin.lifetime)
+            })
+            .unwrap_or_default()
     }
 
     /// Whether the data or the lifetime changed in this request.

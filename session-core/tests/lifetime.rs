@@ -228,9 +228,10 @@ async fn the_lifetime_travels_in_a_cookie_store_session() {
 /// A request sets the lifetime while another request of the same session
 /// touches it later: whichever saves first, the stored record keeps the
 /// lifetime and the deadline counted under it (never the toucher's, which
-/// was counted under the lifetime it had loaded). Within one process
-/// (grouped by the save lanes), across two (a conflict in the store), and
-/// on a store that answers at once.
+/// was counted under the lifetime it had loaded), and the toucher's
+/// cookie is not sent once it would contradict the stored lifetime. Within
+/// one process (grouped by the save lanes), across two (a conflict in the
+/// store), and on a store that answers at once.
 #[tokio::test]
 async fn a_lifetime_set_beside_a_later_touch_keeps_its_deadline() {
     for setup in ["one process", "two processes", "immediate store"] {
@@ -265,12 +266,24 @@ async fn a_lifetime_set_beside_a_later_touch_keeps_its_deadline() {
                 panic!("{case}: a save");
             };
             let key = *key;
-            if touch_first {
-                toucher_engine.commit(touch).await.unwrap();
-                setter_engine.commit(set).await.unwrap();
+            let (touched, set) = if touch_first {
+                let touched = toucher_engine.commit(touch).await.unwrap();
+                (touched, setter_engine.commit(set).await.unwrap())
             } else {
-                setter_engine.commit(set).await.unwrap();
-                toucher_engine.commit(touch).await.unwrap();
+                let set = setter_engine.commit(set).await.unwrap();
+                (toucher_engine.commit(touch).await.unwrap(), set)
+            };
+            let set = set.expect("the setter's cookie");
+            assert_eq!(attribute(&set, "Max-Age"), Some("2592000"), "{case}");
+            // The toucher's cookie says an hour: sent only when it saved
+            // before the lifetime was set (the setter's response then
+            // follows it); after, it would contradict the stored lifetime.
+            match touched {
+                Some(touched) => {
+                    assert!(touch_first, "{case}: {touched}");
+                    assert_eq!(attribute(&touched, "Max-Age"), Some("3600"), "{case}");
+                }
+                None => assert!(!touch_first, "{case}: the toucher's cookie was sent"),
             }
             let stored = store.load(&key).await.unwrap().expect("the session");
             assert_eq!(stored.data.get("m"), Some(&json!(2)), "{case}");

@@ -143,7 +143,9 @@
 //!   [`Record::to_bytes`](session_core::Record::to_bytes): a JSON object
 //!   with the format version `v` (1), the creation time `c`, the last
 //!   activity `s` and the deadline `e` in Unix milliseconds (`e` absent when
-//!   the session never expires), the version `n`, and the data `d`. It is
+//!   the session never expires), the version `n`, the session's own
+//!   lifetime `l` (absent unless the application set one), and the data
+//!   `d`. It is
 //!   readable with `redis-cli GET`, and with any JSON tool once the header
 //!   is cut off (`redis-cli --raw GET key | cut -c18-`); a migration
 //!   rewrites values in this layout, header included, and keeps `n`.
