@@ -98,12 +98,14 @@ pub(crate) fn replay(ops: &[Op], data: &mut Data) -> Result<(), SessionError> {
     crate::record::check_depth(data)
 }
 
-/// The lifetime `ops` set last, if they set one.
+/// The lifetime one request's `ops` set, if they set one: the first op,
+/// where [`Session::set_lifetime`] keeps it (one look, on every write).
+#[inline]
 pub(crate) fn set_lifetime(ops: &[Op]) -> Option<Lifetime> {
-    ops.iter().rev().find_map(|op| match op {
-        Op::Lifetime(lifetime) => Some(*lifetime),
+    match ops.first() {
+        Some(Op::Lifetime(lifetime)) => Some(*lifetime),
         _ => None,
-    })
+    }
 }
 
 /// A record's lifetime, last use and deadline, which a merge takes
@@ -567,9 +569,14 @@ impl Session {
     pub fn set_lifetime(&self, lifetime: Lifetime) {
         let mut state = self.lock();
         state.changing();
-        // One lifetime op is enough: the last one set wins.
-        state.ops.retain(|op| !matches!(op, Op::Lifetime(_)));
-        state.ops.push(Op::Lifetime(lifetime));
+        // One lifetime op is enough, the last one set, and it goes first:
+        // a lifetime is replayed apart from the data, so its place among
+        // the data's changes does not matter, and `set_lifetime` finds it
+        // with one look.
+        match state.ops.first_mut() {
+            Some(Op::Lifetime(set)) => *set = lifetime,
+            _ => state.ops.insert(0, Op::Lifetime(lifetime)),
+        }
     }
 
     /// The session's lifetime: as stored with it, or as this request set

@@ -114,6 +114,26 @@ async fn a_lifetime_set_on_a_later_request_is_saved_and_sent_at_once() {
     assert_eq!(found, None, "back on the configured idle timeout");
 }
 
+/// Set among other changes, and set twice: the last one set holds, and the
+/// data changes around it all land.
+#[tokio::test]
+async fn the_last_lifetime_set_among_other_changes_holds() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| {
+        s.insert("a", &1).unwrap();
+        s.set_lifetime(Lifetime::default().with_persistent(false));
+        s.insert("b", &2).unwrap();
+        s.set_lifetime(remembered());
+        s.clear();
+        s.insert("c", &3).unwrap();
+        assert_eq!(s.lifetime(), remembered());
+    })
+    .await;
+    let (seen, _) = h.request(&mut browser, |s| (s.lifetime(), s.keys())).await;
+    assert_eq!(seen, (remembered(), vec!["c".to_owned()]));
+}
+
 /// A lifetime alone does not start a session: a new session is stored
 /// once it holds data, as always.
 #[tokio::test]
