@@ -164,8 +164,8 @@
 pub use session_core as core;
 pub use session_core::cookie::Cookie;
 pub use session_core::{
-    ConfigError, Engine, Key, KeyRing, MemoryStore, SameSite, SessionConfig, SessionError,
-    SessionStore, Storage, StoreError,
+    ConfigError, Engine, Key, KeyRing, Lifetime, MemoryStore, SameSite, SessionConfig,
+    SessionError, SessionStore, Storage, StoreError,
 };
 
 mod error;

@@ -15,7 +15,7 @@ use axum::{Extension, Router};
 use http_body_util::BodyExt as _;
 use session_axum::core::{Record, SaveOutcome, StoreKey, async_trait};
 use session_axum::{
-    Cookie, Cookies, Key, KeyRing, MemoryStore, Session, SessionConfig, SessionLayer,
+    Cookie, Cookies, Key, KeyRing, Lifetime, MemoryStore, Session, SessionConfig, SessionLayer,
     SessionRejection, SessionStore, StoreError,
 };
 use tokio::sync::oneshot;
@@ -164,6 +164,60 @@ async fn views(session: Session) -> String {
 
 async fn plain() -> &'static str {
     "plain"
+}
+
+/// "Remember me" through the extractor: the log-in's cookie says thirty
+/// days, or is a browser-session cookie, and the session keeps its
+/// lifetime on later requests.
+#[tokio::test]
+async fn a_login_chooses_the_sessions_lifetime() {
+    async fn login(
+        session: Session,
+        axum::extract::Query(form): axum::extract::Query<Vec<(String, String)>>,
+    ) -> &'static str {
+        session.regenerate();
+        session.insert("user", "alice").unwrap();
+        let remember = form.iter().any(|(k, v)| k == "remember" && v == "1");
+        session.set_lifetime(if remember {
+            Lifetime::default()
+                .with_idle_timeout(Some(time::Duration::days(30)))
+                .with_absolute_timeout(None)
+        } else {
+            Lifetime::default().with_persistent(false)
+        });
+        "Logged in"
+    }
+    async fn remembered(session: Session) -> String {
+        format!("{:?}", session.lifetime().persistent())
+    }
+    let app = Router::new()
+        .route("/login", get(login))
+        .route("/remembered", get(remembered))
+        .layer(layer_with(Arc::new(MemoryStore::new())));
+
+    let reply = send(&app, "/login?remember=1", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let set = reply
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("id="))
+        .unwrap();
+    assert!(set.ends_with("; Max-Age=2592000"), "{set}");
+    let later = send(&app, "/remembered", Some(&reply.session_cookie())).await;
+    assert_eq!(
+        later.body, "None",
+        "the lifetime of the log-in, its persistence unset"
+    );
+
+    let reply = send(&app, "/login", None).await;
+    let set = reply
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("id="))
+        .unwrap();
+    assert!(!set.contains("Max-Age"), "a browser-session cookie: {set}");
+    let later = send(&app, "/remembered", Some(&reply.session_cookie())).await;
+    assert_eq!(later.body, "Some(false)");
 }
 
 #[tokio::test]

@@ -834,12 +834,13 @@ impl Engine {
             // A lifetime set in this request counts from now, and its
             // cookie must say so.
             let touch_due = set.is_some()
-                || lifetime
-                    .touch_after_ms(self.inner.touch_after_ms, self.inner.own_touch_cap_ms)
-                    .is_some_and(|after| {
-                        i128::from(now.unix_ms().saturating_sub(origin.last_seen.unix_ms()))
-                            >= after
-                    });
+                || if lifetime.has_own_idle() {
+                    // Out of line, so that the common case reads the
+                    // configured interval where it is.
+                    self.own_touch_due(lifetime, origin.last_seen, now)
+                } else {
+                    touch_due(self.inner.touch_after_ms, origin.last_seen, now)
+                };
             if !ops.is_empty() || touch_due {
                 let Some((id, key)) = origin.id.as_ref().zip(origin.key) else {
                     // Cookie-store mode: the data lives in the cookie.
@@ -936,6 +937,15 @@ impl Engine {
             });
         }
         Ok(noop())
+    }
+
+    /// Whether a session with an idle timeout of its own, last used at
+    /// `last_seen`, is due a touch at `now`.
+    #[cold]
+    #[inline(never)]
+    fn own_touch_due(&self, lifetime: Lifetime, last_seen: Timestamp, now: Timestamp) -> bool {
+        let after = lifetime.own_touch_after_ms(self.inner.own_touch_cap_ms);
+        touch_due(after, last_seen, now)
     }
 
     /// [`plan`](Self::plan) for an unchanged session found under a previous
@@ -1401,6 +1411,14 @@ impl Transfer {
             Self::Move => std::mem::take(value),
         }
     }
+}
+
+/// Whether a session last used at `last_seen` is due a touch at `now`,
+/// touched every `after_ms` milliseconds (`None`: never).
+#[inline]
+fn touch_due(after_ms: Option<i128>, last_seen: Timestamp, now: Timestamp) -> bool {
+    after_ms
+        .is_some_and(|after| i128::from(now.unix_ms().saturating_sub(last_seen.unix_ms())) >= after)
 }
 
 /// The record as it was loaded (its times and version), holding `data`

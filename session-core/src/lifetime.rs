@@ -216,28 +216,32 @@ impl Lifetime {
         self.persistent().unwrap_or(configured)
     }
 
-    /// The touch interval of a session with this lifetime, in milliseconds
-    /// (`None`: never touched), the configuration's being `configured`.
-    /// With an idle timeout of its own, the default rule's for that timeout
-    /// (1/60 of it, at most a minute) or `cap` if shorter, so that a
-    /// session given a shorter idle timeout is still touched in time; with
-    /// no idle limit of its own, never (a touch would move no deadline).
-    #[inline]
-    pub(crate) fn touch_after_ms(
-        &self,
-        configured: Option<i128>,
-        cap: Option<i128>,
-    ) -> Option<i128> {
-        if self.idle() == CONFIG {
-            configured
-        } else {
+    /// The touch interval in milliseconds (`None`: never touched) the
+    /// engine uses, `configured` being the configuration's: see
+    /// [`own_touch_after_ms`](Self::own_touch_after_ms).
+    #[cfg(test)]
+    fn touch_after_ms(&self, configured: Option<i128>, cap: Option<i128>) -> Option<i128> {
+        if self.has_own_idle() {
             self.own_touch_after_ms(cap)
+        } else {
+            configured
         }
     }
 
-    #[cold]
-    #[inline(never)]
-    fn own_touch_after_ms(&self, cap: Option<i128>) -> Option<i128> {
+    /// Whether the idle timeout is the session's own: then so is its touch
+    /// interval ([`own_touch_after_ms`](Self::own_touch_after_ms)).
+    #[inline]
+    pub(crate) fn has_own_idle(&self) -> bool {
+        self.idle() != CONFIG
+    }
+
+    /// The touch interval in milliseconds (`None`: never touched) of a
+    /// session with an idle timeout of its own: the default rule's for
+    /// that timeout (1/60 of it, at most a minute) or `cap` if shorter, so
+    /// that a session given a shorter idle timeout than the configured one
+    /// is still touched in time; with no idle limit, never (a touch would
+    /// move no deadline).
+    pub(crate) fn own_touch_after_ms(&self, cap: Option<i128>) -> Option<i128> {
         let secs = unpack(self.idle())??;
         let own = (i128::from(secs) * 1000 / 60).min(60_000);
         Some(cap.map_or(own, |cap| cap.min(own)))
