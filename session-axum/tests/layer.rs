@@ -188,15 +188,21 @@ async fn a_login_chooses_the_sessions_lifetime() {
         "Logged in"
     }
     async fn remembered(session: Session) -> String {
-        format!("{:?}", session.lifetime().persistent())
+        let lifetime = session.lifetime();
+        format!("{:?} {:?}", lifetime.idle_timeout(), lifetime.persistent())
     }
     let app = Router::new()
+        .route("/views", get(views))
         .route("/login", get(login))
         .route("/remembered", get(remembered))
         .layer(layer_with(Arc::new(MemoryStore::new())));
 
-    let reply = send(&app, "/login?remember=1", None).await;
+    // Logged in from an existing session: a new id, and its cookie says
+    // thirty days.
+    let visit = send(&app, "/views", None).await;
+    let reply = send(&app, "/login?remember=1", Some(&visit.session_cookie())).await;
     assert_eq!(reply.status, StatusCode::OK);
+    assert_ne!(reply.session_cookie(), visit.session_cookie(), "a new id");
     let set = reply
         .set_cookies
         .iter()
@@ -204,10 +210,8 @@ async fn a_login_chooses_the_sessions_lifetime() {
         .unwrap();
     assert!(set.ends_with("; Max-Age=2592000"), "{set}");
     let later = send(&app, "/remembered", Some(&reply.session_cookie())).await;
-    assert_eq!(
-        later.body, "None",
-        "the lifetime of the log-in, its persistence unset"
-    );
+    let thirty_days = format!("{:?}", Some(Some(time::Duration::days(30))));
+    assert_eq!(later.body, format!("{thirty_days} None"));
 
     let reply = send(&app, "/login", None).await;
     let set = reply
@@ -217,7 +221,7 @@ async fn a_login_chooses_the_sessions_lifetime() {
         .unwrap();
     assert!(!set.contains("Max-Age"), "a browser-session cookie: {set}");
     let later = send(&app, "/remembered", Some(&reply.session_cookie())).await;
-    assert_eq!(later.body, "Some(false)");
+    assert_eq!(later.body, "None Some(false)");
 }
 
 #[tokio::test]

@@ -30,7 +30,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::plan::{Changes, Executed, save, settle};
-use crate::session::{merge_times, replay};
+use crate::session::{append, merge_times, replay};
 use crate::store::SessionStore;
 use crate::{Record, SessionError, StoreError, StoreKey};
 
@@ -317,7 +317,7 @@ async fn save_group(
         replay(&job.changes.0, &mut record.data)?;
         let times = merge_times(job.record.times(), &job.changes.0, record.times());
         record.set_times(times);
-        ops.extend(job.changes.0.iter().cloned());
+        append(&mut ops, &job.changes.0);
     }
     if ops.is_empty() && newest_times == Some(record.times()) {
         // Only touches, and a newer save already moved the deadline as

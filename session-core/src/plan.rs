@@ -167,9 +167,9 @@ pub enum Executed {
 
 /// [`Executed::CookieSuperseded`] in place of `Done` when the lifetime
 /// now stored (`stored`, if known) is not `own`, the one the request's
-/// cookie was made for. A request that set a lifetime keeps it through
-/// every merge (see `merge_times`), so only one that did not can meet
-/// another.
+/// cookie was made for: one that loaded a lifetime another request then
+/// replaced, or that set one a later request replaced in turn (the
+/// lifetime set last wins, see `merge_times`).
 #[inline]
 pub(crate) fn settle(executed: Executed, own: Lifetime, stored: Option<Lifetime>) -> Executed {
     match (executed, stored) {
@@ -197,6 +197,10 @@ impl Plan {
     /// so that many simultaneous requests of one session cost about one
     /// store round trip each instead of a cascade of conflicts.
     ///
+    /// Send the plan's cookie only when this returns [`Executed::Done`]:
+    /// [`Executed::SessionGone`] and [`Executed::CookieSuperseded`] mean
+    /// no session cookie at all (as `Engine::commit` does).
+    ///
     /// # Errors
     ///
     /// [`SessionError::Store`] when the store fails,
@@ -221,8 +225,8 @@ impl Plan {
     /// session.insert("cart", &["apple"]).unwrap();
     /// let mut plan = engine.finish(&session, now).unwrap();
     /// let executed = plan.execute(&*store, 64).await.unwrap();
-    /// // `Executed::SessionGone` would mean the session ended meanwhile:
-    /// // then no session cookie at all is sent.
+    /// // `Executed::SessionGone` (the session ended meanwhile) or
+    /// // `Executed::CookieSuperseded` would mean: send no session cookie.
     /// assert_eq!(executed, Executed::Done);
     /// // The record was created: send the plan's cookie.
     /// assert!(plan.cookie.header().is_some());

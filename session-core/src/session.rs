@@ -98,13 +98,32 @@ pub(crate) fn replay(ops: &[Op], data: &mut Data) -> Result<(), SessionError> {
     crate::record::check_depth(data)
 }
 
-/// The lifetime one request's `ops` set, if they set one: the first op,
-/// where [`Session::set_lifetime`] keeps it (one look, on every write).
+/// The lifetime `ops` set, if they set one: the first op, where
+/// [`Session::set_lifetime`] keeps it (one look, on every write), and
+/// where [`append`] keeps it when the changes of several requests are
+/// saved together.
 #[inline]
 pub(crate) fn set_lifetime(ops: &[Op]) -> Option<Lifetime> {
     match ops.first() {
         Some(Op::Lifetime(lifetime)) => Some(*lifetime),
         _ => None,
+    }
+}
+
+/// Appends `more`, the changes of a later request, to `ops`, keeping a
+/// lifetime first: `more`'s, which replaces one `ops` set, since it was set
+/// later.
+pub(crate) fn append(ops: &mut Ops, more: &[Op]) {
+    match (more.split_first(), ops.first_mut()) {
+        (Some((Op::Lifetime(later), rest)), Some(Op::Lifetime(set))) => {
+            *set = *later;
+            ops.extend(rest.iter().cloned());
+        }
+        (Some((lifetime @ Op::Lifetime(_), rest)), _) => {
+            ops.insert(0, lifetime.clone());
+            ops.extend(rest.iter().cloned());
+        }
+        _ => ops.extend(more.iter().cloned()),
     }
 }
 
@@ -561,6 +580,7 @@ impl Session {
     ///     Lifetime::default()
     ///         .with_idle_timeout(Some(Duration::days(30)))
     ///         .with_absolute_timeout(None)
+    ///         .with_persistent(true)
     /// } else {
     ///     Lifetime::default().with_persistent(false)
     /// });
@@ -612,6 +632,27 @@ mod tests {
     use super::*;
     use crate::data::DATA_KEY_INLINE;
     use serde_json::json;
+
+    /// The changes of several requests saved together keep one lifetime,
+    /// the one set last, first, where `set_lifetime` looks.
+    #[test]
+    fn appended_changes_keep_the_last_lifetime_first() {
+        let first = Lifetime::default().with_persistent(false);
+        let later = Lifetime::default().with_persistent(true);
+        let insert = |k: &str| Op::Insert(DataKey::from(k), json!(1));
+        let mut ops: Ops = smallvec::smallvec![insert("a")];
+        append(&mut ops, &[insert("b")]);
+        assert_eq!(set_lifetime(&ops), None);
+        append(&mut ops, &[Op::Lifetime(first), insert("c")]);
+        assert_eq!(set_lifetime(&ops), Some(first));
+        append(&mut ops, &[insert("d")]);
+        append(&mut ops, &[Op::Lifetime(later)]);
+        assert_eq!(set_lifetime(&ops), Some(later));
+        assert_eq!(
+            format!("{ops:?}"),
+            r#"[Lifetime(Lifetime { idle_timeout: None, absolute_timeout: None, persistent: Some(true) }), Insert("a"), Insert("b"), Insert("c"), Insert("d")]"#
+        );
+    }
 
     /// `update` calls `f` once, returns its value as it is, stores its
     /// JSON, and records the change; a current value of another type is

@@ -562,6 +562,91 @@ async fn a_grouped_save_too_large_for_the_store_fails_only_the_request_that_made
     assert_eq!(keys, ["a", "n", "small"]);
 }
 
+/// Saves of one session grouped in one process, one of which sets the
+/// session's lifetime, meet another process's write in the store: the
+/// merge keeps the lifetime, with the deadline counted under it, and the
+/// request that set it sends its cookie. (The group's changes are one
+/// list; the lifetime must stay where the merge looks for it.)
+#[tokio::test]
+async fn a_grouped_save_that_meets_a_conflict_keeps_the_lifetime_set_in_it() {
+    use std::sync::atomic::Ordering::Relaxed;
+    fn remembered() -> session_core::Lifetime {
+        session_core::Lifetime::default()
+            .with_idle_timeout(Some(time::Duration::days(30)))
+            .with_absolute_timeout(None)
+    }
+    let (h, store) = slow_harness(|store| store);
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("n", &0).unwrap())
+        .await;
+    let StoreOp::Save { key, .. } = h.plan(&browser, |s| s.insert("x", &1).unwrap()).await.store
+    else {
+        panic!("a save");
+    };
+    store.hang.store(true, Relaxed);
+
+    let local = tokio::task::LocalSet::new();
+    let (a, b, c) = local
+        .run_until(async {
+            let spawn = |handler: Box<dyn FnOnce(&session_core::Session)>| {
+                let engine = h.engine.clone();
+                let mut browser = browser.clone();
+                tokio::task::spawn_local(async move {
+                    request_with(&engine, &mut browser, handler).await
+                })
+            };
+            // A takes the lane and hangs in the store; B and C queue, and
+            // B leads them once A is done (C's lifetime second in the
+            // group's changes).
+            let a = spawn(Box::new(|s| s.insert("a", &1).unwrap()));
+            tokio::task::yield_now().await;
+            let b = spawn(Box::new(|s| s.insert("b", &2).unwrap()));
+            let c = spawn(Box::new(|s| s.set_lifetime(remembered())));
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            store.hang.store(false, Relaxed);
+            // A saves; the group's save enters the store and is held there
+            // while another process writes first.
+            while store.saves.load(Relaxed) < 2 {
+                tokio::task::yield_now().await;
+            }
+            store.hang.store(true, Relaxed);
+            let mut other = store.inner.load(&key).await.unwrap().expect("the session");
+            let version = other.version;
+            other.data.insert("d", 4.into());
+            other.version += 1;
+            let saved = store.inner.save(&key, &other, version).await.unwrap();
+            assert_eq!(saved, session_core::SaveOutcome::Saved);
+            store.hang.store(false, Relaxed);
+            (a.await.unwrap(), b.await.unwrap(), c.await.unwrap())
+        })
+        .await;
+    a.unwrap();
+    b.unwrap();
+    let (_, set) = c.expect("the request that set the lifetime");
+    assert_eq!(
+        store.saves.load(Relaxed),
+        3,
+        "A, then the group twice: it met the other process's write"
+    );
+    let set = set.expect("its cookie is sent");
+    assert_eq!(
+        support::attribute(&set, "Max-Age"),
+        Some("2592000"),
+        "{set}"
+    );
+    let stored = store.inner.load(&key).await.unwrap().expect("the session");
+    let mut keys: Vec<_> = stored.data.keys().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["a", "b", "d", "n"]);
+    assert_eq!(stored.lifetime, remembered());
+    assert_eq!(
+        stored.expires_at,
+        Some(stored.last_seen + time::Duration::days(30))
+    );
+}
+
 /// A write within the touch interval keeps the last-use time it loaded; a
 /// touch of the same session at the same time moves it. Whichever saves
 /// first, the stored record ends with the write's data and the touch's time:

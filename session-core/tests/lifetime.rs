@@ -134,6 +134,26 @@ async fn the_last_lifetime_set_among_other_changes_holds() {
     assert_eq!(seen, (remembered(), vec!["c".to_owned()]));
 }
 
+/// A `clear` with no data, after only a lifetime was set, records no
+/// change (no `Clear` that a merge would replay onto another request's
+/// data); after a data change, it does.
+#[test]
+fn clear_after_only_a_lifetime_records_nothing() {
+    let s = session_core::Session::detached();
+    s.set_lifetime(remembered());
+    s.clear();
+    let shown = format!("{s:?}");
+    assert!(
+        shown.contains("Lifetime(") && !shown.contains("Clear"),
+        "{shown}"
+    );
+    s.remove("a");
+    s.insert("b", &1).unwrap();
+    s.clear();
+    let shown = format!("{s:?}");
+    assert!(shown.contains("Clear"), "{shown}");
+}
+
 /// A lifetime alone does not start a session: a new session is stored
 /// once it holds data, as always.
 #[tokio::test]
@@ -250,8 +270,9 @@ async fn the_lifetime_travels_in_a_cookie_store_session() {
 /// lifetime and the deadline counted under it (never the toucher's, which
 /// was counted under the lifetime it had loaded), and the toucher's
 /// cookie is not sent once it would contradict the stored lifetime. Within
-/// one process (grouped by the save lanes), across two (a conflict in the
-/// store), and on a store that answers at once.
+/// one process (the second save starts from the record the process saved
+/// first), across two (a conflict in the store), and on a store that
+/// answers at once. Saves grouped in one process: in `concurrency.rs`.
 #[tokio::test]
 async fn a_lifetime_set_beside_a_later_touch_keeps_its_deadline() {
     for setup in ["one process", "two processes", "immediate store"] {

@@ -86,7 +86,7 @@ impl std::fmt::Debug for MemoryStore {
 struct Shard {
     map: Table<Entry>,
     next_sweep_ms: i64,
-    /// While the shard is at its limit: no earlier than the earliest
+    /// While the shard is at its limit: no later than the earliest
     /// deadline among its records (the earliest when they were last
     /// counted, lowered by every create and save since: a session's own
     /// lifetime can move a deadline earlier), before which no record can
@@ -814,9 +814,10 @@ mod tests {
     }
 
     /// A session's own lifetime can move a deadline earlier (a shorter
-    /// limit, or back to the configuration's): a full shard counts it, so
-    /// that a create once that record expired is not refused until the
-    /// deadline the shard last counted.
+    /// limit, or back to the configuration's) or make a new record end
+    /// sooner than the others: a full shard counts it, so that a create
+    /// once that record expired is not refused until the deadline the
+    /// shard last counted.
     #[test]
     fn a_full_shard_sees_a_deadline_a_save_moved_earlier() {
         let clock = ManualClock::new(datetime!(2026-01-01 0:00 UTC));
@@ -838,6 +839,19 @@ mod tests {
         clock.advance(Duration::seconds(11));
         store.create_now(&key_in_shard(5, 3), &long).unwrap();
         assert_eq!(store.load_now(&key_in_shard(5, 1)).unwrap(), None);
+
+        // The same for a create: a place freed, then taken by a record
+        // that ends sooner than any the shard last counted.
+        store.delete_now(&key_in_shard(5, 2)).unwrap();
+        let now = clock.now();
+        let short = Record::new(now, Some(now + Duration::seconds(10)));
+        store.create_now(&key_in_shard(5, 4), &short).unwrap();
+        assert!(
+            store.create_now(&key_in_shard(5, 5), &long).is_err(),
+            "full"
+        );
+        clock.advance(Duration::seconds(11));
+        store.create_now(&key_in_shard(5, 5), &long).unwrap();
     }
 
     /// A record with a lifetime of its own keeps it, on the stack and the
