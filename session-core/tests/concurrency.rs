@@ -650,8 +650,9 @@ async fn a_grouped_save_that_meets_a_conflict_keeps_the_lifetime_set_in_it() {
 /// A write within the touch interval keeps the last-use time it loaded; a
 /// touch of the same session at the same time moves it. Whichever saves
 /// first, the stored record ends with the write's data and the touch's time:
-/// within one process (grouped by the save lanes), across two processes (a
-/// conflict in the store), and on a store that answers at once.
+/// within one process (the second save starts from the record the save
+/// lanes kept from the first), across two processes (a conflict in the
+/// store), and on a store that answers at once.
 #[tokio::test]
 async fn a_concurrent_touch_and_write_keep_both_the_data_and_the_later_touch() {
     for setup in ["one process", "two processes", "immediate store"] {
