@@ -39,6 +39,9 @@
 //!     .with_absolute_timeout(Some(Duration::hours(12)));
 //! ```
 //!
+//! Those limits hold for every session unless one is given its own with
+//! [`Session::set_lifetime`] (a [`Lifetime`]: "remember me" at log-in).
+//!
 //! # For adapter authors: the calling order
 //!
 //! Per request, with `engine: Engine` built once from a [`SessionConfig`]:
