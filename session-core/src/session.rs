@@ -239,7 +239,12 @@ impl State {
 /// What [`Session`] handles and a [`RequestSlot`](crate::RequestSlot)
 /// point at: the session's state and, for a request slot, the request's
 /// cookie jar. One allocation per request for both.
+///
+/// In the order written (`repr(C)`): the lock at the allocation's start
+/// is reached with no offset on every lock (letting the compiler place
+/// the jar first cost `Shared::lock` 5 instructions a call, session 23).
 #[derive(Default)]
+#[repr(C)]
 pub(crate) struct Shared {
     state: Mutex<State>,
     /// Whether `state.opened_at` is set, readable without the lock: a
