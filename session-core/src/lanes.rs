@@ -242,7 +242,6 @@ async fn save_queued(
     {
         tracing::debug!("a grouped save is too large for the store; saving each request alone");
         let mine = save_group(store, key, mine, &[], &mut last, max_conflict_retries).await;
-        let mine = mine.map(|executed| settled(executed, own, &last));
         // `jobs` and `guard.others` are in the same order.
         for job in jobs {
             let lifetime = job.record.lifetime;
@@ -254,7 +253,9 @@ async fn save_queued(
             *lock(&pending.state) = PendingState::FinishedAlone(alone);
         }
         guard.finished = true;
-        return mine;
+        // Against the record as the last of them left it, as a group's
+        // outcome is (a later request may have set another lifetime).
+        return mine.map(|executed| settled(executed, own, &last));
     }
     guard.finished = true;
     if guard.others.is_empty() {

@@ -156,12 +156,13 @@ pub enum Executed {
     SessionGone,
     /// The save ran (merged with concurrent writers), but one of them gave
     /// the session another lifetime
-    /// ([`Session::set_lifetime`](crate::Session::set_lifetime)) after this
-    /// request loaded it: this request's cookie, made for the lifetime it
-    /// loaded, would contradict the stored one (a `Max-Age` of an hour
+    /// ([`Session::set_lifetime`](crate::Session::set_lifetime)) than the
+    /// one this request's cookie was made for: the lifetime it loaded, or
+    /// the one it set, when a request saved with it set another later. The
+    /// cookie would contradict the stored lifetime (a `Max-Age` of an hour
     /// for a session remembered for thirty days, or a lasting cookie for a
     /// browser-session one). Send no session cookie: the response of the
-    /// request that set the lifetime carries the right one.
+    /// request whose lifetime stands carries the right one.
     CookieSuperseded,
 }
 

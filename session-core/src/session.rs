@@ -114,6 +114,10 @@ pub(crate) fn set_lifetime(ops: &[Op]) -> Option<Lifetime> {
 /// lifetime first: `more`'s, which replaces one `ops` set, since it was set
 /// later.
 pub(crate) fn append(ops: &mut Ops, more: &[Op]) {
+    debug_assert!(
+        more.iter().skip(1).all(|op| !matches!(op, Op::Lifetime(_))),
+        "a request's lifetime is its first change"
+    );
     match (more.split_first(), ops.first_mut()) {
         (Some((Op::Lifetime(later), rest)), Some(Op::Lifetime(set))) => {
             *set = *later;
@@ -240,9 +244,9 @@ impl State {
 /// point at: the session's state and, for a request slot, the request's
 /// cookie jar. One allocation per request for both.
 ///
-/// In the order written (`repr(C)`): the lock at the allocation's start
-/// is reached with no offset on every lock (letting the compiler place
-/// the jar first cost `Shared::lock` 5 instructions a call, session 23).
+/// In the order written (`repr(C)`): the lock at offset 0 of `Shared` is
+/// reached with no offset on every lock (letting the compiler place the
+/// jar first cost `Shared::lock` 5 instructions a call, session 23).
 #[derive(Default)]
 #[repr(C)]
 pub(crate) struct Shared {

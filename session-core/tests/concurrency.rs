@@ -562,6 +562,78 @@ async fn a_grouped_save_too_large_for_the_store_fails_only_the_request_that_made
     assert_eq!(keys, ["a", "n", "small"]);
 }
 
+/// A group too large for the store, saved again one request at a time: a
+/// request whose cookie was made for the lifetime a later request of the
+/// group replaced sends none, the leader included (its cookie was made
+/// before the others were saved).
+#[tokio::test]
+async fn a_grouped_save_too_large_settles_the_leaders_cookie_after_the_others() {
+    let (h, store) = slow_harness(|store| store.with_max_record_size(1500));
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("n", &0).unwrap())
+        .await;
+    // A touch is due: every request's plan carries a cookie.
+    h.advance_secs(120);
+    store.hang.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let local = tokio::task::LocalSet::new();
+    let (b, c, d) = local
+        .run_until(async {
+            let spawn = |handler: Box<dyn FnOnce(&session_core::Session)>| {
+                let engine = h.engine.clone();
+                let mut browser = browser.clone();
+                tokio::task::spawn_local(async move {
+                    request_with(&engine, &mut browser, handler).await
+                })
+            };
+            // A takes the lane and hangs in the store; B leads C (sets a
+            // lifetime) and D (too large) once A is done.
+            let a = spawn(Box::new(|s| s.insert("a", &1).unwrap()));
+            tokio::task::yield_now().await;
+            let b = spawn(Box::new(|s| s.insert("b", &2).unwrap()));
+            let c = spawn(Box::new(|s| {
+                s.set_lifetime(
+                    session_core::Lifetime::default()
+                        .with_idle_timeout(Some(time::Duration::days(30)))
+                        .with_absolute_timeout(None),
+                );
+            }));
+            let d = spawn(Box::new(|s| s.insert("big", &"x".repeat(2000)).unwrap()));
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            store
+                .hang
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            a.await.unwrap().unwrap();
+            (b.await.unwrap(), c.await.unwrap(), d.await.unwrap())
+        })
+        .await;
+    assert!(
+        matches!(
+            d,
+            Err(SessionError::Store(
+                session_core::StoreError::TooLarge { .. }
+            ))
+        ),
+        "{d:?}"
+    );
+    let (_, set) = c.expect("C is saved alone");
+    let set = set.expect("C's cookie, for the lifetime it set");
+    assert_eq!(
+        support::attribute(&set, "Max-Age"),
+        Some("2592000"),
+        "{set}"
+    );
+    let (_, leader) = b.expect("B is saved alone");
+    assert_eq!(
+        leader, None,
+        "B's cookie was made for the lifetime C replaced"
+    );
+    // A, the group of three, then B, C and D alone.
+    assert_eq!(store.saves.load(std::sync::atomic::Ordering::Relaxed), 5);
+}
+
 /// Saves of one session grouped in one process, one of which sets the
 /// session's lifetime, meet another process's write in the store: the
 /// merge keeps the lifetime, with the deadline counted under it, and the
@@ -596,8 +668,9 @@ async fn a_grouped_save_that_meets_a_conflict_keeps_the_lifetime_set_in_it() {
                 })
             };
             // A takes the lane and hangs in the store; B and C queue, and
-            // B leads them once A is done (C's lifetime second in the
-            // group's changes).
+            // B leads them once A is done (the lane's lock wakes its
+            // waiters in order), C's lifetime second in the group's
+            // changes.
             let a = spawn(Box::new(|s| s.insert("a", &1).unwrap()));
             tokio::task::yield_now().await;
             let b = spawn(Box::new(|s| s.insert("b", &2).unwrap()));
@@ -606,19 +679,22 @@ async fn a_grouped_save_that_meets_a_conflict_keeps_the_lifetime_set_in_it() {
                 tokio::task::yield_now().await;
             }
             store.hang.store(false, Relaxed);
-            // A saves; the group's save enters the store and is held there
-            // while another process writes first.
-            while store.saves.load(Relaxed) < 2 {
+            // A saves; the group's save enters the store, which yields
+            // once before it writes (`SlowSaves`): another process writes
+            // first.
+            for _ in 0..1000 {
+                if store.saves.load(Relaxed) >= 2 {
+                    break;
+                }
                 tokio::task::yield_now().await;
             }
-            store.hang.store(true, Relaxed);
+            assert_eq!(store.saves.load(Relaxed), 2, "the group's save began");
             let mut other = store.inner.load(&key).await.unwrap().expect("the session");
             let version = other.version;
             other.data.insert("d", 4.into());
             other.version += 1;
             let saved = store.inner.save(&key, &other, version).await.unwrap();
             assert_eq!(saved, session_core::SaveOutcome::Saved);
-            store.hang.store(false, Relaxed);
             (a.await.unwrap(), b.await.unwrap(), c.await.unwrap())
         })
         .await;
@@ -640,6 +716,9 @@ async fn a_grouped_save_that_meets_a_conflict_keeps_the_lifetime_set_in_it() {
     let mut keys: Vec<_> = stored.data.keys().collect();
     keys.sort_unstable();
     assert_eq!(keys, ["a", "b", "d", "n"]);
+    // A's save, the other process's, then the group's (each request
+    // alone would have made a fourth version).
+    assert_eq!(stored.version, 3, "B and C were saved as a group");
     assert_eq!(stored.lifetime, remembered());
     assert_eq!(
         stored.expires_at,
