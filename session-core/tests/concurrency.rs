@@ -562,6 +562,51 @@ async fn a_grouped_save_too_large_for_the_store_fails_only_the_request_that_made
     assert_eq!(keys, ["a", "n", "small"]);
 }
 
+/// A request's handler, for [`spawn_request`].
+type Handler = Box<dyn FnOnce(&session_core::Session)>;
+
+/// A whole request of `browser`'s session on a local task; what
+/// `request_with` returns.
+fn spawn_request(
+    h: &Harness,
+    browser: &Browser,
+    handler: Handler,
+) -> tokio::task::JoinHandle<Result<((), Option<String>), SessionError>> {
+    let engine = h.engine.clone();
+    let mut browser = browser.clone();
+    tokio::task::spawn_local(async move { request_with(&engine, &mut browser, handler).await })
+}
+
+/// Request A of `browser`'s session, which takes the save lane and hangs
+/// in `store` (its `hang` set); then `queued`, in order, which wait in the
+/// lane behind it; then lets A's save go on, so that the first of
+/// `queued` leads the others in one group (the lane's lock wakes its
+/// waiters in order). Run on a `LocalSet`. A's task, and the others'.
+async fn queued_behind_a(
+    h: &Harness,
+    browser: &Browser,
+    store: &SlowSaves,
+    queued: Vec<Handler>,
+) -> (
+    tokio::task::JoinHandle<Result<((), Option<String>), SessionError>>,
+    Vec<tokio::task::JoinHandle<Result<((), Option<String>), SessionError>>>,
+) {
+    store.hang.store(true, std::sync::atomic::Ordering::Relaxed);
+    let a = spawn_request(h, browser, Box::new(|s| s.insert("a", &1).unwrap()));
+    tokio::task::yield_now().await;
+    let queued = queued
+        .into_iter()
+        .map(|handler| spawn_request(h, browser, handler))
+        .collect();
+    for _ in 0..5 {
+        tokio::task::yield_now().await;
+    }
+    store
+        .hang
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    (a, queued)
+}
+
 /// A group too large for the store, saved again one request at a time: a
 /// request whose cookie was made for the lifetime a later request of the
 /// group replaced sends none, the leader included (its cookie was made
@@ -574,38 +619,30 @@ async fn a_grouped_save_too_large_settles_the_leaders_cookie_after_the_others() 
         .await;
     // A touch is due: every request's plan carries a cookie.
     h.advance_secs(120);
-    store.hang.store(true, std::sync::atomic::Ordering::Relaxed);
 
     let local = tokio::task::LocalSet::new();
     let (b, c, d) = local
         .run_until(async {
-            let spawn = |handler: Box<dyn FnOnce(&session_core::Session)>| {
-                let engine = h.engine.clone();
-                let mut browser = browser.clone();
-                tokio::task::spawn_local(async move {
-                    request_with(&engine, &mut browser, handler).await
-                })
-            };
-            // A takes the lane and hangs in the store; B leads C (sets a
-            // lifetime) and D (too large) once A is done.
-            let a = spawn(Box::new(|s| s.insert("a", &1).unwrap()));
-            tokio::task::yield_now().await;
-            let b = spawn(Box::new(|s| s.insert("b", &2).unwrap()));
-            let c = spawn(Box::new(|s| {
-                s.set_lifetime(
-                    session_core::Lifetime::default()
-                        .with_idle_timeout(Some(time::Duration::days(30)))
-                        .with_absolute_timeout(None),
-                );
-            }));
-            let d = spawn(Box::new(|s| s.insert("big", &"x".repeat(2000)).unwrap()));
-            for _ in 0..5 {
-                tokio::task::yield_now().await;
-            }
-            store
-                .hang
-                .store(false, std::sync::atomic::Ordering::Relaxed);
+            // B leads C (sets a lifetime) and D (too large) once A is done.
+            let (a, queued) = queued_behind_a(
+                &h,
+                &browser,
+                &store,
+                vec![
+                    Box::new(|s| s.insert("b", &2).unwrap()),
+                    Box::new(|s| {
+                        s.set_lifetime(
+                            session_core::Lifetime::default()
+                                .with_idle_timeout(Some(time::Duration::days(30)))
+                                .with_absolute_timeout(None),
+                        );
+                    }),
+                    Box::new(|s| s.insert("big", &"x".repeat(2000)).unwrap()),
+                ],
+            )
+            .await;
             a.await.unwrap().unwrap();
+            let [b, c, d] = <[_; 3]>::try_from(queued).unwrap();
             (b.await.unwrap(), c.await.unwrap(), d.await.unwrap())
         })
         .await;
@@ -655,30 +692,22 @@ async fn a_grouped_save_that_meets_a_conflict_keeps_the_lifetime_set_in_it() {
     else {
         panic!("a save");
     };
-    store.hang.store(true, Relaxed);
-
     let local = tokio::task::LocalSet::new();
     let (a, b, c) = local
         .run_until(async {
-            let spawn = |handler: Box<dyn FnOnce(&session_core::Session)>| {
-                let engine = h.engine.clone();
-                let mut browser = browser.clone();
-                tokio::task::spawn_local(async move {
-                    request_with(&engine, &mut browser, handler).await
-                })
-            };
-            // A takes the lane and hangs in the store; B and C queue, and
-            // B leads them once A is done (the lane's lock wakes its
-            // waiters in order), C's lifetime second in the group's
+            // B leads C once A is done, C's lifetime second in the group's
             // changes.
-            let a = spawn(Box::new(|s| s.insert("a", &1).unwrap()));
-            tokio::task::yield_now().await;
-            let b = spawn(Box::new(|s| s.insert("b", &2).unwrap()));
-            let c = spawn(Box::new(|s| s.set_lifetime(remembered())));
-            for _ in 0..5 {
-                tokio::task::yield_now().await;
-            }
-            store.hang.store(false, Relaxed);
+            let (a, queued) = queued_behind_a(
+                &h,
+                &browser,
+                &store,
+                vec![
+                    Box::new(|s| s.insert("b", &2).unwrap()),
+                    Box::new(|s| s.set_lifetime(remembered())),
+                ],
+            )
+            .await;
+            let [b, c] = <[_; 2]>::try_from(queued).unwrap();
             // A saves; the group's save enters the store, which yields
             // once before it writes (`SlowSaves`): another process writes
             // first.
@@ -734,22 +763,12 @@ async fn a_grouped_save_that_meets_a_conflict_keeps_the_lifetime_set_in_it() {
 /// store), and on a store that answers at once.
 #[tokio::test]
 async fn a_concurrent_touch_and_write_keep_both_the_data_and_the_later_touch() {
-    for setup in ["one process", "two processes", "immediate store"] {
+    for setup in support::SETUPS {
         for touch_first in [false, true] {
             let h = Harness::with(|c| c.with_touch_interval(time::Duration::seconds(60)));
-            let memory = Arc::new(MemoryStore::with_clock(Arc::new(h.clock.clone())));
-            let (writer_engine, toucher_engine, store): (Engine, Engine, Arc<dyn SessionStore>) =
-                match setup {
-                    "one process" => (h.engine.clone(), h.engine.clone(), h.store.clone()),
-                    "two processes" => (h.engine.clone(), h.sibling(|c| c), h.store.clone()),
-                    _ => {
-                        let on_memory = |c: SessionConfig| {
-                            c.with_store(memory.clone())
-                                .with_touch_interval(time::Duration::seconds(60))
-                        };
-                        (h.sibling(on_memory), h.sibling(on_memory), memory.clone())
-                    }
-                };
+            let (writer_engine, toucher_engine, store) = support::engines_for(setup, &h, |c| {
+                c.with_touch_interval(time::Duration::seconds(60))
+            });
             let case = format!("{setup}, touch first: {touch_first}");
             let mut browser = Browser::new();
             request_with(&writer_engine, &mut browser, |s| s.insert("n", &1).unwrap())

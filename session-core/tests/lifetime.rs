@@ -2,13 +2,9 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use serde_json::json;
-use session_core::{
-    Engine, Lifetime, MemoryStore, SessionConfig, SessionStore, Storage, StoreOp, Timestamp,
-};
-use support::{Browser, Harness, START, attribute, open_with, request_with};
+use session_core::{Lifetime, Storage, StoreOp, Timestamp};
+use support::{Browser, Harness, SETUPS, START, attribute, engines_for, open_with, request_with};
 use time::Duration;
 
 const DAY: i64 = 24 * 3600;
@@ -210,20 +206,34 @@ async fn regenerate_keeps_the_lifetime_and_destroy_forgets_it() {
 async fn a_short_own_idle_timeout_is_touched_in_time() {
     let h = Harness::new();
     assert_eq!(h.engine.config().touch_interval(), Duration::minutes(1));
+    let lifetime = Lifetime::default().with_idle_timeout(Some(Duration::seconds(60)));
+    let gone = lives_while_used(&h, lifetime, 40, 10, 60).await;
+    assert_eq!(gone, None, "60 s without a request");
+}
+
+/// Logs alice in with `lifetime`, then makes `times` requests `every`
+/// seconds apart, each of which must find her, then one `then` seconds
+/// later: what that one finds.
+async fn lives_while_used(
+    h: &Harness,
+    lifetime: Lifetime,
+    every: i64,
+    times: usize,
+    then: i64,
+) -> Option<String> {
     let mut browser = Browser::new();
     h.request(&mut browser, |s| {
         s.insert("user", "alice").unwrap();
-        s.set_lifetime(Lifetime::default().with_idle_timeout(Some(Duration::seconds(60))));
+        s.set_lifetime(lifetime);
     })
     .await;
-    for _ in 0..10 {
-        h.advance_secs(40);
+    for _ in 0..times {
+        h.advance_secs(every);
         let (found, _) = h.request(&mut browser, user).await;
         assert_eq!(found.as_deref(), Some("alice"));
     }
-    h.advance_secs(60);
-    let (found, _) = h.request(&mut browser, user).await;
-    assert_eq!(found, None, "60 s without a request");
+    h.advance_secs(then);
+    h.request(&mut browser, user).await.0
 }
 
 /// A shorter limit, set on a session the configuration would keep longer,
@@ -231,20 +241,9 @@ async fn a_short_own_idle_timeout_is_touched_in_time() {
 #[tokio::test]
 async fn an_own_absolute_limit_ends_an_active_session() {
     let h = Harness::new();
-    let mut browser = Browser::new();
-    h.request(&mut browser, |s| {
-        s.insert("user", "alice").unwrap();
-        s.set_lifetime(Lifetime::default().with_absolute_timeout(Some(Duration::minutes(10))));
-    })
-    .await;
-    for _ in 0..4 {
-        h.advance_secs(120);
-        let (found, _) = h.request(&mut browser, user).await;
-        assert_eq!(found.as_deref(), Some("alice"));
-    }
-    h.advance_secs(120);
-    let (found, _) = h.request(&mut browser, user).await;
-    assert_eq!(found, None, "ten minutes after creation, however active");
+    let lifetime = Lifetime::default().with_absolute_timeout(Some(Duration::minutes(10)));
+    let gone = lives_while_used(&h, lifetime, 120, 4, 120).await;
+    assert_eq!(gone, None, "ten minutes after creation, however active");
 }
 
 /// In cookie-store mode the lifetime travels in the encrypted cookie.
@@ -275,19 +274,10 @@ async fn the_lifetime_travels_in_a_cookie_store_session() {
 /// answers at once. Saves grouped in one process: in `concurrency.rs`.
 #[tokio::test]
 async fn a_lifetime_set_beside_a_later_touch_keeps_its_deadline() {
-    for setup in ["one process", "two processes", "immediate store"] {
+    for setup in SETUPS {
         for touch_first in [false, true] {
             let h = Harness::new();
-            let memory = Arc::new(MemoryStore::with_clock(Arc::new(h.clock.clone())));
-            let (setter_engine, toucher_engine, store): (Engine, Engine, Arc<dyn SessionStore>) =
-                match setup {
-                    "one process" => (h.engine.clone(), h.engine.clone(), h.store.clone()),
-                    "two processes" => (h.engine.clone(), h.sibling(|c| c), h.store.clone()),
-                    _ => {
-                        let on_memory = |c: SessionConfig| c.with_store(memory.clone());
-                        (h.sibling(on_memory), h.sibling(on_memory), memory.clone())
-                    }
-                };
+            let (setter_engine, toucher_engine, store) = engines_for(setup, &h, |c| c);
             let case = format!("{setup}, touch first: {touch_first}");
             let mut browser = Browser::new();
             request_with(&setter_engine, &mut browser, |s| s.insert("n", &1).unwrap())

@@ -152,6 +152,30 @@ impl Harness {
     }
 }
 
+/// The setups the concurrency tests run two requests of one session in:
+/// "one process" (one engine: the second save starts from the record the
+/// save lanes kept from the first), "two processes" (two engines on the
+/// harness' store: a conflict in the store), and "immediate store" (two
+/// engines on a memory store that answers at once, each configured by
+/// `tweak`). The two engines and the store they share.
+pub const SETUPS: [&str; 3] = ["one process", "two processes", "immediate store"];
+
+pub fn engines_for(
+    setup: &str,
+    h: &Harness,
+    tweak: impl Fn(SessionConfig) -> SessionConfig,
+) -> (Engine, Engine, Arc<dyn SessionStore>) {
+    match setup {
+        "one process" => (h.engine.clone(), h.engine.clone(), h.store.clone()),
+        "two processes" => (h.engine.clone(), h.sibling(|c| c), h.store.clone()),
+        _ => {
+            let memory = Arc::new(MemoryStore::with_clock(Arc::new(h.clock.clone())));
+            let on_memory = |c: SessionConfig| tweak(c.with_store(memory.clone()));
+            (h.sibling(on_memory), h.sibling(on_memory), memory)
+        }
+    }
+}
+
 /// Two harnesses that make the same ids at the same times: for running the
 /// same requests two ways and comparing the plans.
 pub fn twins() -> (Harness, Harness) {
