@@ -274,10 +274,23 @@ impl Entry {
     }
 
     /// Forced inline into every load: the common record (no lifetime of
-    /// its own) reads in line.
+    /// its own) reads in line. The header is read whole before the data,
+    /// one length check for all of it.
     #[inline(always)]
     fn decode(&self) -> Result<Record, StoreError> {
-        let flags = self.blob[FLAGS];
+        let header = self
+            .blob
+            .first_chunk::<HEADER>()
+            .ok_or(packed::Malformed("truncated header"))
+            .map_err(malformed)?;
+        let word = |i: usize| {
+            let at = KEY_REST + i * 8;
+            <[u8; 8]>::try_from(&header[at..at + 8]).unwrap_or_default()
+        };
+        let created_at = Timestamp::from_unix_ms(i64::from_le_bytes(word(0)));
+        let last_seen = Timestamp::from_unix_ms(i64::from_le_bytes(word(1)));
+        let version = u64::from_le_bytes(word(2));
+        let flags = header[FLAGS];
         let (lifetime, start) = if flags & HAS_LIFETIME == 0 {
             (Lifetime::default(), HEADER)
         } else {
@@ -286,11 +299,11 @@ impl Entry {
         let data = packed::read_data(&self.blob[start..]).map_err(malformed)?;
         Ok(Record {
             data,
-            created_at: Timestamp::from_unix_ms(i64::from_le_bytes(self.field(0))),
-            last_seen: Timestamp::from_unix_ms(i64::from_le_bytes(self.field(1))),
+            created_at,
+            last_seen,
             expires_at: (flags & HAS_DEADLINE != 0)
                 .then_some(Timestamp::from_unix_ms(self.expires_ms)),
-            version: self.version(),
+            version,
             lifetime,
         })
     }
