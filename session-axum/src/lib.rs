@@ -151,6 +151,26 @@
 //! clock.advance(Duration::minutes(31)); // every session is now idle too long
 //! ```
 //!
+//! One session can have limits of its own, chosen in a handler: a log-in's
+//! "remember me" (the session keeps them until they are set again):
+//!
+//! ```
+//! use session_axum::{Lifetime, Session};
+//! use time::Duration;
+//!
+//! async fn login_remembered(session: Session) -> &'static str {
+//!     session.regenerate();
+//!     session.insert("user", "alice").expect("a string is always JSON");
+//!     session.set_lifetime(
+//!         Lifetime::default()
+//!             .with_idle_timeout(Some(Duration::days(30)))
+//!             .with_absolute_timeout(None)
+//!             .with_persistent(true),
+//!     );
+//!     "Logged in for thirty days"
+//! }
+//! ```
+//!
 //! # Features
 //!
 //! This crate has no cargo features. It depends on `axum` with its default
