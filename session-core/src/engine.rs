@@ -1127,7 +1127,7 @@ impl Engine {
             (Some(_), None) => return CommitNow::Wait(plan),
         };
         CommitNow::Done(match executed {
-            Executed::SessionGone | Executed::CookieSuperseded => None,
+            Executed::SessionGone | Executed::CookieWithheld => None,
             _ => plan.cookie.into_header(),
         })
     }
@@ -1172,7 +1172,7 @@ impl Engine {
                     Some(&self.inner.saves),
                 )
                 .await?;
-            if matches!(executed, Executed::SessionGone | Executed::CookieSuperseded) {
+            if matches!(executed, Executed::SessionGone | Executed::CookieWithheld) {
                 return Ok(None);
             }
         }

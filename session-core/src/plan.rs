@@ -154,19 +154,26 @@ pub enum Executed {
     /// a removal arriving after it would undo a concurrent log-in. A cookie
     /// naming a deleted record reads as no session.
     SessionGone,
-    /// The save ran (merged with concurrent writers), but one of them gave
-    /// the session another lifetime
-    /// ([`Session::set_lifetime`](crate::Session::set_lifetime)) than the
-    /// one this request's cookie was made for: the lifetime it loaded, or
-    /// the one it set, when a request saved with it set another later. The
-    /// cookie would contradict the stored lifetime (a `Max-Age` of an hour
-    /// for a session remembered for thirty days, or a lasting cookie for a
-    /// browser-session one). Send no session cookie: the response of the
-    /// request whose lifetime stands carries the right one.
-    CookieSuperseded,
+    /// This request's cookie would contradict the stored record: send no
+    /// session cookie (the browser's keeps what it says). Either:
+    ///
+    /// - the save ran (merged with concurrent writers), but one of them
+    ///   gave the session another lifetime
+    ///   ([`Session::set_lifetime`](crate::Session::set_lifetime)) than
+    ///   the one this request's cookie was made for: the lifetime it
+    ///   loaded, or the one it set, when a request saved with it set
+    ///   another later (a `Max-Age` of an hour for a session remembered for
+    ///   thirty days, or a lasting cookie for a browser-session one; the
+    ///   response of the request whose lifetime stands carries the right
+    ///   cookie);
+    /// - or the save was a touch, skipped because the record is over the
+    ///   store's size limit
+    ///   ([`StoreError::TooLarge`](crate::StoreError::TooLarge)): its
+    ///   deadline did not move, so a fresh `Max-Age` would outlive it.
+    CookieWithheld,
 }
 
-/// [`Executed::CookieSuperseded`] in place of `Done` when the lifetime
+/// [`Executed::CookieWithheld`] in place of `Done` when the lifetime
 /// now stored (`stored`, if known) is not `own`, the one the request's
 /// cookie was made for: one that loaded a lifetime another request then
 /// replaced, or that set one a later request replaced in turn (the
@@ -174,7 +181,7 @@ pub enum Executed {
 #[inline]
 pub(crate) fn settle(executed: Executed, own: Lifetime, stored: Option<Lifetime>) -> Executed {
     match (executed, stored) {
-        (Executed::Done, Some(stored)) if stored != own => Executed::CookieSuperseded,
+        (Executed::Done, Some(stored)) if stored != own => Executed::CookieWithheld,
         (executed, _) => executed,
     }
 }
@@ -199,7 +206,7 @@ impl Plan {
     /// store round trip each instead of a cascade of conflicts.
     ///
     /// Send the plan's cookie only when this returns [`Executed::Done`]:
-    /// [`Executed::SessionGone`] and [`Executed::CookieSuperseded`] mean
+    /// [`Executed::SessionGone`] and [`Executed::CookieWithheld`] mean
     /// no session cookie at all (as `Engine::commit` does).
     ///
     /// # Errors
@@ -227,7 +234,7 @@ impl Plan {
     /// let mut plan = engine.finish(&session, now).unwrap();
     /// let executed = plan.execute(&*store, 64).await.unwrap();
     /// // `Executed::SessionGone` (the session ended meanwhile) or
-    /// // `Executed::CookieSuperseded` would mean: send no session cookie.
+    /// // `Executed::CookieWithheld` would mean: send no session cookie.
     /// assert_eq!(executed, Executed::Done);
     /// // The record was created: send the plan's cookie.
     /// assert!(plan.cookie.header().is_some());
@@ -424,7 +431,7 @@ fn replace_now(
 fn carried(saved: Result<Executed, SessionError>) -> Executed {
     match saved {
         // The new id's cookie is sent either way: it is the session now.
-        Ok(Executed::Done | Executed::CookieSuperseded) => Executed::Done,
+        Ok(Executed::Done | Executed::CookieWithheld) => Executed::Done,
         Ok(Executed::SessionGone) => carry_failed(&SessionError::Store(StoreError::backend(
             "the new record was gone when the carried-over changes were saved",
         ))),
@@ -513,7 +520,7 @@ pub(crate) async fn save(
         let outcome = match store.save(&key, &record, expected_version).await {
             Err(StoreError::TooLarge { size, limit }) if touch => {
                 touch_too_large(size, limit);
-                return Ok((Executed::Done, None));
+                return Ok((Executed::CookieWithheld, None));
             }
             outcome => outcome?,
         };
@@ -537,7 +544,7 @@ pub(crate) async fn save(
 /// with a second call site (a log-in's carry-over, in [`replace_now`])
 /// the compiler made it a call of its own, 70 instructions a request more
 /// (session 22, `cold-cache.sh`). Settled: `Done` becomes
-/// [`Executed::CookieSuperseded`] as [`settle`] says.
+/// [`Executed::CookieWithheld`] as [`settle`] says.
 #[inline(always)]
 fn save_now(
     store: &dyn ImmediateStore,
@@ -554,7 +561,7 @@ fn save_now(
         let outcome = match store.save_now(&key, &record, expected_version) {
             Err(StoreError::TooLarge { size, limit }) if touch => {
                 touch_too_large(size, limit);
-                return Ok(Executed::Done);
+                return Ok(Executed::CookieWithheld);
             }
             outcome => outcome?,
         };
@@ -579,7 +586,9 @@ fn save_now(
 /// than its limit (stored before the limit was lowered, or grown by a
 /// digit of its version): skipped, so that reading an oversized session is
 /// never an error; the session then ends at its old idle deadline unless
-/// a request makes it smaller.
+/// a request makes it smaller, and the request sends no cookie
+/// ([`Executed::CookieWithheld`]: a fresh `Max-Age` would outlive the
+/// record).
 ///
 /// Every read of such a session meets it again (its deadline never moves),
 /// so the warning is given at most once a minute in the process, and at
