@@ -154,22 +154,16 @@ pub enum Executed {
     /// a removal arriving after it would undo a concurrent log-in. A cookie
     /// naming a deleted record reads as no session.
     SessionGone,
-    /// This request's cookie would contradict the stored record: send no
-    /// session cookie (the browser's keeps what it says). Either:
-    ///
-    /// - the save ran (merged with concurrent writers), but one of them
-    ///   gave the session another lifetime
-    ///   ([`Session::set_lifetime`](crate::Session::set_lifetime)) than
-    ///   the one this request's cookie was made for: the lifetime it
-    ///   loaded, or the one it set, when a request saved with it set
-    ///   another later (a `Max-Age` of an hour for a session remembered for
-    ///   thirty days, or a lasting cookie for a browser-session one; the
-    ///   response of the request whose lifetime stands carries the right
-    ///   cookie);
-    /// - or the save was a touch, skipped because the record is over the
-    ///   store's size limit
-    ///   ([`StoreError::TooLarge`](crate::StoreError::TooLarge)): its
-    ///   deadline did not move, so a fresh `Max-Age` would outlive it.
+    /// The save ran (merged with concurrent writers), but one of them gave
+    /// the session another lifetime
+    /// ([`Session::set_lifetime`](crate::Session::set_lifetime)) than the
+    /// one this request's cookie was made for: the lifetime it loaded, or
+    /// the one it set, when a request saved with it set another later.
+    /// The cookie would contradict the stored lifetime (a `Max-Age` of an
+    /// hour for a session remembered for thirty days, or a lasting cookie
+    /// for a browser-session one): send no session cookie. The browser's
+    /// cookie stands, and the response of the request whose lifetime
+    /// stands carries the right one.
     CookieWithheld,
 }
 
@@ -520,7 +514,7 @@ pub(crate) async fn save(
         let outcome = match store.save(&key, &record, expected_version).await {
             Err(StoreError::TooLarge { size, limit }) if touch => {
                 touch_too_large(size, limit);
-                return Ok((Executed::CookieWithheld, None));
+                return Ok((Executed::Done, None));
             }
             outcome => outcome?,
         };
@@ -561,7 +555,7 @@ fn save_now(
         let outcome = match store.save_now(&key, &record, expected_version) {
             Err(StoreError::TooLarge { size, limit }) if touch => {
                 touch_too_large(size, limit);
-                return Ok(Executed::CookieWithheld);
+                return Ok(Executed::Done);
             }
             outcome => outcome?,
         };
@@ -586,9 +580,10 @@ fn save_now(
 /// than its limit (stored before the limit was lowered, or grown by a
 /// digit of its version): skipped, so that reading an oversized session is
 /// never an error; the session then ends at its old idle deadline unless
-/// a request makes it smaller, and the request sends no cookie
-/// ([`Executed::CookieWithheld`]: a fresh `Max-Age` would outlive the
-/// record).
+/// a request makes it smaller. The request's cookie is still sent: it may
+/// be moving the session to the current key, which matters more than a
+/// `Max-Age` that outlives the record (a cookie naming an ended session
+/// reads as no session).
 ///
 /// Every read of such a session meets it again (its deadline never moves),
 /// so the warning is given at most once a minute in the process, and at

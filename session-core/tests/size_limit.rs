@@ -101,9 +101,9 @@ async fn an_oversized_session(immediate: bool) {
     // the process, and at debug level in between.
     let logs = CapturedLogs::start_at(tracing::Level::DEBUG);
 
-    // Reading it, once a touch is due: no error, no write, a warning, and
-    // no cookie (its deadline did not move: a fresh `Max-Age` would
-    // outlive the record).
+    // Reading it, once a touch is due: no error, no write, a warning; the
+    // cookie is still sent (it may be moving the session to the current
+    // key).
     clock.advance(Duration::minutes(5));
     let (len, set_cookie) = request_with(&engine, &mut browser, |s| {
         s.get::<String>("note").unwrap().map(|n| n.len())
@@ -111,7 +111,7 @@ async fn an_oversized_session(immediate: bool) {
     .await
     .expect("a read of an oversized session is never an error");
     assert_eq!(len, Some(2000));
-    assert_eq!(set_cookie, None);
+    assert!(set_cookie.is_some());
     assert_eq!(stored(), before, "the touch was skipped");
     let text = logs.text();
     assert!(text.contains("its touch is skipped"), "{text}");
