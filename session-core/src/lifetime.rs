@@ -74,13 +74,12 @@ const MAX_SECONDS: u64 = LIMIT_MASK - SECONDS;
 
 /// A limit's packed form.
 fn pack(limit: Option<Duration>) -> u64 {
-    match limit {
-        None => NEVER,
-        Some(d) => {
-            let secs = u64::try_from(d.whole_seconds().max(0)).unwrap_or(u64::MAX);
-            secs.min(MAX_SECONDS) + SECONDS
-        }
-    }
+    pack_secs(limit.map(|d| u64::try_from(d.whole_seconds().max(0)).unwrap_or(u64::MAX)))
+}
+
+/// A limit in whole seconds (`None`: no limit), packed; cut to the longest.
+fn pack_secs(secs: Option<u64>) -> u64 {
+    secs.map_or(NEVER, |secs| secs.min(MAX_SECONDS) + SECONDS)
 }
 
 /// A packed limit: `None` for the configuration's, else the session's own.
@@ -262,9 +261,9 @@ impl Lifetime {
         let Some(wire) = wire else {
             return Self::default();
         };
-        let limit = |secs: Option<u64>| secs.map(|s| s.min(MAX_SECONDS) + SECONDS).unwrap_or(NEVER);
-        let mut lifetime =
-            Self(wire.i.map_or(CONFIG, limit) | wire.a.map_or(CONFIG, limit) << ABSOLUTE_SHIFT);
+        let mut lifetime = Self(
+            wire.i.map_or(CONFIG, pack_secs) | wire.a.map_or(CONFIG, pack_secs) << ABSOLUTE_SHIFT,
+        );
         if let Some(persistent) = wire.p {
             lifetime = lifetime.with_persistent(persistent);
         }
