@@ -140,6 +140,9 @@ SERVERS=(
   # together. The -mt entries keep the multi-thread shape for comparison.
   "ours-axum-memory|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=memory DEMO_RUNTIME=current_thread|bare-axum"
   "ours-axum-memory-mt|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=memory TOKIO_WORKER_THREADS=1|bare-axum"
+  # Cookie-store mode: the whole session in an AES-256-GCM cookie, no
+  # store (perf-anchors.md's target: /views with a session ≤ +2.0 µs).
+  "ours-axum-cookie|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=cookie DEMO_RUNTIME=current_thread|bare-axum"
   # Sessions in Redis (the bench's own redis-server, see above).
   "ours-axum-redis|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=redis REDIS_URL=$REDIS_URL DEMO_RUNTIME=current_thread|bare-axum"
   "ours-axum-redis-mt|target/release/examples/demo|SESSION_SECRET=$SECRET SESSION_STORE=redis REDIS_URL=$REDIS_URL TOKIO_WORKER_THREADS=1|bare-axum"

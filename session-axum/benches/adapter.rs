@@ -49,7 +49,7 @@ use axum::http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use axum::http::{HeaderValue, Request, Response};
 use axum::routing::get;
 use criterion::{Criterion, criterion_group};
-use session_axum::{Key, KeyRing, SessionConfig, SessionService};
+use session_axum::{Key, KeyRing, SessionConfig, SessionService, Storage};
 use tower::Service as _;
 
 /// Polls a future that never waits (the memory store never does) to
@@ -94,9 +94,19 @@ fn serve_ready(app: Router) -> Router {
 type Ours = SessionService<Router>;
 
 fn ours() -> App {
-    let key = Key::from_bytes(&(0..64u8).collect::<Vec<_>>()).unwrap();
     // The defaults, as the demo's: the memory store and the system clock.
-    App::Ours(demo::app(SessionConfig::new(KeyRing::new(key))).unwrap())
+    App::Ours(demo::app(config()).unwrap())
+}
+
+/// Our demo in cookie-store mode (`SESSION_STORE=cookie`): the whole
+/// session sealed in its cookie, no store.
+fn ours_cookie() -> App {
+    App::Ours(demo::app(config().with_storage(Storage::Cookie)).unwrap())
+}
+
+fn config() -> SessionConfig {
+    let key = Key::from_bytes(&(0..64u8).collect::<Vec<_>>()).unwrap();
+    SessionConfig::new(KeyRing::new(key))
 }
 
 fn request(path: &str, cookie: Option<&HeaderValue>) -> Request<Body> {
@@ -140,6 +150,8 @@ fn bench_adapter(c: &mut Criterion) {
     let mut bare = bare();
     let mut ours = ours();
     let cookie = session_cookie(&mut ours);
+    let mut sealed = ours_cookie();
+    let sealed_cookie = session_cookie(&mut sealed);
 
     for (case, path, with_cookie) in CASES {
         let cookie = with_cookie.then_some(&cookie);
@@ -149,6 +161,10 @@ fn bench_adapter(c: &mut Criterion) {
         group.bench_function(format!("ours/{case}"), |b| {
             b.iter(|| black_box(call(&mut ours, request(path, cookie))));
         });
+        let cookie = with_cookie.then_some(&sealed_cookie);
+        group.bench_function(format!("cookie/{case}"), |b| {
+            b.iter(|| black_box(call(&mut sealed, request(path, cookie))));
+        });
     }
     group.finish();
 }
@@ -156,14 +172,25 @@ fn bench_adapter(c: &mut Criterion) {
 /// `--count CASE N [--pollute KB]`: runs one case N times, for counting
 /// instructions (and, with `pollute_kb`, cache misses of cold requests).
 fn count(which: &str, times: u64, pollute_kb: usize) {
-    let mut bare = bare();
-    let mut ours = ours();
-    let cookie = session_cookie(&mut ours);
-    let (app, case) = match which.split_once('/') {
-        Some(("bare", case)) => (&mut bare, case),
-        Some(("ours", case)) => (&mut ours, case),
-        _ => panic!("--count takes bare/CASE or ours/CASE, not {which:?}"),
+    let (kind, case) = which.split_once('/').unwrap_or_else(|| {
+        panic!("--count takes bare/CASE, ours/CASE or cookie/CASE, not {which:?}")
+    });
+    // The cookie comes from the app counted; bare axum replays our demo's.
+    let (mut app, cookie) = match kind {
+        "bare" => (bare(), session_cookie(&mut ours())),
+        "ours" => {
+            let mut app = ours();
+            let cookie = session_cookie(&mut app);
+            (app, cookie)
+        }
+        "cookie" => {
+            let mut app = ours_cookie();
+            let cookie = session_cookie(&mut app);
+            (app, cookie)
+        }
+        _ => panic!("--count takes bare/CASE, ours/CASE or cookie/CASE, not {which:?}"),
     };
+    let app = &mut app;
     let Some((_, path, with_cookie)) = CASES.into_iter().find(|(name, ..)| *name == case) else {
         panic!("no case named {case:?}");
     };

@@ -109,6 +109,8 @@ struct Inner {
     own_touch_cap_ms: Option<i128>,
     /// HMAC states for the session cookie's name, one per key.
     id_signer: codec::NamedSigner,
+    /// Seals and opens the session cookie in cookie-store mode.
+    sealer: codec::private::NamedCipher,
     /// Serializes saves of one session within this process.
     saves: crate::lanes::SaveLanes,
     /// Id cookie values that verified (none in cookie-store mode).
@@ -269,6 +271,7 @@ impl Engine {
                     .or(config.touch_interval)
                     .map(ceil_ms),
                 id_signer: codec::NamedSigner::new(&config.keys, &config.name),
+                sealer: codec::private::NamedCipher::new(&config.name),
                 saves: crate::lanes::SaveLanes::new(),
                 verified: store
                     .as_ref()
@@ -409,10 +412,10 @@ impl Engine {
             let Verified { id, key, matched } = verified;
             Ok(Candidate::Id { id, key, matched })
         } else {
-            // Our values are ASCII: a value that is not UTF-8 is garbage.
-            let value = std::str::from_utf8(value).map_err(|_| CodecError::Malformed)?;
-            let (payload, matched) = codec::open(&config.keys, &config.name, value)?;
-            let record = Record::from_bytes(&payload)
+            // Bytes that are not base64 (or not UTF-8) fail the decoding.
+            let mut raw = Vec::new();
+            let matched = self.inner.sealer.open_into(&config.keys, value, &mut raw)?;
+            let record = codec::inline::read(codec::private::plaintext(&raw))
                 .map_err(|_| CodecError::Payload("not a session record"))?;
             Ok(Candidate::Inline {
                 record: Box::new(record),
@@ -1221,22 +1224,6 @@ impl Engine {
             .clone()
     }
 
-    fn session_cookie(
-        &self,
-        value: &str,
-        deadline: Option<Timestamp>,
-        lifetime: &Lifetime,
-        now: Timestamp,
-    ) -> String {
-        self.cookie_header(
-            value.len(),
-            |out| out.push_str(value),
-            deadline,
-            lifetime,
-            now,
-        )
-    }
-
     /// The `Set-Cookie` value of the session cookie: `write_value` appends
     /// the value, `value_len` bytes of it; `Max-Age` shows `deadline`
     /// unless `lifetime` makes it a browser-session cookie.
@@ -1298,16 +1285,28 @@ impl Engine {
     }
 
     fn inline_cookie(&self, record: &Record, now: Timestamp) -> Result<String, SessionError> {
+        use codec::private::{NONCE_LEN, TAG_LEN};
         let config = &self.inner.config;
-        let mut nonce = [0u8; codec::NONCE_LEN];
-        config.random.fill(&mut nonce)?;
-        let value = codec::seal_with_nonce(
-            config.keys.current(),
-            &config.name,
-            &record.to_bytes(),
-            nonce,
+        let mut buf = [0u8; NONCE_LEN + codec::inline::INLINE + TAG_LEN];
+        config.random.fill(&mut buf[..NONCE_LEN])?;
+        let (len, mut heap) =
+            codec::inline::write(record, &mut buf, NONCE_LEN, TAG_LEN).map_err(|_| {
+                SessionError::TooDeep {
+                    limit: crate::MAX_DATA_DEPTH,
+                }
+            })?;
+        let raw = match &mut heap {
+            Some(heap) => heap.as_mut_slice(),
+            None => &mut buf[..codec::private::sealed_len(len)],
+        };
+        self.inner.sealer.seal_in_place(config.keys.current(), raw);
+        let header = self.cookie_header(
+            codec::private::value_len(len),
+            |out| codec::private::push_value(raw, out),
+            record.expires_at,
+            &record.lifetime,
+            now,
         );
-        let header = self.session_cookie(&value, record.expires_at, &record.lifetime, now);
         if header.len() > MAX_COOKIE_LEN {
             return Err(SessionError::CookieTooLarge {
                 size: header.len(),

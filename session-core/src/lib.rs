@@ -106,9 +106,10 @@
 //!   value signed for another cookie name never verifies.
 //! - **Stores see digests.** Records are keyed by [`StoreKey`], a SHA-256
 //!   digest of the id: a dump of the store holds no usable cookie.
-//! - **Cookie-store mode.** The whole record is encrypted with AES-256-GCM,
-//!   a random 96-bit nonce, and the cookie name as associated data
-//!   ([`codec::seal`]). It cannot be revoked: after `destroy` or logout a
+//! - **Cookie-store mode.** The whole record (its times and its data, in a
+//!   compact binary form) is encrypted with AES-256-GCM, a random 96-bit
+//!   nonce, and the cookie name as associated data ([`codec::seal`]'s
+//!   format). It cannot be revoked: after `destroy` or logout a
 //!   copy of the old cookie stays valid until its own deadlines pass. See
 //!   [`Storage::Cookie`].
 //! - **Expiry** is enforced from the record's timestamps (inside the

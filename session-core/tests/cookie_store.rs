@@ -46,8 +46,9 @@ async fn oversized_session_is_a_defined_error() {
 }
 
 /// A session whose cookie is at the size limit keeps being readable: a
-/// touch that would make it one byte too long (its version number gains a
-/// digit) is skipped, not an error on a read-only request.
+/// touch that would make it one byte too long (its version number, a
+/// varint, gains a byte at 128) is skipped, not an error on a read-only
+/// request.
 #[tokio::test]
 async fn a_touch_that_would_pass_the_size_limit_is_skipped_not_an_error() {
     let h = harness();
@@ -59,9 +60,9 @@ async fn a_touch_that_would_pass_the_size_limit_is_skipped_not_an_error() {
     .unwrap();
     let fits = fits.unwrap();
 
-    // Touches bump the version 0 → 12: at 10 the cookie would grow.
+    // Touches bump the version 0 → 130: at 128 the cookie would grow.
     let mut skipped = 0;
-    for _ in 0..12 {
+    for _ in 0..130 {
         h.advance_secs(61);
         let (len, set) = request_with(&h.engine, &mut browser, |s| {
             s.get::<String>("blob").unwrap().map(|b| b.len())
@@ -100,8 +101,8 @@ async fn full_cookie(h: &Harness) -> Browser {
 /// be too large to send.
 async fn cookie_whose_touch_no_longer_fits(h: &Harness) -> Browser {
     let mut browser = full_cookie(h).await;
-    // Touch until one is skipped (the version gains a digit at 10).
-    for _ in 0..12 {
+    // Touch until one is skipped (the version gains a byte at 128).
+    for _ in 0..130 {
         h.advance_secs(61);
         let (_, set) = request_with(&h.engine, &mut browser, |s| s.get_value("blob"))
             .await
@@ -249,4 +250,40 @@ async fn regenerate_in_cookie_mode_issues_a_new_cookie_with_the_data() {
     assert_ne!(browser.get("id").unwrap(), before);
     let (cart, _) = h.request(&mut browser, |s| s.get_value("cart")).await;
     assert_eq!(cart, Some(json!(["apple"])));
+}
+
+/// Cookies sealed before the binary plaintext format (the record's JSON,
+/// `Record::to_bytes`) still open: a browser keeps its cookie across a
+/// deploy. The next write seals the binary format.
+#[tokio::test]
+async fn a_cookie_of_the_json_format_still_opens() {
+    let h = harness();
+    let now = h.engine.now();
+    let mut record = session_core::Record::new(now, Some(now + Duration::hours(1)));
+    record.data.insert("user", json!("alice"));
+    let value = codec::seal(&support::fixed_key(), "id", &record.to_bytes()).unwrap();
+    let mut browser = Browser::new();
+    browser.set("id", &value);
+
+    let (user, set) = h
+        .request(&mut browser, |s| {
+            let user = s.get_value("user");
+            s.insert("views", &1).unwrap();
+            user
+        })
+        .await;
+    assert_eq!(user, Some(json!("alice")));
+    let set = set.expect("the write seals the session again");
+    let new_value = browser.get("id").unwrap();
+    assert!(set.starts_with("id=p1."), "{set}");
+    assert!(
+        new_value.len() < value.len(),
+        "the binary format is shorter: {new_value} against {value}"
+    );
+    let (both, _) = h
+        .request(&mut browser, |s| {
+            (s.get_value("user"), s.get_value("views"))
+        })
+        .await;
+    assert_eq!(both, (Some(json!("alice")), Some(json!(1))));
 }

@@ -41,7 +41,11 @@ async fn removal_cookie_vector() {
 #[tokio::test]
 async fn cookie_store_vector() {
     // Nonce: twelve 0x05 bytes; the record holds {"views":1}, created and
-    // last seen at 2026-01-01T00:00:00Z, expiring an hour later.
+    // last seen at 2026-01-01T00:00:00Z, version 0, expiring an hour
+    // later, in the binary plaintext format (`codec::inline`). Opened with
+    // Python's `cryptography` (HKDF-SHA256 of the key bytes 0..64, AES-GCM
+    // with the associated data `session-core/private/v1\0id`) to
+    // 020100a8da769b01000000a8da769b01000000809611779b010000010576696577730301.
     let h = Harness::with(|c| {
         c.with_storage(Storage::Cookie)
             .with_random(Arc::new(SequenceRandom::starting_at(5)))
@@ -52,8 +56,7 @@ async fn cookie_store_vector() {
         .await;
     assert_eq!(
         set.unwrap(),
-        "id=p1.BQUFBQUFBQUFBQUFEOE4wWfLKyRA4yRxonui9UNDjv7Ve27OeSs6qtJ_Ym66JuH8LRGpP6uNV5E5_vXi8RZ9\
-         xcdPK3iGWEQ2WPNIIaYM8K8nzj5SyDrEusNHDtY2PF_o0v3wFXsJLpMyOWT0g1bF; \
+        "id=p1.BQUFBQUFBQUFBQUFacJOS4eMnAcjwR7oTzsOxnF2uE5zWillVAlJie04PD36Z9DIwKQaJ1raYueBxL8gANV49Q; \
          HttpOnly; SameSite=Lax; Path=/; Max-Age=3600"
     );
 }

@@ -10,7 +10,8 @@
 //! and reports which one matched ([`KeyMatch`](crate::KeyMatch)), so that
 //! a value under an old key can be re-issued under the current one.
 
-mod private;
+pub(crate) mod inline;
+pub(crate) mod private;
 mod signed;
 
 pub use private::{NONCE_LEN, open, seal, seal_with_nonce};

@@ -3,23 +3,19 @@
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{AeadInPlace, Nonce};
 
-use super::{MAX_VALUE_LEN, b64_decode, push_b64};
+use base64::Engine as _;
+
+use super::{B64, MAX_VALUE_LEN, b64_len, push_b64};
 use crate::CodecError;
 use crate::key::{Key, KeyMatch, KeyRing};
 
 const PREFIX: &str = "p1.";
-const TAG_LEN: usize = 16;
+/// Length of the AES-GCM tag at the end of every private value.
+pub(crate) const TAG_LEN: usize = 16;
 const AAD_DOMAIN: &[u8] = b"session-core/private/v1\0";
 
 /// Length of the random AES-GCM nonce at the start of every private value.
 pub const NONCE_LEN: usize = 12;
-
-fn aad(name: &str) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(AAD_DOMAIN.len() + name.len());
-    aad.extend_from_slice(AAD_DOMAIN);
-    aad.extend_from_slice(name.as_bytes());
-    aad
-}
 
 /// Encrypts `plaintext` for the cookie `name` with AES-256-GCM under `key`,
 /// with a fresh random 96-bit nonce from the OS.
@@ -56,21 +52,13 @@ pub fn seal(key: &Key, name: &str, plaintext: &[u8]) -> Result<String, crate::Se
 /// confidentiality and integrity when a nonce repeats.
 #[must_use]
 pub fn seal_with_nonce(key: &Key, name: &str, plaintext: &[u8], nonce: [u8; NONCE_LEN]) -> String {
-    let mut buf = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
-    buf.extend_from_slice(&nonce);
-    buf.extend_from_slice(plaintext);
-    let cipher: &Aes256Gcm = key.cipher();
-    let tag = cipher
-        .encrypt_in_place_detached(
-            Nonce::<Aes256Gcm>::from_slice(&nonce),
-            &aad(name),
-            &mut buf[NONCE_LEN..],
-        )
-        .expect("AES-GCM encrypts any cookie-sized plaintext");
-    buf.extend_from_slice(&tag);
-    let mut out = String::with_capacity(PREFIX.len() + buf.len() * 4 / 3 + 4);
-    out.push_str(PREFIX);
-    push_b64(&buf, &mut out);
+    let mut raw = Vec::with_capacity(sealed_len(plaintext.len()));
+    raw.extend_from_slice(&nonce);
+    raw.extend_from_slice(plaintext);
+    raw.resize(sealed_len(plaintext.len()), 0);
+    NamedCipher::new(name).seal_in_place(key, &mut raw);
+    let mut out = String::with_capacity(value_len(plaintext.len()));
+    push_value(&raw, &mut out);
     out
 }
 
@@ -82,42 +70,125 @@ pub fn seal_with_nonce(key: &Key, name: &str, plaintext: &[u8], nonce: [u8; NONC
 /// A [`CodecError`] saying why the value was rejected: too long, malformed,
 /// unknown version, bad base64, or no key decrypts it.
 pub fn open(ring: &KeyRing, name: &str, value: &str) -> Result<(Vec<u8>, KeyMatch), CodecError> {
+    let mut raw = Vec::new();
+    let matched = NamedCipher::new(name).open_into(ring, value.as_bytes(), &mut raw)?;
+    raw.truncate(raw.len() - TAG_LEN);
+    raw.drain(..NONCE_LEN);
+    Ok((raw, matched))
+}
+
+/// The length of the sealed bytes (nonce, ciphertext, tag) of `plaintext_len`
+/// bytes.
+pub(crate) const fn sealed_len(plaintext_len: usize) -> usize {
+    NONCE_LEN + plaintext_len + TAG_LEN
+}
+
+/// The length of the value that seals `plaintext_len` bytes.
+pub(crate) const fn value_len(plaintext_len: usize) -> usize {
+    PREFIX.len() + b64_len(sealed_len(plaintext_len))
+}
+
+/// Appends the value of sealed bytes (nonce, ciphertext, tag) to `out`:
+/// exactly [`value_len`] of the plaintext's length.
+pub(crate) fn push_value(raw: &[u8], out: &mut String) {
+    out.push_str(PREFIX);
+    push_b64(raw, out);
+}
+
+/// Private values under one cookie name, its associated data built once
+/// (the session cookie's in cookie-store mode: every request opens one and
+/// every write seals one).
+pub(crate) struct NamedCipher {
+    aad: Box<[u8]>,
+}
+
+impl std::fmt::Debug for NamedCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NamedCipher").finish_non_exhaustive()
+    }
+}
+
+impl NamedCipher {
+    pub(crate) fn new(name: &str) -> Self {
+        let mut aad = Vec::with_capacity(AAD_DOMAIN.len() + name.len());
+        aad.extend_from_slice(AAD_DOMAIN);
+        aad.extend_from_slice(name.as_bytes());
+        Self { aad: aad.into() }
+    }
+
+    /// Seals in place with `key`: `raw` is the nonce, the plaintext and
+    /// [`TAG_LEN`] bytes for the tag ([`sealed_len`] of the plaintext's
+    /// length).
+    pub(crate) fn seal_in_place(&self, key: &Key, raw: &mut [u8]) {
+        let (nonce, rest) = raw.split_at_mut(NONCE_LEN);
+        let (plaintext, tag_out) = rest.split_at_mut(rest.len() - TAG_LEN);
+        let cipher: &Aes256Gcm = key.cipher();
+        let tag = cipher
+            .encrypt_in_place_detached(Nonce::<Aes256Gcm>::from_slice(nonce), &self.aad, plaintext)
+            .expect("AES-GCM encrypts any cookie-sized plaintext");
+        tag_out.copy_from_slice(&tag);
+    }
+
+    /// Opens `value` into `raw` (its contents replaced): on success `raw`
+    /// is the nonce, the plaintext and the tag, the plaintext at
+    /// `NONCE_LEN..raw.len() - TAG_LEN` (see [`plaintext`]).
+    pub(crate) fn open_into(
+        &self,
+        ring: &KeyRing,
+        value: &[u8],
+        raw: &mut Vec<u8>,
+    ) -> Result<KeyMatch, CodecError> {
+        let encoded = strip(value)?;
+        raw.clear();
+        // Enough for any base64 of this length; exact after the decoding.
+        raw.resize(encoded.len() / 4 * 3 + 3, 0);
+        let len = B64
+            .decode_slice(encoded, raw)
+            .map_err(|_| CodecError::Base64)?;
+        raw.truncate(len);
+        if len < sealed_len(0) {
+            return Err(CodecError::Malformed);
+        }
+        let (nonce, body) = raw.split_at_mut(NONCE_LEN);
+        let (ciphertext, tag) = body.split_at_mut(body.len() - TAG_LEN);
+        let nonce = Nonce::<Aes256Gcm>::from_slice(nonce);
+        for (which, key) in ring.iter() {
+            let cipher: &Aes256Gcm = key.cipher();
+            // In place, key after key: AES-GCM checks the tag before it
+            // decrypts, so a key that fails leaves the ciphertext as it was
+            // (`old_key_still_opens_and_says_so` would catch a change).
+            if cipher
+                .decrypt_in_place_detached(nonce, &self.aad, ciphertext, (&*tag).into())
+                .is_ok()
+            {
+                return Ok(which);
+            }
+        }
+        Err(CodecError::Decrypt)
+    }
+}
+
+/// The plaintext inside sealed bytes that [`NamedCipher::open_into`] opened.
+pub(crate) fn plaintext(raw: &[u8]) -> &[u8] {
+    &raw[NONCE_LEN..raw.len() - TAG_LEN]
+}
+
+/// The base64 part of a private value, after its length and version are
+/// checked.
+fn strip(value: &[u8]) -> Result<&[u8], CodecError> {
     if value.len() > MAX_VALUE_LEN {
         return Err(CodecError::TooLong {
             len: value.len(),
             limit: MAX_VALUE_LEN,
         });
     }
-    let rest = value.strip_prefix(PREFIX).ok_or_else(|| {
-        if value.starts_with('p') && value.as_bytes().get(2) == Some(&b'.') {
+    value.strip_prefix(PREFIX.as_bytes()).ok_or_else(|| {
+        if value.first() == Some(&b'p') && value.get(2) == Some(&b'.') {
             CodecError::UnknownVersion
         } else {
             CodecError::Malformed
         }
-    })?;
-    let raw = b64_decode(rest)?;
-    if raw.len() < NONCE_LEN + TAG_LEN {
-        return Err(CodecError::Malformed);
-    }
-    let (nonce, body) = raw.split_at(NONCE_LEN);
-    let (ciphertext, tag) = body.split_at(body.len() - TAG_LEN);
-    let aad = aad(name);
-    for (which, key) in ring.iter() {
-        let mut plain = ciphertext.to_vec();
-        let cipher: &Aes256Gcm = key.cipher();
-        if cipher
-            .decrypt_in_place_detached(
-                Nonce::<Aes256Gcm>::from_slice(nonce),
-                &aad,
-                &mut plain,
-                tag.into(),
-            )
-            .is_ok()
-        {
-            return Ok((plain, which));
-        }
-    }
-    Err(CodecError::Decrypt)
+    })
 }
 
 #[cfg(test)]

@@ -129,7 +129,7 @@ use std::fmt;
 use crate::{Record, StoreError, StoreKey};
 
 mod memory;
-mod packed;
+pub(crate) mod packed;
 mod table;
 
 pub(crate) use memory::MemoryAt;

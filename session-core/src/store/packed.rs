@@ -1,5 +1,7 @@
 //! The memory store's encoding of session data: JSON values in a compact
-//! binary form, tag by tag, that never leaves the process.
+//! binary form, tag by tag. It is also the data inside a cookie-store
+//! session cookie (`codec::inline`), so it is a stored format too: change
+//! it only with a new format byte there.
 //!
 //! Decoding it is a walk over lengths and tags, with no text to parse, no
 //! escapes and no number formatting, in a few small functions: loading
@@ -204,7 +206,7 @@ fn write_bytes(out: &mut Writer<'_>, bytes: &[u8]) {
     out.put(bytes);
 }
 
-fn write_varint(out: &mut Writer<'_>, mut n: u64) {
+pub(crate) fn write_varint(out: &mut Writer<'_>, mut n: u64) {
     if n < 0x80 {
         // Nearly every count and length: one byte, stored directly.
         out.put(&[n as u8]);
@@ -243,6 +245,15 @@ pub(crate) fn read_data(bytes: &[u8]) -> Result<Data, Malformed> {
     } else {
         Err(Malformed("bytes after the data"))
     }
+}
+
+/// Reads a varint that [`write_varint`] wrote at the start of `rest`,
+/// and moves `rest` past it.
+pub(crate) fn read_varint(rest: &mut &[u8]) -> Result<u64, Malformed> {
+    let mut reader = Reader { rest };
+    let n = reader.varint()?;
+    *rest = reader.rest;
+    Ok(n)
 }
 
 struct Reader<'a> {

@@ -1,0 +1,295 @@
+//! The plaintext of a cookie-store session cookie: the whole record, which
+//! [`NamedCipher`](super::private::NamedCipher) seals under the session
+//! cookie's name.
+//!
+//! ```text
+//! plaintext = FORMAT flags created last-seen version [expires] [lifetime] data
+//! FORMAT    = 0x02
+//! flags     = bit 0: the record has a deadline; bit 1: a lifetime of its own
+//! created, last-seen, expires = Unix milliseconds, i64 little-endian
+//! version   = LEB128 varint
+//! lifetime  = its 64 bits, little-endian
+//! data      = the memory store's binary form of the data (`store::packed`)
+//! ```
+//!
+//! It is a stored format: a browser keeps the cookie up to the session's
+//! absolute lifetime, so a later format takes another first byte and this
+//! one stays readable. The first format was the record's JSON
+//! ([`Record::to_bytes`], which starts with `{`); cookies sealed with it
+//! are still read. The binary form is shorter (for `{"views":1}`, a
+//! value of 89 characters where the JSON made 151) and takes a fraction of
+//! the work to read and write (see `benches/README.md`), and
+//! data nested too deep to read back is refused when it is written, as the
+//! memory store refuses it.
+//!
+//! Only bytes that decrypted under a key of the ring are decoded here, so
+//! they come from this crate; they are still read with every length
+//! checked and never panic (see the property test below).
+
+use crate::lifetime::Lifetime;
+use crate::store::packed::{self, Malformed, Unwritten, Writer};
+use crate::{Record, Timestamp};
+
+/// The first byte of the binary format.
+const FORMAT: u8 = 2;
+/// The first byte of the JSON format ([`Record::to_bytes`]).
+const JSON: u8 = b'{';
+const HAS_DEADLINE: u8 = 1;
+const HAS_LIFETIME: u8 = 2;
+
+/// Plaintexts up to this size are written on the stack.
+pub(crate) const INLINE: usize = 384;
+
+/// Writes the plaintext of `record` into `buf` at `at..`, leaving `spare`
+/// bytes after it, and returns its length. When it does not fit, it goes
+/// into a new buffer of exactly the size needed, returned too: `at`
+/// leading bytes copied from `buf`, the plaintext, `spare` zeroed bytes.
+///
+/// # Errors
+///
+/// [`Unwritten::TooDeep`] when the data nests deeper than
+/// [`packed::MAX_DEPTH`] (the engine refuses such data before it plans a
+/// save, so this is a last guard).
+pub(crate) fn write(
+    record: &Record,
+    buf: &mut [u8],
+    at: usize,
+    spare: usize,
+) -> Result<(usize, Option<Vec<u8>>), Unwritten> {
+    let fits = buf.len().saturating_sub(at + spare);
+    let mut out = Writer::new(&mut buf[at..at + fits]);
+    write_to(&mut out, record);
+    match out.finish() {
+        Ok(len) => return Ok((len, None)),
+        Err(Unwritten::TooDeep) => return Err(Unwritten::TooDeep),
+        Err(Unwritten::Full) => {}
+    }
+    let mut count = Writer::counting();
+    write_to(&mut count, record);
+    let len = count.finish()?;
+    let mut heap = vec![0; at + len + spare];
+    heap[..at].copy_from_slice(&buf[..at]);
+    let mut out = Writer::new(&mut heap[at..at + len]);
+    write_to(&mut out, record);
+    out.finish()?;
+    Ok((len, Some(heap)))
+}
+
+fn write_to(out: &mut Writer<'_>, record: &Record) {
+    let mut flags = 0;
+    if record.expires_at.is_some() {
+        flags |= HAS_DEADLINE;
+    }
+    if !record.lifetime.is_default() {
+        flags |= HAS_LIFETIME;
+    }
+    out.put(&[FORMAT, flags]);
+    out.put(&record.created_at.unix_ms().to_le_bytes());
+    out.put(&record.last_seen.unix_ms().to_le_bytes());
+    packed::write_varint(out, record.version);
+    if let Some(expires_at) = record.expires_at {
+        out.put(&expires_at.unix_ms().to_le_bytes());
+    }
+    if flags & HAS_LIFETIME != 0 {
+        out.put(&record.lifetime.to_bits().to_le_bytes());
+    }
+    packed::write_data(out, &record.data);
+}
+
+/// Reads a plaintext in either format.
+pub(crate) fn read(bytes: &[u8]) -> Result<Record, Malformed> {
+    match bytes.first() {
+        Some(&FORMAT) => read_binary(&bytes[1..]),
+        Some(&JSON) => Record::from_bytes(bytes).map_err(|_| Malformed("not a JSON record")),
+        _ => Err(Malformed("unknown format")),
+    }
+}
+
+fn read_binary(mut rest: &[u8]) -> Result<Record, Malformed> {
+    let (&flags, tail) = rest.split_first().ok_or(Malformed("truncated"))?;
+    rest = tail;
+    if flags & !(HAS_DEADLINE | HAS_LIFETIME) != 0 {
+        return Err(Malformed("unknown flags"));
+    }
+    let created_at = time(&mut rest)?;
+    let last_seen = time(&mut rest)?;
+    let version = packed::read_varint(&mut rest)?;
+    let expires_at = if flags & HAS_DEADLINE != 0 {
+        Some(time(&mut rest)?)
+    } else {
+        None
+    };
+    let lifetime = if flags & HAS_LIFETIME != 0 {
+        Lifetime::from_bits(u64::from_le_bytes(word(&mut rest)?))
+            .ok_or(Malformed("malformed lifetime"))?
+    } else {
+        Lifetime::default()
+    };
+    Ok(Record {
+        data: packed::read_data(rest)?,
+        created_at,
+        last_seen,
+        expires_at,
+        version,
+        lifetime,
+    })
+}
+
+fn word(rest: &mut &[u8]) -> Result<[u8; 8], Malformed> {
+    let (&word, tail) = rest
+        .split_first_chunk::<8>()
+        .ok_or(Malformed("truncated"))?;
+    *rest = tail;
+    Ok(word)
+}
+
+fn time(rest: &mut &[u8]) -> Result<Timestamp, Malformed> {
+    word(rest).map(|word| Timestamp::from_unix_ms(i64::from_le_bytes(word)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Data;
+    use proptest::prelude::*;
+    use time::Duration;
+
+    fn bytes_of(record: &Record) -> Vec<u8> {
+        let mut buf = [0u8; INLINE];
+        let (len, heap) = write(record, &mut buf, 0, 0).unwrap();
+        assert!(heap.is_none());
+        buf[..len].to_vec()
+    }
+
+    fn sample() -> Record {
+        let t = Timestamp::from_unix_ms(1_767_225_600_000);
+        let mut record = Record::new(t, Some(Timestamp::from_unix_ms(1_767_229_200_000)));
+        record.last_seen = Timestamp::from_unix_ms(1_767_225_700_000);
+        record.version = 300;
+        record.data.insert("views", 1.into());
+        record
+    }
+
+    #[test]
+    fn the_format_does_not_drift() {
+        // A stored format: cookies written with it are read for as long as
+        // they live. This test fails on any change to it.
+        let bytes = bytes_of(&sample());
+        assert_eq!(
+            hex::encode(&bytes),
+            // Format, flags; created, last seen (i64 LE); version 300
+            // (varint); expires (i64 LE); one entry, "views", UINT 1.
+            "0201\
+             00a8da769b010000\
+             a02edc769b010000\
+             ac02\
+             809611779b010000\
+             010576696577730301"
+        );
+        assert_eq!(read(&bytes).unwrap(), sample());
+    }
+
+    #[test]
+    fn a_record_with_a_lifetime_and_no_deadline_reads_back_equal() {
+        let mut record = sample();
+        record.expires_at = None;
+        record.lifetime = Lifetime::default()
+            .with_idle_timeout(None)
+            .with_absolute_timeout(Some(Duration::days(30)))
+            .with_persistent(true);
+        let bytes = bytes_of(&record);
+        assert_eq!(bytes[1], HAS_LIFETIME);
+        assert_eq!(read(&bytes).unwrap(), record);
+    }
+
+    #[test]
+    fn cookies_of_the_json_format_are_still_read() {
+        let record = sample();
+        assert_eq!(read(&record.to_bytes()).unwrap(), record);
+    }
+
+    #[test]
+    fn a_small_session_is_less_than_half_its_json() {
+        let record = sample();
+        let binary = bytes_of(&record).len();
+        let json = record.to_bytes().len();
+        assert!(binary * 2 < json, "{binary} bytes against JSON's {json}");
+    }
+
+    #[test]
+    fn a_record_too_big_for_the_buffer_goes_to_the_heap_whole() {
+        let mut record = sample();
+        record.data.insert("text", "x".repeat(2 * INLINE).into());
+        let mut buf = [7u8; INLINE];
+        let (len, heap) = write(&record, &mut buf, 3, 5).unwrap();
+        let bytes = heap.expect("too large for the buffer");
+        assert_eq!(bytes.len(), 3 + len + 5);
+        assert_eq!(&bytes[..3], &[7, 7, 7], "the leading bytes are kept");
+        assert_eq!(&bytes[3 + len..], &[0; 5]);
+        assert_eq!(read(&bytes[3..3 + len]).unwrap(), record);
+        let (len, heap) = write(&sample(), &mut buf, 3, 5).unwrap();
+        assert!(heap.is_none());
+        assert_eq!(read(&buf[3..3 + len]).unwrap(), sample());
+    }
+
+    #[test]
+    fn data_too_deep_to_read_back_is_not_written() {
+        let mut value = serde_json::Value::Null;
+        for _ in 0..packed::MAX_DEPTH {
+            value = serde_json::json!([value]);
+        }
+        let mut record = sample();
+        record.data = Data::new();
+        record.data.insert("deep", value);
+        let mut buf = [0u8; INLINE];
+        assert_eq!(
+            write(&record, &mut buf, 0, 0).unwrap_err(),
+            Unwritten::TooDeep
+        );
+    }
+
+    #[test]
+    fn malformed_plaintexts_say_so() {
+        let bytes = bytes_of(&sample());
+        assert_eq!(read(&[]), Err(Malformed("unknown format")));
+        assert_eq!(read(b"[1]"), Err(Malformed("unknown format")));
+        assert_eq!(read(b"{\"v\":1}"), Err(Malformed("not a JSON record")));
+        let mut flags = bytes.clone();
+        flags[1] = 4;
+        assert_eq!(read(&flags), Err(Malformed("unknown flags")));
+        for cut in 1..bytes.len() {
+            assert!(
+                read(&bytes[..cut]).is_err(),
+                "read {cut} of {} bytes",
+                bytes.len()
+            );
+        }
+        let mut longer = bytes;
+        longer.push(0);
+        assert!(read(&longer).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_read_or_fail_without_panicking(tail in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let mut bytes = vec![FORMAT];
+            bytes.extend_from_slice(&tail);
+            let _ = read(&bytes);
+        }
+
+        #[test]
+        fn any_times_read_back_equal(
+            created in any::<i64>(),
+            seen in any::<i64>(),
+            expires in proptest::option::of(any::<i64>()),
+            version in any::<u64>(),
+        ) {
+            let mut record = sample();
+            record.created_at = Timestamp::from_unix_ms(created);
+            record.last_seen = Timestamp::from_unix_ms(seen);
+            record.expires_at = expires.map(Timestamp::from_unix_ms);
+            record.version = version;
+            prop_assert_eq!(read(&bytes_of(&record)).unwrap(), record);
+        }
+    }
+}
