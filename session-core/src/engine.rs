@@ -1289,6 +1289,9 @@ impl Engine {
         let config = &self.inner.config;
         let mut buf = [0u8; NONCE_LEN + codec::inline::INLINE + TAG_LEN];
         config.random.fill(&mut buf[..NONCE_LEN])?;
+        // `TooDeep` is not reached: changed data deeper than
+        // `MAX_DATA_DEPTH` is refused before a plan, and loaded data was
+        // read back.
         let (len, mut heap) =
             codec::inline::write(record, &mut buf, NONCE_LEN, TAG_LEN).map_err(|_| {
                 SessionError::TooDeep {

@@ -270,7 +270,9 @@ impl Lifetime {
         lifetime
     }
 
-    /// The packed form, for the memory store.
+    /// The packed form, for the memory store and inside cookie-store
+    /// cookies (`codec::inline`): a stored format, pinned by
+    /// `every_part_of_the_format_is_pinned` there.
     pub(crate) fn to_bits(self) -> u64 {
         self.0
     }

@@ -3,7 +3,7 @@
 mod support;
 
 use serde_json::json;
-use session_core::{Key, KeyRing, SessionError, Storage, codec};
+use session_core::{Key, KeyRing, Lifetime, SessionError, Storage, codec};
 use support::{Browser, Harness, attribute, request_with};
 use time::Duration;
 
@@ -286,4 +286,56 @@ async fn a_cookie_of_the_json_format_still_opens() {
         })
         .await;
     assert_eq!(both, (Some(json!("alice")), Some(json!(1))));
+}
+
+/// A JSON-format cookie under a previous key, with a lifetime of its own
+/// (the record format's `l`), is read whole and moves to the current key
+/// in the binary format on a read.
+#[tokio::test]
+async fn a_json_cookie_under_a_previous_key_keeps_its_lifetime_and_moves_key() {
+    let h = harness();
+    let now = h.engine.now();
+    let lifetime = Lifetime::default()
+        .with_idle_timeout(Some(Duration::days(30)))
+        .with_persistent(true);
+    let mut record = session_core::Record::new(now, Some(now + Duration::days(1)));
+    record.lifetime = lifetime;
+    record.data.insert("user", json!("alice"));
+    let json = record.to_bytes();
+    assert!(
+        String::from_utf8_lossy(&json).contains(r#""l":"#),
+        "{json:?}"
+    );
+    let value = codec::seal(&support::fixed_key(), "id", &json).unwrap();
+    let rotated = h.sibling(|c| {
+        c.with_storage(Storage::Cookie)
+            .with_keys(KeyRing::new(Key::generate()).with_previous(support::fixed_key()))
+    });
+    let mut browser = Browser::new();
+    browser.set("id", &value);
+
+    let ((user, read_lifetime), set) = request_with(&rotated, &mut browser, |s| {
+        (s.get_value("user"), s.lifetime())
+    })
+    .await
+    .unwrap();
+    assert_eq!(user, Some(json!("alice")));
+    assert_eq!(read_lifetime, lifetime);
+    set.expect("re-issued under the current key");
+    let new_value = browser.get("id").unwrap().to_owned();
+    assert!(
+        new_value.len() < value.len(),
+        "the binary format is shorter"
+    );
+    // The old ring no longer opens it: it is under the new key now.
+    let (gone, _) = h.request(&mut browser, |s| s.get_value("user")).await;
+    assert_eq!(gone, None);
+    let mut browser = Browser::new();
+    browser.set("id", &new_value);
+    let ((user, read_lifetime), _) = request_with(&rotated, &mut browser, |s| {
+        (s.get_value("user"), s.lifetime())
+    })
+    .await
+    .unwrap();
+    assert_eq!((user, read_lifetime), (Some(json!("alice")), lifetime));
 }

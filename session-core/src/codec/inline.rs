@@ -22,6 +22,11 @@
 //! data nested too deep to read back is refused when it is written, as the
 //! memory store refuses it.
 //!
+//! A new format is read by a release before any release writes it, so that
+//! instances of the old and the new release can serve one site side by
+//! side. (This format is the exception: it came before the crates' first
+//! release.)
+//!
 //! Only bytes that decrypted under a key of the ring are decoded here, so
 //! they come from this crate; they are still read with every length
 //! checked and never panic (see the property test below).
@@ -56,6 +61,7 @@ pub(crate) fn write(
     at: usize,
     spare: usize,
 ) -> Result<(usize, Option<Vec<u8>>), Unwritten> {
+    debug_assert!(at <= buf.len(), "the leading bytes are in the buffer");
     let fits = buf.len().saturating_sub(at + spare);
     let mut out = Writer::new(&mut buf[at..at + fits]);
     write_to(&mut out, record);
@@ -187,6 +193,41 @@ mod tests {
              010576696577730301"
         );
         assert_eq!(read(&bytes).unwrap(), sample());
+    }
+
+    #[test]
+    fn every_part_of_the_format_is_pinned() {
+        // A lifetime of its own, no deadline, and every tag of the data's
+        // form but TEXT (only with `serde_json/arbitrary_precision`): bytes
+        // computed by hand (Python's `struct`), not by this crate.
+        let t = Timestamp::from_unix_ms(1_767_225_600_000);
+        let mut record = Record::new(t, None);
+        record.lifetime = Lifetime::default()
+            .with_idle_timeout(Some(Duration::days(30)))
+            .with_absolute_timeout(None)
+            .with_persistent(true);
+        let data = serde_json::json!({
+            "a": null, "b": false, "c": true, "d": 7, "e": -3, "f": 1.5,
+            "g": "hi", "h": [1], "i": {"j": 2},
+        });
+        for (key, value) in data.as_object().unwrap() {
+            record.data.insert(key, value.clone());
+        }
+        let bytes = bytes_of(&record);
+        assert_eq!(
+            hex::encode(&bytes),
+            // Format, flags (a lifetime, no deadline); created, last seen;
+            // version 0; the lifetime's bits (idle 2,592,000 + 2, absolute
+            // "none" 1 << 31, persistent 2 << 62); nine entries.
+            "0202\
+             00a8da769b010000\
+             00a8da769b010000\
+             00\
+             028d278000000080\
+             09016100016201016302016403070165040201660500000000000\
+             0f83f01670702686901680801030101690901016a0302"
+        );
+        assert_eq!(read(&bytes).unwrap(), record);
     }
 
     #[test]

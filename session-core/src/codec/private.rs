@@ -120,6 +120,7 @@ impl NamedCipher {
     /// [`TAG_LEN`] bytes for the tag ([`sealed_len`] of the plaintext's
     /// length).
     pub(crate) fn seal_in_place(&self, key: &Key, raw: &mut [u8]) {
+        debug_assert!(raw.len() >= sealed_len(0), "room for the nonce and the tag");
         let (nonce, rest) = raw.split_at_mut(NONCE_LEN);
         let (plaintext, tag_out) = rest.split_at_mut(rest.len() - TAG_LEN);
         let cipher: &Aes256Gcm = key.cipher();
@@ -154,9 +155,12 @@ impl NamedCipher {
         let nonce = Nonce::<Aes256Gcm>::from_slice(nonce);
         for (which, key) in ring.iter() {
             let cipher: &Aes256Gcm = key.cipher();
-            // In place, key after key: AES-GCM checks the tag before it
-            // decrypts, so a key that fails leaves the ciphertext as it was
-            // (`old_key_still_opens_and_says_so` would catch a change).
+            // In place, key after key: `aes-gcm` (0.10) checks the tag
+            // before it decrypts, so a key that fails leaves the ciphertext
+            // as it was. The trait does not promise it; should a version
+            // change it, a value under a previous key would fail to open
+            // (never open wrongly), and `old_key_still_opens_and_says_so`
+            // fails.
             if cipher
                 .decrypt_in_place_detached(nonce, &self.aad, ciphertext, (&*tag).into())
                 .is_ok()
@@ -168,9 +172,12 @@ impl NamedCipher {
     }
 }
 
-/// The plaintext inside sealed bytes that [`NamedCipher::open_into`] opened.
+/// The plaintext inside sealed bytes that [`NamedCipher::open_into`] opened
+/// (at least [`sealed_len`]`(0)` bytes: it refuses shorter ones; empty for
+/// anything shorter still).
 pub(crate) fn plaintext(raw: &[u8]) -> &[u8] {
-    &raw[NONCE_LEN..raw.len() - TAG_LEN]
+    raw.get(NONCE_LEN..raw.len().saturating_sub(TAG_LEN))
+        .unwrap_or_default()
 }
 
 /// The base64 part of a private value, after its length and version are
@@ -235,7 +242,11 @@ mod tests {
         let old = Key::generate();
         let value = seal(&old, "id", b"x").unwrap();
         let ring = KeyRing::new(Key::generate()).with_previous(old);
-        assert_eq!(open(&ring, "id", &value).unwrap().1, KeyMatch::Previous(0));
+        // Opened in place after the current key failed on the same bytes.
+        assert_eq!(
+            open(&ring, "id", &value).unwrap(),
+            (b"x".to_vec(), KeyMatch::Previous(0))
+        );
         let without = KeyRing::new(ring.current().clone());
         assert_eq!(open(&without, "id", &value), Err(CodecError::Decrypt));
     }
