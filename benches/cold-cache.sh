@@ -15,8 +15,10 @@
 #
 #   bash benches/cold-cache.sh                 # all cases, about 2 minutes
 #   CASES=get-session bash benches/cold-cache.sh
+#   APPS=bare,ours,cookie bash benches/cold-cache.sh   # cookie-store mode too
 #
-# Environment: CASES (get-session,views-session,views-new), N (1000 requests
+# Environment: CASES (get-session,views-session,views-new), APPS (bare,ours;
+# cookie is the demo in cookie-store mode), N (1000 requests
 # per run), POLLUTE_KB (2048: written between two requests in the cold runs,
 # more than the second-level cache), L1 and L2 (valgrind cache geometries,
 # default 32768,8,64 and 524288,8,64: this machine's; see `lscpu`).
@@ -24,6 +26,7 @@ set -euo pipefail
 
 MAIN=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IFS=, read -ra CASE_LIST <<<"${CASES:-get-session,views-session,views-new}"
+IFS=, read -ra APP_LIST <<<"${APPS:-bare,ours}"
 N=${N:-1000}
 POLLUTE_KB=${POLLUTE_KB:-2048}
 L1=${L1:-32768,8,64}
@@ -72,7 +75,7 @@ echo
 echo "| case | app | instructions | L1i misses, hot | L1d misses, hot | code lines from beyond L2, cold | data lines from beyond L2, cold |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 for case in "${CASE_LIST[@]}"; do
-  for app in bare ours; do
+  for app in "${APP_LIST[@]}"; do
     read -r ir i1 d1 _ _ < <(per_request "$app/$case" 0)
     read -r _ _ _ ilc dlc < <(per_request "$app/$case" "$POLLUTE_KB")
     echo "| $case | $app | $ir | $i1 | $d1 | $ilc | $dlc |"
