@@ -32,6 +32,8 @@
 # WINDOW (2, seconds), CONNECTIONS (32), SERVER_CPU (0), WRK_CPU (1),
 # PORT_BASE (3950), SKIP_BUILD=1 (use the binaries already built),
 # BEFORE (another demo executable, run as "before" beside "ours"),
+# STORE (memory: the demo's SESSION_STORE for ours and before; cookie for
+# cookie-store mode),
 # WRK_BUSY_POLL=1 (preload busy-poll/busy_poll.c into wrk, as run.sh does),
 # RESTART_EVERY (0: start each server once per case; N: start fresh server
 # processes every N blocks, and bootstrap those groups of blocks together,
@@ -49,6 +51,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 WRK_CPU=${WRK_CPU:-1}
 PORT_BASE=${PORT_BASE:-3950}
 RESTART_EVERY=${RESTART_EVERY:-0}
+STORE=${STORE:-memory}
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/alternate.XXXXXX")
 HZ=$(getconf CLK_TCK)
 
@@ -112,8 +115,8 @@ start_all() {
     case $name in
       bare-axum) CMD=("$BARE"); pid=$(start "$name" "$port" BENCH_SPIN_NS=0) ;;
       spin-1000) CMD=("$BARE"); pid=$(start "$name" "$port" BENCH_SPIN_NS=1000) ;;
-      ours) CMD=("$DEMO"); pid=$(start "$name" "$port" SESSION_SECRET="$SECRET" SESSION_STORE=memory DEMO_RUNTIME=current_thread) ;;
-      before) CMD=("$BEFORE"); pid=$(start "$name" "$port" SESSION_SECRET="$SECRET" SESSION_STORE=memory DEMO_RUNTIME=current_thread) ;;
+      ours) CMD=("$DEMO"); pid=$(start "$name" "$port" SESSION_SECRET="$SECRET" SESSION_STORE="$STORE" DEMO_RUNTIME=current_thread) ;;
+      before) CMD=("$BEFORE"); pid=$(start "$name" "$port" SESSION_SECRET="$SECRET" SESSION_STORE="$STORE" DEMO_RUNTIME=current_thread) ;;
     esac
     PIDS+=("$pid")
     PID[$name]=$pid
@@ -135,7 +138,7 @@ stop_all() {
   for name in "${names[@]}"; do kill "${PID[$name]}" 2>/dev/null || true; done
 }
 
-echo "Fast alternation, $(date -u +%Y-%m-%dT%H:%MZ): $PAIRS blocks of bare-axum, spin-1000 and ours${BEFORE:+ and before ($BEFORE)} (rotating order), ${WINDOW} s of wrk -t1 -c$CONNECTIONS each; server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU${WRK_ENV[*]:+, wrk busy-polls}. Raw figures: $OUT"
+echo "Fast alternation, $(date -u +%Y-%m-%dT%H:%MZ): $PAIRS blocks of bare-axum, spin-1000 and ours${BEFORE:+ and before ($BEFORE)}, SESSION_STORE=$STORE (rotating order), ${WINDOW} s of wrk -t1 -c$CONNECTIONS each; server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU${WRK_ENV[*]:+, wrk busy-polls}. Raw figures: $OUT"
 echo
 echo "| case | server | µs/req (median) | Δ µs over bare (median of blocks) | Δ interquartile range | the median's 95 % interval | blocks |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"

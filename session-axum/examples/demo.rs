@@ -48,6 +48,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router, ServiceExt};
 use serde::Serialize;
 use serde_json::{Value, json};
+use session_axum::Layer as _;
 use session_axum::core::cookie::time::Duration;
 use session_axum::core::env::{EnvSettings, StoreKind};
 use session_axum::{
@@ -55,7 +56,6 @@ use session_axum::{
     SessionRejection, SessionService,
 };
 use session_redis::RedisStore;
-use tower_layer::Layer as _;
 
 /// The demo's router, every route of the contract, inside a
 /// [`SessionLayer`] made from `config`. Serve it with

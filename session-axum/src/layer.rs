@@ -58,6 +58,25 @@ pub(crate) struct SlotHandle {
 /// A handler that extracts neither costs no store access and gets no
 /// `Set-Cookie` header.
 ///
+/// # Where to install it
+///
+/// Build one `SessionLayer` and clone it wherever it is needed: each
+/// [`SessionLayer::new`] makes an engine of its own (with the default
+/// storage, its own memory store). The same layer installed twice around a
+/// request (on a nested router and on the app around it) serves it once,
+/// from the outer place, so middleware between the two and the handler
+/// share one session. Two layers built apart with one cookie name around
+/// one request do not share sessions: the inner one serves the request,
+/// and the mistake is logged at warn level (once).
+///
+/// The session's changes are saved whatever the response's status: an
+/// error page returned by the handler (through `?`, say) carries the
+/// changes made before it. Layers inside this one (added to the router
+/// before it) run within the request it sees: a timeout or panic-catching
+/// layer there turns an unfinished handler into a response, and the
+/// changes the handler made until then are saved with it. Outside this
+/// layer, such a response replaces this layer's and nothing is saved.
+///
 /// # When the store fails
 ///
 /// If the store fails while loading the session, the
@@ -219,19 +238,53 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let slot = RequestSlot::new();
-        request.extensions_mut().insert(SlotHandle {
-            shared: self.shared.clone(),
-            slot: slot.clone(),
-        });
+        // Installed twice around this request (on a nested router and on
+        // the app around it): the outer layer serves it, so that the
+        // handler and any middleware between the two share one session.
+        let slot = match request.extensions().get::<SlotHandle>() {
+            Some(outer) if outer.shared.engine.is_same(&self.shared.engine) => None,
+            outer => {
+                if let Some(outer) = outer {
+                    another_layer(&outer.shared, &self.shared);
+                }
+                let slot = RequestSlot::new();
+                request.extensions_mut().insert(SlotHandle {
+                    shared: self.shared.clone(),
+                    slot: slot.clone(),
+                });
+                Some((self.shared.clone(), slot))
+            }
+        };
         // Called at once, not from a future: the service made ready is used
         // in place, with no clone.
         ResponseFuture {
             state: State::Handler {
                 future: self.inner.call(request),
-                slot: Some((self.shared.clone(), slot)),
+                slot,
             },
         }
+    }
+}
+
+/// A layer of another engine inside this one's: this one serves the
+/// request's extractors. Two engines of one cookie name are a mistake (two
+/// layers built from one configuration, each with its own memory store):
+/// warned about once.
+#[cold]
+#[inline(never)]
+fn another_layer(outer: &Shared, inner: &Shared) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let name = inner.engine.config().cookie_name();
+    if name == outer.engine.config().cookie_name() {
+        WARNED.call_once(|| {
+            tracing::warn!(
+                cookie = %name,
+                "two SessionLayers built separately, with one cookie name, are installed around \
+                 one request: they do not share sessions (the inner one serves this request's \
+                 extractors, and each has its own memory store). Build one SessionLayer and \
+                 clone it where it is needed"
+            );
+        });
     }
 }
 
@@ -279,8 +332,11 @@ where
             match this.state.as_mut().project() {
                 StateProj::Handler { future, slot } => {
                     let mut response = ready!(future.poll(cx))?.map(Body::new);
-                    let (shared, slot) =
-                        slot.take().expect("ResponseFuture polled after completion");
+                    // None: an outer layer of the same engine serves the
+                    // request (see `call`).
+                    let Some((shared, slot)) = slot.take() else {
+                        return Poll::Ready(Ok(response));
+                    };
                     match after_handler(&shared, slot, &mut response) {
                         None => return Poll::Ready(Ok(response)),
                         Some((cookies, plan)) => this.state.set(State::Commit {
@@ -376,9 +432,9 @@ fn commit(
 /// its outcome unknown, a log-in could stop between creating the new record
 /// and removing the old one, and the other requests whose saves were
 /// grouped with it would get an error although their clients are still
-/// there. Completing normally, it costs no task. Outside a Tokio runtime,
-/// or after it panicked, it is dropped; so is a task still running when
-/// the runtime shuts down.
+/// there. Completing normally, it costs no task. Outside a Tokio runtime
+/// it is dropped, with a warning; after it panicked it is dropped; so is a
+/// task still running when the runtime shuts down.
 struct Detached(Option<Pin<Box<dyn Future<Output = Committed> + Send>>>);
 
 type Committed = Result<Option<String>, SessionError>;
@@ -401,16 +457,25 @@ impl Future for Detached {
 
 impl Drop for Detached {
     fn drop(&mut self) {
-        if let (Some(future), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current())
-        {
-            drop(runtime.spawn(async move {
+        let Some(future) = self.0.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(async move {
                 if let Err(error) = future.await {
                     tracing::error!(
                         error = %error,
                         "session could not be saved (its client had gone away)"
                     );
                 }
-            }));
+            })),
+            Err(_) => {
+                drop(future);
+                tracing::warn!(
+                    "a session save was cut short with no Tokio runtime to finish it on; \
+                     whether it was stored is unknown"
+                );
+            }
         }
     }
 }

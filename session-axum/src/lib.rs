@@ -110,8 +110,9 @@
 //! ```no_run
 //! use axum::extract::Request;
 //! use axum::{Router, ServiceExt, routing::get};
+//! // tower's `Layer` trait, re-exported here (or `tower::Layer`).
+//! use session_axum::Layer as _;
 //! use session_axum::{Key, KeyRing, SessionConfig, SessionLayer};
-//! use tower_layer::Layer as _;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let routes = Router::new()
@@ -187,6 +188,10 @@ pub use session_core::{
     ConfigError, Engine, Key, KeyRing, Lifetime, MemoryStore, SameSite, SessionConfig,
     SessionError, SessionStore, Storage, StoreError,
 };
+/// tower's `Layer` trait, which [`SessionLayer`] implements: in scope, it
+/// wraps a whole router at once ([`SessionLayer::layer`](Layer::layer); see
+/// "Around the whole router").
+pub use tower_layer::Layer;
 
 mod error;
 mod extract;

@@ -335,6 +335,64 @@ async fn layer_on_a_nested_router_only_covers_that_router() {
     assert!(reply.body.contains("SessionLayer is not installed"));
 }
 
+/// The same layer on a nested router and on the app around it, with a
+/// middleware between them that uses the session: the outer layer serves
+/// the request, so the middleware and the handler share one session and
+/// one cookie is sent.
+#[tokio::test]
+async fn one_layer_installed_twice_serves_one_session() {
+    async fn mark(session: Session, request: Request, next: Next) -> Response {
+        session.insert("marked", &true).unwrap();
+        next.run(request).await
+    }
+    async fn marked_views(session: Session) -> String {
+        let marked: Option<bool> = session.get("marked").unwrap();
+        let n = session
+            .update("views", |n: Option<u64>| n.unwrap_or(0) + 1)
+            .unwrap();
+        format!("{marked:?} {n}")
+    }
+    let layer = SessionLayer::new(config()).unwrap();
+    let api = Router::new()
+        .route("/views", get(marked_views))
+        .layer(layer.clone());
+    let app = Router::new()
+        .nest("/api", api)
+        .layer(middleware::from_fn(mark))
+        .layer(layer);
+
+    let first = send(&app, "/api/views", None).await;
+    assert_eq!(first.body, "Some(true) 1");
+    assert_eq!(first.set_cookies.len(), 1, "{:?}", first.set_cookies);
+    let cookie = first.session_cookie();
+    let second = send(&app, "/api/views", Some(&cookie)).await;
+    assert_eq!(second.body, "Some(true) 2");
+}
+
+/// Two layers built apart from one configuration (each with its own
+/// memory store) around one request: the inner one serves it, and the
+/// mistake is logged.
+#[tokio::test]
+async fn two_layers_built_apart_with_one_cookie_name_are_warned_about() {
+    let (logged, _guard) = capture_logs(tracing::Level::WARN);
+    let shared_config = config();
+    let api = Router::new()
+        .route("/views", get(views))
+        .layer(SessionLayer::new(shared_config.clone()).unwrap());
+    let app = Router::new()
+        .nest("/api", api)
+        .layer(SessionLayer::new(shared_config).unwrap());
+
+    let reply = send(&app, "/api/views", None).await;
+    assert_eq!(reply.body, "Views: 1");
+    assert_eq!(reply.set_cookies.len(), 1, "{:?}", reply.set_cookies);
+    let text = logged.text();
+    assert!(
+        text.contains("two SessionLayers built separately") && text.contains("cookie=id"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn works_beside_other_layers_and_in_middleware() {
     // A middleware inside the session layer that uses the session before the
@@ -956,4 +1014,39 @@ async fn a_save_whose_client_went_away_logs_its_failure() {
     assert!(text.contains("ERROR"), "{text}");
     assert!(text.contains("its client had gone away"), "{text}");
     assert!(text.contains("backend down"), "{text}");
+}
+
+/// A save cut short where no Tokio runtime can finish it (its request
+/// future dropped outside one) cannot go on: that is logged, not silent.
+#[test]
+fn a_save_cut_short_with_no_runtime_is_logged() {
+    /// Polls `future` once, outside any runtime.
+    fn poll_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> bool {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        future.poll(&mut cx).is_ready()
+    }
+    let (logged, _guard) = capture_logs(tracing::Level::WARN);
+    let store = Arc::new(GatedSaves::new());
+    let app = Router::new()
+        .route("/views", get(views))
+        .layer(layer_with(store));
+    // A new session is created, not saved: the gate does not hold it.
+    let cookie = {
+        let mut first = std::pin::pin!(send(&app, "/views", None));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let std::task::Poll::Ready(first) = first.as_mut().poll(&mut cx) else {
+            panic!("creating a session in the memory store does not wait");
+        };
+        first.session_cookie()
+    };
+    let request = axum::http::Request::get("/views")
+        .header(COOKIE, cookie)
+        .body(Body::empty())
+        .unwrap();
+    let mut second = Box::pin(app.oneshot(request));
+    assert!(!poll_once(second.as_mut()), "the save waits at the gate");
+    assert!(!logged.text().contains("WARN"), "{}", logged.text());
+    drop(second);
+    let text = logged.text();
+    assert!(text.contains("cut short with no Tokio runtime"), "{text}");
 }

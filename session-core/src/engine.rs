@@ -290,6 +290,25 @@ impl Engine {
         })
     }
 
+    /// Whether `other` is this engine or a clone of it: the two share one
+    /// configuration, store and caches. An adapter uses it to notice that
+    /// it is installed twice around one request (say on a nested router
+    /// and on the app around it), where the outer one serves the request.
+    ///
+    /// ```
+    /// use session_core::{Engine, Key, KeyRing, SessionConfig};
+    ///
+    /// let config = SessionConfig::new(KeyRing::new(Key::generate()));
+    /// let engine = Engine::new(config.clone()).unwrap();
+    /// assert!(engine.is_same(&engine.clone()));
+    /// // Built again from the same configuration: its own memory store.
+    /// assert!(!engine.is_same(&Engine::new(config).unwrap()));
+    /// ```
+    #[must_use]
+    pub fn is_same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The configuration.
     #[must_use]
     pub fn config(&self) -> &SessionConfig {
