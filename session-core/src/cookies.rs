@@ -218,8 +218,9 @@ impl Cookies {
 
     /// The verified text of the signed cookie `name`, or `None` when absent,
     /// tampered with, signed for another name, or not UTF-8 (and for the
-    /// session cookie's name, whose value is the engine's). The first value
-    /// that verifies wins.
+    /// session cookie's name, whose value is the engine's). Of several
+    /// values under `name`, the first that verifies wins; only the first 16
+    /// are looked at, as for the session cookie (each costs a MAC per key).
     #[must_use]
     pub fn get_signed(&self, name: &str) -> Option<String> {
         self.get_verified(name, false)
@@ -227,7 +228,8 @@ impl Cookies {
 
     /// The decrypted text of the private cookie `name`, or `None` when
     /// absent, tampered with, made for another name, or not UTF-8 (and for
-    /// the session cookie's name).
+    /// the session cookie's name). Of several values under `name`, the
+    /// first that opens wins; only the first 16 are looked at.
     ///
     /// ```
     /// use session_core::{cookie::Cookie, Engine, Key, KeyRing, SessionConfig};
@@ -260,6 +262,10 @@ impl Cookies {
             return None;
         }
         let decode = if private { codec::open } else { codec::verify };
+        // Each value costs a MAC or a decryption per key: a request of
+        // thousands of junk values under one name would cost milliseconds.
+        // So, as for the session cookie, after `MAX_REJECTED_COOKIES` that
+        // fail the rest are not looked at.
         let values: Vec<String> = {
             let jar = self.lock();
             if let Some(change) = jar.changes.iter().find(|c| c.name == name) {
@@ -268,6 +274,7 @@ impl Cookies {
                 jar.incoming
                     .iter()
                     .filter(|(n, _)| n == name)
+                    .take(crate::engine::MAX_REJECTED_COOKIES)
                     .map(|(_, v)| v.clone())
                     .collect()
             }
@@ -646,6 +653,24 @@ mod tests {
                 .collect();
             proptest::prop_assert_eq!(ours, theirs);
         }
+    }
+
+    #[test]
+    fn only_the_first_sixteen_values_of_a_name_are_verified() {
+        let keys = KeyRing::new(Key::generate());
+        let good = codec::sign(keys.current(), "p", b"ok");
+        let sealed = codec::seal(keys.current(), "q", b"ok").unwrap();
+        let header = |junk: usize| {
+            let mut pairs = vec!["p=s1.AAAA.AAAA; q=p1.AAAA".to_owned(); junk];
+            pairs.push(format!("p={good}; q={sealed}"));
+            pairs.join("; ")
+        };
+        let within = jar(&[&header(15)], &keys);
+        assert_eq!(within.get_signed("p").as_deref(), Some("ok"));
+        assert_eq!(within.get_private("q").as_deref(), Some("ok"));
+        let beyond = jar(&[&header(16)], &keys);
+        assert_eq!(beyond.get_signed("p"), None);
+        assert_eq!(beyond.get_private("q"), None);
     }
 
     #[test]

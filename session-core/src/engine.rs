@@ -29,7 +29,7 @@ pub const MAX_SESSION_COOKIES: usize = 4;
 /// verify, the request's others are not looked at (each costs an HMAC).
 /// Junk counts here, not against [`MAX_SESSION_COOKIES`], so that a few
 /// planted values do not hide the real cookie that follows them.
-const MAX_REJECTED_COOKIES: usize = 16;
+pub(crate) const MAX_REJECTED_COOKIES: usize = 16;
 
 /// The largest `Set-Cookie` header the engine sends. Browsers keep at least
 /// 4096 bytes per cookie. In cookie-store mode a change that would not fit
@@ -364,7 +364,8 @@ impl Engine {
     /// and the reason logged at debug level. When several cookies carry the
     /// session cookie's name, all that verify are kept in order (at most
     /// [`MAX_SESSION_COOKIES`]; and after 16 that do not, the rest are not
-    /// looked at) and the first that loads wins.
+    /// looked at) and the first that loads wins. In cookie-store mode the
+    /// first that opens is the session, and the rest are not opened.
     ///
     /// An id cookie's value that verified before is not verified again: the
     /// engine remembers recent ones (see
@@ -378,9 +379,16 @@ impl Engine {
         let name = self.inner.config.name.as_bytes();
         let mut incoming = Incoming::default();
         let (mut kept, mut rejected) = (0, 0);
+        // In cookie-store mode the first cookie that opens is the session:
+        // later ones are not opened.
+        let most = if self.inner.store.is_some() {
+            MAX_SESSION_COOKIES
+        } else {
+            1
+        };
         for header in cookie_headers {
             let read = crate::cookies::each_value_named(header.as_ref(), name, |value| {
-                if kept == MAX_SESSION_COOKIES || rejected == MAX_REJECTED_COOKIES {
+                if kept == most || rejected == MAX_REJECTED_COOKIES {
                     trace::too_many_cookies(kept, rejected);
                     return ControlFlow::Break(());
                 }

@@ -155,12 +155,12 @@ impl NamedCipher {
         let nonce = Nonce::<Aes256Gcm>::from_slice(nonce);
         for (which, key) in ring.iter() {
             let cipher: &Aes256Gcm = key.cipher();
-            // In place, key after key: `aes-gcm` (0.10) checks the tag
-            // before it decrypts, so a key that fails leaves the ciphertext
-            // as it was. The trait does not promise it; should a version
-            // change it, a value under a previous key would fail to open
-            // (never open wrongly), and `old_key_still_opens_and_says_so`
-            // fails.
+            // In place, key after key: `aes-gcm` checks the tag before it
+            // decrypts, so a key that fails leaves the ciphertext as it was
+            // (from 0.10.3, the version the workspace requires, which tests
+            // it). Should that change, a value under a previous key would
+            // fail to open (never open wrongly), and
+            // `old_key_still_opens_and_says_so` fails.
             if cipher
                 .decrypt_in_place_detached(nonce, &self.aad, ciphertext, (&*tag).into())
                 .is_ok()
