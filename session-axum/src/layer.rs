@@ -62,12 +62,16 @@ pub(crate) struct SlotHandle {
 ///
 /// Build one `SessionLayer` and clone it wherever it is needed: each
 /// [`SessionLayer::new`] makes an engine of its own (with the default
-/// storage, its own memory store). The same layer installed twice around a
-/// request (on a nested router and on the app around it) serves it once,
-/// from the outer place, so middleware between the two and the handler
-/// share one session. Two layers built apart with one cookie name around
+/// storage, its own memory store). Clones of one layer installed twice
+/// around a request (on a nested router and on the app around it, perhaps
+/// one of them with its own [`with_error_response`](Self::with_error_response))
+/// share one session for it: middleware between the two and the handler
+/// see the same data. The inner layer, nearest the handler, saves it when
+/// the handler's response is ready, answering a failure with its own error
+/// response; a change that middleware between the two makes after that is
+/// logged, not saved. Two layers built apart with one cookie name around
 /// one request do not share sessions: the inner one serves the request,
-/// and the mistake is logged at warn level (once).
+/// and the mistake is logged at warn level (once per process).
 ///
 /// The session's changes are saved whatever the response's status: an
 /// error page returned by the handler (through `?`, say) carries the
@@ -238,29 +242,30 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // Installed twice around this request (on a nested router and on
-        // the app around it): the outer layer serves it, so that the
-        // handler and any middleware between the two share one session.
         let slot = match request.extensions().get::<SlotHandle>() {
-            Some(outer) if outer.shared.engine.is_same(&self.shared.engine) => None,
+            // A layer of this engine is installed around this one too (on
+            // the app around a nested router, say): both hold one slot, so
+            // that the handler and any middleware between the two share
+            // one session, and this one, the innermost, finishes it with
+            // its own error response. The outer one then finds it done.
+            Some(outer) if outer.shared.engine.is_same(&self.shared.engine) => outer.slot.clone(),
             outer => {
                 if let Some(outer) = outer {
                     another_layer(&outer.shared, &self.shared);
                 }
-                let slot = RequestSlot::new();
-                request.extensions_mut().insert(SlotHandle {
-                    shared: self.shared.clone(),
-                    slot: slot.clone(),
-                });
-                Some((self.shared.clone(), slot))
+                RequestSlot::new()
             }
         };
+        request.extensions_mut().insert(SlotHandle {
+            shared: self.shared.clone(),
+            slot: slot.clone(),
+        });
         // Called at once, not from a future: the service made ready is used
         // in place, with no clone.
         ResponseFuture {
             state: State::Handler {
                 future: self.inner.call(request),
-                slot,
+                slot: Some((self.shared.clone(), slot)),
             },
         }
     }
@@ -332,11 +337,8 @@ where
             match this.state.as_mut().project() {
                 StateProj::Handler { future, slot } => {
                     let mut response = ready!(future.poll(cx))?.map(Body::new);
-                    // None: an outer layer of the same engine serves the
-                    // request (see `call`).
-                    let Some((shared, slot)) = slot.take() else {
-                        return Poll::Ready(Ok(response));
-                    };
+                    let (shared, slot) =
+                        slot.take().expect("ResponseFuture polled after completion");
                     match after_handler(&shared, slot, &mut response) {
                         None => return Poll::Ready(Ok(response)),
                         Some((cookies, plan)) => this.state.set(State::Commit {

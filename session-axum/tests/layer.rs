@@ -336,9 +336,9 @@ async fn layer_on_a_nested_router_only_covers_that_router() {
 }
 
 /// The same layer on a nested router and on the app around it, with a
-/// middleware between them that uses the session: the outer layer serves
-/// the request, so the middleware and the handler share one session and
-/// one cookie is sent.
+/// middleware between them that uses the session: both layers hold one
+/// slot, so the middleware and the handler share one session and one
+/// cookie is sent.
 #[tokio::test]
 async fn one_layer_installed_twice_serves_one_session() {
     async fn mark(session: Session, request: Request, next: Next) -> Response {
@@ -369,11 +369,39 @@ async fn one_layer_installed_twice_serves_one_session() {
     assert_eq!(second.body, "Some(true) 2");
 }
 
+/// Clones of one layer around one request, the inner one with its own
+/// error response: a failure on the inner one's routes answers with it.
+#[tokio::test]
+async fn the_inner_of_two_clones_answers_with_its_own_error_response() {
+    let layer = layer_with(Arc::new(FailingStore::default()));
+    let api = Router::new().route("/views", get(views)).layer(
+        layer
+            .clone()
+            .with_error_response(|_| (StatusCode::SERVICE_UNAVAILABLE, "api error")),
+    );
+    let app = Router::new()
+        .nest("/api", api)
+        .route("/views", get(views))
+        .layer(layer);
+
+    let inner = send(&app, "/api/views", None).await;
+    assert_eq!(
+        (inner.status, inner.body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "api error")
+    );
+    assert!(inner.set_cookies.is_empty(), "{:?}", inner.set_cookies);
+    let outer = send(&app, "/views", None).await;
+    assert_eq!(outer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(outer.body, "Internal Server Error");
+}
+
 /// Two layers built apart from one configuration (each with its own
 /// memory store) around one request: the inner one serves it, and the
 /// mistake is logged.
 #[tokio::test]
 async fn two_layers_built_apart_with_one_cookie_name_are_warned_about() {
+    // The warning is given once per process: no other test here may set
+    // two such layers (nextest runs each test in a process of its own).
     let (logged, _guard) = capture_logs(tracing::Level::WARN);
     let shared_config = config();
     let api = Router::new()

@@ -264,8 +264,8 @@ impl Cookies {
         let decode = if private { codec::open } else { codec::verify };
         // Each value costs a MAC or a decryption per key: a request of
         // thousands of junk values under one name would cost milliseconds.
-        // So, as for the session cookie, after `MAX_REJECTED_COOKIES` that
-        // fail the rest are not looked at.
+        // So only the first `MAX_REJECTED_COOKIES` values are looked at (the
+        // session cookie's limit on values that fail).
         let values: Vec<String> = {
             let jar = self.lock();
             if let Some(change) = jar.changes.iter().find(|c| c.name == name) {

@@ -389,7 +389,9 @@ impl Engine {
         for header in cookie_headers {
             let read = crate::cookies::each_value_named(header.as_ref(), name, |value| {
                 if kept == most || rejected == MAX_REJECTED_COOKIES {
-                    trace::too_many_cookies(kept, rejected);
+                    if kept == MAX_SESSION_COOKIES || rejected == MAX_REJECTED_COOKIES {
+                        trace::too_many_cookies(kept, rejected);
+                    }
                     return ControlFlow::Break(());
                 }
                 match self.verify(value) {
