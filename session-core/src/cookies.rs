@@ -37,7 +37,8 @@ use crate::{KeyRing, MAX_COOKIE_LEN};
 /// server.
 ///
 /// The session cookie's name belongs to the engine: the jar neither
-/// verifies it, nor sets or removes it (see [`Cookies::add`]).
+/// verifies it, nor sets or removes it (see [`Cookies::add`]). It reads
+/// at most [`MAX_JAR_COOKIES`] cookies of a request.
 ///
 /// A signed or private cookie that verifies only under a previous key is
 /// re-issued under the current key in this response, with `Path=/`,
@@ -153,6 +154,12 @@ impl fmt::Debug for Cookies {
     }
 }
 
+/// The most cookies a [`Cookies`] jar reads from one request; later ones
+/// are left out (logged at debug level). Browsers send at most about 180
+/// cookies to one site; the limit keeps a request of thousands of tiny
+/// junk cookies from costing memory many times its size.
+pub const MAX_JAR_COOKIES: usize = 300;
+
 impl Cookies {
     pub(crate) fn from_headers<I, H>(
         headers: I,
@@ -165,13 +172,20 @@ impl Cookies {
         H: AsRef<[u8]>,
     {
         let mut incoming = Vec::new();
-        for header in headers {
+        'headers: for header in headers {
             let bytes = header.as_ref();
             let text = match std::str::from_utf8(bytes) {
                 Ok(t) => Cow::Borrowed(t),
                 Err(_) => String::from_utf8_lossy(bytes),
             };
             for cookie in Cookie::split_parse(text.as_ref()).flatten() {
+                if incoming.len() == MAX_JAR_COOKIES {
+                    tracing::debug!(
+                        limit = MAX_JAR_COOKIES,
+                        "more cookies in one request than the jar reads; the rest are left out"
+                    );
+                    break 'headers;
+                }
                 incoming.push((cookie.name().to_owned(), cookie.value().to_owned()));
             }
         }
@@ -653,6 +667,20 @@ mod tests {
                 .collect();
             proptest::prop_assert_eq!(ours, theirs);
         }
+    }
+
+    #[test]
+    fn the_jar_reads_at_most_its_limit_of_cookies() {
+        let keys = KeyRing::new(Key::generate());
+        let many: Vec<String> = (0..MAX_JAR_COOKIES + 5)
+            .map(|i| format!("c{i}=v"))
+            .collect();
+        // Split over two headers, as HTTP/2 clients send them.
+        let (first, second) = many.split_at(MAX_JAR_COOKIES - 2);
+        let jar = jar(&[&first.join("; "), &second.join("; ")], &keys);
+        let last_read = format!("c{}", MAX_JAR_COOKIES - 1);
+        assert_eq!(jar.get(&last_read).as_deref(), Some("v"));
+        assert_eq!(jar.get(&format!("c{MAX_JAR_COOKIES}")), None);
     }
 
     #[test]

@@ -215,7 +215,7 @@ mod verified;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{MAX_VERIFIED_CACHE, SameSite, SessionConfig, Storage};
-pub use cookies::Cookies;
+pub use cookies::{Cookies, MAX_JAR_COOKIES};
 pub use data::Data;
 pub use engine::{
     CommitNow, Engine, Incoming, LoadNow, Loaded, MAX_COOKIE_LEN, MAX_SESSION_COOKIES,
