@@ -442,9 +442,13 @@ impl Engine {
             Ok(Candidate::Id { id, key, matched })
         } else {
             // Bytes that are not base64 (or not UTF-8) fail the decoding.
-            let mut raw = Vec::new();
-            let matched = self.inner.sealer.open_into(&config.keys, value, &mut raw)?;
-            let record = codec::inline::read(codec::private::plaintext(&raw))
+            // A small session opens on the stack.
+            let (mut stack, mut heap) = ([0u8; 512], Vec::new());
+            let (plaintext, matched) =
+                self.inner
+                    .sealer
+                    .open_into(&config.keys, value, &mut stack, &mut heap)?;
+            let record = codec::inline::read(plaintext)
                 .map_err(|_| CodecError::Payload("not a session record"))?;
             Ok(Candidate::Inline {
                 record: Box::new(record),

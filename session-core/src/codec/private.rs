@@ -70,11 +70,10 @@ pub fn seal_with_nonce(key: &Key, name: &str, plaintext: &[u8], nonce: [u8; NONC
 /// A [`CodecError`] saying why the value was rejected: too long, malformed,
 /// unknown version, bad base64, or no key decrypts it.
 pub fn open(ring: &KeyRing, name: &str, value: &str) -> Result<(Vec<u8>, KeyMatch), CodecError> {
-    let mut raw = Vec::new();
-    let matched = NamedCipher::new(name).open_into(ring, value.as_bytes(), &mut raw)?;
-    raw.truncate(raw.len() - TAG_LEN);
-    raw.drain(..NONCE_LEN);
-    Ok((raw, matched))
+    let mut heap = Vec::new();
+    let (plaintext, matched) =
+        NamedCipher::new(name).open_into(ring, value.as_bytes(), &mut [], &mut heap)?;
+    Ok((plaintext.to_vec(), matched))
 }
 
 /// The length of the sealed bytes (nonce, ciphertext, tag) of `plaintext_len`
@@ -130,26 +129,34 @@ impl NamedCipher {
         tag_out.copy_from_slice(&tag);
     }
 
-    /// Opens `value` into `raw` (its contents replaced): on success `raw`
-    /// is the nonce, the plaintext and the tag, the plaintext at
-    /// `NONCE_LEN..raw.len() - TAG_LEN` (see [`plaintext`]).
-    pub(crate) fn open_into(
+    /// Opens `value` and returns its plaintext: decoded into `stack` when
+    /// it fits there, into `heap` otherwise, and decrypted in place.
+    pub(crate) fn open_into<'b>(
         &self,
         ring: &KeyRing,
         value: &[u8],
-        raw: &mut Vec<u8>,
-    ) -> Result<KeyMatch, CodecError> {
+        stack: &'b mut [u8],
+        heap: &'b mut Vec<u8>,
+    ) -> Result<(&'b [u8], KeyMatch), CodecError> {
         let encoded = strip(value)?;
-        raw.clear();
-        // Enough for any base64 of this length; exact after the decoding.
-        raw.resize(encoded.len() / 4 * 3 + 3, 0);
+        // Enough for any base64 of this length; the decoding says how much
+        // it made.
+        let room = encoded.len() / 4 * 3 + 3;
+        let buf = match stack.get_mut(..room) {
+            Some(buf) => buf,
+            None => {
+                heap.clear();
+                heap.resize(room, 0);
+                heap.as_mut_slice()
+            }
+        };
         let len = B64
-            .decode_slice(encoded, raw)
+            .decode_slice(encoded, &mut *buf)
             .map_err(|_| CodecError::Base64)?;
-        raw.truncate(len);
         if len < sealed_len(0) {
             return Err(CodecError::Malformed);
         }
+        let raw = &mut buf[..len];
         let (nonce, body) = raw.split_at_mut(NONCE_LEN);
         let (ciphertext, tag) = body.split_at_mut(body.len() - TAG_LEN);
         let nonce = Nonce::<Aes256Gcm>::from_slice(nonce);
@@ -165,19 +172,11 @@ impl NamedCipher {
                 .decrypt_in_place_detached(nonce, &self.aad, ciphertext, (&*tag).into())
                 .is_ok()
             {
-                return Ok(which);
+                return Ok((ciphertext, which));
             }
         }
         Err(CodecError::Decrypt)
     }
-}
-
-/// The plaintext inside sealed bytes that [`NamedCipher::open_into`] opened
-/// (at least [`sealed_len`]`(0)` bytes: it refuses shorter ones; empty for
-/// anything shorter still).
-pub(crate) fn plaintext(raw: &[u8]) -> &[u8] {
-    raw.get(NONCE_LEN..raw.len().saturating_sub(TAG_LEN))
-        .unwrap_or_default()
 }
 
 /// The base64 part of a private value, after its length and version are
