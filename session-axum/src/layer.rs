@@ -68,8 +68,10 @@ pub(crate) struct SlotHandle {
 /// share one session for it: middleware between the two and the handler
 /// see the same data. The inner layer, nearest the handler, saves it when
 /// the handler's response is ready, answering a failure with its own error
-/// response; a change that middleware between the two makes after that is
-/// logged, not saved. Two layers built apart with one cookie name around
+/// response (the default one, if that clone has none of its own). After
+/// that, middleware between the two that changes the session has the
+/// change logged, not saved, and one that first opens the session then
+/// reads it as the request brought it. Two layers built apart with one cookie name around
 /// one request do not share sessions: the inner one serves the request,
 /// and the mistake is logged at warn level (once per process).
 ///

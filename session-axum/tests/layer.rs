@@ -345,7 +345,8 @@ async fn one_layer_installed_twice_serves_one_session() {
         session.insert("marked", &true).unwrap();
         next.run(request).await
     }
-    async fn marked_views(session: Session) -> String {
+    async fn marked_views(session: Session, cookies: Cookies) -> String {
+        cookies.add(Cookie::new("theme", "dark"));
         let marked: Option<bool> = session.get("marked").unwrap();
         let n = session
             .update("views", |n: Option<u64>| n.unwrap_or(0) + 1)
@@ -363,7 +364,9 @@ async fn one_layer_installed_twice_serves_one_session() {
 
     let first = send(&app, "/api/views", None).await;
     assert_eq!(first.body, "Some(true) 1");
-    assert_eq!(first.set_cookies.len(), 1, "{:?}", first.set_cookies);
+    // The session's cookie and the jar's, each once.
+    assert_eq!(first.set_cookies.len(), 2, "{:?}", first.set_cookies);
+    assert_eq!(first.set_cookies[1], "theme=dark");
     let cookie = first.session_cookie();
     let second = send(&app, "/api/views", Some(&cookie)).await;
     assert_eq!(second.body, "Some(true) 2");
@@ -374,7 +377,11 @@ async fn one_layer_installed_twice_serves_one_session() {
 #[tokio::test]
 async fn the_inner_of_two_clones_answers_with_its_own_error_response() {
     let layer = layer_with(Arc::new(FailingStore::default()));
-    let api = Router::new().route("/views", get(views)).layer(
+    async fn views_and_theme(session: Session, cookies: Cookies) -> String {
+        cookies.add(Cookie::new("theme", "dark"));
+        views(session).await
+    }
+    let api = Router::new().route("/views", get(views_and_theme)).layer(
         layer
             .clone()
             .with_error_response(|_| (StatusCode::SERVICE_UNAVAILABLE, "api error")),
@@ -389,6 +396,7 @@ async fn the_inner_of_two_clones_answers_with_its_own_error_response() {
         (inner.status, inner.body.as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, "api error")
     );
+    // Neither layer sends the jar's cookie with the error response.
     assert!(inner.set_cookies.is_empty(), "{:?}", inner.set_cookies);
     let outer = send(&app, "/views", None).await;
     assert_eq!(outer.status, StatusCode::INTERNAL_SERVER_ERROR);

@@ -513,7 +513,9 @@ impl Cookies {
     /// once: the jar is then sent, and a later `add`, `add_signed`,
     /// `add_private` or `remove` (through a clone kept past the response,
     /// in a spawned task, say) returns `false` and logs a warning (the
-    /// first one), instead of being dropped without a word.
+    /// first one), instead of being dropped without a word. A second
+    /// `take_delta` gets nothing, so that two holders of one jar (two
+    /// layers around one request) cannot send its cookies twice.
     ///
     /// ```
     /// use session_core::{cookie::Cookie, Engine, Key, KeyRing, SessionConfig};
@@ -524,11 +526,14 @@ impl Cookies {
     /// assert_eq!(jar.take_delta(), ["theme=dark"]);
     /// assert!(!jar.add(Cookie::new("theme", "light")), "too late");
     /// assert_eq!(jar.delta(), ["theme=dark"]);
+    /// assert!(jar.take_delta().is_empty(), "taken already");
     /// ```
     #[must_use]
     pub fn take_delta(&self) -> Vec<String> {
         let mut jar = self.lock();
-        jar.sent = true;
+        if std::mem::replace(&mut jar.sent, true) {
+            return Vec::new();
+        }
         jar.changes.iter().map(|c| c.header.clone()).collect()
     }
 }
@@ -800,7 +805,7 @@ mod tests {
         assert_eq!(jar.get("a").as_deref(), Some("1"));
         assert_eq!(jar.get("theme").as_deref(), Some("dark"));
         assert_eq!(jar.delta(), sent);
-        assert_eq!(jar.take_delta(), sent);
+        assert!(jar.take_delta().is_empty(), "taken once");
     }
 
     #[test]
