@@ -630,13 +630,7 @@ async fn a_grouped_save_too_large_settles_the_leaders_cookie_after_the_others() 
                 &store,
                 vec![
                     Box::new(|s| s.insert("b", &2).unwrap()),
-                    Box::new(|s| {
-                        s.set_lifetime(
-                            session_core::Lifetime::default()
-                                .with_idle_timeout(Some(time::Duration::days(30)))
-                                .with_absolute_timeout(None),
-                        );
-                    }),
+                    Box::new(|s| s.set_lifetime(support::remembered())),
                     Box::new(|s| s.insert("big", &"x".repeat(2000)).unwrap()),
                 ],
             )
@@ -679,11 +673,6 @@ async fn a_grouped_save_too_large_settles_the_leaders_cookie_after_the_others() 
 #[tokio::test]
 async fn a_grouped_save_that_meets_a_conflict_keeps_the_lifetime_set_in_it() {
     use std::sync::atomic::Ordering::Relaxed;
-    fn remembered() -> session_core::Lifetime {
-        session_core::Lifetime::default()
-            .with_idle_timeout(Some(time::Duration::days(30)))
-            .with_absolute_timeout(None)
-    }
     let (h, store) = slow_harness(|store| store);
     let mut browser = Browser::new();
     h.request(&mut browser, |s| s.insert("n", &0).unwrap())
@@ -703,7 +692,7 @@ async fn a_grouped_save_that_meets_a_conflict_keeps_the_lifetime_set_in_it() {
                 &store,
                 vec![
                     Box::new(|s| s.insert("b", &2).unwrap()),
-                    Box::new(|s| s.set_lifetime(remembered())),
+                    Box::new(|s| s.set_lifetime(support::remembered())),
                 ],
             )
             .await;
@@ -748,7 +737,7 @@ async fn a_grouped_save_that_meets_a_conflict_keeps_the_lifetime_set_in_it() {
     // A's save, the other process's, then the group's (each request
     // alone would have made a fourth version).
     assert_eq!(stored.version, 3, "B and C were saved as a group");
-    assert_eq!(stored.lifetime, remembered());
+    assert_eq!(stored.lifetime, support::remembered());
     assert_eq!(
         stored.expires_at,
         Some(stored.last_seen + time::Duration::days(30))

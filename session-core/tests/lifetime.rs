@@ -4,16 +4,12 @@ mod support;
 
 use serde_json::json;
 use session_core::{Lifetime, Storage, StoreOp, Timestamp};
-use support::{Browser, Harness, SETUPS, START, attribute, engines_for, open_with, request_with};
+use support::{
+    Browser, Harness, SETUPS, START, attribute, engines_for, open_with, remembered, request_with,
+};
 use time::Duration;
 
 const DAY: i64 = 24 * 3600;
-
-fn remembered() -> Lifetime {
-    Lifetime::default()
-        .with_idle_timeout(Some(Duration::days(30)))
-        .with_absolute_timeout(None)
-}
 
 fn user(s: &session_core::Session) -> Option<String> {
     s.get::<String>("user").unwrap()

@@ -16,6 +16,13 @@ use time::macros::datetime;
 
 pub const START: OffsetDateTime = datetime!(2026-01-01 0:00 UTC);
 
+/// "Remember me": thirty days idle, no absolute limit.
+pub fn remembered() -> session_core::Lifetime {
+    session_core::Lifetime::default()
+        .with_idle_timeout(Some(time::Duration::days(30)))
+        .with_absolute_timeout(None)
+}
+
 pub fn fixed_key() -> Key {
     Key::from_bytes(&(0..64u8).collect::<Vec<_>>()).unwrap()
 }
