@@ -372,6 +372,63 @@ async fn one_layer_installed_twice_serves_one_session() {
     assert_eq!(second.body, "Some(true) 2");
 }
 
+/// Clones of one layer around one request, and middleware between them
+/// that opens the session only after the inner one saved it (from a copy
+/// of the request it kept). In cookie-store mode, with a touch due, a
+/// second plan from the request's old cookie would send that cookie after
+/// the log-in's new one, undoing the log-in: the slot is planned once.
+#[tokio::test]
+async fn a_session_opened_after_the_inner_clone_saved_is_not_planned_again() {
+    use axum::extract::FromRequestParts as _;
+    async fn look_after(request: Request, next: Next) -> Response {
+        let (parts, body) = request.into_parts();
+        let mut kept = parts.clone();
+        let response = next.run(Request::from_parts(parts, body)).await;
+        // Opens the slot again, from the cookie the request brought.
+        let session = Session::from_request_parts(&mut kept, &()).await.unwrap();
+        let _ = session.get_value("views");
+        response
+    }
+    async fn login(session: Session) -> &'static str {
+        session.regenerate();
+        session.insert("user", "alice").unwrap();
+        "Logged in"
+    }
+    async fn whoami(session: Session) -> String {
+        format!("{:?}", session.get::<String>("user").unwrap())
+    }
+    let clock = session_axum::core::ManualClock::new(time::macros::datetime!(2030-01-01 0:00 UTC));
+    let layer = SessionLayer::new(
+        config()
+            .with_storage(session_axum::core::Storage::Cookie)
+            .with_clock(Arc::new(clock.clone())),
+    )
+    .unwrap();
+    let api = Router::new()
+        .route("/views", get(views))
+        .route("/login", get(login))
+        .route("/whoami", get(whoami))
+        .layer(layer.clone());
+    let app = Router::new()
+        .nest("/api", api)
+        .layer(middleware::from_fn(look_after))
+        .layer(layer);
+
+    let first = send(&app, "/api/views", None).await;
+    assert_eq!(first.body, "Views: 1");
+    clock.advance(time::Duration::minutes(2));
+    let login = send(&app, "/api/login", Some(&first.session_cookie())).await;
+    assert_eq!(login.body, "Logged in");
+    let session_cookies: Vec<_> = login
+        .set_cookies
+        .iter()
+        .filter(|c| c.starts_with("id="))
+        .collect();
+    assert_eq!(session_cookies.len(), 1, "{:?}", login.set_cookies);
+    let me = send(&app, "/api/whoami", Some(&login.session_cookie())).await;
+    assert_eq!(me.body, "Some(\"alice\")");
+}
+
 /// Clones of one layer around one request, the inner one with its own
 /// error response: a failure on the inner one's routes answers with it.
 #[tokio::test]

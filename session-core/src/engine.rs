@@ -650,7 +650,7 @@ impl Engine {
                 // Opened again after the request was finished (a misuse):
                 // afresh, never on what the plan left behind; and still
                 // finished, so that a change through it is logged as not
-                // saved (nothing finishes the request again).
+                // saved (`finish_opened` plans a slot once).
                 *state = State {
                     finished: true,
                     late_change_logged: state.late_change_logged,
@@ -775,7 +775,9 @@ impl Engine {
     /// session within its touch interval, say), which spares the adapter
     /// the commit.
     ///
-    /// This finishes the slot: a second call gives `None`. When the handler
+    /// This finishes the slot: a second call gives `None`, even when the
+    /// slot was opened again in between (a misuse; the session it gives
+    /// starts afresh, and changes through it are logged, not saved). When the handler
     /// still holds a clone of the session (a task it spawned, say), the plan
     /// is made from a copy of the data, as [`finish`](Self::finish) does;
     /// that clone may still read, but what it changes is saved by nobody,
@@ -823,7 +825,14 @@ impl Engine {
         transfer: Transfer,
     ) -> Option<Result<(Plan, Timestamp), SessionError>> {
         let now = state.opened_at.take()?;
-        state.finished = true;
+        if std::mem::replace(&mut state.finished, true) {
+            // Opened again after it was finished (see `open_in`): the
+            // request's plan was made once, and a second one, from the
+            // cookie the request brought, would undo it (a log-in's new
+            // cookie followed by the old id's, say). Its changes were
+            // logged as not saved.
+            return None;
+        }
         match self.plan(state, now, transfer) {
             Ok(plan) if plan.is_noop() => None,
             planned => Some(planned.map(|plan| (plan, now))),

@@ -276,6 +276,12 @@ async fn opening_a_finished_slot_starts_afresh() {
         logs.text()
     );
     drop(late);
+    // The slot was finished once: it is never planned again, so the
+    // change made after that is not stored behind the request's back.
+    assert!(
+        h.engine.finish_slot(&mut slot).is_none(),
+        "a slot opened again after it finished is never planned"
+    );
 
     // The record is intact.
     let session = h.open(&browser).await;
@@ -284,6 +290,47 @@ async fn opening_a_finished_slot_starts_afresh() {
         ["apple"]
     );
     assert_eq!(session.get::<u64>("n").unwrap(), Some(1));
+}
+
+#[tokio::test]
+async fn a_finished_slot_opened_again_from_the_old_cookie_plans_nothing() {
+    // Two clones of one layer share a slot; the inner one finished it with
+    // a log-in's new cookie. Middleware between the two then opens the
+    // slot again from the cookie the request brought, whose touch is due.
+    // Finishing that again would send the old id's cookie after the new
+    // one (undoing the log-in in the browser).
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("cart", &["apple"]).unwrap())
+        .await;
+    h.advance_secs(120);
+
+    let (mut slot, session) = open_in_slot(&h.engine, &browser).await;
+    session.regenerate();
+    session.insert("user", "alice").unwrap();
+    drop(session);
+    let (plan, _) = h.engine.finish_slot(&mut slot).unwrap().unwrap();
+    assert!(
+        matches!(plan.cookie, CookieOp::Set(_)),
+        "the log-in's new cookie"
+    );
+
+    let loaded = h
+        .engine
+        .load(h.engine.read(browser.cookie_header()))
+        .await
+        .unwrap();
+    let again = h.engine.open_in(&slot, loaded, h.engine.now());
+    assert_eq!(
+        again.get::<Vec<String>>("cart").unwrap().unwrap(),
+        ["apple"],
+        "the old record, whose touch is due"
+    );
+    drop(again);
+    assert!(
+        h.engine.finish_slot(&mut slot).is_none(),
+        "the old id is not touched nor its cookie sent after the new one"
+    );
 }
 
 #[tokio::test]
