@@ -231,6 +231,74 @@ mod tests {
     }
 
     #[test]
+    fn a_deadline_comes_before_the_lifetime_and_neither_is_written_when_absent() {
+        // Both (a "remember me" log-in's usual record): the deadline, then
+        // the lifetime. Bytes computed by hand (Python's `struct`).
+        let mut both = sample();
+        both.lifetime = Lifetime::default()
+            .with_idle_timeout(Some(Duration::minutes(15)))
+            .with_persistent(false);
+        let bytes = bytes_of(&both);
+        assert_eq!(
+            hex::encode(&bytes),
+            // Format, flags 3; created, last seen; version 300; expires;
+            // the lifetime's bits (idle 900 + 2, absolute from the
+            // configuration 0, a browser-session cookie 1 << 62); data.
+            "0203\
+             00a8da769b010000\
+             a02edc769b010000\
+             ac02\
+             809611779b010000\
+             8603000000000040\
+             010576696577730301"
+        );
+        assert_eq!(read(&bytes).unwrap(), both);
+
+        let mut neither = sample();
+        neither.expires_at = None;
+        let bytes = bytes_of(&neither);
+        assert_eq!(
+            hex::encode(&bytes),
+            "0200\
+             00a8da769b010000\
+             a02edc769b010000\
+             ac02\
+             010576696577730301"
+        );
+        assert_eq!(read(&bytes).unwrap(), neither);
+    }
+
+    #[test]
+    fn plaintexts_on_either_side_of_the_stack_buffer_read_back_equal() {
+        use crate::codec::private::{NONCE_LEN, TAG_LEN};
+        // The engine's buffer: the nonce, the plaintext, the tag.
+        let mut on_stack = 0;
+        for n in 300..400 {
+            let mut record = sample();
+            record.data.insert("text", "x".repeat(n).into());
+            let mut buf = [0u8; NONCE_LEN + INLINE + TAG_LEN];
+            let (len, heap) = write(&record, &mut buf, NONCE_LEN, TAG_LEN).unwrap();
+            let bytes = match &heap {
+                Some(heap) => {
+                    assert!(len > INLINE, "{len} bytes went to the heap");
+                    assert_eq!(heap.len(), NONCE_LEN + len + TAG_LEN);
+                    &heap[NONCE_LEN..NONCE_LEN + len]
+                }
+                None => {
+                    assert!(len <= INLINE, "{len} bytes stayed on the stack");
+                    on_stack = on_stack.max(len);
+                    &buf[NONCE_LEN..NONCE_LEN + len]
+                }
+            };
+            assert_eq!(read(bytes).unwrap(), record, "{n} characters");
+        }
+        assert_eq!(
+            on_stack, INLINE,
+            "a plaintext that fills the buffer exactly"
+        );
+    }
+
+    #[test]
     fn a_record_with_a_lifetime_and_no_deadline_reads_back_equal() {
         let mut record = sample();
         record.expires_at = None;
@@ -298,6 +366,14 @@ mod tests {
         let mut flags = bytes.clone();
         flags[1] = 4;
         assert_eq!(read(&flags), Err(Malformed("unknown flags")));
+        // A lifetime whose persistence bits are 3, which no lifetime has.
+        let mut lifetime = bytes_of(&sample());
+        lifetime[1] |= HAS_LIFETIME;
+        let at = 2 + 8 + 8 + 2 + 8;
+        lifetime.splice(at..at, (3u64 << 62).to_le_bytes());
+        assert_eq!(read(&lifetime), Err(Malformed("malformed lifetime")));
+        lifetime[at + 7] = 0x40;
+        assert!(read(&lifetime).is_ok(), "the same bytes with a lifetime");
         for cut in 1..bytes.len() {
             assert!(
                 read(&bytes[..cut]).is_err(),

@@ -251,6 +251,31 @@ mod tests {
     }
 
     #[test]
+    fn values_on_either_side_of_the_stack_buffer_open_under_a_previous_key() {
+        // The engine opens into 512 bytes on the stack, and into the heap
+        // what does not fit: both after the current key failed in place.
+        let old = Key::generate();
+        let ring = KeyRing::new(Key::generate()).with_previous(old.clone());
+        let cipher = NamedCipher::new("id");
+        let (mut on_stack, mut on_heap) = (false, false);
+        for len in 440..520 {
+            let plaintext: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let value = seal(&old, "id", &plaintext).unwrap();
+            let (mut stack, mut heap) = ([0u8; 512], Vec::new());
+            let (opened, matched) = cipher
+                .open_into(&ring, value.as_bytes(), &mut stack, &mut heap)
+                .unwrap();
+            assert_eq!((opened, matched), (&plaintext[..], KeyMatch::Previous(0)));
+            if heap.is_empty() {
+                on_stack = true;
+            } else {
+                on_heap = true;
+            }
+        }
+        assert!(on_stack && on_heap, "both paths were taken");
+    }
+
+    #[test]
     fn short_blob_is_malformed_not_a_panic() {
         assert_eq!(open(&ring(), "id", "p1.AAAA"), Err(CodecError::Malformed));
         assert_eq!(open(&ring(), "id", "p1."), Err(CodecError::Malformed));
