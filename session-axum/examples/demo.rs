@@ -70,6 +70,13 @@ use session_redis::RedisStore;
 ///
 /// The layer's [`ConfigError`] for an unusable configuration.
 pub(crate) fn app(config: SessionConfig) -> Result<SessionService<Router>, ConfigError> {
+    // Only `/signed/set` needs to know whether cookies are `Secure`: the
+    // other routes carry no state, so that axum's per-request clone of a
+    // route copies nothing (a route with state is cloned into a new box
+    // on every request).
+    let signed = Router::new()
+        .route("/signed/set", get(set_signed))
+        .with_state(SecureCookies(config.secure()));
     let routes = Router::new()
         .route("/views", get(views))
         .route("/set", post(set_user))
@@ -83,12 +90,12 @@ pub(crate) fn app(config: SessionConfig) -> Result<SessionService<Router>, Confi
         .route("/set-theme", get(set_theme))
         .route("/get-theme", get(get_theme))
         .route("/clear-theme", get(clear_theme))
-        .route("/signed/set", get(set_signed))
         .route("/signed/get", get(get_signed))
+        .merge(signed)
         .fallback(not_found)
         // What `axum::serve` does for a bare router: the handlers are boxed
         // into routes once here, not on every request.
-        .with_state(SecureCookies(config.secure()));
+        .with_state(());
     Ok(SessionLayer::new(config)?.layer(routes))
 }
 
