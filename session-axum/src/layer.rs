@@ -71,9 +71,10 @@ pub(crate) struct SlotHandle {
 /// response (the default one, if that clone has none of its own). After
 /// that, middleware between the two that changes the session has the
 /// change logged, not saved, and one that first opens the session then
-/// reads it as the request brought it (and nothing is planned for it: no
-/// second cookie follows the inner one's). A cookie such middleware adds
-/// to the [`Cookies`](crate::Cookies) jar then is refused (`false`, logged
+/// reads it as the request brought it (when the handler had opened it,
+/// nothing more is planned for it: no second cookie follows the inner
+/// one's). When the handler had used the [`Cookies`](crate::Cookies) jar,
+/// a cookie such middleware adds to it then is refused (`false`, logged
 /// at warn level): the inner layer sent the jar's cookies. Two layers built apart with one cookie name around
 /// one request do not share sessions: the inner one serves the request,
 /// and the mistake is logged at warn level (once per process).
