@@ -115,11 +115,12 @@ struct Reply {
 }
 
 impl Reply {
-    /// The `name=value` pair of the session cookie this reply set.
+    /// The `name=value` pair of the session cookie this reply set (the
+    /// last one, should there be more: what a browser keeps).
     fn session_cookie(&self) -> String {
         self.set_cookies
             .iter()
-            .find(|c| c.starts_with("id="))
+            .rfind(|c| c.starts_with("id="))
             .map(|c| c.split(';').next().unwrap().to_owned())
             .expect("a session cookie")
     }
@@ -425,9 +426,7 @@ async fn a_session_opened_after_the_inner_clone_saved_is_not_planned_again() {
         .filter(|c| c.starts_with("id="))
         .collect();
     assert_eq!(session_cookies.len(), 1, "{:?}", login.set_cookies);
-    // What a browser keeps: the last session cookie of the response.
-    let kept = session_cookies.last().unwrap().split(';').next().unwrap();
-    let me = send(&app, "/api/whoami", Some(kept)).await;
+    let me = send(&app, "/api/whoami", Some(&login.session_cookie())).await;
     assert_eq!(me.body, "Some(\"alice\")");
 }
 
