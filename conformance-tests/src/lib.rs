@@ -33,6 +33,29 @@
 //! from the same lists, and this crate's tests check that every case
 //! function is listed.
 //!
+//! # Setup
+//!
+//! The suites run as your crate's tests: add this crate as a
+//! dev-dependency beside `session-core` at the same version (the suites
+//! take `session-core`'s types, and two versions of it are two different
+//! sets of types; [`session_core`] is re-exported here, so
+//! `conformance_tests::session_core` always names the one the suites
+//! speak):
+//!
+//! ```toml
+//! [dev-dependencies]
+//! conformance-tests = "0.1"
+//! session-core = "0.1"
+//! # only for a store factory or an adapter harness that needs them:
+//! tokio = { version = "1", features = ["rt-multi-thread", "net"] }
+//! ```
+//!
+//! The generated tests are plain `#[test]` functions. Each case builds a
+//! Tokio runtime of its own, so call [`store::run`] and [`adapter::run`]
+//! yourself only from a plain `#[test]` (or `fn main`), never from inside
+//! a runtime (`#[tokio::test]`): Tokio refuses to block on a runtime from
+//! within another, and the call panics.
+//!
 //! # Writing a store
 //!
 //! A store keeps [`Record`](session_core::Record)s under
@@ -71,6 +94,16 @@
 //!     }
 //! }
 //!
+//! /// What the store writes for `record`, refused over the built-in stores'
+//! /// limit (1 MiB).
+//! fn encode(record: &Record) -> Result<Vec<u8>, StoreError> {
+//!     let (bytes, limit) = (record.to_bytes(), session_core::DEFAULT_MAX_RECORD_SIZE);
+//!     if bytes.len() > limit {
+//!         return Err(StoreError::TooLarge { size: bytes.len(), limit });
+//!     }
+//!     Ok(bytes)
+//! }
+//!
 //! #[async_trait]
 //! impl SessionStore for MapStore {
 //!     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
@@ -79,11 +112,12 @@
 //!     }
 //!
 //!     async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+//!         let bytes = encode(record)?;
 //!         let mut records = self.records.lock().unwrap();
 //!         if self.live(records.get(key))?.is_some() {
 //!             return Err(StoreError::Exists);
 //!         }
-//!         records.insert(*key, record.to_bytes());
+//!         records.insert(*key, bytes);
 //!         Ok(())
 //!     }
 //!
@@ -93,6 +127,7 @@
 //!         record: &Record,
 //!         expected_version: u64,
 //!     ) -> Result<SaveOutcome, StoreError> {
+//!         let bytes = encode(record)?;
 //!         let mut records = self.records.lock().unwrap();
 //!         // Deleted or expired: never bring it back.
 //!         let Some(stored) = self.live(records.get(key))? else {
@@ -101,7 +136,7 @@
 //!         if stored.version != expected_version {
 //!             return Ok(SaveOutcome::Conflict(stored));
 //!         }
-//!         records.insert(*key, record.to_bytes());
+//!         records.insert(*key, bytes);
 //!         Ok(SaveOutcome::Saved)
 //!     }
 //!
@@ -271,3 +306,6 @@ pub mod store;
 
 pub use failure::{Failure, Outcome};
 pub use registry::{ADAPTER_CASES, Case, Needs, STORE_CASES};
+/// The `session-core` the suites are written against: name its types
+/// through this path when your crate might see another version.
+pub use session_core;

@@ -83,6 +83,7 @@ macro_rules! __store_cases {
             record_without_a_deadline_round_trips: always;
             session_lifetime_round_trips: always;
             large_record_round_trips: always;
+            oversized_writes_are_too_large_and_write_nothing: always;
             create_never_overwrites: always;
             records_under_different_keys_are_independent: always;
             save_with_the_current_version_replaces_the_record: always;
@@ -94,6 +95,7 @@ macro_rules! __store_cases {
             instances_share_records_only_under_one_prefix: always;
             expired_record_is_never_returned_as_live: always;
             save_moves_the_deadline: always;
+            save_can_bring_the_deadline_earlier: always;
             create_over_an_expired_record_succeeds: manual_clock "the store expires records on the wall clock, which the suite cannot move past a deadline; a backend that frees records at their deadline (a Redis PXAT) lets a create take the key by itself";
             record_is_live_until_its_exact_deadline: manual_clock "the store expires records on the wall clock, which cannot be stopped one millisecond before a deadline; expired_record_is_never_returned_as_live covers its expiry";
             store_sees_only_digests_of_session_ids: always;

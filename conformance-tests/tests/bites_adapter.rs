@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::StatusCode;
-use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
+use axum::http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use conformance_tests::Outcome;
@@ -36,6 +36,9 @@ const KEEPS_ID_AT_LOGIN: u8 = 4;
 const DROPS_COOKIES_ON_ERRORS: u8 = 5;
 /// The layer's error response hides a failed store behind a 200.
 const HIDES_STORE_ERRORS: u8 = 6;
+/// A middleware in front of the layer keeps only the request's first
+/// `Cookie` header, as an adapter reading `headers.get(COOKIE)` would.
+const SEES_ONLY_THE_FIRST_COOKIE_HEADER: u8 = 7;
 
 /// The small app with the bug `BUG`.
 struct Buggy<const BUG: u8>;
@@ -89,6 +92,17 @@ fn app<const BUG: u8>(config: SessionConfig) -> Result<Router, BoxError> {
                     response.headers_mut().remove(SET_COOKIE);
                 }
                 response
+            },
+        ))
+    } else if BUG == SEES_ONLY_THE_FIRST_COOKIE_HEADER {
+        router.layer(axum::middleware::map_request(
+            |mut request: axum::extract::Request| async move {
+                let first = request.headers().get(COOKIE).cloned();
+                request.headers_mut().remove(COOKIE);
+                if let Some(first) = first {
+                    request.headers_mut().insert(COOKIE, first);
+                }
+                request
             },
         ))
     } else if BUG == FORGETS_REMOVAL_COOKIE {
@@ -256,7 +270,11 @@ impl SessionStore for Adopting {
 type CaseFn = fn(&Suite) -> Outcome;
 
 /// Every case a bug below is meant to fail.
-const TARGETED: [(&str, CaseFn); 10] = [
+const TARGETED: [(&str, CaseFn); 11] = [
+    (
+        "duplicated_session_cookies_never_fail",
+        cases::duplicated_session_cookies_never_fail,
+    ),
     (
         "error_responses_count_as_activity",
         cases::error_responses_count_as_activity,
@@ -355,6 +373,11 @@ fn keeping_the_id_at_login_fails() {
 #[test]
 fn dropping_cookies_on_error_responses_fails() {
     fails::<DROPS_COOKIES_ON_ERRORS>(&["error_responses_count_as_activity"]);
+}
+
+#[test]
+fn seeing_only_the_first_cookie_header_fails() {
+    fails::<SEES_ONLY_THE_FIRST_COOKIE_HEADER>(&["duplicated_session_cookies_never_fail"]);
 }
 
 #[test]

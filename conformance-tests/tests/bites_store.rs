@@ -50,6 +50,31 @@ enum Bug {
     SavesInTwoSteps,
     /// `take` loads, then deletes, in two steps (the trait's default).
     TakesInTwoSteps,
+    /// `save` only ever extends the deadline (a backend expiry set with
+    /// `PEXPIRE … GT`): a later one, or none, wins over an earlier one.
+    OnlyExtendsTheDeadline,
+    /// Records of any size are written.
+    HasNoSizeLimit,
+    /// A record over the limit is refused with `StoreError::Backend`, not
+    /// `StoreError::TooLarge`.
+    RefusesLargeRecordsAsABackendError,
+    /// A `save` over the limit writes the record, then answers
+    /// `StoreError::TooLarge`.
+    WritesBeforeRefusingLargeRecords,
+}
+
+/// The map store's limit on a record's size, as `Record::to_bytes` encodes
+/// it: the built-in stores' default.
+const LIMIT: usize = session_core::DEFAULT_MAX_RECORD_SIZE;
+
+/// `Err(TooLarge)` when `record` is over [`LIMIT`], as a correct store
+/// answers.
+fn within_limit(record: &Record) -> Result<(), StoreError> {
+    let size = record.to_bytes().len();
+    if size > LIMIT {
+        return Err(StoreError::TooLarge { size, limit: LIMIT });
+    }
+    Ok(())
 }
 
 /// How long a store with a two-step bug waits between its steps: wide
@@ -87,6 +112,19 @@ impl MapStore {
     fn live(&self, record: Option<&Record>) -> Option<Record> {
         let record = record?.clone();
         (self.bug == Bug::ReturnsExpired || !record.is_expired(self.clock.now())).then_some(record)
+    }
+
+    /// `Err` when `record` is over the limit (the store's own bugs aside).
+    fn check_size(&self, record: &Record) -> Result<(), StoreError> {
+        match (self.bug, within_limit(record)) {
+            (Bug::HasNoSizeLimit, _) => Ok(()),
+            (Bug::RefusesLargeRecordsAsABackendError, Err(StoreError::TooLarge { size, .. })) => {
+                Err(StoreError::backend(format!(
+                    "value of {size} bytes refused"
+                )))
+            }
+            (_, checked) => checked,
+        }
     }
 
     fn stored(&self, record: &Record) -> Record {
@@ -131,6 +169,12 @@ impl ImmediateStore for MapStore {
         record: &Record,
         expected: u64,
     ) -> Result<SaveOutcome, StoreError> {
+        if self.bug == Bug::WritesBeforeRefusingLargeRecords {
+            if let Some(stored) = self.records.lock().unwrap().get_mut(key) {
+                *stored = record.clone();
+            }
+        }
+        self.check_size(record)?;
         let mut records = self.records.lock().unwrap();
         if self.bug == Bug::SavesInTwoSteps {
             let stored = self.live(records.get(key));
@@ -154,6 +198,12 @@ impl ImmediateStore for MapStore {
             }
             Some(stored) if self.bug == Bug::KeepsTheFirstDeadline => {
                 new.expires_at = stored.expires_at;
+            }
+            Some(stored) if self.bug == Bug::OnlyExtendsTheDeadline => {
+                new.expires_at = match (stored.expires_at, new.expires_at) {
+                    (Some(old), Some(new)) => Some(old.max(new)),
+                    _ => None,
+                };
             }
             _ => {}
         }
@@ -193,6 +243,7 @@ impl MapStore {
         record: &Record,
         overwrite: bool,
     ) -> Result<(), StoreError> {
+        self.check_size(record)?;
         let mut records = self.records.lock().unwrap();
         let exists = self.live(records.get(key)).is_some();
         if self.bug == Bug::CreatesInTwoSteps {
@@ -412,6 +463,30 @@ fn store_that_loses_precision_or_data_fails() {
 }
 
 #[test]
+fn store_that_only_extends_deadlines_fails() {
+    fails(
+        Bug::OnlyExtendsTheDeadline,
+        "deadline_earlier",
+        cases::save_can_bring_the_deadline_earlier,
+    );
+}
+
+#[test]
+fn store_without_a_proper_size_limit_fails() {
+    for bug in [
+        Bug::HasNoSizeLimit,
+        Bug::RefusesLargeRecordsAsABackendError,
+        Bug::WritesBeforeRefusingLargeRecords,
+    ] {
+        fails(
+            bug,
+            "oversized",
+            cases::oversized_writes_are_too_large_and_write_nothing,
+        );
+    }
+}
+
+#[test]
 fn store_whose_writes_take_two_steps_fails() {
     fails(
         Bug::CreatesInTwoSteps,
@@ -512,6 +587,7 @@ impl SessionStore for SharedStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        within_limit(record)?;
         let mut backend = BACKEND.lock().unwrap();
         if self.live(backend.get(&self.at(key)).cloned()).is_some() {
             return Err(StoreError::Exists);
@@ -526,6 +602,7 @@ impl SessionStore for SharedStore {
         record: &Record,
         expected: u64,
     ) -> Result<SaveOutcome, StoreError> {
+        within_limit(record)?;
         let mut backend = BACKEND.lock().unwrap();
         match self.live(backend.get(&self.at(key)).cloned()) {
             None => return Ok(SaveOutcome::Missing),

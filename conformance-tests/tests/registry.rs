@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use conformance_tests::adapter::{Harness, Running, StorageMode};
+use conformance_tests::startup::STARTUP_CASES;
 use conformance_tests::store::ExpiryClock;
 use conformance_tests::{ADAPTER_CASES, Case, STORE_CASES};
 use session_core::{BoxError, SessionConfig};
@@ -174,4 +175,32 @@ fn adapter_suite_generates_exactly_the_registered_cases() {
             "a_failed_save_delete_or_login_is_a_500_that_loses_nothing",
         ]
     );
+}
+
+#[test]
+fn every_startup_case_function_is_registered() {
+    let source = include_str!("../src/startup.rs");
+    let start = source
+        .find("pub mod cases {")
+        .expect("startup.rs has a `cases` module");
+    let end = start
+        + source[start..]
+            .find("\n}\n")
+            .expect("the `cases` module ends at a closing brace in column 0");
+    let functions = case_functions(&[&source[start..end]]);
+    let registered: BTreeSet<String> = STARTUP_CASES.iter().map(|&n| n.to_owned()).collect();
+    assert_eq!(
+        registered.len(),
+        STARTUP_CASES.len(),
+        "a case is registered twice"
+    );
+    assert_eq!(functions, registered);
+}
+
+#[test]
+fn startup_suite_generates_exactly_the_registered_cases() {
+    mod demo {
+        conformance_tests::startup_suite!(suite, program: "/no/such/demo");
+    }
+    assert_eq!(demo::suite::CASES, STARTUP_CASES);
 }

@@ -116,7 +116,9 @@
 //!
 //! The store needs Redis 6.2 or newer (or a compatible server such as
 //! Valkey), for `PXAT` and `GETDEL`, and the commands `GET`, `SET`, `DEL`,
-//! `GETDEL`, `EVALSHA`, `EVAL` and `SCRIPT LOAD` (mind them in ACLs).
+//! `GETDEL`, `EVALSHA`, `EVAL` and `SCRIPT LOAD` (mind them in ACLs). This
+//! crate's own tests need Redis 7 (they read expiries with
+//! `PEXPIRETIME`).
 //!
 //! # Key layout and value format
 //!
@@ -163,16 +165,21 @@
 //!   so Redis drops a session exactly when the engine would stop accepting
 //!   it.
 //!   It is absolute: keep the clocks of your web servers and of Redis in
-//!   sync (NTP).
+//!   sync (NTP). A value Redis still holds past `e` on the web server's
+//!   clock (a Redis clock running behind, or a value written without an
+//!   expiry) is no session to `load` and `take`.
 //! - A value is at most [`RedisStoreBuilder::max_record_size`] bytes long
 //!   (1 MiB unless set), its `"w"` field left out (which adds up to 74
 //!   bytes): a larger create or save fails with
 //!   [`StoreError::TooLarge`](session_core::StoreError::TooLarge) before
 //!   anything is sent.
 //!
-//! Listing sessions: `redis-cli --scan --pattern 'session:*'`. Logging
-//! everyone out: delete the prefix's keys (or rotate the key ring, which
-//! makes every cookie unreadable). The save script is [`SAVE_SCRIPT`].
+//! Listing sessions: `redis-cli --scan --pattern 'session:*'`, or, when
+//! another application's prefix also starts with `session:` (such as
+//! `session:admin:`), exactly the prefix and 64 more characters:
+//! `--pattern "session:$(printf '?%.0s' $(seq 64))"`. Logging everyone out:
+//! delete the keys that pattern lists (or rotate the key ring, which makes
+//! every cookie unreadable). The save script is [`SAVE_SCRIPT`].
 //!
 //! # Round trips
 //!
@@ -234,12 +241,18 @@
 //!   no cookie and logs its changes as dropped, although its first copy
 //!   saved them before the session ended. A
 //!   `GETDEL` (a log-in's old id, taken once the new record is written) is
-//!   never sent twice unless the first copy certainly did not leave (the
-//!   connection was refused), since a second copy would find nothing to
-//!   take. When it fails, the engine deletes the old id, and once that
-//!   succeeds the log-in stands; only what another request saved under the
-//!   old id in the meantime is not carried over (logged at warn level). If
-//!   the delete fails too, the request fails with a 500.
+//!   not sent twice by the store unless the first copy certainly did not
+//!   leave (the connection was refused), since a second copy would find
+//!   nothing to take. When it fails, the engine deletes the old id, and
+//!   once that succeeds the log-in stands; only what another request saved
+//!   under the old id in the meantime is not carried over (logged at warn
+//!   level). If the delete fails too, the request fails with a 500. On a
+//!   Redis Cluster, the `redis` crate's cluster client re-sends a command
+//!   whose connection dropped, `GETDEL` included: if its first copy took
+//!   the record and the reply was lost, the second finds nothing, and the
+//!   log-in stands without carrying over what other requests saved under
+//!   the old id while it ran (it is not logged: a take finding nothing is
+//!   also what an expired old session gives).
 //! - Sessions live as long as Redis keeps them: a Redis without
 //!   persistence (or a failover that lost recent writes) logs users out.
 //!

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use redis::{Cmd, ErrorKind, ServerErrorKind, Value};
 use session_core::{
-    RandomSource as _, Record, SaveOutcome, SessionStore, StoreError, StoreKey, ThreadRandom,
-    async_trait,
+    Clock as _, RandomSource as _, Record, SaveOutcome, SessionStore, StoreError, StoreKey,
+    SystemClock, ThreadRandom, Timestamp, async_trait,
 };
 use tokio::time::Instant;
 
@@ -150,7 +150,11 @@ impl RedisStore {
         matches!(self.connection, Connection::Cluster(_))
     }
 
-    /// The record a `GET` or `GETDEL` of `key` answers.
+    /// The record a `GET` or `GETDEL` of `key` answers, unless it has
+    /// expired. Redis drops a record at its deadline by itself (`PXAT`); a
+    /// value it still holds past the deadline on this server's clock (one
+    /// written without an expiry, or a Redis clock running behind) is
+    /// none all the same, as the trait requires.
     async fn fetch(
         &self,
         name: &'static str,
@@ -159,11 +163,19 @@ impl RedisStore {
     ) -> Result<Option<Record>, StoreError> {
         let mut cmd = redis::cmd(name);
         cmd.arg(self.redis_key(key));
-        match self.command(name, &cmd, retry).await? {
-            Value::Nil => Ok(None),
-            Value::BulkString(bytes) => value::decode(&bytes, &self.prefix).map(Some),
-            other => Err(unexpected(name, &other)),
+        let record = match self.command(name, &cmd, retry).await? {
+            Value::Nil => return Ok(None),
+            Value::BulkString(bytes) => value::decode(&bytes, &self.prefix)?,
+            other => return Err(unexpected(name, &other)),
+        };
+        if record.is_expired(Timestamp::from_unix_ms(SystemClock.now_unix_ms())) {
+            tracing::debug!(
+                expires_at = ?record.expires_at,
+                "Redis still holds a record past its deadline; it counts as none"
+            );
+            return Ok(None);
         }
+        Ok(Some(record))
     }
 
     /// Runs one command within the command timeout.
@@ -287,22 +299,27 @@ impl SessionStore for RedisStore {
         if let Some(ms) = deadline_ms(record) {
             cmd.arg("PXAT").arg(ms);
         }
-        match self.command("SET NX", &cmd, Retry::Always).await? {
-            Value::Okay => Ok(()),
-            Value::Nil => {
-                // Either the id is taken (with 128 random bits, never in
-                // practice) or this is a second copy of this very create,
-                // sent again after a lost connection: the stored value
-                // tells which.
-                let mut get = redis::cmd("GET");
-                get.arg(&redis_key);
-                match self.command("GET", &get, Retry::Always).await? {
-                    Value::BulkString(stored) if stored == value => Ok(()),
-                    _ => Err(StoreError::Exists),
-                }
+        // A key that vanishes between a refused `SET NX` and the `GET`
+        // (it expired, or was deleted) is free again: set it once more.
+        for _ in 0..2 {
+            match self.command("SET NX", &cmd, Retry::Always).await? {
+                Value::Okay => return Ok(()),
+                Value::Nil => {}
+                other => return Err(unexpected("SET NX", &other)),
             }
-            other => Err(unexpected("SET NX", &other)),
+            // Either the id is taken (with 128 random bits, never in
+            // practice) or this is a second copy of this very create, sent
+            // again after a lost connection: the stored value tells which.
+            let mut get = redis::cmd("GET");
+            get.arg(&redis_key);
+            match self.command("GET", &get, Retry::Always).await? {
+                Value::BulkString(stored) if stored == value => return Ok(()),
+                Value::BulkString(_) => return Err(StoreError::Exists),
+                Value::Nil => {}
+                other => return Err(unexpected("GET", &other)),
+            }
         }
+        Err(StoreError::Exists)
     }
 
     async fn save(

@@ -475,6 +475,38 @@ async fn a_record_whose_deadline_has_passed_is_gone() {
     assert_eq!(store.load(&key).await.unwrap(), None);
 }
 
+/// A value Redis still holds past its deadline (written without an
+/// expiry, say by a migration, or kept by a Redis clock that runs behind)
+/// is none to `load` and `take`, as the trait requires.
+#[tokio::test]
+async fn a_value_held_past_its_deadline_is_none() {
+    let store = shared_store("held_past_deadline").await;
+    let now = OffsetDateTime::now_utc();
+    let mut dead = Record::new(now - Duration::hours(2), Some(now - Duration::hours(1)));
+    dead.data.insert("a", 1.into());
+    let mut conn = raw(&redis_url()).await;
+    let key = new_key();
+    let () = conn
+        .set(store.redis_key(&key), layout(&dead))
+        .await
+        .unwrap();
+    assert_eq!(store.load(&key).await.unwrap(), None);
+    assert_eq!(stored_bytes(&store, &key).await, Some(layout(&dead)));
+    assert_eq!(store.take(&key).await.unwrap(), None);
+    assert_eq!(stored_bytes(&store, &key).await, None, "take removed it");
+
+    // The same value with a deadline ahead is loaded: the check is the
+    // deadline's, not the missing TTL's.
+    let mut live = dead.clone();
+    live.expires_at = Some((now + Duration::hours(1)).into());
+    let () = conn
+        .set(store.redis_key(&key), layout(&live))
+        .await
+        .unwrap();
+    assert_eq!(store.load(&key).await.unwrap(), Some(live));
+    store.delete(&key).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_record_expires_in_redis_at_its_deadline() {
     let store = shared_store("expires").await;

@@ -281,7 +281,8 @@ impl Drop for Suite {
 ///
 /// # Panics
 ///
-/// When no tokio runtime can be built.
+/// When no tokio runtime can be built, or when called from within one (a
+/// `#[tokio::test]`): call it from a plain `#[test]`.
 pub fn run<H: Harness>(storage: StorageMode, case: fn(&Suite) -> Outcome) -> Outcome {
     case(&Suite::new::<H>(storage))
 }
@@ -316,7 +317,9 @@ pub fn run<H: Harness>(storage: StorageMode, case: fn(&Suite) -> Outcome) -> Out
 ///
 /// # Panics
 ///
-/// When no tokio runtime can be built, or when the factory panics.
+/// When no tokio runtime can be built, when called from within one (a
+/// `#[tokio::test]`: call it from a plain `#[test]`), or when the factory
+/// panics.
 pub fn run_with_store<H, F, Fut, S>(
     suite: &str,
     case_name: &str,

@@ -169,7 +169,9 @@ impl std::fmt::Debug for Instances {
 ///
 /// # Panics
 ///
-/// When no runtime can be built, or when the factory or the store panics.
+/// When no runtime can be built, when called from within one (a
+/// `#[tokio::test]`: call it from a plain `#[test]`), or when the factory
+/// or the store panics.
 pub fn run<F, Fut, S, C, CFut>(
     suite: &str,
     case: &str,

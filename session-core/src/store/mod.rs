@@ -34,13 +34,15 @@
 //! and writes nothing. The engine skips a touch that meets it (a session
 //! stored under a higher limit stays readable), logs a log-in's carry-over
 //! that meets it (the log-in stands) and fails any other write. A limit
-//! must take the suite's `large_record_round_trips` record, about 130 KB.
+//! must take the suite's `large_record_round_trips` record, about 130 KB,
+//! and refuse 32 MiB (`oversized_writes_are_too_large_and_write_nothing`).
 //!
 //! Every record carries [`Record::expires_at`], a [`Timestamp`](crate::Timestamp)
 //! in Unix milliseconds: let the backend free the record at that time where
 //! it can (a Redis `PXAT` takes [`unix_ms`](crate::Timestamp::unix_ms) as it
-//! is; a database index the store sweeps). A store must be `Send + Sync` and is used as
-//! `Arc<dyn SessionStore>`.
+//! is; a database index the store sweeps). A `save` sets the deadline to
+//! the new record's, earlier or later than the stored one, or none. A
+//! store must be `Send + Sync` and is used as `Arc<dyn SessionStore>`.
 //!
 //! A complete store, a map behind one lock (fine for a test, not for
 //! production: use [`MemoryStore`], which shards its lock and frees expired
@@ -74,7 +76,7 @@
 //!                 return Err(StoreError::Exists);
 //!             }
 //!         }
-//!         records.insert(*key, record.to_bytes());
+//!         records.insert(*key, within_limit(record)?);
 //!         Ok(())
 //!     }
 //!
@@ -97,7 +99,7 @@
 //!         if stored.version != expected_version {
 //!             return Ok(SaveOutcome::Conflict(stored));
 //!         }
-//!         records.insert(*key, record.to_bytes());
+//!         records.insert(*key, within_limit(record)?);
 //!         Ok(SaveOutcome::Saved)
 //!     }
 //!
@@ -112,6 +114,15 @@
 //!         let record = Record::from_bytes(&bytes)?;
 //!         Ok((!record.is_expired(time::OffsetDateTime::now_utc())).then_some(record))
 //!     }
+//! }
+//!
+//! /// The bytes to store for `record`, refused over 1 MiB.
+//! fn within_limit(record: &Record) -> Result<Vec<u8>, StoreError> {
+//!     let (bytes, limit) = (record.to_bytes(), session_core::DEFAULT_MAX_RECORD_SIZE);
+//!     if bytes.len() > limit {
+//!         return Err(StoreError::TooLarge { size: bytes.len(), limit });
+//!     }
+//!     Ok(bytes)
 //! }
 //!
 //! let store: std::sync::Arc<dyn SessionStore> = std::sync::Arc::new(MapStore::default());

@@ -181,6 +181,84 @@ pub async fn save_moves_the_deadline(subject: Subject) -> Outcome {
     Ok(())
 }
 
+/// A save can also bring the deadline *earlier*, or give one to a record
+/// that had none: the new record's [`Record::expires_at`] is the deadline,
+/// whatever the stored one was. A session's own lifetime, set after it was
+/// created, can shorten it; a store that only ever extends its backend's
+/// expiry (`PEXPIRE … GT`, a `max` of both) keeps such a session alive.
+///
+/// With `expiry: manual_clock` the suite moves the clock past the new
+/// deadlines; with `expiry: wall_clock` it saves, with a deadline 200 ms
+/// ahead, records made to live an hour and for ever, and polls until both
+/// vanish, failing 3 s after the deadline.
+pub async fn save_can_bring_the_deadline_earlier(subject: Subject) -> Outcome {
+    let (ttl, hour) = match subject.expiry {
+        ExpiryClock::Manual => (Duration::minutes(2), Duration::hours(1)),
+        ExpiryClock::Wall => (WALL_TTL, Duration::hours(1)),
+    };
+    let now = match subject.expiry {
+        ExpiryClock::Manual => subject.clock.now(),
+        ExpiryClock::Wall => wall_now_ms(),
+    };
+    let mut shortened = Vec::new();
+    for (what, first_deadline) in [
+        ("a record made to live an hour", Some(now + hour)),
+        ("a record made without a deadline", None),
+    ] {
+        let key = fresh_key();
+        let record = with_data(Record::new(now, first_deadline), json!({"n": 1}), 0);
+        subject.store.create(&key, &record).await?;
+        let mut saved = with_data(Record::new(now, Some(now + ttl)), json!({"n": 2}), 1);
+        saved.last_seen = record.last_seen;
+        let outcome = subject.store.save(&key, &saved, 0).await?;
+        check_eq!(
+            outcome,
+            SaveOutcome::Saved,
+            "{what}: save with a deadline {} ms ahead",
+            ttl.whole_milliseconds()
+        );
+        shortened.push((what, key));
+    }
+    match subject.expiry {
+        ExpiryClock::Manual => {
+            subject.clock.advance(ttl - Duration::milliseconds(1));
+            for (what, key) in &shortened {
+                check!(
+                    subject.store.load(key).await?.is_some(),
+                    "{what}: gone 1 ms before the deadline it was saved with"
+                );
+            }
+            subject.clock.advance(Duration::milliseconds(1));
+            for (what, key) in &shortened {
+                check_eq!(
+                    subject.store.load(key).await?,
+                    None,
+                    "{what}, saved with an earlier deadline: load at that deadline"
+                );
+            }
+        }
+        ExpiryClock::Wall => {
+            let deadline = now + ttl;
+            let give_up = Instant::now() + ttl.unsigned_abs() + WALL_GRACE;
+            for (what, key) in &shortened {
+                while let Some(live) = subject.store.load(key).await? {
+                    if Instant::now() > give_up {
+                        // Do not leave a record without a deadline behind.
+                        subject.store.delete(key).await?;
+                        fail!(
+                            "{what}, saved with an earlier deadline: still loaded {} ms after \
+                             it: {live:?}",
+                            (OffsetDateTime::now_utc() - deadline).whole_milliseconds()
+                        );
+                    }
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates a record under a fresh key that expires [`WALL_TTL`] ahead of
 /// the wall clock, then saves it with a deadline `then` later than its
 /// creation (`None`: none at all), both before the first deadline. On a
@@ -221,7 +299,9 @@ pub async fn create_over_an_expired_record_succeeds(subject: Subject) -> Outcome
         .await?;
     subject.clock.advance(Duration::minutes(10));
     let fresh = with_data(record_at(subject.clock.now()), json!({"n": 2}), 0);
-    subject.store.create(&key, &fresh).await?;
+    if let Err(err) = subject.store.create(&key, &fresh).await {
+        fail!("create over a record expired ten minutes ago: {err}");
+    }
     check_eq!(
         subject.store.load(&key).await?,
         Some(fresh),

@@ -164,30 +164,38 @@ pub async fn take_racing_saves_loses_nothing(subject: Subject) -> Outcome {
             let (taken, first_save) = (taken.clone(), first_save.clone());
             let now = subject.clock.now();
             writers.spawn(async move {
-                let mut saved = Vec::new();
-                let mut version = 0;
-                loop {
-                    let after_the_take = taken.load(Ordering::SeqCst);
-                    let record = with_data(record_at(now), json!({ "writer": i }), version + 1);
-                    match store.save(&key, &record, version).await? {
-                        SaveOutcome::Saved if after_the_take => fail!(
-                            "round {round}: writer {i}'s save of version {} began after the \
-                             take had returned, and was Saved",
-                            version + 1
-                        ),
-                        SaveOutcome::Saved => {
-                            saved.push(record);
-                            version += 1;
-                            first_save.notify_one();
+                let outcome: Result<Vec<Record>, Failure> = async {
+                    let mut saved = Vec::new();
+                    let mut version = 0;
+                    loop {
+                        let after_the_take = taken.load(Ordering::SeqCst);
+                        let record = with_data(record_at(now), json!({ "writer": i }), version + 1);
+                        match store.save(&key, &record, version).await? {
+                            SaveOutcome::Saved if after_the_take => fail!(
+                                "round {round}: writer {i}'s save of version {} began after \
+                                 the take had returned, and was Saved",
+                                version + 1
+                            ),
+                            SaveOutcome::Saved => {
+                                saved.push(record);
+                                version += 1;
+                                first_save.notify_one();
+                            }
+                            SaveOutcome::Conflict(stored) if stored.version == version => fail!(
+                                "round {round}: a save expecting version {version} conflicted \
+                                 with a stored record of that version"
+                            ),
+                            SaveOutcome::Conflict(stored) => version = stored.version,
+                            SaveOutcome::Missing => return Ok(saved),
                         }
-                        SaveOutcome::Conflict(stored) if stored.version == version => fail!(
-                            "round {round}: a save expecting version {version} conflicted with \
-                             a stored record of that version"
-                        ),
-                        SaveOutcome::Conflict(stored) => version = stored.version,
-                        SaveOutcome::Missing => return Ok(saved),
                     }
                 }
+                .await;
+                // A writer that ends before any save succeeded (its save
+                // failed) lets the take go on, so that the case reports its
+                // error rather than a timeout.
+                first_save.notify_one();
+                outcome
             });
         }
         // Take once the writers are under way.

@@ -149,6 +149,80 @@ pub async fn large_record_round_trips(subject: Subject) -> Outcome {
     Ok(())
 }
 
+/// The largest record [`oversized_writes_are_too_large_and_write_nothing`]
+/// tries: a store's limit must lie below it.
+pub const OVERSIZED_RECORD_CEILING: usize = 32 * 1024 * 1024;
+
+/// A store has a limit on a record's size (the trait's rule; the built-in
+/// stores default to [`session_core::DEFAULT_MAX_RECORD_SIZE`], 1 MiB): a
+/// `create` or `save` over it answers [`StoreError::TooLarge`] and writes
+/// nothing. The engine relies on that variant (it skips a touch that meets
+/// it, and keeps a log-in that does), so a store that answers
+/// [`StoreError::Backend`] instead turns the touch of a big session into a
+/// 500.
+///
+/// The case writes records of 2, 8 and 32 MiB
+/// ([`OVERSIZED_RECORD_CEILING`]) until one is refused: a store must take
+/// the record of [`large_record_round_trips`] (about 130 KB) and refuse
+/// 32 MiB.
+pub async fn oversized_writes_are_too_large_and_write_nothing(subject: Subject) -> Outcome {
+    let now = subject.clock.now();
+    let small = with_data(record_at(now), json!({"n": 1}), 0);
+    for size in [2 << 20, 8 << 20, OVERSIZED_RECORD_CEILING] {
+        let big = with_data(record_at(now), json!({"big": "x".repeat(size)}), 0);
+        let key = fresh_key();
+        match subject.store.create(&key, &big).await {
+            Ok(()) => {
+                subject.store.delete(&key).await?;
+                if size == OVERSIZED_RECORD_CEILING {
+                    fail!(
+                        "a record of {size} bytes was created: a store needs a limit on a \
+                         record's size below that, answered with StoreError::TooLarge"
+                    );
+                }
+                continue;
+            }
+            Err(StoreError::TooLarge { .. }) => {}
+            Err(other) => fail!(
+                "create of a {size} byte record: want StoreError::TooLarge (the engine relies \
+                 on it), got {other}"
+            ),
+        }
+        let loaded = subject.store.load(&key).await?;
+        check!(
+            loaded.is_none(),
+            "load after a create of {size} bytes refused as too large: found a record of {} bytes",
+            loaded.map_or(0, |r| r.to_bytes().len())
+        );
+        subject.store.create(&key, &small).await?;
+        let mut bigger = big.clone();
+        bigger.version = 1;
+        match subject.store.save(&key, &bigger, 0).await {
+            Err(StoreError::TooLarge { .. }) => {}
+            Ok(outcome) => fail!(
+                "save of a {size} byte record over a live one: want StoreError::TooLarge, got \
+                 {outcome:?}"
+            ),
+            Err(other) => fail!(
+                "save of a {size} byte record over a live one: want StoreError::TooLarge, got \
+                 {other}"
+            ),
+        }
+        let loaded = subject.store.load(&key).await?;
+        check!(
+            loaded.as_ref() == Some(&small),
+            "the record after a save refused as too large: want the small record (version 0), \
+             found {}",
+            loaded.map_or_else(
+                || "none".to_owned(),
+                |r| format!("version {}, {} bytes", r.version, r.to_bytes().len())
+            )
+        );
+        return Ok(());
+    }
+    fail!("no record size was tried")
+}
+
 /// `create` under a key that holds a live record is
 /// [`StoreError::Exists`], and the stored record stays as it was.
 pub async fn create_never_overwrites(subject: Subject) -> Outcome {
