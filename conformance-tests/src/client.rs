@@ -279,10 +279,23 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
-    stream.write_all(request)?;
+    let written = stream.write_all(request);
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    Ok(raw)
+    let read = stream.read_to_end(&mut raw);
+    match (written, read) {
+        (Ok(()), Ok(_)) => Ok(raw),
+        // A server may answer before it has read the whole request (a 413
+        // for a body over its limit) and close the connection, which then
+        // resets: what it sent is the answer, when a whole head of it
+        // arrived (`parse` checks the body against its length).
+        (Err(error), _) | (Ok(()), Err(error)) if !has_head(&raw) => Err(error),
+        _ => Ok(raw),
+    }
+}
+
+/// Whether `raw` holds a response's whole head.
+fn has_head(raw: &[u8]) -> bool {
+    raw.windows(4).any(|w| w == b"\r\n\r\n")
 }
 
 fn parse(raw: &[u8]) -> Result<Reply, String> {
@@ -373,5 +386,33 @@ mod tests {
         browser.keep("theme=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
         browser.keep("id=; Max-Age=0");
         assert_eq!(browser.cookie_header(), "");
+    }
+
+    /// A server that answers 413 after the head and closes without
+    /// reading the 64 MiB body (the close resets the connection under the
+    /// client's write): the 413 is the reply, not a connection error.
+    #[test]
+    fn an_answer_sent_before_the_body_was_read_is_the_reply() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                stream.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            stream
+                .write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n\r\nbig")
+                .unwrap();
+            head
+        });
+        let reply = Browser::new(addr)
+            .send(Request::new("POST", "/cart").body(vec![b'x'; 64 << 20]))
+            .unwrap();
+        let head = server.join().unwrap();
+        assert!(head.starts_with(b"POST /cart HTTP/1.1\r\n"));
+        assert_eq!((reply.status, reply.body.as_str()), (413, "big"));
     }
 }

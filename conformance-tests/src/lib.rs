@@ -169,10 +169,13 @@
 //! to a server. A store over a shared backend puts the context's
 //! [`prefix`](store::StoreContext::prefix) before its keys, so that cases
 //! running in parallel never meet; a store whose backend expires records by
-//! itself on the wall clock (a Redis `PXAT`) says `expiry: wall_clock`:
+//! itself on the wall clock (a Redis `PXAT`) says `expiry: wall_clock`, and
+//! one whose instances share that backend says `backend: shared`, so that
+//! an instance that cannot see another's records fails rather than passing
+//! for an in-process store:
 //!
 //! ```ignore
-//! store_suite!(redis_store, expiry: wall_clock, |ctx| async move {
+//! store_suite!(redis_store, expiry: wall_clock, backend: shared, |ctx| async move {
 //!     RedisStore::builder(redis_url()).key_prefix(ctx.prefix()).connect().await.unwrap()
 //! });
 //! ```

@@ -8,6 +8,7 @@
 /// ```text
 /// store_suite!(name, expiry: manual_clock, |ctx| async move { make_store(ctx) });
 /// store_suite!(name, expiry: wall_clock, |ctx| async move { make_store(ctx).await });
+/// store_suite!(name, expiry: wall_clock, backend: shared, |ctx| async move { make_store(ctx).await });
 /// ```
 ///
 /// - `name`: the module, and so the tests' prefix (`name::create_never_overwrites`).
@@ -26,6 +27,11 @@
 ///   starting once on each face), and again for each more instance a case
 ///   asks for, on the case's own runtime; use the context's [`prefix`](crate::store::StoreContext::prefix)
 ///   to keep the records of parallel cases apart in a shared backend.
+/// - `backend: shared` (optional, before the factory): the store's
+///   instances share a backend (a Redis, a database), so an instance made
+///   with the same key prefix must see what another wrote. Without it, a
+///   store whose instances see nothing of each other passes as an
+///   in-process one.
 ///
 /// The generated module also holds `CASES`, each case's name with the reason
 /// it is ignored, if it is.
@@ -43,21 +49,60 @@
 /// ```
 #[macro_export]
 macro_rules! store_suite {
-    ($suite:ident, expiry: manual_clock, $factory:expr $(,)?) => {
+    ($suite:ident, expiry: $clock:ident, backend: $backend:ident, $factory:expr $(,)?) => {
         $crate::__store_cases!(__store_suite!(
             $suite,
-            manual_clock,
-            $crate::store::ExpiryClock::Manual,
+            $clock,
+            $crate::store::Capabilities {
+                expiry: $crate::__expiry_clock!($clock),
+                backend: $crate::__backend!($backend),
+            },
             $factory
         ));
     };
-    ($suite:ident, expiry: wall_clock, $factory:expr $(,)?) => {
+    ($suite:ident, expiry: $clock:ident, $factory:expr $(,)?) => {
         $crate::__store_cases!(__store_suite!(
             $suite,
-            wall_clock,
-            $crate::store::ExpiryClock::Wall,
+            $clock,
+            $crate::store::Capabilities {
+                expiry: $crate::__expiry_clock!($clock),
+                backend: $crate::store::Backend::Unspecified,
+            },
             $factory
         ));
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __expiry_clock {
+    (manual_clock) => {
+        $crate::store::ExpiryClock::Manual
+    };
+    (wall_clock) => {
+        $crate::store::ExpiryClock::Wall
+    };
+    ($other:ident) => {
+        ::core::compile_error!(concat!(
+            "store_suite!: `expiry: ",
+            stringify!($other),
+            "`: say `expiry: manual_clock` or `expiry: wall_clock`"
+        ))
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __backend {
+    (shared) => {
+        $crate::store::Backend::Shared
+    };
+    ($other:ident) => {
+        ::core::compile_error!(concat!(
+            "store_suite!: `backend: ",
+            stringify!($other),
+            "`: the one backend to name is `backend: shared`"
+        ))
     };
 }
 

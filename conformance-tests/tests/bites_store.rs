@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use conformance_tests::store::{self, ExpiryClock, Subject, cases};
+use conformance_tests::store::{self, Backend, Capabilities, ExpiryClock, Subject, cases};
 use conformance_tests::{Outcome, store_suite};
 use session_core::{
     Clock, ImmediateStore, Record, SaveOutcome, SessionStore, StoreError, StoreKey, Timestamp,
@@ -524,6 +524,9 @@ enum SharedBug {
     /// Loads are served from a cache of this instance, filled by its own
     /// loads and writes.
     CachesLoads,
+    /// Each instance writes under a prefix of its own, so that no other
+    /// instance ever sees its records.
+    KeepsRecordsToItself,
 }
 
 /// A store over [`BACKEND`], with at most one bug.
@@ -538,10 +541,15 @@ struct SharedStore {
 impl SharedStore {
     fn new(ctx: &store::StoreContext, bug: SharedBug) -> Self {
         Self {
-            prefix: if bug == SharedBug::IgnoresPrefix {
-                String::new()
-            } else {
-                ctx.prefix().to_owned()
+            prefix: match bug {
+                SharedBug::IgnoresPrefix => String::new(),
+                SharedBug::KeepsRecordsToItself => {
+                    static INSTANCES: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(0);
+                    let n = INSTANCES.fetch_add(1, Ordering::Relaxed);
+                    format!("{}{n}:", ctx.prefix())
+                }
+                _ => ctx.prefix().to_owned(),
             },
             clock: ctx.clock(),
             bug,
@@ -627,7 +635,7 @@ impl SessionStore for SharedStore {
 }
 
 // The control: without a bug, the shared store passes every case.
-store_suite!(correct_shared_store, expiry: manual_clock, |ctx| async move {
+store_suite!(correct_shared_store, expiry: manual_clock, backend: shared, |ctx| async move {
     SharedStore::new(&ctx, SharedBug::None)
 });
 
@@ -641,6 +649,32 @@ fn shared_store_that_ignores_its_prefix_or_caches_loads_fails() {
             cases::instances_share_records_only_under_one_prefix,
         );
     }
+}
+
+#[test]
+fn shared_store_whose_instances_keep_records_to_themselves_fails_when_said_shared() {
+    let bug = SharedBug::KeepsRecordsToItself;
+    let factory = move |ctx| async move { SharedStore::new(&ctx, bug) };
+    let shared = Capabilities::from(ExpiryClock::Manual).with_backend(Backend::Shared);
+    match store::run(
+        "bites",
+        "instances",
+        shared,
+        factory,
+        cases::instances_share_records_only_under_one_prefix,
+    ) {
+        Err(failure) => eprintln!("{bug:?} fails instances, as it must:\n{failure}\n"),
+        Ok(()) => panic!("a store that {bug:?} passed instances with backend: shared"),
+    }
+    // Not said to be shared, it passes for an in-process store.
+    let outcome = store::run(
+        "bites",
+        "instances",
+        ExpiryClock::Manual,
+        factory,
+        cases::instances_share_records_only_under_one_prefix,
+    );
+    assert!(outcome.is_ok(), "{outcome:?}");
 }
 
 /// A store whose backend is gone, and what it makes of that.

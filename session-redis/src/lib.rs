@@ -186,7 +186,7 @@
 //! | operation | command |
 //! | --- | --- |
 //! | load | `GET key` |
-//! | create | `SET key value NX PXAT deadline` (a `nil` answer is followed by a `GET`: [`StoreError::Exists`](session_core::StoreError::Exists) unless the stored value is this create's own, sent twice) |
+//! | create | `SET key value NX PXAT deadline` (a `nil` answer is followed by a `GET`: [`StoreError::Exists`](session_core::StoreError::Exists) unless the stored value is this create's own, sent twice; when the `GET` finds the key gone, the `SET NX` once more) |
 //! | save | `EVALSHA` [`SAVE_SCRIPT`] (version header check, then `SET key value PXAT deadline`, in Redis) |
 //! | delete | `DEL key` |
 //! | take (a log-in's new id: the old record, removed) | `GETDEL key` |

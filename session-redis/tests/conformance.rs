@@ -20,7 +20,7 @@ use conformance_tests::{store_outage_suite, store_suite};
 use session_redis::RedisStore;
 use support::{PrivateRedis, cluster_urls, redis_url};
 
-store_suite!(standalone, expiry: wall_clock, |ctx| async move {
+store_suite!(standalone, expiry: wall_clock, backend: shared, |ctx| async move {
     let url = redis_url();
     RedisStore::builder(url.clone())
         .key_prefix(ctx.prefix())
@@ -31,7 +31,7 @@ store_suite!(standalone, expiry: wall_clock, |ctx| async move {
         })
 });
 
-store_suite!(cluster, expiry: wall_clock, |ctx| async move {
+store_suite!(cluster, expiry: wall_clock, backend: shared, |ctx| async move {
     let urls = cluster_urls();
     RedisStore::cluster_builder(urls.clone())
         .key_prefix(ctx.prefix())

@@ -7,7 +7,7 @@ use time::Duration;
 use super::{fresh_key, record_at, with_data};
 use crate::Outcome;
 use crate::failure::{check, check_eq, fail};
-use crate::store::Subject;
+use crate::store::{Backend, Subject};
 
 /// `load` of a key that was never written is `None`, not an error.
 pub async fn load_of_a_missing_key_is_none(subject: Subject) -> Outcome {
@@ -164,7 +164,9 @@ pub const OVERSIZED_RECORD_CEILING: usize = 32 * 1024 * 1024;
 /// The case writes records of 2, 8 and 32 MiB
 /// ([`OVERSIZED_RECORD_CEILING`]) until one is refused: a store must take
 /// the record of [`large_record_round_trips`] (about 130 KB) and refuse
-/// 32 MiB.
+/// 32 MiB. Check the size before sending anything, as the built-in stores
+/// do: a store that sends 32 MiB to its backend to find out may meet its
+/// own command timeout first, and fail the case with that error.
 pub async fn oversized_writes_are_too_large_and_write_nothing(subject: Subject) -> Outcome {
     let now = subject.clock.now();
     let small = with_data(record_at(now), json!({"n": 1}), 0);
@@ -459,9 +461,10 @@ pub async fn take_removes_the_record_and_returns_it(subject: Subject) -> Outcome
 /// live on another).
 ///
 /// When the same-prefix instance does not see the record the case's store
-/// created, the store is taken for an in-process one (each instance keeps
-/// its own records) and the case checks nothing more: a shared-backend
-/// store that wrote somewhere its other instances never look passes here.
+/// created, a store said to be over a shared backend
+/// ([`Backend::Shared`](crate::store::Backend::Shared), `backend: shared`)
+/// fails; any other is taken for an in-process one (each instance keeps
+/// its own records), and the case checks nothing more.
 pub async fn instances_share_records_only_under_one_prefix(subject: Subject) -> Outcome {
     let same = subject.another_instance(true).await;
     let other = subject.another_instance(false).await;
@@ -475,6 +478,11 @@ pub async fn instances_share_records_only_under_one_prefix(subject: Subject) -> 
         "an instance with another key prefix loaded the record"
     );
     let Some(seen) = same.load(&key).await? else {
+        check!(
+            subject.backend != Backend::Shared,
+            "a second instance with the same key prefix does not see the record the first \
+             created: the instances of a store over a shared backend must share its records"
+        );
         // An in-process store: each instance keeps its own records.
         check_eq!(
             subject.store.load(&key).await?,
