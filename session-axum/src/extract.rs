@@ -156,7 +156,9 @@ fn rejected(shared: &Arc<Shared>, error: StoreError) -> SessionRejection {
 /// [`add_private`](session_core::Cookies::add_private) and
 /// [`remove`](session_core::Cookies::remove). Signing and encryption use the
 /// session's key ring, and a value under a previous key is re-issued under
-/// the current one. The [`SessionLayer`](crate::SessionLayer) appends one
+/// the current one (its attributes:
+/// [`SessionConfig::with_cookie_reissue`](session_core::SessionConfig::with_cookie_reissue)).
+/// The [`SessionLayer`](crate::SessionLayer) appends one
 /// `Set-Cookie` header per changed cookie after the handler returns; a jar
 /// kept past that point (moved into a spawned task) refuses further
 /// changes (`false`, logged at warn level).

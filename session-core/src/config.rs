@@ -137,6 +137,19 @@ pub struct SessionConfig {
     pub(crate) verified_cache: usize,
     pub(crate) max_sessions: Option<usize>,
     pub(crate) max_record_size: Option<usize>,
+    pub(crate) reissue: Option<CookieReissue>,
+}
+
+/// The hook of [`SessionConfig::with_cookie_reissue`].
+#[derive(Clone)]
+pub(crate) struct CookieReissue(
+    pub(crate) Arc<dyn Fn(&mut cookie::Cookie<'static>) -> bool + Send + Sync>,
+);
+
+impl fmt::Debug for CookieReissue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CookieReissue(..)")
+    }
 }
 
 /// The default of [`SessionConfig::with_verified_cache`].
@@ -167,6 +180,7 @@ impl SessionConfig {
             verified_cache: DEFAULT_VERIFIED_CACHE,
             max_sessions: None,
             max_record_size: None,
+            reissue: None,
         }
     }
 
@@ -407,6 +421,56 @@ impl SessionConfig {
         self
     }
 
+    /// How the [`Cookies`](crate::Cookies) jar sets a signed or private
+    /// cookie again when it verified only under a previous key of the ring
+    /// (it is re-issued under the current key in the response that read
+    /// it). Browsers do not send a cookie's attributes, so the jar starts
+    /// from `Path=/`, `HttpOnly`, `SameSite=Lax`, `Secure` when the session
+    /// cookie has it or the name has a `__Secure-` or `__Host-` prefix, and
+    /// no `Max-Age` (a browser-session cookie). `reissue` gets that cookie
+    /// and may change its attributes (a `Max-Age` for a "remember me"
+    /// cookie, `Secure`, `SameSite=Strict`, another `Path` or `Domain`), or
+    /// answer `false` to send nothing; the name and the value it is given
+    /// are kept whatever it does. The cookie then follows the rules of
+    /// every cookie the jar sets ([`Cookies::add`](crate::Cookies::add)).
+    ///
+    /// ```
+    /// use session_core::cookie::{Cookie, SameSite};
+    /// use session_core::{Engine, Key, KeyRing, SessionConfig};
+    ///
+    /// let (old, new) = (Key::generate(), Key::generate());
+    /// let before = Engine::new(SessionConfig::new(KeyRing::new(old.clone()))).unwrap();
+    /// let jar = before.cookies(std::iter::empty::<&str>());
+    /// jar.add_signed(Cookie::build(("remember", "alice")).path("/").build());
+    /// let pair = jar.delta().remove(0).split(';').next().unwrap().to_owned();
+    ///
+    /// // After a rotation, "remember" is re-issued for 30 days, Strict;
+    /// // "pref" is not re-issued at all.
+    /// let config = SessionConfig::new(KeyRing::new(new).with_previous(old))
+    ///     .with_cookie_reissue(|cookie: &mut Cookie<'static>| match cookie.name() {
+    ///         "remember" => {
+    ///             cookie.set_max_age(time::Duration::days(30));
+    ///             cookie.set_same_site(SameSite::Strict);
+    ///             true
+    ///         }
+    ///         _ => false,
+    ///     });
+    /// let after = Engine::new(config).unwrap();
+    /// let jar = after.cookies([pair.as_str()]);
+    /// assert_eq!(jar.get_signed("remember").as_deref(), Some("alice"));
+    /// let reissued = jar.delta().remove(0);
+    /// assert!(reissued.contains("Max-Age=2592000"), "{reissued}");
+    /// assert!(reissued.contains("SameSite=Strict"), "{reissued}");
+    /// ```
+    #[must_use]
+    pub fn with_cookie_reissue(
+        mut self,
+        reissue: impl Fn(&mut cookie::Cookie<'static>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.reissue = Some(CookieReissue(Arc::new(reissue)));
+        self
+    }
+
     /// How many verified session cookie values the engine remembers (see
     /// [`with_verified_cache`](Self::with_verified_cache)).
     #[must_use]
@@ -565,9 +629,12 @@ pub(crate) fn check_cookie(
             "cookie name {name:?} must be a non-empty token (letters, digits and !#$%&'*+-.^_`|~)"
         ));
     }
-    if let Some(path) = path.filter(|path| !path.bytes().all(is_attr_byte)) {
+    if let Some(path) =
+        path.filter(|path| !path.starts_with('/') || !path.bytes().all(is_attr_byte))
+    {
         return problem(format!(
-            "path {path:?} must hold no ';' or control characters"
+            "path {path:?} must start with '/' and hold no ';' or control characters (browsers \
+             ignore any other)"
         ));
     }
     if let Some(domain) =

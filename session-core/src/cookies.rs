@@ -42,9 +42,22 @@ use crate::{KeyRing, MAX_COOKIE_LEN};
 ///
 /// A signed or private cookie that verifies only under a previous key is
 /// re-issued under the current key in this response, with `Path=/`,
-/// `HttpOnly`, `SameSite=Lax` (and `Secure` if the session cookie has it)
-/// and no `Max-Age`: its original attributes are not sent by browsers. Apps
-/// that need other attributes set the cookie again themselves.
+/// `HttpOnly`, `SameSite=Lax` (and `Secure` if the session cookie has it
+/// or the name has a `__Secure-` or `__Host-` prefix) and no `Max-Age`:
+/// its original attributes are not sent by browsers.
+/// [`SessionConfig::with_cookie_reissue`](crate::SessionConfig::with_cookie_reissue)
+/// sets other attributes, or turns the re-issue off, name by name. A
+/// request that carries several values under the name gets no re-issue:
+/// a value planted beside the real one (from a sibling subdomain, or over
+/// plain HTTP) must not be made to outlive it.
+///
+/// Signed and private values are bound to their name, not to a user: a
+/// visitor can hand their own valid value to someone else's browser
+/// (setting a cookie for a parent domain from a subdomain they control).
+/// Of several values under one name, [`get_signed`](Self::get_signed) and
+/// [`get_private`](Self::get_private) take the first made under the
+/// current key, else the first made under a previous one; keep what must
+/// belong to the user in the session.
 ///
 /// ```
 /// use session_core::{cookie::Cookie, Engine, Key, KeyRing, SessionConfig};
@@ -75,6 +88,10 @@ pub(crate) struct SessionCookie {
     pub(crate) name: String,
     pub(crate) path: String,
     pub(crate) domain: Option<String>,
+    /// The engine's [`SessionConfig::with_cookie_reissue`](crate::SessionConfig::with_cookie_reissue),
+    /// kept here, beside the rest the jar takes from the engine, so that a
+    /// request's jar holds one reference to all of it.
+    pub(crate) reissue: Option<crate::config::CookieReissue>,
 }
 
 impl SessionCookie {
@@ -233,8 +250,10 @@ impl Cookies {
     /// The verified text of the signed cookie `name`, or `None` when absent,
     /// tampered with, signed for another name, or not UTF-8 (and for the
     /// session cookie's name, whose value is the engine's). Of several
-    /// values under `name`, the first that verifies wins; only the first 16
-    /// are looked at, as for the session cookie (each costs a MAC per key).
+    /// values under `name`, the first that verifies under the current key
+    /// wins, else the first that verifies under a previous one; only the
+    /// first 16 are looked at, as for the session cookie (each costs a MAC
+    /// per key).
     #[must_use]
     pub fn get_signed(&self, name: &str) -> Option<String> {
         self.get_verified(name, false)
@@ -243,7 +262,8 @@ impl Cookies {
     /// The decrypted text of the private cookie `name`, or `None` when
     /// absent, tampered with, made for another name, or not UTF-8 (and for
     /// the session cookie's name). Of several values under `name`, the
-    /// first that opens wins; only the first 16 are looked at.
+    /// first that opens under the current key wins, else the first that
+    /// opens under a previous one; only the first 16 are looked at.
     ///
     /// ```
     /// use session_core::{cookie::Cookie, Engine, Key, KeyRing, SessionConfig};
@@ -293,6 +313,10 @@ impl Cookies {
                     .collect()
             }
         };
+        let several = values.len() > 1;
+        // The first value under a previous key, taken only when no value
+        // verifies under the current one.
+        let mut previous = None;
         for value in values {
             match decode(&self.keys, name, &value) {
                 Ok((bytes, matched)) => {
@@ -300,15 +324,25 @@ impl Cookies {
                         tracing::debug!(name, "cookie payload is not UTF-8");
                         continue;
                     };
-                    if matched.is_previous() {
-                        self.reissue(name, &text, private);
+                    if !matched.is_previous() {
+                        return Some(text);
                     }
-                    return Some(text);
+                    previous.get_or_insert(text);
                 }
                 Err(reason) => tracing::debug!(name, %reason, "cookie rejected"),
             }
         }
-        None
+        let text = previous?;
+        if several {
+            tracing::debug!(
+                name,
+                "cookie under a previous key not re-issued: the request carries several values \
+                 under its name"
+            );
+        } else {
+            self.reissue(name, &text, private);
+        }
+        Some(text)
     }
 
     /// Sets `name` again under the current key, unless this response has
@@ -319,7 +353,26 @@ impl Cookies {
         cookie.set_path("/");
         cookie.set_http_only(true);
         cookie.set_same_site(cookie::SameSite::Lax);
-        cookie.set_secure(self.secure.then_some(true));
+        let prefixed = ["__Secure-", "__Host-"].iter().any(|prefix| {
+            name.get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+        });
+        cookie.set_secure((self.secure || prefixed).then_some(true));
+        if let Some(hook) = &self.session.reissue {
+            if !(hook.0)(&mut cookie) {
+                tracing::debug!(
+                    name,
+                    "cookie under a previous key not re-issued, as configured"
+                );
+                return;
+            }
+            // The hook sets attributes; the name and the value stay.
+            cookie.set_name(name.to_owned());
+            cookie.set_value(text.to_owned());
+        }
+        if !self.settable(&cookie, false) {
+            return;
+        }
         if let Some(value) = self.encode(&cookie, private) {
             cookie.set_value(value.clone());
             if let Some(header) = fits(&cookie) {
@@ -628,6 +681,7 @@ mod tests {
             name: "id".to_owned(),
             path: "/".to_owned(),
             domain: None,
+            reissue: None,
         })
     }
 
@@ -781,6 +835,124 @@ mod tests {
             b"dark"
         );
         assert!(delta[0].contains("Path=/"), "{}", delta[0]);
+    }
+
+    /// A jar over `keys` whose re-issues go through `hook`.
+    fn jar_with_hook(
+        headers: &[&str],
+        keys: &KeyRing,
+        hook: impl Fn(&mut Cookie<'static>) -> bool + Send + Sync + 'static,
+    ) -> Cookies {
+        Cookies::from_headers(
+            headers.iter().copied(),
+            keys.clone(),
+            false,
+            Arc::new(SessionCookie {
+                name: "id".to_owned(),
+                path: "/".to_owned(),
+                domain: None,
+                reissue: Some(crate::config::CookieReissue(Arc::new(hook))),
+            }),
+        )
+    }
+
+    /// A name with a `__Secure-` or `__Host-` prefix is re-issued with
+    /// `Secure` even when the session cookie has none: browsers drop it
+    /// otherwise, and once the old key leaves the ring the value is gone.
+    #[test]
+    fn a_prefixed_name_is_reissued_secure() {
+        let old = Key::generate();
+        let keys = KeyRing::new(Key::generate()).with_previous(old.clone());
+        for name in ["__Secure-pref", "__Host-pref", "__secure-pref"] {
+            let value = codec::sign(&old, name, b"dark");
+            let jar = jar(&[&format!("{name}={value}")], &keys);
+            assert_eq!(jar.get_signed(name).as_deref(), Some("dark"));
+            let delta = jar.delta();
+            assert_eq!(delta.len(), 1, "{name}");
+            assert!(delta[0].contains("; Secure"), "{}", delta[0]);
+        }
+    }
+
+    /// The configured hook sets the re-issue's attributes, never its name
+    /// or value, or stops it; a cookie it makes invalid is not sent.
+    #[test]
+    fn the_reissue_hook_sets_attributes_or_stops_it() {
+        let old = Key::generate();
+        let keys = KeyRing::new(Key::generate()).with_previous(old.clone());
+        let current_only = KeyRing::new(keys.current().clone());
+        let header = |name: &str| format!("{name}={}", codec::sign(&old, name, b"dark"));
+
+        let jar = jar_with_hook(&[&header("pref")], &keys, |cookie| {
+            cookie.set_max_age(time::Duration::days(30));
+            cookie.set_secure(true);
+            cookie.set_name("renamed");
+            cookie.set_value("changed");
+            true
+        });
+        assert_eq!(jar.get_signed("pref").as_deref(), Some("dark"));
+        let delta = jar.delta();
+        assert_eq!(delta.len(), 1);
+        assert!(delta[0].contains("Max-Age=2592000"), "{}", delta[0]);
+        assert!(delta[0].contains("; Secure"), "{}", delta[0]);
+        let value = delta[0]
+            .split(';')
+            .next()
+            .unwrap()
+            .strip_prefix("pref=")
+            .unwrap();
+        assert_eq!(
+            codec::verify(&current_only, "pref", value).unwrap().0,
+            b"dark"
+        );
+
+        let jar = jar_with_hook(&[&header("pref")], &keys, |_| false);
+        assert_eq!(jar.get_signed("pref").as_deref(), Some("dark"));
+        assert!(jar.delta().is_empty(), "{:?}", jar.delta());
+
+        let jar = jar_with_hook(&[&header("pref")], &keys, |cookie| {
+            cookie.set_path("app");
+            true
+        });
+        assert_eq!(jar.get_signed("pref").as_deref(), Some("dark"));
+        assert!(jar.delta().is_empty(), "{:?}", jar.delta());
+    }
+
+    /// Of several values under one name, one under the current key wins
+    /// over one under a previous key, wherever it stands; and a value under
+    /// a previous key is not re-issued when others came beside it (a
+    /// planted value must not be made to outlive the real one).
+    #[test]
+    fn several_values_prefer_the_current_key_and_are_not_reissued() {
+        let old = Key::generate();
+        let keys = KeyRing::new(Key::generate()).with_previous(old.clone());
+        let planted = codec::sign(&old, "pref", b"planted");
+        let real = codec::sign(keys.current(), "pref", b"real");
+        let read = jar(&[&format!("pref={planted}; pref={real}")], &keys);
+        assert_eq!(read.get_signed("pref").as_deref(), Some("real"));
+        assert!(read.delta().is_empty(), "{:?}", read.delta());
+
+        let read = jar(&[&format!("pref={planted}"), "pref=garbage"], &keys);
+        assert_eq!(read.get_signed("pref").as_deref(), Some("planted"));
+        assert!(read.delta().is_empty(), "{:?}", read.delta());
+
+        let sealed_old = codec::seal(&old, "plan", b"old").unwrap();
+        let sealed = codec::seal(keys.current(), "plan", b"current").unwrap();
+        let read = jar(&[&format!("plan={sealed_old}; plan={sealed}")], &keys);
+        assert_eq!(read.get_private("plan").as_deref(), Some("current"));
+        assert!(read.delta().is_empty(), "{:?}", read.delta());
+    }
+
+    /// A `Path` must start with `/`: browsers ignore any other and use the
+    /// request's own path, which could remove the session cookie.
+    #[test]
+    fn a_path_that_is_not_absolute_is_refused() {
+        let keys = KeyRing::new(Key::generate());
+        let jar = jar(&["id=x; a=1"], &keys);
+        assert!(!jar.add(Cookie::build(("a", "2")).path("x").build()));
+        assert!(!jar.remove(Cookie::build("id").path("").build()));
+        assert!(!jar.remove(Cookie::build("a").path("app").build()));
+        assert!(jar.delta().is_empty(), "{:?}", jar.delta());
+        assert!(jar.add(Cookie::build(("a", "2")).path("/x").build()));
     }
 
     /// Once the adapter took the response's cookies, every change is

@@ -280,6 +280,7 @@ impl Engine {
                     name: config.name.clone(),
                     path: config.path.clone(),
                     domain: config.domain.clone(),
+                    reissue: config.reissue.clone(),
                 }),
                 config,
                 store,

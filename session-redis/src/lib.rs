@@ -253,6 +253,14 @@
 //!   log-in stands without carrying over what other requests saved under
 //!   the old id while it ran (it is not logged: a take finding nothing is
 //!   also what an expired old session gives).
+//! - **Failed over** behind one name (a replica promoted, the name moved
+//!   to it): the store stays connected to the server it reached, as long
+//!   as that connection lives. Managed services close their clients'
+//!   connections at a failover, and the store then connects anew, to the
+//!   name's new server. A demoted server that keeps its connections
+//!   answers writes with `READONLY` errors (each a 500 with the cause
+//!   logged, never a lost session) until its connections end. For
+//!   failover without a proxy, use a Redis Cluster.
 //! - Sessions live as long as Redis keeps them: a Redis without
 //!   persistence (or a failover that lost recent writes) logs users out.
 //!
