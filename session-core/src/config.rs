@@ -432,7 +432,12 @@ impl SessionConfig {
     /// cookie, `Secure`, `SameSite=Strict`, another `Path` or `Domain`), or
     /// answer `false` to send nothing; the name and the value it is given
     /// are kept whatever it does. The cookie then follows the rules of
-    /// every cookie the jar sets ([`Cookies::add`](crate::Cookies::add)).
+    /// every cookie the jar sets ([`Cookies::add`](crate::Cookies::add)),
+    /// and a `Max-Age` of zero or less (a removal) is refused. The hook
+    /// runs inside [`Cookies::get_signed`](crate::Cookies::get_signed) and
+    /// [`Cookies::get_private`](crate::Cookies::get_private), on the
+    /// request's task: it should only set attributes (a panic in it is the
+    /// handler's panic).
     ///
     /// ```
     /// use session_core::cookie::{Cookie, SameSite};

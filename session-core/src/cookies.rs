@@ -47,9 +47,10 @@ use crate::{KeyRing, MAX_COOKIE_LEN};
 /// its original attributes are not sent by browsers.
 /// [`SessionConfig::with_cookie_reissue`](crate::SessionConfig::with_cookie_reissue)
 /// sets other attributes, or turns the re-issue off, name by name. A
-/// request that carries several values under the name gets no re-issue:
-/// a value planted beside the real one (from a sibling subdomain, or over
-/// plain HTTP) must not be made to outlive it.
+/// request that carries several values under the name that verify, all
+/// under previous keys, gets no re-issue: of two old values, one may have
+/// been planted beside the real one (from a sibling subdomain, or over
+/// plain HTTP), and a re-issue would make it outlive the real one.
 ///
 /// Signed and private values are bound to their name, not to a user: a
 /// visitor can hand their own valid value to someone else's browser
@@ -313,10 +314,9 @@ impl Cookies {
                     .collect()
             }
         };
-        let several = values.len() > 1;
         // The first value under a previous key, taken only when no value
-        // verifies under the current one.
-        let mut previous = None;
+        // verifies under the current one, and how many verified.
+        let (mut previous, mut verified) = (None, 0);
         for value in values {
             match decode(&self.keys, name, &value) {
                 Ok((bytes, matched)) => {
@@ -327,17 +327,18 @@ impl Cookies {
                     if !matched.is_previous() {
                         return Some(text);
                     }
+                    verified += 1;
                     previous.get_or_insert(text);
                 }
                 Err(reason) => tracing::debug!(name, %reason, "cookie rejected"),
             }
         }
         let text = previous?;
-        if several {
+        if verified > 1 {
             tracing::debug!(
                 name,
-                "cookie under a previous key not re-issued: the request carries several values \
-                 under its name"
+                "cookie under a previous key not re-issued: the request carries several valid \
+                 values under its name"
             );
         } else {
             self.reissue(name, &text, private);
@@ -358,6 +359,10 @@ impl Cookies {
                 .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
         });
         cookie.set_secure((self.secure || prefixed).then_some(true));
+        if self.lock().sent {
+            // Refused anyway (`record`): spare the hook and the sealing.
+            return;
+        }
         if let Some(hook) = &self.session.reissue {
             if !(hook.0)(&mut cookie) {
                 tracing::debug!(
@@ -369,6 +374,16 @@ impl Cookies {
             // The hook sets attributes; the name and the value stay.
             cookie.set_name(name.to_owned());
             cookie.set_value(text.to_owned());
+            if cookie
+                .max_age()
+                .is_some_and(|age| age <= time::Duration::ZERO)
+            {
+                tracing::error!(
+                    name,
+                    "cookie not re-issued: the re-issue hook gave it no time to live (a removal)"
+                );
+                return;
+            }
         }
         if !self.settable(&cookie, false) {
             return;
@@ -425,7 +440,8 @@ impl Cookies {
     ///
     /// - its value is not valid (this rule is `add`'s alone);
     /// - its name is not a token, or is the session cookie's;
-    /// - its `Path` or `Domain` holds a `;` or a control character, or its
+    /// - its `Path` does not start with `/` (browsers ignore such a path),
+    ///   its `Path` or `Domain` holds a `;` or a control character, or its
     ///   `Domain` cannot be a host name;
     /// - a `__Secure-` or `__Host-` name breaks its prefix's rules
     ///   (`Secure`; for `__Host-` also `Path=/` and no `Domain`), which
@@ -909,20 +925,50 @@ mod tests {
         assert_eq!(jar.get_signed("pref").as_deref(), Some("dark"));
         assert!(jar.delta().is_empty(), "{:?}", jar.delta());
 
-        let jar = jar_with_hook(&[&header("pref")], &keys, |cookie| {
-            cookie.set_path("app");
+        let bad_hooks: [fn(&mut Cookie<'static>); 2] = [
+            |cookie| cookie.set_path("app"),
+            |cookie| cookie.set_max_age(time::Duration::ZERO),
+        ];
+        for bad in bad_hooks {
+            let jar = jar_with_hook(&[&header("pref")], &keys, move |cookie| {
+                bad(cookie);
+                true
+            });
+            assert_eq!(jar.get_signed("pref").as_deref(), Some("dark"));
+            assert!(jar.delta().is_empty(), "{:?}", jar.delta());
+        }
+
+        // A private cookie: sealed under the current key with the hook's
+        // attributes, its name and value as read.
+        let sealed = codec::seal(&old, "plan", b"trial").unwrap();
+        let jar = jar_with_hook(&[&format!("plan={sealed}")], &keys, |cookie| {
+            cookie.set_same_site(cookie::SameSite::Strict);
+            cookie.set_value("changed");
             true
         });
-        assert_eq!(jar.get_signed("pref").as_deref(), Some("dark"));
-        assert!(jar.delta().is_empty(), "{:?}", jar.delta());
+        assert_eq!(jar.get_private("plan").as_deref(), Some("trial"));
+        let delta = jar.delta();
+        assert_eq!(delta.len(), 1);
+        assert!(delta[0].contains("SameSite=Strict"), "{}", delta[0]);
+        let value = delta[0]
+            .split(';')
+            .next()
+            .unwrap()
+            .strip_prefix("plan=")
+            .unwrap();
+        assert_eq!(
+            codec::open(&current_only, "plan", value).unwrap().0,
+            b"trial"
+        );
     }
 
     /// Of several values under one name, one under the current key wins
     /// over one under a previous key, wherever it stands; and a value under
-    /// a previous key is not re-issued when others came beside it (a
-    /// planted value must not be made to outlive the real one).
+    /// a previous key is not re-issued when another under a previous key
+    /// verified beside it (a planted value must not be made to outlive the
+    /// real one).
     #[test]
-    fn several_values_prefer_the_current_key_and_are_not_reissued() {
+    fn several_values_prefer_the_current_key_and_old_ones_are_not_reissued() {
         let old = Key::generate();
         let keys = KeyRing::new(Key::generate()).with_previous(old.clone());
         let planted = codec::sign(&old, "pref", b"planted");
@@ -931,9 +977,19 @@ mod tests {
         assert_eq!(read.get_signed("pref").as_deref(), Some("real"));
         assert!(read.delta().is_empty(), "{:?}", read.delta());
 
-        let read = jar(&[&format!("pref={planted}"), "pref=garbage"], &keys);
+        // Two old values that verify: which is the real one is unknown.
+        let old_real = codec::sign(&old, "pref", b"old-real");
+        let read = jar(
+            &[&format!("pref={planted}"), &format!("pref={old_real}")],
+            &keys,
+        );
         assert_eq!(read.get_signed("pref").as_deref(), Some("planted"));
         assert!(read.delta().is_empty(), "{:?}", read.delta());
+
+        // A stale copy that does not verify does not stop the re-issue.
+        let read = jar(&["pref=garbage", &format!("pref={old_real}")], &keys);
+        assert_eq!(read.get_signed("pref").as_deref(), Some("old-real"));
+        assert_eq!(read.delta().len(), 1, "{:?}", read.delta());
 
         let sealed_old = codec::seal(&old, "plan", b"old").unwrap();
         let sealed = codec::seal(keys.current(), "plan", b"current").unwrap();
