@@ -20,7 +20,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
+use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -216,9 +216,19 @@ impl Browser {
         raw.extend(body);
 
         let what = format!("{method} {path}");
-        let raw = exchange(self.addr, &raw)
+        let (raw, cut) = exchange(self.addr, &raw)
             .map_err(|e| Failure::new(format!("{what}: no answer from {}: {e}", self.addr)))?;
         let reply = parse(&raw).map_err(|e| Failure::new(format!("{what}: {e}")))?;
+        let framed = reply.header("content-length").is_some()
+            || reply
+                .header("transfer-encoding")
+                .is_some_and(|te| te.eq_ignore_ascii_case("chunked"));
+        if cut && !framed {
+            return Err(Failure::new(format!(
+                "{what}: the connection was reset after a response head with no body length, \
+                 so where its body ends is unknown"
+            )));
+        }
         for header in reply.set_cookies() {
             self.keep(header);
         }
@@ -275,21 +285,30 @@ impl Browser {
     }
 }
 
-fn exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<Vec<u8>> {
+/// Sends `request` and reads the response to the end of the connection;
+/// `true` with it when the connection was reset (or the request could not
+/// be written whole) after a whole response head had arrived: a server may
+/// answer before it has read the whole request (a 413 for a body over its
+/// limit) and close, which resets the connection under the client. Any
+/// other failure, and a reset before a whole head, is an error.
+fn exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<(Vec<u8>, bool)> {
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
     let written = stream.write_all(request);
     let mut raw = Vec::new();
-    let read = stream.read_to_end(&mut raw);
+    let read = stream.read_to_end(&mut raw).map(|_| ());
+    let cut_off = |error: &std::io::Error| {
+        matches!(
+            error.kind(),
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+        )
+    };
     match (written, read) {
-        (Ok(()), Ok(_)) => Ok(raw),
-        // A server may answer before it has read the whole request (a 413
-        // for a body over its limit) and close the connection, which then
-        // resets: what it sent is the answer, when a whole head of it
-        // arrived (`parse` checks the body against its length).
-        (Err(error), _) | (Ok(()), Err(error)) if !has_head(&raw) => Err(error),
-        _ => Ok(raw),
+        (Ok(()), Ok(())) => Ok((raw, false)),
+        (Err(error), _) | (Ok(()), Err(error)) if !cut_off(&error) || !has_head(&raw) => Err(error),
+        (_, Err(error)) if !cut_off(&error) => Err(error),
+        _ => Ok((raw, true)),
     }
 }
 
@@ -406,6 +425,8 @@ mod tests {
             stream
                 .write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n\r\nbig")
                 .unwrap();
+            // The answer leaves before the close resets the connection.
+            stream.shutdown(std::net::Shutdown::Write).unwrap();
             head
         });
         let reply = Browser::new(addr)
@@ -414,5 +435,34 @@ mod tests {
         let head = server.join().unwrap();
         assert!(head.starts_with(b"POST /cart HTTP/1.1\r\n"));
         assert_eq!((reply.status, reply.body.as_str()), (413, "big"));
+    }
+
+    /// A server that sends a head, then resets the connection: with a
+    /// body shorter than its `Content-Length`, or with no length at all,
+    /// the exchange fails rather than passing for a whole reply.
+    #[test]
+    fn a_reset_in_the_body_is_an_error() {
+        for (answer, error) in [
+            (
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"[..],
+                "shorter",
+            ),
+            (&b"HTTP/1.1 200 OK\r\n\r\nno length"[..], "no body length"),
+        ] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = std::thread::spawn(move || {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut head = [0u8; 64];
+                let _ = stream.read(&mut head).unwrap();
+                stream.write_all(answer).unwrap();
+                // Unread request bytes make the close a reset.
+            });
+            let failure = Browser::new(addr)
+                .send(Request::new("POST", "/").body(vec![b'x'; 1 << 20]))
+                .unwrap_err();
+            server.join().unwrap();
+            assert!(failure.message().contains(error), "{failure}");
+        }
     }
 }

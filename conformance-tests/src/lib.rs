@@ -38,9 +38,9 @@
 //! The suites run as your crate's tests: add this crate as a
 //! dev-dependency beside `session-core` at the same version (the suites
 //! take `session-core`'s types, and two versions of it are two different
-//! sets of types; [`session_core`] is re-exported here, so
-//! `conformance_tests::session_core` always names the one the suites
-//! speak):
+//! sets of types; it is re-exported here as [`core`], so
+//! `conformance_tests::core` always names the one the suites speak, as
+//! the adapters' `session_axum::core` does):
 //!
 //! ```toml
 //! [dev-dependencies]
@@ -311,4 +311,4 @@ pub use failure::{Failure, Outcome};
 pub use registry::{ADAPTER_CASES, Case, Needs, STORE_CASES};
 /// The `session-core` the suites are written against: name its types
 /// through this path when your crate might see another version.
-pub use session_core;
+pub use session_core as core;

@@ -53,10 +53,8 @@ macro_rules! store_suite {
         $crate::__store_cases!(__store_suite!(
             $suite,
             $clock,
-            $crate::store::Capabilities {
-                expiry: $crate::__expiry_clock!($clock),
-                backend: $crate::__backend!($backend),
-            },
+            $crate::store::Capabilities::from($crate::__expiry_clock!($clock))
+                .with_backend($crate::__backend!($backend)),
             $factory
         ));
     };
@@ -64,10 +62,7 @@ macro_rules! store_suite {
         $crate::__store_cases!(__store_suite!(
             $suite,
             $clock,
-            $crate::store::Capabilities {
-                expiry: $crate::__expiry_clock!($clock),
-                backend: $crate::store::Backend::Unspecified,
-            },
+            $crate::store::Capabilities::from($crate::__expiry_clock!($clock)),
             $factory
         ));
     };

@@ -326,7 +326,24 @@ where
     C: Fn(Subject) -> F,
     F: Future<Output = Outcome>,
 {
-    match store::run("bites", name, ExpiryClock::Manual, factory, case) {
+    fails_as(bug, ExpiryClock::Manual, factory, name, case);
+}
+
+/// [`fails_with`], the store said to have `capabilities`.
+fn fails_as<M, MF, S, C, F>(
+    bug: &str,
+    capabilities: impl Into<Capabilities>,
+    factory: M,
+    name: &str,
+    case: C,
+) where
+    M: Fn(store::StoreContext) -> MF + Send + Sync + 'static,
+    MF: Future<Output = S> + 'static,
+    S: SessionStore + 'static,
+    C: Fn(Subject) -> F,
+    F: Future<Output = Outcome>,
+{
+    match store::run("bites", name, capabilities, factory, case) {
         Err(failure) => eprintln!("{bug} fails {name}, as it must:\n{failure}\n"),
         Ok(()) => panic!("a store that {bug} passed {name}"),
     }
@@ -655,17 +672,13 @@ fn shared_store_that_ignores_its_prefix_or_caches_loads_fails() {
 fn shared_store_whose_instances_keep_records_to_themselves_fails_when_said_shared() {
     let bug = SharedBug::KeepsRecordsToItself;
     let factory = move |ctx| async move { SharedStore::new(&ctx, bug) };
-    let shared = Capabilities::from(ExpiryClock::Manual).with_backend(Backend::Shared);
-    match store::run(
-        "bites",
-        "instances",
-        shared,
+    fails_as(
+        &format!("{bug:?}"),
+        Capabilities::from(ExpiryClock::Manual).with_backend(Backend::Shared),
         factory,
+        "instances",
         cases::instances_share_records_only_under_one_prefix,
-    ) {
-        Err(failure) => eprintln!("{bug:?} fails instances, as it must:\n{failure}\n"),
-        Ok(()) => panic!("a store that {bug:?} passed instances with backend: shared"),
-    }
+    );
     // Not said to be shared, it passes for an in-process store.
     let outcome = store::run(
         "bites",

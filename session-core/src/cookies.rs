@@ -692,13 +692,19 @@ mod tests {
     use super::*;
     use crate::Key;
 
-    fn session_cookie() -> Arc<SessionCookie> {
+    /// The engine's side of a jar: the session cookie `id` at `/`, and
+    /// `reissue` as [`SessionConfig::with_cookie_reissue`](crate::SessionConfig::with_cookie_reissue).
+    fn session_cookie_with(reissue: Option<crate::config::CookieReissue>) -> Arc<SessionCookie> {
         Arc::new(SessionCookie {
             name: "id".to_owned(),
             path: "/".to_owned(),
             domain: None,
-            reissue: None,
+            reissue,
         })
+    }
+
+    fn session_cookie() -> Arc<SessionCookie> {
+        session_cookie_with(None)
     }
 
     fn jar(headers: &[&str], keys: &KeyRing) -> Cookies {
@@ -863,12 +869,7 @@ mod tests {
             headers.iter().copied(),
             keys.clone(),
             false,
-            Arc::new(SessionCookie {
-                name: "id".to_owned(),
-                path: "/".to_owned(),
-                domain: None,
-                reissue: Some(crate::config::CookieReissue(Arc::new(hook))),
-            }),
+            session_cookie_with(Some(crate::config::CookieReissue(Arc::new(hook)))),
         )
     }
 

@@ -167,7 +167,9 @@
 //!   It is absolute: keep the clocks of your web servers and of Redis in
 //!   sync (NTP). A value Redis still holds past `e` on the web server's
 //!   clock (a Redis clock running behind, or a value written without an
-//!   expiry) is no session to `load` and `take`.
+//!   expiry) is no session to `load` and `take`; `create` and the save
+//!   script go by what Redis holds (a `create` over such a value answers
+//!   `Exists`, which random 128-bit ids never meet).
 //! - A value is at most [`RedisStoreBuilder::max_record_size`] bytes long
 //!   (1 MiB unless set), its `"w"` field left out (which adds up to 74
 //!   bytes): a larger create or save fails with

@@ -34,6 +34,7 @@ pub enum ExpiryClock {
 /// cannot tell a store over a shared backend that writes where its other
 /// instances never look from an in-process store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Backend {
     /// Not said (`store_suite!` without `backend:`). A store whose second
     /// instance with the same key prefix does not see what the first
@@ -59,6 +60,7 @@ pub enum Backend {
 /// assert_eq!(Capabilities::from(ExpiryClock::Manual).backend, Backend::Unspecified);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// Which clock decides that a record has expired.
     pub expiry: ExpiryClock,

@@ -182,7 +182,8 @@ pub fn duplicated_session_cookies_never_fail(suite: &Suite) -> Outcome {
     ];
     // Every request is a `/views` of the first session, sent without a jar.
     // In server mode its count goes on from 2; in cookie-store mode the
-    // state is in the cookie the request brings, which says 2 every time.
+    // state is in the cookie the request brings, which holds 2 every time,
+    // so every reply says 3.
     let mut views = 2;
     for (i, cookies) in headers.iter().enumerate() {
         let mut request = Request::new("GET", "/views").without_jar();

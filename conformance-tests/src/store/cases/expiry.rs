@@ -211,13 +211,10 @@ async fn deadline_brought_earlier(
     subject: &Subject,
     keys: &mut Vec<session_core::StoreKey>,
 ) -> Outcome {
-    let (ttl, hour) = match subject.expiry {
-        ExpiryClock::Manual => (Duration::minutes(2), Duration::hours(1)),
-        ExpiryClock::Wall => (WALL_TTL, Duration::hours(1)),
-    };
-    let now = match subject.expiry {
-        ExpiryClock::Manual => subject.clock.now(),
-        ExpiryClock::Wall => wall_now_ms(),
+    let hour = Duration::hours(1);
+    let (ttl, now) = match subject.expiry {
+        ExpiryClock::Manual => (Duration::minutes(2), subject.clock.now()),
+        ExpiryClock::Wall => (WALL_TTL, wall_now_ms()),
     };
     let mut shortened = Vec::new();
     for (what, first_deadline) in [
