@@ -873,6 +873,15 @@ mod tests {
         )
     }
 
+    /// The value a `Set-Cookie` header gives the cookie `name`.
+    fn cookie_value<'h>(set_cookie: &'h str, name: &str) -> &'h str {
+        set_cookie
+            .split(';')
+            .next()
+            .and_then(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("{set_cookie:?} sets no {name}"))
+    }
+
     /// A name with a `__Secure-` or `__Host-` prefix is re-issued with
     /// `Secure` even when the session cookie has none: browsers drop it
     /// otherwise, and once the old key leaves the ring the value is gone.
@@ -911,12 +920,7 @@ mod tests {
         assert_eq!(delta.len(), 1);
         assert!(delta[0].contains("Max-Age=2592000"), "{}", delta[0]);
         assert!(delta[0].contains("; Secure"), "{}", delta[0]);
-        let value = delta[0]
-            .split(';')
-            .next()
-            .unwrap()
-            .strip_prefix("pref=")
-            .unwrap();
+        let value = cookie_value(&delta[0], "pref");
         assert_eq!(
             codec::verify(&current_only, "pref", value).unwrap().0,
             b"dark"
@@ -951,12 +955,7 @@ mod tests {
         let delta = jar.delta();
         assert_eq!(delta.len(), 1);
         assert!(delta[0].contains("SameSite=Strict"), "{}", delta[0]);
-        let value = delta[0]
-            .split(';')
-            .next()
-            .unwrap()
-            .strip_prefix("plan=")
-            .unwrap();
+        let value = cookie_value(&delta[0], "plan");
         assert_eq!(
             codec::open(&current_only, "plan", value).unwrap().0,
             b"trial"
