@@ -647,22 +647,31 @@ pub(crate) fn check_cookie(
     {
         return problem(format!("domain {domain:?} is not a valid host name"));
     }
-    let prefix = |p: &str| {
-        name.get(..p.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(p))
-    };
-    if (prefix("__Secure-") || prefix("__Host-")) && !secure {
+    if needs_secure(name) && !secure {
         return Err(CookieProblem {
             reason: format!("cookie name {name:?} needs Secure (browsers drop it otherwise)"),
             needs_secure: true,
         });
     }
-    if prefix("__Host-") && (path != Some("/") || domain.is_some()) {
+    if has_prefix(name, "__Host-") && (path != Some("/") || domain.is_some()) {
         return problem(format!(
             "cookie name {name:?} needs Path=/ and no Domain (browsers drop it otherwise)"
         ));
     }
     Ok(())
+}
+
+/// Whether the cookie name `name` starts with `prefix`, in any case (as
+/// browsers compare name prefixes).
+fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+}
+
+/// Whether a cookie named `name` must be `Secure`: a `__Secure-` or
+/// `__Host-` name.
+pub(crate) fn needs_secure(name: &str) -> bool {
+    has_prefix(name, "__Secure-") || has_prefix(name, "__Host-")
 }
 
 fn is_token_byte(b: u8) -> bool {

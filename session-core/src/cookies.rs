@@ -354,11 +354,7 @@ impl Cookies {
         cookie.set_path("/");
         cookie.set_http_only(true);
         cookie.set_same_site(cookie::SameSite::Lax);
-        let prefixed = ["__Secure-", "__Host-"].iter().any(|prefix| {
-            name.get(..prefix.len())
-                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
-        });
-        cookie.set_secure((self.secure || prefixed).then_some(true));
+        cookie.set_secure((self.secure || crate::config::needs_secure(name)).then_some(true));
         if self.lock().sent {
             // Refused anyway (`record`): spare the hook and the sealing.
             return;
