@@ -65,7 +65,10 @@ pub enum StoreOp {
     /// during the log-in), this request's changes are replayed onto that
     /// newer data and the new record saved again, so the new id carries
     /// both. A save of the old id after the take finds no record (see
-    /// [`Executed::SessionGone`]). With a store whose `take` is one step
+    /// [`Executed::SessionGone`]), and so does a regeneration whose take
+    /// finds none: the session ended meanwhile (a log-out in another tab,
+    /// or a second log-in of the same id), so the new record is deleted
+    /// again rather than bring it back. With a store whose `take` is one step
     /// (the memory store, Redis) no save can land between the read and the
     /// removal.
     ///
@@ -319,13 +322,21 @@ impl Plan {
                 // the old id's lane here would only turn the first kind into
                 // the second.)
                 let taken = match store.take(&old).await {
-                    Ok(taken) => Ok(taken),
-                    Err(error) => untaken(error, store.delete(&old).await),
+                    Ok(taken) => Ok(taken.ok_or(Taken::Gone)),
+                    Err(error) => {
+                        untaken(error, store.delete(&old).await).map(|()| Err(Taken::Lost))
+                    }
                 };
                 if let Some(saves) = saves {
                     saves.forget(&old).await;
                 }
-                let taken = taken?;
+                let taken = match taken? {
+                    Ok(taken) => taken,
+                    Err(Taken::Lost) => return Ok(Executed::Done),
+                    Err(Taken::Gone) => {
+                        return Ok(gone_before_take(store.delete(&key).await));
+                    }
+                };
                 let Some(merged) = carry_over(taken, carry, &record) else {
                     return Ok(Executed::Done);
                 };
@@ -400,8 +411,12 @@ fn replace_now(
         return Ok(Executed::Done);
     };
     let taken = match store.take_now(&old) {
-        Ok(taken) => taken,
-        Err(error) => untaken(error, store.delete_now(&old))?,
+        Ok(Some(taken)) => taken,
+        Ok(None) => return Ok(gone_before_take(store.delete_now(&key))),
+        Err(error) => {
+            untaken(error, store.delete_now(&old))?;
+            return Ok(Executed::Done);
+        }
     };
     let Some(merged) = carry_over(taken, &carry, record) else {
         return Ok(Executed::Done);
@@ -433,6 +448,16 @@ fn carried(saved: Result<Executed, SessionError>) -> Executed {
     }
 }
 
+/// Why a regeneration has no old record to carry over from.
+enum Taken {
+    /// The take found nothing: the old session ended while this request
+    /// ran (logged out, expired, or taken by another log-in).
+    Gone,
+    /// The take failed and the old id was deleted instead: what it held
+    /// is unknown (see [`untaken`]).
+    Lost,
+}
+
 /// A regeneration's take of the old record failed with `error`, after its
 /// new record was created; `deleted` is how a plain delete of the old id
 /// went then. The take may have run (a reply lost to a timeout), so the new
@@ -441,14 +466,11 @@ fn carried(saved: Result<Executed, SessionError>) -> Executed {
 /// delete fails too is it an error (the old id may still resolve, and no
 /// cookie may name the new one).
 #[cold]
-fn untaken(
-    error: StoreError,
-    deleted: Result<(), StoreError>,
-) -> Result<Option<Record>, SessionError> {
+fn untaken(error: StoreError, deleted: Result<(), StoreError>) -> Result<(), SessionError> {
     match deleted {
         Ok(()) => {
             carry_failed(&SessionError::Store(error));
-            Ok(None)
+            Ok(())
         }
         Err(delete_error) => {
             tracing::warn!(
@@ -458,6 +480,30 @@ fn untaken(
             Err(SessionError::Store(error))
         }
     }
+}
+
+/// A regeneration whose take found the old record gone: the session ended
+/// while this request ran (a log-out in another tab, its deadline, or a
+/// second log-in of the same id that took it first). The new record would
+/// bring back what that ended, so it is deleted (`deleted` is how that
+/// went) and no cookie names it: [`Executed::SessionGone`], as for a save
+/// that finds its record gone. A new record that could not be deleted is
+/// named by no cookie and ends at its deadline (logged).
+#[cold]
+fn gone_before_take(deleted: Result<(), StoreError>) -> Executed {
+    match deleted {
+        Ok(()) => tracing::debug!(
+            "session id regeneration: the old session ended while the request ran; \
+             the new id was dropped"
+        ),
+        Err(error) => tracing::warn!(
+            %error,
+            "session id regeneration: the old session ended while the request ran, and \
+             the new id's record could not be deleted (no cookie names it; it ends at its \
+             deadline)"
+        ),
+    }
+    Executed::SessionGone
 }
 
 /// Logs a carry-over that could not be saved; the log-in stands.
@@ -478,11 +524,13 @@ fn carry_failed(error: &SessionError) -> Executed {
 /// when `stored` already holds everything, or when the changes cannot be
 /// replayed there (logged: the log-in stands with `stored`).
 fn carry_over(
-    taken: Option<Record>,
+    taken: Record,
     (loaded, changes): &(u64, Changes),
     stored: &Record,
 ) -> Option<Record> {
-    let taken = taken.filter(|taken| taken.version != *loaded)?;
+    if taken.version == *loaded {
+        return None;
+    }
     // The new record keeps this request's lifetime and times, which its
     // cookie was made for (a lifetime another request set on the old id
     // meanwhile is not carried over: its cookie names the old id).

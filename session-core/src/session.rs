@@ -219,6 +219,17 @@ pub(crate) struct State {
 impl State {
     /// Called by every change, before it is made.
     #[inline]
+    /// Whether this request already changed `key` with
+    /// [`Session::update`]. Its value here is then what the update made of
+    /// this request's view, and a conflict replays the update on another
+    /// value: an insert of the value seen here, or an update that keeps it,
+    /// must be recorded all the same, or the replay would end elsewhere.
+    fn updated(&self, key: &str) -> bool {
+        self.ops
+            .iter()
+            .any(|op| matches!(op, Op::Update(k, _) if k.as_str() == key))
+    }
+
     fn changing(&mut self) {
         if self.finished {
             self.changed_after_finish();
@@ -423,11 +434,12 @@ impl Session {
         Ok(())
     }
 
-    /// Stores a raw JSON value under `key`.
+    /// Stores a raw JSON value under `key`. Storing the value already there
+    /// changes nothing.
     pub fn insert_value(&self, key: &str, value: Value) {
         let mut state = self.lock();
         let found = state.data.find(key);
-        if state.data.at(found) == Some(&value) {
+        if state.data.at(found) == Some(&value) && !state.updated(key) {
             return;
         }
         state.changing();
@@ -466,6 +478,9 @@ impl Session {
     /// calls `f` again on that request's value before saving (a bounded
     /// number of times), so `f` must be a pure function of its input. The
     /// value returned here is the one computed from this request's view.
+    /// When its JSON is the value already stored, nothing changes (as for
+    /// [`insert`](Self::insert)): a get-or-initialize such as
+    /// `update("seen", |v| v.unwrap_or(true))` saves only the first time.
     ///
     /// ```
     /// # use session_core::Session;
@@ -507,6 +522,11 @@ impl Session {
             key: key.to_owned(),
             source,
         })?;
+        if state.data.at(found) == Some(&new) && !state.updated(key) {
+            // Nothing changed: as if this request had run before any other
+            // that saves meanwhile, so there is nothing to replay either.
+            return Ok(typed);
+        }
         let erased = SharedFn::new(move |key: &str, old: Option<&Value>| {
             let old = old
                 .map(|v| T::deserialize(v).map_err(|source| deser(key, source)))
@@ -723,6 +743,53 @@ mod tests {
         s.insert_value("a", json!(1));
         s.insert_value("a", json!(1));
         assert_eq!(s.lock().ops.len(), 1);
+    }
+
+    /// An update whose `f` gives back the value already there changes
+    /// nothing, so a read-mostly request saves nothing; once the request
+    /// updated the key, later calls are recorded, since a conflict replays
+    /// them on another value.
+    #[test]
+    fn an_update_that_keeps_the_value_records_no_change() {
+        let s = Session::detached();
+        s.insert_value("seen", json!(true));
+        s.insert_value("n", json!(1));
+        s.lock().ops.clear();
+
+        assert!(
+            s.update("seen", |v: Option<bool>| v.unwrap_or(true))
+                .unwrap()
+        );
+        assert!(!s.is_modified());
+
+        assert_eq!(
+            s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap(),
+            2
+        );
+        assert_eq!(s.update("n", |n: Option<u64>| n.unwrap_or(0)).unwrap(), 2);
+        assert_eq!(s.lock().ops.len(), 2, "both updates of n are kept");
+        let mut theirs = Data::new();
+        theirs.insert("n", json!(10));
+        replay(&s.lock().ops, &mut theirs).unwrap();
+        assert_eq!(theirs.get("n"), Some(&json!(11)));
+    }
+
+    /// An insert of the value an update of this request made is recorded:
+    /// a replay on another request's value then ends where this request's
+    /// changes, applied in order, end.
+    #[test]
+    fn an_insert_after_an_update_of_the_key_is_replayed() {
+        let s = Session::detached();
+        assert_eq!(
+            s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap(),
+            1
+        );
+        s.insert("n", &1).unwrap();
+        assert_eq!(s.lock().ops.len(), 2);
+        let mut theirs = Data::new();
+        theirs.insert("n", json!(5));
+        replay(&s.lock().ops, &mut theirs).unwrap();
+        assert_eq!(theirs.get("n"), Some(&json!(1)));
     }
 
     #[test]

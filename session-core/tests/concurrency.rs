@@ -327,6 +327,7 @@ struct SlowSaves {
     take_fails: bool,
     take_removes_first: bool,
     delete_fails: bool,
+    take_finds_nothing: bool,
     take_entered: tokio::sync::Notify,
     take_go: tokio::sync::Semaphore,
 }
@@ -341,6 +342,7 @@ impl SlowSaves {
             take_fails: false,
             take_removes_first: false,
             delete_fails: false,
+            take_finds_nothing: false,
             take_entered: tokio::sync::Notify::new(),
             take_go: tokio::sync::Semaphore::new(0),
         }
@@ -395,6 +397,9 @@ impl session_core::SessionStore for SlowSaves {
                 self.inner.delete(key).await?;
             }
             return Err(timed_out());
+        }
+        if self.take_finds_nothing {
+            return Ok(None);
         }
         self.inner.take(key).await
     }
@@ -829,6 +834,103 @@ async fn a_login_carries_over_a_write_that_landed_while_it_ran() {
         .await;
     assert_eq!(data, (Some(json!("alice")), Some(json!(["apple", "pear"]))));
     assert_eq!(h.store.inner.len(), 1, "the old record is gone");
+}
+
+/// A log-in that commits after a log-out of the same session (another tab)
+/// finds the old record gone: it deletes its new record again and sends no
+/// cookie, as a save would, rather than bring back the session the log-out
+/// ended under an id nobody logged out of.
+#[tokio::test]
+async fn a_login_after_a_concurrent_logout_does_not_bring_the_session_back() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("cart", &["apple"]).unwrap())
+        .await;
+    let login = h.open(&browser).await;
+    let mut other_tab = browser.clone();
+    h.request(&mut other_tab, |s| s.destroy()).await;
+    assert!(h.store.inner.is_empty());
+
+    login.insert("user", "alice").unwrap();
+    login.regenerate();
+    let plan = h.engine.finish(&login, h.engine.now()).unwrap();
+    assert!(matches!(plan.store, StoreOp::Replace { .. }));
+    assert_eq!(
+        h.engine.commit(plan).await.unwrap(),
+        None,
+        "no cookie names the new id"
+    );
+    assert!(h.store.inner.is_empty(), "the new record was deleted again");
+}
+
+/// Two log-ins of one id (a double submit): the first takes the old record
+/// and stands; the second finds it gone and leaves no second live id.
+#[tokio::test]
+async fn the_second_of_two_logins_of_one_id_leaves_no_second_session() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("cart", &["apple"]).unwrap())
+        .await;
+    let first = h.open(&browser).await;
+    let second = h.open(&browser).await;
+    for login in [&first, &second] {
+        login.insert("user", "alice").unwrap();
+        login.regenerate();
+    }
+    let plan = h.engine.finish(&first, h.engine.now()).unwrap();
+    let set_cookie = h
+        .engine
+        .commit(plan)
+        .await
+        .unwrap()
+        .expect("the first log-in's cookie");
+    let plan = h.engine.finish(&second, h.engine.now()).unwrap();
+    assert_eq!(h.engine.commit(plan).await.unwrap(), None);
+    assert_eq!(h.store.inner.len(), 1, "one live session");
+
+    browser.absorb(&set_cookie);
+    let (data, _) = h
+        .request(&mut browser, |s| (s.get_value("user"), s.get_value("cart")))
+        .await;
+    assert_eq!(data, (Some(json!("alice")), Some(json!(["apple"]))));
+}
+
+/// A log-in whose new record cannot be deleted after it found the old
+/// session gone still sends no cookie (nothing names the orphan, which
+/// ends at its deadline) and says so at warn level.
+#[tokio::test]
+async fn a_login_after_a_logout_whose_new_record_cannot_be_deleted_is_logged() {
+    let logs = CapturedLogs::start();
+    // The take finds nothing, as after a log-out in another tab.
+    let store = Arc::new(SlowSaves {
+        delete_fails: true,
+        take_finds_nothing: true,
+        ..SlowSaves::new(MemoryStore::new())
+    });
+    let engine = Engine::new(
+        SessionConfig::new(session_core::KeyRing::new(support::fixed_key()))
+            .with_store(store.clone()),
+    )
+    .unwrap();
+    let mut browser = Browser::new();
+    request_with(&engine, &mut browser, |s| {
+        s.insert("user", "guest").unwrap()
+    })
+    .await
+    .unwrap();
+    let login = open_with(&engine, &browser).await;
+
+    login.regenerate();
+    let plan = engine.finish(&login, engine.now()).unwrap();
+    assert_eq!(engine.commit(plan).await.unwrap(), None);
+    assert_eq!(
+        store.inner.len(),
+        2,
+        "the old record, which the take missed, and the orphan"
+    );
+    let text = logs.text();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(text.contains("could not be deleted"), "{text}");
 }
 
 /// A save of the old id that arrives while a log-in is changing the id, in

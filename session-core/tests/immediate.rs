@@ -132,6 +132,29 @@ async fn a_login_whose_carry_over_fails_still_logs_in() {
     assert_eq!(store.len(), 1, "the old record is gone");
 }
 
+/// As with a store that waits (`concurrency.rs`): a log-in committed after
+/// a log-out of the same session brings nothing back, and the second of
+/// two log-ins of one id leaves no second session.
+#[tokio::test]
+async fn a_login_after_the_session_ended_brings_nothing_back() {
+    let (engine, store, _, login, logout) = login_beside_a_writer().await;
+    logout.destroy();
+    let removal = done(engine.commit_now(finish(&engine, &logout))).unwrap();
+    assert!(removal.contains("Max-Age=0"), "{removal}");
+    login.insert("user", "alice").unwrap();
+    login.regenerate();
+    assert_eq!(done(engine.commit_now(finish(&engine, &login))), None);
+    assert!(store.is_empty(), "the new record was deleted again");
+
+    let (engine, store, _, first, second) = login_beside_a_writer().await;
+    for login in [&first, &second] {
+        login.regenerate();
+    }
+    assert!(done(engine.commit_now(finish(&engine, &first))).is_some());
+    assert_eq!(done(engine.commit_now(finish(&engine, &second))), None);
+    assert_eq!(store.len(), 1, "one live session");
+}
+
 #[tokio::test]
 async fn a_store_that_waits_gets_its_plan_back_for_commit() {
     let h = Harness::new();
