@@ -18,7 +18,9 @@ use conformance_tests::Outcome;
 use conformance_tests::adapter::{self, Harness, Running, StorageMode, Suite, cases};
 use serde_json::{Value, json};
 use session_axum::core::{BoxError, Clock, Record, SaveOutcome, StoreKey, async_trait};
-use session_axum::{Session, SessionConfig, SessionLayer, SessionStore, Storage, StoreError};
+use session_axum::{
+    Session, SessionConfig, SessionLayer, SessionRejection, SessionStore, Storage, StoreError,
+};
 
 /// No bug.
 const CORRECT: u8 = 0;
@@ -198,14 +200,21 @@ async fn add_to_cart(session: Session, body: Bytes) -> Response {
     json_reply(StatusCode::OK, &json!(cart.unwrap_or_default()))
 }
 
-async fn login<const BUG: u8>(session: Session, body: Bytes) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
-    if body != json!({"username": "alice", "password": "password123"}) {
+async fn login<const BUG: u8>(session: Result<Session, SessionRejection>, body: Bytes) -> Response {
+    let (Some(username), Some(password)) = (field(&body, "username"), field(&body, "password"))
+    else {
+        return malformed();
+    };
+    if (username.as_str(), password.as_str()) != ("alice", "password123") {
         return json_reply(
             StatusCode::UNAUTHORIZED,
             &json!({"error": "Invalid credentials"}),
         );
     }
+    let session = match session {
+        Ok(session) => session,
+        Err(rejection) => return rejection.into_response(),
+    };
     if BUG != KEEPS_ID_AT_LOGIN {
         session.regenerate();
     }

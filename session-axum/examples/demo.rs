@@ -217,10 +217,12 @@ async fn login(
     body: Bytes,
 ) -> Result<Response, DemoError> {
     let [username, password] = json_fields(&headers, &body, ["username", "password"])?;
-    let session = session?;
+    // Refused before the session is needed: wrong credentials are a 401
+    // even while the store is down.
     if username != "alice" || password != "password123" {
         return Ok(error(StatusCode::UNAUTHORIZED, "Invalid credentials"));
     }
+    let session = session?;
     // A fresh id for the logged-in session (no fixation); the data stays.
     session.regenerate();
     session.insert("auth", &json!({ "username": username }))?;

@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use session_core::{
-    CommitNow, ConfigError, Engine, Plan, RequestSlot, SessionConfig, SessionError,
+    CommitNow, ConfigError, Engine, Plan, RequestSlot, SessionConfig, SessionError, StoreOp,
 };
 use tower_layer::Layer;
 use tower_service::Service;
@@ -83,9 +83,14 @@ pub(crate) struct SlotHandle {
 /// error page returned by the handler (through `?`, say) carries the
 /// changes made before it. Layers inside this one (added to the router
 /// before it) run within the request it sees: a timeout or panic-catching
-/// layer there turns an unfinished handler into a response, and the
-/// changes the handler made until then are saved with it. Outside this
-/// layer, such a response replaces this layer's and nothing is saved.
+/// layer there that turns an unfinished handler into a response (such as
+/// `tower_http`'s `TimeoutLayer` and `CatchPanicLayer`) has the changes
+/// the handler made until then saved with it. One that answers with an
+/// error instead (`tower::timeout`, behind axum's `HandleErrorLayer`
+/// outside this layer) leaves no response for the cookie: nothing is
+/// saved, and what the handler had changed is logged at warn level.
+/// Outside this layer, such a response replaces this layer's and nothing
+/// is saved.
 ///
 /// # When the store fails
 ///
@@ -342,9 +347,16 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Handler { future, slot } => {
-                    let mut response = ready!(future.poll(cx))?.map(Body::new);
+                    let result = ready!(future.poll(cx));
                     let (shared, slot) =
                         slot.take().expect("ResponseFuture polled after completion");
+                    let mut response = match result {
+                        Ok(response) => response.map(Body::new),
+                        Err(error) => {
+                            unanswered(&shared, slot);
+                            return Poll::Ready(Err(error));
+                        }
+                    };
                     match after_handler(&shared, slot, &mut response) {
                         None => return Poll::Ready(Ok(response)),
                         Some((cookies, plan)) => this.state.set(State::Commit {
@@ -355,6 +367,37 @@ where
                 StateProj::Commit { future } => return future.as_mut().poll(cx).map(Ok),
             }
         }
+    }
+}
+
+/// The inner service failed (a `tower::timeout` inside this layer, say):
+/// there is no response to carry a cookie, so nothing of the session is
+/// saved, as when the request is dropped. The session and the jar are
+/// finished all the same, so that a handle kept alive past this point
+/// has its changes logged as not saved, and what the handler changed is
+/// logged here, at warn level.
+#[cold]
+fn unanswered(shared: &Shared, mut slot: RequestSlot) {
+    let planned = shared.engine.finish_slot(&mut slot);
+    let cookies = slot.cookies().map(session_core::Cookies::take_delta);
+    // A touch or a key re-issue is not a change of the session's.
+    let session = match planned {
+        Some(Ok((plan, _))) => match &plan.store {
+            StoreOp::None => false,
+            StoreOp::Save { changes, .. } => !changes.is_empty(),
+            _ => true,
+        },
+        Some(Err(_)) => true,
+        None => false,
+    };
+    let cookies = cookies.is_some_and(|cookies| !cookies.is_empty());
+    if session || cookies {
+        tracing::warn!(
+            session,
+            cookies,
+            "the service inside SessionLayer failed: the request's session changes and \
+             cookies are not saved or sent"
+        );
     }
 }
 

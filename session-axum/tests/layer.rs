@@ -1144,3 +1144,58 @@ fn a_save_cut_short_with_no_runtime_is_logged() {
     let text = logged.text();
     assert!(text.contains("cut short with no Tokio runtime"), "{text}");
 }
+
+/// A service inside the layer that answers with an error (as
+/// `tower::timeout` does) leaves no response to carry a cookie: nothing is
+/// saved, what the handler changed is logged at warn level, and a handle
+/// kept past that point has its changes logged as not saved.
+#[tokio::test]
+async fn a_service_inside_the_layer_that_fails_saves_nothing_and_says_so() {
+    use axum::extract::FromRequestParts as _;
+    use tower::Layer as _;
+
+    let (logged, _guard) = capture_logs(tracing::Level::WARN);
+    let store = Arc::new(CountingStore::default());
+    let layer = SessionLayer::new(
+        SessionConfig::new(KeyRing::new(Key::generate())).with_store(store.clone()),
+    )
+    .unwrap();
+    let kept = Arc::new(std::sync::Mutex::new(None));
+    let service = layer.layer(tower::service_fn({
+        let kept = kept.clone();
+        move |request: Request| {
+            let kept = kept.clone();
+            async move {
+                let (mut parts, _) = request.into_parts();
+                let session = Session::from_request_parts(&mut parts, &()).await.unwrap();
+                let cookies = Cookies::from_request_parts(&mut parts, &()).await.unwrap();
+                session.insert("n", &1).unwrap();
+                assert!(cookies.add(Cookie::new("theme", "dark")));
+                *kept.lock().unwrap() = Some(session);
+                Err::<Response, axum::BoxError>("timed out".into())
+            }
+        }
+    }));
+
+    let error = service
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(error.to_string(), "timed out");
+    assert_eq!(store.calls(), (0, 0), "nothing was saved");
+    let text = logged.text();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(text.contains("session=true cookies=true"), "{text}");
+    assert!(
+        text.contains("the service inside SessionLayer failed"),
+        "{text}"
+    );
+
+    let session = kept.lock().unwrap().take().unwrap();
+    session.insert("late", &true).unwrap();
+    assert!(
+        logged.text().contains("changed after its request finished"),
+        "{}",
+        logged.text()
+    );
+}

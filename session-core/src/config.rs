@@ -369,7 +369,9 @@ impl SessionConfig {
     /// Where session ids and nonces come from: the default
     /// [`ThreadRandom`](crate::ThreadRandom), [`OsRandom`](crate::OsRandom)
     /// (a system call for each), a
-    /// [`SequenceRandom`](crate::SequenceRandom) for test vectors.
+    /// [`SequenceRandom`](crate::SequenceRandom) for test vectors. A source
+    /// of your own must be cryptographically secure (see
+    /// [`RandomSource`](crate::RandomSource)).
     #[must_use]
     pub fn with_random(mut self, random: Arc<dyn RandomSource>) -> Self {
         self.random = random;
@@ -433,7 +435,8 @@ impl SessionConfig {
     /// answer `false` to send nothing; the name and the value it is given
     /// are kept whatever it does. The cookie then follows the rules of
     /// every cookie the jar sets ([`Cookies::add`](crate::Cookies::add)),
-    /// and a `Max-Age` of zero or less (a removal) is refused. The hook
+    /// and a removal is refused: a `Max-Age` of zero or less, or an
+    /// `Expires` not after the configured clock's now. The hook
     /// runs inside [`Cookies::get_signed`](crate::Cookies::get_signed) and
     /// [`Cookies::get_private`](crate::Cookies::get_private), on the
     /// request's task: it should only set attributes (a panic in it is the

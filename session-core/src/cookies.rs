@@ -93,6 +93,9 @@ pub(crate) struct SessionCookie {
     /// kept here, beside the rest the jar takes from the engine, so that a
     /// request's jar holds one reference to all of it.
     pub(crate) reissue: Option<crate::config::CookieReissue>,
+    /// The engine's clock: an `Expires` the re-issue hook sets is checked
+    /// against it.
+    pub(crate) clock: std::sync::Arc<dyn crate::Clock>,
 }
 
 impl SessionCookie {
@@ -253,8 +256,9 @@ impl Cookies {
     /// session cookie's name, whose value is the engine's). Of several
     /// values under `name`, the first that verifies under the current key
     /// wins, else the first that verifies under a previous one; only the
-    /// first 16 are looked at, as for the session cookie (each costs a MAC
-    /// per key).
+    /// first 16 values are looked at, whether they verify or not (each
+    /// costs a MAC per key; the session cookie's limit counts only the
+    /// values that fail).
     #[must_use]
     pub fn get_signed(&self, name: &str) -> Option<String> {
         self.get_verified(name, false)
@@ -299,8 +303,8 @@ impl Cookies {
         let decode = if private { codec::open } else { codec::verify };
         // Each value costs a MAC or a decryption per key: a request of
         // thousands of junk values under one name would cost milliseconds.
-        // So only the first `MAX_REJECTED_COOKIES` values are looked at (the
-        // session cookie's limit on values that fail).
+        // So only the first `MAX_REJECTED_COOKIES` values are looked at,
+        // good or bad (the session cookie's limit counts only the bad ones).
         let values: Vec<String> = {
             let jar = self.lock();
             if let Some(change) = jar.changes.iter().find(|c| c.name == name) {
@@ -373,6 +377,9 @@ impl Cookies {
             if cookie
                 .max_age()
                 .is_some_and(|age| age <= time::Duration::ZERO)
+                || cookie
+                    .expires_datetime()
+                    .is_some_and(|at| at <= self.session.clock.now())
             {
                 tracing::error!(
                     name,
@@ -696,8 +703,12 @@ mod tests {
             path: "/".to_owned(),
             domain: None,
             reissue,
+            clock: Arc::new(crate::ManualClock::new(TEST_NOW)),
         })
     }
+
+    /// What the jars of these tests take for now.
+    const TEST_NOW: time::OffsetDateTime = time::macros::datetime!(2026-01-01 00:00 UTC);
 
     fn session_cookie() -> Arc<SessionCookie> {
         session_cookie_with(None)
@@ -922,13 +933,31 @@ mod tests {
             b"dark"
         );
 
+        let jar = jar_with_hook(&[&header("pref")], &keys, |cookie| {
+            cookie.set_expires(TEST_NOW + time::Duration::days(1));
+            true
+        });
+        assert_eq!(jar.get_signed("pref").as_deref(), Some("dark"));
+        let delta = jar.delta();
+        assert!(
+            delta[0].contains("Expires=Fri, 02 Jan 2026 00:00:00 GMT"),
+            "{}",
+            delta[0]
+        );
+
         let jar = jar_with_hook(&[&header("pref")], &keys, |_| false);
         assert_eq!(jar.get_signed("pref").as_deref(), Some("dark"));
         assert!(jar.delta().is_empty(), "{:?}", jar.delta());
 
-        let bad_hooks: [fn(&mut Cookie<'static>); 2] = [
+        let bad_hooks: [fn(&mut Cookie<'static>); 5] = [
             |cookie| cookie.set_path("app"),
             |cookie| cookie.set_max_age(time::Duration::ZERO),
+            |cookie| cookie.set_expires(time::OffsetDateTime::UNIX_EPOCH),
+            |cookie| cookie.set_expires(TEST_NOW),
+            |cookie| {
+                cookie.set_max_age(time::Duration::days(1));
+                cookie.set_expires(TEST_NOW - time::Duration::days(1));
+            },
         ];
         for bad in bad_hooks {
             let jar = jar_with_hook(&[&header("pref")], &keys, move |cookie| {

@@ -281,6 +281,7 @@ impl Engine {
                     path: config.path.clone(),
                     domain: config.domain.clone(),
                     reissue: config.reissue.clone(),
+                    clock: config.clock.clone(),
                 }),
                 config,
                 store,

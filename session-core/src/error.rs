@@ -97,8 +97,10 @@ pub enum CodecError {
     },
     /// The payload is not what the cookie should hold: a session id of the
     /// wrong length (checked before the signature, so a truncated or padded
-    /// id cookie costs no HMAC), or, once verified, text that is not UTF-8
-    /// or a session that does not decode.
+    /// id cookie costs no HMAC), or, once opened, a cookie-store session
+    /// that does not decode. (Signed and private values are bytes here:
+    /// the [`Cookies`](crate::Cookies) jar treats one that is not UTF-8 as
+    /// absent.)
     #[error("cookie payload is invalid: {0}")]
     Payload(&'static str),
 }

@@ -144,6 +144,12 @@ impl fmt::Display for StoreKey {
 /// a CSPRNG per thread seeded by the operating system; [`OsRandom`] asks the
 /// operating system for every id; tests inject [`SequenceRandom`] to get
 /// predictable ids and exact cookie strings.
+///
+/// A source of your own must be a cryptographically secure generator: its
+/// bytes become session ids (whoever can guess one holds that session) and
+/// the AES-GCM nonces of cookie-store sessions (a nonce used twice under
+/// one key gives away what both cookies hold and lets their sessions be
+/// forged).
 pub trait RandomSource: Send + Sync + fmt::Debug {
     /// Fills `buf` with random bytes.
     ///
@@ -284,7 +290,13 @@ impl RandomSource for OsRandom {
 }
 
 /// A predictable source for tests: the n-th call fills the buffer with the
-/// byte `n` (starting at the given seed). Never use it in production.
+/// byte `n` (starting at the given seed), so ids and cookies are known in
+/// advance. Never use it in production: anyone can predict the ids.
+///
+/// From the 256th call on, the buffer's last bytes also carry the higher
+/// bytes of `n` (XORed in), so that a buffer of 8 bytes or more (an id, a
+/// nonce) never repeats within 2⁶⁴ calls: a cookie-store test that seals
+/// more than 256 sessions under one key reuses no AES-GCM nonce.
 ///
 /// ```
 /// use session_core::{RandomSource, SequenceRandom};
@@ -313,8 +325,11 @@ impl SequenceRandom {
 
 impl RandomSource for SequenceRandom {
     fn fill(&self, buf: &mut [u8]) -> Result<(), SessionError> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        buf.fill(n.to_le_bytes()[0]);
+        let n = self.next.fetch_add(1, Ordering::Relaxed).to_le_bytes();
+        buf.fill(n[0]);
+        for (byte, high) in buf.iter_mut().rev().zip(&n[1..]) {
+            *byte ^= high;
+        }
         Ok(())
     }
 }
@@ -328,6 +343,28 @@ impl<T: RandomSource + ?Sized> RandomSource for Arc<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first 256 fills are the byte sequence the test vectors use; no
+    /// fill of 8 bytes or more repeats after them.
+    #[test]
+    fn sequence_fills_do_not_repeat() {
+        let random = SequenceRandom::starting_at(0);
+        let mut seen = std::collections::HashSet::new();
+        for n in 0..2000u32 {
+            let mut nonce = [0u8; 12];
+            random.fill(&mut nonce).unwrap();
+            if n < 256 {
+                assert_eq!(nonce, [n as u8; 12]);
+            }
+            assert!(seen.insert(nonce), "fill {n} repeated {nonce:?}");
+        }
+        let random = SequenceRandom::starting_at(255);
+        let mut id = [0u8; 16];
+        random.fill(&mut id).unwrap();
+        assert_eq!(id, [255; 16]);
+        random.fill(&mut id).unwrap();
+        assert_eq!(id, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    }
 
     /// What this thread's generator would give next if it were not
     /// reseeded, after `tweak` changes its bookkeeping.

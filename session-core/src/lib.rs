@@ -143,8 +143,12 @@
 //!    at warn level), or an app's signed or private cookie near the limit
 //!    (logged at error level). It stays readable while its key is in the
 //!    ring.)
-//! 3. After the absolute lifetime has passed, drop the old key. Cookies
-//!    still under it then read as "no session".
+//! 3. Once no session issued under the old key can still be alive, drop
+//!    the old key: after the absolute lifetime, or the idle timeout where
+//!    there is no absolute one, and after the longest lifetime the app
+//!    gives any session itself ([`Session::set_lifetime`], a thirty-day
+//!    "remember me" say). Cookies still under it then read as
+//!    "no session".
 //!
 //! How often: in cookie-store mode every write and every touch of a session
 //! seals the cookie again, and so does every [`Cookies::add_private`]. Each

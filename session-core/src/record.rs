@@ -90,8 +90,11 @@ pub struct Record {
     pub data: Data,
     /// When the session was created; the absolute lifetime counts from here.
     pub created_at: Timestamp,
-    /// When the record was last written or touched; the idle timeout counts
-    /// from here.
+    /// When the session's idle deadline was last moved; the idle timeout
+    /// counts from here. A touch moves it, and so does a write, except one
+    /// made within the touch interval of the last move (the record keeps
+    /// its times then, as a read would): this is not the time of the last
+    /// write.
     pub last_seen: Timestamp,
     /// The session's current deadline: the earlier of the idle and the
     /// absolute one, as of `last_seen` (`None`: never). Every touch moves

@@ -451,7 +451,9 @@ pub fn twenty_concurrent_cart_pushes_of_one_session_are_all_kept(suite: &Suite) 
 }
 
 /// When the store fails, the response is a 500 with no session cookie, and
-/// the session is not lost: once the store is back, it is there.
+/// the session is not lost: once the store is back, it is there. A log-in
+/// refused before it needs the session (a malformed body, wrong
+/// credentials) is answered as always, store or not.
 pub fn store_failure_is_a_500_never_a_lost_session(suite: &Suite) -> Outcome {
     let site = suite.start()?;
     let browser = site.browser();
@@ -461,7 +463,21 @@ pub fn store_failure_is_a_500_never_a_lost_session(suite: &Suite) -> Outcome {
     let load_fails = browser.get("/views");
     let newcomer = site.browser();
     let create_fails = newcomer.post_json("/set", r#"{"user":"Bob"}"#);
+    let wrong_password =
+        browser.post_json("/auth/login", r#"{"username":"alice","password":"nope"}"#);
+    let malformed = browser.post_json("/auth/login", r#"{"username":"alice""#);
     store.fail(false);
+    json(
+        &wrong_password?,
+        401,
+        r#"{"error":"Invalid credentials"}"#,
+        "a log-in with wrong credentials while the store is down",
+    )?;
+    check_eq!(
+        malformed?.status,
+        400,
+        "a log-in with a malformed body while the store is down"
+    );
     for (what, reply) in [("loading", load_fails?), ("creating", create_fails?)] {
         check_eq!(
             reply.status,
