@@ -347,16 +347,17 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Handler { future, slot } => {
-                    let result = ready!(future.poll(cx));
-                    let (shared, slot) =
-                        slot.take().expect("ResponseFuture polled after completion");
-                    let mut response = match result {
+                    let mut response = match ready!(future.poll(cx)) {
                         Ok(response) => response.map(Body::new),
                         Err(error) => {
-                            unanswered(&shared, slot);
+                            if let Some((shared, slot)) = slot.take() {
+                                unanswered(&shared, slot);
+                            }
                             return Poll::Ready(Err(error));
                         }
                     };
+                    let (shared, slot) =
+                        slot.take().expect("ResponseFuture polled after completion");
                     match after_handler(&shared, slot, &mut response) {
                         None => return Poll::Ready(Ok(response)),
                         Some((cookies, plan)) => this.state.set(State::Commit {

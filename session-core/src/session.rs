@@ -512,9 +512,8 @@ impl Session {
         // conflict. The two steps are written out twice on purpose: a
         // shared helper returning both the value and its JSON costs 16–32
         // instructions more per call (session 15, `cold-cache.sh`).
-        let old = state
-            .data
-            .at(found)
+        let current = state.data.at(found);
+        let old = current
             .map(|v| T::deserialize(v).map_err(|source| deser(key, source)))
             .transpose()?;
         let typed = f(old);
@@ -522,7 +521,7 @@ impl Session {
             key: key.to_owned(),
             source,
         })?;
-        if state.data.at(found) == Some(&new) && !state.updated(key) {
+        if current == Some(&new) && !state.updated(key) {
             // Nothing changed: as if this request had run before any other
             // that saves meanwhile, so there is nothing to replay either.
             return Ok(typed);
