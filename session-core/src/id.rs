@@ -293,7 +293,7 @@ impl RandomSource for OsRandom {
 /// byte `n` (starting at the given seed), so ids and cookies are known in
 /// advance. Never use it in production: anyone can predict the ids.
 ///
-/// From the 256th call on, the buffer's last bytes also carry the higher
+/// Once `n` passes 255, the buffer's last bytes also carry the higher
 /// bytes of `n` (XORed in), so that a buffer of 8 bytes or more (an id, a
 /// nonce) never repeats within 2⁶⁴ calls: a cookie-store test that seals
 /// more than 256 sessions under one key reuses no AES-GCM nonce.

@@ -67,8 +67,8 @@ pub enum StoreOp {
     /// both. A save of the old id after the take finds no record (see
     /// [`Executed::SessionGone`]), and so does a regeneration whose take
     /// finds none: the session ended meanwhile (a log-out in another tab,
-    /// or a second log-in of the same id), so the new record is deleted
-    /// again rather than bring it back. With a store whose `take` is one step
+    /// its deadline, or a second log-in of the same id), so the new record
+    /// is deleted again rather than bring it back. With a store whose `take` is one step
     /// (the memory store, Redis) no save can land between the read and the
     /// removal.
     ///
@@ -492,9 +492,10 @@ fn untaken(error: StoreError, deleted: Result<(), StoreError>) -> Result<(), Ses
 #[cold]
 fn gone_before_take(deleted: Result<(), StoreError>) -> Executed {
     match deleted {
-        Ok(()) => tracing::debug!(
-            "session id regeneration: the old session ended while the request ran; \
-             the new id was dropped"
+        Ok(()) => tracing::warn!(
+            "session id regeneration: the old session ended while the request ran (logged \
+             out, expired, or taken by another log-in); the new id was dropped and no \
+             cookie sent"
         ),
         Err(error) => tracing::warn!(
             %error,

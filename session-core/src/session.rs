@@ -217,8 +217,6 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// Called by every change, before it is made.
-    #[inline]
     /// Whether this request already changed `key` with
     /// [`Session::update`]. Its value here is then what the update made of
     /// this request's view, and a conflict replays the update on another
@@ -230,6 +228,8 @@ impl State {
             .any(|op| matches!(op, Op::Update(k, _) if k.as_str() == key))
     }
 
+    /// Called by every change, before it is made.
+    #[inline]
     fn changing(&mut self) {
         if self.finished {
             self.changed_after_finish();

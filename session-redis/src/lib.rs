@@ -251,10 +251,12 @@
 //!   level). If the delete fails too, the request fails with a 500. On a
 //!   Redis Cluster, the `redis` crate's cluster client re-sends a command
 //!   whose connection dropped, `GETDEL` included: if its first copy took
-//!   the record and the reply was lost, the second finds nothing, and the
-//!   log-in stands without carrying over what other requests saved under
-//!   the old id while it ran (it is not logged: a take finding nothing is
-//!   also what an expired old session gives).
+//!   the record and the reply was lost, the second finds nothing, which
+//!   reads as a session that ended while the log-in ran (logged out in
+//!   another tab, or past its deadline). The engine then deletes the new
+//!   record and sends no cookie, so that a log-out is never undone by a
+//!   log-in racing it: the user is logged out and logs in again, and what
+//!   the session held is lost (logged at warn level).
 //! - **Failed over** behind one name (a replica promoted, the name moved
 //!   to it): the store stays connected to the server it reached, as long
 //!   as that connection lives. Managed services close their clients'

@@ -191,7 +191,12 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     /// The engine calls it when a session changes id
     /// ([`Session::regenerate`](crate::Session::regenerate)), after storing
     /// the new record: when another request of the old id saved after this
-    /// one loaded, its changes carry over to the new id. The default calls
+    /// one loaded, its changes carry over to the new id. `None` means the
+    /// old session ended while the request ran (a log-out, its deadline,
+    /// another log-in that took it first): the engine then deletes the new
+    /// record again and sends no cookie, so answer `None` only when the
+    /// record is surely gone, and an error when the take's outcome is not
+    /// known. The default calls
     /// [`load`](Self::load), then [`delete`](Self::delete), so a save
     /// landing between the two is lost (the conformance suite's
     /// `take_racing_saves_loses_nothing` catches it when a save lands
