@@ -1,4 +1,4 @@
-//! The conformance suites of `session-core`: one for session stores, two
+//! The conformance suites of `session-core`: two for session stores, two
 //! for web-framework adapters (their app over HTTP, and their demo program's
 //! start-up). Prove a new store or adapter correct with one line each, and
 //! nothing but these docs.
@@ -44,8 +44,8 @@
 //!
 //! ```toml
 //! [dev-dependencies]
-//! conformance-tests = "0.1"
-//! session-core = "0.1"
+//! conformance-tests = { path = "conformance-tests" }   # from this repository
+//! session-core = { path = "session-core" }
 //! # only for a store factory or an adapter harness that needs them:
 //! tokio = { version = "1", features = ["rt-multi-thread", "net"] }
 //! ```

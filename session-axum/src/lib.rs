@@ -134,7 +134,8 @@
 //! idle and absolute timeouts, the key ring, the storage (in memory, a store
 //! such as Redis, or the whole session in an encrypted cookie) and the clock.
 //! In tests, give it a [`ManualClock`](core::ManualClock) to move time
-//! without sleeping:
+//! without sleeping (the example's `datetime!` needs the `time` crate with
+//! its `macros` feature among your dev-dependencies):
 //!
 //! ```
 //! use std::sync::Arc;

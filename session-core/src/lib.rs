@@ -1,8 +1,8 @@
 //! The session engine: everything about cookies and sessions that does not
 //! depend on a web framework, an async runtime or a clock.
 //!
-//! `session-core` decides; adapters (`session-axum`, `session-actix`,
-//! `session-rocket`) carry. It parses `Cookie` headers, verifies and signs
+//! `session-core` decides; adapters (`session-axum`, and the planned
+//! `session-actix` and `session-rocket`) carry. It parses `Cookie` headers, verifies and signs
 //! session ids, encrypts cookie-store sessions, applies idle and absolute
 //! expiry, tracks what a handler changed, and hands back a [`Plan`]: which
 //! store operation to run and which `Set-Cookie` to send. It performs no
@@ -50,7 +50,8 @@
 //! 2. `let loaded = engine.load(incoming).await?;` — a [`StoreError`] here
 //!    is a 500, logged; never "no session". [`Engine::load_now`] first spares
 //!    the common case (memory store, cookie-store mode, no session cookie)
-//!    the future: [`LoadNow::Done`], or the cookies back for `load`.
+//!    the future: [`LoadNow::Done`], [`LoadNow::Failed`] (as an error of
+//!    `load`), or the cookies back for `load`.
 //! 3. `let session = engine.open(loaded, engine.timestamp());` — give the
 //!    handler clones of `session`.
 //! 4. After the handler: `let plan = engine.finish(&session, now)?;`, with
@@ -62,7 +63,8 @@
 //!    that want to spare the common case a boxed future call
 //!    [`Engine::commit_now`] first: with the memory store, in cookie-store
 //!    mode or for a plan with no store work it is done at once
-//!    ([`CommitNow::Done`]); otherwise the plan comes back for `commit`.
+//!    ([`CommitNow::Done`], or [`CommitNow::Failed`] as an error of
+//!    `commit`); otherwise the plan comes back for `commit`.
 //! 6. For the app's own cookies, `engine.cookies(cookie_header_values)`
 //!    gives a [`Cookies`] jar; append every value of `jar.take_delta()`.
 //!

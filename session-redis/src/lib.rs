@@ -40,7 +40,7 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use session_core::{Key, KeyRing, SessionConfig};
+//! use session_axum::{Key, KeyRing, SessionConfig};
 //! use session_redis::RedisStore;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
