@@ -254,14 +254,16 @@ impl SessionConfig {
         self
     }
 
-    /// The idle timeout (`None`: none).
+    /// The idle timeout (`None`: none; default one hour). At least one
+    /// second: a shorter one is a [`ConfigError`] when the engine is built.
     #[must_use]
     pub fn with_idle_timeout(mut self, idle: Option<Duration>) -> Self {
         self.expiry = Expiry::new(idle, self.expiry.absolute());
         self
     }
 
-    /// The absolute lifetime (`None`: none).
+    /// The absolute lifetime (`None`: none; default one day). At least one
+    /// second, as for the idle timeout.
     #[must_use]
     pub fn with_absolute_timeout(mut self, absolute: Option<Duration>) -> Self {
         self.expiry = Expiry::new(self.expiry.idle(), absolute);
@@ -560,9 +562,11 @@ impl SessionConfig {
             ("idle", self.expiry.idle()),
             ("absolute", self.expiry.absolute()),
         ] {
-            if d.is_some_and(|d| !d.is_positive()) {
+            // A cookie's `Max-Age` counts whole seconds: a shorter timeout
+            // would send cookies that browsers drop at once.
+            if d.is_some_and(|d| d < Duration::SECOND) {
                 return bad(format!(
-                    "the {what} timeout must be positive, or None for no limit"
+                    "the {what} timeout must be at least one second, or None for no limit"
                 ));
             }
         }
@@ -577,8 +581,10 @@ impl SessionConfig {
         }
         if let (Some(interval), Some(idle)) = (self.touch_interval, self.expiry.idle()) {
             // Otherwise no live session would ever be due a touch, and an
-            // active session would end `idle` after its creation.
-            if interval >= idle {
+            // active session would end `idle` after its creation. Compared
+            // as the engine counts them: the interval rounded up to a
+            // millisecond, the timeout down.
+            if crate::engine::ceil_ms(interval) >= idle.whole_milliseconds() {
                 return bad(format!(
                     "the touch interval ({interval}) must be shorter than the idle timeout ({idle})"
                 ));
@@ -645,9 +651,11 @@ pub(crate) fn check_cookie(
              ignore any other)"
         ));
     }
-    if let Some(domain) =
-        domain.filter(|d| d.is_empty() || !d.bytes().all(is_attr_byte) || d.contains(' '))
-    {
+    // A leading dot is dropped when the cookie is written: `.` alone would
+    // write an empty `Domain=`, which browsers ignore.
+    if let Some(domain) = domain.filter(|d| {
+        d.trim_start_matches('.').is_empty() || !d.bytes().all(is_attr_byte) || d.contains(' ')
+    }) {
         return problem(format!("domain {domain:?} is not a valid host name"));
     }
     if needs_secure(name) && !secure {
@@ -742,12 +750,41 @@ mod tests {
     }
 
     #[test]
-    fn zero_timeout_is_rejected() {
-        let err = Engine::new(config().with_idle_timeout(Some(Duration::ZERO))).unwrap_err();
-        assert!(
-            err.to_string().contains("idle timeout must be positive"),
-            "{err}"
-        );
+    fn timeouts_under_a_second_are_rejected() {
+        for short in [
+            Duration::ZERO,
+            Duration::microseconds(500),
+            Duration::milliseconds(999),
+            -Duration::SECOND,
+        ] {
+            let err = Engine::new(config().with_idle_timeout(Some(short))).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("idle timeout must be at least one second"),
+                "{short}: {err}"
+            );
+            let err = Engine::new(config().with_absolute_timeout(Some(short))).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("absolute timeout must be at least one second"),
+                "{short}: {err}"
+            );
+        }
+        assert!(Engine::new(config().with_idle_timeout(Some(Duration::SECOND))).is_ok());
+    }
+
+    /// A domain is written without its leading dot: one that is nothing
+    /// else would be an empty `Domain=`, which browsers ignore.
+    #[test]
+    fn a_domain_of_dots_is_rejected() {
+        for domain in [".", "..", ""] {
+            let err = Engine::new(config().with_domain(Some(domain.into()))).unwrap_err();
+            assert!(
+                err.to_string().contains("not a valid host name"),
+                "{domain:?}: {err}"
+            );
+        }
+        assert!(Engine::new(config().with_domain(Some(".example.com".into()))).is_ok());
     }
 
     #[test]
@@ -774,6 +811,17 @@ mod tests {
             .to_string();
         assert!(error.contains("touch interval"), "{error}");
         assert!(Engine::new(idle.with_touch_interval(Duration::seconds(29))).is_ok());
+        // As the engine counts them: the interval rounded up to a
+        // millisecond reaches the timeout.
+        let idle = config().with_idle_timeout(Some(Duration::microseconds(1_000_500)));
+        assert!(
+            Engine::new(
+                idle.clone()
+                    .with_touch_interval(Duration::microseconds(1_000_100))
+            )
+            .is_err()
+        );
+        assert!(Engine::new(idle.with_touch_interval(Duration::milliseconds(999))).is_ok());
         // Without an idle timeout there is nothing to roll: any interval.
         let no_idle = config().with_idle_timeout(None);
         assert!(Engine::new(no_idle.with_touch_interval(Duration::hours(5))).is_ok());

@@ -777,9 +777,11 @@ impl Engine {
     /// session within its touch interval, say), which spares the adapter
     /// the commit.
     ///
-    /// This finishes the slot: a second call gives `None`, even when the
-    /// slot was opened again in between (a misuse; the session it gives
-    /// starts afresh, and changes through it are logged, not saved). When the handler
+    /// A call that finds the session opened finishes the slot: a second
+    /// call gives `None`, even when the slot was opened again in between (a
+    /// misuse; the session it gives starts afresh, and changes through it
+    /// are logged, not saved). A call on a slot no extraction opened
+    /// finishes nothing: an opening after it is planned by the next call. When the handler
     /// still holds a clone of the session (a task it spawned, say), the plan
     /// is made from a copy of the data, as [`finish`](Self::finish) does;
     /// that clone may still read, but what it changes is saved by nobody,
@@ -1489,7 +1491,7 @@ fn noop() -> Plan {
 
 /// `d` in milliseconds, rounded up: a whole number of milliseconds `n` is
 /// at least `d` exactly when `n >= ceil_ms(d)`.
-fn ceil_ms(d: time::Duration) -> i128 {
+pub(crate) fn ceil_ms(d: time::Duration) -> i128 {
     let nanos = d.whole_nanoseconds();
     let floor = nanos.div_euclid(1_000_000);
     if nanos.rem_euclid(1_000_000) == 0 {

@@ -82,8 +82,8 @@ fn too_deep() -> crate::SessionError {
 ///
 /// Times are [`Timestamp`]s: whole milliseconds since the Unix epoch, the
 /// precision of [`Record::to_bytes`] (a store that sets a deadline in
-/// milliseconds, such as Redis' `PXAT`, takes [`Timestamp::unix_ms`] as it
-/// is).
+/// milliseconds takes [`Timestamp::unix_ms`]; Redis' `PXAT` that minus one,
+/// since Redis keeps a key through its `PXAT` millisecond).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// The session's data.

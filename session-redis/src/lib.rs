@@ -267,6 +267,12 @@
 //!   failover without a proxy, use a Redis Cluster.
 //! - Sessions live as long as Redis keeps them: a Redis without
 //!   persistence (or a failover that lost recent writes) logs users out.
+//!   Replication is asynchronous, so a failover can also lose a recent
+//!   `DEL` or `GETDEL`: a session logged out just before it, or the old id
+//!   of a log-in, can then resolve again on the promoted replica (until
+//!   its deadline). Where that matters, run Redis with `WAIT`-style
+//!   durability on the server side, or revoke through your own records
+//!   too.
 //!
 //! # Redis Cluster
 //!

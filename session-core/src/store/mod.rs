@@ -39,8 +39,10 @@
 //!
 //! Every record carries [`Record::expires_at`], a [`Timestamp`](crate::Timestamp)
 //! in Unix milliseconds: let the backend free the record at that time where
-//! it can (a Redis `PXAT` takes [`unix_ms`](crate::Timestamp::unix_ms) as it
-//! is; a database index the store sweeps). A `save` sets the deadline to
+//! it can (a database index the store sweeps; a Redis `PXAT` of
+//! [`unix_ms`](crate::Timestamp::unix_ms) − 1, since Redis keeps a key
+//! through its `PXAT` millisecond and a record is dead from its deadline
+//! on). A `save` sets the deadline to
 //! the new record's, earlier or later than the stored one, or none. A
 //! store must be `Send + Sync` and is used as `Arc<dyn SessionStore>`.
 //!
