@@ -367,7 +367,9 @@ impl Engine {
     /// session cookie's name, all that verify are kept in order (at most
     /// [`MAX_SESSION_COOKIES`]; and after 16 that do not, the rest are not
     /// looked at) and the first that loads wins. In cookie-store mode the
-    /// first that opens is the session, and the rest are not opened.
+    /// first that opens and has not ended is the session (the first that
+    /// opens, when all have ended): an old cookie left at another `Path`
+    /// or `Domain` does not hide the live one.
     ///
     /// An id cookie's value that verified before is not verified again: the
     /// engine remembers recent ones (see
@@ -381,16 +383,9 @@ impl Engine {
         let name = self.inner.config.name.as_bytes();
         let mut incoming = Incoming::default();
         let (mut kept, mut rejected) = (0, 0);
-        // In cookie-store mode the first cookie that opens is the session:
-        // later ones are not opened.
-        let most = if self.inner.store.is_some() {
-            MAX_SESSION_COOKIES
-        } else {
-            1
-        };
         for header in cookie_headers {
             let read = crate::cookies::each_value_named(header.as_ref(), name, |value| {
-                if kept == most || rejected == MAX_REJECTED_COOKIES {
+                if kept == MAX_SESSION_COOKIES || rejected == MAX_REJECTED_COOKIES {
                     if kept == MAX_SESSION_COOKIES || rejected == MAX_REJECTED_COOKIES {
                         trace::too_many_cookies(kept, rejected);
                     }
@@ -552,6 +547,9 @@ impl Engine {
         let Some(first) = first else {
             return LoadNow::Done(Loaded::default());
         };
+        if !more.is_empty() && matches!(first, Candidate::Inline { .. }) {
+            return LoadNow::Done(self.pick_inline(first, more, now));
+        }
         if let Some(done) = Self::load_candidate(first, store) {
             return done;
         }
@@ -561,6 +559,41 @@ impl Engine {
             }
         }
         LoadNow::Done(Loaded::default())
+    }
+
+    /// Of several cookie-store sessions in one request (the cookie moved to
+    /// another `Path` or `Domain`, and the browser keeps the old one too),
+    /// the first that has not ended under the current configuration, else
+    /// the first: an ended one found first would otherwise hide a live one
+    /// behind it, and its removal (made with the configured attributes)
+    /// would clear the live one. Reads the clock when the adapter gave no
+    /// `now`; rare, so out of line.
+    #[cold]
+    #[inline(never)]
+    fn pick_inline(
+        &self,
+        first: Candidate,
+        more: Vec<Candidate>,
+        now: Option<Timestamp>,
+    ) -> Loaded {
+        let now = now.unwrap_or_else(|| self.timestamp());
+        let expiry = &self.inner.config.expiry;
+        let live = |candidate: &Candidate| match candidate {
+            Candidate::Inline { record, .. } => {
+                let deadline =
+                    record
+                        .lifetime
+                        .deadline(expiry, record.created_at, record.last_seen);
+                !record.is_expired(now) && !crate::expiry::passed(deadline, now)
+            }
+            Candidate::Id { .. } => false,
+        };
+        let chosen = if live(&first) {
+            first
+        } else {
+            more.into_iter().find(live).unwrap_or(first)
+        };
+        Self::found(chosen, None).unwrap_or_default()
     }
 
     /// Looks `candidate` up: `Some` with the answer when it is the session

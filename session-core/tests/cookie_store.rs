@@ -200,6 +200,46 @@ async fn expiry_is_enforced_from_inside_the_cookie() {
     assert_eq!(attribute(set.as_deref().unwrap(), "Max-Age"), Some("0"));
 }
 
+/// A browser that keeps an ended session's cookie at an old `Path` or
+/// `Domain` (a browser-session cookie outlives the session) sends it beside
+/// the live one, in either order: the live one is the session, and nothing
+/// clears it. When both have ended, the request starts afresh.
+#[tokio::test]
+async fn an_ended_cookie_beside_a_live_one_does_not_hide_it() {
+    let h = Harness::with(|c| {
+        c.with_storage(Storage::Cookie)
+            .with_idle_timeout(Some(Duration::minutes(10)))
+            .with_persistent_cookie(false)
+    });
+    let mut old = Browser::new();
+    h.request(&mut old, |s| s.insert("user", "old").unwrap())
+        .await;
+    h.advance_secs(11 * 60);
+    let mut live = Browser::new();
+    h.request(&mut live, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let (ended, current) = (old.cookies["id"].clone(), live.cookies["id"].clone());
+
+    for header in [
+        format!("id={ended}; id={current}"),
+        format!("id={current}; id={ended}"),
+    ] {
+        let mut both = Browser::new();
+        both.raw_headers.push(header.clone().into_bytes());
+        let (user, set) = h.request(&mut both, |s| s.get_value("user")).await;
+        assert_eq!(user, Some(json!("alice")), "{header}");
+        assert_eq!(set, None, "{header}: nothing clears the live cookie");
+    }
+
+    h.advance_secs(11 * 60);
+    let mut both = Browser::new();
+    both.raw_headers
+        .push(format!("id={ended}; id={current}").into_bytes());
+    let (user, set) = h.request(&mut both, |s| s.get_value("user")).await;
+    assert_eq!(user, None);
+    assert_eq!(attribute(set.as_deref().unwrap(), "Max-Age"), Some("0"));
+}
+
 #[tokio::test]
 async fn destroy_clears_the_cookie_but_a_kept_copy_stays_readable() {
     let h = harness();

@@ -270,9 +270,8 @@
 //!   Replication is asynchronous, so a failover can also lose a recent
 //!   `DEL` or `GETDEL`: a session logged out just before it, or the old id
 //!   of a log-in, can then resolve again on the promoted replica (until
-//!   its deadline). Where that matters, run Redis with `WAIT`-style
-//!   durability on the server side, or revoke through your own records
-//!   too.
+//!   its deadline). Where that matters, keep a record of revoked
+//!   sessions of your own too.
 //!
 //! # Redis Cluster
 //!
