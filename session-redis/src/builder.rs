@@ -10,7 +10,7 @@ use redis::io::tcp::TcpSettings;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
 use session_core::DEFAULT_MAX_RECORD_SIZE;
 
-use crate::connection::{Connection, millis};
+use crate::connection::{Connection, Single, millis};
 use crate::error::ConnectError;
 use crate::store::RedisStore;
 
@@ -397,10 +397,13 @@ impl RedisStoreBuilder {
                 let manager = within(
                     connect_timeout,
                     &target,
-                    ConnectionManager::new_with_config(client, config),
+                    ConnectionManager::new_with_config(client.clone(), config.clone()),
                 )
                 .await?;
-                (Connection::Single(manager), target)
+                (
+                    Connection::Single(Single::new(manager, Some((client, config)))),
+                    target,
+                )
             }
             Target::Cluster(_) => {
                 let target = nodes
@@ -424,7 +427,10 @@ impl RedisStoreBuilder {
                     within(connect_timeout, &target, client.get_async_connection()).await?;
                 (Connection::Cluster(connection), target)
             }
-            Target::Manager(manager) => (Connection::Single(manager), "Redis".to_owned()),
+            Target::Manager(manager) => (
+                Connection::Single(Single::new(manager, None)),
+                "Redis".to_owned(),
+            ),
             Target::ClusterConnection(connection) => {
                 (Connection::Cluster(connection), "Redis Cluster".to_owned())
             }

@@ -1,9 +1,10 @@
 //! The two kinds of connection the store runs its commands on, and the
 //! per-command timeout around them.
 
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike as _, ConnectionManager};
+use redis::aio::{ConnectionLike as _, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Value};
 use tokio::time::Instant;
@@ -13,8 +14,90 @@ use tokio::time::Instant;
 /// connection per server, and both are cheap to clone.
 #[derive(Clone)]
 pub(crate) enum Connection {
-    Single(ConnectionManager),
+    Single(Single),
     Cluster(ClusterConnection),
+}
+
+/// A standalone server's [`ConnectionManager`], replaced by a new one when
+/// it cannot recover by itself.
+///
+/// The manager connects again after an I/O error, but a connection attempt
+/// that fails otherwise (the server answered the handshake with
+/// `WRONGPASS`, `NOAUTH` or `LOADING`) is kept and answered to every later
+/// command, even once the server is fine again; and a server demoted to a
+/// replica keeps answering `READONLY` on the connection the manager holds.
+/// After either, the next command goes through a new manager made from the
+/// same client and settings, which connects when it is first used.
+#[derive(Clone)]
+pub(crate) struct Single {
+    /// The manager in use and its generation (how many were replaced).
+    current: Arc<RwLock<(u64, ConnectionManager)>>,
+    /// What a new manager is made from; `None` for one the application
+    /// made itself ([`RedisStoreBuilder::from_connection_manager`](crate::RedisStoreBuilder::from_connection_manager)),
+    /// which is kept as it is.
+    remake: Option<Arc<(redis::Client, ConnectionManagerConfig)>>,
+}
+
+impl Single {
+    pub(crate) fn new(
+        manager: ConnectionManager,
+        remake: Option<(redis::Client, ConnectionManagerConfig)>,
+    ) -> Self {
+        Self {
+            current: Arc::new(RwLock::new((0, manager))),
+            remake: remake.map(Arc::new),
+        }
+    }
+
+    fn current(&self) -> (u64, ConnectionManager) {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts a new manager in place of the one of `generation`, unless
+    /// another command did so already.
+    #[cold]
+    fn replace(&self, generation: u64, error: &redis::RedisError) {
+        let Some(remake) = &self.remake else {
+            return;
+        };
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if current.0 != generation {
+            return;
+        }
+        match ConnectionManager::new_lazy_with_config(remake.0.clone(), remake.1.clone()) {
+            Ok(manager) => {
+                tracing::debug!(%error, "Redis connection replaced");
+                *current = (generation.wrapping_add(1), manager);
+            }
+            Err(make_error) => {
+                tracing::warn!(%error, %make_error, "Redis connection could not be replaced");
+            }
+        }
+    }
+
+    async fn send(&self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        let (generation, mut manager) = self.current();
+        let replied = manager.req_packed_command(cmd).await;
+        // An error here that is not an I/O error or a timeout is a failed
+        // connection attempt the manager keeps; a reply's own error comes
+        // back as a value.
+        if let Err(error) = &replied
+            && !error.is_io_error()
+            && !error.is_timeout()
+        {
+            self.replace(generation, error);
+        }
+        let result = replied.and_then(Value::extract_error);
+        if let Err(error) = &result
+            && error.code() == Some("READONLY")
+        {
+            self.replace(generation, error);
+        }
+        result
+    }
 }
 
 impl Connection {
@@ -28,10 +111,13 @@ impl Connection {
     /// Sends `cmd` and reads its reply, an error reply being an `Err`.
     pub(crate) async fn send(&self, cmd: &Cmd) -> redis::RedisResult<Value> {
         match self {
-            Self::Single(conn) => conn.clone().req_packed_command(cmd).await,
-            Self::Cluster(conn) => conn.clone().req_packed_command(cmd).await,
+            Self::Single(single) => single.send(cmd).await,
+            Self::Cluster(conn) => conn
+                .clone()
+                .req_packed_command(cmd)
+                .await
+                .and_then(Value::extract_error),
         }
-        .and_then(Value::extract_error)
     }
 
     /// Sends `cmd` and waits for its reply until `deadline`.

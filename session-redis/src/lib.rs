@@ -221,7 +221,12 @@
 //!   …"); the adapter answers 500 and logs it. Routes that do not touch the
 //!   session keep working. Every failed operation triggers one new
 //!   connection attempt, so the first request after Redis is back
-//!   succeeds: there is nothing to restart.
+//!   succeeds: there is nothing to restart. That includes a connection
+//!   attempt the server refused (its handshake answered `NOAUTH` or
+//!   `WRONGPASS` during a password change, or `LOADING`), which the
+//!   `redis` crate's connection manager would otherwise keep answering
+//!   with; a manager you made yourself
+//!   ([`RedisStoreBuilder::from_connection_manager`]) keeps its own rules.
 //! - **Hung** (Redis stopped answering, a network partition): every
 //!   operation fails with [`StoreError::Timeout`](session_core::StoreError::Timeout)
 //!   after the command timeout, instead of holding the request. A command
@@ -262,9 +267,10 @@
 //!   as that connection lives. Managed services close their clients'
 //!   connections at a failover, and the store then connects anew, to the
 //!   name's new server. A demoted server that keeps its connections
-//!   answers writes with `READONLY` errors (each a 500 with the cause
-//!   logged, never a lost session) until its connections end. For
-//!   failover without a proxy, use a Redis Cluster.
+//!   answers a write with a `READONLY` error (a 500 with the cause logged,
+//!   never a lost session), and the store then connects anew for its next
+//!   command, to whatever server the name now leads to. For failover
+//!   without a proxy, use a Redis Cluster.
 //! - Sessions live as long as Redis keeps them: a Redis without
 //!   persistence (or a failover that lost recent writes) logs users out.
 //!   Replication is asynchronous, so a failover can also lose a recent

@@ -249,3 +249,113 @@ async fn a_save_whose_reply_is_lost_is_sent_again_and_applied_once() {
     assert!(matches!(err, StoreError::Backend(_)), "{err}");
     assert_eq!(cutter.cuts(), 2);
 }
+
+/// A connection attempt that fails otherwise than with an I/O error (the
+/// handshake answered `NOAUTH`, as during a password change) is not kept:
+/// once the server accepts connections again, the same store works again
+/// within a command or two, without being rebuilt.
+#[tokio::test]
+async fn a_refused_handshake_is_not_kept_once_the_server_accepts_again() {
+    let redis = PrivateRedis::start();
+    let store = store_on(&redis, Duration::from_millis(500)).await;
+    store.create(&key(1), &record()).await.unwrap();
+
+    // This connection stays logged in when a password is set.
+    let mut admin = support::raw(&redis.url()).await;
+    let config_set = |password: &str| {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("SET").arg("requirepass").arg(password);
+        cmd
+    };
+    config_set("rotated")
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    // The store's connection drops; its next handshake is refused.
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query_async::<i64>(&mut admin)
+        .await
+        .unwrap();
+    for attempt in 0..3 {
+        let err = store.load(&key(1)).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Backend(_)),
+            "attempt {attempt}: {err}"
+        );
+    }
+
+    config_set("").query_async::<()>(&mut admin).await.unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let answer = store.load(&key(1)).await;
+        let loaded = matches!(answer, Ok(Some(_)));
+        answers.push(answer.map(|r| r.is_some()).map_err(|e| e.to_string()));
+        if loaded {
+            break;
+        }
+    }
+    assert!(
+        matches!(answers.last(), Some(Ok(true))),
+        "the store never recovered: {answers:?}"
+    );
+}
+
+/// The ids of the clients connected to `admin`'s server, this one left out.
+async fn other_clients(admin: &mut redis::aio::MultiplexedConnection) -> Vec<i64> {
+    let own: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(admin)
+        .await
+        .unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("normal")
+        .query_async(admin)
+        .await
+        .unwrap();
+    list.lines()
+        .filter_map(|line| line.strip_prefix("id=")?.split(' ').next()?.parse().ok())
+        .filter(|id| *id != own)
+        .collect()
+}
+
+/// A server demoted to a replica answers writes with `READONLY` on the
+/// connection the store holds; the store then connects anew for its next
+/// command (behind a name that moved to the new primary, that reaches it).
+#[tokio::test]
+async fn a_readonly_answer_makes_the_store_connect_anew() {
+    let primary = PrivateRedis::start();
+    let demoted = PrivateRedis::start();
+    let store = store_on(&demoted, Duration::from_millis(500)).await;
+    store.create(&key(1), &record()).await.unwrap();
+    let mut admin = support::raw(&demoted.url()).await;
+    let before = other_clients(&mut admin).await;
+    assert_eq!(before.len(), 1, "the store's connection: {before:?}");
+
+    redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(primary.port())
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    let err = store.create(&key(2), &record()).await.unwrap_err();
+    assert!(err.to_string().contains("read only replica"), "{err}");
+    store.load(&key(1)).await.unwrap();
+    // The old connection closes once its driver notices it was dropped.
+    let mut after = other_clients(&mut admin).await;
+    for _ in 0..100 {
+        if after.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        after = other_clients(&mut admin).await;
+    }
+    assert_eq!(after.len(), 1, "the old connection is closed: {after:?}");
+    assert_ne!(after, before, "a new connection");
+}
