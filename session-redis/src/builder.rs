@@ -313,7 +313,7 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Connects, loads the save script and returns the store.
+    /// Connects, loads the save and take scripts and returns the store.
     ///
     /// A standalone server is reached through a [`ConnectionManager`]: one
     /// multiplexed connection that is made anew, in the background, after
@@ -435,20 +435,23 @@ impl RedisStoreBuilder {
                 (Connection::Cluster(connection), "Redis Cluster".to_owned())
             }
         };
-        // Load the save script now (on every primary of a cluster), so that
-        // the first save is one round trip too.
-        let mut load = redis::cmd("SCRIPT");
-        load.arg("LOAD").arg(crate::script::SAVE_SCRIPT);
-        match tokio::time::timeout(connect_timeout, connection.send(&load)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(source)) if !source.is_timeout() => {
-                return Err(ConnectError::ScriptLoad { target, source });
-            }
-            Ok(Err(_)) | Err(_) => {
-                return Err(ConnectError::Timeout {
-                    target,
-                    millis: millis(connect_timeout),
-                });
+        // Load the scripts now (on every primary of a cluster), so that the
+        // first save and the first take are one round trip too.
+        let started = tokio::time::Instant::now();
+        for script in [crate::script::SAVE_SCRIPT, crate::script::TAKE_SCRIPT] {
+            let mut load = redis::cmd("SCRIPT");
+            load.arg("LOAD").arg(script);
+            match tokio::time::timeout_at(started + connect_timeout, connection.send(&load)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(source)) if !source.is_timeout() => {
+                    return Err(ConnectError::ScriptLoad { target, source });
+                }
+                Ok(Err(_)) | Err(_) => {
+                    return Err(ConnectError::Timeout {
+                        target,
+                        millis: millis(connect_timeout),
+                    });
+                }
             }
         }
         Ok(RedisStore::new(

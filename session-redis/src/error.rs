@@ -41,11 +41,11 @@ pub enum ConnectError {
         /// The connect timeout.
         millis: u64,
     },
-    /// Redis would not load the save script (for example, an ACL that
-    /// forbids `SCRIPT` or `EVALSHA` for this user).
+    /// Redis would not load the save or take script (for example, an ACL
+    /// that forbids `SCRIPT` or `EVALSHA` for this user).
     #[error(
-        "Redis at {target} refused to load the session save script: {source}; \
-         the store needs GET, SET, DEL, GETDEL, EVALSHA, EVAL and SCRIPT LOAD"
+        "Redis at {target} refused to load the session store's scripts: {source}; \
+         the store needs GET, SET, DEL, EVALSHA, EVAL and SCRIPT LOAD"
     )]
     ScriptLoad {
         /// The server (`host:port`), or the cluster's seed nodes.
@@ -144,7 +144,7 @@ impl CommandError {
     }
 
     /// The command that failed, as sent: `GET`, `SET NX`, `EVALSHA` (the
-    /// compare-and-set script), `EVAL`, `DEL` or `GETDEL`.
+    /// save or take script), `EVAL` or `DEL`.
     #[must_use]
     pub fn command(&self) -> &'static str {
         self.command

@@ -9,7 +9,7 @@
 //! - **One round trip per operation.** Loading a session is one `GET`,
 //!   creating one a `SET … NX`, saving one a server-side script that
 //!   compares versions and writes in one step, deleting one a `DEL`, taking
-//!   one (the old record at a log-in) a `GETDEL`. So with `session-axum`, a
+//!   one (the old record at a log-in) another script. So with `session-axum`, a
 //!   read-only request costs one round trip, a request that changes the
 //!   session two, a new session one, a log-in three.
 //! - **Nothing lost, nothing resurrected.** Saves are compare-and-set on the
@@ -115,8 +115,8 @@
 //!   `cluster-preferred-endpoint-type hostname`.
 //!
 //! The store needs Redis 6.2 or newer (or a compatible server such as
-//! Valkey), for `PXAT` and `GETDEL`, and the commands `GET`, `SET`, `DEL`,
-//! `GETDEL`, `EVALSHA`, `EVAL` and `SCRIPT LOAD` (mind them in ACLs). This
+//! Valkey), for `PXAT`, and the commands `GET`, `SET`, `DEL`,
+//! `EVALSHA`, `EVAL` and `SCRIPT LOAD` (mind them in ACLs). This
 //! crate's own tests need Redis 7 (they read expiries with
 //! `PEXPIRETIME`).
 //!
@@ -181,7 +181,14 @@
 //! `session:admin:`), exactly the prefix and 64 more characters:
 //! `--pattern "session:$(printf '?%.0s' $(seq 64))"`. Logging everyone out:
 //! delete the keys that pattern lists (or rotate the key ring, which makes
-//! every cookie unreadable). The save script is [`SAVE_SCRIPT`].
+//! every cookie unreadable). The save script is [`SAVE_SCRIPT`], the take
+//! script [`TAKE_SCRIPT`].
+//!
+//! A record taken at a log-in leaves a mark under its key for a minute:
+//! `~`, 16 hex digits (the take's token), then the value taken. It is no
+//! record to the store (a load finds none, a save finds it missing); it
+//! lets a copy of the take that reaches Redis twice hand the record back
+//! again (see [`TAKE_SCRIPT`]).
 //!
 //! # Round trips
 //!
@@ -191,12 +198,12 @@
 //! | create | `SET key value NX PXAT deadline` (a `nil` answer is followed by a `GET`: [`StoreError::Exists`](session_core::StoreError::Exists) unless the stored value is this create's own, sent twice; when the `GET` finds the key gone, the `SET NX` once more) |
 //! | save | `EVALSHA` [`SAVE_SCRIPT`] (version header check, then `SET key value PXAT deadline`, in Redis) |
 //! | delete | `DEL key` |
-//! | take (a log-in's new id: the old record, removed) | `GETDEL key` |
+//! | take (a log-in's new id: the old record, removed) | `EVALSHA` [`TAKE_SCRIPT`] (`GET key`, then `SET key mark PX 60000`, in Redis) |
 //!
-//! The script is loaded when the store connects (on every primary of a
-//! cluster). If Redis has forgotten it (a restart, a failover), the save
-//! that finds out sends the script itself (`EVAL`), which loads it again:
-//! one extra round trip, once.
+//! The scripts are loaded when the store connects (on every primary of a
+//! cluster). If Redis has forgotten one (a restart, a failover), the save
+//! or take that finds out sends the script itself (`EVAL`), which loads it
+//! again: one extra round trip, once.
 //!
 //! # Many concurrent requests of one session
 //!
@@ -235,10 +242,10 @@
 //!   vanished without closing the connection is detected by the kernel
 //!   (`TCP_USER_TIMEOUT`, 10 s) and the connection is made anew.
 //! - **Restarted**: the connection is made anew in the background (RESP3
-//!   tells the client at once). A `GET`, `DEL`, `SET NX` or save that
-//!   meets the old connection is sent once more on the new one (on a Redis
-//!   Cluster, the `redis` crate's cluster client re-sends it too, up to
-//!   twice). A save is applied once however many copies arrive: a copy
+//!   tells the client at once). A `GET`, `DEL`, `SET NX`, save or take
+//!   that meets the old connection is sent once more on the new one (on a
+//!   Redis Cluster, the `redis` crate's cluster client re-sends it too, up
+//!   to twice). A save is applied once however many copies arrive: a copy
 //!   finds its own token among the stored value's last
 //!   [`SAVE_TOKENS_KEPT`] and answers "saved" without writing. Only a copy
 //!   that arrives after more than three other saves of the same session
@@ -246,22 +253,16 @@
 //!   copy that arrives after the session was deleted, expired or moved to
 //!   a new id finds no record and answers "missing": that request sends
 //!   no cookie and logs its changes as dropped, although its first copy
-//!   saved them before the session ended. A
-//!   `GETDEL` (a log-in's old id, taken once the new record is written) is
-//!   not sent twice by the store unless the first copy certainly did not
-//!   leave (the connection was refused), since a second copy would find
-//!   nothing to take. When it fails, the engine deletes the old id, and
-//!   once that succeeds the log-in stands; only what another request saved
-//!   under the old id in the meantime is not carried over (logged at warn
-//!   level). If the delete fails too, the request fails with a 500. On a
-//!   Redis Cluster, the `redis` crate's cluster client re-sends a command
-//!   whose connection dropped, `GETDEL` included: if its first copy took
-//!   the record and the reply was lost, the second finds nothing, which
-//!   reads as a session that ended while the log-in ran (logged out in
-//!   another tab, or past its deadline). The engine then deletes the new
-//!   record and sends no cookie, so that a log-out is never undone by a
-//!   log-in racing it: the user is logged out and logs in again, and what
-//!   the session held is lost (logged at warn level).
+//!   saved them before the session ended. A take (a log-in's old id,
+//!   taken once the new record is written) is applied once too: its copy
+//!   finds the mark its first copy left, with its own token, and hands
+//!   back the record taken. (A take that finds nothing means the session
+//!   ended while the log-in ran, and the engine then drops the log-in's
+//!   new id rather than undo a log-out.) When a take fails, the engine
+//!   deletes the old id, and once that succeeds the log-in stands; only
+//!   what another request saved under the old id in the meantime is not
+//!   carried over (logged at warn level). If the delete fails too, the
+//!   request fails with a 500.
 //! - **Failed over** behind one name (a replica promoted, the name moved
 //!   to it): the store stays connected to the server it reached, as long
 //!   as that connection lives. Managed services close their clients'
@@ -274,7 +275,7 @@
 //! - Sessions live as long as Redis keeps them: a Redis without
 //!   persistence (or a failover that lost recent writes) logs users out.
 //!   Replication is asynchronous, so a failover can also lose a recent
-//!   `DEL` or `GETDEL`: a session logged out just before it, or the old id
+//!   `DEL` or take: a session logged out just before it, or the old id
 //!   of a log-in, can then resolve again on the promoted replica (until
 //!   its deadline). Where that matters, keep a record of revoked
 //!   sessions of your own too.
@@ -324,5 +325,5 @@ pub use builder::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, RedisStoreBuilder,
 };
 pub use error::{CommandError, ConnectError};
-pub use script::{SAVE_SCRIPT, SAVE_TOKENS_KEPT};
+pub use script::{SAVE_SCRIPT, SAVE_TOKENS_KEPT, TAKE_SCRIPT};
 pub use store::RedisStore;

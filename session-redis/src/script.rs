@@ -1,6 +1,8 @@
-//! The compare-and-set script that [`SessionStore::save`] runs in Redis.
+//! The scripts the store runs in Redis: the compare-and-set of
+//! [`SessionStore::save`] and the take of [`SessionStore::take`].
 //!
 //! [`SessionStore::save`]: session_core::SessionStore::save
+//! [`SessionStore::take`]: session_core::SessionStore::take
 
 use std::sync::LazyLock;
 
@@ -25,8 +27,9 @@ pub const SAVE_TOKENS_KEPT: usize = 4;
 /// - `ARGV[3]`: the new record's deadline in Unix milliseconds, or empty
 ///   when it never expires (the key then gets no TTL).
 ///
-/// It answers `1` when it wrote, `0` when there is no record (deleted or
-/// expired: it writes nothing, so a save never resurrects a session), and
+/// It answers `1` when it wrote, `0` when there is no record (deleted,
+/// expired, or taken: it writes nothing, so a save never resurrects a
+/// session), and
 /// the stored value when its first 17 bytes differ from `ARGV[2]`: a
 /// conflict, or a value without a valid header, which the store reports as
 /// corrupt instead of overwriting it.
@@ -53,7 +56,8 @@ pub const SAVE_TOKENS_KEPT: usize = 4;
 /// [`Record::to_bytes`]: session_core::Record::to_bytes
 pub const SAVE_SCRIPT: &str = r#"-- session-redis: compare-and-set save
 local current = redis.call('GET', KEYS[1])
-if not current then
+-- A value taken by a log-in (see TAKE_SCRIPT) is no record.
+if not current or string.sub(current, 1, 1) == '~' then
   return 0
 end
 -- The tokens of the last saves, newest first, 16 lowercase hex digits
@@ -94,6 +98,55 @@ return 1
 
 /// The script, with its SHA-1 computed once.
 pub(crate) static SAVE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SAVE_SCRIPT));
+
+/// How long, in milliseconds, a taken record's mark stays (see
+/// [`TAKE_SCRIPT`]): far longer than a command is ever re-sent after.
+pub(crate) const TAKEN_MARK_MS: u64 = 60_000;
+
+/// The Lua script behind [`SessionStore::take`]: removes a record and
+/// hands it back, in one atomic step, such that a copy of the command that
+/// reaches Redis twice hands it back both times.
+///
+/// - `KEYS[1]`: the record's key.
+/// - `ARGV[1]`: the take's own token, 16 lowercase hex digits drawn at
+///   random.
+/// - `ARGV[2]`: how long the mark stays, in milliseconds.
+///
+/// Instead of deleting the value, it replaces it with a mark: `~`, the
+/// token, then the value taken (`~9f86d081884c7d650000000000000003:{…}`),
+/// expiring after `ARGV[2]` milliseconds. It answers the value taken, or
+/// `nil` when there is no record. A mark is no record to anything but the
+/// take that left it: a `GET` finds none (the store reads a value starting
+/// with `~` as nothing), the save script answers "missing", and another
+/// take answers `nil`; the take whose token it holds answers the value in
+/// it again. A command is sent twice when its connection dropped before
+/// the answer came (the Redis Cluster client re-sends any command then,
+/// and the store re-sends on a standalone server): with a plain `GETDEL`,
+/// the second copy would find nothing, and a log-in would read as a
+/// session that ended meanwhile and fail (see
+/// [`SessionStore::take`]). Values never start with `~` otherwise: they
+/// start with a hex version header.
+///
+/// [`SessionStore::take`]: session_core::SessionStore::take
+pub const TAKE_SCRIPT: &str = r#"-- session-redis: take
+local current = redis.call('GET', KEYS[1])
+if not current then
+  return false
+end
+local mark = '~' .. ARGV[1]
+if string.sub(current, 1, 1) == '~' then
+  -- Taken already: by this very take (a copy of it), or by another.
+  if string.sub(current, 1, #mark) == mark then
+    return string.sub(current, #mark + 1)
+  end
+  return false
+end
+redis.call('SET', KEYS[1], mark .. current, 'PX', ARGV[2])
+return current
+"#;
+
+/// The take script, with its SHA-1 computed once.
+pub(crate) static TAKE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(TAKE_SCRIPT));
 
 #[cfg(test)]
 mod tests {

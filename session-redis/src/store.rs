@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::builder::RedisStoreBuilder;
 use crate::connection::{Connection, millis};
 use crate::error::{CommandError, ConnectError};
-use crate::script::{SAVE, SAVE_SCRIPT};
+use crate::script::{SAVE, SAVE_SCRIPT, TAKE, TAKE_SCRIPT, TAKEN_MARK_MS};
 use crate::value;
 
 /// A [`SessionStore`] on Redis or Redis Cluster: one command per operation,
@@ -27,7 +27,7 @@ use crate::value;
 /// | `create` | `SET prefix+key value NX PXAT deadline` |
 /// | `save` | `EVALSHA` of [`SAVE_SCRIPT`] (compare version header, `SET … PXAT`) |
 /// | `delete` | `DEL prefix+key` |
-/// | `take` | `GETDEL prefix+key` |
+/// | `take` | `EVALSHA` of [`TAKE_SCRIPT`](crate::TAKE_SCRIPT) (`GET`, then `SET` of a mark that expires) |
 ///
 /// Cheap to clone: clones share the connection.
 ///
@@ -150,21 +150,16 @@ impl RedisStore {
         matches!(self.connection, Connection::Cluster(_))
     }
 
-    /// The record a `GET` or `GETDEL` of `key` answers, unless it has
-    /// expired. Redis drops a record at its deadline by itself (`PXAT`); a
-    /// value it still holds past the deadline on this server's clock (one
-    /// written without an expiry, or a Redis clock running behind) is
-    /// none all the same, as the trait requires.
-    async fn fetch(
-        &self,
-        name: &'static str,
-        key: &StoreKey,
-        retry: Retry,
-    ) -> Result<Option<Record>, StoreError> {
-        let mut cmd = redis::cmd(name);
-        cmd.arg(self.redis_key(key));
-        let record = match self.command(name, &cmd, retry).await? {
+    /// The record a `GET` of `key`, or the take script, answers, unless it
+    /// has expired. Redis drops a record at its deadline by itself
+    /// (`PXAT`); a value it still holds past the deadline on this server's
+    /// clock (one written without an expiry, or a Redis clock running
+    /// behind) is none all the same, as the trait requires. A taken
+    /// record's mark (see [`TAKE_SCRIPT`]) is none too.
+    fn found(&self, name: &'static str, reply: Value) -> Result<Option<Record>, StoreError> {
+        let record = match reply {
             Value::Nil => return Ok(None),
+            Value::BulkString(bytes) if bytes.first() == Some(&b'~') => return Ok(None),
             Value::BulkString(bytes) => value::decode(&bytes, &self.prefix)?,
             other => return Err(unexpected(name, &other)),
         };
@@ -178,29 +173,64 @@ impl RedisStore {
         Ok(Some(record))
     }
 
-    /// Runs one command within the command timeout.
-    async fn command(
+    /// Runs `script` (`source`, cached in Redis as `script`'s hash) on
+    /// `redis_key` with `args`, within the command timeout: `EVALSHA`, and
+    /// `EVAL` when the script cache is empty (Redis restarted, or a
+    /// failover to a replica that never saw the script), which also caches
+    /// it again. Sending either twice must do no harm.
+    async fn script(
         &self,
-        name: &'static str,
-        cmd: &Cmd,
-        retry: Retry,
+        script: &redis::Script,
+        source: &str,
+        redis_key: &str,
+        args: &[&[u8]],
     ) -> Result<Value, StoreError> {
+        let call = |name: &str, first: &[u8]| {
+            let mut cmd = redis::cmd(name);
+            cmd.arg(first).arg(1).arg(redis_key);
+            for arg in args {
+                cmd.arg(*arg);
+            }
+            cmd
+        };
+        let deadline_at = Instant::now() + self.command_timeout;
+        let evalsha = call("EVALSHA", script.get_hash().as_bytes());
+        match self.send(&evalsha, deadline_at).await {
+            Err(Some(error)) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                tracing::debug!("script not cached in Redis; sending it with EVAL");
+                let eval = call("EVAL", source.as_bytes());
+                self.send(&eval, deadline_at)
+                    .await
+                    .map_err(|error| self.store_error("EVAL", error))
+            }
+            other => other.map_err(|error| self.store_error("EVALSHA", error)),
+        }
+    }
+
+    /// Runs one command within the command timeout.
+    async fn command(&self, name: &'static str, cmd: &Cmd) -> Result<Value, StoreError> {
         let deadline = Instant::now() + self.command_timeout;
-        self.send(cmd, retry, deadline)
+        self.send(cmd, deadline)
             .await
             .map_err(|error| self.store_error(name, error))
     }
 
     /// Sends `cmd` until `deadline`, and once more (on the connection made
-    /// anew) when the first try met a lost connection and `retry` allows.
-    async fn send(
-        &self,
-        cmd: &Cmd,
-        retry: Retry,
-        deadline: Instant,
-    ) -> Result<Value, Option<redis::RedisError>> {
+    /// anew) when the first try met a lost connection. Every command the
+    /// store sends may arrive twice: `GET` and `DEL` are idempotent; a
+    /// `SET NX` whose first copy went through answers `nil` the second
+    /// time, and `create` then finds its own value stored and succeeds; the
+    /// save script recognises a save it already applied by its token (see
+    /// [`SAVE_SCRIPT`]) and answers "saved" without writing again; the take
+    /// script hands the record it took back to a copy of itself (see
+    /// [`TAKE_SCRIPT`]).
+    async fn send(&self, cmd: &Cmd, deadline: Instant) -> Result<Value, Option<redis::RedisError>> {
         match self.connection.run(cmd, deadline).await {
-            Err(Some(error)) if retry.allows(&error) => {
+            Err(Some(error))
+                if error.is_connection_dropped()
+                    || error.is_connection_refusal()
+                    || error.is_unrecoverable_error() =>
+            {
                 tracing::debug!(%error, "Redis connection lost; sending the command once more");
                 self.connection.run(cmd, deadline).await
             }
@@ -241,35 +271,6 @@ fn save_token() -> Result<u64, StoreError> {
     Ok(u64::from_le_bytes(bytes))
 }
 
-/// When a command that met a lost connection is sent once more.
-#[derive(Clone, Copy)]
-enum Retry {
-    /// After any connection failure: sending it twice does no harm. `GET`
-    /// and `DEL` are idempotent; a `SET NX` whose first copy went through
-    /// answers `nil` the second time, and `create` then finds its own value
-    /// stored and succeeds; the save script recognises a save it already
-    /// applied by its token (see [`SAVE_SCRIPT`]) and answers "saved"
-    /// without writing again.
-    Always,
-    /// Only when it was certainly never sent (the connection was refused):
-    /// `GETDEL`, whose second copy would answer `nil` for a record the
-    /// first one took.
-    IfUnsent,
-}
-
-impl Retry {
-    fn allows(self, error: &redis::RedisError) -> bool {
-        match self {
-            Self::Always => {
-                error.is_connection_dropped()
-                    || error.is_connection_refusal()
-                    || error.is_unrecoverable_error()
-            }
-            Self::IfUnsent => error.is_connection_refusal(),
-        }
-    }
-}
-
 /// The `PXAT` time of the record (a positive Unix millisecond), or `None`
 /// when it never expires: the millisecond before its deadline, since Redis
 /// keeps a key through its `PXAT` millisecond while the deadline is the
@@ -287,7 +288,10 @@ fn unexpected(name: &'static str, reply: &Value) -> StoreError {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        self.fetch("GET", key, Retry::Always).await
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.redis_key(key));
+        let reply = self.command("GET", &cmd).await?;
+        self.found("GET", reply)
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
@@ -302,7 +306,7 @@ impl SessionStore for RedisStore {
         // A key that vanishes between a refused `SET NX` and the `GET`
         // (it expired, or was deleted) is free again: set it once more.
         for _ in 0..2 {
-            match self.command("SET NX", &cmd, Retry::Always).await? {
+            match self.command("SET NX", &cmd).await? {
                 Value::Okay => return Ok(()),
                 Value::Nil => {}
                 other => return Err(unexpected("SET NX", &other)),
@@ -312,7 +316,7 @@ impl SessionStore for RedisStore {
             // again after a lost connection: the stored value tells which.
             let mut get = redis::cmd("GET");
             get.arg(&redis_key);
-            match self.command("GET", &get, Retry::Always).await? {
+            match self.command("GET", &get).await? {
                 Value::BulkString(stored) if stored == value => return Ok(()),
                 Value::BulkString(_) => return Err(StoreError::Exists),
                 Value::Nil => {}
@@ -337,33 +341,8 @@ impl SessionStore for RedisStore {
         let deadline = deadline_ms(record)
             .map(|ms| ms.to_string())
             .unwrap_or_default();
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(SAVE.get_hash())
-            .arg(1)
-            .arg(&redis_key)
-            .arg(&bytes)
-            .arg(&expected)
-            .arg(&deadline);
-        let deadline_at = Instant::now() + self.command_timeout;
-        let reply = match self.send(&cmd, Retry::Always, deadline_at).await {
-            // The script cache is empty (Redis restarted, or a failover to a
-            // replica that never saw the script): send the script itself,
-            // which also caches it again.
-            Err(Some(error)) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                tracing::debug!("save script not cached in Redis; sending it with EVAL");
-                let mut eval = redis::cmd("EVAL");
-                eval.arg(SAVE_SCRIPT)
-                    .arg(1)
-                    .arg(&redis_key)
-                    .arg(&bytes)
-                    .arg(&expected)
-                    .arg(&deadline);
-                self.send(&eval, Retry::Always, deadline_at)
-                    .await
-                    .map_err(|error| self.store_error("EVAL", error))?
-            }
-            other => other.map_err(|error| self.store_error("EVALSHA", error))?,
-        };
+        let args: [&[u8]; 3] = [&bytes, expected.as_bytes(), deadline.as_bytes()];
+        let reply = self.script(&SAVE, SAVE_SCRIPT, &redis_key, &args).await?;
         match reply {
             Value::Int(1) => Ok(SaveOutcome::Saved),
             Value::Int(0) => Ok(SaveOutcome::Missing),
@@ -389,13 +368,19 @@ impl SessionStore for RedisStore {
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("DEL");
         cmd.arg(self.redis_key(key));
-        match self.command("DEL", &cmd, Retry::Always).await? {
+        match self.command("DEL", &cmd).await? {
             Value::Int(_) => Ok(()),
             other => Err(unexpected("DEL", &other)),
         }
     }
 
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        self.fetch("GETDEL", key, Retry::IfUnsent).await
+        let token = format!("{:016x}", save_token()?);
+        let mark_ms = TAKEN_MARK_MS.to_string();
+        let args: [&[u8]; 2] = [token.as_bytes(), mark_ms.as_bytes()];
+        let reply = self
+            .script(&TAKE, TAKE_SCRIPT, &self.redis_key(key), &args)
+            .await?;
+        self.found("EVALSHA", reply)
     }
 }

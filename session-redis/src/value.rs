@@ -24,6 +24,11 @@
 //! No two saves write the same token, so the script can tell a copy of one
 //! save that reached Redis twice (a command re-sent after its connection
 //! dropped) from a second writer that computed the same record.
+//!
+//! A record taken at a log-in is replaced, for a minute, by a mark: `~`,
+//! the take's token, then the value taken (see
+//! [`TAKE_SCRIPT`](crate::TAKE_SCRIPT)). A value starting with `~` is no
+//! record.
 
 use session_core::{Record, StoreError};
 

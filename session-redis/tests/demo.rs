@@ -159,7 +159,7 @@ async fn each_route_costs_the_promised_round_trips() {
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let cookie = reply.cookie.expect("log-in issues a new id");
-    assert_eq!(sent, names(&["GET", "SET", "GETDEL"]), "log-in");
+    assert_eq!(sent, names(&["GET", "SET", "EVALSHA"]), "log-in");
 
     // Log-out: GET, DEL.
     let (reply, sent, _) = counter

@@ -53,7 +53,7 @@ async fn destroy_deletes_the_record_and_a_stale_writer_cannot_bring_it_back() {
 
 /// A log-in on one server while another server saves to the same session:
 /// the save lands in Redis before the log-in takes the old record, and the
-/// log-in carries it over to the new id (`GETDEL` returns the newer record,
+/// log-in carries it over to the new id (the take returns the newer record,
 /// and the log-in's own changes are replayed onto it).
 #[tokio::test]
 async fn a_login_carries_over_a_write_another_server_made_while_it_ran() {
@@ -162,7 +162,7 @@ async fn each_kind_of_request_costs_the_promised_round_trips() {
         }))
         .await;
     let new_cookie = new_cookie.unwrap().unwrap();
-    assert_eq!(sent, names(&["GET", "SET", "GETDEL"]), "id regeneration");
+    assert_eq!(sent, names(&["GET", "SET", "EVALSHA"]), "id regeneration");
 
     // Log-out (`destroy`): GET, DEL.
     let (_, sent, _) = counter

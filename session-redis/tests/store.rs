@@ -379,13 +379,40 @@ async fn a_create_sent_twice_succeeds_both_times() {
     assert_eq!(store.load(&key).await.unwrap(), Some(first));
 }
 
-/// `take` is one `GETDEL`: the record comes back and is gone from Redis.
+/// `take` is one script: the record comes back, and what Redis keeps is
+/// a mark (`~`, the take's token, the value taken) that expires within a
+/// minute and is no record to anything else.
 #[tokio::test]
 async fn take_removes_the_value_in_one_step() {
     let (store, key, first) = created("take").await;
-    assert_eq!(store.take(&key).await.unwrap(), Some(first));
+    let before = stored_bytes(&store, &key).await.unwrap();
+    assert_eq!(store.take(&key).await.unwrap(), Some(first.clone()));
+    let mark = stored_bytes(&store, &key).await.unwrap();
+    assert_eq!(mark[0], b'~', "{}", String::from_utf8_lossy(&mark));
+    assert!(mark[1..17].iter().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(&mark[17..], &before[..]);
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(store.redis_key(&key))
+        .query_async(&mut raw(&redis_url()).await)
+        .await
+        .unwrap();
+    assert!((1..=60_000).contains(&pttl), "{pttl}");
+
+    assert_eq!(store.take(&key).await.unwrap(), None, "another take");
+    assert_eq!(store.load(&key).await.unwrap(), None);
+    let mut later = first.clone();
+    later.version = 1;
+    assert_eq!(
+        store.save(&key, &later, 0).await.unwrap(),
+        SaveOutcome::Missing,
+        "a save after the take"
+    );
+    assert!(matches!(
+        store.create(&key, &first).await,
+        Err(StoreError::Exists)
+    ));
+    store.delete(&key).await.unwrap();
     assert_eq!(stored_bytes(&store, &key).await, None);
-    assert_eq!(store.take(&key).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -493,7 +520,8 @@ async fn a_value_held_past_its_deadline_is_none() {
     assert_eq!(store.load(&key).await.unwrap(), None);
     assert_eq!(stored_bytes(&store, &key).await, Some(layout(&dead)));
     assert_eq!(store.take(&key).await.unwrap(), None);
-    assert_eq!(stored_bytes(&store, &key).await, None, "take removed it");
+    let mark = stored_bytes(&store, &key).await.unwrap();
+    assert_eq!(mark.first(), Some(&b'~'), "take left its mark in its place");
 
     // The same value with a deadline ahead is loaded: the check is the
     // deadline's, not the missing TTL's.
