@@ -91,8 +91,10 @@ impl Single {
             self.replace(generation, error);
         }
         let result = replied.and_then(Value::extract_error);
+        // Redis 6.2 reports a script's `READONLY` inside a generic error.
         if let Err(error) = &result
-            && error.code() == Some("READONLY")
+            && (error.code() == Some("READONLY")
+                || error.detail().is_some_and(|d| d.contains("READONLY")))
         {
             self.replace(generation, error);
         }

@@ -150,7 +150,9 @@
 //!   `d`. It is
 //!   readable with `redis-cli GET`, and with any JSON tool once the header
 //!   is cut off (`redis-cli --raw GET key | cut -c18-`); a migration
-//!   rewrites values in this layout, header included, and keeps `n`.
+//!   rewrites values in this layout, header included, and keeps `n`. A
+//!   value that starts with `~` is a taken record's mark (below): skip it
+//!   when counting sessions, and leave it alone when migrating.
 //! - A value written by a save has one more JSON field, first: `"w"`, the
 //!   tokens of the last [`SAVE_TOKENS_KEPT`] saves of the session, newest
 //!   first, each 16 lowercase hex digits drawn at random for that save
@@ -184,11 +186,13 @@
 //! every cookie unreadable). The save script is [`SAVE_SCRIPT`], the take
 //! script [`TAKE_SCRIPT`].
 //!
-//! A record taken at a log-in leaves a mark under its key for a minute:
+//! A record taken at a log-in leaves a mark under its key for a minute
+//! (twice the command timeout, if that is longer):
 //! `~`, 16 hex digits (the take's token), then the value taken. It is no
-//! record to the store (a load finds none, a save finds it missing); it
-//! lets a copy of the take that reaches Redis twice hand the record back
-//! again (see [`TAKE_SCRIPT`]).
+//! record to the store (a load finds none, a save finds it missing, a
+//! create of that key answers `Exists` until it expires, which with random
+//! ids never happens); it lets a copy of the take that reaches Redis twice
+//! hand the record back again (see [`TAKE_SCRIPT`]).
 //!
 //! # Round trips
 //!

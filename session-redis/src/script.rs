@@ -99,8 +99,9 @@ return 1
 /// The script, with its SHA-1 computed once.
 pub(crate) static SAVE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SAVE_SCRIPT));
 
-/// How long, in milliseconds, a taken record's mark stays (see
-/// [`TAKE_SCRIPT`]): far longer than a command is ever re-sent after.
+/// How long, in milliseconds, a taken record's mark stays at least (see
+/// [`TAKE_SCRIPT`]): far longer than a command is re-sent after. The store
+/// keeps it twice its command timeout when that is longer.
 pub(crate) const TAKEN_MARK_MS: u64 = 60_000;
 
 /// The Lua script behind [`SessionStore::take`]: removes a record and

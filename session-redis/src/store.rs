@@ -376,7 +376,9 @@ impl SessionStore for RedisStore {
 
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let token = format!("{:016x}", save_token()?);
-        let mark_ms = TAKEN_MARK_MS.to_string();
+        let mark_ms = TAKEN_MARK_MS
+            .max(millis(self.command_timeout).saturating_mul(2))
+            .to_string();
         let args: [&[u8]; 2] = [token.as_bytes(), mark_ms.as_bytes()];
         let reply = self
             .script(&TAKE, TAKE_SCRIPT, &self.redis_key(key), &args)

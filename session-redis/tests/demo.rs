@@ -147,7 +147,7 @@ async fn each_route_costs_the_promised_round_trips() {
         assert_eq!(stats, counts(&[]), "{path}");
     }
 
-    // Log-in: GET, SET NX of the new id, DEL of the old one.
+    // Log-in: GET, SET NX of the new id, the take script on the old one.
     let (reply, sent, _) = counter
         .count(call(
             addr,

@@ -154,7 +154,8 @@ async fn each_kind_of_request_costs_the_promised_round_trips() {
         "read+write request"
     );
 
-    // Log-in (`regenerate`): GET, SET NX of the new id, then DEL of the old.
+    // Log-in (`regenerate`): GET, SET NX of the new id, then the take
+    // script on the old one.
     let (new_cookie, sent, _) = counter
         .count(request(&engine, Some(&cookie), |s| {
             s.regenerate();

@@ -218,20 +218,22 @@ impl Drop for TlsRedis {
     }
 }
 
-/// Every operation works over TLS, checked against the authority given.
-async fn serves_sessions(store: &RedisStore) {
+/// Every operation works over TLS, checked against the authority given,
+/// on the record of `key(n)`. (A key taken stays marked for a minute: each
+/// call takes a key of its own.)
+async fn serves_sessions(store: &RedisStore, n: u8) {
     let first = record();
-    store.create(&key(3), &first).await.unwrap();
-    assert_eq!(store.load(&key(3)).await.unwrap(), Some(first.clone()));
+    store.create(&key(n), &first).await.unwrap();
+    assert_eq!(store.load(&key(n)).await.unwrap(), Some(first.clone()));
     let mut second = first.clone();
     second.version = 1;
     second.data.insert("views", 2.into());
     assert_eq!(
-        store.save(&key(3), &second, 0).await.unwrap(),
+        store.save(&key(n), &second, 0).await.unwrap(),
         SaveOutcome::Saved
     );
-    assert_eq!(store.take(&key(3)).await.unwrap(), Some(second));
-    assert_eq!(store.load(&key(3)).await.unwrap(), None);
+    assert_eq!(store.take(&key(n)).await.unwrap(), Some(second));
+    assert_eq!(store.load(&key(n)).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -243,7 +245,7 @@ async fn a_rediss_url_with_the_private_authority_serves_sessions() {
         .connect()
         .await
         .unwrap();
-    serves_sessions(&store).await;
+    serves_sessions(&store, 3).await;
 
     // Valkey's name for the scheme is TLS too.
     let valkeys = redis.url("127.0.0.1").replace("rediss://", "valkeys://");
@@ -252,7 +254,7 @@ async fn a_rediss_url_with_the_private_authority_serves_sessions() {
         .connect()
         .await
         .unwrap();
-    serves_sessions(&store).await;
+    serves_sessions(&store, 4).await;
 }
 
 #[tokio::test]
@@ -305,7 +307,7 @@ async fn a_client_certificate_is_presented_when_redis_asks_for_one() {
         .connect()
         .await
         .unwrap();
-    serves_sessions(&store).await;
+    serves_sessions(&store, 5).await;
 }
 
 #[tokio::test]
@@ -427,7 +429,7 @@ async fn a_cluster_over_tls_serves_sessions() {
         .await
         .unwrap();
     assert!(store.is_cluster());
-    serves_sessions(&store).await;
+    serves_sessions(&store, 200).await;
     // Sessions spread over the primaries: keys in other slots work too.
     for n in 0..32u8 {
         let key = key(n);

@@ -16,8 +16,9 @@
 //!   resurrects a deleted or expired session.
 //! - `delete`: removes the record; deleting a missing record is not an error.
 //! - `take`: removes the record and returns it as it was (`None` when there
-//!   was none or it had expired), in one atomic step (Redis `GETDEL`, a
-//!   map's `remove` under its lock). The engine calls it when a session
+//!   was none or it had expired), in one atomic step (a map's `remove`
+//!   under its lock; for Redis, session-redis's take script, since a
+//!   `GETDEL` sent twice answers `None` the second time). The engine calls it when a session
 //!   changes id at log-in, to carry over what another request saved
 //!   meanwhile. The trait's default loads, then deletes: a save that lands
 //!   between the two is lost (the conformance suite's
@@ -203,8 +204,10 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     /// landing between the two is lost (the conformance suite's
     /// `take_racing_saves_loses_nothing` catches it when a save lands
     /// there). Override it with one
-    /// atomic step of the backend (Redis `GETDEL`, a map's `remove` under
-    /// its lock).
+    /// atomic step of the backend (a map's `remove` under its lock; a
+    /// backend that may run a command twice, as Redis clients re-send after
+    /// a dropped connection, needs a take whose copies agree, such as
+    /// session-redis's take script).
     async fn take(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let record = self.load(key).await?;
         self.delete(key).await?;
