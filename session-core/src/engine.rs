@@ -366,10 +366,10 @@ impl Engine {
     /// and the reason logged at debug level. When several cookies carry the
     /// session cookie's name, all that verify are kept in order (at most
     /// [`MAX_SESSION_COOKIES`]; and after 16 that do not, the rest are not
-    /// looked at) and the first that loads wins. In cookie-store mode the
-    /// first that opens and has not ended is the session (the first that
-    /// opens, when all have ended): an old cookie left at another `Path`
-    /// or `Domain` does not hide the live one.
+    /// looked at) and the first that loads and has not ended wins (the
+    /// first that loads, when all have ended), in cookie-store mode the
+    /// first that opens and has not ended: an old cookie left at another
+    /// `Path` or `Domain` does not hide the live one.
     ///
     /// An id cookie's value that verified before is not verified again: the
     /// engine remembers recent ones (see
@@ -472,16 +472,25 @@ impl Engine {
         let Some(store) = &self.inner.store else {
             return Ok(Loaded::default());
         };
+        // Of several cookies, an ended session does not hide a live one
+        // behind it (see `load_several_now`).
+        let now = (!incoming.more.is_empty()).then(|| self.timestamp());
+        let mut ended = None;
         for candidate in incoming.first.into_iter().chain(incoming.more) {
             let record = match &candidate {
                 Candidate::Id { key, .. } => store.load(key).await?,
                 Candidate::Inline { .. } => None,
             };
-            if let Some(found) = Self::found(candidate, record) {
-                return Ok(found);
+            if let Some(loaded) = Self::found(candidate, record) {
+                match now {
+                    Some(now) if self.has_ended(&loaded, now) => {
+                        ended.get_or_insert(loaded);
+                    }
+                    _ => return Ok(loaded),
+                }
             }
         }
-        Ok(Loaded::default())
+        Ok(ended.unwrap_or_default())
     }
 
     /// Step 2 without waiting, when it can be done at once: in cookie-store
@@ -547,53 +556,64 @@ impl Engine {
         let Some(first) = first else {
             return LoadNow::Done(Loaded::default());
         };
-        if !more.is_empty() && matches!(first, Candidate::Inline { .. }) {
-            return LoadNow::Done(self.pick_inline(first, more, now));
+        if !more.is_empty() {
+            return self.load_several_now(first, more, store, now);
         }
         if let Some(done) = Self::load_candidate(first, store) {
             return done;
         }
-        for candidate in more {
-            if let Some(done) = Self::load_candidate(candidate, store) {
-                return done;
-            }
-        }
         LoadNow::Done(Loaded::default())
     }
 
-    /// Of several cookie-store sessions in one request (the cookie moved to
-    /// another `Path` or `Domain`, and the browser keeps the old one too),
-    /// the first that has not ended under the current configuration, else
-    /// the first: an ended one found first would otherwise hide a live one
-    /// behind it, and its removal (made with the configured attributes)
-    /// would clear the live one. Reads the clock when the adapter gave no
-    /// `now`; rare, so out of line.
+    /// Several session cookies in one request (the cookie moved to another
+    /// `Path` or `Domain` and the browser keeps the old one too, or a
+    /// sibling subdomain planted one): the first whose session is there and
+    /// has not ended under the current configuration, else the first whose
+    /// session is there. An ended one found first would otherwise hide a
+    /// live one behind it, and its removal (made with the configured
+    /// attributes) would clear the live one. Reads the clock when the
+    /// adapter gave no `now`; rare, so out of line.
     #[cold]
     #[inline(never)]
-    fn pick_inline(
+    fn load_several_now(
         &self,
         first: Candidate,
         more: Vec<Candidate>,
+        store: Option<&dyn ImmediateStore>,
         now: Option<Timestamp>,
-    ) -> Loaded {
+    ) -> LoadNow {
         let now = now.unwrap_or_else(|| self.timestamp());
-        let expiry = &self.inner.config.expiry;
-        let live = |candidate: &Candidate| match candidate {
-            Candidate::Inline { record, .. } => {
-                let deadline =
-                    record
-                        .lifetime
-                        .deadline(expiry, record.created_at, record.last_seen);
-                !record.is_expired(now) && !crate::expiry::passed(deadline, now)
+        let mut ended = None;
+        for candidate in std::iter::once(first).chain(more) {
+            match Self::load_candidate(candidate, store) {
+                None => {}
+                Some(LoadNow::Done(loaded)) if self.has_ended(&loaded, now) => {
+                    ended.get_or_insert(loaded);
+                }
+                Some(done) => return done,
             }
-            Candidate::Id { .. } => false,
-        };
-        let chosen = if live(&first) {
-            first
-        } else {
-            more.into_iter().find(live).unwrap_or(first)
-        };
-        Self::found(chosen, None).unwrap_or_default()
+        }
+        LoadNow::Done(ended.unwrap_or_default())
+    }
+
+    /// Whether the session `loaded` found has ended at `now`, under the
+    /// current configuration (as [`open`](Self::open) judges it).
+    fn has_ended(&self, loaded: &Loaded, now: Timestamp) -> bool {
+        loaded
+            .found
+            .as_ref()
+            .is_some_and(|found| self.ended(&found.record, now))
+    }
+
+    /// Whether `record`'s session has ended at `now`: past the deadline it
+    /// was stored with, or past the one the current configuration gives it.
+    fn ended(&self, record: &Record, now: Timestamp) -> bool {
+        let deadline = record.lifetime.deadline(
+            &self.inner.config.expiry,
+            record.created_at,
+            record.last_seen,
+        );
+        record.is_expired(now) || crate::expiry::passed(deadline, now)
     }
 
     /// Looks `candidate` up: `Some` with the answer when it is the session
@@ -707,12 +727,7 @@ impl Engine {
             return;
         };
         let record = found.record;
-        let deadline = record.lifetime.deadline(
-            &self.inner.config.expiry,
-            record.created_at,
-            record.last_seen,
-        );
-        if record.is_expired(now) || crate::expiry::passed(deadline, now) {
+        if self.ended(&record, now) {
             trace::expired();
             state.expired = Some(found.key);
             return;

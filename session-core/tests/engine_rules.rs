@@ -648,3 +648,70 @@ async fn failing_random_source_is_an_error_not_a_panic() {
     let err = h.engine.finish(&session, h.engine.now()).unwrap_err();
     assert!(err.to_string().contains("no entropy"), "{err}");
 }
+
+/// Of several session cookies, one whose session ended under the current
+/// configuration (the idle timeout was shortened, and the browser kept the
+/// old cookie at another `Path`) does not hide a live one behind it, with
+/// a store that waits (the harness') and with the memory store.
+#[tokio::test]
+async fn an_ended_session_beside_a_live_one_does_not_hide_it() {
+    let day = Harness::with(|c| c.with_idle_timeout(Some(Duration::days(1))));
+    let hour = day.sibling(|c| c.with_idle_timeout(Some(Duration::hours(1))));
+    let mut old = Browser::new();
+    day.request(&mut old, |s| s.insert("user", "old").unwrap())
+        .await;
+    day.advance_secs(2 * 3600);
+    let mut live = Browser::new();
+    let (_, set) = support::request_with(&hour, &mut live, |s| {
+        s.insert("user", "alice").unwrap();
+    })
+    .await
+    .unwrap();
+    assert!(set.is_some());
+    let (ended, current) = (old.cookies["id"].clone(), live.cookies["id"].clone());
+    for header in [
+        format!("id={ended}; id={current}"),
+        format!("id={current}; id={ended}"),
+    ] {
+        let mut both = Browser::new();
+        both.raw_headers.push(header.clone().into_bytes());
+        let (user, set) = support::request_with(&hour, &mut both, |s| s.get_value("user"))
+            .await
+            .unwrap();
+        assert_eq!(user, Some(json!("alice")), "{header}");
+        assert_eq!(set, None, "{header}: nothing clears the live cookie");
+    }
+
+    // The memory store (immediate), on one manual clock.
+    let clock = session_core::ManualClock::new(support::START);
+    let store = Arc::new(session_core::MemoryStore::with_clock(Arc::new(
+        clock.clone(),
+    )));
+    let engine = |idle: i64| {
+        session_core::Engine::new(
+            session_core::SessionConfig::new(KeyRing::new(support::fixed_key()))
+                .with_clock(Arc::new(clock.clone()))
+                .with_store(store.clone())
+                .with_idle_timeout(Some(Duration::hours(idle))),
+        )
+        .unwrap()
+    };
+    let (day, hour) = (engine(24), engine(1));
+    let mut old = Browser::new();
+    support::request_with(&day, &mut old, |s| s.insert("user", "old").unwrap())
+        .await
+        .unwrap();
+    clock.advance(Duration::hours(2));
+    let mut live = Browser::new();
+    support::request_with(&hour, &mut live, |s| s.insert("user", "alice").unwrap())
+        .await
+        .unwrap();
+    let mut both = Browser::new();
+    both.raw_headers
+        .push(format!("id={}; id={}", old.cookies["id"], live.cookies["id"]).into_bytes());
+    let (user, set) = support::request_with(&hour, &mut both, |s| s.get_value("user"))
+        .await
+        .unwrap();
+    assert_eq!(user, Some(json!("alice")));
+    assert_eq!(set, None);
+}
