@@ -221,7 +221,7 @@
 //!
 //!     pub fn app(config: SessionConfig) -> Result<Router, ConfigError> {
 //!         let views = |session: Session| async move {
-//!             let n = session.update("views", |n: Option<u64>| n.unwrap_or(0) + 1);
+//!             let n = session.update("views", |n: Option<u64>| n.unwrap_or(0).saturating_add(1));
 //!             format!("Views: {}", n.unwrap_or_default())
 //!         };
 //!         Ok(Router::new().route("/views", get(views)).layer(SessionLayer::new(config)?))

@@ -178,7 +178,7 @@ async fn serve() -> ExitCode {
 // --- session routes ---------------------------------------------------------
 
 async fn views(session: Session) -> Result<String, DemoError> {
-    let views = session.update("views", |n: Option<u64>| n.unwrap_or(0) + 1)?;
+    let views = session.update("views", |n: Option<u64>| n.unwrap_or(0).saturating_add(1))?;
     Ok(format!("Views: {views}"))
 }
 

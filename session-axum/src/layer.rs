@@ -120,7 +120,7 @@ pub(crate) struct SlotHandle {
 ///
 /// async fn views(session: Session) -> String {
 ///     let n = session
-///         .update("views", |n: Option<u64>| n.unwrap_or(0) + 1)
+///         .update("views", |n: Option<u64>| n.unwrap_or(0).saturating_add(1))
 ///         .unwrap_or_default();
 ///     format!("Views: {n}")
 /// }

@@ -15,7 +15,7 @@
 //! /// `Views: N`, counting this session's requests.
 //! async fn views(session: Session) -> String {
 //!     // `update` is a read-modify-write that concurrent requests cannot lose.
-//!     match session.update("views", |n: Option<u64>| n.unwrap_or(0) + 1) {
+//!     match session.update("views", |n: Option<u64>| n.unwrap_or(0).saturating_add(1)) {
 //!         Ok(n) => format!("Views: {n}"),
 //!         Err(_) => "Views: ?".to_owned(),
 //!     }

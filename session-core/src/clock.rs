@@ -50,10 +50,19 @@ impl Clock for SystemClock {
         // instant as adding the duration since the epoch with calendar
         // arithmetic, for less work.
         let (secs, nanos) = since_epoch();
+        // A system clock beyond what `time` holds (±9999 years) reads as
+        // its nearest edge.
         OffsetDateTime::from_unix_timestamp(secs)
             .ok()
             .and_then(|t| t.replace_nanosecond(nanos).ok())
-            .unwrap_or_else(OffsetDateTime::now_utc)
+            .unwrap_or_else(|| {
+                let edge = if secs < 0 {
+                    time::PrimitiveDateTime::MIN
+                } else {
+                    time::PrimitiveDateTime::MAX
+                };
+                edge.assume_utc()
+            })
     }
 
     fn now_unix_ms(&self) -> i64 {
@@ -134,10 +143,18 @@ impl ManualClock {
         }
     }
 
-    /// Moves the clock forward (or back, with a negative duration).
+    /// Moves the clock forward (or back, with a negative duration), no
+    /// further than the first or last instant `time` can hold.
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-        *now += by;
+        *now = now.checked_add(by).unwrap_or_else(|| {
+            let edge = if by.is_negative() {
+                time::PrimitiveDateTime::MIN
+            } else {
+                time::PrimitiveDateTime::MAX
+            };
+            edge.assume_utc()
+        });
     }
 
     /// Sets the clock to `to`.
@@ -171,6 +188,22 @@ impl<T: Clock + ?Sized> Clock for Arc<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A manual clock moved past what `time` holds stops at its edge
+    /// instead of panicking.
+    #[test]
+    fn a_manual_clock_stops_at_the_edges_of_time() {
+        let clock = ManualClock::new(OffsetDateTime::UNIX_EPOCH);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), time::PrimitiveDateTime::MAX.assume_utc());
+        clock.advance(Duration::MIN);
+        assert_eq!(clock.now(), time::PrimitiveDateTime::MIN.assume_utc());
+        clock.advance(Duration::days(1));
+        assert_eq!(
+            clock.now(),
+            time::PrimitiveDateTime::MIN.assume_utc() + Duration::days(1)
+        );
+    }
 
     #[test]
     fn system_clock_is_at_most_a_tick_behind_the_full_precision_clock() {

@@ -305,7 +305,7 @@ impl Shared {
 /// assert_eq!(session.get::<String>("user").unwrap().as_deref(), Some("alice"));
 ///
 /// // Read-modify-write that survives concurrent requests.
-/// let views = session.update("views", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap();
+/// let views = session.update("views", |n: Option<u64>| n.unwrap_or(0).saturating_add(1)).unwrap();
 /// assert_eq!(views, 1);
 ///
 /// // Flash messages: read once.
@@ -476,7 +476,9 @@ impl Session {
     ///
     /// If another request of the same session saves first, the engine
     /// calls `f` again on that request's value before saving (a bounded
-    /// number of times), so `f` must be a pure function of its input. The
+    /// number of times), so `f` must be a pure function of its input (it
+    /// runs with the session locked: a call on the same session from
+    /// inside `f` would wait for itself forever). The
     /// value returned here is the one computed from this request's view.
     /// When its JSON is the value already stored, nothing changes (as for
     /// [`insert`](Self::insert)): a get-or-initialize such as
@@ -762,7 +764,8 @@ mod tests {
         assert!(!s.is_modified());
 
         assert_eq!(
-            s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap(),
+            s.update("n", |n: Option<u64>| n.unwrap_or(0).saturating_add(1))
+                .unwrap(),
             2
         );
         assert_eq!(s.update("n", |n: Option<u64>| n.unwrap_or(0)).unwrap(), 2);
@@ -780,7 +783,8 @@ mod tests {
     fn an_insert_after_an_update_of_the_key_is_replayed() {
         let s = Session::detached();
         assert_eq!(
-            s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap(),
+            s.update("n", |n: Option<u64>| n.unwrap_or(0).saturating_add(1))
+                .unwrap(),
             1
         );
         s.insert("n", &1).unwrap();
@@ -945,7 +949,8 @@ mod tests {
     #[test]
     fn update_closures_are_kept_without_allocating_only_when_that_is_sound() {
         let s = Session::detached();
-        s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap();
+        s.update("n", |n: Option<u64>| n.unwrap_or(0).saturating_add(1))
+            .unwrap();
         assert_eq!(kept_as(&s), "static");
 
         let step = 5u64;

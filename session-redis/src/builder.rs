@@ -36,6 +36,10 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
 const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The longest connect or command timeout [`RedisStoreBuilder::connect`]
+/// takes: a day.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Sets up a [`RedisStore`]: where Redis is, the key prefix and the
 /// timeouts. Made by [`RedisStore::builder`] (one server),
 /// [`RedisStore::cluster_builder`] (a Redis Cluster), or from a connection
@@ -217,7 +221,8 @@ impl RedisStoreBuilder {
 
     /// How long [`connect`](Self::connect) waits for Redis to answer, and how
     /// long each later reconnection attempt may take. Defaults to
-    /// [`DEFAULT_CONNECT_TIMEOUT`] (2 s).
+    /// [`DEFAULT_CONNECT_TIMEOUT`] (2 s); zero, or more than a day, is a
+    /// [`ConnectError::Config`](crate::ConnectError::Config).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -226,7 +231,9 @@ impl RedisStoreBuilder {
     /// How long one store operation (one command) waits for its reply
     /// before failing with [`StoreError::Timeout`], so that a hung Redis
     /// fails requests quickly instead of holding them. Defaults to
-    /// [`DEFAULT_COMMAND_TIMEOUT`] (1 s).
+    /// [`DEFAULT_COMMAND_TIMEOUT`] (1 s); zero, or more than a day, is a
+    /// [`ConnectError::Config`](crate::ConnectError::Config) from
+    /// [`connect`](Self::connect).
     ///
     /// [`StoreError::Timeout`]: session_core::StoreError::Timeout
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
@@ -347,6 +354,15 @@ impl RedisStoreBuilder {
                     reason: format!("the {name} is zero; give it a positive duration"),
                 });
             }
+            // Also keeps deadlines (now + timeout) within what clocks hold.
+            if value > MAX_TIMEOUT {
+                return Err(ConnectError::Config {
+                    reason: format!(
+                        "the {name} is over a day ({value:?}): a request would wait that long \
+                         on a hung Redis; give at most a day"
+                    ),
+                });
+            }
         }
         // The URLs, parsed; TLS settings checked against them.
         let nodes = match &self.target {
@@ -437,11 +453,11 @@ impl RedisStoreBuilder {
         };
         // Load the scripts now (on every primary of a cluster), so that the
         // first save and the first take are one round trip too.
-        let started = tokio::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + connect_timeout;
         for script in [crate::script::SAVE_SCRIPT, crate::script::TAKE_SCRIPT] {
             let mut load = redis::cmd("SCRIPT");
             load.arg("LOAD").arg(script);
-            match tokio::time::timeout_at(started + connect_timeout, connection.send(&load)).await {
+            match tokio::time::timeout_at(deadline, connection.send(&load)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(source)) if !source.is_timeout() => {
                     return Err(ConnectError::ScriptLoad { target, source });

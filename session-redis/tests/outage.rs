@@ -77,6 +77,22 @@ async fn bad_settings_are_refused_before_connecting() {
         .await
         .unwrap_err();
     assert!(matches!(err, ConnectError::Config { .. }), "{err}");
+    // "No limit" is not one: a deadline that far would not fit the clock.
+    for (name, builder) in [
+        (
+            "command",
+            RedisStore::builder("redis://127.0.0.1:1").command_timeout(Duration::MAX),
+        ),
+        (
+            "connect",
+            RedisStore::builder("redis://127.0.0.1:1")
+                .connect_timeout(Duration::from_secs(24 * 3600 + 1)),
+        ),
+    ] {
+        let err = builder.connect().await.unwrap_err();
+        assert!(matches!(err, ConnectError::Config { .. }), "{name}: {err}");
+        assert!(err.to_string().contains("over a day"), "{name}: {err}");
+    }
 
     // TLS without the feature that brings it: said at start-up.
     #[cfg(not(feature = "tls"))]

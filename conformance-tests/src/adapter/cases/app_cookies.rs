@@ -88,6 +88,10 @@ pub fn signed_cookie_round_trips_and_tampered_value_reads_as_none(suite: &Suite)
         value != "compact mode" && value != "compact%20mode",
         "the signed cookie holds no signature: {value}"
     );
+    check!(
+        !value.is_empty() && value.is_ascii(),
+        "the signed cookie's value is not a signed value: {value:?}"
+    );
     text(
         &browser.get("/signed/get")?,
         200,

@@ -118,7 +118,8 @@ fn store_key_of(keys: &KeyRing, value: &str) -> Option<StoreKey> {
 /// the same length and shape.
 fn flip_middle(value: &str) -> String {
     let mut bytes = value.as_bytes().to_vec();
-    let i = bytes.len() / 2;
-    bytes[i] = if bytes[i] == b'A' { b'Q' } else { b'A' };
-    String::from_utf8(bytes).unwrap_or_default()
+    if let Some(byte) = bytes.get_mut(value.len() / 2) {
+        *byte = if *byte == b'A' { b'Q' } else { b'A' };
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }

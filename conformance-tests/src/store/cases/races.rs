@@ -166,19 +166,23 @@ pub async fn take_racing_saves_loses_nothing(subject: Subject) -> Outcome {
             writers.spawn(async move {
                 let outcome: Result<Vec<Record>, Failure> = async {
                     let mut saved = Vec::new();
-                    let mut version = 0;
+                    let mut version: u64 = 0;
                     loop {
                         let after_the_take = taken.load(Ordering::SeqCst);
-                        let record = with_data(record_at(now), json!({ "writer": i }), version + 1);
+                        let record = with_data(
+                            record_at(now),
+                            json!({ "writer": i }),
+                            version.wrapping_add(1),
+                        );
                         match store.save(&key, &record, version).await? {
                             SaveOutcome::Saved if after_the_take => fail!(
                                 "round {round}: writer {i}'s save of version {} began after \
                                  the take had returned, and was Saved",
-                                version + 1
+                                version.wrapping_add(1)
                             ),
                             SaveOutcome::Saved => {
                                 saved.push(record);
-                                version += 1;
+                                version = version.wrapping_add(1);
                                 first_save.notify_one();
                             }
                             SaveOutcome::Conflict(stored) if stored.version == version => fail!(

@@ -364,7 +364,7 @@ pub async fn delete_then_save_of_the_old_version_does_not_resurrect(subject: Sub
     subject.store.delete(&key).await?;
     let mut changed = loaded.clone();
     changed.data.insert("cart", json!(["apple"]));
-    changed.version = loaded.version + 1;
+    changed.version = loaded.version.wrapping_add(1);
     let outcome = subject.store.save(&key, &changed, loaded.version).await?;
     check_eq!(outcome, SaveOutcome::Missing, "save after delete");
     check_eq!(
