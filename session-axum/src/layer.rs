@@ -14,7 +14,8 @@ use axum::http::{HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use session_core::{
-    CommitNow, ConfigError, Engine, Plan, RequestSlot, SessionConfig, SessionError, StoreOp,
+    CommitNow, ConfigError, CookieOp, Engine, Plan, RequestSlot, SessionConfig, SessionError,
+    StoreOp,
 };
 use tower_layer::Layer;
 use tower_service::Service;
@@ -379,18 +380,21 @@ where
 /// logged here, at warn level.
 #[cold]
 fn unanswered(shared: &Shared, mut slot: RequestSlot) {
+    // Changed data or lifetime, in either storage mode; a touch or a key
+    // re-issue is no change of the session's.
+    let modified = slot.session().is_some_and(|session| session.is_modified());
     let planned = shared.engine.finish_slot(&mut slot);
     let cookies = slot.cookies().map(session_core::Cookies::take_delta);
-    // A touch or a key re-issue is not a change of the session's.
-    let session = match planned {
-        Some(Ok((plan, _))) => match &plan.store {
-            StoreOp::None => false,
-            StoreOp::Save { changes, .. } => !changes.is_empty(),
-            _ => true,
-        },
-        Some(Err(_)) => true,
-        None => false,
-    };
+    let session = modified
+        || match planned {
+            // A new id, or an ended session (destroyed, say).
+            Some(Ok((plan, _))) => {
+                matches!(plan.store, StoreOp::Replace { .. } | StoreOp::Delete { .. })
+                    || matches!(plan.cookie, CookieOp::Clear(_))
+            }
+            Some(Err(_)) => true,
+            None => false,
+        };
     let cookies = cookies.is_some_and(|cookies| !cookies.is_empty());
     if session || cookies {
         tracing::warn!(

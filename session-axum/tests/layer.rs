@@ -16,7 +16,7 @@ use http_body_util::BodyExt as _;
 use session_axum::core::{Record, SaveOutcome, StoreKey, async_trait};
 use session_axum::{
     Cookie, Cookies, Key, KeyRing, Lifetime, MemoryStore, Session, SessionConfig, SessionLayer,
-    SessionRejection, SessionStore, StoreError,
+    SessionRejection, SessionStore, Storage, StoreError,
 };
 use tokio::sync::oneshot;
 use tower::ServiceExt as _;
@@ -1198,4 +1198,31 @@ async fn a_service_inside_the_layer_that_fails_saves_nothing_and_says_so() {
         "{}",
         logged.text()
     );
+}
+
+/// The same in cookie-store mode, where a change plans no store work: the
+/// handler's change is still logged as not sent.
+#[tokio::test]
+async fn a_failing_inner_service_in_cookie_store_mode_logs_the_lost_change() {
+    use axum::extract::FromRequestParts as _;
+    use tower::Layer as _;
+
+    let (logged, _guard) = capture_logs(tracing::Level::WARN);
+    let layer = SessionLayer::new(
+        SessionConfig::new(KeyRing::new(Key::generate())).with_storage(Storage::Cookie),
+    )
+    .unwrap();
+    let service = layer.layer(tower::service_fn(|request: Request| async move {
+        let (mut parts, _) = request.into_parts();
+        let session = Session::from_request_parts(&mut parts, &()).await.unwrap();
+        session.insert("cart", &["apple"]).unwrap();
+        Err::<Response, axum::BoxError>("timed out".into())
+    }));
+    let error = service
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(error.to_string(), "timed out");
+    let text = logged.text();
+    assert!(text.contains("session=true cookies=false"), "{text}");
 }

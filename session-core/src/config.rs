@@ -190,7 +190,8 @@ impl SessionConfig {
     /// the cookie only from this exact host, with `Secure`, `Path=/` and no
     /// `Domain`, so a page on another subdomain cannot plant a session
     /// cookie of its own beside yours (the engine takes the first session
-    /// cookie that verifies and loads, see [`Engine::read`](crate::Engine::read)).
+    /// cookie that verifies, loads and has not ended, see
+    /// [`Engine::read`](crate::Engine::read)).
     /// The engine checks a `__Host-` or `__Secure-` name against those
     /// rules: breaking them is a [`ConfigError::Cookie`], not a cookie
     /// browsers silently drop.

@@ -386,9 +386,7 @@ impl Engine {
         for header in cookie_headers {
             let read = crate::cookies::each_value_named(header.as_ref(), name, |value| {
                 if kept == MAX_SESSION_COOKIES || rejected == MAX_REJECTED_COOKIES {
-                    if kept == MAX_SESSION_COOKIES || rejected == MAX_REJECTED_COOKIES {
-                        trace::too_many_cookies(kept, rejected);
-                    }
+                    trace::too_many_cookies(kept, rejected);
                     return ControlFlow::Break(());
                 }
                 match self.verify(value) {
@@ -455,8 +453,9 @@ impl Engine {
     }
 
     /// Step 2: loads the record of the first session cookie whose id the
-    /// store knows. In cookie-store mode the session came inside the cookie,
-    /// and nothing is loaded.
+    /// store knows, or of several such cookies, the first whose session
+    /// has not ended (see [`read`](Self::read)). In cookie-store mode the
+    /// session came inside the cookie, and nothing is loaded.
     ///
     /// # Errors
     ///

@@ -26,7 +26,7 @@ use crate::{Expiry, Timestamp};
 ///
 /// Limits count in whole seconds, the unit of `Max-Age` (rounded down), up
 /// to about 68 years (longer ones are cut to that). A limit of zero or less
-/// ends the session at once: its next request finds it ended (and a
+/// (or under a second, which rounds down to zero) ends the session at once: its next request finds it ended (and a
 /// persistent cookie is sent with `Max-Age=0`). A session with no limit at
 /// all has no deadline for `Max-Age` to show, so its cookie is a
 /// browser-session cookie whatever the persistence says; give a "remember

@@ -84,19 +84,19 @@ impl Single {
         // An error here that is not an I/O error or a timeout is a failed
         // connection attempt the manager keeps; a reply's own error comes
         // back as a value.
-        if let Err(error) = &replied
-            && !error.is_io_error()
-            && !error.is_timeout()
-        {
-            self.replace(generation, error);
+        if let Err(error) = &replied {
+            if !error.is_io_error() && !error.is_timeout() {
+                self.replace(generation, error);
+            }
         }
         let result = replied.and_then(Value::extract_error);
         // Redis 6.2 reports a script's `READONLY` inside a generic error.
-        if let Err(error) = &result
-            && (error.code() == Some("READONLY")
-                || error.detail().is_some_and(|d| d.contains("READONLY")))
-        {
-            self.replace(generation, error);
+        if let Err(error) = &result {
+            if error.code() == Some("READONLY")
+                || error.detail().is_some_and(|d| d.contains("READONLY"))
+            {
+                self.replace(generation, error);
+            }
         }
         result
     }

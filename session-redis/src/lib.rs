@@ -202,7 +202,7 @@
 //! | create | `SET key value NX PXAT deadline` (a `nil` answer is followed by a `GET`: [`StoreError::Exists`](session_core::StoreError::Exists) unless the stored value is this create's own, sent twice; when the `GET` finds the key gone, the `SET NX` once more) |
 //! | save | `EVALSHA` [`SAVE_SCRIPT`] (version header check, then `SET key value PXAT deadline`, in Redis) |
 //! | delete | `DEL key` |
-//! | take (a log-in's new id: the old record, removed) | `EVALSHA` [`TAKE_SCRIPT`] (`GET key`, then `SET key mark PX 60000`, in Redis) |
+//! | take (a log-in's new id: the old record, removed) | `EVALSHA` [`TAKE_SCRIPT`] (`GET key`, then `SET key mark PX ms`, a minute or twice the command timeout, in Redis) |
 //!
 //! The scripts are loaded when the store connects (on every primary of a
 //! cluster). If Redis has forgotten one (a restart, a failover), the save
@@ -232,8 +232,8 @@
 //!   …"); the adapter answers 500 and logs it. Routes that do not touch the
 //!   session keep working. Every failed operation triggers one new
 //!   connection attempt, so the first request after Redis is back
-//!   succeeds: there is nothing to restart. That includes a connection
-//!   attempt the server refused (its handshake answered `NOAUTH` or
+//!   succeeds: there is nothing to restart. On a standalone server that
+//!   includes a connection attempt the server refused (its handshake answered `NOAUTH` or
 //!   `WRONGPASS` during a password change, or `LOADING`), which the
 //!   `redis` crate's connection manager would otherwise keep answering
 //!   with; a manager you made yourself

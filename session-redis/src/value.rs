@@ -25,7 +25,8 @@
 //! save that reached Redis twice (a command re-sent after its connection
 //! dropped) from a second writer that computed the same record.
 //!
-//! A record taken at a log-in is replaced, for a minute, by a mark: `~`,
+//! A record taken at a log-in is replaced, for a minute (or twice the
+//! command timeout, if longer), by a mark: `~`,
 //! the take's token, then the value taken (see
 //! [`TAKE_SCRIPT`](crate::TAKE_SCRIPT)). A value starting with `~` is no
 //! record.
