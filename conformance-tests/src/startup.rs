@@ -51,6 +51,11 @@ const OTHER_SECRET_URL_SAFE: &str =
 const OTHER_SECRET_STANDARD: &str =
     "CzBVep/E6Q4zWH2ix+wRNluApcrvFDleg6jN8hc8YYar0PUaP2SJrtP4HUJnjLHW+yBFao+02f4jSG2St9wBJg==";
 
+/// A third valid key, which signed nothing: a previous key that does not
+/// match.
+const UNRELATED_SECRET: &str = "87da8140e97b677f3aa66e1d8e7ca9c5b8ed35da51821303974e2a118bc600be\
+                                7ca923479caf864ed90e52a400f2c70d9532895a1538d909a4f889ec22dc6c2e";
+
 /// The demo program under test.
 #[derive(Debug, Clone)]
 pub struct Demo {
@@ -272,8 +277,8 @@ fn one_line_naming(exited: &Exited, var: &str, vars: &[(&str, &str)]) -> Outcome
 /// The cases, one function each, listed in [`STARTUP_CASES`].
 pub mod cases {
     use super::{
-        Demo, OTHER_SECRET_HEX, OTHER_SECRET_STANDARD, OTHER_SECRET_URL_SAFE, SECRET, free_port,
-        one_line_naming,
+        Demo, OTHER_SECRET_HEX, OTHER_SECRET_STANDARD, OTHER_SECRET_URL_SAFE, SECRET,
+        UNRELATED_SECRET, free_port, one_line_naming,
     };
     use crate::client::Browser;
     use crate::failure::{check, check_eq, fail};
@@ -291,8 +296,14 @@ pub mod cases {
             ("SESSION_STORE", "disk"),
             ("SESSION_IDLE_SECS", "abc"),
             ("SESSION_IDLE_SECS", "0"),
+            ("SESSION_IDLE_SECS", "1.5"),
             ("SESSION_ABSOLUTE_SECS", "-5"),
+            ("SESSION_ABSOLUTE_SECS", "0"),
+            ("SESSION_ABSOLUTE_SECS", "abc"),
+            // Booleans are exactly `true` or `false`.
             ("SESSION_COOKIE_SECURE", "maybe"),
+            ("SESSION_COOKIE_SECURE", "TRUE"),
+            ("SESSION_COOKIE_SECURE", "1"),
             ("PORT", "0"),
             ("PORT", "65536"),
             ("PORT", "http"),
@@ -414,7 +425,7 @@ pub mod cases {
 
     /// Good values take effect, as the session cookie shows: the idle
     /// timeout (3600 s by default) is its `Max-Age`, never past the absolute
-    /// lifetime, and `SESSION_COOKIE_SECURE=true` adds `Secure` (and `false`,
+    /// lifetime (86400 s by default), and `SESSION_COOKIE_SECURE=true` adds `Secure` (and `false`,
     /// the default, does not). Whatever the settings, the cookie has the
     /// contract's other attributes, `Path=/`, `HttpOnly` and
     /// `SameSite=Lax`, and nothing more.
@@ -430,6 +441,9 @@ pub mod cases {
                 "max-age=90",
                 false,
             ),
+            // The absolute lifetime's default, 86400 s, caps a longer idle
+            // timeout.
+            (vec![("SESSION_IDLE_SECS", "90000")], "max-age=86400", false),
             (
                 vec![("SESSION_COOKIE_SECURE", "true")],
                 "max-age=3600",
@@ -486,12 +500,14 @@ pub mod cases {
                 check_eq!(browser.get("/views")?.body, "Views: 2", "{store}: again");
                 browser
             };
-            // A new key (in URL-safe base64), the old one as a previous key.
+            // A new key (in URL-safe base64), the old one as a previous key,
+            // second in a list (after a space).
+            let previous = format!("{UNRELATED_SECRET}, {SECRET}");
             let restarted = demo.start(&[
                 ("SESSION_STORE", store),
                 ("REDIS_URL", redis_url.as_str()),
                 ("SESSION_SECRET", OTHER_SECRET_URL_SAFE),
-                ("SESSION_PREVIOUS_SECRETS", SECRET),
+                ("SESSION_PREVIOUS_SECRETS", previous.as_str()),
             ])?;
             let again = Browser::new(restarted.addr);
             if let Some(id) = browser.cookie("id") {
