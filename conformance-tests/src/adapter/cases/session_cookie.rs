@@ -95,6 +95,28 @@ pub fn requests_without_session_data_get_no_session_cookie(suite: &Suite) -> Out
             .body("{"),
     )?;
     no_cookies(&reply, "POST /set with a bad body")?;
+    // Without a session, log-out and destroy answer as always.
+    json(
+        &browser.get("/auth/logout")?,
+        200,
+        r#"{"message":"Logged out"}"#,
+        "GET /auth/logout without a session",
+    )?;
+    text(
+        &browser.get("/destroy")?,
+        200,
+        "Session destroyed",
+        "GET /destroy without a session",
+    )?;
+    // The app's own cookies bring no session cookie with them.
+    for path in ["/set-theme", "/clear-theme", "/signed/set?value=x"] {
+        let reply = browser.get(path)?;
+        check!(
+            reply.set_cookie("id").is_none(),
+            "GET {path} without a session sent a session cookie: {:?}",
+            reply.set_cookies()
+        );
+    }
     if suite.storage() == StorageMode::Server {
         check_eq!(site.store()?.live_records()?, 0, "records stored");
     }
