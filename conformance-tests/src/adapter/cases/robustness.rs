@@ -406,7 +406,9 @@ pub fn malformed_json_gets_400_and_leaves_the_session_unchanged(suite: &Suite) -
 }
 
 /// 20 parallel `POST /cart` of one session, with distinct items, leave all
-/// 20 in the cart, and the session keeps its id.
+/// 20 in the cart, and the session keeps its id. Each reply is a cart that
+/// holds its own request's item (the cart after that push, as the request
+/// saw it).
 pub fn twenty_concurrent_cart_pushes_of_one_session_are_all_kept(suite: &Suite) -> Outcome {
     let site = suite.start()?;
     let browser = Arc::new(site.browser());
@@ -428,12 +430,23 @@ pub fn twenty_concurrent_cart_pushes_of_one_session_are_all_kept(suite: &Suite) 
             })
             .collect()
     });
-    for result in results {
+    for (i, result) in results.into_iter().enumerate() {
         let reply = result?;
         check_eq!(
             reply.status,
             200,
             "a concurrent POST /cart ({:?})",
+            reply.body
+        );
+        let cart: Vec<String> = serde_json::from_str(&reply.body).map_err(|e| {
+            Failure::new(format!(
+                "a concurrent POST /cart answered no JSON array of strings: {e}: {:?}",
+                reply.body
+            ))
+        })?;
+        check!(
+            cart.contains(&format!("item-{i}")),
+            "the reply to the push of item-{i} lacks it: {:?}",
             reply.body
         );
     }
