@@ -50,6 +50,12 @@ const OTHER_SECRET_URL_SAFE: &str =
     "CzBVep_E6Q4zWH2ix-wRNluApcrvFDleg6jN8hc8YYar0PUaP2SJrtP4HUJnjLHW-yBFao-02f4jSG2St9wBJg";
 const OTHER_SECRET_STANDARD: &str =
     "CzBVep/E6Q4zWH2ix+wRNluApcrvFDleg6jN8hc8YYar0PUaP2SJrtP4HUJnjLHW+yBFao+02f4jSG2St9wBJg==";
+/// The same key in the other two base64 spellings: URL-safe padded, and
+/// standard unpadded.
+const OTHER_SECRET_URL_SAFE_PADDED: &str =
+    "CzBVep_E6Q4zWH2ix-wRNluApcrvFDleg6jN8hc8YYar0PUaP2SJrtP4HUJnjLHW-yBFao-02f4jSG2St9wBJg==";
+const OTHER_SECRET_STANDARD_UNPADDED: &str =
+    "CzBVep/E6Q4zWH2ix+wRNluApcrvFDleg6jN8hc8YYar0PUaP2SJrtP4HUJnjLHW+yBFao+02f4jSG2St9wBJg";
 
 /// A third valid key, which signed nothing: a previous key that does not
 /// match.
@@ -277,8 +283,9 @@ fn one_line_naming(exited: &Exited, var: &str, vars: &[(&str, &str)]) -> Outcome
 /// The cases, one function each, listed in [`STARTUP_CASES`].
 pub mod cases {
     use super::{
-        Demo, OTHER_SECRET_HEX, OTHER_SECRET_STANDARD, OTHER_SECRET_URL_SAFE, SECRET,
-        UNRELATED_SECRET, free_port, one_line_naming,
+        Demo, OTHER_SECRET_HEX, OTHER_SECRET_STANDARD, OTHER_SECRET_STANDARD_UNPADDED,
+        OTHER_SECRET_URL_SAFE, OTHER_SECRET_URL_SAFE_PADDED, SECRET, UNRELATED_SECRET, free_port,
+        one_line_naming,
     };
     use crate::client::Browser;
     use crate::failure::{check, check_eq, fail};
@@ -563,10 +570,15 @@ pub mod cases {
                 "{store}: a cookie under a previous key was not re-issued"
             );
             drop(restarted);
-            // Re-issued under the new key: read with that key alone, spelt
-            // in hex and in standard base64, and still counting.
+            // Re-issued under the new key: read with that key alone, in each
+            // other spelling, and still counting.
             let mut carried = again.cookie("id");
-            for (secret, views) in [(OTHER_SECRET_HEX, 4), (OTHER_SECRET_STANDARD, 5)] {
+            for (secret, views) in [
+                (OTHER_SECRET_HEX, 4),
+                (OTHER_SECRET_STANDARD, 5),
+                (OTHER_SECRET_URL_SAFE_PADDED, 6),
+                (OTHER_SECRET_STANDARD_UNPADDED, 7),
+            ] {
                 let started = demo.start(&with_store(vec![
                     ("REDIS_URL", redis_url.as_str()),
                     ("SESSION_SECRET", secret),
