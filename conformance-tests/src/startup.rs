@@ -355,6 +355,17 @@ pub mod cases {
         let browser = Browser::new(started.addr);
         check_eq!(browser.get("/views")?.body, "Views: 1", "GET /views");
         check_eq!(browser.get("/views")?.body, "Views: 2", "GET /views again");
+        // Bound on 127.0.0.1 only: another loopback address (which Linux
+        // routes to a socket bound on every address) is refused.
+        #[cfg(target_os = "linux")]
+        {
+            let elsewhere = std::net::SocketAddr::from(([127, 0, 0, 2], started.addr.port()));
+            check!(
+                std::net::TcpStream::connect_timeout(&elsewhere, std::time::Duration::from_secs(1))
+                    .is_err(),
+                "the demo answers on {elsewhere}: it must bind 127.0.0.1 only"
+            );
+        }
         let stderr = started.stop();
         check_eq!(stderr, "", "stderr of a demo started with good values");
         Ok(())
