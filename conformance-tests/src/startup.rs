@@ -280,6 +280,17 @@ fn one_line_naming(exited: &Exited, var: &str, vars: &[(&str, &str)]) -> Outcome
     Ok(())
 }
 
+/// Whether a socket bound on 127.0.0.2 can be reached here: then a
+/// server bound on every address would answer there too.
+fn loopback_127_0_0_2_works() -> bool {
+    let Ok(listener) = std::net::TcpListener::bind(("127.0.0.2", 0)) else {
+        return false;
+    };
+    listener.local_addr().is_ok_and(|addr| {
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)).is_ok()
+    })
+}
+
 /// The cases, one function each, listed in [`STARTUP_CASES`].
 pub mod cases {
     use super::{
@@ -355,10 +366,9 @@ pub mod cases {
         let browser = Browser::new(started.addr);
         check_eq!(browser.get("/views")?.body, "Views: 1", "GET /views");
         check_eq!(browser.get("/views")?.body, "Views: 2", "GET /views again");
-        // Bound on 127.0.0.1 only: another loopback address (which Linux
-        // routes to a socket bound on every address) is refused.
-        #[cfg(target_os = "linux")]
-        {
+        // Bound on 127.0.0.1 only: another loopback address is refused
+        // (where 127.0.0.2 reaches this machine at all, as on Linux).
+        if super::loopback_127_0_0_2_works() {
             let elsewhere = std::net::SocketAddr::from(([127, 0, 0, 2], started.addr.port()));
             check!(
                 std::net::TcpStream::connect_timeout(&elsewhere, std::time::Duration::from_secs(1))
@@ -394,12 +404,18 @@ pub mod cases {
             "Views: 1",
             "cookie store: GET /views"
         );
+        check_eq!(
+            browser.get("/views")?.body,
+            "Views: 2",
+            "cookie store: GET /views again"
+        );
+        let Some(id) = browser.cookie("id") else {
+            fail!("the cookie store set no session cookie");
+        };
         drop(first);
         let second = demo.start(&vars)?;
         let again = Browser::new(second.addr);
-        if let Some(id) = browser.cookie("id") {
-            again.set_cookie("id", &id);
-        }
+        again.set_cookie("id", &id);
         check_eq!(
             again.get("/views")?.body,
             "Views: 1",
@@ -554,17 +570,18 @@ pub mod cases {
                 browser
             };
             // A new key (in URL-safe base64), the old one as a previous key,
-            // second in a list (after a space).
-            let previous = format!("{UNRELATED_SECRET}, {SECRET}");
+            // second in a list.
+            let previous = format!("{UNRELATED_SECRET},{SECRET}");
             let restarted = demo.start(&with_store(vec![
                 ("REDIS_URL", redis_url.as_str()),
                 ("SESSION_SECRET", OTHER_SECRET_URL_SAFE),
                 ("SESSION_PREVIOUS_SECRETS", previous.as_str()),
             ]))?;
             let again = Browser::new(restarted.addr);
-            if let Some(id) = browser.cookie("id") {
-                again.set_cookie("id", &id);
-            }
+            let Some(id) = browser.cookie("id") else {
+                fail!("{store}: /views set no session cookie");
+            };
+            again.set_cookie("id", &id);
             let reply = again.get("/views")?;
             check_eq!(
                 reply.body,
@@ -664,5 +681,15 @@ mod tests {
     #[test]
     fn the_secret_is_a_valid_key() {
         assert!(session_core::Key::from_hex(SECRET).is_ok());
+        let other = session_core::Key::parse(OTHER_SECRET_HEX).unwrap();
+        for spelling in [
+            OTHER_SECRET_URL_SAFE,
+            OTHER_SECRET_STANDARD,
+            OTHER_SECRET_URL_SAFE_PADDED,
+            OTHER_SECRET_STANDARD_UNPADDED,
+        ] {
+            assert_eq!(session_core::Key::parse(spelling).unwrap(), other);
+        }
+        assert!(session_core::Key::parse(UNRELATED_SECRET).is_ok());
     }
 }

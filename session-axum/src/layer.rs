@@ -392,7 +392,10 @@ fn unanswered(shared: &Shared, mut slot: RequestSlot) {
                 matches!(plan.store, StoreOp::Replace { .. } | StoreOp::Delete { .. })
                     || matches!(plan.cookie, CookieOp::Clear(_))
             }
-            Some(Err(_)) => true,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "the session could not be planned either");
+                true
+            }
             None => false,
         };
     let cookies = cookies.is_some_and(|cookies| !cookies.is_empty());
