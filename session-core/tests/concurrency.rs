@@ -907,11 +907,7 @@ async fn a_login_after_a_logout_whose_new_record_cannot_be_deleted_is_logged() {
         take_finds_nothing: true,
         ..SlowSaves::new(MemoryStore::new())
     });
-    let engine = Engine::new(
-        SessionConfig::new(session_core::KeyRing::new(support::fixed_key()))
-            .with_store(store.clone()),
-    )
-    .unwrap();
+    let engine = engine_sharing(store.clone());
     let mut browser = Browser::new();
     request_with(&engine, &mut browser, |s| {
         s.insert("user", "guest").unwrap()
@@ -942,11 +938,7 @@ async fn a_save_during_a_login_lands_and_is_carried_over() {
         hold_takes: true,
         ..SlowSaves::new(MemoryStore::new())
     });
-    let engine = Engine::new(
-        SessionConfig::new(session_core::KeyRing::new(support::fixed_key()))
-            .with_store(store.clone()),
-    )
-    .unwrap();
+    let engine = engine_sharing(store.clone());
     let mut browser = Browser::new();
     request_with(&engine, &mut browser, |s| {
         s.update("cart", push("apple".to_owned())).unwrap();
@@ -983,9 +975,13 @@ async fn a_save_during_a_login_lands_and_is_carried_over() {
 }
 
 fn engine_on(store: SlowSaves) -> Engine {
+    engine_sharing(Arc::new(store))
+}
+
+/// An engine on `store`, which the test keeps a handle on.
+fn engine_sharing(store: Arc<SlowSaves>) -> Engine {
     Engine::new(
-        SessionConfig::new(session_core::KeyRing::new(support::fixed_key()))
-            .with_store(Arc::new(store)),
+        SessionConfig::new(session_core::KeyRing::new(support::fixed_key())).with_store(store),
     )
     .unwrap()
 }

@@ -450,3 +450,21 @@ impl<T: ImmediateStore + std::fmt::Debug> SessionStore for Faces<T> {
         self.immediate.then_some(&self.store as &dyn ImmediateStore)
     }
 }
+
+/// Sends the session cookies `ended` (a session that ended) and `current`
+/// (a live one holding `user` = `"alice"`) together, in both orders, to
+/// `engine`: each request reads the live session and sends no cookie.
+pub async fn the_live_cookie_wins(engine: &Engine, ended: &str, current: &str) {
+    for header in [
+        format!("id={ended}; id={current}"),
+        format!("id={current}; id={ended}"),
+    ] {
+        let mut both = Browser::new();
+        both.raw_headers.push(header.clone().into_bytes());
+        let (user, set) = request_with(engine, &mut both, |s| s.get_value("user"))
+            .await
+            .unwrap();
+        assert_eq!(user, Some(serde_json::json!("alice")), "{header}");
+        assert_eq!(set, None, "{header}: nothing clears the live cookie");
+    }
+}
