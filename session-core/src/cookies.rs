@@ -1,6 +1,5 @@
 //! A jar for the application's own cookies: plain, signed and private.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -51,6 +50,10 @@ use crate::{KeyRing, MAX_COOKIE_LEN};
 /// under previous keys, gets no re-issue: of two old values, one may have
 /// been planted beside the real one (from a sibling subdomain, or over
 /// plain HTTP), and a re-issue would make it outlive the real one.
+/// A re-issued cookie lives at `Path=/` with no `Domain` (unless the hook
+/// says otherwise) beside the original, which the browser keeps until it
+/// expires: to remove such a cookie after a rotation, remove it at
+/// `Path=/` as well as where it was first set.
 ///
 /// Signed and private values are bound to their name, not to a user: a
 /// visitor can hand their own valid value to someone else's browser
@@ -103,11 +106,10 @@ impl SessionCookie {
     /// cookie than the engine's (browsers tell cookies of one name apart
     /// by those): one planted with a `Domain`, or left at an old `Path`.
     fn other_than(&self, cookie: &Cookie<'_>) -> bool {
-        let bare = |d: &str| d.trim_start_matches('.').to_ascii_lowercase();
         cookie.path().is_some_and(|path| path != self.path)
             || cookie
                 .domain()
-                .is_some_and(|d| self.domain.as_deref().map(bare) != Some(bare(d)))
+                .is_some_and(|d| self.domain.as_deref().map(bare_domain) != Some(bare_domain(d)))
     }
 }
 
@@ -146,16 +148,41 @@ struct Jar {
 
 struct Change {
     name: String,
+    /// The cookie's `Path`, as set (`None`: the browser's default path).
+    path: Option<String>,
+    /// The cookie's `Domain`, without a leading dot and in lower case (as
+    /// browsers compare it).
+    domain: Option<String>,
     /// The raw value the cookie now has, `None` when removed.
     value: Option<String>,
     header: String,
+    /// The jar's own re-issue of a value under a previous key, which any
+    /// change the application makes to the name replaces.
+    reissue: bool,
 }
 
 impl Change {
-    /// [`Cookies::record`]: the new change replaces an earlier one.
-    const REPLACE: bool = true;
-    /// [`Cookies::record`]: an earlier change stands.
-    const KEEP: bool = false;
+    fn new(cookie: &Cookie<'_>, header: String, value: Option<String>, reissue: bool) -> Self {
+        Self {
+            name: cookie.name().to_owned(),
+            path: cookie.path().map(str::to_owned),
+            domain: cookie.domain().map(bare_domain),
+            value,
+            header,
+            reissue,
+        }
+    }
+
+    /// Whether `self` and `other` are changes of one cookie: browsers tell
+    /// cookies of one name apart by their `Path` and `Domain`.
+    fn same_cookie(&self, other: &Self) -> bool {
+        self.name == other.name && self.path == other.path && self.domain == other.domain
+    }
+}
+
+/// A `Domain` as browsers compare it: without a leading dot, in lower case.
+fn bare_domain(domain: &str) -> String {
+    domain.trim_start_matches('.').to_ascii_lowercase()
 }
 
 impl fmt::Debug for Cookies {
@@ -193,21 +220,20 @@ impl Cookies {
         H: AsRef<[u8]>,
     {
         let mut incoming = Vec::new();
-        'headers: for header in headers {
-            let bytes = header.as_ref();
-            let text = match std::str::from_utf8(bytes) {
-                Ok(t) => Cow::Borrowed(t),
-                Err(_) => String::from_utf8_lossy(bytes),
-            };
-            for cookie in Cookie::split_parse(text.as_ref()).flatten() {
+        for header in headers {
+            let full = each_pair(header.as_ref(), |name, value| {
                 if incoming.len() == MAX_JAR_COOKIES {
-                    tracing::debug!(
-                        limit = MAX_JAR_COOKIES,
-                        "more cookies in one request than the jar reads; the rest are left out"
-                    );
-                    break 'headers;
+                    return ControlFlow::Break(());
                 }
-                incoming.push((cookie.name().to_owned(), cookie.value().to_owned()));
+                incoming.push((text(name), text(value)));
+                ControlFlow::Continue(())
+            });
+            if full.is_break() {
+                tracing::debug!(
+                    limit = MAX_JAR_COOKIES,
+                    "more cookies in one request than the jar reads; the rest are left out"
+                );
+                break;
             }
         }
         Self {
@@ -225,12 +251,13 @@ impl Cookies {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The raw value of the cookie `name`: this response's value if it set
-    /// or removed one, else the request's first cookie of that name.
+    /// The raw value of the cookie `name`: the value this response's latest
+    /// change of that name gave it (`None` for a removal), else the
+    /// request's first cookie of that name.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<String> {
         let jar = self.lock();
-        if let Some(change) = jar.changes.iter().find(|c| c.name == name) {
+        if let Some(change) = jar.changes.iter().rev().find(|c| c.name == name) {
             return change.value.clone();
         }
         jar.incoming
@@ -307,7 +334,7 @@ impl Cookies {
         // good or bad (the session cookie's limit counts only the bad ones).
         let values: Vec<String> = {
             let jar = self.lock();
-            if let Some(change) = jar.changes.iter().find(|c| c.name == name) {
+            if let Some(change) = jar.changes.iter().rev().find(|c| c.name == name) {
                 vec![change.value.clone()?]
             } else {
                 jar.incoming
@@ -395,7 +422,7 @@ impl Cookies {
             cookie.set_value(value.clone());
             if let Some(header) = fits(&cookie) {
                 // Refused once the response's cookies were sent.
-                let _ = self.record(name, header, Some(value), Change::KEEP);
+                let _ = self.record(Change::new(&cookie, header, Some(value), true));
             }
         }
     }
@@ -410,9 +437,10 @@ impl Cookies {
         let why = if name == self.session.name && !(removal && self.session.other_than(cookie)) {
             "the session cookie belongs to the engine (use the session's destroy to clear it)"
                 .to_owned()
+        } else if cookie.same_site() == Some(cookie::SameSite::None) && !writes_secure(cookie) {
+            "SameSite=None needs Secure (browsers drop it otherwise)".to_owned()
         } else {
-            let secure = cookie.secure() == Some(true);
-            match check_cookie(name, cookie.path(), cookie.domain(), secure) {
+            match check_cookie(name, cookie.path(), cookie.domain(), writes_secure(cookie)) {
                 Ok(()) => return true,
                 Err(problem) => problem.reason,
             }
@@ -446,6 +474,8 @@ impl Cookies {
     /// - its `Path` does not start with `/` (browsers ignore such a path),
     ///   its `Path` or `Domain` holds a `;` or a control character, or its
     ///   `Domain` cannot be a host name;
+    /// - it has `SameSite=None` without `Secure` (browsers drop it; unset,
+    ///   `Secure` is written for it);
     /// - a `__Secure-` or `__Host-` name breaks its prefix's rules
     ///   (`Secure`; for `__Host-` also `Path=/` and no `Domain`), which
     ///   browsers would drop;
@@ -491,7 +521,7 @@ impl Cookies {
             return false;
         };
         let value = cookie.value().to_owned();
-        self.record(cookie.name(), header, Some(value), Change::REPLACE)
+        self.record(Change::new(&cookie, header, Some(value), false))
     }
 
     /// Sets a signed cookie and returns `true`: the value is stored
@@ -524,12 +554,27 @@ impl Cookies {
         let Some(header) = fits(&cookie) else {
             return false;
         };
-        self.record(cookie.name(), header, Some(value), Change::REPLACE)
+        self.record(Change::new(&cookie, header, Some(value), false))
     }
 
     /// Removes a cookie from the browser and returns `true`. Give the same
     /// `Path` and `Domain` it was set with, or the browser keeps it. `false`
     /// when the cookie cannot be removed by the jar (see [`Cookies::add`]).
+    ///
+    /// Each `Path` and `Domain` is a cookie of its own: removals of one name
+    /// at two paths are both sent, and so are a removal at an old `Path`
+    /// and a new value at `Path=/`.
+    ///
+    /// ```
+    /// use session_core::{cookie::Cookie, Engine, Key, KeyRing, SessionConfig};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let jar = engine.cookies(["cart=a; cart=b"]);
+    /// assert!(jar.remove(Cookie::build("cart").path("/shop").build()));
+    /// assert!(jar.add(Cookie::build(("cart", "c")).path("/").build()));
+    /// assert_eq!(jar.get("cart").as_deref(), Some("c"));
+    /// assert_eq!(jar.delta().len(), 2);
+    /// ```
     pub fn remove(&self, cookie: Cookie<'static>) -> bool {
         if !self.settable(&cookie, true) {
             return false;
@@ -538,40 +583,42 @@ impl Cookies {
         removal.set_value("");
         removal.set_max_age(time::Duration::ZERO);
         removal.set_expires(OffsetDateTime::UNIX_EPOCH);
-        self.record(removal.name(), removal.to_string(), None, Change::REPLACE)
+        let header = removal.to_string();
+        self.record(Change::new(&removal, header, None, false))
     }
 
-    /// Records `header` as this response's change of the cookie `name`: in
-    /// place of an earlier change with `Change::REPLACE`, only when there is
-    /// none with `Change::KEEP`.
+    /// Records `change` as one of this response's changes. The
+    /// application's change replaces an earlier one of the same cookie
+    /// (name, `Path` and `Domain`) and the jar's own re-issue of the name;
+    /// a re-issue is dropped when the response already changes the name.
     /// `false` when the response's cookies were already taken
     /// ([`Cookies::take_delta`]): the change is refused, and the first such
-    /// refusal of the user's change logged at warn level.
-    fn record(&self, name: &str, header: String, value: Option<String>, replace: bool) -> bool {
+    /// refusal of the application's change logged at warn level.
+    fn record(&self, change: Change) -> bool {
         let mut jar = self.lock();
-        // A re-issue under the current key (`Change::KEEP`, after a read) is
-        // the jar's own: refused without a word, it waits for the next
-        // response.
-        if jar.closed(name, replace) {
+        // A re-issue under the current key (after a read) is the jar's own:
+        // refused without a word, it waits for the next response.
+        if jar.closed(&change.name, !change.reissue) {
             return false;
         }
-        let name = name.to_owned();
-        if jar.changes.iter().any(|c| c.name == name) {
-            if !replace {
+        if change.reissue {
+            if jar.changes.iter().any(|c| c.name == change.name) {
                 return true;
             }
-            jar.changes.retain(|c| c.name != name);
+        } else {
+            jar.changes
+                .retain(|c| !(c.same_cookie(&change) || c.reissue && c.name == change.name));
         }
-        jar.changes.push(Change {
-            name,
-            value,
-            header,
-        });
+        jar.changes.push(change);
         true
     }
 
     /// The `Set-Cookie` header values for every cookie this response set or
-    /// removed, one per cookie name (the last change wins).
+    /// removed, in the order of the changes: one per cookie, which browsers
+    /// tell apart by name, `Path` and `Domain` (of two changes of one
+    /// cookie, the last wins). Two changes of one name with different
+    /// `Path`s or `Domain`s are two cookies, and both are sent: a removal at
+    /// an old `Path` and a new value at `Path=/`, say.
     #[must_use]
     pub fn delta(&self) -> Vec<String> {
         self.lock()
@@ -610,31 +657,29 @@ impl Cookies {
     }
 }
 
-/// Calls `f` with the value of each cookie named `name` in one `Cookie`
+/// Calls `f` with the name and value of each cookie in one `Cookie`
 /// header, in order, until `f` breaks (and then breaks too).
 ///
 /// Splits at `;` and trims whitespace around names and values like the
-/// `cookie` crate's `split_parse` (without percent-decoding), but looks only
-/// for one name and allocates nothing: this runs on every request that
-/// carries cookies. Pieces without `=` or with an empty name are skipped;
-/// bytes that are not UTF-8 elsewhere in the header do not hide the cookie.
+/// `cookie` crate's `split_parse` (without percent-decoding), and allocates
+/// nothing. Pieces without `=` or with an empty name are skipped; bytes
+/// that are not UTF-8 elsewhere in the header do not hide a cookie.
+///
 /// One deliberate difference: only ASCII whitespace is trimmed (the
-/// `cookie` crate also trims `\x0B` and Unicode spaces such as U+00A0), so a
-/// session cookie padded with those is not found. Browsers never send such
-/// padding, and our values never verify with it.
+/// `cookie` crate also trims `\x0B` and Unicode spaces such as U+00A0).
+/// Browsers strip only spaces and tabs, and apply the `__Host-` and
+/// `__Secure-` prefix rules to the name as sent: a cookie planted as
+/// `\u{A0}__Host-x` (which no browser takes for a prefixed name) must not
+/// be read as `__Host-x`.
 ///
 /// A plain loop with a callback, not an iterator: the engine reads the
 /// session cookie on every request, and the iterator's state machine was
 /// several times the code.
 #[inline]
-pub(crate) fn each_value_named<'h>(
+pub(crate) fn each_pair<'h>(
     header: &'h [u8],
-    name: &[u8],
-    mut f: impl FnMut(&'h [u8]) -> ControlFlow<()>,
+    mut f: impl FnMut(&'h [u8], &'h [u8]) -> ControlFlow<()>,
 ) -> ControlFlow<()> {
-    if name.is_empty() {
-        return ControlFlow::Continue(());
-    }
     let mut rest = header;
     loop {
         // `memchr` rather than a byte loop: a session cookie's value is
@@ -646,8 +691,9 @@ pub(crate) fn each_value_named<'h>(
         // The `=` ends the name, a few bytes in: a plain loop finds it
         // sooner than `memchr`'s set-up.
         if let Some(eq) = piece.iter().position(|&b| b == b'=') {
-            if piece[..eq].trim_ascii() == name {
-                f(piece[eq + 1..].trim_ascii())?;
+            let name = piece[..eq].trim_ascii();
+            if !name.is_empty() {
+                f(name, piece[eq + 1..].trim_ascii())?;
             }
         }
         match next {
@@ -655,6 +701,33 @@ pub(crate) fn each_value_named<'h>(
             None => return ControlFlow::Continue(()),
         }
     }
+}
+
+/// Calls `f` with the value of each cookie named `name` in one `Cookie`
+/// header, in order, until `f` breaks (and then breaks too): [`each_pair`]
+/// for one name, which runs on every request that carries cookies. A
+/// session cookie padded with Unicode spaces is not found (browsers never
+/// send such padding, and our values never verify with it).
+#[inline]
+pub(crate) fn each_value_named<'h>(
+    header: &'h [u8],
+    name: &[u8],
+    mut f: impl FnMut(&'h [u8]) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    each_pair(header, |found, value| {
+        if found == name {
+            f(value)
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+}
+
+/// A name or value the jar keeps: its bytes as text, any that are not
+/// UTF-8 replaced by U+FFFD (as the jar read them before: a value with such
+/// bytes never verifies, and a plain one reads as it always did).
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The values [`each_value_named`] finds, collected.
@@ -666,6 +739,15 @@ pub(crate) fn values_named<'h>(header: &'h [u8], name: &[u8]) -> Vec<&'h [u8]> {
         ControlFlow::Continue(())
     });
     found
+}
+
+/// Whether `cookie`'s `Set-Cookie` value carries `Secure`: the `cookie`
+/// crate writes it when `secure` is set, for a partitioned cookie, and
+/// when `secure` is unset and `SameSite=None`.
+fn writes_secure(cookie: &Cookie<'_>) -> bool {
+    cookie.secure() == Some(true)
+        || cookie.partitioned() == Some(true)
+        || cookie.secure().is_none() && cookie.same_site() == Some(cookie::SameSite::None)
 }
 
 /// RFC 6265 `cookie-octet`.
@@ -1177,7 +1259,102 @@ mod tests {
         // old Path) can be removed.
         assert!(jar.remove(Cookie::build("id").domain("example.com").build()));
         assert!(jar.remove(Cookie::build("id").path("/old").build()));
-        assert_eq!(jar.delta().len(), 1, "one change per name");
+        let delta = jar.delta();
+        assert_eq!(delta.len(), 2, "both stray cookies are removed: {delta:?}");
+        assert!(delta[0].contains("Domain=example.com"), "{delta:?}");
+        assert!(delta[1].contains("Path=/old"), "{delta:?}");
+    }
+
+    #[test]
+    fn changes_of_one_name_at_other_paths_or_domains_are_all_sent() {
+        let keys = KeyRing::new(Key::generate());
+        let jar = jar(&["cart=a"], &keys);
+        assert!(jar.remove(Cookie::build("cart").path("/shop").build()));
+        assert!(jar.add_signed(Cookie::build(("cart", "b")).path("/").build()));
+        assert_eq!(jar.get_signed("cart").as_deref(), Some("b"), "the latest");
+        // The same cookie again: the last change wins, in place.
+        assert!(jar.add_signed(Cookie::build(("cart", "c")).path("/").build()));
+        // A Domain with a leading dot or in capitals is the same domain.
+        assert!(jar.remove(Cookie::build("cart").domain(".Example.com").build()));
+        assert!(jar.remove(Cookie::build("cart").domain("example.com").build()));
+        let delta = jar.delta();
+        assert_eq!(delta.len(), 3, "{delta:?}");
+        assert!(delta[0].starts_with("cart=;") && delta[0].contains("Path=/shop"));
+        let value = delta[1].split(';').next().unwrap().strip_prefix("cart=");
+        assert_eq!(
+            codec::verify(&keys, "cart", value.unwrap()).unwrap().0,
+            b"c"
+        );
+        assert!(delta[2].starts_with("cart=;") && delta[2].contains("Domain=example.com"));
+        assert_eq!(jar.get("cart"), None, "the latest change is a removal");
+    }
+
+    #[test]
+    fn an_applications_change_at_another_path_replaces_the_jars_reissue() {
+        let old = Key::generate();
+        let keys = KeyRing::new(Key::generate()).with_previous(old.clone());
+        let value = codec::sign(&old, "pref", b"dark");
+        let jar = jar(&[&format!("pref={value}")], &keys);
+        assert_eq!(jar.get_signed("pref").as_deref(), Some("dark"));
+        assert_eq!(jar.delta().len(), 1, "re-issued at Path=/");
+        assert!(jar.add_signed(Cookie::build(("pref", "light")).path("/settings").build()));
+        let delta = jar.delta();
+        assert_eq!(
+            delta.len(),
+            1,
+            "the old value is not re-issued beside it: {delta:?}"
+        );
+        assert!(delta[0].contains("Path=/settings"), "{delta:?}");
+    }
+
+    #[test]
+    fn names_padded_with_unicode_spaces_are_not_the_names_they_pad() {
+        let keys = KeyRing::new(Key::generate());
+        let signed = codec::sign(keys.current(), "__Host-pref", b"v");
+        // A browser takes "\u{A0}__Host-pref" for an unprefixed name, set
+        // from anywhere; it must not read as the prefixed one.
+        for pad in ["\u{A0}", "\u{2003}", "\u{0B}"] {
+            let header = format!("{pad}__Host-pref={signed}; {pad}theme{pad}=dark");
+            let jar = jar(&[&header], &keys);
+            assert_eq!(jar.get_signed("__Host-pref"), None, "{pad:?}");
+            assert_eq!(jar.get("__Host-pref"), None, "{pad:?}");
+            assert_eq!(jar.get("theme"), None, "{pad:?}");
+        }
+        // Spaces and tabs, which browsers send, are trimmed.
+        let jar = jar(
+            &[&format!(" \t__Host-pref = {signed} ;\ttheme=dark\t")],
+            &keys,
+        );
+        assert_eq!(jar.get_signed("__Host-pref").as_deref(), Some("v"));
+        assert_eq!(jar.get("theme").as_deref(), Some("dark"));
+    }
+
+    #[test]
+    fn same_site_none_needs_secure_as_written() {
+        let keys = KeyRing::new(Key::generate());
+        let jar = jar(&[], &keys);
+        let none = || {
+            Cookie::build(("w", "1"))
+                .path("/")
+                .same_site(cookie::SameSite::None)
+        };
+        assert!(
+            !jar.add(none().secure(false).build()),
+            "no Secure is written"
+        );
+        assert!(!jar.add_signed(none().secure(false).build()));
+        assert!(!jar.remove(none().secure(false).build()));
+        assert!(jar.delta().is_empty(), "{:?}", jar.delta());
+        // Unset, the cookie crate writes Secure for it: a `__Secure-` name
+        // is then fine too.
+        assert!(jar.add(none().build()));
+        let prefixed = Cookie::build(("__Secure-w", "1"))
+            .path("/")
+            .same_site(cookie::SameSite::None);
+        assert!(jar.add_signed(prefixed.build()));
+        let delta = jar.delta();
+        assert_eq!(delta.len(), 2, "{delta:?}");
+        assert!(delta.iter().all(|h| h.contains("; Secure")), "{delta:?}");
     }
 
     #[test]
