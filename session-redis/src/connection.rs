@@ -57,36 +57,51 @@ impl Single {
     }
 
     /// Puts a new manager in place of the one of `generation`, unless
-    /// another command did so already.
+    /// another command did so already, and returns the manager now in
+    /// place with its generation; `None` when none could be made (or the
+    /// application made the manager).
     #[cold]
-    fn replace(&self, generation: u64, error: &redis::RedisError) {
-        let Some(remake) = &self.remake else {
-            return;
-        };
+    fn replace(
+        &self,
+        generation: u64,
+        error: &redis::RedisError,
+    ) -> Option<(u64, ConnectionManager)> {
+        let remake = self.remake.as_ref()?;
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         if current.0 != generation {
-            return;
+            return Some(current.clone());
         }
         match ConnectionManager::new_lazy_with_config(remake.0.clone(), remake.1.clone()) {
             Ok(manager) => {
                 tracing::debug!(%error, "Redis connection replaced");
                 *current = (generation.wrapping_add(1), manager);
+                Some(current.clone())
             }
             Err(make_error) => {
                 tracing::warn!(%error, %make_error, "Redis connection could not be replaced");
+                None
             }
         }
     }
 
     async fn send(&self, cmd: &Cmd) -> redis::RedisResult<Value> {
-        let (generation, mut manager) = self.current();
-        let replied = manager.req_packed_command(cmd).await;
+        let (mut generation, mut manager) = self.current();
+        let mut replied = manager.req_packed_command(cmd).await;
         // An error here that is not an I/O error or a timeout is a failed
-        // connection attempt the manager keeps; a reply's own error comes
-        // back as a value.
+        // connection attempt the manager keeps (a reply's own error comes
+        // back as a value), or a reply the client could not read. The
+        // command goes once more, through a new manager: one kept from a
+        // connection attempt made while nothing was asked (the manager
+        // connects again by itself when its connection drops) never reached
+        // Redis, and the first request after the server accepts again must
+        // not fail for it. Every command the store sends may arrive twice
+        // (see `RedisStore::send`).
         if let Err(error) = &replied {
             if !error.is_io_error() && !error.is_timeout() {
-                self.replace(generation, error);
+                if let Some((fresh, mut again)) = self.replace(generation, error) {
+                    generation = fresh;
+                    replied = again.req_packed_command(cmd).await;
+                }
             }
         }
         let result = replied.and_then(Value::extract_error);

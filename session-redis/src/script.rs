@@ -56,8 +56,9 @@ pub const SAVE_TOKENS_KEPT: usize = 4;
 /// [`Record::to_bytes`]: session_core::Record::to_bytes
 pub const SAVE_SCRIPT: &str = r#"-- session-redis: compare-and-set save
 local current = redis.call('GET', KEYS[1])
--- A value taken by a log-in (see TAKE_SCRIPT) is no record.
-if not current or string.sub(current, 1, 1) == '~' then
+-- A value taken by a log-in (see TAKE_SCRIPT) is no record: '~', the
+-- take's token, then the value taken, which starts with a version header.
+if not current or string.find(current, '^~' .. string.rep('[0-9a-f]', 32) .. ':') then
   return 0
 end
 -- The tokens of the last saves, newest first, 16 lowercase hex digits
@@ -126,7 +127,9 @@ pub(crate) const TAKEN_MARK_MS: u64 = 60_000;
 /// the second copy would find nothing, and a log-in would read as a
 /// session that ended meanwhile and fail (see
 /// [`SessionStore::take`]). Values never start with `~` otherwise: they
-/// start with a hex version header.
+/// start with a hex version header. A value that starts with `~` but is not
+/// a mark (`~`, 16 lowercase hex digits, a version header) is no mark: the
+/// store reports it as corrupt, as any value it did not write.
 ///
 /// [`SessionStore::take`]: session_core::SessionStore::take
 pub const TAKE_SCRIPT: &str = r#"-- session-redis: take
@@ -135,8 +138,9 @@ if not current then
   return false
 end
 local mark = '~' .. ARGV[1]
-if string.sub(current, 1, 1) == '~' then
-  -- Taken already: by this very take (a copy of it), or by another.
+-- '~', a take's token, then the value taken, which starts with a version
+-- header: taken already, by this very take (a copy of it), or by another.
+if string.find(current, '^~' .. string.rep('[0-9a-f]', 32) .. ':') then
   if string.sub(current, 1, #mark) == mark then
     return string.sub(current, #mark + 1)
   end

@@ -155,11 +155,12 @@ impl RedisStore {
     /// (`PXAT`); a value it still holds past the deadline on this server's
     /// clock (one written without an expiry, or a Redis clock running
     /// behind) is none all the same, as the trait requires. A taken
-    /// record's mark (see [`TAKE_SCRIPT`]) is none too.
+    /// record's mark (see [`TAKE_SCRIPT`]) is none too; any other value
+    /// that does not start with a version header is corrupt.
     fn found(&self, name: &'static str, reply: Value) -> Result<Option<Record>, StoreError> {
         let record = match reply {
             Value::Nil => return Ok(None),
-            Value::BulkString(bytes) if bytes.first() == Some(&b'~') => return Ok(None),
+            Value::BulkString(bytes) if value::is_mark(&bytes) => return Ok(None),
             Value::BulkString(bytes) => value::decode(&bytes, &self.prefix)?,
             other => return Err(unexpected(name, &other)),
         };
@@ -216,7 +217,11 @@ impl RedisStore {
     }
 
     /// Sends `cmd` until `deadline`, and once more (on the connection made
-    /// anew) when the first try met a lost connection. Every command the
+    /// anew) when the first try met a connection lost or refused (the
+    /// `redis` crate's dropped-connection, refusal and unrecoverable
+    /// errors; a standalone connection also sends a command once more
+    /// itself after a connection attempt the server refused, see
+    /// `Single::send`). Every command the
     /// store sends may arrive twice: `GET` and `DEL` are idempotent; a
     /// `SET NX` whose first copy went through answers `nil` the second
     /// time, and `create` then finds its own value stored and succeeds; the

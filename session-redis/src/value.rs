@@ -28,8 +28,9 @@
 //! A record taken at a log-in is replaced, for a minute (or twice the
 //! command timeout, if longer), by a mark: `~`,
 //! the take's token, then the value taken (see
-//! [`TAKE_SCRIPT`](crate::TAKE_SCRIPT)). A value starting with `~` is no
-//! record.
+//! [`TAKE_SCRIPT`](crate::TAKE_SCRIPT)). A mark is no record; a value
+//! that starts with `~` but is no mark (`~`, 16 lowercase hex digits, then
+//! a version header) is corrupt, like any other value not written here.
 
 use session_core::{Record, StoreError};
 
@@ -92,13 +93,27 @@ pub(crate) fn decode(value: &[u8], prefix: &str) -> Result<Record, StoreError> {
     Ok(record)
 }
 
+/// Whether `value` is a taken record's mark (see
+/// [`TAKE_SCRIPT`](crate::TAKE_SCRIPT)): `~`, the take's token (16
+/// lowercase hex digits), then a value with a valid header. The scripts
+/// test the same with a Lua pattern.
+pub(crate) fn is_mark(value: &[u8]) -> bool {
+    value
+        .strip_prefix(b"~")
+        .and_then(|rest| rest.split_at_checked(16))
+        .is_some_and(|(token, rest)| token.iter().all(is_lower_hex) && split(rest).is_some())
+}
+
+fn is_lower_hex(b: &u8) -> bool {
+    matches!(b, b'0'..=b'9' | b'a'..=b'f')
+}
+
 /// The version in `value`'s header and the bytes after it, when the header
 /// is valid: exactly 16 lowercase hex digits, then `:`.
 fn split(value: &[u8]) -> Option<(u64, &[u8])> {
     let (head, json) = value.split_at_checked(HEADER_LEN)?;
     let (digits, colon) = head.split_at(HEADER_LEN - 1);
-    let lower_hex = |b: &u8| matches!(b, b'0'..=b'9' | b'a'..=b'f');
-    if colon != b":" || !digits.iter().all(lower_hex) {
+    if colon != b":" || !digits.iter().all(is_lower_hex) {
         return None;
     }
     let version = u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()?;
@@ -123,6 +138,24 @@ mod tests {
         let mut record = Record::new(OffsetDateTime::UNIX_EPOCH, None);
         record.version = version;
         record
+    }
+
+    #[test]
+    fn a_mark_is_a_tilde_a_token_and_a_value_with_a_header() {
+        let value = encode(&record(3), Some(7));
+        let mark = [b"~0123456789abcdef".as_slice(), &value].concat();
+        assert!(is_mark(&mark));
+        assert!(!is_mark(&value), "a record is no mark");
+        for foreign in [
+            b"~".as_slice(),
+            b"~junk",
+            b"~0123456789abcdef",
+            b"~0123456789ABCDEF0000000000000003:{}",
+            b"~0123456789abcde0000000000000003:{}",
+            b"~0123456789abcdefnot a header",
+        ] {
+            assert!(!is_mark(foreign), "{:?}", String::from_utf8_lossy(foreign));
+        }
     }
 
     #[test]

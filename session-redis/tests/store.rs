@@ -593,6 +593,9 @@ async fn values_without_a_version_header_are_corrupt_and_never_overwritten() {
     let versions = [0, 3, 0x30];
     assert_refused(&store, b"not json", &versions, is_corrupt).await;
     assert_refused(&store, b"", &versions, is_corrupt).await;
+    // Starting with `~` as a taken record's mark does, without being one.
+    assert_refused(&store, b"~junk", &versions, is_corrupt).await;
+    assert_refused(&store, b"~0123456789abcdef{}", &versions, is_corrupt).await;
     // The record encoding alone (no header), version 0 and 3.
     let mut bare = record(1);
     assert_refused(&store, &bare.to_bytes(), &versions, is_corrupt).await;
@@ -610,6 +613,21 @@ async fn values_without_a_version_header_are_corrupt_and_never_overwritten() {
         let value = [head.as_bytes(), &json].concat();
         assert_refused(&store, &value, &versions, is_corrupt).await;
     }
+}
+
+/// A take of a value that only looks like a taken record's mark reports
+/// it, where a mark would read as no record.
+#[tokio::test]
+async fn a_take_of_a_value_that_is_no_mark_is_corrupt() {
+    let store = shared_store("no_mark").await;
+    let mut conn = raw(&redis_url()).await;
+    let key = new_key();
+    let () = conn.set(store.redis_key(&key), "~junk").await.unwrap();
+    let err = store.take(&key).await.unwrap_err();
+    assert!(is_corrupt(&err), "{err}");
+    let err = store.load(&key).await.unwrap_err();
+    assert!(is_corrupt(&err), "after the take: {err}");
+    let () = conn.del(store.redis_key(&key)).await.unwrap();
 }
 
 #[tokio::test]
