@@ -91,6 +91,7 @@ macro_rules! __store_cases {
             save_of_a_missing_record_is_missing_and_writes_nothing: always;
             delete_then_save_of_the_old_version_does_not_resurrect: always;
             delete_of_a_missing_key_is_not_an_error: always;
+            create_after_a_delete_takes_the_key: always;
             take_removes_the_record_and_returns_it: always;
             instances_share_records_only_under_one_prefix: always;
             expired_record_is_never_returned_as_live: always;
@@ -127,6 +128,7 @@ macro_rules! __adapter_cases {
             session_cookie_has_the_contract_attributes: always;
             session_cookie_max_age_never_passes_the_absolute_lifetime: always;
             secure_setting_adds_the_secure_attribute: always;
+            session_data_is_never_readable_in_the_cookie: always;
             requests_without_session_data_get_no_session_cookie: always;
             unchanged_session_gets_no_cookie_until_the_touch_is_due: always;
             writes_within_the_touch_interval_get_no_cookie: always;

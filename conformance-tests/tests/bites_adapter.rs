@@ -42,6 +42,16 @@ const HIDES_STORE_ERRORS: u8 = 6;
 /// `Cookie` header, as an adapter reading `headers.get(COOKIE)` would.
 const SEES_ONLY_THE_FIRST_COOKIE_HEADER: u8 = 7;
 
+/// `/set` also writes the user into the session cookie, base64-encoded
+/// after the value, as a session kept in a signed (not sealed) cookie
+/// would.
+const SHOWS_DATA_IN_THE_COOKIE: u8 = 8;
+
+/// The user a [`SHOWS_DATA_IN_THE_COOKIE`] `/set` response carries to the
+/// middleware that writes it into the cookie.
+#[derive(Clone)]
+struct ShownUser(String);
+
 /// The small app with the bug `BUG`.
 struct Buggy<const BUG: u8>;
 
@@ -75,7 +85,7 @@ impl<const BUG: u8> Harness for Buggy<BUG> {
 fn app<const BUG: u8>(config: SessionConfig) -> Result<Router, BoxError> {
     let router = Router::new()
         .route("/views", get(views))
-        .route("/set", post(set_user))
+        .route("/set", post(set_user::<BUG>))
         .route("/get", get(get_user))
         .route("/destroy", get(destroy::<BUG>))
         .route("/cart", get(cart).post(add_to_cart))
@@ -105,6 +115,36 @@ fn app<const BUG: u8>(config: SessionConfig) -> Result<Router, BoxError> {
                     request.headers_mut().insert(COOKIE, first);
                 }
                 request
+            },
+        ))
+    } else if BUG == SHOWS_DATA_IN_THE_COOKIE {
+        router.layer(axum::middleware::map_response(
+            |mut response: Response| async move {
+                use base64::Engine as _;
+                let Some(ShownUser(user)) = response.extensions_mut().remove::<ShownUser>() else {
+                    return response;
+                };
+                let shown = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(json!({ "user": user }).to_string());
+                let cookies: Vec<String> = response
+                    .headers()
+                    .get_all(SET_COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .map(|v| match v.split_once(';') {
+                        Some((pair, rest)) if pair.starts_with("id=") => {
+                            format!("{pair}.{shown};{rest}")
+                        }
+                        _ => v.to_owned(),
+                    })
+                    .collect();
+                response.headers_mut().remove(SET_COOKIE);
+                for cookie in cookies {
+                    response
+                        .headers_mut()
+                        .append(SET_COOKIE, cookie.parse().unwrap());
+                }
+                response
             },
         ))
     } else if BUG == FORGETS_REMOVAL_COOKIE {
@@ -157,12 +197,16 @@ fn malformed() -> Response {
     )
 }
 
-async fn set_user(session: Session, body: Bytes) -> Response {
+async fn set_user<const BUG: u8>(session: Session, body: Bytes) -> Response {
     let Some(user) = field(&body, "user") else {
         return malformed();
     };
     let _ = session.insert("user", &user);
-    "Session set".into_response()
+    let mut response = "Session set".into_response();
+    if BUG == SHOWS_DATA_IN_THE_COOKIE {
+        response.extensions_mut().insert(ShownUser(user));
+    }
+    response
 }
 
 async fn get_user(session: Session) -> Response {
@@ -279,7 +323,11 @@ impl SessionStore for Adopting {
 type CaseFn = fn(&Suite) -> Outcome;
 
 /// Every case a bug below is meant to fail.
-const TARGETED: [(&str, CaseFn); 11] = [
+const TARGETED: [(&str, CaseFn); 12] = [
+    (
+        "session_data_is_never_readable_in_the_cookie",
+        cases::session_data_is_never_readable_in_the_cookie,
+    ),
     (
         "duplicated_session_cookies_never_fail",
         cases::duplicated_session_cookies_never_fail,
@@ -387,6 +435,11 @@ fn dropping_cookies_on_error_responses_fails() {
 #[test]
 fn seeing_only_the_first_cookie_header_fails() {
     fails::<SEES_ONLY_THE_FIRST_COOKIE_HEADER>(&["duplicated_session_cookies_never_fail"]);
+}
+
+#[test]
+fn showing_session_data_in_the_cookie_fails() {
+    fails::<SHOWS_DATA_IN_THE_COOKIE>(&["session_data_is_never_readable_in_the_cookie"]);
 }
 
 #[test]

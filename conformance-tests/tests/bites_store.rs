@@ -61,6 +61,17 @@ enum Bug {
     /// A `save` over the limit writes the record, then answers
     /// `StoreError::TooLarge`.
     WritesBeforeRefusingLargeRecords,
+    /// `create` refuses a key that holds a record, live or expired.
+    CreateRefusesExpiredRecords,
+    /// `save` takes a record for live at its deadline (`now > expires_at`
+    /// for dead, where `load` has it right).
+    SavesAtTheDeadline,
+    /// `delete` leaves a tombstone, which a later `create` takes for a
+    /// record.
+    DeletesWithATombstone,
+    /// `create` gives a record without a deadline a backend expiry of a day
+    /// (a save sets the expiry right).
+    ExpiresRecordsCreatedWithoutADeadline,
 }
 
 /// The map store's limit on a record's size, as `Record::to_bytes` encodes
@@ -85,6 +96,10 @@ const BETWEEN_STEPS: std::time::Duration = std::time::Duration::from_millis(2);
 #[derive(Debug)]
 struct MapStore {
     records: Mutex<HashMap<StoreKey, Record>>,
+    /// [`Bug::DeletesWithATombstone`]'s tombstones.
+    tombstones: Mutex<std::collections::HashSet<StoreKey>>,
+    /// [`Bug::ExpiresRecordsCreatedWithoutADeadline`]'s backend expiries.
+    backend_expiry: Mutex<HashMap<StoreKey, Timestamp>>,
     clock: Arc<dyn Clock>,
     bug: Bug,
     /// Whether it hands out its immediate face.
@@ -95,6 +110,8 @@ impl MapStore {
     fn new(clock: Arc<dyn Clock>, bug: Bug) -> Self {
         Self {
             records: Mutex::default(),
+            tombstones: Mutex::default(),
+            backend_expiry: Mutex::default(),
             clock,
             bug,
             immediate: matches!(
@@ -131,8 +148,15 @@ impl MapStore {
         let mut record = record.clone();
         match self.bug {
             Bug::TruncatesTimesToSeconds => {
-                let ms = record.last_seen.unix_ms();
-                record.last_seen = Timestamp::from_unix_ms(ms - ms.rem_euclid(1000));
+                // All three: the case's `last_seen` may fall on a whole
+                // second, its `created_at` then does not.
+                let truncate = |t: Timestamp| {
+                    let ms = t.unix_ms();
+                    Timestamp::from_unix_ms(ms - ms.rem_euclid(1000))
+                };
+                record.created_at = truncate(record.created_at);
+                record.last_seen = truncate(record.last_seen);
+                record.expires_at = record.expires_at.map(truncate);
             }
             Bug::CutsLargeValues => {
                 for value in record.data.values_mut() {
@@ -152,6 +176,16 @@ impl MapStore {
 // one a store with `immediate: true` hands out).
 impl ImmediateStore for MapStore {
     fn load_now(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let now = Timestamp::from(self.clock.now());
+        if self
+            .backend_expiry
+            .lock()
+            .unwrap()
+            .get(key)
+            .is_some_and(|&at| now >= at)
+        {
+            return Ok(None);
+        }
         Ok(self.live(self.records.lock().unwrap().get(key)))
     }
 
@@ -191,7 +225,17 @@ impl ImmediateStore for MapStore {
             return Ok(SaveOutcome::Saved);
         }
         let mut new = self.stored(record);
-        match self.live(records.get(key)) {
+        self.backend_expiry.lock().unwrap().remove(key);
+        let stored = if self.bug == Bug::SavesAtTheDeadline {
+            let now = Timestamp::from(self.clock.now());
+            records
+                .get(key)
+                .filter(|r| r.expires_at.is_none_or(|at| now <= at))
+                .cloned()
+        } else {
+            self.live(records.get(key))
+        };
+        match stored {
             None if self.bug != Bug::ResurrectsOnSave => return Ok(SaveOutcome::Missing),
             Some(stored) if stored.version != expected && self.bug != Bug::IgnoresVersions => {
                 return Ok(SaveOutcome::Conflict(stored));
@@ -212,7 +256,11 @@ impl ImmediateStore for MapStore {
     }
 
     fn delete_now(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.records.lock().unwrap().remove(key);
+        if self.records.lock().unwrap().remove(key).is_some()
+            && self.bug == Bug::DeletesWithATombstone
+        {
+            self.tombstones.lock().unwrap().insert(*key);
+        }
         Ok(())
     }
 
@@ -245,7 +293,18 @@ impl MapStore {
     ) -> Result<(), StoreError> {
         self.check_size(record)?;
         let mut records = self.records.lock().unwrap();
-        let exists = self.live(records.get(key)).is_some();
+        let exists = match self.bug {
+            Bug::CreateRefusesExpiredRecords => records.contains_key(key),
+            Bug::DeletesWithATombstone => {
+                self.live(records.get(key)).is_some()
+                    || self.tombstones.lock().unwrap().contains(key)
+            }
+            _ => self.live(records.get(key)).is_some(),
+        };
+        if self.bug == Bug::ExpiresRecordsCreatedWithoutADeadline && record.expires_at.is_none() {
+            let day = Timestamp::from(self.clock.now() + time::Duration::days(1));
+            self.backend_expiry.lock().unwrap().insert(*key, day);
+        }
         if self.bug == Bug::CreatesInTwoSteps {
             drop(records);
             std::thread::sleep(BETWEEN_STEPS);
@@ -457,6 +516,30 @@ fn store_that_returns_expired_records_fails() {
         bug,
         "exact_deadline",
         cases::record_is_live_until_its_exact_deadline,
+    );
+}
+
+#[test]
+fn store_that_misjudges_expired_or_deleted_keys_fails() {
+    fails(
+        Bug::CreateRefusesExpiredRecords,
+        "create_over_expired",
+        cases::create_over_an_expired_record_succeeds,
+    );
+    fails(
+        Bug::SavesAtTheDeadline,
+        "exact_deadline",
+        cases::record_is_live_until_its_exact_deadline,
+    );
+    fails(
+        Bug::DeletesWithATombstone,
+        "create_after_delete",
+        cases::create_after_a_delete_takes_the_key,
+    );
+    fails(
+        Bug::ExpiresRecordsCreatedWithoutADeadline,
+        "without_a_deadline",
+        cases::record_without_a_deadline_round_trips,
     );
 }
 

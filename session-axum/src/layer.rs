@@ -112,6 +112,14 @@ pub(crate) struct SlotHandle {
 /// `Internal Server Error`, unless you choose another one with
 /// [`with_error_response`](Self::with_error_response).
 ///
+/// A session that ended while the handler ran (a log-out in another tab
+/// committed first, or the session expired) is no store failure: the
+/// handler's response goes out without the session cookie and with the
+/// jar's cookies, and the changes are not saved (logged at warn level, see
+/// [`Executed::SessionGone`](session_core::Executed::SessionGone)). A
+/// log-in racing a log-out of the same session this way answers as the
+/// handler did, but leaves the user logged out.
+///
 /// ```
 /// use axum::{Router, routing::get};
 /// use axum::body::Body;

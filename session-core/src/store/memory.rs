@@ -38,6 +38,13 @@ const SWEEP_EVERY_MS: i64 = 30_000;
 /// Sessions live as long as the process: use a shared store such as
 /// `session-redis` to survive restarts or to run more than one server.
 ///
+/// The engine's requests are judged at the time the request read its
+/// session, the same time its new deadline is counted from: a request that
+/// found its session live saves it even when the deadline passes while the
+/// handler runs (the session was in use before it). A store shared between
+/// servers judges at its own clock, and may answer such a late save with
+/// "missing" instead.
+///
 /// With millions of sessions, nearly every access to the store misses the
 /// processor's caches and its address translation buffers. On Linux with
 /// glibc 2.35 or later, starting the server with
@@ -490,8 +497,11 @@ impl MemoryStore {
 }
 
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    // A panic while holding a shard lock cannot leave a map half-updated in
-    // a way that matters here (every update is a single insert or remove).
+    // Nothing under a shard lock panics but an allocation failure, which
+    // aborts the process: a poisoned lock is not one a half-done update
+    // left behind. (A panic inside `Table::rebuild`, between taking the
+    // old buckets and filling the new ones, would lose the shard's records;
+    // only a capacity overflow could cause it, far beyond memory.)
     shard.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

@@ -7,8 +7,8 @@
 //! conformance suite checks:
 //!
 //! - `load`: the record, or `None` when there is none or it has expired.
-//! - `create`: writes a new record; never overwrites (an existing key is
-//!   [`StoreError::Exists`]).
+//! - `create`: writes a new record; never overwrites (a live record under
+//!   the key is [`StoreError::Exists`]; an expired or deleted one is gone).
 //! - `save`: compare-and-set. It writes only when the stored version equals
 //!   `expected_version`; otherwise it answers [`SaveOutcome::Conflict`] with
 //!   the stored record (the engine merges and retries), or
@@ -173,7 +173,14 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
 
     /// Stores a new record. Never overwrites a live record: when one exists
     /// under `key`, returns [`StoreError::Exists`]. A record that has expired
-    /// but is not freed yet counts as gone and may be replaced.
+    /// but is not freed yet counts as gone and may be replaced, and so does
+    /// a key whose record was deleted.
+    ///
+    /// One leeway: a key whose record was [`take`](Self::take)n may answer
+    /// `Exists` for a while after (a store may leave a mark there, so that
+    /// a copy of the take sent again agrees with the first, as
+    /// session-redis does for a minute). The engine never creates a key it
+    /// took: a new id is 128 random bits.
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError>;
 
     /// Replaces the record under `key` with `record` only when the stored

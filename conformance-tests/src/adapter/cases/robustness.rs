@@ -312,7 +312,9 @@ pub fn an_oversized_cart_push_is_refused_and_the_cart_keeps_its_items(suite: &Su
 
 /// A body that is not a JSON object holding the route's field as a string
 /// gets 400 `{"error":"Malformed JSON body"}` and leaves the session as it
-/// was.
+/// was; so does a good body sent without a JSON `Content-Type` (as
+/// `text/plain`, a form, or with none, the types a page of another origin
+/// may send without a preflight).
 pub fn malformed_json_gets_400_and_leaves_the_session_unchanged(suite: &Suite) -> Outcome {
     let site = suite.start()?;
     let browser = site.browser();
@@ -366,6 +368,15 @@ pub fn malformed_json_gets_400_and_leaves_the_session_unchanged(suite: &Suite) -
                 &format!("POST {path} as {content_type}"),
             )?;
         }
+        // With no Content-Type at all (what a `no-cors` fetch of a Blob
+        // sends): not JSON either.
+        let reply = browser.send(Request::new("POST", path).body(good.as_str()))?;
+        json(
+            &reply,
+            400,
+            r#"{"error":"Malformed JSON body"}"#,
+            &format!("POST {path} with no Content-Type"),
+        )?;
     }
     let reply = browser.post_json("/auth/login", r#"{"username":"alice","password":123}"#)?;
     json(

@@ -31,6 +31,62 @@ pub fn session_cookie_has_the_contract_attributes(suite: &Suite) -> Outcome {
     Ok(())
 }
 
+/// What the session holds never travels readable: the session cookie's
+/// value (an id, or in cookie-store mode the sealed session) shows no trace
+/// of the data, as text, as hex, or base64-encoded (either alphabet) in any
+/// run of base64 characters in it, at any of the four offsets.
+pub fn session_data_is_never_readable_in_the_cookie(suite: &Suite) -> Outcome {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+
+    const MARKER: &str = "Zanzibar-4711-marker";
+    let site = suite.start()?;
+    let browser = site.browser();
+    text(
+        &browser.post_json("/set", &format!(r#"{{"user":"{MARKER}"}}"#))?,
+        200,
+        "Session set",
+        "POST /set",
+    )?;
+    let Some(value) = browser.cookie("id") else {
+        fail!("no session cookie after POST /set");
+    };
+    let hex: String = MARKER.bytes().map(|b| format!("{b:02x}")).collect();
+    let lower = value.to_ascii_lowercase();
+    check!(
+        !lower.contains(&MARKER.to_ascii_lowercase()) && !lower.contains(&hex),
+        "the session cookie shows the session's data: {value}"
+    );
+    let runs =
+        value.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '-' | '_')));
+    for run in runs {
+        for offset in 0..4.min(run.len()) {
+            let encoded = &run[offset..];
+            for decoded in [
+                STANDARD_NO_PAD.decode(encoded),
+                URL_SAFE_NO_PAD.decode(encoded),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                check!(
+                    !decoded
+                        .windows(MARKER.len())
+                        .any(|w| w == MARKER.as_bytes()),
+                    "the session cookie carries the session's data in base64: {value}"
+                );
+            }
+        }
+    }
+    json(
+        &browser.get("/get")?,
+        200,
+        &format!(r#"{{"user":"{MARKER}"}}"#),
+        "/get after /set",
+    )?;
+    Ok(())
+}
+
 /// `Max-Age` follows the idle timeout but never passes the absolute
 /// lifetime: 30 minutes before the end of a 2 h session with a 1 h idle
 /// timeout, it is 1800.

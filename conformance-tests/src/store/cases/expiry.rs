@@ -98,7 +98,9 @@ pub async fn expired_record_is_never_returned_as_live(subject: Subject) -> Outco
 }
 
 /// The record is live until the millisecond before its deadline and gone
-/// at the deadline itself (`expires_at` is the first instant it is dead).
+/// at the deadline itself (`expires_at` is the first instant it is dead):
+/// a load then finds nothing, and a save, sent before any load, is
+/// [`SaveOutcome::Missing`] and brings nothing back.
 pub async fn record_is_live_until_its_exact_deadline(subject: Subject) -> Outcome {
     let key = fresh_key();
     let record = with_data(record_at(subject.clock.now()), json!({"n": 1}), 0);
@@ -108,10 +110,17 @@ pub async fn record_is_live_until_its_exact_deadline(subject: Subject) -> Outcom
         .advance(Duration::minutes(10) - Duration::milliseconds(1));
     check_eq!(
         subject.store.load(&key).await?,
-        Some(record),
+        Some(record.clone()),
         "load 1 ms before the deadline"
     );
     subject.clock.advance(Duration::milliseconds(1));
+    // First a save, so that a store which drops an expired record when it
+    // loads it cannot hide a save that judges the deadline otherwise.
+    let mut late = record.clone();
+    late.version = record.version + 1;
+    late.expires_at = Some((subject.clock.now() + Duration::minutes(10)).into());
+    let outcome = subject.store.save(&key, &late, record.version).await?;
+    check_eq!(outcome, SaveOutcome::Missing, "save at the deadline");
     check_eq!(
         subject.store.load(&key).await?,
         None,

@@ -7,7 +7,7 @@ use time::Duration;
 use super::{fresh_key, record_at, with_data};
 use crate::Outcome;
 use crate::failure::{check, check_eq, fail};
-use crate::store::{Backend, Subject};
+use crate::store::{Backend, ExpiryClock, Subject};
 
 /// `load` of a key that was never written is `None`, not an error.
 pub async fn load_of_a_missing_key_is_none(subject: Subject) -> Outcome {
@@ -60,7 +60,8 @@ pub async fn create_then_load_round_trips_every_json_type(subject: Subject) -> O
 }
 
 /// A record with no deadline (no idle or absolute timeout configured)
-/// round-trips and is kept.
+/// round-trips and is kept: with `expiry: manual_clock`, still there 400
+/// days later (a store must not give it an expiry of its own on create).
 pub async fn record_without_a_deadline_round_trips(subject: Subject) -> Outcome {
     let now = subject.clock.now();
     let record = with_data(
@@ -71,7 +72,15 @@ pub async fn record_without_a_deadline_round_trips(subject: Subject) -> Outcome 
     let key = fresh_key();
     subject.store.create(&key, &record).await?;
     let loaded = subject.store.load(&key).await?;
-    check_eq!(loaded, Some(record), "a record without expires_at");
+    check_eq!(loaded, Some(record.clone()), "a record without expires_at");
+    if subject.expiry == ExpiryClock::Manual {
+        subject.clock.advance(Duration::days(400));
+        check_eq!(
+            subject.store.load(&key).await?,
+            Some(record),
+            "a record created without expires_at, 400 days later"
+        );
+    }
     // Do not leave a record without a deadline behind in a shared backend.
     subject.store.delete(&key).await?;
     Ok(())
@@ -371,6 +380,27 @@ pub async fn delete_then_save_of_the_old_version_does_not_resurrect(subject: Sub
         subject.store.load(&key).await?,
         None,
         "the deleted session after a late save"
+    );
+    Ok(())
+}
+
+/// A key whose record was deleted is free: a `create` there succeeds and
+/// its record loads (a store that keeps a tombstone must not answer
+/// [`StoreError::Exists`] for it).
+pub async fn create_after_a_delete_takes_the_key(subject: Subject) -> Outcome {
+    let key = fresh_key();
+    let now = subject.clock.now();
+    subject.store.create(&key, &record_at(now)).await?;
+    subject.store.delete(&key).await?;
+    let next = with_data(record_at(now), json!({"user": "bob"}), 0);
+    match subject.store.create(&key, &next).await {
+        Ok(()) => {}
+        Err(error) => fail!("create after a delete of the key: {error}"),
+    }
+    check_eq!(
+        subject.store.load(&key).await?,
+        Some(next),
+        "the record created after the delete"
     );
     Ok(())
 }
