@@ -361,6 +361,14 @@ store_suite!(
     |ctx| async move { MapStore::new(ctx.clock(), Bug::None).with_immediate_face() }
 );
 
+// And on the wall clock, as a store over a backend that expires records by
+// itself (a Redis `PXAT`) runs the suite.
+store_suite!(
+    correct_map_store_on_the_wall_clock,
+    expiry: wall_clock,
+    |_ctx| async move { MapStore::new(Arc::new(session_core::SystemClock), Bug::None) }
+);
+
 /// Asserts that the store with `bug` fails `case`.
 fn fails<C, F>(bug: Bug, name: &str, case: C)
 where
@@ -516,6 +524,41 @@ fn store_that_returns_expired_records_fails() {
         bug,
         "exact_deadline",
         cases::record_is_live_until_its_exact_deadline,
+    );
+}
+
+/// The cases' wall-clock branches bite too: a store on the system clock
+/// with `bug` fails `case` run as `expiry: wall_clock`.
+fn fails_on_the_wall_clock<C, F>(bug: Bug, name: &str, case: C)
+where
+    C: Fn(Subject) -> F,
+    F: Future<Output = Outcome>,
+{
+    fails_as(
+        &format!("{bug:?} on the wall clock"),
+        ExpiryClock::Wall,
+        move |_ctx| async move { MapStore::new(Arc::new(session_core::SystemClock), bug) },
+        name,
+        case,
+    );
+}
+
+#[test]
+fn store_that_misjudges_deadlines_on_the_wall_clock_fails() {
+    fails_on_the_wall_clock(
+        Bug::ReturnsExpired,
+        "expired_record",
+        cases::expired_record_is_never_returned_as_live,
+    );
+    fails_on_the_wall_clock(
+        Bug::KeepsTheFirstDeadline,
+        "save_moves",
+        cases::save_moves_the_deadline,
+    );
+    fails_on_the_wall_clock(
+        Bug::OnlyExtendsTheDeadline,
+        "deadline_earlier",
+        cases::save_can_bring_the_deadline_earlier,
     );
 }
 

@@ -1,7 +1,5 @@
 //! Expiry: a record past its deadline is gone.
 
-use std::time::Instant;
-
 use serde_json::json;
 use session_core::{Clock as _, Record, SaveOutcome};
 use time::{Duration, OffsetDateTime};
@@ -13,18 +11,27 @@ use crate::store::{ExpiryClock, Subject};
 
 /// How far ahead a record expires in the wall-clock variant.
 const WALL_TTL: Duration = Duration::milliseconds(200);
-/// How long, past the deadline (and the 200 ms), the store may take to drop
-/// the record.
-const WALL_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
-/// Time between two polls of a wall-clock store.
-const POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// How far the store's clock may be from the suite's: past a deadline by
+/// this much, a record must be gone. (A backend that only sweeps expired
+/// records from time to time must filter them out when it reads or saves.)
+const WALL_SKEW: Duration = Duration::milliseconds(100);
+
+/// Sleeps until the wall clock is past `at`.
+async fn sleep_until(at: OffsetDateTime) {
+    let left = at - OffsetDateTime::now_utc();
+    if left.is_positive() {
+        tokio::time::sleep(left.unsigned_abs()).await;
+    }
+}
 
 /// A record past its [`Record::expires_at`] is never loaded, and a late
 /// save of it is [`SaveOutcome::Missing`] rather than bringing it back.
 ///
 /// With `expiry: manual_clock` the suite moves the clock past the deadline.
 /// With `expiry: wall_clock` it makes a record that expires 200 ms ahead of
-/// the wall clock and polls until it vanishes, failing after 3 s more.
+/// the wall clock, waits until 100 ms past the deadline (the most the
+/// store's clock may be off), and then expects the saves to find nothing
+/// and a load to find nothing.
 ///
 /// How the backend frees the memory of expired records (a sweep, a Redis
 /// `PXAT`) is the store's own business, checked by its own tests: the suite
@@ -52,27 +59,7 @@ pub async fn expired_record_is_never_returned_as_live(subject: Subject) -> Outco
             if OffsetDateTime::now_utc() < deadline {
                 check_eq!(loaded, Some(record.clone()), "load before the deadline");
             }
-            let give_up = Instant::now() + WALL_TTL.unsigned_abs() + WALL_GRACE;
-            loop {
-                let loaded = subject.store.load(&key).await?;
-                let now = OffsetDateTime::now_utc();
-                if let Some(live) = loaded {
-                    if Instant::now() > give_up {
-                        fail!(
-                            "the record is still loaded {} ms after its deadline: {live:?}",
-                            (now - deadline).whole_milliseconds()
-                        );
-                    }
-                } else {
-                    check!(
-                        now >= deadline,
-                        "the record vanished {} ms before its deadline",
-                        (deadline - now).whole_milliseconds()
-                    );
-                    break;
-                }
-                tokio::time::sleep(POLL).await;
-            }
+            sleep_until(deadline + WALL_SKEW).await;
             record
         }
     };
@@ -92,7 +79,7 @@ pub async fn expired_record_is_never_returned_as_live(subject: Subject) -> Outco
     check_eq!(
         subject.store.load(&key).await?,
         None,
-        "the expired record after a late save"
+        "the expired record after the late saves"
     );
     Ok(())
 }
@@ -198,8 +185,8 @@ pub async fn save_moves_the_deadline(subject: Subject) -> Outcome {
 ///
 /// With `expiry: manual_clock` the suite moves the clock past the new
 /// deadlines; with `expiry: wall_clock` it saves, with a deadline 200 ms
-/// ahead, records made to live an hour and for ever, and polls until both
-/// vanish, failing 3 s after the deadline.
+/// ahead, records made to live an hour and for ever, and expects both gone
+/// 100 ms past that deadline.
 pub async fn save_can_bring_the_deadline_earlier(subject: Subject) -> Outcome {
     let mut keys = Vec::new();
     let outcome = deadline_brought_earlier(&subject, &mut keys).await;
@@ -264,19 +251,14 @@ async fn deadline_brought_earlier(
             }
         }
         ExpiryClock::Wall => {
-            let deadline = now + ttl;
-            let give_up = Instant::now() + ttl.unsigned_abs() + WALL_GRACE;
+            sleep_until(now + ttl + WALL_SKEW).await;
             for (what, key) in &shortened {
-                while let Some(live) = subject.store.load(key).await? {
-                    if Instant::now() > give_up {
-                        fail!(
-                            "{what}, saved with an earlier deadline: still loaded {} ms after \
-                             it: {live:?}",
-                            (OffsetDateTime::now_utc() - deadline).whole_milliseconds()
-                        );
-                    }
-                    tokio::time::sleep(POLL).await;
-                }
+                check_eq!(
+                    subject.store.load(key).await?,
+                    None,
+                    "{what}, saved with an earlier deadline: load {} ms past that deadline",
+                    WALL_SKEW.whole_milliseconds()
+                );
             }
         }
     }
