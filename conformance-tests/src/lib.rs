@@ -294,7 +294,8 @@
 //!
 //! This crate has no cargo features. It depends on `session-core`, `tokio`
 //! (each case makes and checks its stores on a runtime of its own),
-//! `serde_json` and `time`;
+//! `serde_json`, `time` and `base64` (to look for session data in a
+//! cookie);
 //! the HTTP client is its own, over `std::net`.
 
 mod failure;

@@ -4,9 +4,10 @@
 //! cargo run -p session-axum --example demo
 //! ```
 //!
-//! It serves every route of `shared/demo-contract.md` (session counters,
-//! login with id regeneration, a cart, flash messages, plain and signed
-//! cookies) on `127.0.0.1:$PORT`, configured by the contract's environment
+//! It serves every route of the demo contract
+//! (`conformance-tests/CONTRACT.md`): session counters, login with id
+//! regeneration, a cart, flash messages, plain and signed cookies, on
+//! `127.0.0.1:$PORT`, configured by the contract's environment
 //! variables through [`EnvSettings`]:
 //!
 //! ```text

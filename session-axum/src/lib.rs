@@ -102,7 +102,7 @@
 //!
 //! [`Router::layer`](axum::Router::layer) wraps every route on its own, and
 //! axum then boxes and clones the wrapped route on each request (about 700
-//! instructions, 3 % of a request with a session, counted with
+//! instructions, some 8 % of a request with a session, counted with
 //! `benches/cold-cache.sh`). Wrapping the router once instead skips that,
 //! and the demo does so; serve the wrapped router with
 //! `into_make_service`:

@@ -182,8 +182,10 @@
 //! another application's prefix also starts with `session:` (such as
 //! `session:admin:`), exactly the prefix and 64 more characters:
 //! `--pattern "session:$(printf '?%.0s' $(seq 64))"`. Logging everyone out:
-//! delete the keys that pattern lists (or rotate the key ring, which makes
-//! every cookie unreadable). The save script is [`SAVE_SCRIPT`], the take
+//! delete the keys that pattern lists (or replace the key ring's key without
+//! keeping the old one as a previous key, which makes every cookie
+//! unreadable; a rotation that keeps it, as session-core's "Key rotation"
+//! describes, logs nobody out). The save script is [`SAVE_SCRIPT`], the take
 //! script [`TAKE_SCRIPT`].
 //!
 //! A record taken at a log-in leaves a mark under its key for a minute
@@ -243,8 +245,9 @@
 //!   after the command timeout, instead of holding the request. A command
 //!   that timed out may still run later, when Redis wakes up: a timeout
 //!   says nothing about whether a write took effect. A server that
-//!   vanished without closing the connection is detected by the kernel
-//!   (`TCP_USER_TIMEOUT`, 10 s) and the connection is made anew.
+//!   vanished without closing the connection is detected by the kernel on
+//!   Linux (`TCP_USER_TIMEOUT`, 10 s) and the connection is made anew;
+//!   elsewhere only the command timeout bounds each request.
 //! - **Restarted**: the connection is made anew in the background (RESP3
 //!   tells the client at once). A `GET`, `DEL`, `SET NX`, save or take
 //!   that meets the old connection is sent once more on the new one (on a
