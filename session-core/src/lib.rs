@@ -208,6 +208,7 @@ mod engine;
 pub mod env;
 mod error;
 mod expiry;
+mod finite;
 mod id;
 mod key;
 mod lanes;

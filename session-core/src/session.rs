@@ -423,10 +423,12 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`SessionError::Serialize`] when `value` cannot become JSON (a map
-    /// with non-string keys, a failing `Serialize` impl).
+    /// [`SessionError::Serialize`] when `value` cannot become JSON: a NaN
+    /// or infinite float (which JSON has no form for; `serde_json` alone
+    /// would store `null`), a map whose keys are not strings, numbers,
+    /// booleans or unit variants, a failing `Serialize` impl.
     pub fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
-        let value = serde_json::to_value(value).map_err(|source| SessionError::Serialize {
+        let value = crate::finite::to_json(value).map_err(|source| SessionError::Serialize {
             key: key.to_owned(),
             source,
         })?;
@@ -501,7 +503,8 @@ impl Session {
     /// # Errors
     ///
     /// [`SessionError::Deserialize`] when the current value is not a `T`, and
-    /// [`SessionError::Serialize`] when the new one cannot become JSON.
+    /// [`SessionError::Serialize`] when the new one cannot become JSON (see
+    /// [`insert`](Self::insert)).
     pub fn update<T, F>(&self, key: &str, f: F) -> Result<T, SessionError>
     where
         T: Serialize + DeserializeOwned,
@@ -519,7 +522,7 @@ impl Session {
             .map(|v| T::deserialize(v).map_err(|source| deser(key, source)))
             .transpose()?;
         let typed = f(old);
-        let new = serde_json::to_value(&typed).map_err(|source| SessionError::Serialize {
+        let new = crate::finite::to_json(&typed).map_err(|source| SessionError::Serialize {
             key: key.to_owned(),
             source,
         })?;
@@ -532,7 +535,7 @@ impl Session {
             let old = old
                 .map(|v| T::deserialize(v).map_err(|source| deser(key, source)))
                 .transpose()?;
-            serde_json::to_value(f(old)).map_err(|source| SessionError::Serialize {
+            crate::finite::to_json(&f(old)).map_err(|source| SessionError::Serialize {
                 key: key.to_owned(),
                 source,
             })
@@ -643,7 +646,11 @@ impl Session {
             .unwrap_or_default()
     }
 
-    /// Whether the data or the lifetime changed in this request.
+    /// Whether this request changed the data or the lifetime since the
+    /// session was read, or since its last [`destroy`](Self::destroy): the
+    /// changes there are to save. A `destroy` forgets the changes made
+    /// before it, and neither it nor a [`regenerate`](Self::regenerate)
+    /// counts as a change here (both are carried out all the same).
     #[must_use]
     pub fn is_modified(&self) -> bool {
         !self.lock().ops.is_empty()
@@ -728,6 +735,31 @@ mod tests {
             .unwrap();
         assert_eq!((made.n, made.scratch), (1, 7));
         assert_eq!(s.get_value("c"), Some(json!({"n": 1})));
+    }
+
+    /// A NaN or infinite float has no JSON form: storing one is an error
+    /// that changes nothing, not a `null` that every later typed read of
+    /// the key would fail on.
+    #[test]
+    fn a_float_with_no_json_form_is_refused() {
+        let s = Session::detached();
+        s.insert("avg", &1.5).unwrap();
+        let err = s.insert("avg", &f64::NAN).unwrap_err();
+        assert!(matches!(err, SessionError::Serialize { ref key, .. } if key == "avg"));
+        let err = s
+            .update("avg", |v: Option<f64>| v.unwrap_or(0.0) / 0.0)
+            .unwrap_err();
+        assert!(matches!(err, SessionError::Serialize { .. }), "{err}");
+        let err = s
+            .insert("all", &[Some(1.0), Some(f64::NEG_INFINITY)])
+            .unwrap_err();
+        assert!(err.to_string().contains("no JSON form"), "{err}");
+        assert_eq!(s.get::<f64>("avg").unwrap(), Some(1.5));
+        assert_eq!(s.get_value("all"), None);
+        assert_eq!(s.lock().ops.len(), 1, "only the first insert");
+        // `None` is `null`, and is stored.
+        s.insert("maybe", &None::<f64>).unwrap();
+        assert_eq!(s.get_value("maybe"), Some(Value::Null));
     }
 
     #[test]
