@@ -227,9 +227,10 @@ impl Engine {
     /// # Errors
     ///
     /// [`ConfigError::Cookie`] for an unusable setting: the cookie's name,
-    /// path or domain, `SameSite=None` without `Secure`, a timeout that is
-    /// not positive, a touch interval that is negative or not shorter than
-    /// the idle timeout, a verified-cookie cache larger than
+    /// path or domain (or the three together too long for a cookie browsers
+    /// keep, [`MAX_COOKIE_LEN`]), `SameSite=None` without `Secure`, a
+    /// timeout under one second, a touch interval that is negative or not
+    /// shorter than the idle timeout, a verified-cookie cache larger than
     /// [`MAX_VERIFIED_CACHE`](crate::MAX_VERIFIED_CACHE).
     /// [`ConfigError::Storage`] for
     /// [`with_max_sessions`](SessionConfig::with_max_sessions) or
@@ -254,6 +255,23 @@ impl Engine {
         };
         let template = base_cookie(&config, String::new()).to_string();
         let attributes = template[config.name.len() + 1..].to_owned();
+        // Browsers drop a longer cookie: a name, path or domain this long
+        // would make sessions that never stick (or, in cookie-store mode,
+        // every write a 500). Room for the value (a sealed small session in
+        // cookie-store mode) and for `Max-Age` and `Expires`.
+        let value_room = match config.storage {
+            Storage::Cookie => 160,
+            _ => codec::signed_len(crate::ID_LEN),
+        };
+        let longest = template.len() + value_room + 80;
+        if longest > MAX_COOKIE_LEN {
+            return Err(ConfigError::Cookie {
+                reason: format!(
+                    "the session cookie would be about {longest} bytes with its name, path and \
+                     domain, over the {MAX_COOKIE_LEN} browsers keep: shorten them"
+                ),
+            });
+        }
         let idle_max_age = config.expiry.idle().map(|idle| {
             let secs = i64::try_from(idle.whole_milliseconds() / 1000).unwrap_or(i64::MAX);
             (secs, format!("{MAX_AGE}{secs}"))
@@ -1594,6 +1612,31 @@ mod tests {
             Some(Candidate::Id { id, .. }) => Some(id),
             _ => None,
         }
+    }
+
+    /// A name, path and domain too long together for a cookie browsers
+    /// keep are refused at start, in both storage modes; just under the
+    /// limit, the cookies the engine sends fit.
+    #[test]
+    fn a_session_cookie_too_long_for_browsers_is_refused_at_start() {
+        let keys = KeyRing::new(Key::generate());
+        let long = |n: usize| format!("{}.example.com", "a".repeat(n));
+        for storage in [Storage::Memory, Storage::Cookie] {
+            let config = SessionConfig::new(keys.clone())
+                .with_storage(storage.clone())
+                .with_domain(Some(long(4000)));
+            let err = Engine::new(config).unwrap_err().to_string();
+            assert!(err.contains("browsers keep"), "{err}");
+        }
+        let config = SessionConfig::new(keys).with_domain(Some(long(3700)));
+        let engine = Engine::new(config).unwrap();
+        let id = SessionId::from_bytes([7; crate::ID_LEN]);
+        let lifetime = Lifetime::default()
+            .with_idle_timeout(Some(time::Duration::seconds(i64::from(u32::MAX))))
+            .with_persistent(true);
+        let far = Timestamp::from_unix_ms(i64::from(u32::MAX) * 1000);
+        let set_cookie = engine.id_cookie(&id, Some(far), &lifetime, Timestamp::UNIX_EPOCH);
+        assert!(set_cookie.len() <= MAX_COOKIE_LEN, "{}", set_cookie.len());
     }
 
     #[test]

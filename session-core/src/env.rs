@@ -22,7 +22,7 @@ pub enum StoreKind {
 /// | variable | meaning | default |
 /// | --- | --- | --- |
 /// | `PORT` | TCP port on 127.0.0.1, 1 to 65535 | `3000` |
-/// | `SESSION_SECRET` | 64-byte key, 128 hex digits or base64 | a random key (see [`EnvSettings::warning`]) |
+/// | `SESSION_SECRET` | 64-byte key, 128 hex digits or base64 (see [`Key::parse`]; a key that is obviously not random, with fewer than 16 distinct byte values, is refused) | a random key (see [`EnvSettings::warning`]) |
 /// | `SESSION_PREVIOUS_SECRETS` | comma-separated older keys, still accepted | none |
 /// | `SESSION_STORE` | `memory`, `cookie` or `redis` | `memory` |
 /// | `REDIS_URL` | used with `redis` | `redis://127.0.0.1:6379` |
@@ -110,6 +110,12 @@ impl EnvSettings {
             for (i, text) in list.split(',').map(str::trim).enumerate() {
                 if text.is_empty() && list.trim().is_empty() {
                     break;
+                }
+                if text.is_empty() {
+                    return Err(env_err(
+                        "SESSION_PREVIOUS_SECRETS",
+                        format!("key {} is empty (a stray comma?)", i + 1),
+                    ));
                 }
                 let key = Key::parse(text).map_err(|e| {
                     env_err("SESSION_PREVIOUS_SECRETS", format!("key {}: {e}", i + 1))
@@ -326,13 +332,25 @@ mod tests {
             ("SESSION_PREVIOUS_SECRETS", &list),
         ])
         .unwrap();
-        assert_eq!(s.keys.previous(), &[a, b]);
+        assert_eq!(s.keys.previous(), &[a.clone(), b.clone()]);
         assert!(!s.generated_key);
         let err = message(&[("SESSION_PREVIOUS_SECRETS", "zz")]);
         assert!(
             err.starts_with("SESSION_PREVIOUS_SECRETS: key 1: invalid key"),
             "{err}"
         );
+        // A stray comma is named as one, not as a key of 0 bytes.
+        for (list, n) in [
+            (format!("{},", a.to_hex()), 2),
+            (format!("{},,{}", a.to_hex(), b.to_hex()), 2),
+            (format!(" ,{}", a.to_hex()), 1),
+        ] {
+            let err = message(&[("SESSION_PREVIOUS_SECRETS", &list)]);
+            assert_eq!(
+                err,
+                format!("SESSION_PREVIOUS_SECRETS: key {n} is empty (a stray comma?)")
+            );
+        }
     }
 
     #[test]

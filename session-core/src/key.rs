@@ -90,33 +90,38 @@ impl Key {
     /// assert!(Key::from_hex("abc").is_err());
     /// ```
     pub fn from_hex(text: &str) -> Result<Self, ConfigError> {
-        let bytes = hex::decode(text.trim()).map_err(|e| ConfigError::KeyEncoding {
+        let bytes = hex::decode(&*compact(text)).map_err(|e| ConfigError::KeyEncoding {
             reason: format!("not valid hex ({e})"),
         })?;
         Self::from_bytes(&bytes)
     }
 
     /// Parses a key written in base64: standard or URL-safe alphabet, with or
-    /// without padding.
+    /// without padding, wrapped over lines or not (`openssl rand -base64 64`
+    /// and `base64` wrap their output; whitespace anywhere is left out).
     ///
     /// # Errors
     ///
     /// [`ConfigError::KeyEncoding`] when the text is not base64, and the
     /// errors of [`Key::from_bytes`] for the decoded bytes.
     pub fn from_base64(text: &str) -> Result<Self, ConfigError> {
-        let bytes = decode_any_base64(text.trim()).ok_or_else(|| ConfigError::KeyEncoding {
+        let bytes = decode_any_base64(&compact(text)).ok_or_else(|| ConfigError::KeyEncoding {
             reason: "not valid base64".to_owned(),
         })?;
         Self::from_bytes(&bytes)
     }
 
     /// Parses a key given as text: 128 hex digits, or base64 (any alphabet,
-    /// padded or not). This is the format of `SESSION_SECRET`.
+    /// padded or not). This is the format of `SESSION_SECRET`. Whitespace
+    /// anywhere in the text is left out, so that base64 wrapped over lines
+    /// (`SESSION_SECRET=$(openssl rand -base64 64)`) reads as written.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::KeyEncoding`] when the text is neither, and the errors
-    /// of [`Key::from_bytes`] for the decoded bytes.
+    /// [`ConfigError::KeyEncoding`] when the text is neither (128
+    /// characters, a hex key's length, with one that is not a hex digit, or
+    /// hex after `0x`, are reported as hex mistakes), and the errors of
+    /// [`Key::from_bytes`] for the decoded bytes.
     ///
     /// ```
     /// # use session_core::Key;
@@ -127,8 +132,28 @@ impl Key {
     /// assert_eq!(err.to_string(), "invalid key: expected 64 bytes, got 2");
     /// ```
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let text = text.trim();
-        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let text = &*compact(text);
+        let is_hex = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit());
+        if let Some(digits) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            if is_hex(digits) {
+                return Err(ConfigError::KeyEncoding {
+                    reason: "hex is written without a 0x prefix".to_owned(),
+                });
+            }
+        }
+        if text.len() == 2 * KEY_LEN {
+            // A hex key's length: a character that is not a hex digit is a
+            // typo in hex, not base64 of the wrong length.
+            if let Some((at, c)) = text.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
+                return Err(ConfigError::KeyEncoding {
+                    reason: format!(
+                        "not valid hex ({c:?} at position {} is not a hex digit)",
+                        at + 1
+                    ),
+                });
+            }
+        }
+        if is_hex(text) {
             // Text made only of hex digits is read as hex: a 64-byte key in
             // base64 is never all hex digits in practice, and a user who
             // wrote hex meant hex.
@@ -210,6 +235,18 @@ impl Key {
                 encryption,
             }),
         }
+    }
+}
+
+/// `text` without its ASCII whitespace, wherever it is.
+fn compact(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        text.chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
     }
 }
 
@@ -350,6 +387,50 @@ mod tests {
         use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
         assert_eq!(Key::parse(&STANDARD.encode(&raw)).unwrap(), key);
         assert_eq!(Key::parse(&URL_SAFE_NO_PAD.encode(&raw)).unwrap(), key);
+    }
+
+    /// `openssl rand -base64 64` wraps at 64 characters, `base64` at 76:
+    /// `$(...)` keeps the line breaks inside.
+    #[test]
+    fn wrapped_base64_and_spaced_hex_read_as_written() {
+        let raw = sample();
+        let key = Key::from_bytes(&raw).unwrap();
+        use base64::engine::general_purpose::STANDARD;
+        let b64 = STANDARD.encode(&raw);
+        for width in [64, 76] {
+            let wrapped = format!("{}\n{}\n", &b64[..width], &b64[width..]);
+            assert_eq!(Key::parse(&wrapped).unwrap(), key, "{width}");
+            assert_eq!(Key::from_base64(&wrapped).unwrap(), key, "{width}");
+        }
+        let hex = hex::encode(&raw);
+        let spaced = format!("{} {}\r\n", &hex[..64], &hex[64..]);
+        assert_eq!(Key::parse(&spaced).unwrap(), key);
+        assert_eq!(Key::from_hex(&spaced).unwrap(), key);
+    }
+
+    /// Mistakes in hex are reported as such, not as base64 of the wrong
+    /// length.
+    #[test]
+    fn hex_mistakes_are_named() {
+        let mut typo = hex::encode(sample());
+        typo.replace_range(10..11, "g");
+        let err = Key::parse(&typo).unwrap_err().to_string();
+        assert!(
+            err.contains("not valid hex") && err.contains("'g' at position 11"),
+            "{err}"
+        );
+        let err = Key::parse(&format!("0x{}", hex::encode(sample())))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("without a 0x prefix"), "{err}");
+        // Base64 that happens to start with "0x" is still base64.
+        let mut raw = sample();
+        raw[0] = 0xd3;
+        raw[1] = 0x1c;
+        use base64::engine::general_purpose::STANDARD;
+        let b64 = STANDARD.encode(&raw);
+        assert!(b64.starts_with("0x"), "{b64}");
+        assert_eq!(Key::parse(&b64).unwrap(), Key::from_bytes(&raw).unwrap());
     }
 
     #[test]
