@@ -1268,9 +1268,10 @@ impl Engine {
     ///
     /// The errors of [`Plan::execute`]; and, when this request's save was
     /// grouped with those of other requests of the same session,
-    /// [`SessionError::Grouped`] (the grouped save failed) or
-    /// [`SessionError::SaveInterrupted`] (the request that ran it was
-    /// dropped before it finished). The adapter must then answer 500 and
+    /// [`SessionError::Grouped`]: the grouped save failed with the error it
+    /// holds, which is [`SessionError::SaveInterrupted`] when the request
+    /// that ran it was dropped (or panicked) before it finished. The
+    /// adapter must then answer 500 and
     /// log the error, and must not send any session cookie.
     pub async fn commit(&self, plan: Plan) -> Result<Option<String>, SessionError> {
         let mut plan = match self.commit_now(plan) {

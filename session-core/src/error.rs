@@ -225,9 +225,9 @@ pub enum SessionError {
     #[error("grouped session save failed: {0}")]
     Grouped(#[source] std::sync::Arc<Self>),
     /// The request that was saving this request's changes, together with its
-    /// own, went away (its client disconnected) before the store answered:
-    /// whether the changes were stored is unknown, so they are not saved
-    /// again.
+    /// own, went away (its client disconnected, or it panicked) before the
+    /// store answered: whether the changes were stored is unknown, so they
+    /// are not saved again. Met inside [`SessionError::Grouped`].
     #[error(
         "the grouped save of this session's changes was interrupted; whether they were stored \
          is unknown"

@@ -243,14 +243,27 @@ async fn save_queued(
         tracing::debug!("a grouped save is too large for the store; saving each request alone");
         let mine = save_group(store, key, mine, &[], &mut last, max_conflict_retries).await;
         // `jobs` and `guard.others` are in the same order.
+        let mut saved = Vec::new();
         for job in jobs {
             let lifetime = job.record.lifetime;
             let alone = save_group(store, key, job, &[], &mut last, max_conflict_retries).await;
-            let alone = alone.map(|executed| settled(executed, lifetime, &last));
             // Answered: no longer the guard's to mark as interrupted if this
-            // future is dropped before the rest are saved.
+            // future is dropped before the rest are saved. A save is
+            // answered again below, once the last of them is stored.
             let pending = guard.others.remove(0);
-            *lock(&pending.state) = PendingState::FinishedAlone(alone);
+            let answer = alone.map(|executed| {
+                saved.push((pending.clone(), executed, lifetime));
+                settled(executed, lifetime, &last)
+            });
+            *lock(&pending.state) = PendingState::FinishedAlone(answer);
+        }
+        // Against the record as the last of them left it (a later request
+        // may have set another lifetime): the requests are still waiting
+        // for the lane's lock, which this one holds, so none has read its
+        // answer yet.
+        for (pending, executed, lifetime) in saved {
+            *lock(&pending.state) =
+                PendingState::FinishedAlone(Ok(settled(executed, lifetime, &last)));
         }
         guard.finished = true;
         // Against the record as the last of them left it, as a group's

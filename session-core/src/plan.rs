@@ -199,8 +199,8 @@ impl Plan {
     /// [`Engine::commit`](crate::Engine::commit) does the same, and with a
     /// store that waits (not [`immediate`](SessionStore::immediate)) also
     /// serializes and groups the saves of one session within the process,
-    /// so that many simultaneous requests of one session cost about one
-    /// store round trip each instead of a cascade of conflicts.
+    /// so that a burst of simultaneous requests of one session costs about
+    /// two saves instead of a cascade of conflicts.
     ///
     /// Send the plan's cookie only when this returns [`Executed::Done`]:
     /// [`Executed::SessionGone`] and [`Executed::CookieWithheld`] mean

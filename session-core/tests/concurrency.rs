@@ -670,6 +670,63 @@ async fn a_grouped_save_too_large_settles_the_leaders_cookie_after_the_others() 
     assert_eq!(store.saves.load(std::sync::atomic::Ordering::Relaxed), 5);
 }
 
+/// The same for a request of the group saved alone before the one that
+/// set another lifetime: its cookie, made for the lifetime it loaded, is
+/// withheld too (settled once the last of them is saved, as the
+/// leader's is).
+#[tokio::test]
+async fn a_grouped_save_too_large_settles_every_cookie_after_the_last_save() {
+    let (h, store) = slow_harness(|store| store.with_max_record_size(1500));
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("n", &0).unwrap())
+        .await;
+    h.advance_secs(120);
+
+    let local = tokio::task::LocalSet::new();
+    let (c, d, e) = local
+        .run_until(async {
+            // B leads C (a write), D (sets a lifetime) and E (too large).
+            let (a, queued) = queued_behind_a(
+                &h,
+                &browser,
+                &store,
+                vec![
+                    Box::new(|s| s.insert("b", &2).unwrap()),
+                    Box::new(|s| s.insert("c", &3).unwrap()),
+                    Box::new(|s| s.set_lifetime(support::remembered())),
+                    Box::new(|s| s.insert("big", &"x".repeat(2000)).unwrap()),
+                ],
+            )
+            .await;
+            a.await.unwrap().unwrap();
+            let [b, c, d, e] = <[_; 4]>::try_from(queued).unwrap();
+            b.await.unwrap().expect("B is saved alone");
+            (c.await.unwrap(), d.await.unwrap(), e.await.unwrap())
+        })
+        .await;
+    assert!(
+        matches!(
+            e,
+            Err(SessionError::Store(
+                session_core::StoreError::TooLarge { .. }
+            ))
+        ),
+        "{e:?}"
+    );
+    let (_, set) = d.expect("D is saved alone");
+    let set = set.expect("D's cookie, for the lifetime it set");
+    assert_eq!(
+        support::attribute(&set, "Max-Age"),
+        Some("2592000"),
+        "{set}"
+    );
+    let (_, c_cookie) = c.expect("C is saved alone");
+    assert_eq!(
+        c_cookie, None,
+        "C's cookie was made for the lifetime D replaced after C was saved"
+    );
+}
+
 /// Saves of one session grouped in one process, one of which sets the
 /// session's lifetime, meet another process's write in the store: the
 /// merge keeps the lifetime, with the deadline counted under it, and the
