@@ -1076,10 +1076,23 @@ impl Engine {
         now: Timestamp,
         transfer: Transfer,
     ) -> Result<Plan, SessionError> {
+        // The deadline in force: the stored one, or the configuration's if
+        // that is earlier (`Engine::ended` ends the session at the earlier
+        // of the two), so that the cookie's `Max-Age` says so.
+        let configured = lifetime.deadline(
+            &self.inner.config.expiry,
+            origin.created_at,
+            origin.last_seen,
+        );
+        let deadline = match (origin.expires_at, configured) {
+            (Some(stored), Some(configured)) => Some(stored.min(configured)),
+            (stored, configured) => stored.or(configured),
+        };
         let cookie = match &origin.id {
-            Some(id) => self.id_cookie(id, origin.expires_at, &lifetime, now),
+            Some(id) => self.id_cookie(id, deadline, &lifetime, now),
             None => {
-                let loaded = as_loaded(origin, lifetime, transfer.take(values));
+                let mut loaded = as_loaded(origin, lifetime, transfer.take(values));
+                loaded.expires_at = deadline;
                 return self.inline_reissue(&loaded, now);
             }
         };
@@ -1529,10 +1542,17 @@ impl Transfer {
 
 /// Whether a session last used at `last_seen` is due a touch at `now`,
 /// touched every `after_ms` milliseconds (`None`: never).
+///
+/// A `last_seen` after `now` (the clock stepped back, or the server that
+/// touched it last runs ahead) is due too: the browser counts the cookie's
+/// `Max-Age` in real time from the last touch, and waiting for this clock
+/// to catch up would let the cookie run out while the user is active.
 #[inline]
 fn touch_due(after_ms: Option<i128>, last_seen: Timestamp, now: Timestamp) -> bool {
-    after_ms
-        .is_some_and(|after| i128::from(now.unix_ms().saturating_sub(last_seen.unix_ms())) >= after)
+    after_ms.is_some_and(|after| {
+        let since = i128::from(now.unix_ms().saturating_sub(last_seen.unix_ms()));
+        since >= after || since < 0
+    })
 }
 
 /// The record as it was loaded (its times and version), holding `data`

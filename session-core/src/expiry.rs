@@ -168,7 +168,9 @@ pub(crate) fn passed(deadline: Option<Timestamp>, now: Timestamp) -> bool {
     deadline.is_some_and(|d| now >= d)
 }
 
-/// Whole seconds from `now` until `deadline`, rounded down, at least 0.
+/// Whole seconds from `now` until `deadline`, rounded down, at least 0: the
+/// cookie ends up to a second before the stored deadline, never after it
+/// (in the session's last second, `Max-Age=0`).
 pub(crate) fn max_age(deadline: Timestamp, now: Timestamp) -> i64 {
     deadline.unix_ms().saturating_sub(now.unix_ms()).max(0) / 1000
 }

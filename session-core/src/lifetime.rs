@@ -26,8 +26,11 @@ use crate::{Expiry, Timestamp};
 ///
 /// Limits count in whole seconds, the unit of `Max-Age` (rounded down), up
 /// to about 68 years (longer ones are cut to that). A limit of zero or less
-/// (or under a second, which rounds down to zero) ends the session at once: its next request finds it ended (and a
-/// persistent cookie is sent with `Max-Age=0`). A session with no limit at
+/// (or under a second, which rounds down to zero) ends the session at once:
+/// a persistent cookie is sent with `Max-Age=0`, and the next request
+/// finds no session (with a store, the record is gone, so its cookie reads
+/// as an unknown id, which is no session either; a browser-session cookie
+/// stays in the browser, naming nothing, until the browser closes). A session with no limit at
 /// all has no deadline for `Max-Age` to show, so its cookie is a
 /// browser-session cookie whatever the persistence says; give a "remember
 /// me" a long limit rather than none.

@@ -5,7 +5,9 @@ mod support;
 use std::sync::Arc;
 
 use serde_json::json;
-use session_core::{CookieOp, Key, KeyRing, SameSite, SessionId, SessionStore, StoreOp, codec};
+use session_core::{
+    Clock as _, CookieOp, Key, KeyRing, SameSite, SessionId, SessionStore, StoreOp, codec,
+};
 use support::{Browser, Call, Harness, attribute};
 use time::Duration;
 
@@ -412,6 +414,65 @@ async fn a_write_within_the_touch_interval_still_moves_an_old_key_cookie_to_the_
         .await
         .unwrap();
     assert_eq!(n, Some(2));
+}
+
+/// A clock that steps back (or a server whose clock runs behind the one
+/// that touched the session last) touches the session at once: the
+/// browser counts the cookie's `Max-Age` from the last touch in real
+/// time, and waiting for this clock to reach the stored `last_seen` would
+/// let the cookie run out while the user is active.
+#[tokio::test]
+async fn a_clock_that_steps_back_touches_the_session_at_once() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    h.advance_secs(-2 * 3600);
+    let plan = h.plan(&browser, |_| {}).await;
+    match (&plan.store, &plan.cookie) {
+        (StoreOp::Save { record, .. }, CookieOp::Set(cookie)) => {
+            assert_eq!(attribute(cookie, "Max-Age"), Some("3600"), "{cookie}");
+            assert_eq!(record.last_seen, h.clock.now().into());
+        }
+        other => panic!("expected a touch, got {other:?}"),
+    }
+    // Once touched at this clock's time, the interval counts again.
+    h.request(&mut browser, |_| {}).await;
+    h.advance_secs(30);
+    assert!(h.plan(&browser, |_| {}).await.is_noop());
+}
+
+/// A cookie re-issued under the current key carries the deadline in
+/// force: the earlier of the stored one and the configuration's, as the
+/// engine ends the session at the earlier of the two.
+#[tokio::test]
+async fn a_cookie_reissued_under_the_current_key_carries_the_deadline_in_force() {
+    let h = Harness::with(|c| {
+        c.with_idle_timeout(None)
+            .with_absolute_timeout(Some(Duration::days(30)))
+    });
+    let mut browser = Browser::new();
+    let (_, set_cookie) = h
+        .request(&mut browser, |s| s.insert("n", &1).unwrap())
+        .await;
+    assert_eq!(attribute(&set_cookie.unwrap(), "Max-Age"), Some("2592000"));
+    h.advance_secs(3600);
+    let rotated = h.sibling(|c| {
+        c.with_keys(KeyRing::new(Key::generate()).with_previous(support::fixed_key()))
+            .with_idle_timeout(None)
+            .with_absolute_timeout(Some(Duration::days(1)))
+    });
+    let (n, set_cookie) =
+        support::request_with(&rotated, &mut browser, |s| s.get::<u32>("n").unwrap())
+            .await
+            .unwrap();
+    assert_eq!(n, Some(1));
+    let set_cookie = set_cookie.expect("re-issued under the current key");
+    assert_eq!(
+        attribute(&set_cookie, "Max-Age"),
+        Some("82800"),
+        "a day from its creation, an hour ago: {set_cookie}"
+    );
 }
 
 #[tokio::test]
