@@ -103,6 +103,10 @@ struct Inner {
     /// when at least this many whole milliseconds have passed), or `None`
     /// when there is no idle timeout to keep rolling.
     touch_after_ms: Option<i128>,
+    /// How far ahead of the clock a session's `last_seen` may be before it
+    /// is touched at once: the idle timeout less the touch interval (see
+    /// [`touch_due`]).
+    touch_ahead_ms: i128,
     /// The longest touch interval of a session with an idle timeout of its
     /// own ([`Lifetime`]): the configured one, or with no configured idle
     /// timeout, the one set with `with_touch_interval`, if any.
@@ -282,6 +286,9 @@ impl Engine {
                     .expiry
                     .idle()
                     .map(|_| ceil_ms(config.touch_interval())),
+                touch_ahead_ms: config.expiry.idle().map_or(0, |idle| {
+                    ceil_ms(idle).saturating_sub(ceil_ms(config.touch_interval()))
+                }),
                 own_touch_cap_ms: config
                     .expiry
                     .idle()
@@ -953,7 +960,12 @@ impl Engine {
                     // configured interval where it is.
                     self.own_touch_due(lifetime, origin.last_seen, now)
                 } else {
-                    touch_due(self.inner.touch_after_ms, origin.last_seen, now)
+                    touch_due(
+                        self.inner.touch_after_ms,
+                        self.inner.touch_ahead_ms,
+                        origin.last_seen,
+                        now,
+                    )
                 };
             if !ops.is_empty() || touch_due {
                 let Some((id, key)) = origin.id.as_ref().zip(origin.key) else {
@@ -1059,7 +1071,9 @@ impl Engine {
     #[inline(never)]
     fn own_touch_due(&self, lifetime: Lifetime, last_seen: Timestamp, now: Timestamp) -> bool {
         let after = lifetime.own_touch_after_ms(self.inner.own_touch_cap_ms);
-        touch_due(after, last_seen, now)
+        let idle = lifetime.idle_timeout().flatten().map_or(0, ceil_ms);
+        let ahead = after.map_or(0, |after| idle.saturating_sub(after));
+        touch_due(after, ahead, last_seen, now)
     }
 
     /// [`plan`](Self::plan) for an unchanged session found under a previous
@@ -1543,15 +1557,19 @@ impl Transfer {
 /// Whether a session last used at `last_seen` is due a touch at `now`,
 /// touched every `after_ms` milliseconds (`None`: never).
 ///
-/// A `last_seen` after `now` (the clock stepped back, or the server that
-/// touched it last runs ahead) is due too: the browser counts the cookie's
-/// `Max-Age` in real time from the last touch, and waiting for this clock
-/// to catch up would let the cookie run out while the user is active.
+/// A `last_seen` more than `ahead_ms` after `now` is due too: the clock
+/// stepped back (or the server that touched it last runs that far ahead),
+/// and the browser counts the cookie's `Max-Age` in real time from the last
+/// touch. Waiting for this clock to pass `last_seen` by the interval would
+/// let the cookie run out while the user is active once `last_seen` is
+/// ahead by more than the idle timeout less the interval (`ahead_ms`).
+/// Less than that, the touch comes in time; and servers whose clocks
+/// differ by less do not touch in turn on every request.
 #[inline]
-fn touch_due(after_ms: Option<i128>, last_seen: Timestamp, now: Timestamp) -> bool {
+fn touch_due(after_ms: Option<i128>, ahead_ms: i128, last_seen: Timestamp, now: Timestamp) -> bool {
     after_ms.is_some_and(|after| {
         let since = i128::from(now.unix_ms().saturating_sub(last_seen.unix_ms()));
-        since >= after || since < 0
+        since >= after || since < -ahead_ms
     })
 }
 

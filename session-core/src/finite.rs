@@ -13,7 +13,9 @@ use serde_json::Value;
 /// (anywhere, map keys included).
 ///
 /// The value is serialized once; only when the JSON holds a `null` (which
-/// a non-finite float becomes) is it walked again to tell the two apart.
+/// a non-finite float becomes) is it serialized again, into nothing, to
+/// tell the two apart. So a `Serialize` impl must give the same output
+/// twice, as derived ones do.
 pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Value, serde_json::Error> {
     let json = serde_json::to_value(value)?;
     if has_null(&json) {

@@ -90,7 +90,7 @@ impl Key {
     /// assert!(Key::from_hex("abc").is_err());
     /// ```
     pub fn from_hex(text: &str) -> Result<Self, ConfigError> {
-        let bytes = hex::decode(&*compact(text)).map_err(|e| ConfigError::KeyEncoding {
+        let bytes = hex::decode(&*compact(text.trim())).map_err(|e| ConfigError::KeyEncoding {
             reason: format!("not valid hex ({e})"),
         })?;
         Self::from_bytes(&bytes)
@@ -105,9 +105,10 @@ impl Key {
     /// [`ConfigError::KeyEncoding`] when the text is not base64, and the
     /// errors of [`Key::from_bytes`] for the decoded bytes.
     pub fn from_base64(text: &str) -> Result<Self, ConfigError> {
-        let bytes = decode_any_base64(&compact(text)).ok_or_else(|| ConfigError::KeyEncoding {
-            reason: "not valid base64".to_owned(),
-        })?;
+        let bytes =
+            decode_any_base64(&compact(text.trim())).ok_or_else(|| ConfigError::KeyEncoding {
+                reason: "not valid base64".to_owned(),
+            })?;
         Self::from_bytes(&bytes)
     }
 
@@ -132,7 +133,7 @@ impl Key {
     /// assert_eq!(err.to_string(), "invalid key: expected 64 bytes, got 2");
     /// ```
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let text = &*compact(text);
+        let text = &*compact(text.trim());
         let is_hex = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit());
         if let Some(digits) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
             if is_hex(digits) {
@@ -406,6 +407,9 @@ mod tests {
         let spaced = format!("{} {}\r\n", &hex[..64], &hex[64..]);
         assert_eq!(Key::parse(&spaced).unwrap(), key);
         assert_eq!(Key::from_hex(&spaced).unwrap(), key);
+        // Unicode spaces at the ends (pasted from a page) are trimmed too.
+        let padded = format!("\u{A0}{hex}\u{0B}\u{2003}");
+        assert_eq!(Key::parse(&padded).unwrap(), key);
     }
 
     /// Mistakes in hex are reported as such, not as base64 of the wrong

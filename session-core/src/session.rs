@@ -426,7 +426,10 @@ impl Session {
     /// [`SessionError::Serialize`] when `value` cannot become JSON: a NaN
     /// or infinite float (which JSON has no form for; `serde_json` alone
     /// would store `null`), a map whose keys are not strings, numbers,
-    /// booleans or unit variants, a failing `Serialize` impl.
+    /// booleans or unit variants, a failing `Serialize` impl. (A value whose
+    /// JSON holds a `null` is serialized twice, to tell it from a NaN: its
+    /// `Serialize` must give the same output both times, as derived ones
+    /// do.)
     pub fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
         let value = crate::finite::to_json(value).map_err(|source| SessionError::Serialize {
             key: key.to_owned(),

@@ -416,11 +416,12 @@ async fn a_write_within_the_touch_interval_still_moves_an_old_key_cookie_to_the_
     assert_eq!(n, Some(2));
 }
 
-/// A clock that steps back (or a server whose clock runs behind the one
-/// that touched the session last) touches the session at once: the
-/// browser counts the cookie's `Max-Age` from the last touch in real
-/// time, and waiting for this clock to reach the stored `last_seen` would
-/// let the cookie run out while the user is active.
+/// A clock that steps back by more than the idle timeout less the touch
+/// interval (or a server whose clock runs that far behind the one that
+/// touched the session last) touches the session at once: the browser
+/// counts the cookie's `Max-Age` from the last touch in real time, and
+/// waiting for this clock to pass the stored `last_seen` would let the
+/// cookie run out while the user is active.
 #[tokio::test]
 async fn a_clock_that_steps_back_touches_the_session_at_once() {
     let h = Harness::new();
@@ -440,6 +441,13 @@ async fn a_clock_that_steps_back_touches_the_session_at_once() {
     h.request(&mut browser, |_| {}).await;
     h.advance_secs(30);
     assert!(h.plan(&browser, |_| {}).await.is_noop());
+    // Ahead by less than the idle timeout less the interval (servers whose
+    // clocks differ a little): the touch waits, and still comes before the
+    // cookie runs out (59 min back, then the interval, inside the hour).
+    h.advance_secs(-59 * 60);
+    assert!(h.plan(&browser, |_| {}).await.is_noop());
+    h.advance_secs(59 * 60 + 60);
+    assert!(!h.plan(&browser, |_| {}).await.is_noop(), "due again");
 }
 
 /// A cookie re-issued under the current key carries the deadline in

@@ -128,8 +128,10 @@ pub(crate) const TAKEN_MARK_MS: u64 = 60_000;
 /// session that ended meanwhile and fail (see
 /// [`SessionStore::take`]). Values never start with `~` otherwise: they
 /// start with a hex version header. A value that starts with `~` but is not
-/// a mark (`~`, 16 lowercase hex digits, a version header) is no mark: the
-/// store reports it as corrupt, as any value it did not write.
+/// a mark (`~`, 16 lowercase hex digits, a version header) is no mark; it
+/// and any other value without a version header are handed back untouched
+/// (not marked), and the store reports them as corrupt, as any value it
+/// did not write.
 ///
 /// [`SessionStore::take`]: session_core::SessionStore::take
 pub const TAKE_SCRIPT: &str = r#"-- session-redis: take
@@ -145,6 +147,11 @@ if string.find(current, '^~' .. string.rep('[0-9a-f]', 32) .. ':') then
     return string.sub(current, #mark + 1)
   end
   return false
+end
+-- Not a record (no version header): handed back as it is, untouched, for
+-- the store to report as corrupt.
+if not string.find(current, '^' .. string.rep('[0-9a-f]', 16) .. ':') then
+  return current
 end
 redis.call('SET', KEYS[1], mark .. current, 'PX', ARGV[2])
 return current

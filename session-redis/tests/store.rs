@@ -615,19 +615,28 @@ async fn values_without_a_version_header_are_corrupt_and_never_overwritten() {
     }
 }
 
-/// A take of a value that only looks like a taken record's mark reports
-/// it, where a mark would read as no record.
+/// A take of a value without a version header (one that only looks like a
+/// taken record's mark included) reports it as corrupt and leaves it as it
+/// was, where a mark would read as no record.
 #[tokio::test]
-async fn a_take_of_a_value_that_is_no_mark_is_corrupt() {
+async fn a_take_of_a_value_that_is_no_record_is_corrupt_and_leaves_it() {
     let store = shared_store("no_mark").await;
     let mut conn = raw(&redis_url()).await;
-    let key = new_key();
-    let () = conn.set(store.redis_key(&key), "~junk").await.unwrap();
-    let err = store.take(&key).await.unwrap_err();
-    assert!(is_corrupt(&err), "{err}");
-    let err = store.load(&key).await.unwrap_err();
-    assert!(is_corrupt(&err), "after the take: {err}");
-    let () = conn.del(store.redis_key(&key)).await.unwrap();
+    for value in [
+        b"~junk".as_slice(),
+        b"~0123456789abcdef{}",
+        b"not json",
+        b"",
+    ] {
+        let key = new_key();
+        let () = conn.set(store.redis_key(&key), value).await.unwrap();
+        let err = store.take(&key).await.unwrap_err();
+        assert!(is_corrupt(&err), "{value:?}: {err}");
+        let err = store.load(&key).await.unwrap_err();
+        assert!(is_corrupt(&err), "{value:?} after the take: {err}");
+        assert_eq!(stored_bytes(&store, &key).await.as_deref(), Some(value));
+        let () = conn.del(store.redis_key(&key)).await.unwrap();
+    }
 }
 
 #[tokio::test]
