@@ -612,6 +612,31 @@ async fn queued_behind_a(
     (a, queued)
 }
 
+/// Asserts that `too_large` failed as too large for the store, and that
+/// `setter`, which set a remembered lifetime, was saved alone and sends
+/// its cookie for that lifetime.
+fn too_large_and_remembered(
+    too_large: &Result<((), Option<String>), SessionError>,
+    setter: Result<((), Option<String>), SessionError>,
+) {
+    assert!(
+        matches!(
+            too_large,
+            Err(SessionError::Store(
+                session_core::StoreError::TooLarge { .. }
+            ))
+        ),
+        "{too_large:?}"
+    );
+    let (_, set) = setter.expect("the request setting the lifetime is saved alone");
+    let set = set.expect("its cookie, for the lifetime it set");
+    assert_eq!(
+        support::attribute(&set, "Max-Age"),
+        Some("2592000"),
+        "{set}"
+    );
+}
+
 /// A group too large for the store, saved again one request at a time: a
 /// request whose cookie was made for the lifetime a later request of the
 /// group replaced sends none, the leader included (its cookie was made
@@ -645,22 +670,7 @@ async fn a_grouped_save_too_large_settles_the_leaders_cookie_after_the_others() 
             (b.await.unwrap(), c.await.unwrap(), d.await.unwrap())
         })
         .await;
-    assert!(
-        matches!(
-            d,
-            Err(SessionError::Store(
-                session_core::StoreError::TooLarge { .. }
-            ))
-        ),
-        "{d:?}"
-    );
-    let (_, set) = c.expect("C is saved alone");
-    let set = set.expect("C's cookie, for the lifetime it set");
-    assert_eq!(
-        support::attribute(&set, "Max-Age"),
-        Some("2592000"),
-        "{set}"
-    );
+    too_large_and_remembered(&d, c);
     let (_, leader) = b.expect("B is saved alone");
     assert_eq!(
         leader, None,
@@ -704,22 +714,7 @@ async fn a_grouped_save_too_large_settles_every_cookie_after_the_last_save() {
             (c.await.unwrap(), d.await.unwrap(), e.await.unwrap())
         })
         .await;
-    assert!(
-        matches!(
-            e,
-            Err(SessionError::Store(
-                session_core::StoreError::TooLarge { .. }
-            ))
-        ),
-        "{e:?}"
-    );
-    let (_, set) = d.expect("D is saved alone");
-    let set = set.expect("D's cookie, for the lifetime it set");
-    assert_eq!(
-        support::attribute(&set, "Max-Age"),
-        Some("2592000"),
-        "{set}"
-    );
+    too_large_and_remembered(&e, d);
     let (_, c_cookie) = c.expect("C is saved alone");
     assert_eq!(
         c_cookie, None,

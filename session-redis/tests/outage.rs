@@ -281,25 +281,9 @@ async fn a_refused_handshake_is_not_kept_once_the_server_accepts_again() {
 
     // This connection stays logged in when a password is set.
     let mut admin = support::raw(&redis.url()).await;
-    let config_set = |password: &str| {
-        let mut cmd = redis::cmd("CONFIG");
-        cmd.arg("SET").arg("requirepass").arg(password);
-        cmd
-    };
-    config_set("rotated")
-        .query_async::<()>(&mut admin)
-        .await
-        .unwrap();
+    set_password(&mut admin, "rotated").await;
     // The store's connection drops; its next handshake is refused.
-    redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("normal")
-        .arg("SKIPME")
-        .arg("yes")
-        .query_async::<i64>(&mut admin)
-        .await
-        .unwrap();
+    kill_other_clients(&mut admin).await;
     for attempt in 0..3 {
         let err = store.load(&key(1)).await.unwrap_err();
         assert!(
@@ -309,7 +293,7 @@ async fn a_refused_handshake_is_not_kept_once_the_server_accepts_again() {
     }
 
     // The store's connection now holds a refused handshake of its own.
-    config_set("").query_async::<()>(&mut admin).await.unwrap();
+    set_password(&mut admin, "").await;
     // The first request once the server accepts again is served: the kept
     // refusal never reached Redis, so the command goes once more.
     let answer = store.load(&key(1)).await;
@@ -317,6 +301,30 @@ async fn a_refused_handshake_is_not_kept_once_the_server_accepts_again() {
         matches!(answer, Ok(Some(_))),
         "the first load after the password change: {answer:?}"
     );
+}
+
+/// Sets the server's password (`""`: none); `admin` stays logged in.
+async fn set_password(admin: &mut redis::aio::MultiplexedConnection, password: &str) {
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(password)
+        .query_async::<()>(admin)
+        .await
+        .unwrap();
+}
+
+/// Drops every connection to `admin`'s server but `admin`'s own.
+async fn kill_other_clients(admin: &mut redis::aio::MultiplexedConnection) {
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query_async::<i64>(admin)
+        .await
+        .unwrap();
 }
 
 /// How many handshakes `admin`'s server refused for want of a password
@@ -351,25 +359,9 @@ async fn a_handshake_refused_between_commands_does_not_fail_the_next_one() {
     let store = store_on(&redis, Duration::from_millis(500)).await;
     store.create(&key(1), &record()).await.unwrap();
     let mut admin = support::raw(&redis.url()).await;
-    let config_set = |password: &str| {
-        let mut cmd = redis::cmd("CONFIG");
-        cmd.arg("SET").arg("requirepass").arg(password);
-        cmd
-    };
-    config_set("rotated")
-        .query_async::<()>(&mut admin)
-        .await
-        .unwrap();
+    set_password(&mut admin, "rotated").await;
     let refused = refused_handshakes(&mut admin).await;
-    redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("normal")
-        .arg("SKIPME")
-        .arg("yes")
-        .query_async::<i64>(&mut admin)
-        .await
-        .unwrap();
+    kill_other_clients(&mut admin).await;
     // The manager connects again by itself (the server's disconnection is
     // pushed to it), and is refused. Waited for by polling the server: no
     // clock of ours decides when that happens.
@@ -381,7 +373,7 @@ async fn a_handshake_refused_between_commands_does_not_fail_the_next_one() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    config_set("").query_async::<()>(&mut admin).await.unwrap();
+    set_password(&mut admin, "").await;
     let answer = store.load(&key(1)).await;
     assert!(
         matches!(answer, Ok(Some(_))),
