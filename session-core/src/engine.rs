@@ -595,8 +595,14 @@ impl Engine {
     /// has not ended under the current configuration, else the first whose
     /// session is there. An ended one found first would otherwise hide a
     /// live one behind it, and its removal (made with the configured
-    /// attributes) would clear the live one. Reads the clock when the
-    /// adapter gave no `now`; rare, so out of line.
+    /// attributes) would clear the live one.
+    ///
+    /// In cookie-store mode, of several live sessions the one sealed last
+    /// (the latest `last_seen`, then the highest version): each write goes
+    /// into the cookie at the configured `Path` and `Domain`, and the old
+    /// one, read first, would hide every write behind it until it ends. (In
+    /// store mode a write goes into the record the cookie read names.)
+    /// Reads the clock when the adapter gave no `now`; rare, so out of line.
     #[cold]
     #[inline(never)]
     fn load_several_now(
@@ -607,17 +613,32 @@ impl Engine {
         now: Option<Timestamp>,
     ) -> LoadNow {
         let now = now.unwrap_or_else(|| self.timestamp());
-        let mut ended = None;
+        let cookie_mode = self.inner.store.is_none();
+        let sealed = |loaded: &Loaded| {
+            loaded
+                .found
+                .as_ref()
+                .map(|found| (found.record.last_seen, found.record.version))
+        };
+        let (mut ended, mut newest) = (None, None::<Loaded>);
         for candidate in std::iter::once(first).chain(more) {
             match Self::load_candidate(candidate, store) {
                 None => {}
                 Some(LoadNow::Done(loaded)) if self.has_ended(&loaded, now) => {
                     ended.get_or_insert(loaded);
                 }
+                Some(LoadNow::Done(loaded))
+                    if cookie_mode
+                        && newest.as_ref().is_none_or(|n| sealed(&loaded) > sealed(n)) =>
+                {
+                    newest = Some(loaded);
+                }
+                // An older one.
+                Some(LoadNow::Done(_)) if cookie_mode => {}
                 Some(done) => return done,
             }
         }
-        LoadNow::Done(ended.unwrap_or_default())
+        LoadNow::Done(newest.or(ended).unwrap_or_default())
     }
 
     /// Whether the session `loaded` found has ended at `now`, under the
@@ -989,7 +1010,8 @@ impl Engine {
                         Err(SessionError::CookieTooLarge { size, limit }) if ops.is_empty() => {
                             trace::touch_too_large(size, limit);
                             if origin.matched.is_previous() {
-                                let loaded = as_loaded(origin, lifetime, record.data);
+                                let mut loaded = as_loaded(origin, lifetime, record.data);
+                                loaded.expires_at = self.deadline_in_force(origin, lifetime);
                                 return self.inline_reissue(&loaded, now);
                             }
                             Ok(noop())
@@ -1090,18 +1112,7 @@ impl Engine {
         now: Timestamp,
         transfer: Transfer,
     ) -> Result<Plan, SessionError> {
-        // The deadline in force: the stored one, or the configuration's if
-        // that is earlier (`Engine::ended` ends the session at the earlier
-        // of the two), so that the cookie's `Max-Age` says so.
-        let configured = lifetime.deadline(
-            &self.inner.config.expiry,
-            origin.created_at,
-            origin.last_seen,
-        );
-        let deadline = match (origin.expires_at, configured) {
-            (Some(stored), Some(configured)) => Some(stored.min(configured)),
-            (stored, configured) => stored.or(configured),
-        };
+        let deadline = self.deadline_in_force(origin, lifetime);
         let cookie = match &origin.id {
             Some(id) => self.id_cookie(id, deadline, &lifetime, now),
             None => {
@@ -1114,6 +1125,22 @@ impl Engine {
             store: StoreOp::None,
             cookie: CookieOp::Set(cookie),
         })
+    }
+
+    /// The deadline of the session `origin` loaded, living `lifetime`: the
+    /// stored one, or the configuration's if that is earlier (`ended` ends
+    /// the session at the earlier of the two), so that a cookie sent again
+    /// without a touch says so in its `Max-Age`.
+    fn deadline_in_force(&self, origin: &Origin, lifetime: Lifetime) -> Option<Timestamp> {
+        let configured = lifetime.deadline(
+            &self.inner.config.expiry,
+            origin.created_at,
+            origin.last_seen,
+        );
+        match (origin.expires_at, configured) {
+            (Some(stored), Some(configured)) => Some(stored.min(configured)),
+            (stored, configured) => stored.or(configured),
+        }
     }
 
     /// Cookie-store mode: `record`, unchanged, sealed again under the

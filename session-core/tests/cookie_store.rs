@@ -231,6 +231,52 @@ async fn an_ended_cookie_beside_a_live_one_does_not_hide_it() {
     assert_eq!(attribute(set.as_deref().unwrap(), "Max-Age"), Some("0"));
 }
 
+/// Two live sealed cookies (the cookie moved to another `Path`, and the
+/// browser sends the old one first): the one sealed last is the session,
+/// so that the writes, which go into the new cookie, are read back.
+#[tokio::test]
+async fn of_two_live_cookies_the_one_sealed_last_is_the_session() {
+    let h = harness();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("cart", &["apple"]).unwrap())
+        .await;
+    let old = browser.get("id").unwrap().to_owned();
+    h.advance_secs(5);
+    h.request(&mut browser, |s| {
+        s.update("cart", |c: Option<Vec<String>>| {
+            let mut c = c.unwrap_or_default();
+            c.push("pear".into());
+            c
+        })
+        .unwrap();
+    })
+    .await;
+    let new = browser.get("id").unwrap().to_owned();
+    assert_ne!(old, new);
+    for header in [format!("id={old}; id={new}"), format!("id={new}; id={old}")] {
+        let mut both = Browser::new();
+        both.raw_headers.push(header.clone().into_bytes());
+        let (cart, _) = h.request(&mut both, |s| s.get::<Vec<String>>("cart")).await;
+        assert_eq!(
+            cart.unwrap(),
+            Some(vec!["apple".to_owned(), "pear".to_owned()]),
+            "{header}"
+        );
+    }
+    // A write through the pair is read back through it.
+    let mut both = Browser::new();
+    both.raw_headers
+        .push(format!("id={old}; id={new}").into_bytes());
+    h.request(&mut both, |s| s.insert("n", &1).unwrap()).await;
+    let newest = both.get("id").unwrap().to_owned();
+    let mut three = Browser::new();
+    three
+        .raw_headers
+        .push(format!("id={old}; id={newest}").into_bytes());
+    let (n, _) = h.request(&mut three, |s| s.get::<u32>("n")).await;
+    assert_eq!(n.unwrap(), Some(1));
+}
+
 #[tokio::test]
 async fn destroy_clears_the_cookie_but_a_kept_copy_stays_readable() {
     let h = harness();

@@ -24,6 +24,12 @@ pub const NONCE_LEN: usize = 12;
 /// padding. The cookie name is the associated data, so the value does not
 /// open under any other name.
 ///
+/// The engine seals cookie-store sessions the same way, under the session
+/// cookie's name: a value sealed here under that name is a session cookie
+/// to such an engine when its bytes read as a session record. Never seal
+/// data you did not build yourself under the session cookie's name (the
+/// [`Cookies`](crate::Cookies) jar refuses that name).
+///
 /// # Errors
 ///
 /// [`SessionError::Random`](crate::SessionError::Random) when the OS random
