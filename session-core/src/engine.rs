@@ -1511,6 +1511,8 @@ impl Engine {
 /// The debug events of the request path, out of line: the code that
 /// formats them is never fetched on the path that does not log.
 mod trace {
+    use std::sync::atomic::AtomicU64;
+
     #[cold]
     #[inline(never)]
     pub(super) fn too_many_cookies(kept: usize, rejected: usize) {
@@ -1541,22 +1543,30 @@ mod trace {
 
     #[cold]
     #[inline(never)]
+    /// Met on every read of such a session (its deadline never moves):
+    /// at warn level at most once a minute, at debug level in between.
     pub(super) fn touch_too_large(size: usize, limit: usize) {
-        tracing::warn!(
-            size,
-            limit,
-            "cookie-store session at the size limit: its idle timeout is not extended \
-             (the refreshed cookie would not fit)"
-        );
+        static LAST_WARNED_SECS: AtomicU64 = AtomicU64::new(0);
+        let message = "cookie-store session at the size limit: its idle timeout is not \
+                       extended (the refreshed cookie would not fit)";
+        if crate::plan::warn_due(&LAST_WARNED_SECS) {
+            tracing::warn!(size, limit, "{message}");
+        } else {
+            tracing::debug!(size, limit, "{message}");
+        }
     }
 
+    /// As [`touch_too_large`].
     pub(super) fn reissue_too_large(size: usize, limit: usize) {
-        tracing::warn!(
-            size,
-            limit,
-            "cookie-store session under a previous key not re-issued under the current one: \
-             the cookie would not fit; it stays readable only while its key is in the ring"
-        );
+        static LAST_WARNED_SECS: AtomicU64 = AtomicU64::new(0);
+        let message = "cookie-store session under a previous key not re-issued under the \
+                       current one: the cookie would not fit; it stays readable only while its \
+                       key is in the ring";
+        if crate::plan::warn_due(&LAST_WARNED_SECS) {
+            tracing::warn!(size, limit, "{message}");
+        } else {
+            tracing::debug!(size, limit, "{message}");
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! that carries out the store part.
 
 use std::fmt;
+use std::sync::atomic::AtomicU64;
 
 use crate::session::{Ops, merge_times, replay};
 use crate::store::{ImmediateStore, SaveOutcome, SessionStore};
@@ -639,19 +640,10 @@ fn save_now(
 /// debug level in between.
 #[cold]
 fn touch_too_large(size: usize, limit: usize) {
-    use std::sync::atomic::{AtomicU64, Ordering};
     static LAST_WARNED_SECS: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    let last = LAST_WARNED_SECS.load(Ordering::Relaxed);
-    let due = now >= last.saturating_add(60)
-        && LAST_WARNED_SECS
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok();
     let message = "session record is over the store's size limit; its touch is skipped, so the \
                    session ends at its old idle deadline unless a request makes it smaller";
-    if due {
+    if warn_due(&LAST_WARNED_SECS) {
         tracing::warn!(size, limit, "{message}");
     } else {
         tracing::debug!(size, limit, "{message}");
@@ -728,6 +720,22 @@ fn turn(
             Ok(Turn::Again)
         }
     }
+}
+
+/// Whether a warning met on every request of one session is due at warn
+/// level: at most once a minute in the process (`last` holds when it was,
+/// in Unix seconds), at debug level in between, so that a user cannot fill
+/// the logs by repeating a request.
+pub(crate) fn warn_due(last: &AtomicU64) -> bool {
+    use std::sync::atomic::Ordering;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let then = last.load(Ordering::Relaxed);
+    now >= then.saturating_add(60)
+        && last
+            .compare_exchange(then, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 #[cfg(test)]
