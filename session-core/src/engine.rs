@@ -1147,7 +1147,7 @@ impl Engine {
     /// current key. When that no longer fits (the cookie's attributes grew
     /// since it was issued), nothing is sent and the browser keeps the
     /// cookie it has, readable while its key is in the ring: a read is
-    /// never an error (logged at warn level).
+    /// never an error (logged: at warn level at most once a minute).
     #[cold]
     #[inline(never)]
     fn inline_reissue(&self, record: &Record, now: Timestamp) -> Result<Plan, SessionError> {
