@@ -1177,11 +1177,7 @@ async fn a_service_inside_the_layer_that_fails_saves_nothing_and_says_so() {
         }
     }));
 
-    let error = service
-        .oneshot(Request::get("/").body(Body::empty()).unwrap())
-        .await
-        .unwrap_err();
-    assert_eq!(error.to_string(), "timed out");
+    expect_timed_out(service).await;
     assert_eq!(store.calls(), (0, 0), "nothing was saved");
     let text = logged.text();
     assert!(text.contains("WARN"), "{text}");
@@ -1218,11 +1214,20 @@ async fn a_failing_inner_service_in_cookie_store_mode_logs_the_lost_change() {
         session.insert("cart", &["apple"]).unwrap();
         Err::<Response, axum::BoxError>("timed out".into())
     }));
+    expect_timed_out(service).await;
+    let text = logged.text();
+    assert!(text.contains("session=true cookies=false"), "{text}");
+}
+
+/// Sends a `GET /` through `service`, whose inner service fails with
+/// "timed out", and checks that the layer hands that error on as it is.
+async fn expect_timed_out<S>(service: S)
+where
+    S: tower::Service<Request, Response = Response, Error = axum::BoxError>,
+{
     let error = service
         .oneshot(Request::get("/").body(Body::empty()).unwrap())
         .await
         .unwrap_err();
     assert_eq!(error.to_string(), "timed out");
-    let text = logged.text();
-    assert!(text.contains("session=true cookies=false"), "{text}");
 }

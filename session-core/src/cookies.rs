@@ -162,6 +162,11 @@ struct Change {
 }
 
 impl Change {
+    /// [`Change::new`]: a change the application made.
+    const APP: bool = false;
+    /// [`Change::new`]: the jar's own re-issue under the current key.
+    const REISSUE: bool = true;
+
     fn new(cookie: &Cookie<'_>, header: String, value: Option<String>, reissue: bool) -> Self {
         Self {
             name: cookie.name().to_owned(),
@@ -422,7 +427,7 @@ impl Cookies {
             cookie.set_value(value.clone());
             if let Some(header) = fits(&cookie) {
                 // Refused once the response's cookies were sent.
-                let _ = self.record(Change::new(&cookie, header, Some(value), true));
+                let _ = self.record(Change::new(&cookie, header, Some(value), Change::REISSUE));
             }
         }
     }
@@ -521,7 +526,7 @@ impl Cookies {
             return false;
         };
         let value = cookie.value().to_owned();
-        self.record(Change::new(&cookie, header, Some(value), false))
+        self.record(Change::new(&cookie, header, Some(value), Change::APP))
     }
 
     /// Sets a signed cookie and returns `true`: the value is stored
@@ -554,7 +559,7 @@ impl Cookies {
         let Some(header) = fits(&cookie) else {
             return false;
         };
-        self.record(Change::new(&cookie, header, Some(value), false))
+        self.record(Change::new(&cookie, header, Some(value), Change::APP))
     }
 
     /// Removes a cookie from the browser and returns `true`. Give the same
@@ -584,7 +589,7 @@ impl Cookies {
         removal.set_max_age(time::Duration::ZERO);
         removal.set_expires(OffsetDateTime::UNIX_EPOCH);
         let header = removal.to_string();
-        self.record(Change::new(&removal, header, None, false))
+        self.record(Change::new(&removal, header, None, Change::APP))
     }
 
     /// Records `change` as one of this response's changes. The
