@@ -190,8 +190,8 @@ impl SessionConfig {
     /// the cookie only from this exact host, with `Secure`, `Path=/` and no
     /// `Domain`, so a page on another subdomain cannot plant a session
     /// cookie of its own beside yours (the engine takes the first session
-    /// cookie that verifies, loads and has not ended, see
-    /// [`Engine::read`](crate::Engine::read)).
+    /// cookie that verifies, loads and has not ended, in cookie-store mode
+    /// the live one sealed last, see [`Engine::read`](crate::Engine::read)).
     /// The engine checks a `__Host-` or `__Secure-` name against those
     /// rules: breaking them is a [`ConfigError::Cookie`], not a cookie
     /// browsers silently drop.
@@ -652,12 +652,11 @@ pub(crate) fn check_cookie(
              ignore any other)"
         ));
     }
-    // A leading dot is dropped when the cookie is written: `.` alone would
-    // write an empty `Domain=`, which browsers ignore.
-    if let Some(domain) = domain.filter(|d| {
-        d.trim_start_matches('.').is_empty() || !d.bytes().all(is_attr_byte) || d.contains(' ')
-    }) {
-        return problem(format!("domain {domain:?} is not a valid host name"));
+    if let Some(domain) = domain.filter(|d| !is_host_name(d)) {
+        return problem(format!(
+            "domain {domain:?} is not a valid host name (letters, digits, '-' and '_' in \
+             dot-separated labels, such as \"example.com\"; no port, path or scheme)"
+        ));
     }
     if needs_secure(name) && !secure {
         return Err(CookieProblem {
@@ -688,6 +687,28 @@ pub(crate) fn needs_secure(name: &str) -> bool {
 
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Whether a `Domain` attribute's value could name a host: one leading dot
+/// at most (dropped when the cookie is written, as RFC 6265 has browsers
+/// do), then ASCII labels of letters, digits, `-` and `_`, each 1 to 63
+/// bytes, separated by single dots, 253 bytes at most. Browsers drop a
+/// cookie whose `Domain` does not domain-match the page's host, and
+/// nothing with a port, a path, a scheme, a space or an empty label can,
+/// so such a value would set a cookie no browser keeps: a session that
+/// never sticks. (An internationalized name is given in its ASCII form,
+/// `xn--…`; an IPv6 address cannot be a cookie's `Domain`; leave the
+/// `Domain` out for a cookie of the exact host.)
+fn is_host_name(domain: &str) -> bool {
+    let name = domain.strip_prefix('.').unwrap_or(domain);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 fn is_attr_byte(b: u8) -> bool {
@@ -775,17 +796,53 @@ mod tests {
     }
 
     /// A domain is written without its leading dot: one that is nothing
-    /// else would be an empty `Domain=`, which browsers ignore.
+    /// else would be an empty `Domain=`, which browsers ignore. Nor can a
+    /// port, a path, a scheme, a space, a quote, an empty label or an IPv6
+    /// address domain-match a page's host: browsers would drop every
+    /// session cookie.
     #[test]
-    fn a_domain_of_dots_is_rejected() {
-        for domain in [".", "..", ""] {
+    fn a_domain_that_cannot_name_a_host_is_rejected() {
+        let long_label = format!("{}.com", "a".repeat(64));
+        let long_name = format!("{}com", "abcdefghi.".repeat(26));
+        for domain in [
+            ".",
+            "..",
+            "",
+            "example.com:8080",
+            "example.com/app",
+            "https://example.com",
+            "a=b.com",
+            "\"example.com\"",
+            "a,b.com",
+            "exa mple.com",
+            "..example.com",
+            "example..com",
+            "example.com.",
+            "[::1]",
+            "ex\u{e4}mple.com",
+            long_label.as_str(),
+            long_name.as_str(),
+        ] {
             let err = Engine::new(config().with_domain(Some(domain.into()))).unwrap_err();
             assert!(
                 err.to_string().contains("not a valid host name"),
                 "{domain:?}: {err}"
             );
         }
-        assert!(Engine::new(config().with_domain(Some(".example.com".into()))).is_ok());
+        for domain in [
+            ".example.com",
+            "example.com",
+            "app-1.example.co.uk",
+            "my_host.internal",
+            "127.0.0.1",
+            "xn--bcher-kva.example",
+            "localhost",
+        ] {
+            assert!(
+                Engine::new(config().with_domain(Some(domain.into()))).is_ok(),
+                "{domain:?}"
+            );
+        }
     }
 
     #[test]

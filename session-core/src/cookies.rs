@@ -444,6 +444,9 @@ impl Cookies {
                 .to_owned()
         } else if cookie.same_site() == Some(cookie::SameSite::None) && !writes_secure(cookie) {
             "SameSite=None needs Secure (browsers drop it otherwise)".to_owned()
+        } else if !removal && !expires_writable(cookie) {
+            "its Expires has no UTC form, which an HTTP date needs (year -9999 at a positive offset)"
+                .to_owned()
         } else {
             match check_cookie(name, cookie.path(), cookie.domain(), writes_secure(cookie)) {
                 Ok(()) => return true,
@@ -478,7 +481,11 @@ impl Cookies {
     /// - its name is not a token, or is the session cookie's;
     /// - its `Path` does not start with `/` (browsers ignore such a path),
     ///   its `Path` or `Domain` holds a `;` or a control character, or its
-    ///   `Domain` cannot be a host name;
+    ///   `Domain` cannot be a host name (a port, a path, a scheme or an
+    ///   empty label in it, say: browsers would drop the cookie);
+    /// - its `Expires` has no form in UTC, which an HTTP date needs (a time
+    ///   early in year −9999 at a positive offset; the `cookie` crate
+    ///   itself brings times after 9999 back to 9999's last second);
     /// - it has `SameSite=None` without `Secure` (browsers drop it; unset,
     ///   `Secure` is written for it);
     /// - a `__Secure-` or `__Host-` name breaks its prefix's rules
@@ -487,8 +494,9 @@ impl Cookies {
     /// - its `Set-Cookie` value would be longer than [`MAX_COOKIE_LEN`]
     ///   (browsers drop it too).
     ///
-    /// The same rules hold for every `add_*` method, and all but the last
-    /// for [`Cookies::remove`], which may however name the session
+    /// The same rules hold for every `add_*` method, and all but the
+    /// `Expires` and length rules for [`Cookies::remove`] (a removal writes
+    /// its own `Expires`), which may however name the session
     /// cookie's name with another `Path` or `Domain` than the engine's (a
     /// stray cookie of that name).
     ///
@@ -763,6 +771,17 @@ fn is_cookie_octet(b: u8) -> bool {
 /// `cookie`'s `Set-Cookie` value, when it is at most [`MAX_COOKIE_LEN`]
 /// bytes (what browsers keep, and the most the jar reads back); else `None`,
 /// logged at error level.
+/// Whether `cookie`'s `Expires`, if any, can be written: an HTTP date is
+/// in UTC, and a time at the start of `time`'s range at a positive offset
+/// (year −9999, January 1st, early) has no UTC form; the `cookie` crate
+/// would panic writing it. (It clamps times past 9999 itself.)
+fn expires_writable(cookie: &Cookie<'_>) -> bool {
+    cookie.expires_datetime().is_none_or(|at| {
+        (time::PrimitiveDateTime::MIN.assume_utc()..=time::PrimitiveDateTime::MAX.assume_utc())
+            .contains(&at)
+    })
+}
+
 fn fits(cookie: &Cookie<'_>) -> Option<String> {
     let header = cookie.to_string();
     if header.len() <= MAX_COOKIE_LEN {
@@ -1360,6 +1379,63 @@ mod tests {
         let delta = jar.delta();
         assert_eq!(delta.len(), 2, "{delta:?}");
         assert!(delta.iter().all(|h| h.contains("; Secure")), "{delta:?}");
+    }
+
+    /// An `Expires` at the start of `time`'s range, at a positive offset,
+    /// has no UTC form: the `cookie` crate would panic writing it, so the
+    /// jar refuses the cookie, whether the app adds it or the re-issue
+    /// hook sets it. The latest date is written.
+    #[test]
+    fn an_expires_without_a_utc_form_is_refused() {
+        let edge =
+            time::PrimitiveDateTime::MIN.assume_offset(time::UtcOffset::from_hms(5, 0, 0).unwrap());
+        let keys = KeyRing::new(Key::generate());
+        let jar = jar(&[], &keys);
+        let at =
+            |at: time::OffsetDateTime| Cookie::build(("pref", "v")).path("/").expires(at).build();
+        assert!(!jar.add(at(edge)));
+        assert!(!jar.add_signed(at(edge)));
+        assert!(!jar.add_private(at(edge)));
+        assert!(jar.delta().is_empty(), "{:?}", jar.delta());
+        let far = time::PrimitiveDateTime::MAX.assume_utc();
+        assert!(jar.add(at(far)));
+        let delta = jar.delta();
+        assert!(
+            delta[0].contains("Expires=Fri, 31 Dec 9999 23:59:59 GMT"),
+            "{delta:?}"
+        );
+        // A removal writes its own Expires: the one given does not matter.
+        assert!(jar.remove(at(edge)));
+        let delta = jar.delta();
+        assert_eq!(delta.len(), 1, "the removal replaced the add: {delta:?}");
+        assert!(delta[0].contains("Expires=Thu, 01 Jan 1970"), "{delta:?}");
+
+        let old = Key::generate();
+        let keys = KeyRing::new(Key::generate()).with_previous(old.clone());
+        let header = format!("pref={}", codec::sign(&old, "pref", b"dark"));
+        let jar = jar_with_hook(&[&header], &keys, move |cookie| {
+            cookie.set_expires(edge);
+            true
+        });
+        assert_eq!(jar.get_signed("pref").as_deref(), Some("dark"));
+        assert!(jar.delta().is_empty(), "{:?}", jar.delta());
+    }
+
+    /// A `Domain` that cannot name a host (a port, a path) is refused in
+    /// the jar as in the configuration.
+    #[test]
+    fn a_domain_that_cannot_name_a_host_is_refused_in_the_jar() {
+        let keys = KeyRing::new(Key::generate());
+        let jar = jar(&[], &keys);
+        for domain in ["example.com:8080", "example.com/x", "a..b"] {
+            assert!(
+                !jar.add(Cookie::build(("pref", "v")).domain(domain).build()),
+                "{domain}"
+            );
+        }
+        assert!(jar.delta().is_empty(), "{:?}", jar.delta());
+        assert!(jar.add(Cookie::build(("pref", "v")).domain(".example.com").build()));
+        assert_eq!(jar.delta().len(), 1);
     }
 
     #[test]

@@ -392,9 +392,12 @@ impl Engine {
     /// session cookie's name, all that verify are kept in order (at most
     /// [`MAX_SESSION_COOKIES`]; and after 16 that do not, the rest are not
     /// looked at) and the first that loads and has not ended wins (the
-    /// first that loads, when all have ended), in cookie-store mode the
-    /// first that opens and has not ended: an old cookie left at another
-    /// `Path` or `Domain` does not hide the live one.
+    /// first that loads, when all have ended); in cookie-store mode, of
+    /// those that open and have not ended, the one sealed last (the latest
+    /// last use, then the highest version), since each write goes into the
+    /// cookie at the configured `Path` and `Domain`. Either way an old
+    /// cookie left at another `Path` or `Domain` does not hide the live
+    /// one.
     ///
     /// An id cookie's value that verified before is not verified again: the
     /// engine remembers recent ones (see
@@ -1696,15 +1699,20 @@ mod tests {
     #[test]
     fn a_session_cookie_too_long_for_browsers_is_refused_at_start() {
         let keys = KeyRing::new(Key::generate());
-        let long = |n: usize| format!("{}.example.com", "a".repeat(n));
+        // A domain is 253 bytes at most (a host name): the path makes it
+        // long.
+        let long = |n: usize| format!("/{}", "a".repeat(n));
         for storage in [Storage::Memory, Storage::Cookie] {
             let config = SessionConfig::new(keys.clone())
                 .with_storage(storage.clone())
-                .with_domain(Some(long(4000)));
+                .with_domain(Some("example.com".into()))
+                .with_path(long(4000));
             let err = Engine::new(config).unwrap_err().to_string();
             assert!(err.contains("browsers keep"), "{err}");
         }
-        let config = SessionConfig::new(keys).with_domain(Some(long(3700)));
+        let config = SessionConfig::new(keys)
+            .with_domain(Some("example.com".into()))
+            .with_path(long(3700));
         let engine = Engine::new(config).unwrap();
         let id = SessionId::from_bytes([7; crate::ID_LEN]);
         let lifetime = Lifetime::default()

@@ -11,7 +11,11 @@
 //!
 //! - a save starts from the last record this process saved for the session
 //!   when that is newer than what the request loaded, so it does not meet
-//!   its predecessor as a conflict in the store;
+//!   its predecessor as a conflict in the store (a lane keeps that record
+//!   until its next save, and keeps its data only when small, about
+//!   [`KEPT_DATA_BUDGET`] bytes at most: a larger session's later save
+//!   meets the conflict in the store and merges there, as a save from
+//!   another process would);
 //! - requests that queue while a save is in flight are **grouped**: the
 //!   next one to get the lane replays the changes of every waiting request
 //!   of the same session onto one record and saves once, then hands each
@@ -36,8 +40,63 @@ use crate::{Record, SessionError, StoreError, StoreKey};
 
 const LANES: usize = 256;
 
-/// The last record saved in a lane, and its key.
-type LastSaved = Option<(StoreKey, Record)>;
+/// The most a lane keeps of the data of the last record it saved, in
+/// bytes, roughly (string bytes, plus 32 for each value and key): 256
+/// lanes keep 16 MiB or so at most, until their next saves. The record
+/// size limit caps encoded bytes, and a decoded value takes more room than
+/// its encoding (an array of small numbers about sixteen times as much),
+/// so without this bound a few large sessions saved once would hold
+/// gigabytes after their requests ended.
+pub(crate) const KEPT_DATA_BUDGET: usize = 64 * 1024;
+
+/// The last record saved in a lane.
+struct Saved {
+    key: StoreKey,
+    /// As saved, but for its data when `whole` is false: then emptied.
+    record: Record,
+    /// Whether `record.data` is the data saved (within
+    /// [`KEPT_DATA_BUDGET`]), so that a later save may start from it.
+    whole: bool,
+}
+
+impl Saved {
+    fn new(key: StoreKey, mut record: Record) -> Self {
+        let whole = within_budget(&record.data);
+        if !whole {
+            record.data = crate::Data::new();
+        }
+        Self { key, record, whole }
+    }
+}
+
+type LastSaved = Option<Saved>;
+
+/// Whether `data` takes about [`KEPT_DATA_BUDGET`] bytes or less; stops
+/// walking once past it.
+fn within_budget(data: &crate::Data) -> bool {
+    fn spend(budget: &mut usize, cost: usize) -> bool {
+        *budget = budget.saturating_sub(cost);
+        *budget > 0
+    }
+    fn value(v: &serde_json::Value, budget: &mut usize) -> bool {
+        use serde_json::Value;
+        let own = match v {
+            Value::String(s) => s.len(),
+            _ => 0,
+        };
+        spend(budget, 32 + own)
+            && match v {
+                Value::Array(items) => items.iter().all(|item| value(item, budget)),
+                Value::Object(map) => map
+                    .iter()
+                    .all(|(k, item)| spend(budget, 32 + k.len()) && value(item, budget)),
+                _ => true,
+            }
+    }
+    let mut budget = KEPT_DATA_BUDGET;
+    data.iter()
+        .all(|(k, v)| spend(&mut budget, 32 + k.len()) && value(v, &mut budget))
+}
 
 /// What one request asks to save.
 #[derive(Clone)]
@@ -138,7 +197,7 @@ impl SaveLanes {
     /// Forgets the last record saved for `key` (it was deleted).
     pub(crate) async fn forget(&self, key: &StoreKey) {
         let mut last = self.lane(key).gate.lock().await;
-        if last.as_ref().is_some_and(|(k, _)| k == key) {
+        if last.as_ref().is_some_and(|saved| saved.key == *key) {
             *last = None;
         }
     }
@@ -292,7 +351,7 @@ fn settled(executed: Executed, own: crate::Lifetime, last: &LastSaved) -> Execut
     settle(
         executed,
         own,
-        last.as_ref().map(|(_, record)| record.lifetime),
+        last.as_ref().map(|saved| saved.record.lifetime),
     )
 }
 
@@ -308,7 +367,12 @@ async fn save_group(
     let mut expected_version = first.expected_version;
     let mut ops = first.changes.0;
     let mut newest_times = None;
-    if let Some((last_key, newest)) = last.as_ref() {
+    if let Some(Saved {
+        key: last_key,
+        record: newest,
+        whole: true,
+    }) = last.as_ref()
+    {
         if *last_key == key && newest.version > expected_version {
             // Another request of this session, in this process, saved a
             // newer version: start from it instead of meeting it as a
@@ -351,7 +415,7 @@ async fn save_group(
         touch,
     )
     .await?;
-    *last = written.map(|record| (key, record));
+    *last = written.map(|record| Saved::new(key, record));
     Ok(executed)
 }
 
@@ -369,6 +433,90 @@ mod tests {
             expected_version: 0,
             changes: Changes::default(),
         }
+    }
+
+    /// Runs `future`, which must not wait (the memory store answers at
+    /// once, and the lane is free).
+    fn now<F: std::future::Future>(future: F) -> F::Output {
+        let mut cx = Context::from_waker(Waker::noop());
+        match pin!(future).poll(&mut cx) {
+            Poll::Ready(output) => output,
+            Poll::Pending => panic!("the save waited"),
+        }
+    }
+
+    /// A job that inserts `value` under `name` into the record `base`
+    /// (version `base.version`).
+    fn insert(base: &Record, name: &str, value: serde_json::Value) -> Job {
+        let mut record = base.clone();
+        record.data.insert(name, value.clone());
+        record.version = base.version + 1;
+        Job {
+            record,
+            expected_version: base.version,
+            changes: Changes(
+                [crate::session::Op::Insert(name.into(), value)]
+                    .into_iter()
+                    .collect(),
+            ),
+        }
+    }
+
+    /// A lane keeps a small session's last record whole, so that a save
+    /// of an older version starts from it; of a large one it keeps the
+    /// times and lifetime but not the data, and a save of an older version
+    /// then merges through the store's conflict instead. Either way nothing
+    /// is lost.
+    #[test]
+    fn a_lane_keeps_the_data_of_small_sessions_only() {
+        let big = serde_json::Value::Array(vec![serde_json::json!(0); 4096]);
+        for (value, kept) in [(serde_json::json!("small"), true), (big, false)] {
+            let lanes = SaveLanes::new();
+            let store = MemoryStore::new();
+            let key = StoreKey::from_bytes([9; 32]);
+            let base = Record::new(Timestamp::from_unix_ms(1_000), None);
+            now(store.create(&key, &base)).unwrap();
+
+            let first = insert(&base, "a", value.clone());
+            assert!(matches!(
+                now(lanes.save(&store, first, key, 3)),
+                Ok(Executed::Done)
+            ));
+            {
+                let last = lanes.lane(&key).gate.try_lock().expect("a free lane");
+                let saved = last.as_ref().expect("the lane keeps the record");
+                assert_eq!(saved.whole, kept);
+                assert_eq!(saved.record.version, 1);
+                assert_eq!(saved.record.data.len(), usize::from(kept));
+            }
+
+            // Loaded before the first save: version 0.
+            let second = insert(&base, "b", serde_json::json!(2));
+            assert!(matches!(
+                now(lanes.save(&store, second, key, 3)),
+                Ok(Executed::Done)
+            ));
+            let stored = now(store.load(&key)).unwrap().expect("stored");
+            assert_eq!(stored.data.get("a"), Some(&value), "kept: {kept}");
+            assert_eq!(stored.data.get("b"), Some(&serde_json::json!(2)));
+            assert_eq!(stored.version, 2);
+        }
+    }
+
+    #[test]
+    fn the_budget_counts_nested_values_and_stops_past_it() {
+        let mut data = crate::Data::new();
+        data.insert("s", serde_json::json!("x".repeat(KEPT_DATA_BUDGET / 2)));
+        assert!(within_budget(&data));
+        data.insert(
+            "t",
+            serde_json::json!({ "u": ["x".repeat(KEPT_DATA_BUDGET / 2)] }),
+        );
+        assert!(!within_budget(&data), "two halves and their keys are over");
+        let mut nested = crate::Data::new();
+        let zeros = vec![0; 1024];
+        nested.insert("n", serde_json::json!([[zeros, zeros], { "k": zeros }]));
+        assert!(!within_budget(&nested), "3,072 numbers at 32 bytes each");
     }
 
     /// A save that waits for its lane and is then dropped (its client went

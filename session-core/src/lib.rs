@@ -124,7 +124,8 @@
 //!   logged with `tracing` at debug level. Of several session cookies (a
 //!   browser may hold more than one, for other paths or domains), the first
 //!   that verifies, loads and has not ended wins (else the first that
-//!   verifies and loads); at most [`MAX_SESSION_COOKIES`] that
+//!   verifies and loads; in cookie-store mode, the live one sealed last);
+//!   at most [`MAX_SESSION_COOKIES`] that
 //!   verify are kept, and after 16 that do not the rest are not looked at.
 //!   A `__Host-` cookie name keeps other subdomains from adding any
 //!   ([`SessionConfig::with_cookie_name`]).

@@ -127,19 +127,18 @@ impl CommandError {
         }
     }
 
+    /// An unexpected reply, shown by its first [`SHOWN_REPLY`] bytes (then
+    /// `…`). The formatting stops there: a server that answers with a
+    /// huge array costs no more than a small one.
     pub(crate) fn reply(command: &'static str, reply: &redis::Value) -> Self {
-        let mut shown = format!("{reply:?}");
-        if shown.len() > 120 {
-            let mut end = 120;
-            while !shown.is_char_boundary(end) {
-                end -= 1;
-            }
-            shown.truncate(end);
-            shown.push('…');
+        use std::fmt::Write as _;
+        let mut shown = Shown(String::new());
+        if write!(shown, "{reply:?}").is_err() {
+            shown.0.push('…');
         }
         Self {
             command,
-            cause: Cause::Reply(shown),
+            cause: Cause::Reply(shown.0),
         }
     }
 
@@ -158,5 +157,66 @@ impl CommandError {
             Cause::Redis(error) => Some(error),
             Cause::Reply(_) => None,
         }
+    }
+}
+
+/// How much of an unexpected reply an error shows, in bytes.
+const SHOWN_REPLY: usize = 120;
+
+/// Text that takes the first [`SHOWN_REPLY`] bytes written to it (cut at a
+/// character boundary) and then fails the write, which stops the
+/// formatting.
+struct Shown(String);
+
+impl std::fmt::Write for Shown {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let room = SHOWN_REPLY - self.0.len();
+        if text.len() <= room {
+            self.0.push_str(text);
+            return Ok(());
+        }
+        let mut end = room;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.0.push_str(&text[..end]);
+        Err(std::fmt::Error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(reply: &redis::Value) -> String {
+        match CommandError::reply("GET", reply).cause {
+            Cause::Reply(text) => text,
+            Cause::Redis(error) => panic!("not a reply: {error}"),
+        }
+    }
+
+    #[test]
+    fn a_short_reply_is_shown_whole() {
+        assert_eq!(shown(&redis::Value::Int(7)), "int(7)");
+        let error = CommandError::reply("DEL", &redis::Value::Okay);
+        assert_eq!(error.to_string(), "Redis DEL failed: unexpected reply ok");
+    }
+
+    /// A huge reply is shown by its first bytes, cut at a character
+    /// boundary, and marked as cut.
+    #[test]
+    fn a_long_reply_is_cut() {
+        let huge = redis::Value::Array(vec![redis::Value::Int(123_456); 100_000]);
+        let text = shown(&huge);
+        let full = format!("{huge:?}");
+        let kept = text.strip_suffix('…').expect("marked as cut");
+        assert_eq!(kept.len(), SHOWN_REPLY);
+        assert!(full.starts_with(kept));
+
+        let wide = redis::Value::SimpleString("é".repeat(200));
+        let text = shown(&wide);
+        let kept = text.strip_suffix('…').expect("marked as cut");
+        assert!(kept.len() <= SHOWN_REPLY && kept.len() >= SHOWN_REPLY - 1);
+        assert!(format!("{wide:?}").starts_with(kept));
     }
 }
