@@ -274,6 +274,13 @@
 //! are ignored with the reason. The suite's [`Browser`](client::Browser)
 //! speaks plain HTTP/1.1, one connection per request.
 //!
+//! One thing a framework may do that no adapter can undo: drop a request
+//! header whose value is not UTF-8 before the app sees it (Rocket 0.5
+//! does). A session cookie in such a `Cookie` header is then lost; the
+//! harness says so with
+//! [`Harness::DROPS_NON_UTF8_HEADERS`](adapter::Harness::DROPS_NON_UTF8_HEADERS),
+//! and the case that sends one expects no session there.
+//!
 //! The demo is also a program (`cargo run --example demo`). One more line,
 //! in a test file of the adapter's crate, checks what it does with its
 //! environment (see [`startup`]):

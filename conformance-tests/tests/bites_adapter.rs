@@ -47,6 +47,16 @@ const SEES_ONLY_THE_FIRST_COOKIE_HEADER: u8 = 7;
 /// would.
 const SHOWS_DATA_IN_THE_COOKIE: u8 = 8;
 
+/// A middleware drops every `Cookie` header that is not UTF-8, as Rocket
+/// 0.5 does, and the harness does not say so
+/// ([`Harness::DROPS_NON_UTF8_HEADERS`]).
+const DROPS_NON_UTF8_HEADERS: u8 = 9;
+/// The same middleware, and the harness says so: a correct adapter over
+/// such a framework.
+const DROPS_AND_DECLARES_NON_UTF8_HEADERS: u8 = 10;
+/// No such middleware, and the harness says there is one.
+const DECLARES_BUT_KEEPS_NON_UTF8_HEADERS: u8 = 11;
+
 /// The user a [`SHOWS_DATA_IN_THE_COOKIE`] `/set` response carries to the
 /// middleware that writes it into the cookie.
 #[derive(Clone)]
@@ -56,6 +66,9 @@ struct ShownUser(String);
 struct Buggy<const BUG: u8>;
 
 impl<const BUG: u8> Harness for Buggy<BUG> {
+    const DROPS_NON_UTF8_HEADERS: bool =
+        BUG == DROPS_AND_DECLARES_NON_UTF8_HEADERS || BUG == DECLARES_BUT_KEEPS_NON_UTF8_HEADERS;
+
     fn serve(mut config: SessionConfig) -> Result<Running, BoxError> {
         if BUG == ADOPTS_UNKNOWN_IDS {
             if let Storage::Store(store) = config.storage().clone() {
@@ -113,6 +126,23 @@ fn app<const BUG: u8>(config: SessionConfig) -> Result<Router, BoxError> {
                 request.headers_mut().remove(COOKIE);
                 if let Some(first) = first {
                     request.headers_mut().insert(COOKIE, first);
+                }
+                request
+            },
+        ))
+    } else if BUG == DROPS_NON_UTF8_HEADERS || BUG == DROPS_AND_DECLARES_NON_UTF8_HEADERS {
+        router.layer(axum::middleware::map_request(
+            |mut request: axum::extract::Request| async move {
+                let kept: Vec<_> = request
+                    .headers()
+                    .get_all(COOKIE)
+                    .iter()
+                    .filter(|value| std::str::from_utf8(value.as_bytes()).is_ok())
+                    .cloned()
+                    .collect();
+                request.headers_mut().remove(COOKIE);
+                for value in kept {
+                    request.headers_mut().append(COOKIE, value);
                 }
                 request
             },
@@ -357,7 +387,11 @@ impl SessionStore for Adopting {
 type CaseFn = fn(&Suite) -> Outcome;
 
 /// Every case a bug below is meant to fail.
-const TARGETED: [(&str, CaseFn); 12] = [
+const TARGETED: [(&str, CaseFn); 13] = [
+    (
+        "truncated_oversized_and_garbage_cookies_start_a_fresh_session",
+        cases::truncated_oversized_and_garbage_cookies_start_a_fresh_session,
+    ),
     (
         "session_data_is_never_readable_in_the_cookie",
         cases::session_data_is_never_readable_in_the_cookie,
@@ -487,6 +521,26 @@ fn showing_session_data_in_the_cookie_fails() {
             "{failure}"
         ),
         Ok(()) => panic!("an app showing session data in its cookie passed"),
+    }
+}
+
+/// A framework that drops a header with a byte that is not UTF-8 (Rocket
+/// 0.5) loses the session cookie beside such a byte: the harness says so,
+/// and the suite then expects no session there. Saying so wrongly, or not
+/// saying so, fails.
+#[test]
+fn dropped_non_utf8_headers_are_declared_or_fail() {
+    let name = "truncated_oversized_and_garbage_cookies_start_a_fresh_session";
+    fails::<DROPS_NON_UTF8_HEADERS>(&[name]);
+    fails::<DECLARES_BUT_KEEPS_NON_UTF8_HEADERS>(&[name]);
+    let (_, case) = TARGETED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .expect("a targeted case");
+    if let Err(failure) =
+        adapter::run::<Buggy<DROPS_AND_DECLARES_NON_UTF8_HEADERS>>(StorageMode::Server, *case)
+    {
+        panic!("a declared header-dropping app fails {name}: {failure}");
     }
 }
 

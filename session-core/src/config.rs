@@ -697,8 +697,9 @@ fn is_token_byte(b: u8) -> bool {
 /// nothing with a port, a path, a scheme, a space or an empty label can,
 /// so such a value would set a cookie no browser keeps: a session that
 /// never sticks. (An internationalized name is given in its ASCII form,
-/// `xn--…`; an IPv6 address cannot be a cookie's `Domain`; leave the
-/// `Domain` out for a cookie of the exact host.)
+/// `xn--…`. A trailing dot and a bracketed IPv6 address are refused too:
+/// they match only a host of exactly that form, for which leaving the
+/// `Domain` out does the same.)
 fn is_host_name(domain: &str) -> bool {
     let name = domain.strip_prefix('.').unwrap_or(domain);
     !name.is_empty()

@@ -44,7 +44,7 @@ const LANES: usize = 256;
 /// bytes, roughly (string bytes, plus 32 for each value and key): 256
 /// lanes keep 16 MiB or so at most, until their next saves. The record
 /// size limit caps encoded bytes, and a decoded value takes more room than
-/// its encoding (an array of small numbers about sixteen times as much),
+/// its encoding (up to about 32 times as much, for an array of `null`s),
 /// so without this bound a few large sessions saved once would hold
 /// gigabytes after their requests ended.
 pub(crate) const KEPT_DATA_BUDGET: usize = 64 * 1024;

@@ -81,7 +81,14 @@
 //! [`Engine::now`]; both read the configured clock, so tests can use a
 //! [`ManualClock`]); pass every `Cookie` header value, raw bytes and all;
 //! run steps 1–3 lazily, only when the handler asks for the session; turn
-//! every error of steps 2, 4 and 5 into a 500 with the cause logged.
+//! every error of steps 2, 4 and 5 into a 500 with the cause logged, whose
+//! response carries no `Set-Cookie` at all (the jar's cookies were made
+//! for the response that failed, and the conformance suite checks it);
+//! let a commit that has started run to its end even when the framework
+//! drops the response future (a client that went away): spawn the rest on
+//! the runtime, as session-axum does, since with a store that waits the
+//! requests of one session grouped behind it fail with
+//! [`SessionError::SaveInterrupted`] otherwise.
 //! An adapter **must not**: decide anything itself (when to save, expire,
 //! clear or re-issue is [`Engine::finish`]'s job); send the plan's cookie
 //! before its store operation succeeded; swallow a store error. If an
@@ -124,7 +131,7 @@
 //!   logged with `tracing` at debug level. Of several session cookies (a
 //!   browser may hold more than one, for other paths or domains), the first
 //!   that verifies, loads and has not ended wins (else the first that
-//!   verifies and loads; in cookie-store mode, the live one sealed last);
+//!   verifies and loads), in cookie-store mode the live one sealed last;
 //!   at most [`MAX_SESSION_COOKIES`] that
 //!   verify are kept, and after 16 that do not the rest are not looked at.
 //!   A `__Host-` cookie name keeps other subdomains from adding any

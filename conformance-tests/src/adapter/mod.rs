@@ -52,6 +52,15 @@ pub trait Harness {
     /// Whatever prevents serving (an invalid config, a port that cannot be
     /// bound); the case then fails with it.
     fn serve(config: SessionConfig) -> Result<Running, BoxError>;
+
+    /// Whether the framework drops a request header whose value is not
+    /// UTF-8 before the app sees it (Rocket 0.5 does, and logs it), so that
+    /// a `Cookie` header holding such a byte anywhere reaches the adapter
+    /// not at all. The suite then expects that request to have no session
+    /// (a fresh one), where it otherwise expects the session cookie beside
+    /// the bad byte to be read. Leave it `false` when the adapter sees the
+    /// header's raw bytes, as axum and actix-web give them.
+    const DROPS_NON_UTF8_HEADERS: bool = false;
 }
 
 /// Where the sessions of the servers under test live, which decides the
@@ -95,6 +104,8 @@ where
 /// plain thread, not inside an async runtime.
 pub struct Suite {
     serve: fn(SessionConfig) -> Result<Running, BoxError>,
+    /// [`Harness::DROPS_NON_UTF8_HEADERS`].
+    drops_non_utf8_headers: bool,
     storage: StorageMode,
     /// `None` in cookie-store mode.
     factory: Option<StoreFactory>,
@@ -175,6 +186,7 @@ impl Suite {
             .expect("a tokio runtime for the adapter suite's stores");
         Self {
             serve: H::serve,
+            drops_non_utf8_headers: H::DROPS_NON_UTF8_HEADERS,
             storage,
             factory,
             name: name.to_owned(),
@@ -189,6 +201,11 @@ impl Suite {
     #[must_use]
     pub fn storage(&self) -> StorageMode {
         self.storage
+    }
+
+    /// The harness's [`Harness::DROPS_NON_UTF8_HEADERS`].
+    pub(crate) fn drops_non_utf8_headers(&self) -> bool {
+        self.drops_non_utf8_headers
     }
 
     /// A fresh clock and, in server mode, a fresh store from the factory.

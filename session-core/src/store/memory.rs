@@ -17,10 +17,11 @@ const SHARDS: usize = 256;
 /// save copying all of it. See [`MemoryStore::with_max_record_size`].
 ///
 /// The limit counts encoded bytes; a request that opens the session holds
-/// it decoded, which takes more room: up to about sixteen times as much
-/// for an array of small numbers (two bytes each encoded, a 32-byte
-/// `serde_json::Value` each decoded), so a 1 MiB record may cost 16 MiB
-/// of memory for each request that reads it at a time. Size the limit
+/// it decoded, which takes more room: a 32-byte `serde_json::Value` for
+/// each value, where the memory store's encoding takes one byte for a
+/// `null`, `true` or `false` and two for a small number in an array (and
+/// JSON, as Redis keeps it, two or more), so a 1 MiB record may cost up
+/// to about 32 MiB of memory for each request that reads it at a time. Size the limit
 /// (and what the app lets clients put into a session) with that in mind.
 pub const DEFAULT_MAX_RECORD_SIZE: usize = 1 << 20;
 /// How often (at most) a shard is swept for expired records, in ms.

@@ -144,7 +144,8 @@ pub fn truncated_oversized_and_garbage_cookies_start_a_fresh_session(suite: &Sui
             text(&reply, 200, "Views: 1", &format!("raw cookie #{i} {bad:?}"))?;
         }
     }
-    // A byte that is not UTF-8 in another cookie does not hide the session.
+    // A byte that is not UTF-8 in another cookie does not hide the session
+    // (unless the framework drops the whole header: then it is no session).
     let mut mixed = b"junk=\xff\xfe; id=".to_vec();
     mixed.extend_from_slice(value.as_bytes());
     let reply = views_with(&site, mixed)?;
@@ -155,12 +156,15 @@ pub fn truncated_oversized_and_garbage_cookies_start_a_fresh_session(suite: &Sui
         reply.body
     );
     if reply.status == 200 {
-        text(
-            &reply,
-            200,
-            "Views: 3",
-            "the session beside a non-UTF-8 cookie",
-        )?;
+        let (expected, what) = if suite.drops_non_utf8_headers() {
+            (
+                "Views: 1",
+                "a header the framework drops (DROPS_NON_UTF8_HEADERS) carries no session",
+            )
+        } else {
+            ("Views: 3", "the session beside a non-UTF-8 cookie")
+        };
+        text(&reply, 200, expected, what)?;
     }
     Ok(())
 }
