@@ -1465,10 +1465,14 @@ mod tests {
     #[test]
     fn unchanged_jar_emits_nothing() {
         let keys = KeyRing::new(Key::generate());
-        let jar = jar(&["a=1; b=2"], &keys);
-        let _ = jar.get("a");
-        let _ = jar.get_signed("b");
-        assert!(jar.delta().is_empty());
+        let signed = codec::sign(keys.current(), "b", b"2");
+        let sealed = codec::seal(keys.current(), "c", b"3").unwrap();
+        let jar = jar(&[&format!("a=1; b={signed}; c={sealed}; d=4")], &keys);
+        assert_eq!(jar.get("a").as_deref(), Some("1"));
+        assert_eq!(jar.get_signed("b").as_deref(), Some("2"));
+        assert_eq!(jar.get_private("c").as_deref(), Some("3"));
+        assert_eq!(jar.get_signed("d"), None, "not signed");
+        assert!(jar.delta().is_empty(), "{:?}", jar.delta());
     }
 
     #[test]

@@ -208,8 +208,8 @@ impl Immediate<'_> {
     }
 }
 
-/// What [`Engine::commit_now`] could do at once.
-#[derive(Debug)]
+/// What [`Engine::commit_now`] could do at once. Its `Debug` output leaves
+/// the cookie's value out, as [`CookieOp`]'s does.
 #[must_use]
 // The plan stays inline: boxing it would allocate on every request that
 // waits on its store, the path `commit_now` keeps cheap, and a
@@ -223,6 +223,19 @@ pub enum CommitNow {
     Failed(SessionError),
     /// The store must be waited for: pass the plan to [`Engine::commit`].
     Wait(Plan),
+}
+
+impl std::fmt::Debug for CommitNow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Done(header) => f
+                .debug_tuple("Done")
+                .field(&header.as_deref().map(crate::plan::Redacted))
+                .finish(),
+            Self::Failed(error) => f.debug_tuple("Failed").field(error).finish(),
+            Self::Wait(plan) => f.debug_tuple("Wait").field(plan).finish(),
+        }
+    }
 }
 
 impl Engine {

@@ -46,7 +46,10 @@ pub enum StoreKind {
 ///     "SESSION_IDLE_SECS: expected a positive whole number of seconds, got \"abc\""
 /// );
 /// ```
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output leaves out the keys (as [`KeyRing`]'s does) and the
+/// user and password of `REDIS_URL`.
+#[derive(Clone)]
 pub struct EnvSettings {
     /// `PORT`.
     pub port: u16,
@@ -64,6 +67,33 @@ pub struct EnvSettings {
     pub absolute: Duration,
     /// `SESSION_COOKIE_SECURE`.
     pub secure: bool,
+}
+
+impl std::fmt::Debug for EnvSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvSettings")
+            .field("port", &self.port)
+            .field("keys", &self.keys)
+            .field("generated_key", &self.generated_key)
+            .field("store", &self.store)
+            .field("redis_url", &without_credentials(&self.redis_url))
+            .field("idle", &self.idle)
+            .field("absolute", &self.absolute)
+            .field("secure", &self.secure)
+            .finish()
+    }
+}
+
+/// `url` with its user and password, if any, replaced by `…`.
+fn without_credentials(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://…{}", &rest[at..]).into(),
+        None => url.into(),
+    }
 }
 
 impl EnvSettings {
@@ -227,6 +257,34 @@ mod tests {
 
     fn message(vars: &[(&str, &str)]) -> String {
         read(vars).unwrap_err().to_string()
+    }
+
+    /// `Debug` shows where Redis is, never its password or the keys.
+    #[test]
+    fn debug_leaves_credentials_out() {
+        let secret: String = (0..64u8)
+            .map(|b| format!("{:02x}", b.wrapping_mul(37)))
+            .collect();
+        let s = read(&[
+            ("SESSION_SECRET", &secret),
+            ("REDIS_URL", "redis://app:hunter2@cache.internal:6380/2"),
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(shown.contains("redis://…@cache.internal:6380/2"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("app:"),
+            "{shown}"
+        );
+        assert!(!shown.contains(&secret[..16]), "{shown}");
+        for (url, expected) in [
+            ("redis://:pw@h", "redis://…@h"),
+            ("rediss://h:6379/0", "rediss://h:6379/0"),
+            ("redis://h/0?user=a@b", "redis://h/0?user=a@b"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(without_credentials(url), expected, "{url}");
+        }
     }
 
     #[test]

@@ -161,6 +161,20 @@
 //!    "remember me" say). Cookies still under it then read as
 //!    "no session".
 //!
+//! A key that leaked is not rotated this way: keeping it as a previous key
+//! would re-issue, under the new key, every cookie forged with it (in
+//! cookie-store mode a whole forged session, with any data and lifetime
+//! it likes). Replace it outright (`KeyRing::new(new)` alone): every
+//! session ends, which is what a leak calls for.
+//!
+//! One key, one engine: the session cookie and the app's cookies of one
+//! engine are told apart by their names (the jar refuses the session
+//! cookie's name), but an engine knows nothing of another's. Two engines
+//! (two apps on one site, two layers in one app) that share a key must
+//! not let one's jar write a cookie under the other's session cookie name:
+//! in cookie-store mode, a private cookie sealed under that name with
+//! content a client chose would open as a session. Give each its own key.
+//!
 //! How often: in cookie-store mode every write and every touch of a session
 //! seals the cookie again, and so does every [`Cookies::add_private`]. Each
 //! seal is one AES-256-GCM encryption under the current key with a random

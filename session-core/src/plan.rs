@@ -112,7 +112,10 @@ impl fmt::Debug for Changes {
 }
 
 /// The session cookie part of a [`Plan`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output leaves the cookie's value out (a signed id or a
+/// sealed session is a credential): `Set("id=…(69 bytes); HttpOnly; …")`.
+#[derive(Clone, PartialEq, Eq)]
 #[must_use]
 pub enum CookieOp {
     /// Send no session cookie.
@@ -121,6 +124,36 @@ pub enum CookieOp {
     Set(String),
     /// Send this `Set-Cookie` header value, which removes the cookie.
     Clear(String),
+}
+
+impl fmt::Debug for CookieOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Set(header) => f.debug_tuple("Set").field(&Redacted(header)).finish(),
+            Self::Clear(header) => f.debug_tuple("Clear").field(&Redacted(header)).finish(),
+        }
+    }
+}
+
+/// A `Set-Cookie` header value for `Debug` output: its name and attributes,
+/// and of its value only the length.
+pub(crate) struct Redacted<'a>(pub(crate) &'a str);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (pair, attributes) = self.0.split_once(';').unwrap_or((self.0, ""));
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if value.is_empty() {
+            write!(f, "\"{name}=")?;
+        } else {
+            write!(f, "\"{name}=…({} bytes)", value.len())?;
+        }
+        if !attributes.is_empty() {
+            write!(f, ";{attributes}")?;
+        }
+        f.write_str("\"")
+    }
 }
 
 impl CookieOp {
@@ -741,6 +774,22 @@ pub(crate) fn warn_due(last: &AtomicU64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cookie's value is a credential: `Debug` shows its name, its
+    /// length and its attributes only.
+    #[test]
+    fn debug_leaves_the_cookie_value_out() {
+        let set = CookieOp::Set("id=s1.secret.tag; HttpOnly; Path=/".to_owned());
+        assert_eq!(
+            format!("{set:?}"),
+            r#"Set("id=…(13 bytes); HttpOnly; Path=/")"#
+        );
+        let clear = CookieOp::Clear("id=; Max-Age=0".to_owned());
+        assert_eq!(format!("{clear:?}"), r#"Clear("id=; Max-Age=0")"#);
+        let done = crate::CommitNow::Done(Some("id=p1.sealed".to_owned()));
+        assert_eq!(format!("{done:?}"), r#"Done(Some("id=…(9 bytes)"))"#);
+        assert_eq!(format!("{:?}", CookieOp::None), "None");
+    }
 
     /// Plans move from the engine to the adapter on every request that
     /// extracts its session: the rare operations (a regeneration's carried

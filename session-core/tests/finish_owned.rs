@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 
 use session_core::{Engine, KeyRing, SequenceRandom, Session, SessionConfig};
-use support::{Browser, Harness, fixed_key, open_with, same_plans_as_finish};
+use support::{Browser, Harness, fixed_key, open_with, request_with, same_plans_as_finish};
 
 #[tokio::test]
 async fn finish_owned_plans_exactly_as_finish_through_a_whole_session() {
@@ -53,13 +53,31 @@ async fn an_owned_session_opened_from_a_cookie_store_cookie_plans_the_same() {
         )
         .unwrap()
     };
+    // The cookie: a session sealed by a third engine.
+    let mut browser = Browser::new();
+    let (_, set_cookie) = request_with(&engine(1), &mut browser, |s| {
+        s.insert("theme", "dark").unwrap();
+    })
+    .await
+    .unwrap();
+    assert!(set_cookie.is_some(), "a cookie-store session was sent");
+
+    // Two engines alike (the same sequence of nonces) open it and change it.
     let (a, b) = (engine(3), engine(3));
     let now = a.now();
-    let session = open_with(&a, &Browser::new()).await;
-    session.insert("theme", "dark").unwrap();
+    let session = open_with(&a, &browser).await;
+    assert!(!session.is_new(), "opened from the cookie");
+    session.insert("lang", "fr").unwrap();
     let plan_a = a.finish(&session, now).unwrap();
-    let session = open_with(&b, &Browser::new()).await;
-    session.insert("theme", "dark").unwrap();
+    let session = open_with(&b, &browser).await;
+    assert_eq!(
+        session.get::<String>("theme").unwrap().as_deref(),
+        Some("dark")
+    );
+    session.insert("lang", "fr").unwrap();
     let plan_b = b.finish_owned(session, now).unwrap();
+    assert!(!plan_a.is_noop(), "{plan_a:?}");
+    // The sealed session is the cookie's value, which `Debug` leaves out.
+    assert_eq!(plan_a.cookie, plan_b.cookie);
     assert_eq!(format!("{plan_a:?}"), format!("{plan_b:?}"));
 }

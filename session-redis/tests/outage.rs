@@ -21,15 +21,13 @@ async fn store_on(redis: &PrivateRedis, command_timeout: Duration) -> RedisStore
 #[tokio::test]
 async fn connecting_to_a_closed_port_fails_at_once_naming_the_server() {
     let port = free_port();
-    let started = Instant::now();
-    let err = RedisStore::connect(format!("redis://127.0.0.1:{port}"))
+    // Refused, not timed out: the refusal is the answer, however long the
+    // connect timeout.
+    let err = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+        .connect_timeout(Duration::from_secs(3600))
+        .connect()
         .await
         .unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
     assert!(matches!(err, ConnectError::Unreachable { .. }), "{err}");
     let message = err.to_string();
     assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
@@ -49,7 +47,6 @@ async fn connecting_to_a_server_that_never_answers_times_out() {
         .unwrap_err();
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(300), "{took:?}");
-    assert!(took < Duration::from_secs(2), "{took:?}");
     assert!(
         matches!(err, ConnectError::Timeout { millis: 300, .. }),
         "{err}"
@@ -126,22 +123,16 @@ async fn a_hung_redis_fails_every_operation_within_the_command_timeout_then_reco
     store.create(&key(1), &record()).await.unwrap();
 
     redis.pause();
-    let started = Instant::now();
     let results = [
         store.load(&key(1)).await.err(),
         store.create(&key(2), &record()).await.err(),
         store.save(&key(1), &record(), 0).await.err(),
         store.delete(&key(3)).await.err(),
     ];
-    let took = started.elapsed();
     for err in results {
         let err = err.expect("a hung Redis is an error");
         assert!(matches!(err, StoreError::Timeout { millis: 200 }), "{err}");
     }
-    assert!(
-        took < Duration::from_secs(2),
-        "four operations took {took:?}"
-    );
 
     // Commands that timed out were still queued, and run now: a timeout
     // tells the caller nothing about whether the command took effect.
@@ -154,18 +145,15 @@ async fn a_hung_redis_fails_every_operation_within_the_command_timeout_then_reco
 #[tokio::test]
 async fn a_stopped_redis_is_a_backend_error_with_the_cause_and_the_store_recovers() {
     let mut redis = PrivateRedis::start();
-    let store = store_on(&redis, Duration::from_millis(500)).await;
+    // A timeout far beyond the test's length: a load that waited for it
+    // would hang the test, and one that ran into it would be a `Timeout`.
+    let store = store_on(&redis, Duration::from_secs(3600)).await;
     store.create(&key(1), &record()).await.unwrap();
 
     redis.kill();
     for attempt in 0..3 {
-        let started = Instant::now();
         let err = store.load(&key(1)).await.unwrap_err();
-        // Refused at once: the cause, not a timeout.
-        assert!(
-            started.elapsed() < Duration::from_millis(450),
-            "attempt {attempt}"
-        );
+        // Refused: the cause, not a timeout.
         let StoreError::Backend(source) = &err else {
             panic!("attempt {attempt}: expected a backend error, got {err}");
         };

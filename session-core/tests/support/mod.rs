@@ -271,6 +271,8 @@ async fn both_ways(
         a.engine.finish(&session, a.engine.now()).unwrap()
     };
     let plan_b = other(b, bb, handler).await;
+    // `Debug` leaves the cookie's value out: compared whole here.
+    assert_eq!(plan_a.cookie, plan_b.cookie);
     let shown = (format!("{plan_a:?}"), format!("{plan_b:?}"));
     commit_into(&a.engine, plan_a, ba).await;
     commit_into(&b.engine, plan_b, bb).await;

@@ -149,22 +149,22 @@ pub fn truncated_oversized_and_garbage_cookies_start_a_fresh_session(suite: &Sui
     let mut mixed = b"junk=\xff\xfe; id=".to_vec();
     mixed.extend_from_slice(value.as_bytes());
     let reply = views_with(&site, mixed)?;
-    check!(
-        reply.status < 500,
-        "a non-UTF-8 neighbour cookie: got {} {:?}",
-        reply.status,
-        reply.body
-    );
-    if reply.status == 200 {
-        let (expected, what) = if suite.drops_non_utf8_headers() {
-            (
-                "Views: 1",
-                "a header the framework drops (DROPS_NON_UTF8_HEADERS) carries no session",
-            )
-        } else {
-            ("Views: 3", "the session beside a non-UTF-8 cookie")
-        };
-        text(&reply, 200, expected, what)?;
+    if suite.drops_non_utf8_headers() {
+        text(
+            &reply,
+            200,
+            "Views: 1",
+            "a header the framework drops (DROPS_NON_UTF8_HEADERS) carries no session",
+        )?;
+    } else {
+        // The framework gives the adapter the header: the session is read,
+        // whatever the byte beside it (a 4xx would lose it too).
+        text(
+            &reply,
+            200,
+            "Views: 3",
+            "the session beside a non-UTF-8 cookie",
+        )?;
     }
     Ok(())
 }
