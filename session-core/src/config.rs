@@ -322,8 +322,10 @@ impl SessionConfig {
     /// use session_core::{Engine, Key, KeyRing, SessionConfig};
     ///
     /// let config = SessionConfig::new(KeyRing::new(Key::generate())).with_max_sessions(1_000_000);
-    /// let engine = Engine::new(config).unwrap();
-    /// # let _ = engine;
+    /// assert!(Engine::new(config.clone()).is_ok());
+    /// // Not with another storage: that store keeps its own limit.
+    /// let cookies = config.with_storage(session_core::Storage::Cookie);
+    /// assert!(Engine::new(cookies).is_err());
     /// ```
     #[must_use]
     pub fn with_max_sessions(mut self, max: usize) -> Self {
@@ -346,8 +348,10 @@ impl SessionConfig {
     /// use session_core::{Engine, Key, KeyRing, SessionConfig};
     ///
     /// let config = SessionConfig::new(KeyRing::new(Key::generate())).with_max_record_size(64 * 1024);
-    /// let engine = Engine::new(config).unwrap();
-    /// # let _ = engine;
+    /// assert!(Engine::new(config.clone()).is_ok());
+    /// // Not with another storage: that store keeps its own limit.
+    /// let cookies = config.with_storage(session_core::Storage::Cookie);
+    /// assert!(Engine::new(cookies).is_err());
     /// ```
     #[must_use]
     pub fn with_max_record_size(mut self, bytes: usize) -> Self {

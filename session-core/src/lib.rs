@@ -27,7 +27,7 @@
 //! [`SessionConfig`], [`Key`]) are what its extractors hand you.
 //!
 //! ```
-//! use session_core::{Key, KeyRing, SameSite, SessionConfig};
+//! use session_core::{Engine, Key, KeyRing, SameSite, SessionConfig};
 //! use time::Duration;
 //!
 //! // Keep the key secret and stable: 64 random bytes, e.g. from
@@ -37,6 +37,9 @@
 //!     .with_same_site(SameSite::Lax)
 //!     .with_idle_timeout(Some(Duration::minutes(30)))
 //!     .with_absolute_timeout(Some(Duration::hours(12)));
+//! // The engine checks the configuration once, at start.
+//! let engine = Engine::new(config).expect("a valid configuration");
+//! assert_eq!(engine.config().expiry().idle(), Some(Duration::minutes(30)));
 //! ```
 //!
 //! Those limits hold for every session unless one is given its own with

@@ -101,7 +101,8 @@ fn hint(error: &redis::RedisError) -> &'static str {
 ///         _ => false,
 ///     }
 /// }
-/// # let _ = is_connection_problem;
+/// assert!(is_connection_problem(&StoreError::Timeout { millis: 1000 }));
+/// assert!(!is_connection_problem(&StoreError::Exists));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[error("Redis {command} failed: {cause}")]
