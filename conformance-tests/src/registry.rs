@@ -129,6 +129,8 @@ macro_rules! __adapter_cases {
             session_cookie_max_age_never_passes_the_absolute_lifetime: always;
             secure_setting_adds_the_secure_attribute: always;
             session_data_is_never_readable_in_the_cookie: always;
+            responses_that_use_the_session_vary_on_cookie: always;
+            responses_that_set_cookies_are_private: always;
             requests_without_session_data_get_no_session_cookie: always;
             unchanged_session_gets_no_cookie_until_the_touch_is_due: always;
             writes_within_the_touch_interval_get_no_cookie: always;

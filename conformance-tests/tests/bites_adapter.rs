@@ -4,14 +4,14 @@
 //!
 //! The app serves only the routes those cases use, with the contract's
 //! bodies: `/views`, `/set`, `/get`, `/destroy`, `/cart`, `/auth/login`,
-//! `/auth/profile`, `/auth/logout`.
+//! `/auth/profile`, `/auth/logout`, `/get-theme`, `/set-theme`.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::StatusCode;
-use axum::http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE, VARY};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use conformance_tests::Outcome;
@@ -56,6 +56,11 @@ const DROPS_NON_UTF8_HEADERS: u8 = 9;
 const DROPS_AND_DECLARES_NON_UTF8_HEADERS: u8 = 10;
 /// No such middleware, and the harness says there is one.
 const DECLARES_BUT_KEEPS_NON_UTF8_HEADERS: u8 = 11;
+
+/// A middleware drops the `Vary` headers of every response.
+const DROPS_VARY: u8 = 12;
+/// A middleware drops the `Cache-Control` headers of every response.
+const DROPS_CACHE_CONTROL: u8 = 13;
 
 /// The user a [`SHOWS_DATA_IN_THE_COOKIE`] `/set` response carries to the
 /// middleware that writes it into the cookie.
@@ -105,6 +110,8 @@ fn app<const BUG: u8>(config: SessionConfig) -> Result<Router, BoxError> {
         .route("/auth/login", post(login::<BUG>))
         .route("/auth/profile", get(profile))
         .route("/auth/logout", get(logout::<BUG>))
+        .route("/get-theme", get(get_theme))
+        .route("/set-theme", get(set_theme))
         .layer(if BUG == HIDES_STORE_ERRORS {
             SessionLayer::new(config)?.with_error_response(|_| StatusCode::OK)
         } else {
@@ -145,6 +152,17 @@ fn app<const BUG: u8>(config: SessionConfig) -> Result<Router, BoxError> {
                     request.headers_mut().append(COOKIE, value);
                 }
                 request
+            },
+        ))
+    } else if BUG == DROPS_VARY || BUG == DROPS_CACHE_CONTROL {
+        router.layer(axum::middleware::map_response(
+            |mut response: Response| async move {
+                response.headers_mut().remove(if BUG == DROPS_VARY {
+                    VARY
+                } else {
+                    CACHE_CONTROL
+                });
+                response
             },
         ))
     } else if BUG == SHOWS_DATA_IN_THE_COOKIE {
@@ -273,6 +291,20 @@ async fn set_user<const BUG: u8>(session: Session, body: Bytes) -> Response {
     response
 }
 
+async fn set_theme(cookies: session_axum::Cookies) -> &'static str {
+    cookies.add(
+        session_axum::Cookie::build(("theme", "dark"))
+            .path("/")
+            .build(),
+    );
+    "Theme cookie set"
+}
+
+async fn get_theme(cookies: session_axum::Cookies) -> String {
+    let theme = cookies.get("theme").filter(|theme| !theme.is_empty());
+    format!("Current theme: {}", theme.as_deref().unwrap_or("default"))
+}
+
 async fn get_user(session: Session) -> Response {
     let user = session.get_value("user").unwrap_or(json!("No user set"));
     json_reply(StatusCode::OK, &json!({ "user": user }))
@@ -387,7 +419,15 @@ impl SessionStore for Adopting {
 type CaseFn = fn(&Suite) -> Outcome;
 
 /// Every case a bug below is meant to fail.
-const TARGETED: [(&str, CaseFn); 13] = [
+const TARGETED: [(&str, CaseFn); 15] = [
+    (
+        "responses_that_set_cookies_are_private",
+        cases::responses_that_set_cookies_are_private,
+    ),
+    (
+        "responses_that_use_the_session_vary_on_cookie",
+        cases::responses_that_use_the_session_vary_on_cookie,
+    ),
     (
         "truncated_oversized_and_garbage_cookies_start_a_fresh_session",
         cases::truncated_oversized_and_garbage_cookies_start_a_fresh_session,
@@ -542,6 +582,16 @@ fn dropped_non_utf8_headers_are_declared_or_fail() {
     {
         panic!("a declared header-dropping app fails {name}: {failure}");
     }
+}
+
+#[test]
+fn dropping_vary_fails() {
+    fails::<DROPS_VARY>(&["responses_that_use_the_session_vary_on_cookie"]);
+}
+
+#[test]
+fn dropping_cache_control_fails() {
+    fails::<DROPS_CACHE_CONTROL>(&["responses_that_set_cookies_are_private"]);
 }
 
 #[test]

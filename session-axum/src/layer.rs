@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 
 use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
-use axum::http::header::SET_COOKIE;
+use axum::http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
 use axum::http::{HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
@@ -49,7 +49,16 @@ pub(crate) struct SlotHandle {
 ///   operation ([`Engine::commit`]) and appends the session `Set-Cookie`
 ///   header, if the plan has one;
 /// - if the handler extracted [`Cookies`](crate::Cookies), the layer appends
-///   one `Set-Cookie` header per cookie the handler set or removed.
+///   one `Set-Cookie` header per cookie the handler set or removed;
+/// - if it extracted either, the response depends on the request's cookies:
+///   the layer adds `Vary: Cookie` (unless a `Vary` of the response names
+///   `Cookie` or `*` already), so that a shared cache (a CDN, a reverse
+///   proxy) never hands it to another visitor;
+/// - a response that sets a cookie (the session's or the jar's) carries a
+///   credential: the layer adds `Cache-Control: private` (unless a
+///   `Cache-Control` of the response says `private` or `no-store`
+///   already), which a shared cache must obey over a `public` the handler
+///   gave, so that no later visitor is handed that cookie.
 ///
 /// Both are taken when the handler's response is ready. A handle kept past
 /// that point (moved into a spawned task, say) may still read; a change
@@ -57,7 +66,7 @@ pub(crate) struct SlotHandle {
 /// level.
 ///
 /// A handler that extracts neither costs no store access and gets no
-/// `Set-Cookie` header.
+/// `Set-Cookie` or `Vary` header: its response stays cacheable.
 ///
 /// # Where to install it
 ///
@@ -76,9 +85,11 @@ pub(crate) struct SlotHandle {
 /// nothing more is planned for it: no second cookie follows the inner
 /// one's). When the handler had used the [`Cookies`](crate::Cookies) jar,
 /// a cookie such middleware adds to it then is refused (`false`, logged
-/// at warn level): the inner layer sent the jar's cookies. Two layers built apart with one cookie name around
-/// one request do not share sessions: the inner one serves the request,
-/// and the mistake is logged at warn level (once per process).
+/// at warn level): the inner layer sent the jar's cookies. Two layers built
+/// apart around one request do not share sessions: the inner one serves
+/// every extractor inside it, so the outer one's session (whatever its
+/// cookie name) cannot be reached there, and the mistake is logged at warn
+/// level (once per process). One app, one `SessionLayer`.
 ///
 /// The session's changes are saved whatever the response's status: an
 /// error page returned by the handler (through `?`, say) carries the
@@ -90,8 +101,15 @@ pub(crate) struct SlotHandle {
 /// error instead (`tower::timeout`, behind axum's `HandleErrorLayer`
 /// outside this layer) leaves no response for the cookie: nothing is
 /// saved, and what the handler had changed is logged at warn level.
-/// Outside this layer, such a response replaces this layer's and nothing
-/// is saved.
+/// Outside this layer, such a layer replaces this layer's response: if it
+/// fires before the handler returns, nothing is saved; if it fires while a
+/// store that waits (Redis) is saving, the save goes on to its end (as it
+/// does for a client that went away) but its cookie never reaches the
+/// browser. For a log-in that
+/// means the browser keeps the old cookie, whose record the log-in
+/// replaced: the user is logged out, and the data of the session before
+/// the log-in is under the new id only. Put timeouts inside this layer, or
+/// give the store a command timeout well within the outer one.
 ///
 /// # When the store fails
 ///
@@ -292,22 +310,37 @@ where
 }
 
 /// A layer of another engine inside this one's: this one serves the
-/// request's extractors. Two engines of one cookie name are a mistake (two
-/// layers built from one configuration, each with its own memory store):
-/// warned about once.
+/// request's extractors, and the outer one's session cannot be reached
+/// from here (the extractors find one layer, the innermost). Warned about
+/// once each: two engines of one cookie name are a mistake (two layers built
+/// from one configuration, each with its own memory store), and two of
+/// different names hide the outer session from every handler inside.
 #[cold]
 #[inline(never)]
 fn another_layer(outer: &Shared, inner: &Shared) {
-    static WARNED: std::sync::Once = std::sync::Once::new();
+    static SAME_NAME: std::sync::Once = std::sync::Once::new();
+    static OTHER_NAME: std::sync::Once = std::sync::Once::new();
     let name = inner.engine.config().cookie_name();
-    if name == outer.engine.config().cookie_name() {
-        WARNED.call_once(|| {
+    let outer_name = outer.engine.config().cookie_name();
+    if name == outer_name {
+        SAME_NAME.call_once(|| {
             tracing::warn!(
                 cookie = %name,
                 "two SessionLayers built separately, with one cookie name, are installed around \
                  one request: they do not share sessions (the inner one serves this request's \
                  extractors, and each has its own memory store). Build one SessionLayer and \
                  clone it where it is needed"
+            );
+        });
+    } else {
+        OTHER_NAME.call_once(|| {
+            tracing::warn!(
+                outer = %outer_name,
+                inner = %name,
+                "a SessionLayer is installed inside another one's routes: handlers inside see \
+                 only the inner one's session and cookies, never the outer one's. Use one \
+                 SessionLayer (a second kind of login can live under its own keys of the same \
+                 session)"
             );
         });
     }
@@ -431,6 +464,9 @@ fn after_handler(
     response: &mut Response,
 ) -> Option<(Option<Vec<String>>, Plan)> {
     let engine = &shared.engine;
+    if slot.uses_cookies() {
+        vary_on_cookie(response);
+    }
     // The handler's handles are gone by now: when the slot is ours alone,
     // the session's data moves into the plan instead of being copied.
     let finished = engine.finish_slot(&mut slot);
@@ -439,7 +475,7 @@ fn after_handler(
     let (plan, now) = match finished {
         // Not opened, or nothing to store and no cookie to send.
         None => {
-            append_all(response, cookies);
+            send_cookies(response, None, cookies);
             return None;
         }
         Some(Ok(finished)) => finished,
@@ -452,10 +488,7 @@ fn after_handler(
     // here, with no future to box.
     match engine.commit_now_at(plan, now) {
         CommitNow::Done(set_cookie) => {
-            if let Some(set_cookie) = set_cookie {
-                append(response, set_cookie);
-            }
-            append_all(response, cookies);
+            send_cookies(response, set_cookie, cookies);
             None
         }
         CommitNow::Failed(error) => {
@@ -482,10 +515,7 @@ fn commit(
         let committed = Detached(Some(Box::pin(async move { engine.commit(plan).await }))).await;
         match committed {
             Ok(set_cookie) => {
-                if let Some(set_cookie) = set_cookie {
-                    append(&mut response, set_cookie);
-                }
-                append_all(&mut response, cookies);
+                send_cookies(&mut response, set_cookie, cookies);
                 response
             }
             Err(error) => failed(&shared, &error),
@@ -555,12 +585,35 @@ fn failed(shared: &Shared, error: &SessionError) -> Response {
     (shared.on_error)(error)
 }
 
-/// Appends the jar's cookies, if the request made a jar.
-fn append_all(response: &mut Response, set_cookies: Option<Vec<String>>) {
-    if let Some(set_cookies) = set_cookies {
-        for set_cookie in set_cookies {
-            append(response, set_cookie);
-        }
+/// Adds `Vary: Cookie` to a response that used the request's cookies,
+/// unless its `Vary` already covers it (see
+/// [`RequestSlot::uses_cookies`]): a shared cache must not hand it to
+/// another visitor.
+fn vary_on_cookie(response: &mut Response) {
+    let headers = response.headers_mut();
+    if !session_core::vary_names_cookie(headers.get_all(VARY).iter().map(HeaderValue::as_bytes)) {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
+}
+
+/// Appends the session's `Set-Cookie`, then the jar's, and keeps a
+/// response that sets any cookie out of shared caches (see
+/// [`session_core::cache_control_is_private`]).
+fn send_cookies(response: &mut Response, session: Option<String>, jar: Option<Vec<String>>) {
+    let jar = jar.unwrap_or_default();
+    if session.is_none() && jar.is_empty() {
+        return;
+    }
+    for set_cookie in session.into_iter().chain(jar) {
+        append(response, set_cookie);
+    }
+    let headers = response.headers_mut();
+    let values = headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .map(HeaderValue::as_bytes);
+    if !session_core::cache_control_is_private(values) {
+        headers.append(CACHE_CONTROL, HeaderValue::from_static("private"));
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -111,6 +111,10 @@ struct Reply {
     status: StatusCode,
     outer: Option<String>,
     set_cookies: Vec<String>,
+    /// The `Vary` header values, in order.
+    vary: Vec<String>,
+    /// The `Cache-Control` header values, in order.
+    cache_control: Vec<String>,
     body: String,
 }
 
@@ -147,11 +151,22 @@ async fn send(app: &Router, path: &str, cookie: Option<&str>) -> Reply {
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
         .collect();
+    let values = |name| {
+        response
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let (vary, cache_control) = (values(VARY), values(CACHE_CONTROL));
     let body = response.into_body().collect().await.unwrap().to_bytes();
     Reply {
         status,
         outer,
         set_cookies,
+        vary,
+        cache_control,
         body: String::from_utf8(body.to_vec()).unwrap(),
     }
 }
@@ -483,6 +498,37 @@ async fn two_layers_built_apart_with_one_cookie_name_are_warned_about() {
     let text = logged.text();
     assert!(
         text.contains("two SessionLayers built separately") && text.contains("cookie=id"),
+        "{text}"
+    );
+}
+
+/// A layer of another engine (another cookie name) inside the app's: the
+/// handlers inside see only its session, and the mistake is warned about.
+#[tokio::test]
+async fn a_layer_of_another_name_inside_hides_the_outer_session_and_is_warned_about() {
+    // Once per process, as above: no other test sets two such layers.
+    let (logged, _guard) = capture_logs(tracing::Level::WARN);
+    let admin = Router::new()
+        .route("/views", get(views))
+        .layer(SessionLayer::new(config().with_cookie_name("admin")).unwrap());
+    let app = Router::new()
+        .route("/views", get(views))
+        .nest("/admin", admin)
+        .layer(SessionLayer::new(config()).unwrap());
+
+    let user = send(&app, "/views", None).await.session_cookie();
+    let reply = send(&app, "/admin/views", Some(&user)).await;
+    assert_eq!(reply.body, "Views: 1", "the user's session is not seen");
+    assert!(
+        reply.set_cookies.iter().all(|c| c.starts_with("admin=")),
+        "{:?}",
+        reply.set_cookies
+    );
+    let text = logged.text();
+    assert!(
+        text.contains("installed inside another one's routes")
+            && text.contains("outer=id")
+            && text.contains("inner=admin"),
         "{text}"
     );
 }
@@ -955,6 +1001,123 @@ async fn a_route_taking_only_cookies_loads_no_session() {
         "{:?}",
         reply.set_cookies
     );
+}
+
+/// A response that used the session or the jar varies on `Cookie`, so that
+/// a shared cache never hands it (and its `Set-Cookie`) to another
+/// visitor; one that used neither is left as it was. A `Vary` the handler
+/// set is kept, and added to unless it covers `Cookie` already.
+#[tokio::test]
+async fn responses_that_use_cookies_vary_on_cookie() {
+    async fn peek(session: &Session) {
+        drop(session.get_value("x"));
+    }
+    let app = Router::new()
+        .route("/views", get(views))
+        .route("/plain", get(plain))
+        .route(
+            "/theme",
+            get(|cookies: Cookies| async move {
+                drop(cookies.get("theme"));
+                "themed"
+            }),
+        )
+        .route(
+            "/encoded",
+            get(|session: Session| async move {
+                peek(&session).await;
+                ([(VARY, "Accept-Encoding")], "encoded")
+            }),
+        )
+        .route(
+            "/star",
+            get(|session: Session| async move {
+                peek(&session).await;
+                ([(VARY, "*")], "star")
+            }),
+        )
+        .route(
+            "/listed",
+            get(|session: Session| async move {
+                peek(&session).await;
+                ([(VARY, "Origin, cookie")], "listed")
+            }),
+        )
+        .layer(SessionLayer::new(config()).unwrap());
+
+    let first = send(&app, "/views", None).await;
+    assert_eq!(first.vary, ["Cookie"], "a new session's response");
+    let cookie = first.session_cookie();
+    let again = send(&app, "/views", Some(&cookie)).await;
+    assert_eq!(
+        (again.body.as_str(), again.vary.as_slice()),
+        ("Views: 2", &["Cookie".to_owned()][..])
+    );
+    assert!(send(&app, "/plain", Some(&cookie)).await.vary.is_empty());
+    assert!(send(&app, "/nowhere", Some(&cookie)).await.vary.is_empty());
+    assert_eq!(send(&app, "/theme", None).await.vary, ["Cookie"]);
+    let read_only = send(&app, "/encoded", Some(&cookie)).await;
+    assert!(
+        read_only.set_cookies.is_empty(),
+        "{:?}",
+        read_only.set_cookies
+    );
+    assert_eq!(read_only.vary, ["Accept-Encoding", "Cookie"]);
+    assert_eq!(send(&app, "/star", None).await.vary, ["*"]);
+    assert_eq!(send(&app, "/listed", None).await.vary, ["Origin, cookie"]);
+}
+
+/// A response that sets a cookie (the session's, or the jar's) is kept out
+/// of shared caches with `Cache-Control: private`, which wins over a
+/// `public` the handler gave; one that already says `private` or
+/// `no-store` is left as it is, and so is one that sets no cookie.
+#[tokio::test]
+async fn responses_that_set_cookies_are_kept_out_of_shared_caches() {
+    let app = Router::new()
+        .route("/views", get(views))
+        .route(
+            "/public",
+            get(|session: Session| async move {
+                session.insert("n", &1).unwrap();
+                ([(CACHE_CONTROL, "public, max-age=60")], "public")
+            }),
+        )
+        .route(
+            "/no-store",
+            get(|session: Session| async move {
+                session.insert("n", &1).unwrap();
+                ([(CACHE_CONTROL, "no-store")], "no-store")
+            }),
+        )
+        .route(
+            "/theme",
+            get(|cookies: Cookies| async move {
+                cookies.add(Cookie::new("theme", "dark"));
+                "themed"
+            }),
+        )
+        .layer(SessionLayer::new(config()).unwrap());
+
+    let first = send(&app, "/views", None).await;
+    assert_eq!(first.cache_control, ["private"]);
+    let cookie = first.session_cookie();
+    let again = send(&app, "/views", Some(&cookie)).await;
+    assert!(again.set_cookies.is_empty(), "{:?}", again.set_cookies);
+    assert!(
+        again.cache_control.is_empty(),
+        "no cookie set: {:?}",
+        again.cache_control
+    );
+    let public = send(&app, "/public", None).await;
+    assert_eq!(public.set_cookies.len(), 1, "{:?}", public.set_cookies);
+    assert_eq!(public.cache_control, ["public, max-age=60", "private"]);
+    assert_eq!(
+        send(&app, "/no-store", None).await.cache_control,
+        ["no-store"]
+    );
+    let themed = send(&app, "/theme", None).await;
+    assert_eq!(themed.set_cookies.len(), 1, "{:?}", themed.set_cookies);
+    assert_eq!(themed.cache_control, ["private"]);
 }
 
 /// Private cookies through the layer: encrypted on the wire, read back by

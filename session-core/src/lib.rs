@@ -80,7 +80,13 @@
 //! to do: no extractor opened the session, or it needs no store operation
 //! and no cookie). The slot and its session share one allocation.
 //!
-//! An adapter **must**: take `now` from [`Engine::timestamp`] (or
+//! An adapter **must**: add `Cookie` to the `Vary` header of every response
+//! whose request opened the session or the jar
+//! ([`RequestSlot::uses_cookies`], [`vary_names_cookie`]), and
+//! `Cache-Control: private` to every response that sets a cookie
+//! ([`cache_control_is_private`]), so that no shared cache hands either to
+//! another visitor; take `now` from
+//! [`Engine::timestamp`] (or
 //! [`Engine::now`]; both read the configured clock, so tests can use a
 //! [`ManualClock`]); pass every `Cookie` header value, raw bytes and all;
 //! run steps 1–3 lazily, only when the handler asks for the session; turn
@@ -261,6 +267,6 @@ pub use lifetime::Lifetime;
 pub use plan::{Changes, CookieOp, Executed, Plan, StoreOp};
 pub use record::{MAX_DATA_DEPTH, Record};
 pub use session::Session;
-pub use slot::RequestSlot;
+pub use slot::{RequestSlot, cache_control_is_private, vary_names_cookie};
 pub use store::{DEFAULT_MAX_RECORD_SIZE, ImmediateStore, MemoryStore, SaveOutcome, SessionStore};
 pub use timestamp::Timestamp;

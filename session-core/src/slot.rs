@@ -95,6 +95,55 @@ impl RequestSlot {
     pub fn cookies(&self) -> Option<&Cookies> {
         self.shared.jar.get()
     }
+
+    /// Whether the response depends on the request's cookies: an
+    /// extraction opened the session or made the jar. Ask before
+    /// [`Engine::finish_slot`](crate::Engine::finish_slot), which closes
+    /// the session.
+    ///
+    /// Such a response must carry `Vary: Cookie` (see [`vary_names_cookie`]):
+    /// without it a shared cache (a CDN, a reverse proxy) may serve one
+    /// user's page, and the `Set-Cookie` that came with it, to the next
+    /// visitor of that URL. A request that used neither varies on nothing
+    /// of ours: its response stays cacheable.
+    ///
+    /// ```
+    /// use session_core::{Engine, Key, KeyRing, RequestSlot, SessionConfig};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let slot = RequestSlot::new();
+    /// assert!(!slot.uses_cookies(), "a route that never asked");
+    /// let _jar = engine.cookies_in(&slot, [&b"theme=dark"[..]]);
+    /// assert!(slot.uses_cookies());
+    /// ```
+    #[must_use]
+    pub fn uses_cookies(&self) -> bool {
+        self.shared.opened.load(Ordering::Acquire) || self.shared.jar.get().is_some()
+    }
+}
+
+/// Whether the `Vary` header values `values` already make a response vary
+/// on `Cookie`: one of them lists `Cookie` (in any case) or `*`. When they
+/// do not, an adapter adds a `Vary: Cookie` header of its own to a
+/// response that [uses cookies](RequestSlot::uses_cookies) (a second `Vary`
+/// header is the same as a comma-separated one).
+///
+/// ```
+/// use session_core::vary_names_cookie;
+///
+/// assert!(!vary_names_cookie([]));
+/// assert!(!vary_names_cookie([&b"Accept-Encoding"[..]]));
+/// assert!(vary_names_cookie([&b"accept-encoding, cookie"[..]]));
+/// assert!(vary_names_cookie([&b"Origin"[..], &b"*"[..]]));
+/// assert!(!vary_names_cookie([&b"Cookies"[..]]));
+/// ```
+pub fn vary_names_cookie<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    values.into_iter().any(|value| {
+        value.split(|&b| b == b',').any(|name| {
+            let name = name.trim_ascii();
+            name == b"*" || name.eq_ignore_ascii_case(b"cookie")
+        })
+    })
 }
 
 impl fmt::Debug for RequestSlot {
@@ -104,4 +153,41 @@ impl fmt::Debug for RequestSlot {
             .field("cookies", &self.cookies())
             .finish()
     }
+}
+
+/// Whether the `Cache-Control` header values `values` already keep a
+/// response out of shared caches: one of them holds a `private` or a
+/// `no-store` directive (in any case, with or without an argument).
+///
+/// A response that sets a cookie carries a credential (a session id, a
+/// sealed session, a signed value): a shared cache that stored it would
+/// hand that cookie to every later visitor of the URL, `Vary: Cookie` or
+/// not (a first visit carries no cookie, and neither does the next
+/// visitor's). So an adapter adds `Cache-Control: private` to a response
+/// that sets any cookie, unless this says it is kept out already. A
+/// `public` or `s-maxage` the app gave stays, and loses to `private`
+/// (RFC 9111: a shared cache must not store a response marked private);
+/// the browser's own cache may still keep it.
+///
+/// ```
+/// use session_core::cache_control_is_private;
+///
+/// assert!(!cache_control_is_private([]));
+/// assert!(!cache_control_is_private([&b"public, max-age=60"[..]]));
+/// assert!(cache_control_is_private([&b"max-age=0, Private"[..]]));
+/// assert!(cache_control_is_private([&b"public"[..], &b"no-store"[..]]));
+/// assert!(cache_control_is_private([&b"private=\"set-cookie\""[..]]));
+/// assert!(!cache_control_is_private([&b"privately"[..]]));
+/// ```
+pub fn cache_control_is_private<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    values.into_iter().any(|value| {
+        value.split(|&b| b == b',').any(|directive| {
+            let name = directive
+                .split(|&b| b == b'=')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii();
+            name.eq_ignore_ascii_case(b"private") || name.eq_ignore_ascii_case(b"no-store")
+        })
+    })
 }

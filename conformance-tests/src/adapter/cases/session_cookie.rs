@@ -127,6 +127,67 @@ pub fn secure_setting_adds_the_secure_attribute(suite: &Suite) -> Outcome {
     Ok(())
 }
 
+/// A response that used the session (or the app's cookies) varies on
+/// `Cookie`: without `Vary: Cookie` a shared cache (a CDN, a reverse proxy)
+/// may hand one visitor's page, and the `Set-Cookie` that came with it, to
+/// the next visitor of that URL. A new session's response, a write's, a
+/// read's and one that read an app cookie each name `Cookie` (or `*`) in a
+/// `Vary` header.
+pub fn responses_that_use_the_session_vary_on_cookie(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let browser = site.browser();
+    for (what, reply) in [
+        ("GET /views, a new session", browser.get("/views")?),
+        ("GET /views again", browser.get("/views")?),
+        ("GET /get", browser.get("/get")?),
+        ("GET /get-theme", browser.get("/get-theme")?),
+    ] {
+        let vary: Vec<&str> = reply
+            .headers
+            .iter()
+            .filter(|(name, _)| name == "vary")
+            .map(|(_, value)| value.as_str())
+            .collect();
+        check!(
+            session_core::vary_names_cookie(vary.iter().map(|v| v.as_bytes())),
+            "{what}: the response used the session but does not vary on Cookie (Vary: {vary:?})"
+        );
+    }
+    Ok(())
+}
+
+/// A response that sets a cookie carries a credential: it says
+/// `Cache-Control: private` (or `no-store`), so that no shared cache hands
+/// the cookie to a later visitor of the URL (`Vary: Cookie` alone does
+/// not: a first visit and the next visitor's both carry no cookie). A new
+/// session's response and one that sets an app cookie are checked.
+pub fn responses_that_set_cookies_are_private(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let browser = site.browser();
+    for (what, reply) in [
+        ("GET /views, a new session", browser.get("/views")?),
+        ("GET /set-theme", browser.get("/set-theme")?),
+    ] {
+        check!(
+            !reply.set_cookies().is_empty(),
+            "{what} set no cookie: {:?}",
+            reply.headers
+        );
+        let values: Vec<&str> = reply
+            .headers
+            .iter()
+            .filter(|(name, _)| name == "cache-control")
+            .map(|(_, value)| value.as_str())
+            .collect();
+        check!(
+            session_core::cache_control_is_private(values.iter().map(|v| v.as_bytes())),
+            "{what}: a response that sets a cookie is not kept out of shared caches \
+             (Cache-Control: {values:?}; want private or no-store)"
+        );
+    }
+    Ok(())
+}
+
 /// Requests that neither carry nor create session data get no
 /// `Set-Cookie`, and nothing is stored.
 pub fn requests_without_session_data_get_no_session_cookie(suite: &Suite) -> Outcome {
