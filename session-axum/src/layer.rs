@@ -10,7 +10,8 @@ use std::task::{Context, Poll, ready};
 use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
-use axum::http::{HeaderValue, Request};
+use axum::http::header::{Entry, ValueIter};
+use axum::http::{HeaderName, HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use session_core::{
@@ -590,15 +591,36 @@ fn failed(shared: &Shared, error: &SessionError) -> Response {
 /// [`RequestSlot::uses_cookies`]): a shared cache must not hand it to
 /// another visitor.
 fn vary_on_cookie(response: &mut Response) {
-    let headers = response.headers_mut();
-    if !session_core::vary_names_cookie(headers.get_all(VARY).iter().map(HeaderValue::as_bytes)) {
-        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    const COOKIE: HeaderValue = HeaderValue::from_static("Cookie");
+    add_unless(response, VARY, COOKIE, |values| {
+        session_core::vary_names_cookie(values.map(HeaderValue::as_bytes))
+    });
+}
+
+/// Adds the header `name: value` to `response`, unless the values it has
+/// already say as much (`covered`): one lookup of the name.
+fn add_unless(
+    response: &mut Response,
+    name: HeaderName,
+    value: HeaderValue,
+    covered: impl for<'a> FnOnce(ValueIter<'a, HeaderValue>) -> bool,
+) {
+    match response.headers_mut().entry(name) {
+        Entry::Vacant(vacant) => {
+            vacant.insert(value);
+        }
+        Entry::Occupied(mut occupied) => {
+            if !covered(occupied.iter()) {
+                occupied.append(value);
+            }
+        }
     }
 }
 
 /// Appends the session's `Set-Cookie`, then the jar's, and keeps a
 /// response that sets any cookie out of shared caches (see
 /// [`session_core::cache_control_is_private`]).
+#[inline]
 fn send_cookies(response: &mut Response, session: Option<String>, jar: Option<Vec<String>>) {
     let jar = jar.unwrap_or_default();
     if session.is_none() && jar.is_empty() {
@@ -607,14 +629,10 @@ fn send_cookies(response: &mut Response, session: Option<String>, jar: Option<Ve
     for set_cookie in session.into_iter().chain(jar) {
         append(response, set_cookie);
     }
-    let headers = response.headers_mut();
-    let values = headers
-        .get_all(CACHE_CONTROL)
-        .iter()
-        .map(HeaderValue::as_bytes);
-    if !session_core::cache_control_is_private(values) {
-        headers.append(CACHE_CONTROL, HeaderValue::from_static("private"));
-    }
+    const PRIVATE: HeaderValue = HeaderValue::from_static("private");
+    add_unless(response, CACHE_CONTROL, PRIVATE, |values| {
+        session_core::cache_control_is_private(values.map(HeaderValue::as_bytes))
+    });
 }
 
 fn append(response: &mut Response, set_cookie: String) {
