@@ -578,19 +578,24 @@ impl Drop for Detached {
     }
 }
 
+/// The error response for a session that could not be saved. It varies on
+/// `Cookie` like the response it replaces (an error hook may answer with a
+/// cacheable status); it sets no cookie.
 fn failed(shared: &Shared, error: &SessionError) -> Response {
     tracing::error!(
         error = %error,
         "session could not be saved; the handler's response is replaced by the error response"
     );
-    (shared.on_error)(error)
+    let mut response = (shared.on_error)(error);
+    vary_on_cookie(&mut response);
+    response
 }
 
 /// Adds `Vary: Cookie` to a response that used the request's cookies,
 /// unless its `Vary` already covers it (see
 /// [`RequestSlot::uses_cookies`]): a shared cache must not hand it to
 /// another visitor.
-fn vary_on_cookie(response: &mut Response) {
+pub(crate) fn vary_on_cookie(response: &mut Response) {
     const COOKIE: HeaderValue = HeaderValue::from_static("Cookie");
     add_unless(response, VARY, COOKIE, |values| {
         session_core::vary_names_cookie(values.map(HeaderValue::as_bytes))

@@ -639,6 +639,8 @@ async fn failing_load_answers_the_custom_error_response_without_running_the_hand
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.body, "custom");
     assert!(reply.set_cookies.is_empty());
+    assert_eq!(reply.vary, ["Cookie"], "the answer depends on the cookie");
+    assert!(reply.cache_control.is_empty(), "{:?}", reply.cache_control);
     assert!(!ran.load(Ordering::SeqCst), "the handler must not run");
 }
 
@@ -658,6 +660,12 @@ async fn failing_save_replaces_the_response_and_sends_no_cookie() {
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.body, "custom: true");
     assert!(reply.set_cookies.is_empty(), "{:?}", reply.set_cookies);
+    assert_eq!(reply.vary, ["Cookie"], "as the response it replaced");
+    assert!(
+        reply.cache_control.is_empty(),
+        "no cookie: {:?}",
+        reply.cache_control
+    );
 }
 
 #[tokio::test]
@@ -1070,7 +1078,8 @@ async fn responses_that_use_cookies_vary_on_cookie() {
 /// A response that sets a cookie (the session's, or the jar's) is kept out
 /// of shared caches with `Cache-Control: private`, which wins over a
 /// `public` the handler gave; one that already says `private` or
-/// `no-store` is left as it is, and so is one that sets no cookie.
+/// `no-store` is left as it is (a qualified `private="…"` is not enough),
+/// and so is one that sets no cookie.
 #[tokio::test]
 async fn responses_that_set_cookies_are_kept_out_of_shared_caches() {
     let app = Router::new()
@@ -1087,6 +1096,23 @@ async fn responses_that_set_cookies_are_kept_out_of_shared_caches() {
             get(|session: Session| async move {
                 session.insert("n", &1).unwrap();
                 ([(CACHE_CONTROL, "no-store")], "no-store")
+            }),
+        )
+        .route(
+            "/private",
+            get(|session: Session| async move {
+                session.insert("n", &1).unwrap();
+                ([(CACHE_CONTROL, "Private, max-age=60")], "private")
+            }),
+        )
+        .route(
+            "/qualified",
+            get(|session: Session| async move {
+                session.insert("n", &1).unwrap();
+                (
+                    [(CACHE_CONTROL, "private=\"x-user\", max-age=60")],
+                    "qualified",
+                )
             }),
         )
         .route(
@@ -1115,9 +1141,38 @@ async fn responses_that_set_cookies_are_kept_out_of_shared_caches() {
         send(&app, "/no-store", None).await.cache_control,
         ["no-store"]
     );
+    assert_eq!(
+        send(&app, "/private", None).await.cache_control,
+        ["Private, max-age=60"]
+    );
+    // `private="x-user"` keeps only that field out of shared caches.
+    assert_eq!(
+        send(&app, "/qualified", None).await.cache_control,
+        ["private=\"x-user\", max-age=60", "private"]
+    );
     let themed = send(&app, "/theme", None).await;
     assert_eq!(themed.set_cookies.len(), 1, "{:?}", themed.set_cookies);
     assert_eq!(themed.cache_control, ["private"]);
+}
+
+/// With a store that must be waited for, the cookie headers are appended
+/// after the commit: the response still varies on `Cookie` and is kept out
+/// of shared caches.
+#[tokio::test]
+async fn cache_headers_come_with_a_store_that_waits_too() {
+    let store = Arc::new(CountingStore::default());
+    let app = Router::new()
+        .route("/views", get(views))
+        .layer(layer_with(store.clone()));
+    let first = send(&app, "/views", None).await;
+    assert_eq!(store.calls(), (0, 1), "a create through the waiting path");
+    assert_eq!(first.set_cookies.len(), 1, "{:?}", first.set_cookies);
+    assert_eq!(first.vary, ["Cookie"]);
+    assert_eq!(first.cache_control, ["private"]);
+    let again = send(&app, "/views", Some(&first.session_cookie())).await;
+    assert_eq!(again.body, "Views: 2");
+    assert_eq!(again.vary, ["Cookie"]);
+    assert!(again.cache_control.is_empty(), "{:?}", again.cache_control);
 }
 
 /// Private cookies through the layer: encrypted on the wire, read back by

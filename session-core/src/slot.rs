@@ -156,8 +156,11 @@ impl fmt::Debug for RequestSlot {
 }
 
 /// Whether the `Cache-Control` header values `values` already keep a
-/// response out of shared caches: one of them holds a `private` or a
-/// `no-store` directive (in any case, with or without an argument).
+/// response out of shared caches: one of them holds a bare `private` or
+/// `no-store` directive (in any case). A qualified `private="…"` does not
+/// count: it keeps only the fields it names out of a shared cache, which
+/// may store the rest (RFC 9111, 5.2.2.7); nor does a directive name
+/// inside another directive's quoted argument.
 ///
 /// A response that sets a cookie carries a credential (a session id, a
 /// sealed session, a signed value): a shared cache that stored it would
@@ -167,27 +170,54 @@ impl fmt::Debug for RequestSlot {
 /// that sets any cookie, unless this says it is kept out already. A
 /// `public` or `s-maxage` the app gave stays, and loses to `private`
 /// (RFC 9111: a shared cache must not store a response marked private);
-/// the browser's own cache may still keep it.
+/// the browser's own cache may still keep it. (A CDN that obeys a
+/// `CDN-Cache-Control` or `Surrogate-Control` header the app sets reads
+/// that one instead: an app that sets one on a response with a cookie
+/// must make it private there too.)
 ///
 /// ```
 /// use session_core::cache_control_is_private;
 ///
 /// assert!(!cache_control_is_private([]));
 /// assert!(!cache_control_is_private([&b"public, max-age=60"[..]]));
-/// assert!(cache_control_is_private([&b"max-age=0, Private"[..]]));
+/// assert!(cache_control_is_private([&b"max-age=0,\tPrivate"[..]]));
 /// assert!(cache_control_is_private([&b"public"[..], &b"no-store"[..]]));
-/// assert!(cache_control_is_private([&b"private=\"set-cookie\""[..]]));
+/// // Only the named field is private: the rest may be stored.
+/// assert!(!cache_control_is_private([&b"private=\"set-cookie\""[..]]));
+/// // A name inside a quoted argument is no directive.
+/// assert!(!cache_control_is_private([&b"ext=\"a, private\", max-age=9"[..]]));
 /// assert!(!cache_control_is_private([&b"privately"[..]]));
 /// ```
 pub fn cache_control_is_private<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> bool {
     values.into_iter().any(|value| {
-        value.split(|&b| b == b',').any(|directive| {
-            let name = directive
-                .split(|&b| b == b'=')
-                .next()
-                .unwrap_or_default()
-                .trim_ascii();
-            name.eq_ignore_ascii_case(b"private") || name.eq_ignore_ascii_case(b"no-store")
+        directives(value).any(|directive| {
+            let directive = directive.trim_ascii();
+            directive.eq_ignore_ascii_case(b"private")
+                || directive.eq_ignore_ascii_case(b"no-store")
         })
+    })
+}
+
+/// The comma-separated elements of a header value, commas inside quoted
+/// strings (with their `\` escapes) left alone.
+fn directives(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let (mut quoted, mut escaped) = (false, false);
+        for (i, &b) in text.iter().enumerate() {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                b',' if !quoted => {
+                    rest = Some(&text[i + 1..]);
+                    return Some(&text[..i]);
+                }
+                _ => {}
+            }
+        }
+        rest = None;
+        Some(text)
     })
 }

@@ -2,7 +2,7 @@
 
 use time::Duration;
 
-use super::{attributes, has_attribute, json, no_cookies, text};
+use super::{LOGIN, attributes, has_attribute, json, no_cookies, text};
 use crate::Outcome;
 use crate::adapter::{StorageMode, Suite};
 use crate::client::Request;
@@ -160,12 +160,15 @@ pub fn responses_that_use_the_session_vary_on_cookie(suite: &Suite) -> Outcome {
 /// `Cache-Control: private` (or `no-store`), so that no shared cache hands
 /// the cookie to a later visitor of the URL (`Vary: Cookie` alone does
 /// not: a first visit and the next visitor's both carry no cookie). A new
-/// session's response and one that sets an app cookie are checked.
+/// session's response, a log-in's (a new id), a destroy's (the removal)
+/// and one that sets an app cookie are checked.
 pub fn responses_that_set_cookies_are_private(suite: &Suite) -> Outcome {
     let site = suite.start()?;
     let browser = site.browser();
     for (what, reply) in [
         ("GET /views, a new session", browser.get("/views")?),
+        ("POST /auth/login", browser.post_json("/auth/login", LOGIN)?),
+        ("GET /destroy", browser.get("/destroy")?),
         ("GET /set-theme", browser.get("/set-theme")?),
     ] {
         check!(
