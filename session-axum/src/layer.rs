@@ -201,7 +201,8 @@ impl SessionLayer {
 
     /// Chooses the response sent when the session store fails (loading
     /// before the handler, or saving after it). The error has already been
-    /// logged at error level when `f` is called.
+    /// logged at error level when `f` is called. Should `f` panic, the
+    /// default 500 is sent instead (and the panic logged).
     ///
     /// ```
     /// use axum::Json;
@@ -226,7 +227,23 @@ impl SessionLayer {
         Self {
             shared: Arc::new(Shared {
                 engine: self.shared.engine.clone(),
-                on_error: Arc::new(move |error: &SessionError| f(error).into_response()),
+                on_error: Arc::new(move |error: &SessionError| {
+                    // A hook that panics would take the connection down
+                    // (it runs in the layer's future, outside any
+                    // panic-catching layer inside it): answer the default
+                    // 500 instead.
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        f(error).into_response()
+                    }))
+                    .unwrap_or_else(|_| {
+                        tracing::error!(
+                            %error,
+                            "the SessionLayer's error response hook panicked; the default 500 \
+                             is sent instead"
+                        );
+                        default_error_response(error)
+                    })
+                }),
             }),
         }
     }

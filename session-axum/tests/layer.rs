@@ -679,6 +679,24 @@ async fn default_error_response_is_a_short_plain_500() {
     assert!(reply.set_cookies.is_empty());
 }
 
+/// An error hook that panics costs the client no connection: the default
+/// 500 answers, and the panic is logged.
+#[tokio::test]
+async fn a_panicking_error_hook_answers_the_default_500() {
+    let (logged, _guard) = capture_errors();
+    let app = Router::new().route("/views", get(views)).layer(
+        layer_with(Arc::new(FailingStore::default()))
+            .with_error_response(|_| -> StatusCode { panic!("the hook's own bug") }),
+    );
+    let reply = send(&app, "/views", None).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.body, "Internal Server Error");
+    assert!(reply.set_cookies.is_empty());
+    assert_eq!(reply.vary, ["Cookie"]);
+    let text = logged.text();
+    assert!(text.contains("error response hook panicked"), "{text}");
+}
+
 #[tokio::test]
 async fn data_too_deep_to_load_again_is_a_500_and_the_session_keeps_its_data() {
     let app = Router::new()
