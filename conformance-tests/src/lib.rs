@@ -14,10 +14,12 @@
 //!   stopped backend and for a hung one (its `hold:` form keeps a frozen
 //!   server frozen until the check ends).
 //! - [`adapter_suite!`] checks an adapter over real HTTP on 127.0.0.1: every
-//!   route of the project's demo contract, cookie attributes, tampered and
-//!   garbage cookies, unknown ids, id regeneration, destroy and logout,
-//!   idle and absolute expiry on a manual clock, key rotation, bad bodies,
-//!   concurrent requests and store failures.
+//!   route of the project's demo contract, cookie attributes, the cache
+//!   headers (`Vary: Cookie` on responses that used the session or an app
+//!   cookie, `Cache-Control: private` on responses that set a cookie),
+//!   tampered and garbage cookies, unknown ids, id regeneration, destroy
+//!   and logout, idle and absolute expiry on a manual clock, key rotation,
+//!   bad bodies, concurrent requests and store failures.
 //! - [`startup_suite!`] runs the adapter's demo program as a child process
 //!   and checks its start-up: every bad environment value stops it with one
 //!   line on stderr naming the variable, the random-key warning, the exact

@@ -159,9 +159,10 @@ fn rejected(shared: &Arc<Shared>, error: StoreError) -> SessionRejection {
 /// the current one (its attributes:
 /// [`SessionConfig::with_cookie_reissue`](session_core::SessionConfig::with_cookie_reissue)).
 /// The [`SessionLayer`](crate::SessionLayer) appends one
-/// `Set-Cookie` header per changed cookie after the handler returns; a jar
-/// kept past that point (moved into a spawned task) refuses further
-/// changes (`false`, logged at warn level).
+/// `Set-Cookie` header per changed cookie after the handler returns (with
+/// `Cache-Control: private`), and `Vary: Cookie` whenever the jar was
+/// extracted, changed or not; a jar kept past that point (moved into a
+/// spawned task) refuses further changes (`false`, logged at warn level).
 ///
 /// Every extraction in a request shares one jar. Rejects with
 /// [`MissingLayer`] when the layer is not installed.

@@ -57,11 +57,15 @@ pub(crate) struct SlotHandle {
 ///   proxy) never hands it to another visitor;
 /// - a response that sets a cookie (the session's or the jar's) carries a
 ///   credential: the layer adds `Cache-Control: private` (unless a
-///   `Cache-Control` of the response says `private` or `no-store`
-///   already), which a shared cache must obey over a `public` the handler
-///   gave, so that no later visitor is handed that cookie.
+///   `Cache-Control` of the response has a bare `private` or `no-store`
+///   already; a qualified `private="…"` keeps only the fields it names
+///   private), which a shared cache must obey over a `public` the handler
+///   gave, so that no later visitor is handed that cookie. (A CDN that
+///   reads a `CDN-Cache-Control` or `Surrogate-Control` the app sets reads
+///   that one instead: make it private there too.)
 ///
-/// Both are taken when the handler's response is ready. A handle kept past
+/// The session's plan and the jar's changes are taken when the handler's
+/// response is ready. A handle kept past
 /// that point (moved into a spawned task, say) may still read; a change
 /// through it is not saved or sent, and the first one is logged at warn
 /// level.
@@ -90,7 +94,8 @@ pub(crate) struct SlotHandle {
 /// apart around one request do not share sessions: the inner one serves
 /// every extractor inside it, so the outer one's session (whatever its
 /// cookie name) cannot be reached there, and the mistake is logged at warn
-/// level (once per process). One app, one `SessionLayer`.
+/// level (once per process for each of the two mistakes, one cookie name
+/// or two). One app, one `SessionLayer`.
 ///
 /// The session's changes are saved whatever the response's status: an
 /// error page returned by the handler (through `?`, say) carries the

@@ -73,11 +73,20 @@
 //!   └─ handler ── first `Session` extraction: Engine::read + load (store) + open_in
 //!   ◀─ response
 //! SessionLayer ── if the session was extracted: Engine::finish_slot + commit (store),
-//!                 append its Set-Cookie; if `Cookies` was extracted: append the jar's delta
+//!                 append its Set-Cookie; if `Cookies` was extracted: append the jar's delta;
+//!                 if either was: `Vary: Cookie`; if a cookie is set: `Cache-Control: private`
 //! ```
 //!
 //! - **Lazy.** A handler that extracts neither [`Session`] nor [`Cookies`]
-//!   costs no cookie parsing, no store access and no `Set-Cookie`.
+//!   costs no cookie parsing, no store access, no `Set-Cookie` and no
+//!   `Vary`.
+//! - **Safe behind a shared cache.** A response that used the session or
+//!   the jar varies on `Cookie`, and one that sets a cookie is marked
+//!   `Cache-Control: private` (added to what the handler set, unless that
+//!   says a bare `private` or `no-store` already): a CDN or a reverse
+//!   proxy never hands one visitor's page or cookie to another. A
+//!   `Session` extracted in a middleware around every route makes every
+//!   response vary on `Cookie`.
 //! - **Nothing to save by hand.** The layer saves after the handler, only
 //!   what changed; a read-only request writes nothing (except the
 //!   rate-limited touch that keeps the idle timeout rolling, and the

@@ -62,7 +62,10 @@
 //!    after this is not saved; an adapter that keeps a [`RequestSlot`]
 //!    instead (below) gets such changes logged.
 //! 5. `if let Some(set_cookie) = engine.commit(plan).await? { append it }`
-//!    — on error answer 500, log it, and send no session cookie. Adapters
+//!    — on error answer 500, log it, and send no `Set-Cookie` at all.
+//!    Add `Vary: Cookie` to the response (it used the session), and
+//!    `Cache-Control: private` when it sets a cookie (see the rules
+//!    below). Adapters
 //!    that want to spare the common case a boxed future call
 //!    [`Engine::commit_now`] first: with the memory store, in cookie-store
 //!    mode or for a plan with no store work it is done at once
