@@ -93,9 +93,10 @@
 //! [`Engine::now`]; both read the configured clock, so tests can use a
 //! [`ManualClock`]); pass every `Cookie` header value, raw bytes and all;
 //! run steps 1–3 lazily, only when the handler asks for the session; turn
-//! every error of steps 2, 4 and 5 into a 500 with the cause logged, whose
-//! response carries no `Set-Cookie` at all (the jar's cookies were made
-//! for the response that failed, and the conformance suite checks it);
+//! every error of steps 2, 4 and 5 into a 500 with the cause logged (the
+//! response of a failed step 4 or 5 replaces the handler's and carries no
+//! `Set-Cookie` at all: the jar's cookies were made for the response that
+//! failed, and the conformance suite checks it);
 //! let a commit that has started run to its end even when the framework
 //! drops the response future (a client that went away): spawn the rest on
 //! the runtime, as session-axum does, since with a store that waits the
