@@ -646,13 +646,16 @@ fn add_unless(
 
 /// Appends the session's `Set-Cookie`, then the jar's, and keeps a
 /// response that sets any cookie out of shared caches (see
-/// [`session_core::cache_control_is_private`]).
-#[inline]
+/// [`session_core::cache_control_is_private`]). Inlined: on most requests
+/// there is nothing to send, and that check is all it costs.
+#[inline(always)]
 fn send_cookies(response: &mut Response, session: Option<String>, jar: Option<Vec<String>>) {
-    let jar = jar.unwrap_or_default();
-    if session.is_none() && jar.is_empty() {
-        return;
+    if session.is_some() || jar.as_ref().is_some_and(|jar| !jar.is_empty()) {
+        send_some_cookies(response, session, jar.unwrap_or_default());
     }
+}
+
+fn send_some_cookies(response: &mut Response, session: Option<String>, jar: Vec<String>) {
     for set_cookie in session.into_iter().chain(jar) {
         append(response, set_cookie);
     }
