@@ -236,11 +236,11 @@ impl<T: Hashed> Table<T> {
                 }
             }
         }
-        let dropped = before - self.len;
-        if dropped > 0 {
-            self.shrink();
-        }
-        dropped
+        // Shrunk whether or not this dropped anything: records deleted or
+        // taken since (which never shrink the table themselves) leave it
+        // larger than its values need.
+        self.shrink();
+        before - self.len
     }
 
     /// Rebuilds the table smaller when its values fit in half of it with
@@ -488,5 +488,42 @@ mod tests {
         assert_eq!(table.retain(|_| false), 100);
         assert!(table.buckets.is_empty());
         assert_eq!(table.find(1, |_| true), None);
+    }
+
+    /// Removals never shrink the table; the next `retain` (a sweep) does,
+    /// even when it drops nothing itself.
+    #[test]
+    fn a_retain_that_drops_nothing_still_gives_back_what_removals_left() {
+        let mut table = Table::<V>::default();
+        let hash = |key: u32| u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for key in 0..10_000u32 {
+            let Probe::Vacant(pos) = table.find_or_vacant(hash(key), |v| v.key == key) else {
+                panic!("{key} found before it was added");
+            };
+            table.put(
+                pos,
+                V {
+                    key,
+                    hash: hash(key),
+                },
+            );
+        }
+        let grown = table.buckets.len();
+        for key in 100..10_000u32 {
+            let pos = table.find(hash(key), |v| v.key == key).expect("added");
+            table.remove(pos);
+        }
+        assert_eq!(table.buckets.len(), grown, "removals keep the size");
+        assert_eq!(table.retain(|_| true), 0);
+        assert_eq!(table.len(), 100);
+        assert!(
+            table.buckets.len() <= 128,
+            "{} buckets",
+            table.buckets.len()
+        );
+        check_invariant(&table);
+        for key in 0..100u32 {
+            assert_eq!(lookup(&table, key, hash(key)).map(|v| v.key), Some(key));
+        }
     }
 }
