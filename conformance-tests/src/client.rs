@@ -127,14 +127,21 @@ impl Reply {
         })
     }
 
+    /// Every value of the header `name` (any case), in order.
+    #[must_use]
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// Every `Set-Cookie` header value, in order.
     #[must_use]
     pub fn set_cookies(&self) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == "set-cookie")
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.headers_named("set-cookie")
     }
 
     /// The `Set-Cookie` header value for the cookie `name`, if the response

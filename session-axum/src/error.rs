@@ -165,13 +165,7 @@ impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         match self.kind {
             Kind::MissingLayer => MissingLayer.into_response(),
-            Kind::Load { error, shared } => {
-                // The answer depends on the request's cookie, like any
-                // response that used the session.
-                let mut response = (shared.on_error)(&error);
-                crate::layer::vary_on_cookie(&mut response);
-                response
-            }
+            Kind::Load { error, shared } => crate::layer::error_response(&shared, &error),
         }
     }
 }

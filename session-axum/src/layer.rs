@@ -9,8 +9,7 @@ use std::task::{Context, Poll, ready};
 
 use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
-use axum::http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
-use axum::http::header::{Entry, ValueIter};
+use axum::http::header::{CACHE_CONTROL, Entry, SET_COOKIE, VARY, ValueIter};
 use axum::http::{HeaderName, HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
@@ -240,9 +239,15 @@ impl SessionLayer {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         f(error).into_response()
                     }))
-                    .unwrap_or_else(|_| {
+                    .unwrap_or_else(|panic| {
+                        let message = panic
+                            .downcast_ref::<&str>()
+                            .copied()
+                            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                            .unwrap_or("(not a string)");
                         tracing::error!(
                             %error,
+                            panic = message,
                             "the SessionLayer's error response hook panicked; the default 500 \
                              is sent instead"
                         );
@@ -600,14 +605,20 @@ impl Drop for Detached {
     }
 }
 
-/// The error response for a session that could not be saved. It varies on
-/// `Cookie` like the response it replaces (an error hook may answer with a
-/// cacheable status); it sets no cookie.
+/// The error response for a session that could not be saved, the error
+/// logged ([`error_response`]).
 fn failed(shared: &Shared, error: &SessionError) -> Response {
     tracing::error!(
         error = %error,
         "session could not be saved; the handler's response is replaced by the error response"
     );
+    error_response(shared, error)
+}
+
+/// The error hook's response to `error`. It varies on `Cookie`, like any
+/// response that used the session (an error hook may answer with a
+/// cacheable status); it sets no cookie.
+pub(crate) fn error_response(shared: &Shared, error: &SessionError) -> Response {
     let mut response = (shared.on_error)(error);
     vary_on_cookie(&mut response);
     response
@@ -617,7 +628,7 @@ fn failed(shared: &Shared, error: &SessionError) -> Response {
 /// unless its `Vary` already covers it (see
 /// [`RequestSlot::uses_cookies`]): a shared cache must not hand it to
 /// another visitor.
-pub(crate) fn vary_on_cookie(response: &mut Response) {
+fn vary_on_cookie(response: &mut Response) {
     const COOKIE: HeaderValue = HeaderValue::from_static("Cookie");
     add_unless(response, VARY, COOKIE, |values| {
         session_core::vary_names_cookie(values.map(HeaderValue::as_bytes))
@@ -656,10 +667,10 @@ fn send_cookies(response: &mut Response, session: Option<String>, jar: Option<Ve
 }
 
 fn send_some_cookies(response: &mut Response, session: Option<String>, jar: Vec<String>) {
+    const PRIVATE: HeaderValue = HeaderValue::from_static("private");
     for set_cookie in session.into_iter().chain(jar) {
         append(response, set_cookie);
     }
-    const PRIVATE: HeaderValue = HeaderValue::from_static("private");
     add_unless(response, CACHE_CONTROL, PRIVATE, |values| {
         session_core::cache_control_is_private(values.map(HeaderValue::as_bytes))
     });

@@ -694,7 +694,10 @@ async fn a_panicking_error_hook_answers_the_default_500() {
     assert!(reply.set_cookies.is_empty());
     assert_eq!(reply.vary, ["Cookie"]);
     let text = logged.text();
-    assert!(text.contains("error response hook panicked"), "{text}");
+    assert!(
+        text.contains("error response hook panicked") && text.contains("the hook's own bug"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -84,15 +84,22 @@ impl std::fmt::Debug for EnvSettings {
     }
 }
 
-/// `url` with its user and password, if any, replaced by `…`.
+/// `url` with what may hold a user or a password replaced by `…`: the part
+/// before the last `@` (of what precedes a query; a password with an
+/// unencoded `/` included), and the whole query (Unix-socket URLs take
+/// `?user=…&pass=…`).
 fn without_credentials(url: &str) -> std::borrow::Cow<'_, str> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.into();
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://…{}", &rest[at..]).into(),
-        None => url.into(),
+    let (place, query) = match rest.split_once('?') {
+        Some((place, _)) => (place, "?…"),
+        None => (rest, ""),
+    };
+    match place.rfind('@') {
+        Some(at) => format!("{scheme}://…{}{query}", &place[at..]).into(),
+        None if query.is_empty() => url.into(),
+        None => format!("{scheme}://{place}{query}").into(),
     }
 }
 
@@ -280,7 +287,12 @@ mod tests {
         for (url, expected) in [
             ("redis://:pw@h", "redis://…@h"),
             ("rediss://h:6379/0", "rediss://h:6379/0"),
-            ("redis://h/0?user=a@b", "redis://h/0?user=a@b"),
+            ("redis://u:p/w@h:6379/1", "redis://…@h:6379/1"),
+            (
+                "redis+unix:///run/redis.sock?pass=pw",
+                "redis+unix:///run/redis.sock?…",
+            ),
+            ("unix:///s.sock?user=u&pass=p@x", "unix:///s.sock?…"),
             ("not a url", "not a url"),
         ] {
             assert_eq!(without_credentials(url), expected, "{url}");

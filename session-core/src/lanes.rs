@@ -75,8 +75,10 @@ type LastSaved = Option<Saved>;
 /// walking once past it.
 fn within_budget(data: &crate::Data) -> bool {
     fn spend(budget: &mut usize, cost: usize) -> bool {
-        *budget = budget.saturating_sub(cost);
-        *budget > 0
+        budget
+            .checked_sub(cost)
+            .map(|left| *budget = left)
+            .is_some()
     }
     fn value(v: &serde_json::Value, budget: &mut usize) -> bool {
         use serde_json::Value;

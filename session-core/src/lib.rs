@@ -234,6 +234,7 @@ pub use cookie;
 /// The `time` crate, whose `OffsetDateTime` and `Duration` the API takes.
 pub use time;
 
+mod caching;
 mod clock;
 pub mod codec;
 mod config;
@@ -256,6 +257,7 @@ pub mod store;
 mod timestamp;
 mod verified;
 
+pub use caching::{cache_control_is_private, vary_names_cookie};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{MAX_VERIFIED_CACHE, SameSite, SessionConfig, Storage};
 pub use cookies::{Cookies, MAX_JAR_COOKIES};
@@ -271,6 +273,6 @@ pub use lifetime::Lifetime;
 pub use plan::{Changes, CookieOp, Executed, Plan, StoreOp};
 pub use record::{MAX_DATA_DEPTH, Record};
 pub use session::Session;
-pub use slot::{RequestSlot, cache_control_is_private, vary_names_cookie};
+pub use slot::RequestSlot;
 pub use store::{DEFAULT_MAX_RECORD_SIZE, ImmediateStore, MemoryStore, SaveOutcome, SessionStore};
 pub use timestamp::Timestamp;

@@ -18,16 +18,26 @@ async fn store_on(redis: &PrivateRedis, command_timeout: Duration) -> RedisStore
         .unwrap()
 }
 
+/// `future`, which must not hang: a guard against a regression that waits
+/// for a timeout far longer than the test (not a measure of speed).
+async fn unhung<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(60), future)
+        .await
+        .expect("hung for a minute: waiting on a timeout it should not have met")
+}
+
 #[tokio::test]
 async fn connecting_to_a_closed_port_fails_at_once_naming_the_server() {
     let port = free_port();
     // Refused, not timed out: the refusal is the answer, however long the
     // connect timeout.
-    let err = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
-        .connect_timeout(Duration::from_secs(3600))
-        .connect()
-        .await
-        .unwrap_err();
+    let err = unhung(
+        RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+            .connect_timeout(Duration::from_secs(3600))
+            .connect(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, ConnectError::Unreachable { .. }), "{err}");
     let message = err.to_string();
     assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
@@ -40,11 +50,13 @@ async fn connecting_to_a_server_that_never_answers_times_out() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let started = Instant::now();
-    let err = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
-        .connect_timeout(Duration::from_millis(300))
-        .connect()
-        .await
-        .unwrap_err();
+    let err = unhung(
+        RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+            .connect_timeout(Duration::from_millis(300))
+            .connect(),
+    )
+    .await
+    .unwrap_err();
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(300), "{took:?}");
     assert!(
@@ -123,12 +135,15 @@ async fn a_hung_redis_fails_every_operation_within_the_command_timeout_then_reco
     store.create(&key(1), &record()).await.unwrap();
 
     redis.pause();
-    let results = [
-        store.load(&key(1)).await.err(),
-        store.create(&key(2), &record()).await.err(),
-        store.save(&key(1), &record(), 0).await.err(),
-        store.delete(&key(3)).await.err(),
-    ];
+    let results = unhung(async {
+        [
+            store.load(&key(1)).await.err(),
+            store.create(&key(2), &record()).await.err(),
+            store.save(&key(1), &record(), 0).await.err(),
+            store.delete(&key(3)).await.err(),
+        ]
+    })
+    .await;
     for err in results {
         let err = err.expect("a hung Redis is an error");
         assert!(matches!(err, StoreError::Timeout { millis: 200 }), "{err}");
@@ -152,7 +167,7 @@ async fn a_stopped_redis_is_a_backend_error_with_the_cause_and_the_store_recover
 
     redis.kill();
     for attempt in 0..3 {
-        let err = store.load(&key(1)).await.unwrap_err();
+        let err = unhung(store.load(&key(1))).await.unwrap_err();
         // Refused: the cause, not a timeout.
         let StoreError::Backend(source) = &err else {
             panic!("attempt {attempt}: expected a backend error, got {err}");

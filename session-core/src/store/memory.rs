@@ -508,6 +508,22 @@ impl MemoryStore {
     }
 }
 
+/// How far before the last sweep a write's time must lie for the clock to
+/// count as stepped back: well past the age of a request's time (a write is
+/// judged at the time its request read the session, so one that ran long
+/// writes at a time before sweeps that others made meanwhile).
+const STEPPED_BACK_MS: i64 = 10 * SWEEP_EVERY_MS;
+
+/// Whether a write at `now_ms` sweeps its shard, whose next sweep is due
+/// at `next_ms`: every [`SWEEP_EVERY_MS`], and at once after the wall
+/// clock stepped back by more than [`STEPPED_BACK_MS`] (NTP, an
+/// administrator), when the next sweep would otherwise wait for the clock
+/// to catch up and expired records would pile up meanwhile.
+#[inline]
+fn sweep_due(next_ms: i64, now_ms: i64) -> bool {
+    now_ms >= next_ms || next_ms.saturating_sub(now_ms) > SWEEP_EVERY_MS + STEPPED_BACK_MS
+}
+
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     // Nothing under a shard lock panics but an allocation failure, which
     // aborts the process: a poisoned lock is not one a half-done update
@@ -524,14 +540,8 @@ impl Shard {
         }
     }
 
-    /// Sweeps every [`SWEEP_EVERY_MS`], and at once when the clock went
-    /// back (a step of the wall clock, NTP's or an administrator's): the
-    /// next sweep would otherwise wait for the clock to catch up, and
-    /// expired records would pile up meanwhile.
     fn sweep_if_due(&mut self, now_ms: i64) {
-        if now_ms >= self.next_sweep_ms
-            || self.next_sweep_ms.saturating_sub(now_ms) > SWEEP_EVERY_MS
-        {
+        if sweep_due(self.next_sweep_ms, now_ms) {
             self.map.retain(|e| e.live_at(now_ms));
             self.next_sweep_ms = now_ms.saturating_add(SWEEP_EVERY_MS);
         }
@@ -1277,6 +1287,22 @@ mod tests {
             // shards no later write reached.
             assert!(store.len() <= 4096 + 20, "still holding {}", store.len());
         });
+    }
+
+    /// A write judged at its request's older time (a long handler) does
+    /// not sweep again; one after a real step back of the clock does.
+    #[test]
+    fn a_sweep_is_due_on_time_or_after_a_step_back() {
+        let next = 1_000_000;
+        assert!(!sweep_due(next, next - 1));
+        assert!(sweep_due(next, next));
+        // Ten seconds before the last sweep (which set `next`), and five
+        // minutes before it: requests that ran long.
+        assert!(!sweep_due(next, next - SWEEP_EVERY_MS - 10_000));
+        assert!(!sweep_due(next, next - SWEEP_EVERY_MS - STEPPED_BACK_MS));
+        // Further back than any request runs: the clock stepped.
+        assert!(sweep_due(next, next - SWEEP_EVERY_MS - STEPPED_BACK_MS - 1));
+        assert!(sweep_due(next, i64::MIN));
     }
 
     #[test]

@@ -142,12 +142,7 @@ pub fn responses_that_use_the_session_vary_on_cookie(suite: &Suite) -> Outcome {
         ("GET /get", browser.get("/get")?),
         ("GET /get-theme", browser.get("/get-theme")?),
     ] {
-        let vary: Vec<&str> = reply
-            .headers
-            .iter()
-            .filter(|(name, _)| name == "vary")
-            .map(|(_, value)| value.as_str())
-            .collect();
+        let vary = reply.headers_named("vary");
         check!(
             session_core::vary_names_cookie(vary.iter().map(|v| v.as_bytes())),
             "{what}: the response used the session but does not vary on Cookie (Vary: {vary:?})"
@@ -176,12 +171,7 @@ pub fn responses_that_set_cookies_are_private(suite: &Suite) -> Outcome {
             "{what} set no cookie: {:?}",
             reply.headers
         );
-        let values: Vec<&str> = reply
-            .headers
-            .iter()
-            .filter(|(name, _)| name == "cache-control")
-            .map(|(_, value)| value.as_str())
-            .collect();
+        let values = reply.headers_named("cache-control");
         check!(
             session_core::cache_control_is_private(values.iter().map(|v| v.as_bytes())),
             "{what}: a response that sets a cookie is not kept out of shared caches \
