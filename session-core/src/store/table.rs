@@ -460,16 +460,27 @@ mod tests {
         );
     }
 
-    #[test]
-    fn retain_gives_memory_back_and_grows_again() {
+    /// A well spread hash of `key`.
+    fn spread(key: u32) -> u64 {
+        u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// A table holding the keys `0..n`, hashed by [`spread`].
+    fn filled(n: u32) -> Table<V> {
         let mut table = Table::<V>::default();
-        for key in 0..10_000u32 {
-            let hash = u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for key in 0..n {
+            let hash = spread(key);
             let Probe::Vacant(pos) = table.find_or_vacant(hash, |v| v.key == key) else {
                 panic!("{key} found before it was added");
             };
             table.put(pos, V { key, hash });
         }
+        table
+    }
+
+    #[test]
+    fn retain_gives_memory_back_and_grows_again() {
+        let mut table = filled(10_000);
         let grown = table.buckets.len();
         assert!(grown * SLOTS * LOAD_NUM >= 10_000 * LOAD_DEN);
         // Dropping a few leaves the size alone.
@@ -494,23 +505,10 @@ mod tests {
     /// even when it drops nothing itself.
     #[test]
     fn a_retain_that_drops_nothing_still_gives_back_what_removals_left() {
-        let mut table = Table::<V>::default();
-        let hash = |key: u32| u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        for key in 0..10_000u32 {
-            let Probe::Vacant(pos) = table.find_or_vacant(hash(key), |v| v.key == key) else {
-                panic!("{key} found before it was added");
-            };
-            table.put(
-                pos,
-                V {
-                    key,
-                    hash: hash(key),
-                },
-            );
-        }
+        let mut table = filled(10_000);
         let grown = table.buckets.len();
         for key in 100..10_000u32 {
-            let pos = table.find(hash(key), |v| v.key == key).expect("added");
+            let pos = table.find(spread(key), |v| v.key == key).expect("added");
             table.remove(pos);
         }
         assert_eq!(table.buckets.len(), grown, "removals keep the size");
@@ -523,7 +521,7 @@ mod tests {
         );
         check_invariant(&table);
         for key in 0..100u32 {
-            assert_eq!(lookup(&table, key, hash(key)).map(|v| v.key), Some(key));
+            assert_eq!(lookup(&table, key, spread(key)).map(|v| v.key), Some(key));
         }
     }
 }
