@@ -145,6 +145,7 @@ macro_rules! __adapter_cases {
             old_cookie_is_dead_after_logout: server_state "cookie-store mode keeps no server state, so nothing can revoke a copy of an old cookie: it stays valid until its own deadlines pass";
             idle_timeout_ends_the_session_and_activity_extends_it: always;
             absolute_lifetime_ends_an_active_session: always;
+            login_starts_the_absolute_lifetime_again: always;
             cookies_under_a_previous_key_are_accepted_and_reissued: always;
             error_responses_count_as_activity: always;
             cookies_under_a_dropped_key_are_refused: always;

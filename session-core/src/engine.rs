@@ -1187,8 +1187,9 @@ impl Engine {
     }
 
     /// [`plan`](Self::plan) for a regenerated session: its data under a new
-    /// id, replacing the old record and carrying over what another request
-    /// saves there meanwhile (see [`StoreOp::Replace`]). Out of line: rare.
+    /// id, created now (its absolute lifetime starts again), replacing the
+    /// old record and carrying over what another request saves there
+    /// meanwhile (see [`StoreOp::Replace`]). Out of line: rare.
     #[cold]
     #[inline(never)]
     fn regenerate(
@@ -1200,11 +1201,14 @@ impl Engine {
         now: Timestamp,
         transfer: Transfer,
     ) -> Result<Plan, SessionError> {
+        // A new id is a new session as far as its deadlines go: the
+        // absolute lifetime caps one log-in, not the visit before it, and
+        // an id planted or seen before the log-in is dead either way.
         let record = Record {
             data: transfer.take(values),
-            created_at: origin.created_at,
+            created_at: now,
             last_seen: now,
-            expires_at: lifetime.deadline(&self.inner.config.expiry, origin.created_at, now),
+            expires_at: lifetime.deadline(&self.inner.config.expiry, now, now),
             version: 0,
             lifetime,
         };

@@ -418,6 +418,71 @@ impl Session {
         self.lock().origin.is_none()
     }
 
+    /// The session the request came with, unless this request destroyed it.
+    fn carried<T>(&self, f: impl FnOnce(&Origin) -> T) -> Option<T> {
+        let state = self.lock();
+        state.origin.as_ref().filter(|_| !state.destroyed).map(f)
+    }
+
+    /// The key the store keeps this session under: a digest of its id,
+    /// which is no credential (no cookie can be made from it), so it is
+    /// safe to log and to keep. It is the key
+    /// [`SessionStore::delete`](crate::SessionStore::delete) takes, so an
+    /// app that records it per user can end one device's session from
+    /// another ([`Engine::store`](crate::Engine::store)).
+    ///
+    /// `None` for a session this request starts, after
+    /// [`destroy`](Self::destroy), and in cookie-store mode (no store). A
+    /// [`regenerate`](Self::regenerate) takes effect when the response is
+    /// committed: until then this is still the old key, and the new one
+    /// is known from the next request.
+    ///
+    /// ```
+    /// # use session_core::Session;
+    /// let session = Session::detached();
+    /// assert_eq!(session.store_key(), None); // a new session
+    /// ```
+    #[must_use]
+    pub fn store_key(&self) -> Option<crate::StoreKey> {
+        self.carried(|origin| origin.key).flatten()
+    }
+
+    /// When the session began: its first save, or its last
+    /// [`regenerate`](Self::regenerate) (a log-in). `None` for a session
+    /// this request starts and after [`destroy`](Self::destroy).
+    #[must_use]
+    pub fn created_at(&self) -> Option<Timestamp> {
+        self.carried(|origin| origin.created_at)
+    }
+
+    /// When the session ends unless a request comes before: the earlier of
+    /// its idle and absolute deadlines, as stored when this request
+    /// arrived. This request counts as activity, so the idle deadline moves
+    /// later when the response is committed if its touch is due (at most
+    /// once a touch interval; see
+    /// [`SessionConfig::with_touch_interval`](crate::SessionConfig::with_touch_interval)).
+    /// A configuration whose timeouts were shortened since the last touch
+    /// ends the session by the shorter ones.
+    ///
+    /// `None` for a session with neither timeout, a session this request
+    /// starts, and after [`destroy`](Self::destroy).
+    ///
+    /// ```
+    /// use session_core::{Session, Timestamp};
+    ///
+    /// // "Your session ends in 4 minutes", with `now` from the engine's
+    /// // clock (`Engine::timestamp`).
+    /// fn minutes_left(session: &Session, now: Timestamp) -> Option<i64> {
+    ///     let deadline = session.expires_at()?;
+    ///     Some(deadline.since(now).whole_minutes().max(0))
+    /// }
+    /// assert_eq!(minutes_left(&Session::detached(), Timestamp::UNIX_EPOCH), None);
+    /// ```
+    #[must_use]
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.carried(|origin| origin.expires_at).flatten()
+    }
+
     /// Stores `value` under `key`. Storing the value already there changes
     /// nothing.
     ///
@@ -570,6 +635,12 @@ impl Session {
     /// resolving once the response is committed; what another request of
     /// the old id saved meanwhile is carried over to the new one (see
     /// [`StoreOp::Replace`](crate::StoreOp::Replace)).
+    ///
+    /// The session under its new id counts as created now: its absolute
+    /// lifetime (and [`created_at`](Self::created_at) on later requests)
+    /// starts again here, so that it caps how long one log-in lasts and a
+    /// log-in late in a long anonymous visit is not ended minutes later.
+    /// Its data and its own [`lifetime`](Self::lifetime) are kept.
     pub fn regenerate(&self) {
         let mut state = self.lock();
         state.changing();

@@ -325,3 +325,109 @@ async fn a_lifetime_set_beside_a_later_touch_keeps_its_deadline() {
         }
     }
 }
+
+/// A log-in late in a long visit starts the absolute lifetime again: it
+/// caps one log-in, so the new id's cookie and deadline count from the
+/// log-in, not from the anonymous visit before it.
+#[tokio::test]
+async fn regenerate_starts_the_absolute_lifetime_again() {
+    let h = Harness::with(|c| c.with_absolute_timeout(Some(Duration::hours(2))));
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("cart", &["apple"]).unwrap())
+        .await;
+    h.advance_secs(50 * 60);
+    h.request(&mut browser, |s| s.get_value("cart")).await;
+    h.advance_secs(50 * 60);
+    let login = h.engine.timestamp();
+    let (_, set) = h
+        .request(&mut browser, |s| {
+            s.regenerate();
+            s.insert("user", "alice").unwrap();
+        })
+        .await;
+    // Twenty minutes were left of the anonymous visit's two hours.
+    assert_eq!(attribute(&set.unwrap(), "Max-Age"), Some("3600"));
+
+    // Past two hours from the first visit, used every 50 minutes.
+    for _ in 0..2 {
+        h.advance_secs(50 * 60);
+        let ((found, created), _) = h.request(&mut browser, |s| (user(s), s.created_at())).await;
+        assert_eq!(found.as_deref(), Some("alice"));
+        assert_eq!(created, Some(login));
+    }
+    // Two hours and a minute after the log-in.
+    h.advance_secs(21 * 60);
+    let (found, _) = h.request(&mut browser, user).await;
+    assert_eq!(found, None);
+}
+
+/// What a handler can read of the session it was given: its store key
+/// (with which another request can end it), when it began and when it
+/// ends; nothing for a new session or after `destroy`.
+#[tokio::test]
+async fn a_session_reports_its_store_key_and_times() {
+    let h = Harness::with(|c| c.with_absolute_timeout(Some(Duration::minutes(65))));
+    let mut browser = Browser::new();
+    let (new, _) = h
+        .request(&mut browser, |s| {
+            let seen = (s.store_key(), s.created_at(), s.expires_at());
+            s.insert("user", "alice").unwrap();
+            seen
+        })
+        .await;
+    assert_eq!(new, (None, None, None));
+    let created = h.engine.timestamp();
+
+    let times = |s: &session_core::Session| (s.store_key(), s.created_at(), s.expires_at());
+    h.advance_secs(600);
+    let ((key, at, until), _) = h.request(&mut browser, times).await;
+    let key = key.expect("a stored session has a key");
+    assert_eq!(at, Some(created));
+    // Idle an hour from the last touch, the creation.
+    assert_eq!(until, Some(created + Duration::hours(1)));
+    // The request above was a touch: the idle deadline moved to 70
+    // minutes, and the absolute one (65) is now the earlier.
+    let ((again, at, until), _) = h.request(&mut browser, times).await;
+    assert_eq!((again, at), (Some(key), Some(created)));
+    assert_eq!(until, Some(created + Duration::minutes(65)));
+
+    // The key is the store's: deleting it ends the session ("sign out
+    // that device" from another request).
+    let store = h.engine.store().expect("a server-side store");
+    assert!(store.load(&key).await.unwrap().is_some());
+    store.delete(&key).await.unwrap();
+    let (found, _) = h.request(&mut browser, user).await;
+    assert_eq!(found, None);
+
+    // Destroyed in this request: nothing is reported any more.
+    h.request(&mut browser, |s| s.insert("user", "bob").unwrap())
+        .await;
+    let ((before, after), _) = h
+        .request(&mut browser, |s| {
+            let before = times(s);
+            s.destroy();
+            (before, times(s))
+        })
+        .await;
+    assert!(before.0.is_some() && before.1.is_some() && before.2.is_some());
+    assert_eq!(after, (None, None, None));
+}
+
+/// In cookie-store mode there is no store key, but the times are read
+/// from the cookie.
+#[tokio::test]
+async fn a_cookie_store_session_reports_its_times_and_no_key() {
+    let h = Harness::with(|c| c.with_storage(Storage::Cookie));
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let created = h.engine.timestamp();
+    h.advance_secs(30);
+    let (seen, _) = h
+        .request(&mut browser, |s| (s.store_key(), s.created_at(), s.expires_at()))
+        .await;
+    assert_eq!(
+        seen,
+        (None, Some(created), Some(created + Duration::hours(1)))
+    );
+}

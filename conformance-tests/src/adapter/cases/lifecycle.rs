@@ -244,6 +244,35 @@ pub fn absolute_lifetime_ends_an_active_session(suite: &Suite) -> Outcome {
     Ok(())
 }
 
+/// Login starts the absolute lifetime (2 h here) again: it caps one
+/// login, so a login late in a long visit is not ended minutes later.
+pub fn login_starts_the_absolute_lifetime_again(suite: &Suite) -> Outcome {
+    let site = suite.start_with(|c| c.with_absolute_timeout(Some(Duration::hours(2))))?;
+    let browser = site.browser();
+    browser.post_json("/cart", r#"{"item":"apple"}"#)?;
+    site.clock.advance(Duration::minutes(50));
+    browser.get("/cart")?;
+    site.clock.advance(Duration::minutes(50));
+    json(
+        &browser.post_json("/auth/login", LOGIN)?,
+        200,
+        r#"{"message":"Logged in"}"#,
+        "login 100 min into the visit",
+    )?;
+    for minutes in [150, 200] {
+        site.clock.advance(Duration::minutes(50));
+        logged_in_with_the_cart(
+            &browser,
+            &format!("a login {} min ago, {minutes} min into the visit", minutes - 100),
+        )?;
+    }
+    site.clock.advance(Duration::minutes(21));
+    not_authenticated(
+        &browser.get("/auth/profile")?,
+        "/auth/profile 2 h 1 min after the login",
+    )
+}
+
 /// Cookies (session and signed `pref`) made under a previous key are
 /// accepted and re-issued under the current key on the next request, even a
 /// read-only one; the re-issued cookies verify under the new key alone.
