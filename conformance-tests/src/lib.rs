@@ -187,6 +187,22 @@
 //! are ignored with the reason. The suite's [`Browser`](client::Browser)
 //! speaks plain HTTP/1.1, one connection per request.
 //!
+//! Where the contract's text is silent the suite holds the demo to what
+//! the engine does, so that every adapter's demo behaves alike:
+//!
+//! - a JSON route answers 400 `{"error":"Malformed JSON body"}` to a good
+//!   body sent without a JSON `Content-Type` (`application/json` or
+//!   `application/*+json`): as `text/plain`, a form, or with none, the
+//!   types a page of another origin may send without a preflight
+//!   (`malformed_json_gets_400_and_leaves_the_session_unchanged`);
+//! - a login starts the absolute lifetime again: it counts from the
+//!   session's creation or its last login
+//!   (`login_starts_the_absolute_lifetime_again`);
+//! - responses that used the session or an app cookie carry `Vary: Cookie`,
+//!   and responses that set a cookie `Cache-Control: private`;
+//! - the order of a `Set-Cookie`'s attributes is free (the `cookie`
+//!   crate's order is fine): the cases compare them as a set.
+//!
 //! One thing a framework may do that no adapter can undo: drop a request
 //! header whose value is not UTF-8 before the app sees it (Rocket 0.5
 //! does). A session cookie in such a `Cookie` header is then lost; the

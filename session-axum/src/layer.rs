@@ -185,8 +185,10 @@ impl SessionLayer {
     ///
     /// # Errors
     ///
-    /// The [`ConfigError`] of [`Engine::new`], for an unusable cookie
-    /// setting.
+    /// The [`ConfigError`] of [`Engine::new`]: an unusable cookie,
+    /// timeout or cache setting, or a memory-store limit
+    /// (`with_max_sessions`, `with_max_record_size`) set with another
+    /// storage than [`Storage::Memory`](session_core::Storage::Memory).
     pub fn new(config: SessionConfig) -> Result<Self, ConfigError> {
         Ok(Self::from_engine(Engine::new(config)?))
     }

@@ -263,7 +263,9 @@ impl SessionConfig {
         self
     }
 
-    /// The absolute lifetime (`None`: none; default one day). At least one
+    /// The absolute lifetime (`None`: none; default one day), counted from
+    /// the session's creation or its last
+    /// [`regenerate`](crate::Session::regenerate) (a log-in). At least one
     /// second, as for the idle timeout.
     #[must_use]
     pub fn with_absolute_timeout(mut self, absolute: Option<Duration>) -> Self {
@@ -373,7 +375,9 @@ impl SessionConfig {
         self
     }
 
-    /// Where session ids and nonces come from: the default
+    /// Where session ids and cookie-store sessions' nonces come from (the
+    /// jar's private cookies always take theirs from the operating system):
+    /// the default
     /// [`ThreadRandom`](crate::ThreadRandom), [`OsRandom`](crate::OsRandom)
     /// (a system call for each), a
     /// [`SequenceRandom`](crate::SequenceRandom) for test vectors. A source

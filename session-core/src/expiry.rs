@@ -13,8 +13,9 @@ use crate::Timestamp;
 /// - `idle`: a session not used for this long is gone. Every request that
 ///   carries the session counts as use, with the granularity of the touch
 ///   interval (see [`SessionConfig::with_touch_interval`](crate::SessionConfig::with_touch_interval)).
-/// - `absolute`: a session is gone this long after it was created, however
-///   active it is.
+/// - `absolute`: a session is gone this long after it was created (or
+///   last given a new id by [`Session::regenerate`](crate::Session::regenerate):
+///   a log-in), however active it is.
 ///
 /// The session cookie's `Max-Age` tracks the earlier of the two deadlines.
 ///

@@ -76,7 +76,9 @@ impl fmt::Debug for SessionId {
     }
 }
 
-/// The SHA-256 digest of a [`SessionId`]: what a store keys a record by.
+/// The SHA-256 digest of a [`SessionId`] (after the fixed tag
+/// `session-core/store-key/v1` and a zero byte, so that the digest serves
+/// no other purpose): what a store keys a record by.
 ///
 /// Its text form ([`StoreKey::to_hex`], 64 lowercase hex digits) is what
 /// stores with string keys (Redis, SQL) should use. Knowing a store key does

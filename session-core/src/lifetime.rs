@@ -118,8 +118,9 @@ impl Lifetime {
         Self(self.0 & !LIMIT_MASK | pack(idle))
     }
 
-    /// This session's absolute lifetime, counted from its creation (`None`:
-    /// no limit), in place of the configuration's.
+    /// This session's absolute lifetime, counted from its creation or its
+    /// last [`regenerate`](crate::Session::regenerate) (`None`: no limit),
+    /// in place of the configuration's.
     #[must_use]
     pub fn with_absolute_timeout(self, absolute: Option<Duration>) -> Self {
         Self(self.0 & !(LIMIT_MASK << ABSOLUTE_SHIFT) | pack(absolute) << ABSOLUTE_SHIFT)

@@ -424,7 +424,9 @@ async fn a_cookie_store_session_reports_its_times_and_no_key() {
     let created = h.engine.timestamp();
     h.advance_secs(30);
     let (seen, _) = h
-        .request(&mut browser, |s| (s.store_key(), s.created_at(), s.expires_at()))
+        .request(&mut browser, |s| {
+            (s.store_key(), s.created_at(), s.expires_at())
+        })
         .await;
     assert_eq!(
         seen,

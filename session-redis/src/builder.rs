@@ -334,7 +334,10 @@ impl RedisStoreBuilder {
     ///
     /// [`ConnectError`]: an invalid URL or setting, a Redis that refuses or
     /// fails the handshake, or one that does not answer within the
-    /// [connect timeout](Self::connect_timeout).
+    /// [connect timeout](Self::connect_timeout); a Redis that refuses to
+    /// load the store's scripts ([`ConnectError::ScriptLoad`], an ACL); with
+    /// the `tls` feature, certificates or a client key that cannot be used
+    /// ([`ConnectError::TlsCertificates`]).
     pub async fn connect(self) -> Result<RedisStore, ConnectError> {
         if self.prefix.contains(['{', '}']) {
             return Err(ConnectError::Config {

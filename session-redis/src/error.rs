@@ -45,7 +45,8 @@ pub enum ConnectError {
     /// that forbids `SCRIPT` or `EVALSHA` for this user).
     #[error(
         "Redis at {target} refused to load the session store's scripts: {source}; \
-         the store needs GET, SET, DEL, EVALSHA, EVAL and SCRIPT LOAD"
+         the store needs GET, SET, DEL, EVALSHA, EVAL and SCRIPT LOAD (and CLUSTER SLOTS on a \
+         cluster)"
     )]
     ScriptLoad {
         /// The server (`host:port`), or the cluster's seed nodes.

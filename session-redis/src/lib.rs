@@ -116,7 +116,9 @@
 //!
 //! The store needs Redis 6.2 or newer (or a compatible server such as
 //! Valkey), for `PXAT`, and the commands `GET`, `SET`, `DEL`,
-//! `EVALSHA`, `EVAL` and `SCRIPT LOAD` (mind them in ACLs). This
+//! `EVALSHA`, `EVAL` and `SCRIPT LOAD`, and on a Redis Cluster
+//! `CLUSTER SLOTS` too, for the cluster client's slot map (mind them in
+//! ACLs). This
 //! crate's own tests need Redis 7 (they read expiries with
 //! `PEXPIRETIME`).
 //!
@@ -132,7 +134,8 @@
 //! ```
 //!
 //! - The hex digits are the session's [`StoreKey`](session_core::StoreKey):
-//!   a SHA-256 digest of the id in the cookie, never the id itself, so a
+//!   a SHA-256 digest of the id in the cookie (after a fixed tag: compute
+//!   it with [`SessionId::store_key`](session_core::SessionId::store_key)), never the id itself, so a
 //!   dump of Redis holds no cookie that would log anyone in.
 //! - The value starts with a fixed-width version header: the record's
 //!   version `n` (which compare-and-set saves count up) as 16 lowercase hex

@@ -263,7 +263,10 @@ pub fn login_starts_the_absolute_lifetime_again(suite: &Suite) -> Outcome {
         site.clock.advance(Duration::minutes(50));
         logged_in_with_the_cart(
             &browser,
-            &format!("a login {} min ago, {minutes} min into the visit", minutes - 100),
+            &format!(
+                "a login {} min ago, {minutes} min into the visit",
+                minutes - 100
+            ),
         )?;
     }
     site.clock.advance(Duration::minutes(21));
