@@ -158,6 +158,7 @@ macro_rules! __adapter_cases {
             twenty_concurrent_cart_pushes_of_one_session_are_all_kept: server_state "cookie-store mode cannot merge concurrent requests: each response carries a whole new cookie and the browser keeps the last one";
             store_failure_is_a_500_never_a_lost_session: server_state "cookie-store mode has no store that could fail";
             a_failed_save_delete_or_login_is_a_500_that_loses_nothing: server_state "cookie-store mode has no store that could fail";
+            a_read_whose_touch_fails_is_answered_and_touched_later: server_state "cookie-store mode has no store that could fail";
         }
     };
 }

@@ -135,6 +135,14 @@ pub(crate) struct SlotHandle {
 /// `Internal Server Error`, unless you choose another one with
 /// [`with_error_response`](Self::with_error_response).
 ///
+/// One save is no failure when it fails: a touch, which a request that
+/// changed nothing makes once a touch interval to move the session's idle
+/// deadline. Nothing of the session is at stake, so the handler's response
+/// goes out (without the session cookie), the session keeps its deadline
+/// and its next request touches it again
+/// ([`Executed::TouchSkipped`](session_core::Executed::TouchSkipped),
+/// logged at warn level).
+///
 /// A session that ended while the handler ran (a log-out in another tab
 /// committed first, or the session expired) is no store failure: the
 /// handler's response goes out without the session cookie and with the

@@ -1315,7 +1315,7 @@ impl Engine {
             (Some(_), None) => return CommitNow::Wait(plan),
         };
         CommitNow::Done(match executed {
-            Executed::SessionGone | Executed::CookieWithheld => None,
+            Executed::SessionGone | Executed::CookieWithheld | Executed::TouchSkipped => None,
             _ => plan.cookie.into_header(),
         })
     }
@@ -1361,7 +1361,10 @@ impl Engine {
                     Some(&self.inner.saves),
                 )
                 .await?;
-            if matches!(executed, Executed::SessionGone | Executed::CookieWithheld) {
+            if matches!(
+                executed,
+                Executed::SessionGone | Executed::CookieWithheld | Executed::TouchSkipped
+            ) {
                 return Ok(None);
             }
         }

@@ -202,6 +202,17 @@ pub enum Executed {
     /// cookie stands, and the response of the request whose lifetime
     /// stands carries the right one.
     CookieWithheld,
+    /// The plan was a touch (a save without changes, which only moves the
+    /// idle deadline: a read once a touch interval) and the store failed
+    /// it (Redis down or read-only during a failover, a timeout): nothing
+    /// of the session is lost, so the request is answered as if no touch
+    /// had been due, rather than with a 500. The session's deadline stays
+    /// where the last touch put it, and its next request tries again. Send
+    /// no session cookie: its `Max-Age` would name the deadline that was
+    /// not stored. The failure is logged at warn level, at most once a
+    /// minute in the process (a store that is down fails every load too,
+    /// and those are errors the adapter logs).
+    TouchSkipped,
 }
 
 /// [`Executed::CookieWithheld`] in place of `Done` when the lifetime
@@ -237,12 +248,15 @@ impl Plan {
     /// two saves instead of a cascade of conflicts.
     ///
     /// Send the plan's cookie only when this returns [`Executed::Done`]:
-    /// [`Executed::SessionGone`] and [`Executed::CookieWithheld`] mean
-    /// no session cookie at all (as `Engine::commit` does).
+    /// [`Executed::SessionGone`], [`Executed::CookieWithheld`] and
+    /// [`Executed::TouchSkipped`] mean no session cookie at all (as
+    /// `Engine::commit` does). `Executed` may grow: treat a variant you do
+    /// not know as no cookie.
     ///
     /// # Errors
     ///
-    /// [`SessionError::Store`] when the store fails,
+    /// [`SessionError::Store`] when the store fails (a touch excepted:
+    /// [`Executed::TouchSkipped`]),
     /// [`SessionError::TooManyConflicts`] when the retries run out,
     /// [`SessionError::TooDeep`] when the changes replayed on the stored
     /// record make its data nest too deep, and the errors of an `update`
@@ -264,8 +278,9 @@ impl Plan {
     /// session.insert("cart", &["apple"]).unwrap();
     /// let mut plan = engine.finish(&session, now).unwrap();
     /// let executed = plan.execute(&*store, 64).await.unwrap();
-    /// // `Executed::SessionGone` (the session ended meanwhile) or
-    /// // `Executed::CookieWithheld` would mean: send no session cookie.
+    /// // `Executed::SessionGone` (the session ended meanwhile),
+    /// // `Executed::CookieWithheld` or `Executed::TouchSkipped` would
+    /// // mean: send no session cookie.
     /// assert_eq!(executed, Executed::Done);
     /// // The record was created: send the plan's cookie.
     /// assert!(plan.cookie.header().is_some());
@@ -308,7 +323,7 @@ impl Plan {
                 changes,
             } => {
                 let touch = changes.is_empty();
-                return save_now(
+                let saved = save_now(
                     store,
                     key,
                     record,
@@ -317,6 +332,7 @@ impl Plan {
                     max_conflict_retries,
                     touch,
                 );
+                return touched(touch, saved);
             }
         }
         Ok(Executed::Done)
@@ -392,10 +408,10 @@ impl Plan {
                 expected_version,
                 changes,
             } => {
+                let touch = changes.is_empty();
                 let Some(saves) = saves else {
-                    let touch = changes.is_empty();
                     let own = record.lifetime;
-                    return save(
+                    let saved = save(
                         store,
                         key,
                         record,
@@ -406,8 +422,12 @@ impl Plan {
                     )
                     .await
                     .map(|(executed, stored)| settle(executed, own, stored.map(|r| r.lifetime)));
+                    return touched(touch, saved);
                 };
-                return saves
+                // A touch grouped with other requests' writes fails with the
+                // group: it is skipped all the same (those requests answer
+                // for their writes).
+                let saved = saves
                     .save(
                         store,
                         crate::lanes::Job {
@@ -419,6 +439,7 @@ impl Plan {
                         max_conflict_retries,
                     )
                     .await;
+                return touched(touch, saved);
             }
         }
         Ok(Executed::Done)
@@ -474,7 +495,8 @@ fn replace_now(
 fn carried(saved: Result<Executed, SessionError>) -> Executed {
     match saved {
         // The new id's cookie is sent either way: it is the session now.
-        Ok(Executed::Done | Executed::CookieWithheld) => Executed::Done,
+        // (A carry-over is never a touch, so never skipped as one.)
+        Ok(Executed::Done | Executed::CookieWithheld | Executed::TouchSkipped) => Executed::Done,
         Ok(Executed::SessionGone) => carry_failed(&SessionError::Store(StoreError::backend(
             "the new record was gone when the carried-over changes were saved",
         ))),
@@ -681,6 +703,32 @@ fn touch_too_large(size: usize, limit: usize) {
     } else {
         tracing::debug!(size, limit, "{message}");
     }
+}
+
+/// The outcome of a save that was a `touch` (a save without changes) or
+/// not: a touch that failed is skipped ([`Executed::TouchSkipped`]).
+#[inline]
+fn touched(touch: bool, saved: Result<Executed, SessionError>) -> Result<Executed, SessionError> {
+    match saved {
+        Err(error) if touch => Ok(touch_failed(&error)),
+        saved => saved,
+    }
+}
+
+/// A touch failed with `error`: logged at warn level at most once a minute
+/// in the process, at debug level in between (a store that is down meets
+/// every read whose touch is due).
+#[cold]
+fn touch_failed(error: &SessionError) -> Executed {
+    static LAST_WARNED_SECS: AtomicU64 = AtomicU64::new(0);
+    let message = "the store failed a session's touch; it is skipped (the session keeps its \
+                   idle deadline, and its next request tries again)";
+    if warn_due(&LAST_WARNED_SECS) {
+        tracing::warn!(%error, "{message}");
+    } else {
+        tracing::debug!(%error, "{message}");
+    }
+    Executed::TouchSkipped
 }
 
 /// What one save's outcome means in the compare-and-set loop.

@@ -524,6 +524,62 @@ async fn requests_grouped_into_an_interrupted_save_get_an_error_not_a_second_sav
         .await;
 }
 
+/// A touch (a read once the touch interval has passed) grouped with
+/// writes whose save is interrupted is skipped, not failed: it had nothing
+/// to lose, so its request is answered, with no session cookie.
+#[tokio::test]
+async fn a_touch_grouped_into_an_interrupted_save_is_skipped() {
+    let (h, store) = slow_harness(|store| store);
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("n", &0).unwrap())
+        .await;
+    h.advance_secs(120);
+    store.hang.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let write = |i: usize| {
+                let engine = h.engine.clone();
+                let mut browser = browser.clone();
+                tokio::task::spawn_local(async move {
+                    request_with(&engine, &mut browser, |s| {
+                        s.insert(&format!("k{i}"), &i).unwrap();
+                    })
+                    .await
+                })
+            };
+            // A takes the lane and hangs; B (a write) and C (a touch) queue.
+            let a = write(0);
+            tokio::task::yield_now().await;
+            let b = write(1);
+            let c = {
+                let engine = h.engine.clone();
+                let mut browser = browser.clone();
+                tokio::task::spawn_local(async move {
+                    request_with(&engine, &mut browser, |s| s.get_value("n")).await
+                })
+            };
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            // A's client goes away: B leads the group {B, C} and hangs too,
+            // and then goes away as well.
+            a.abort();
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            b.abort();
+            let (value, set_cookie) = c
+                .await
+                .unwrap()
+                .expect("a touch that failed with its group is skipped");
+            assert_eq!(value, Some(serde_json::json!(0)));
+            assert_eq!(set_cookie, None, "no cookie for a touch not stored");
+        })
+        .await;
+}
+
 /// A group of saves whose record is too large for the store is saved again
 /// one request at a time: the request whose changes are too large fails,
 /// the others of its group are saved.

@@ -234,7 +234,12 @@
 //! - **Down while serving.** Each operation fails at once with
 //!   [`StoreError::Backend`](session_core::StoreError::Backend) holding a
 //!   [`CommandError`] with the cause ("Redis GET failed: Connection refused
-//!   …"); the adapter answers 500 and logs it. Routes that do not touch the
+//!   …"); the adapter answers 500 and logs it. (A read whose only store
+//!   work is its touch, moving the idle deadline once a touch interval,
+//!   is answered all the same, without the session cookie: see
+//!   [`Executed::TouchSkipped`](session_core::Executed::TouchSkipped).
+//!   So is a read while a failover leaves a read-only replica in
+//!   charge.) Routes that do not touch the
 //!   session keep working. Every failed operation triggers one new
 //!   connection attempt, so the first request after Redis is back
 //!   succeeds: there is nothing to restart. On a standalone server that

@@ -628,6 +628,51 @@ pub fn a_failed_save_delete_or_login_is_a_500_that_loses_nothing(suite: &Suite) 
     Ok(())
 }
 
+/// A read whose touch (due once a touch interval, to move the idle
+/// deadline) fails in the store is answered as if none were due: 200 with
+/// the session's data, no session cookie (its `Max-Age` would name a
+/// deadline that was not stored). Nothing of the session is at stake, so
+/// a store blip (or a Redis replica that is read-only during a failover)
+/// is no 500 for readers. The deadline did not move, so the next read
+/// touches again, and a write while saves fail is still a 500.
+pub fn a_read_whose_touch_fails_is_answered_and_touched_later(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let store = site.store()?;
+    let browser = site.browser();
+    first_push(&browser)?;
+    site.clock.advance(time::Duration::minutes(2));
+    store.fail_only(&[Op::Save]);
+    let read = browser.get("/cart");
+    let write = browser.post_json("/cart", r#"{"item":"pear"}"#);
+    store.fail(false);
+    let read = read?;
+    json(&read, 200, r#"["apple"]"#, "a read whose touch failed")?;
+    check!(
+        read.set_cookie("id").is_none(),
+        "a read whose touch failed sent a session cookie: {:?}",
+        read.set_cookies()
+    );
+    let write = write?;
+    check_eq!(
+        write.status,
+        500,
+        "a push whose save failed ({:?})",
+        write.body
+    );
+    let again = browser.get("/cart")?;
+    json(
+        &again,
+        200,
+        r#"["apple"]"#,
+        "the read after the store is back",
+    )?;
+    check!(
+        again.set_cookie("id").is_some(),
+        "the read after the store is back did not touch the session (no cookie)"
+    );
+    Ok(())
+}
+
 /// Pushes "apple" into `browser`'s empty cart.
 fn first_push(browser: &Browser) -> Outcome {
     json(
