@@ -56,6 +56,10 @@ pub(crate) type Ops = smallvec::SmallVec<[Op; 1]>;
 pub(crate) enum Op {
     Insert(DataKey, Value),
     Remove(DataKey),
+    /// [`Session::take`]: removes the key only while it holds the value
+    /// taken, so that a replay does not consume a value another request
+    /// stored meanwhile (a newer flash message), which nobody read.
+    Take(DataKey, Value),
     Update(DataKey, SharedFn),
     Clear,
     /// [`Session::set_lifetime`]: not a change of the data.
@@ -67,6 +71,7 @@ impl fmt::Debug for Op {
         match self {
             Self::Insert(k, _) => write!(f, "Insert({k:?})"),
             Self::Remove(k) => write!(f, "Remove({k:?})"),
+            Self::Take(k, _) => write!(f, "Take({k:?})"),
             Self::Update(k, _) => write!(f, "Update({k:?})"),
             Self::Clear => f.write_str("Clear"),
             Self::Lifetime(l) => write!(f, "Lifetime({l:?})"),
@@ -84,6 +89,11 @@ pub(crate) fn replay(ops: &[Op], data: &mut Data) -> Result<(), SessionError> {
             }
             Op::Remove(k) => {
                 data.remove(k.as_str());
+            }
+            Op::Take(k, taken) => {
+                if data.get(k.as_str()) == Some(taken) {
+                    data.remove(k.as_str());
+                }
             }
             Op::Update(k, f) => {
                 let k = k.as_str();
@@ -168,7 +178,7 @@ pub(crate) fn check_changed(ops: &[Op], data: &Data) -> Result<(), SessionError>
     } else {
         crate::record::check_values(ops.iter().filter_map(|op| match op {
             Op::Insert(k, _) | Op::Update(k, _) => data.get(k.as_str()),
-            Op::Remove(_) | Op::Clear | Op::Lifetime(_) => None,
+            Op::Remove(_) | Op::Take(..) | Op::Clear | Op::Lifetime(_) => None,
         }))
     }
 }
@@ -529,14 +539,34 @@ impl Session {
     /// Removes `key` and returns its value as `T`: read once, as for flash
     /// messages.
     ///
+    /// Unlike [`remove`](Self::remove), it consumes the value it read and
+    /// no other: when another request of the session stored a new value
+    /// under `key` and saved first (a newer flash message), this request's
+    /// save keeps that value, for a later `take` to read. (After an
+    /// [`update`](Self::update) of `key` in this request, whose value
+    /// depends on what the other request stored, the key is removed
+    /// whatever it holds.)
+    ///
     /// # Errors
     ///
     /// [`SessionError::Deserialize`] when the value is not a `T` (it is
     /// removed all the same).
     pub fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        self.remove(key)
-            .map(|v| T::deserialize(v).map_err(|source| deser(key, source)))
-            .transpose()
+        let mut state = self.lock();
+        let Some(taken) = state.data.remove(key) else {
+            return Ok(None);
+        };
+        state.changing();
+        let op = if state.updated(key) {
+            Op::Remove(DataKey::new(key))
+        } else {
+            Op::Take(DataKey::new(key), taken.clone())
+        };
+        state.ops.push(op);
+        drop(state);
+        T::deserialize(taken)
+            .map(Some)
+            .map_err(|source| deser(key, source))
     }
 
     /// Read-modify-write of one key that loses nothing to concurrent
@@ -950,7 +980,7 @@ mod tests {
         }
         s.remove(&keys[3]);
         for op in &s.lock().ops {
-            if let Op::Insert(k, _) | Op::Remove(k) | Op::Update(k, _) = op {
+            if let Op::Insert(k, _) | Op::Remove(k) | Op::Take(k, _) | Op::Update(k, _) = op {
                 assert_eq!(!k.is_heap_allocated(), k.len() <= DATA_KEY_INLINE, "{k:?}");
             }
         }
@@ -961,6 +991,48 @@ mod tests {
             assert_eq!(theirs.get(key.as_str()).cloned(), expected, "{key:?}");
         }
         assert_eq!(theirs.len(), keys.len() - 1);
+    }
+
+    /// Replayed on another request's data, a `take` removes the value it
+    /// read (its own insert's too) and keeps another; after an `update`
+    /// of the key in the same request it removes whatever is there.
+    #[test]
+    fn a_replayed_take_removes_only_the_value_it_read() {
+        let theirs = |value: Value| {
+            let mut data = Data::new();
+            data.insert("flash", value);
+            data
+        };
+        let replayed = |s: &Session, value: Value| {
+            let mut data = theirs(value);
+            replay(&s.lock().ops, &mut data).unwrap();
+            data.get("flash").cloned()
+        };
+
+        let read = Session::detached();
+        read.insert("flash", "old").unwrap();
+        read.lock().ops.clear(); // as if loaded
+        assert_eq!(
+            read.take::<String>("flash").unwrap().as_deref(),
+            Some("old")
+        );
+        assert_eq!(replayed(&read, json!("old")), None);
+        assert_eq!(replayed(&read, json!("new")), Some(json!("new")));
+
+        let own = Session::detached();
+        own.insert("flash", "mine").unwrap();
+        assert_eq!(
+            own.take::<String>("flash").unwrap().as_deref(),
+            Some("mine")
+        );
+        assert_eq!(replayed(&own, json!("new")), None);
+
+        let updated = Session::detached();
+        updated
+            .update("flash", |n: Option<u64>| n.unwrap_or(0) + 1)
+            .unwrap();
+        assert_eq!(updated.take::<u64>("flash").unwrap(), Some(1));
+        assert_eq!(replayed(&updated, json!(41)), None);
     }
 
     #[test]

@@ -1163,3 +1163,46 @@ async fn a_login_whose_take_and_delete_both_fail_is_an_error() {
     .await;
     assert!(matches!(failed, Err(SessionError::Store(_))), "{failed:?}");
 }
+
+/// A `take` consumes the value it read and no other: when another request
+/// stored a newer flash message and saved first, the taker's save keeps
+/// it, and the next `take` reads it. A `remove` still removes whatever is
+/// there. In each setup of two requests of one session.
+#[tokio::test]
+async fn a_take_keeps_a_newer_value_another_request_stored() {
+    for setup in support::SETUPS {
+        for (remove, kept) in [(false, Some("Settings saved")), (true, None)] {
+            let h = Harness::new();
+            let (taker_engine, other_engine, _) = support::engines_for(setup, &h, |c| c);
+            let case = format!("{setup}, remove instead: {remove}");
+            let mut browser = Browser::new();
+            request_with(&taker_engine, &mut browser, |s| {
+                s.insert("flash", "Draft saved").unwrap();
+            })
+            .await
+            .unwrap();
+            let taker = open_with(&taker_engine, &browser).await;
+            let other = open_with(&other_engine, &browser).await;
+            other.insert("flash", "Settings saved").unwrap();
+            let read = if remove {
+                taker
+                    .remove("flash")
+                    .and_then(|v| v.as_str().map(str::to_owned))
+            } else {
+                taker.take::<String>("flash").unwrap()
+            };
+            assert_eq!(read.as_deref(), Some("Draft saved"), "{case}");
+            let plan = other_engine.finish(&other, other_engine.now()).unwrap();
+            other_engine.commit(plan).await.unwrap();
+            let plan = taker_engine.finish(&taker, taker_engine.now()).unwrap();
+            taker_engine.commit(plan).await.unwrap();
+
+            let (next, _) = request_with(&taker_engine, &mut browser, |s| {
+                s.take::<String>("flash").unwrap()
+            })
+            .await
+            .unwrap();
+            assert_eq!(next.as_deref(), kept, "{case}");
+        }
+    }
+}
