@@ -58,8 +58,10 @@ pub(crate) enum Op {
     Remove(DataKey),
     /// [`Session::take`]: removes the key only while it holds the value
     /// taken, so that a replay does not consume a value another request
-    /// stored meanwhile (a newer flash message), which nobody read.
-    Take(DataKey, Value),
+    /// stored meanwhile (a newer flash message), which nobody read. Boxed:
+    /// unboxed, the value would cost every request's changes (and so every
+    /// plan) a word more, for a rare change.
+    Take(DataKey, Box<Value>),
     Update(DataKey, SharedFn),
     Clear,
     /// [`Session::set_lifetime`]: not a change of the data.
@@ -91,7 +93,7 @@ pub(crate) fn replay(ops: &[Op], data: &mut Data) -> Result<(), SessionError> {
                 data.remove(k.as_str());
             }
             Op::Take(k, taken) => {
-                if data.get(k.as_str()) == Some(taken) {
+                if data.get(k.as_str()) == Some(&**taken) {
                     data.remove(k.as_str());
                 }
             }
@@ -557,16 +559,16 @@ impl Session {
             return Ok(None);
         };
         state.changing();
+        let read = T::deserialize(&taken)
+            .map(Some)
+            .map_err(|source| deser(key, source));
         let op = if state.updated(key) {
             Op::Remove(DataKey::new(key))
         } else {
-            Op::Take(DataKey::new(key), taken.clone())
+            Op::Take(DataKey::new(key), Box::new(taken))
         };
         state.ops.push(op);
-        drop(state);
-        T::deserialize(taken)
-            .map(Some)
-            .map_err(|source| deser(key, source))
+        read
     }
 
     /// Read-modify-write of one key that loses nothing to concurrent
