@@ -173,6 +173,7 @@ fn adapter_suite_generates_exactly_the_registered_cases() {
             "twenty_concurrent_cart_pushes_of_one_session_are_all_kept",
             "store_failure_is_a_500_never_a_lost_session",
             "a_failed_save_delete_or_login_is_a_500_that_loses_nothing",
+            "a_read_whose_touch_fails_is_answered_and_touched_later",
         ]
     );
 }

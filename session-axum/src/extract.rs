@@ -154,7 +154,11 @@ fn rejected(shared: &Arc<Shared>, error: StoreError) -> SessionRejection {
 /// [`add`](session_core::Cookies::add),
 /// [`add_signed`](session_core::Cookies::add_signed),
 /// [`add_private`](session_core::Cookies::add_private) and
-/// [`remove`](session_core::Cookies::remove). Signing and encryption use the
+/// [`remove`](session_core::Cookies::remove) (each answers `false` and logs
+/// when a cookie cannot be set; the `try_` forms, such as
+/// [`try_add`](session_core::Cookies::try_add), answer a
+/// [`CookieError`](session_core::CookieError) saying why). A cookie given
+/// no `Path` is set at `Path=/`. Signing and encryption use the
 /// session's key ring, and a value under a previous key is re-issued under
 /// the current one (its attributes:
 /// [`SessionConfig::with_cookie_reissue`](session_core::SessionConfig::with_cookie_reissue)).

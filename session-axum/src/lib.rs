@@ -195,7 +195,7 @@
 pub use session_core as core;
 pub use session_core::cookie::Cookie;
 pub use session_core::{
-    ConfigError, Engine, Key, KeyRing, Lifetime, MemoryStore, SameSite, SessionConfig,
+    ConfigError, CookieError, Engine, Key, KeyRing, Lifetime, MemoryStore, SameSite, SessionConfig,
     SessionError, SessionStore, Storage, StoreError,
 };
 /// tower's `Layer` trait, which [`SessionLayer`] implements: in scope, it

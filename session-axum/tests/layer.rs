@@ -382,7 +382,7 @@ async fn one_layer_installed_twice_serves_one_session() {
     assert_eq!(first.body, "Some(true) 1");
     // The session's cookie and the jar's, each once.
     assert_eq!(first.set_cookies.len(), 2, "{:?}", first.set_cookies);
-    assert_eq!(first.set_cookies[1], "theme=dark");
+    assert_eq!(first.set_cookies[1], "theme=dark; Path=/");
     let cookie = first.session_cookie();
     let second = send(&app, "/api/views", Some(&cookie)).await;
     assert_eq!(second.body, "Some(true) 2");
@@ -776,7 +776,7 @@ async fn cookies_extractor_sends_exactly_what_changed() {
     assert_eq!(
         reply.set_cookies,
         [
-            "a=2",
+            "a=2; Path=/",
             "b=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
         ]
     );

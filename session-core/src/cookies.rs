@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::codec;
 use crate::config::check_cookie;
-use crate::{KeyRing, MAX_COOKIE_LEN};
+use crate::{CookieError, KeyRing, MAX_COOKIE_LEN};
 
 /// The application's cookies for one request (not the session cookie,
 /// which the engine handles).
@@ -114,22 +114,17 @@ impl SessionCookie {
 }
 
 impl Jar {
-    /// Whether the response's cookies were taken ([`Cookies::take_delta`]),
-    /// so that a change of `name` must be refused; the first refusal is
-    /// logged at warn level when `log`.
-    fn closed(&mut self, name: &str, log: bool) -> bool {
-        if !self.sent {
-            return false;
+    /// `Err` when the response's cookies were taken
+    /// ([`Cookies::take_delta`]), so that a change of `name` must be
+    /// refused.
+    fn open_for(&self, name: &str) -> Result<(), CookieError> {
+        if self.sent {
+            Err(CookieError::Sent {
+                name: name.to_owned(),
+            })
+        } else {
+            Ok(())
         }
-        if log && !self.late_change_logged {
-            self.late_change_logged = true;
-            tracing::warn!(
-                name,
-                "cookie not set: the response's cookies were already sent (a jar kept past the \
-                 response, such as one moved into a spawned task)"
-            );
-        }
-        true
     }
 }
 
@@ -420,15 +415,18 @@ impl Cookies {
                 return;
             }
         }
-        if !self.settable(&cookie, false) {
-            return;
-        }
-        if let Some(value) = self.encode(&cookie, private) {
+        let reissued = self.settable(&cookie, false).and_then(|()| {
+            let value = self.encode(&cookie, private)?;
             cookie.set_value(value.clone());
-            if let Some(header) = fits(&cookie) {
-                // Refused once the response's cookies were sent.
-                let _ = self.record(Change::new(&cookie, header, Some(value), Change::REISSUE));
-            }
+            let header = fits(&cookie)?;
+            self.record(Change::new(&cookie, header, Some(value), Change::REISSUE))
+        });
+        match reissued {
+            // Refused once the response's cookies were sent, without a
+            // word: the re-issue is the jar's own, and waits for the next
+            // response.
+            Ok(()) | Err(CookieError::Sent { .. }) => {}
+            Err(error) => tracing::error!(%error, "cookie under a previous key not re-issued"),
         }
     }
 
@@ -436,8 +434,8 @@ impl Cookies {
     /// follows the rules of every cookie this crate sets (see
     /// [`check_cookie`]), and it is not the engine's session cookie (a
     /// removal may name a cookie of that name with another `Path` or
-    /// `Domain`). Logs the reason at error level when not.
-    fn settable(&self, cookie: &Cookie<'_>, removal: bool) -> bool {
+    /// `Domain`).
+    fn settable(&self, cookie: &Cookie<'_>, removal: bool) -> Result<(), CookieError> {
         let name = cookie.name();
         let why = if name == self.session.name && !(removal && self.session.other_than(cookie)) {
             "the session cookie belongs to the engine (use the session's destroy to clear it)"
@@ -449,60 +447,79 @@ impl Cookies {
                 .to_owned()
         } else {
             match check_cookie(name, cookie.path(), cookie.domain(), writes_secure(cookie)) {
-                Ok(()) => return true,
+                Ok(()) => return Ok(()),
                 Err(problem) => problem.reason,
             }
         };
-        tracing::error!(name, "cookie not set: {why}");
-        false
+        Err(CookieError::Rules {
+            name: name.to_owned(),
+            reason: why,
+        })
     }
 
     /// `cookie`'s value signed (or sealed) under the current key for its
-    /// name; `None`, logged, when the OS random source fails a seal.
-    fn encode(&self, cookie: &Cookie<'_>, private: bool) -> Option<String> {
+    /// name; an error when the OS random source fails a seal.
+    fn encode(&self, cookie: &Cookie<'_>, private: bool) -> Result<String, CookieError> {
         let (name, value) = (cookie.name(), cookie.value().as_bytes());
         if !private {
-            return Some(codec::sign(self.keys.current(), name, value));
+            return Ok(codec::sign(self.keys.current(), name, value));
         }
-        codec::seal(self.keys.current(), name, value)
-            .inspect_err(|err| tracing::error!(%err, name, "private cookie not set"))
-            .ok()
+        codec::seal(self.keys.current(), name, value).map_err(|error| CookieError::Random {
+            name: name.to_owned(),
+            reason: error.to_string(),
+        })
+    }
+
+    /// A change refused with `error`, for the methods that answer `false`:
+    /// logged at warn level when a client can cause it (a value from the
+    /// request that is not a cookie value, or too long) and when the jar
+    /// was kept past the response (the first time only), at error level
+    /// otherwise (a cookie that breaks the rules, a random source that
+    /// failed).
+    #[cold]
+    fn refused(&self, error: &CookieError) {
+        match error {
+            CookieError::Value { .. } | CookieError::TooLarge { .. } => {
+                tracing::warn!(%error, "cookie not set");
+            }
+            CookieError::Sent { .. } => {
+                let mut jar = self.lock();
+                if !std::mem::replace(&mut jar.late_change_logged, true) {
+                    drop(jar);
+                    tracing::warn!(
+                        %error,
+                        "cookie not set (a jar kept past the response, such as one moved into \
+                         a spawned task)"
+                    );
+                }
+            }
+            _ => tracing::error!(%error, "cookie not set"),
+        }
+    }
+
+    /// `cookie` with `Path=/` when it has no `Path` (as Express and Rocket
+    /// set cookies): a cookie without one is scoped by the browser to the
+    /// directory of the request that set it, which is seldom meant.
+    fn at_root(mut cookie: Cookie<'static>) -> Cookie<'static> {
+        if cookie.path().is_none() {
+            cookie.set_path("/");
+        }
+        cookie
     }
 
     /// Sets a plain cookie and returns `true`. Its value must be a valid
     /// cookie value (printable ASCII without spaces, `"`, `,`, `;` or `\`);
     /// encode anything else yourself, or use [`Cookies::add_signed`], which
-    /// encodes.
+    /// encodes. A cookie without a `Path` is set at `Path=/` (as Express's
+    /// `res.cookie` and Rocket's jar do); give one for another.
     ///
-    /// The cookie is not set, the reason is logged at error level, and the
-    /// call returns `false`, when:
-    ///
-    /// - its value is not valid (this rule is `add`'s alone);
-    /// - its name is not a token, or is the session cookie's;
-    /// - its `Path` does not start with `/` (browsers ignore such a path),
-    ///   its `Path` or `Domain` holds a `;` or a control character, or its
-    ///   `Domain` cannot be a host name (a port, a path, a scheme or an
-    ///   empty label in it, say: browsers would drop the cookie);
-    /// - its `Expires` has no form in UTC, which an HTTP date needs (a time
-    ///   early in year −9999 at a positive offset; the `cookie` crate
-    ///   itself brings times after 9999 back to 9999's last second);
-    /// - it has `SameSite=None` without `Secure` (browsers drop it; unset,
-    ///   `Secure` is written for it);
-    /// - a `__Secure-` or `__Host-` name breaks its prefix's rules
-    ///   (`Secure`; for `__Host-` also `Path=/` and no `Domain`), which
-    ///   browsers would drop;
-    /// - its `Set-Cookie` value would be longer than [`MAX_COOKIE_LEN`]
-    ///   (browsers drop it too).
-    ///
-    /// The same rules hold for every `add_*` method, and all but the
-    /// `Expires` and length rules for [`Cookies::remove`] (a removal writes
-    /// its own `Expires`), which may however name the session
-    /// cookie's name with another `Path` or `Domain` than the engine's (a
-    /// stray cookie of that name).
-    ///
-    /// And once the response's cookies were sent ([`Cookies::take_delta`]:
-    /// the jar was kept past the response, in a spawned task, say), every
-    /// change returns `false`; the first is logged at warn level.
+    /// The cookie is not set and the call returns `false` when
+    /// [`try_add`](Self::try_add) would answer an error: the reason is
+    /// logged, at warn level when a client can cause it (a value from the
+    /// request that is no cookie value, or too long) and when the jar was
+    /// kept past the response (the first time), at error level otherwise.
+    /// Use `try_add` to learn the reason instead (and answer the client
+    /// with it).
     ///
     /// ```
     /// use session_core::{cookie::Cookie, Engine, Key, KeyRing, SessionConfig};
@@ -512,27 +529,72 @@ impl Cookies {
     /// assert!(jar.add(Cookie::new("theme", "dark")));
     /// assert!(!jar.add(Cookie::new("theme", "dark blue")));
     /// assert!(!jar.add(Cookie::new("id", "mine"))); // the session cookie's name
-    /// assert_eq!(jar.delta(), ["theme=dark"]);
+    /// assert_eq!(jar.delta(), ["theme=dark; Path=/"]);
+    /// ```
+    pub fn add(&self, cookie: Cookie<'static>) -> bool {
+        self.try_add(cookie)
+            .map_err(|error| self.refused(&error))
+            .is_ok()
+    }
+
+    /// [`add`](Self::add), answering why a cookie was not set, with
+    /// nothing logged. The cookie is not set when:
+    ///
+    /// - its value is not valid ([`CookieError::Value`]; this rule is the
+    ///   plain cookie's alone);
+    /// - ([`CookieError::Rules`]) its name is not a token, or is the
+    ///   session cookie's; its `Path` does not start with `/` (browsers
+    ///   ignore such a path), its `Path` or `Domain` holds a `;` or a
+    ///   control character, or its `Domain` cannot be a host name (a port,
+    ///   a path, a scheme or an empty label in it, say: browsers would
+    ///   drop the cookie); its `Expires` has no form in UTC, which an HTTP
+    ///   date needs (a time early in year −9999 at a positive offset; the
+    ///   `cookie` crate itself brings times after 9999 back to 9999's last
+    ///   second); it has `SameSite=None` without `Secure` (browsers drop
+    ///   it; unset, `Secure` is written for it); a `__Secure-` or `__Host-`
+    ///   name breaks its prefix's rules (`Secure`; for `__Host-` also
+    ///   `Path=/` and no `Domain`), which browsers would drop;
+    /// - its `Set-Cookie` value would be longer than [`MAX_COOKIE_LEN`]
+    ///   ([`CookieError::TooLarge`]; browsers drop it too);
+    /// - the response's cookies were already sent ([`CookieError::Sent`]:
+    ///   [`Cookies::take_delta`] ran, and the jar was kept past the
+    ///   response, in a spawned task, say).
+    ///
+    /// The same rules hold for every `try_add_*` method, and all but the
+    /// `Expires` and length rules for [`Cookies::try_remove`] (a removal
+    /// writes its own `Expires`), which may however name the session
+    /// cookie's name with another `Path` or `Domain` than the engine's (a
+    /// stray cookie of that name).
+    ///
+    /// # Errors
+    ///
+    /// The [`CookieError`] saying why, as above.
+    ///
+    /// ```
+    /// use session_core::{cookie::Cookie, CookieError, Engine, Key, KeyRing, SessionConfig};
+    ///
+    /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+    /// let jar = engine.cookies([""]);
+    /// let refused = jar.try_add(Cookie::new("theme", "dark blue")).unwrap_err();
+    /// assert!(matches!(refused, CookieError::Value { .. }), "{refused}");
+    /// let long = "x".repeat(5000);
+    /// let refused = jar.try_add(Cookie::new("theme", long)).unwrap_err();
+    /// assert!(matches!(refused, CookieError::TooLarge { .. }), "{refused}");
+    /// assert_eq!(jar.try_add(Cookie::new("theme", "dark")), Ok(()));
     /// ```
     #[allow(
         clippy::needless_pass_by_value,
         reason = "the jar takes cookies by value, like every add_* method"
     )]
-    pub fn add(&self, cookie: Cookie<'static>) -> bool {
+    pub fn try_add(&self, cookie: Cookie<'static>) -> Result<(), CookieError> {
         if !cookie.value().bytes().all(is_cookie_octet) {
-            tracing::error!(
-                name = cookie.name(),
-                "cookie not set: its value must be printable ASCII without spaces, \
-                 '\"', ',', ';' or '\\'"
-            );
-            return false;
+            return Err(CookieError::Value {
+                name: cookie.name().to_owned(),
+            });
         }
-        if !self.settable(&cookie, false) {
-            return false;
-        }
-        let Some(header) = fits(&cookie) else {
-            return false;
-        };
+        let cookie = Self::at_root(cookie);
+        self.settable(&cookie, false)?;
+        let header = fits(&cookie)?;
         let value = cookie.value().to_owned();
         self.record(Change::new(&cookie, header, Some(value), Change::APP))
     }
@@ -540,39 +602,66 @@ impl Cookies {
     /// Sets a signed cookie and returns `true`: the value is stored
     /// readable, with a signature binding it to the cookie's name. Any text
     /// can be the value (it is encoded). `false` when the cookie cannot be
-    /// set (see [`Cookies::add`]).
+    /// set (see [`Cookies::add`], and [`Cookies::try_add_signed`] for the
+    /// reason).
     pub fn add_signed(&self, cookie: Cookie<'static>) -> bool {
+        self.try_add_signed(cookie)
+            .map_err(|error| self.refused(&error))
+            .is_ok()
+    }
+
+    /// [`add_signed`](Self::add_signed), answering why a cookie was not
+    /// set (see [`Cookies::try_add`]), with nothing logged.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cookies::try_add`], but for [`CookieError::Value`]: any text
+    /// can be a signed cookie's value.
+    pub fn try_add_signed(&self, cookie: Cookie<'static>) -> Result<(), CookieError> {
         self.add_encoded(cookie, false)
     }
 
     /// Sets a private (encrypted) cookie and returns `true`. `false` when
-    /// the cookie cannot be set (see [`Cookies::add`]), or when the OS
-    /// random source fails (logged at error level).
+    /// the cookie cannot be set (see [`Cookies::add`], and
+    /// [`Cookies::try_add_private`] for the reason), or when the OS random
+    /// source fails (logged at error level).
     ///
     /// Each call is one AES-256-GCM encryption with a random 96-bit nonce;
     /// see the crate docs' "Key rotation" for how many one key should make.
     pub fn add_private(&self, cookie: Cookie<'static>) -> bool {
+        self.try_add_private(cookie)
+            .map_err(|error| self.refused(&error))
+            .is_ok()
+    }
+
+    /// [`add_private`](Self::add_private), answering why a cookie was not
+    /// set (see [`Cookies::try_add`]), with nothing logged.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cookies::try_add_signed`], and [`CookieError::Random`] when the
+    /// OS random source fails.
+    pub fn try_add_private(&self, cookie: Cookie<'static>) -> Result<(), CookieError> {
         self.add_encoded(cookie, true)
     }
 
-    fn add_encoded(&self, mut cookie: Cookie<'static>, private: bool) -> bool {
+    fn add_encoded(&self, cookie: Cookie<'static>, private: bool) -> Result<(), CookieError> {
+        let mut cookie = Self::at_root(cookie);
         // Before the encryption, which would spend a nonce for nothing.
-        if self.lock().closed(cookie.name(), true) || !self.settable(&cookie, false) {
-            return false;
-        }
-        let Some(value) = self.encode(&cookie, private) else {
-            return false;
-        };
+        self.lock().open_for(cookie.name())?;
+        self.settable(&cookie, false)?;
+        let value = self.encode(&cookie, private)?;
         cookie.set_value(value.clone());
-        let Some(header) = fits(&cookie) else {
-            return false;
-        };
+        let header = fits(&cookie)?;
         self.record(Change::new(&cookie, header, Some(value), Change::APP))
     }
 
     /// Removes a cookie from the browser and returns `true`. Give the same
-    /// `Path` and `Domain` it was set with, or the browser keeps it. `false`
-    /// when the cookie cannot be removed by the jar (see [`Cookies::add`]).
+    /// `Path` and `Domain` it was set with, or the browser keeps it (a
+    /// cookie given without a `Path` is removed at `Path=/`, where
+    /// [`add`](Self::add) sets one). `false` when the cookie cannot be
+    /// removed by the jar (see [`Cookies::add`], and
+    /// [`Cookies::try_remove`] for the reason).
     ///
     /// Each `Path` and `Domain` is a cookie of its own: removals of one name
     /// at two paths are both sent, and so are a removal at an old `Path`
@@ -584,15 +673,26 @@ impl Cookies {
     /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
     /// let jar = engine.cookies(["cart=a; cart=b"]);
     /// assert!(jar.remove(Cookie::build("cart").path("/shop").build()));
-    /// assert!(jar.add(Cookie::build(("cart", "c")).path("/").build()));
+    /// assert!(jar.add(Cookie::new("cart", "c")));
     /// assert_eq!(jar.get("cart").as_deref(), Some("c"));
     /// assert_eq!(jar.delta().len(), 2);
     /// ```
     pub fn remove(&self, cookie: Cookie<'static>) -> bool {
-        if !self.settable(&cookie, true) {
-            return false;
-        }
-        let mut removal = cookie;
+        self.try_remove(cookie)
+            .map_err(|error| self.refused(&error))
+            .is_ok()
+    }
+
+    /// [`remove`](Self::remove), answering why a cookie cannot be removed
+    /// (see [`Cookies::try_add`]), with nothing logged.
+    ///
+    /// # Errors
+    ///
+    /// [`CookieError::Rules`] and [`CookieError::Sent`], as for
+    /// [`Cookies::try_add`].
+    pub fn try_remove(&self, cookie: Cookie<'static>) -> Result<(), CookieError> {
+        let mut removal = Self::at_root(cookie);
+        self.settable(&removal, true)?;
         removal.set_value("");
         removal.set_max_age(time::Duration::ZERO);
         removal.set_expires(OffsetDateTime::UNIX_EPOCH);
@@ -604,26 +704,21 @@ impl Cookies {
     /// application's change replaces an earlier one of the same cookie
     /// (name, `Path` and `Domain`) and the jar's own re-issue of the name;
     /// a re-issue is dropped when the response already changes the name.
-    /// `false` when the response's cookies were already taken
-    /// ([`Cookies::take_delta`]): the change is refused, and the first such
-    /// refusal of the application's change logged at warn level.
-    fn record(&self, change: Change) -> bool {
+    /// [`CookieError::Sent`] when the response's cookies were already
+    /// taken ([`Cookies::take_delta`]): the change is refused.
+    fn record(&self, change: Change) -> Result<(), CookieError> {
         let mut jar = self.lock();
-        // A re-issue under the current key (after a read) is the jar's own:
-        // refused without a word, it waits for the next response.
-        if jar.closed(&change.name, !change.reissue) {
-            return false;
-        }
+        jar.open_for(&change.name)?;
         if change.reissue {
             if jar.changes.iter().any(|c| c.name == change.name) {
-                return true;
+                return Ok(());
             }
         } else {
             jar.changes
                 .retain(|c| !(c.same_cookie(&change) || c.reissue && c.name == change.name));
         }
         jar.changes.push(change);
-        true
+        Ok(())
     }
 
     /// The `Set-Cookie` header values for every cookie this response set or
@@ -655,9 +750,9 @@ impl Cookies {
     /// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
     /// let jar = engine.cookies([""]);
     /// assert!(jar.add(Cookie::new("theme", "dark")));
-    /// assert_eq!(jar.take_delta(), ["theme=dark"]);
+    /// assert_eq!(jar.take_delta(), ["theme=dark; Path=/"]);
     /// assert!(!jar.add(Cookie::new("theme", "light")), "too late");
-    /// assert_eq!(jar.delta(), ["theme=dark"]);
+    /// assert_eq!(jar.delta(), ["theme=dark; Path=/"]);
     /// assert!(jar.take_delta().is_empty(), "taken already");
     /// ```
     #[must_use]
@@ -780,20 +875,17 @@ fn expires_writable(cookie: &Cookie<'_>) -> bool {
 }
 
 /// `cookie`'s `Set-Cookie` value, when it is at most [`MAX_COOKIE_LEN`]
-/// bytes (what browsers keep, and the most the jar reads back); else `None`,
-/// logged at error level.
-fn fits(cookie: &Cookie<'_>) -> Option<String> {
+/// bytes (what browsers keep, and the most the jar reads back).
+fn fits(cookie: &Cookie<'_>) -> Result<String, CookieError> {
     let header = cookie.to_string();
     if header.len() <= MAX_COOKIE_LEN {
-        return Some(header);
+        return Ok(header);
     }
-    tracing::error!(
-        name = cookie.name(),
-        size = header.len(),
-        limit = MAX_COOKIE_LEN,
-        "cookie not set: browsers drop a cookie this large"
-    );
-    None
+    Err(CookieError::TooLarge {
+        name: cookie.name().to_owned(),
+        size: header.len(),
+        limit: MAX_COOKIE_LEN,
+    })
 }
 
 #[cfg(test)]
@@ -1153,7 +1245,7 @@ mod tests {
         let jar = jar(&[&format!("pref={value}"), "theme=dark"], &keys);
         assert!(jar.add(Cookie::new("a", "1")));
         let sent = jar.take_delta();
-        assert_eq!(sent, ["a=1"]);
+        assert_eq!(sent, ["a=1; Path=/"]);
 
         assert!(!jar.add(Cookie::new("b", "2")));
         assert!(!jar.add(Cookie::new("a", "3")));
@@ -1188,7 +1280,7 @@ mod tests {
         assert!(!jar.add(Cookie::new("theme", "line\nbreak")));
         assert!(jar.delta().is_empty());
         assert!(jar.add(Cookie::new("theme", "dark")));
-        assert_eq!(jar.delta(), ["theme=dark"]);
+        assert_eq!(jar.delta(), ["theme=dark; Path=/"]);
     }
 
     #[test]
@@ -1435,7 +1527,7 @@ mod tests {
         let jar = jar(&[], &keys);
         assert!(!jar.add_signed(Cookie::build(("__Host-x", "v")).path("/").build()));
         let host = || Cookie::build(("__Host-x", "v")).secure(true);
-        assert!(!jar.add_signed(host().build()), "no Path=/");
+        assert!(!jar.add_signed(host().path("/app").build()), "no Path=/");
         assert!(!jar.add_signed(host().path("/").domain("example.com").build()));
         assert!(!jar.add(Cookie::build(("__Secure-y", "v")).build()));
         assert!(!jar.add(Cookie::build(("pref", "v")).domain("exa mple.com").build()));

@@ -234,3 +234,83 @@ pub enum SessionError {
     )]
     SaveInterrupted,
 }
+
+/// Why the jar did not set or remove a cookie: the answer of
+/// [`Cookies::try_add`](crate::Cookies::try_add) and its kin (the `add`
+/// methods answer `false` and log it).
+///
+/// ```
+/// use session_core::{cookie::Cookie, CookieError, Engine, Key, KeyRing, SessionConfig};
+///
+/// let engine = Engine::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+/// let jar = engine.cookies([""]);
+/// let error = jar.try_add(Cookie::new("id", "mine")).unwrap_err();
+/// assert!(matches!(error, CookieError::Rules { .. }));
+/// assert_eq!(error.name(), "id");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CookieError {
+    /// A plain cookie's value holds bytes a cookie value cannot: anything
+    /// but printable ASCII without spaces, `"`, `,`, `;` and `\`.
+    #[error(
+        "cookie {name:?} not set: its value must be printable ASCII without spaces, '\"', ',', \
+         ';' or '\\' (a signed or private cookie takes any text)"
+    )]
+    Value {
+        /// The cookie's name.
+        name: String,
+    },
+    /// The cookie breaks a rule that browsers apply (they would drop it),
+    /// or names the session cookie, which belongs to the engine.
+    #[error("cookie {name:?} not set: {reason}")]
+    Rules {
+        /// The cookie's name.
+        name: String,
+        /// The rule, in words.
+        reason: String,
+    },
+    /// Its `Set-Cookie` value would be longer than
+    /// [`MAX_COOKIE_LEN`](crate::MAX_COOKIE_LEN): browsers drop it.
+    #[error(
+        "cookie {name:?} not set: its Set-Cookie would be {size} bytes, over the {limit} browsers keep"
+    )]
+    TooLarge {
+        /// The cookie's name.
+        name: String,
+        /// The `Set-Cookie` value's length, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The response's cookies were already sent: the jar was kept past the
+    /// response (in a spawned task, say).
+    #[error("cookie {name:?} not set: the response's cookies were already sent")]
+    Sent {
+        /// The cookie's name.
+        name: String,
+    },
+    /// The operating system's random source failed while sealing a private
+    /// cookie.
+    #[error("private cookie {name:?} not set: {reason}")]
+    Random {
+        /// The cookie's name.
+        name: String,
+        /// What the random source said.
+        reason: String,
+    },
+}
+
+impl CookieError {
+    /// The name of the cookie that was not set.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Value { name }
+            | Self::Rules { name, .. }
+            | Self::TooLarge { name, .. }
+            | Self::Sent { name }
+            | Self::Random { name, .. } => name,
+        }
+    }
+}

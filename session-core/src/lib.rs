@@ -265,7 +265,7 @@ pub use data::Data;
 pub use engine::{
     CommitNow, Engine, Incoming, LoadNow, Loaded, MAX_COOKIE_LEN, MAX_SESSION_COOKIES,
 };
-pub use error::{BoxError, CodecError, ConfigError, SessionError, StoreError};
+pub use error::{BoxError, CodecError, ConfigError, CookieError, SessionError, StoreError};
 pub use expiry::Expiry;
 pub use id::{ID_LEN, OsRandom, RandomSource, SequenceRandom, SessionId, StoreKey, ThreadRandom};
 pub use key::{KEY_LEN, Key, KeyMatch, KeyRing};

@@ -194,7 +194,7 @@ fn a_cookie_set_after_the_jar_was_sent_is_refused_and_logged_once() {
     let jar = engine.cookies_in(&slot, [&b"theme=dark"[..]]);
     assert!(jar.add(session_core::cookie::Cookie::new("theme", "light")));
     let sent = slot.cookies().unwrap().take_delta();
-    assert_eq!(sent, ["theme=light"]);
+    assert_eq!(sent, ["theme=light; Path=/"]);
     assert!(logs.text().is_empty(), "{}", logs.text());
 
     assert!(!jar.add(session_core::cookie::Cookie::new("theme", "blue")));
@@ -204,6 +204,74 @@ fn a_cookie_set_after_the_jar_was_sent_is_refused_and_logged_once() {
     assert!(text.contains("already sent"), "{text}");
     assert_eq!(text.lines().count(), 1, "{text}");
     assert_eq!(jar.get("theme").as_deref(), Some("light"));
+}
+
+/// `try_add` and its kin answer why a cookie was not set, and log
+/// nothing; `add` and its kin log the same reasons: at warn level what a
+/// client can cause (a value from the request, too long), at error level
+/// a cookie that breaks the rules.
+#[test]
+fn the_jar_answers_why_with_try_and_logs_by_cause_without() {
+    use session_core::CookieError;
+    use session_core::cookie::Cookie;
+
+    let logs = CapturedLogs::start();
+    let engine = Engine::new(SessionConfig::new(KeyRing::new(fixed_key()))).unwrap();
+    let slot = RequestSlot::new();
+    let jar = engine.cookies_in(&slot, [&b""[..]]);
+    let long = || Cookie::new("note", "x".repeat(5000));
+    type Expected = fn(&CookieError) -> bool;
+    let cases: [(Cookie<'static>, Expected); 4] = [
+        (Cookie::new("theme", "dark blue"), |e| {
+            matches!(e, CookieError::Value { .. })
+        }),
+        (
+            long(),
+            |e| matches!(e, CookieError::TooLarge { size, limit: 4096, .. } if *size > 5000),
+        ),
+        (
+            Cookie::new("id", "mine"),
+            |e| matches!(e, CookieError::Rules { reason, .. } if reason.contains("session cookie")),
+        ),
+        (
+            Cookie::build(("a", "1")).path("x").build(),
+            |e| matches!(e, CookieError::Rules { reason, .. } if reason.contains("start with '/'")),
+        ),
+    ];
+    for (cookie, expected) in cases.iter().cloned() {
+        let error = jar.try_add(cookie.clone()).unwrap_err();
+        assert!(expected(&error), "{error:?}");
+        assert_eq!(error.name(), cookie.name());
+    }
+    let error = jar.try_add_signed(long()).unwrap_err();
+    assert!(matches!(error, CookieError::TooLarge { .. }), "{error:?}");
+    let error = jar.try_remove(Cookie::from("id")).unwrap_err();
+    assert!(matches!(error, CookieError::Rules { .. }), "{error:?}");
+    assert!(logs.text().is_empty(), "{}", logs.text());
+    assert!(jar.delta().is_empty(), "{:?}", jar.delta());
+
+    for (cookie, _) in cases {
+        assert!(!jar.add(cookie));
+    }
+    let text = logs.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    for (line, level) in lines.iter().zip(["WARN", "WARN", "ERROR", "ERROR"]) {
+        assert!(line.contains(level), "{level}: {line}");
+    }
+
+    // A cookie given no `Path` is set, and removed, at `Path=/`.
+    assert_eq!(jar.try_add(Cookie::new("theme", "dark")), Ok(()));
+    assert_eq!(jar.try_remove(Cookie::from("old")), Ok(()));
+    let delta = jar.take_delta();
+    assert_eq!(delta[0], "theme=dark; Path=/");
+    assert!(
+        delta[1].starts_with("old=; Path=/; Max-Age=0"),
+        "{}",
+        delta[1]
+    );
+    let error = jar.try_add_private(Cookie::new("late", "1")).unwrap_err();
+    assert!(matches!(error, CookieError::Sent { .. }), "{error:?}");
 }
 
 /// Each kind of change after the end is noticed on its own.
