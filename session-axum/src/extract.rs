@@ -80,6 +80,29 @@ impl From<Session> for session_core::Session {
     }
 }
 
+/// A handler's session from a core one: for unit tests of a handler,
+/// called with [`session_core::Session::detached`] and no router.
+///
+/// ```
+/// use session_axum::Session;
+///
+/// async fn views(session: Session) -> String {
+///     let n = session.update("views", |n: Option<u64>| n.unwrap_or(0) + 1);
+///     format!("Views: {}", n.unwrap_or_default())
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let session = session_axum::core::Session::detached();
+/// assert_eq!(views(session.clone().into()).await, "Views: 1");
+/// assert_eq!(views(session.into()).await, "Views: 2");
+/// # });
+/// ```
+impl From<session_core::Session> for Session {
+    fn from(session: session_core::Session) -> Self {
+        Self(session)
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionRejection;
 
@@ -211,6 +234,34 @@ impl AsRef<session_core::Cookies> for Cookies {
 impl From<Cookies> for session_core::Cookies {
     fn from(cookies: Cookies) -> Self {
         cookies.0
+    }
+}
+
+/// A handler's jar from a core one: for unit tests of a handler, with a
+/// jar made by [`Engine::cookies`](session_core::Engine::cookies) from the
+/// request's `Cookie` headers.
+///
+/// ```
+/// use session_axum::{Cookie, Cookies, SessionLayer};
+///
+/// async fn set_theme(cookies: Cookies) -> &'static str {
+///     cookies.add(Cookie::new("theme", "dark"));
+///     "Theme cookie set"
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let layer = SessionLayer::new(session_axum::SessionConfig::new(session_axum::KeyRing::new(
+///     session_axum::Key::generate(),
+/// )))
+/// .unwrap();
+/// let jar = layer.engine().cookies(["theme=light"]);
+/// set_theme(jar.clone().into()).await;
+/// assert_eq!(jar.delta(), ["theme=dark; Path=/"]);
+/// # });
+/// ```
+impl From<session_core::Cookies> for Cookies {
+    fn from(cookies: session_core::Cookies) -> Self {
+        Self(cookies)
     }
 }
 
