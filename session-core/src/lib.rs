@@ -174,6 +174,18 @@
 //!    "remember me" say). Cookies still under it then read as
 //!    "no session".
 //!
+//! On several servers, step 1 is two deploys. While a deploy rolls out,
+//! servers with the new ring re-issue cookies under the new key, and
+//! servers still on the old ring cannot read them: their users would
+//! read as logged out there, and a write would start a new session over
+//! theirs. So first deploy the new key as a previous one,
+//! `KeyRing::new(old).with_previous(new)` (`SESSION_SECRET=old
+//! SESSION_PREVIOUS_SECRETS=new`): every server then reads cookies under
+//! either key, and still signs with the old one. Once every server runs
+//! that, deploy `KeyRing::new(new).with_previous(old)` as in step 1. (While
+//! the second deploy rolls out, a cookie may be re-issued back and forth
+//! between the two keys; each server reads both.)
+//!
 //! A key that leaked is not rotated this way: keeping it as a previous key
 //! would re-issue, under the new key, every cookie forged with it (in
 //! cookie-store mode a whole forged session, with any data and lifetime
