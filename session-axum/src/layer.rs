@@ -550,7 +550,14 @@ fn commit(
 ) -> CommitFuture {
     Box::pin(async move {
         let engine = shared.engine.clone();
-        let committed = Detached(Some(Box::pin(async move { engine.commit(plan).await }))).await;
+        let committed = Detached {
+            future: Some(Box::pin(async move { engine.commit(plan).await })),
+            // The request's span (a `TraceLayer`'s, say), entered while the
+            // response future is polled: a task that finishes the commit
+            // logs in it.
+            span: tracing::Span::current(),
+        }
+        .await;
         match committed {
             Ok(set_cookie) => {
                 send_cookies(&mut response, set_cookie, cookies);
@@ -569,8 +576,12 @@ fn commit(
 /// grouped with it would get an error although their clients are still
 /// there. Completing normally, it costs no task. Outside a Tokio runtime
 /// it is dropped, with a warning; after it panicked it is dropped; so is a
-/// task still running when the runtime shuts down.
-struct Detached(Option<Pin<Box<dyn Future<Output = Committed> + Send>>>);
+/// task still running when the runtime shuts down. The task runs in the
+/// request's span, so that what it logs is found with the request.
+struct Detached {
+    future: Option<Pin<Box<dyn Future<Output = Committed> + Send>>>,
+    span: tracing::Span,
+}
 
 type Committed = Result<Option<String>, SessionError>;
 
@@ -581,10 +592,13 @@ impl Future for Detached {
         // Out while it is polled: a future that panics is not put back, so
         // a drop during the unwinding (or after a panic was caught) does
         // not hand it to a task.
-        let mut future = self.0.take().expect("Detached polled after completion");
+        let mut future = self
+            .future
+            .take()
+            .expect("Detached polled after completion");
         let polled = future.as_mut().poll(cx);
         if polled.is_pending() {
-            self.0 = Some(future);
+            self.future = Some(future);
         }
         polled
     }
@@ -592,18 +606,21 @@ impl Future for Detached {
 
 impl Drop for Detached {
     fn drop(&mut self) {
-        let Some(future) = self.0.take() else {
+        let Some(future) = self.future.take() else {
             return;
         };
         match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(async move {
-                if let Err(error) = future.await {
-                    tracing::error!(
-                        error = %error,
-                        "session could not be saved (its client had gone away)"
-                    );
-                }
-            })),
+            Ok(runtime) => drop(runtime.spawn(tracing::Instrument::instrument(
+                async move {
+                    if let Err(error) = future.await {
+                        tracing::error!(
+                            error = %error,
+                            "session could not be saved (its client had gone away)"
+                        );
+                    }
+                },
+                self.span.clone(),
+            ))),
             Err(_) => {
                 drop(future);
                 tracing::warn!(

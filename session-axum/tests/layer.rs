@@ -1286,7 +1286,8 @@ impl SessionStore for GatedSaves {
 }
 
 /// `/views` on `store`: one request makes a session, a second one of it
-/// goes away while its save waits at the gate. Returns the app and the
+/// (in the span `request{id=7}`, as a `TraceLayer` would give it) goes
+/// away while its save waits at the gate. Returns the app and the
 /// session's cookie.
 async fn abandon_a_save(store: &Arc<GatedSaves>) -> (Router, String) {
     let app = Router::new()
@@ -1297,7 +1298,10 @@ async fn abandon_a_save(store: &Arc<GatedSaves>) -> (Router, String) {
         .header(COOKIE, &cookie)
         .body(Body::empty())
         .unwrap();
-    let client = tokio::spawn(app.clone().oneshot(request));
+    let client = tokio::spawn(tracing::Instrument::instrument(
+        app.clone().oneshot(request),
+        tracing::error_span!("request", id = 7),
+    ));
     store.entered.notified().await;
     client.abort();
     assert!(client.await.unwrap_err().is_cancelled());
@@ -1323,8 +1327,8 @@ async fn a_save_in_flight_completes_when_the_client_goes_away() {
     );
 }
 
-/// A save that goes on after its client went away, and fails, is logged:
-/// there is no response left to carry the error.
+/// A save that goes on after its client went away, and fails, is logged,
+/// in the request's span: there is no response left to carry the error.
 #[tokio::test]
 async fn a_save_whose_client_went_away_logs_its_failure() {
     // One thread: the detached save's task logs here too.
@@ -1347,6 +1351,8 @@ async fn a_save_whose_client_went_away_logs_its_failure() {
     assert!(text.contains("ERROR"), "{text}");
     assert!(text.contains("its client had gone away"), "{text}");
     assert!(text.contains("backend down"), "{text}");
+    let line = text.lines().find(|l| l.contains("gone away")).unwrap();
+    assert!(line.contains("request{id=7}"), "{line}");
 }
 
 /// A save cut short where no Tokio runtime can finish it (its request

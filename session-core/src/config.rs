@@ -368,7 +368,12 @@ impl SessionConfig {
     }
 
     /// The clock adapters read `now` from (a [`ManualClock`](crate::ManualClock)
-    /// in tests).
+    /// in tests). The built-in memory store ([`Storage::Memory`]) runs on
+    /// it too; a [`MemoryStore`](crate::MemoryStore) you build yourself and
+    /// give [`with_store`](Self::with_store) keeps its own: build it with
+    /// [`MemoryStore::with_clock`](crate::MemoryStore::with_clock) and the
+    /// same clock, or it judges expiry by the system's time (with a manual
+    /// clock set in the past, every record it holds reads as expired).
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;

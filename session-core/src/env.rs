@@ -1,5 +1,14 @@
 //! Settings from environment variables, shared by the demo apps of every
 //! adapter so that they accept and reject exactly the same values.
+//!
+//! It is the demo contract's loader, not a production one: it reads the
+//! demo's `PORT`, has no setting for the cookie's name, `Domain` or
+//! `SameSite`, and without `SESSION_SECRET` it makes a random key (with a
+//! warning, [`EnvSettings::warning`]), which no two servers share and no
+//! restart keeps. An app reads its own settings and builds its
+//! [`SessionConfig`] itself; its key with [`Key::parse`], which refuses a
+//! malformed or obviously non-random key with a message that never shows
+//! the key.
 
 use time::Duration;
 
