@@ -165,7 +165,135 @@ impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         match self.kind {
             Kind::MissingLayer => MissingLayer.into_response(),
-            Kind::Load { error, shared } => crate::layer::error_response(&shared, &error),
+            Kind::Load { error, shared } => crate::layer::error_response(&shared, error),
         }
+    }
+}
+
+/// A session operation that failed in a handler, as a response: return
+/// `Result<_, HandlerError>` and use `?` on the session's
+/// [`insert`](session_core::Session::insert),
+/// [`get`](session_core::Session::get),
+/// [`update`](session_core::Session::update) and
+/// [`take`](session_core::Session::take).
+///
+/// Its response is logged at error level and answered as a store's
+/// failure is: with the layer's error response
+/// ([`SessionLayer::with_error_response`](crate::SessionLayer::with_error_response);
+/// a `500 Internal Server Error` by default), carrying a
+/// [`SessionFailure`] in its extensions. What the handler changed in the
+/// session before it failed is saved, as for any response.
+///
+/// ```
+/// use session_axum::{HandlerError, Session};
+///
+/// async fn greet(session: Session) -> Result<String, HandlerError> {
+///     let name: Option<String> = session.get("name")?;
+///     session.insert("greeted", &true)?;
+///     Ok(format!("Hello, {}", name.as_deref().unwrap_or("stranger")))
+/// }
+/// # let _ = axum::Router::<()>::new().route("/", axum::routing::get(greet));
+/// ```
+#[derive(Debug)]
+pub struct HandlerError(SessionError);
+
+impl HandlerError {
+    /// The session's error.
+    #[must_use]
+    pub fn error(&self) -> &SessionError {
+        &self.0
+    }
+
+    /// The session's error, owned.
+    #[must_use]
+    pub fn into_inner(self) -> SessionError {
+        self.0
+    }
+}
+
+impl From<SessionError> for HandlerError {
+    fn from(error: SessionError) -> Self {
+        Self(error)
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a session operation failed in a handler: {}", self.0)
+    }
+}
+
+impl std::error::Error for HandlerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl IntoResponse for HandlerError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self.0, "a session operation failed in a handler");
+        let mut response = default_error_response(&self.0);
+        response.extensions_mut().insert(SessionFailure {
+            error: Arc::new(self.0),
+            answered: false,
+        });
+        response
+    }
+}
+
+/// The session failure an error response answers, in its extensions:
+/// every response the layer makes for a store that failed (loading or
+/// saving) and for a handler's [`HandlerError`]. Middleware outside the
+/// layer, which sees the request, can shape the error page by it (JSON
+/// for `/api`, a `Retry-After`), where the layer's error hook sees only
+/// the error.
+///
+/// ```
+/// use axum::{Router, middleware, response::Response, routing::get};
+/// use session_axum::{Key, KeyRing, SessionConfig, SessionFailure, SessionLayer};
+///
+/// async fn retry_later(mut response: Response) -> Response {
+///     if response.extensions().get::<SessionFailure>().is_some() {
+///         response
+///             .headers_mut()
+///             .insert("retry-after", axum::http::HeaderValue::from_static("5"));
+///     }
+///     response
+/// }
+///
+/// let layer = SessionLayer::new(SessionConfig::new(KeyRing::new(Key::generate()))).unwrap();
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "home" }))
+///     .layer(layer)
+///     .layer(middleware::map_response(retry_later));
+/// ```
+#[derive(Clone, Debug)]
+pub struct SessionFailure {
+    error: Arc<SessionError>,
+    /// Whether a layer's error hook made the response (a handler's
+    /// [`HandlerError`] is not, until the layer sees it).
+    answered: bool,
+}
+
+impl SessionFailure {
+    pub(crate) fn answered(error: Arc<SessionError>) -> Self {
+        Self {
+            error,
+            answered: true,
+        }
+    }
+
+    pub(crate) fn is_answered(&self) -> bool {
+        self.answered
+    }
+
+    pub(crate) fn shared_error(&self) -> Arc<SessionError> {
+        self.error.clone()
+    }
+
+    /// The error the response answers (already logged).
+    #[must_use]
+    pub fn error(&self) -> &SessionError {
+        &self.error
     }
 }

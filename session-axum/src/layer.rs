@@ -20,7 +20,7 @@ use session_core::{
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::{ErrorHook, default_error_response};
+use crate::error::{ErrorHook, SessionFailure, default_error_response};
 
 /// What every request of one layer shares: the engine and the error hook.
 pub(crate) struct Shared {
@@ -214,9 +214,12 @@ impl SessionLayer {
     }
 
     /// Chooses the response sent when the session store fails (loading
-    /// before the handler, or saving after it). The error has already been
-    /// logged at error level when `f` is called. Should `f` panic, the
-    /// default 500 is sent instead (and the panic logged).
+    /// before the handler, or saving after it), and in place of a
+    /// handler's [`HandlerError`](crate::HandlerError). The error has
+    /// already been logged at error level when `f` is called. Should `f`
+    /// panic, the default 500 is sent instead (and the panic logged). The
+    /// response carries the error as a [`SessionFailure`] in its
+    /// extensions, for middleware outside the layer.
     ///
     /// ```
     /// use axum::Json;
@@ -502,6 +505,9 @@ fn after_handler(
     response: &mut Response,
 ) -> Option<(Option<Vec<String>>, Plan)> {
     let engine = &shared.engine;
+    if !response.extensions().is_empty() {
+        handler_failed(shared, response);
+    }
     if slot.uses_cookies() {
         vary_on_cookie(response);
     }
@@ -518,7 +524,7 @@ fn after_handler(
         }
         Some(Ok(finished)) => finished,
         Some(Err(error)) => {
-            *response = failed(shared, &error);
+            *response = failed(shared, error);
             return None;
         }
     };
@@ -530,7 +536,7 @@ fn after_handler(
             None
         }
         CommitNow::Failed(error) => {
-            *response = failed(shared, &error);
+            *response = failed(shared, error);
             None
         }
         CommitNow::Wait(plan) => Some((cookies, plan)),
@@ -563,7 +569,7 @@ fn commit(
                 send_cookies(&mut response, set_cookie, cookies);
                 response
             }
-            Err(error) => failed(&shared, &error),
+            Err(error) => failed(&shared, error),
         }
     })
 }
@@ -634,7 +640,7 @@ impl Drop for Detached {
 
 /// The error response for a session that could not be saved, the error
 /// logged ([`error_response`]).
-fn failed(shared: &Shared, error: &SessionError) -> Response {
+fn failed(shared: &Shared, error: SessionError) -> Response {
     tracing::error!(
         error = %error,
         "session could not be saved; the handler's response is replaced by the error response"
@@ -642,13 +648,37 @@ fn failed(shared: &Shared, error: &SessionError) -> Response {
     error_response(shared, error)
 }
 
-/// The error hook's response to `error`. It varies on `Cookie`, like any
+/// The error hook's response to `error`, carrying it as a
+/// [`SessionFailure`] in its extensions. It varies on `Cookie`, like any
 /// response that used the session (an error hook may answer with a
 /// cacheable status); it sets no cookie.
-pub(crate) fn error_response(shared: &Shared, error: &SessionError) -> Response {
-    let mut response = (shared.on_error)(error);
+pub(crate) fn error_response(shared: &Shared, error: SessionError) -> Response {
+    let mut response = (shared.on_error)(&error);
     vary_on_cookie(&mut response);
     response
+        .extensions_mut()
+        .insert(SessionFailure::answered(Arc::new(error)));
+    response
+}
+
+/// A handler answered a [`HandlerError`](crate::HandlerError): its
+/// response becomes the error hook's, as a store's failure would.
+#[cold]
+#[inline(never)]
+fn handler_failed(shared: &Shared, response: &mut Response) {
+    let Some(failure) = response
+        .extensions()
+        .get::<SessionFailure>()
+        .filter(|failure| !failure.is_answered())
+    else {
+        return;
+    };
+    let error = failure.shared_error();
+    let mut answered = (shared.on_error)(&error);
+    answered
+        .extensions_mut()
+        .insert(SessionFailure::answered(error));
+    *response = answered;
 }
 
 /// Adds `Vary: Cookie` to a response that used the request's cookies,

@@ -94,7 +94,10 @@
 //! - **Store failures are 500s, never lost sessions.** A load failure
 //!   rejects the extractor; a save failure replaces the handler's response.
 //!   Both are logged with `tracing::error!`; choose the response with
-//!   [`SessionLayer::with_error_response`].
+//!   [`SessionLayer::with_error_response`]. A handler returns
+//!   `Result<_, `[`HandlerError`]`>` to use `?` on the session's
+//!   operations, answered with the same response; each such response
+//!   carries a [`SessionFailure`] for middleware outside the layer.
 //! - **A client that goes away does not cut a save short.** With a store
 //!   that must be waited for (Redis), a save still in flight when the
 //!   client disconnects (and its response future is dropped) goes on as a
@@ -212,6 +215,6 @@ mod layer;
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
-pub use error::{MissingLayer, SessionRejection};
+pub use error::{HandlerError, MissingLayer, SessionFailure, SessionRejection};
 pub use extract::{Cookies, Session};
 pub use layer::{ResponseFuture, SessionLayer, SessionService};

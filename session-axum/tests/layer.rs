@@ -15,8 +15,9 @@ use axum::{Extension, Router};
 use http_body_util::BodyExt as _;
 use session_axum::core::{Record, SaveOutcome, StoreKey, async_trait};
 use session_axum::{
-    Cookie, Cookies, Key, KeyRing, Lifetime, MemoryStore, Session, SessionConfig, SessionLayer,
-    SessionRejection, SessionStore, Storage, StoreError,
+    Cookie, Cookies, HandlerError, Key, KeyRing, Lifetime, MemoryStore, Session, SessionConfig,
+    SessionError, SessionFailure, SessionLayer, SessionRejection, SessionStore, Storage,
+    StoreError,
 };
 use tokio::sync::oneshot;
 use tower::ServiceExt as _;
@@ -595,6 +596,77 @@ fn custom_error_layer(store: FailingStore) -> SessionLayer {
             format!("custom: {}", error.to_string().contains("backend down")),
         )
     })
+}
+
+/// Marks a response that carries a [`SessionFailure`] with `x-outer`,
+/// saying which kind of error it answers: what middleware outside the
+/// layer can see.
+async fn mark_failures(mut response: Response) -> Response {
+    let kind = response
+        .extensions()
+        .get::<SessionFailure>()
+        .map(|failure| match failure.error() {
+            SessionError::Deserialize { key, .. } => format!("deserialize {key}"),
+            SessionError::Store(_) => "store".to_owned(),
+            other => format!("other: {other}"),
+        });
+    if let Some(kind) = kind {
+        response
+            .headers_mut()
+            .insert("x-outer", HeaderValue::from_str(&kind).unwrap());
+    }
+    response
+}
+
+/// A handler's `?` on a session error gives a [`HandlerError`]: answered
+/// with the layer's error response, the error visible to middleware
+/// outside the layer as a store's failure is; what the handler changed
+/// before it failed is saved, as for any response.
+#[tokio::test]
+async fn a_handler_error_is_answered_with_the_layers_error_response() {
+    async fn wrong_type(session: Session) -> Result<String, HandlerError> {
+        session.insert("name", &5)?;
+        let name: Option<String> = session.get("name")?;
+        Ok(format!("{name:?}"))
+    }
+    let store = Arc::new(MemoryStore::new());
+    let routes = || Router::new().route("/wrong", get(wrong_type));
+    let custom = routes()
+        .layer(layer_with(store.clone()).with_error_response(|error| {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("custom: {error}"))
+        }))
+        .layer(middleware::map_response(mark_failures));
+    let reply = send(&custom, "/wrong", None).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        reply
+            .body
+            .starts_with("custom: session value for key \"name\""),
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.outer.as_deref(), Some("deserialize name"));
+    assert_eq!(reply.set_cookies.len(), 1, "{:?}", reply.set_cookies);
+    assert_eq!(store.len(), 1, "the insert before the failure is saved");
+
+    let plain = routes()
+        .layer(layer_with(Arc::new(MemoryStore::new())))
+        .layer(middleware::map_response(mark_failures));
+    let reply = send(&plain, "/wrong", None).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+    );
+    assert_eq!(reply.outer.as_deref(), Some("deserialize name"));
+
+    // A store's failure carries its error the same way.
+    let failing = Router::new()
+        .route("/views", get(views))
+        .layer(custom_error_layer(FailingStore::default()))
+        .layer(middleware::map_response(mark_failures));
+    let reply = send(&failing, "/views", None).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.outer.as_deref(), Some("store"));
 }
 
 /// A valid session cookie (`id=...`) signed with `key`.
