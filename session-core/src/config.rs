@@ -95,6 +95,7 @@ impl fmt::Debug for Storage {
 /// | `Secure` | off |
 /// | `HttpOnly` | on |
 /// | `SameSite` | `Lax` |
+/// | `Partitioned` | off |
 /// | persistent cookie (`Max-Age`) | on; off makes a browser-session cookie |
 /// | idle timeout | 1 hour |
 /// | absolute lifetime | 1 day |
@@ -126,6 +127,7 @@ pub struct SessionConfig {
     pub(crate) secure: bool,
     pub(crate) http_only: bool,
     pub(crate) same_site: SameSite,
+    pub(crate) partitioned: bool,
     pub(crate) persistent: bool,
     pub(crate) expiry: Expiry,
     pub(crate) touch_interval: Option<Duration>,
@@ -169,6 +171,7 @@ impl SessionConfig {
             secure: false,
             http_only: true,
             same_site: SameSite::Lax,
+            partitioned: false,
             persistent: true,
             expiry: Expiry::default(),
             touch_interval: None,
@@ -244,6 +247,20 @@ impl SessionConfig {
     #[must_use]
     pub fn with_same_site(mut self, same_site: SameSite) -> Self {
         self.same_site = same_site;
+        self
+    }
+
+    /// The `Partitioned` attribute (CHIPS): where the app runs in another
+    /// site's frame (an embedded widget, a third-party context), the
+    /// browser keeps the cookie apart for each top-level site, and sends
+    /// it there only, rather than refuse it as a third-party cookie.
+    /// Needs `Secure` (a [`ConfigError`] otherwise), and usually
+    /// [`SameSite::None`] to be sent in a frame at all; browsers that do
+    /// not know the attribute ignore it. Its removal carries it too, as
+    /// a partitioned cookie is removed only that way.
+    #[must_use]
+    pub fn with_partitioned(mut self, partitioned: bool) -> Self {
+        self.partitioned = partitioned;
         self
     }
 
@@ -572,6 +589,9 @@ impl SessionConfig {
         if self.same_site == SameSite::None && !self.secure {
             return bad("SameSite=None requires Secure: call with_secure(true)".to_owned());
         }
+        if self.partitioned && !self.secure {
+            return bad("Partitioned requires Secure: call with_secure(true)".to_owned());
+        }
         for (what, d) in [
             ("idle", self.expiry.idle()),
             ("absolute", self.expiry.absolute()),
@@ -783,6 +803,38 @@ mod tests {
         let err = Engine::new(config().with_same_site(SameSite::None)).unwrap_err();
         assert!(err.to_string().contains("with_secure(true)"), "{err}");
         assert!(Engine::new(config().with_same_site(SameSite::None).with_secure(true)).is_ok());
+    }
+
+    /// `Partitioned` needs `Secure`; set, the session cookie and its
+    /// removal carry it (a partitioned cookie is removed only so).
+    #[test]
+    fn a_partitioned_cookie_needs_secure_and_is_removed_partitioned() {
+        let err = Engine::new(config().with_partitioned(true)).unwrap_err();
+        assert!(
+            err.to_string().contains("Partitioned requires Secure"),
+            "{err}"
+        );
+        let engine = Engine::new(
+            config()
+                .with_partitioned(true)
+                .with_secure(true)
+                .with_same_site(SameSite::None),
+        )
+        .unwrap();
+        let now = engine.timestamp();
+        let session = engine.open(crate::Loaded::default(), now);
+        session.insert("n", &1).unwrap();
+        let plan = engine.finish(&session, now).unwrap();
+        let crate::CookieOp::Set(set) = &plan.cookie else {
+            panic!("a new session sets its cookie");
+        };
+        for header in [set.as_str(), engine.removal_cookie().as_str()] {
+            let attributes: Vec<&str> = header.split("; ").skip(1).collect();
+            assert!(attributes.contains(&"Partitioned"), "{header}");
+            assert!(attributes.contains(&"Secure"), "{header}");
+        }
+        let plain = Engine::new(config().with_secure(true)).unwrap();
+        assert!(!plain.removal_cookie().contains("Partitioned"));
     }
 
     #[test]

@@ -1675,6 +1675,7 @@ fn base_cookie(config: &SessionConfig, value: String) -> Cookie<'static> {
     cookie.set_http_only(config.http_only.then_some(true));
     cookie.set_secure(config.secure.then_some(true));
     cookie.set_same_site(config.same_site.to_cookie());
+    cookie.set_partitioned(config.partitioned.then_some(true));
     cookie
 }
 
