@@ -143,7 +143,8 @@ struct Jar {
 
 struct Change {
     name: String,
-    /// The cookie's `Path`, as set (`None`: the browser's default path).
+    /// The cookie's `Path`, as set (the jar gives every cookie one:
+    /// `Path=/` when none was given).
     path: Option<String>,
     /// The cookie's `Domain`, without a leading dot and in lower case (as
     /// browsers compare it).
@@ -587,6 +588,8 @@ impl Cookies {
         reason = "the jar takes cookies by value, like every add_* method"
     )]
     pub fn try_add(&self, cookie: Cookie<'static>) -> Result<(), CookieError> {
+        // Refused for being late first, as by every method.
+        self.lock().open_for(cookie.name())?;
         if !cookie.value().bytes().all(is_cookie_octet) {
             return Err(CookieError::Value {
                 name: cookie.name().to_owned(),
@@ -691,6 +694,7 @@ impl Cookies {
     /// [`CookieError::Rules`] and [`CookieError::Sent`], as for
     /// [`Cookies::try_add`].
     pub fn try_remove(&self, cookie: Cookie<'static>) -> Result<(), CookieError> {
+        self.lock().open_for(cookie.name())?;
         let mut removal = Self::at_root(cookie);
         self.settable(&removal, true)?;
         removal.set_value("");

@@ -986,8 +986,8 @@ impl Engine {
         if let Some(origin) = continuing {
             let lifetime = set.unwrap_or(origin.lifetime);
             let deadline = || lifetime.deadline(&config.expiry, origin.created_at, now);
-            if *regenerate {
-                return self.regenerate(origin, values, ops, lifetime, now, transfer);
+            if let Some(new_id) = *regenerate {
+                return self.regenerate(origin, values, ops, lifetime, now, new_id, transfer);
             }
             // A lifetime set in this request counts from now, and its
             // cookie must say so.
@@ -1187,11 +1187,15 @@ impl Engine {
     }
 
     /// [`plan`](Self::plan) for a regenerated session: its data under a new
-    /// id, created now (its absolute lifetime starts again), replacing the
-    /// old record and carrying over what another request saves there
-    /// meanwhile (see [`StoreOp::Replace`]). Out of line: rare.
+    /// id, created now at a log-in (its absolute lifetime starts again),
+    /// replacing the old record and carrying over what another request
+    /// saves there meanwhile (see [`StoreOp::Replace`]). Out of line: rare.
     #[cold]
     #[inline(never)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of one plan, passed down"
+    )]
     fn regenerate(
         &self,
         origin: &Origin,
@@ -1199,16 +1203,21 @@ impl Engine {
         ops: &mut Ops,
         lifetime: Lifetime,
         now: Timestamp,
+        new_id: crate::session::NewId,
         transfer: Transfer,
     ) -> Result<Plan, SessionError> {
-        // A new id is a new session as far as its deadlines go: the
-        // absolute lifetime caps one log-in, not the visit before it, and
-        // an id planted or seen before the log-in is dead either way.
+        // At a log-in the new id is a new session as far as its deadlines
+        // go: the absolute lifetime caps one log-in, not the visit before
+        // it. A renewal keeps the times.
+        let created_at = match new_id {
+            crate::session::NewId::LogIn => now,
+            crate::session::NewId::Renewal => origin.created_at,
+        };
         let record = Record {
             data: transfer.take(values),
-            created_at: now,
+            created_at,
             last_seen: now,
-            expires_at: lifetime.deadline(&self.inner.config.expiry, now, now),
+            expires_at: lifetime.deadline(&self.inner.config.expiry, created_at, now),
             version: 0,
             lifetime,
         };

@@ -209,9 +209,13 @@ pub enum Executed {
     /// had been due, rather than with a 500. The session's deadline stays
     /// where the last touch put it, and its next request tries again. Send
     /// no session cookie: its `Max-Age` would name the deadline that was
-    /// not stored. The failure is logged at warn level, at most once a
-    /// minute in the process (a store that is down fails every load too,
-    /// and those are errors the adapter logs).
+    /// not stored (a cookie under a previous key moves to the current one
+    /// at the next touch that is stored). The failure is logged at warn
+    /// level, at most once a minute in the process (a store that is down
+    /// fails every load too, and those are errors the adapter logs). A
+    /// store that goes on failing writes while it answers reads (a replica
+    /// left read-only) ends its sessions at their idle deadlines, however
+    /// much they are read: writes then fail with errors.
     TouchSkipped,
 }
 

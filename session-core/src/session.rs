@@ -200,6 +200,16 @@ pub(crate) struct Origin {
     pub(crate) lifetime: Lifetime,
 }
 
+/// How a session is to be given a new id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NewId {
+    /// [`Session::regenerate`]: a log-in, which starts the absolute
+    /// lifetime again.
+    LogIn,
+    /// [`Session::renew_id`]: the id alone changes.
+    Renewal,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct State {
     /// The live session the request carried, if any.
@@ -209,7 +219,9 @@ pub(crate) struct State {
     pub(crate) expired: Option<Option<StoreKey>>,
     pub(crate) data: Data,
     pub(crate) ops: Ops,
-    pub(crate) regenerate: bool,
+    /// A new id asked for ([`Session::regenerate`] or
+    /// [`Session::renew_id`]).
+    pub(crate) regenerate: Option<NewId>,
     pub(crate) destroyed: bool,
     /// When the engine opened the session ([`Engine::open`] or
     /// [`Engine::open_in`]); `None` for a detached session and for a
@@ -430,10 +442,12 @@ impl Session {
         self.lock().origin.is_none()
     }
 
-    /// The session the request came with, unless this request destroyed it.
+    /// The session the request came with, unless this request destroyed it
+    /// or gave it a new id.
     fn carried<T>(&self, f: impl FnOnce(&Origin) -> T) -> Option<T> {
         let state = self.lock();
-        state.origin.as_ref().filter(|_| !state.destroyed).map(f)
+        let unchanged = !state.destroyed && state.regenerate.is_none();
+        state.origin.as_ref().filter(|_| unchanged).map(f)
     }
 
     /// The key the store keeps this session under: a digest of its id,
@@ -444,10 +458,12 @@ impl Session {
     /// another ([`Engine::store`](crate::Engine::store)).
     ///
     /// `None` for a session this request starts, after
-    /// [`destroy`](Self::destroy), and in cookie-store mode (no store). A
-    /// [`regenerate`](Self::regenerate) takes effect when the response is
-    /// committed: until then this is still the old key, and the new one
-    /// is known from the next request.
+    /// [`destroy`](Self::destroy), and in cookie-store mode (no store).
+    /// `None` too after [`regenerate`](Self::regenerate) or
+    /// [`renew_id`](Self::renew_id) in this request: the old key is
+    /// deleted when the response is committed, and the new one is known
+    /// from the next request (record it there, on the first request after
+    /// a log-in).
     ///
     /// ```
     /// # use session_core::Session;
@@ -461,7 +477,8 @@ impl Session {
 
     /// When the session began: its first save, or its last
     /// [`regenerate`](Self::regenerate) (a log-in). `None` for a session
-    /// this request starts and after [`destroy`](Self::destroy).
+    /// this request starts, after [`destroy`](Self::destroy), and after a
+    /// new id was asked for in this request (known from the next one).
     #[must_use]
     pub fn created_at(&self) -> Option<Timestamp> {
         self.carried(|origin| origin.created_at)
@@ -477,7 +494,8 @@ impl Session {
     /// ends the session by the shorter ones.
     ///
     /// `None` for a session with neither timeout, a session this request
-    /// starts, and after [`destroy`](Self::destroy).
+    /// starts, after [`destroy`](Self::destroy), and after a new id was
+    /// asked for in this request (known from the next one).
     ///
     /// ```
     /// use session_core::{Session, Timestamp};
@@ -547,7 +565,10 @@ impl Session {
     /// save keeps that value, for a later `take` to read. (After an
     /// [`update`](Self::update) of `key` in this request, whose value
     /// depends on what the other request stored, the key is removed
-    /// whatever it holds.)
+    /// whatever it holds.) Values are compared whole: a list of messages
+    /// that another request added to is kept whole, the messages this
+    /// request read included, which are then read again (shown twice
+    /// rather than one lost); an equal value stored meanwhile is taken.
     ///
     /// # Errors
     ///
@@ -559,16 +580,18 @@ impl Session {
             return Ok(None);
         };
         state.changing();
-        let read = T::deserialize(&taken)
-            .map(Some)
-            .map_err(|source| deser(key, source));
+        // Recorded before `T`'s `Deserialize` runs, which it does without
+        // the lock (as for `remove` and then a conversion).
         let op = if state.updated(key) {
             Op::Remove(DataKey::new(key))
         } else {
-            Op::Take(DataKey::new(key), Box::new(taken))
+            Op::Take(DataKey::new(key), Box::new(taken.clone()))
         };
         state.ops.push(op);
-        read
+        drop(state);
+        T::deserialize(taken)
+            .map(Some)
+            .map_err(|source| deser(key, source))
     }
 
     /// Read-modify-write of one key that loses nothing to concurrent
@@ -672,11 +695,34 @@ impl Session {
     /// lifetime (and [`created_at`](Self::created_at) on later requests)
     /// starts again here, so that it caps how long one log-in lasts and a
     /// log-in late in a long anonymous visit is not ended minutes later.
-    /// Its data and its own [`lifetime`](Self::lifetime) are kept.
+    /// Its data and its own [`lifetime`](Self::lifetime) are kept. Call it
+    /// at a log-in (or another change of privileges the user proved), not
+    /// to renew the id on a timer: a session renewed that way would never
+    /// reach its absolute lifetime. [`renew_id`](Self::renew_id) is for
+    /// that.
     pub fn regenerate(&self) {
         let mut state = self.lock();
         state.changing();
-        state.regenerate = true;
+        state.regenerate = Some(NewId::LogIn);
+    }
+
+    /// Gives the session a new id, as [`regenerate`](Self::regenerate)
+    /// does, with its times kept: its absolute lifetime still counts from
+    /// its creation or last log-in. For renewing the id now and then
+    /// (every fifteen minutes, say), so that a copy of an old cookie stops
+    /// working, without stretching how long a log-in lasts.
+    ///
+    /// ```
+    /// use session_core::Session;
+    ///
+    /// let session = Session::detached();
+    /// session.renew_id();
+    /// session.regenerate(); // the last one asked for wins
+    /// ```
+    pub fn renew_id(&self) {
+        let mut state = self.lock();
+        state.changing();
+        state.regenerate = Some(NewId::Renewal);
     }
 
     /// Ends the session: its record is deleted and its cookie cleared. Data
@@ -685,7 +731,7 @@ impl Session {
         let mut state = self.lock();
         state.changing();
         state.destroyed = true;
-        state.regenerate = false;
+        state.regenerate = None;
         state.data.clear();
         state.ops.clear();
     }

@@ -361,6 +361,65 @@ async fn regenerate_starts_the_absolute_lifetime_again() {
     assert_eq!(found, None);
 }
 
+/// `renew_id` changes the id and keeps the times: the absolute lifetime
+/// still counts from the session's creation, and the old id is dead.
+#[tokio::test]
+async fn renew_id_keeps_the_absolute_lifetime_running() {
+    let h = Harness::with(|c| c.with_absolute_timeout(Some(Duration::hours(2))));
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let created = h.engine.timestamp();
+    let first = browser.get("id").unwrap().to_owned();
+    h.advance_secs(50 * 60);
+    let (_, set) = h.request(&mut browser, |s| s.renew_id()).await;
+    // Seventy minutes are left of the two hours.
+    assert_eq!(attribute(&set.unwrap(), "Max-Age"), Some("3600"));
+    assert_ne!(browser.get("id"), Some(first.as_str()), "a new id");
+    let mut old = Browser::new();
+    old.set("id", &first);
+    let (found, _) = h.request(&mut old, user).await;
+    assert_eq!(found, None, "the old id is dead");
+
+    h.advance_secs(50 * 60);
+    let ((found, at), set) = h.request(&mut browser, |s| (user(s), s.created_at())).await;
+    assert_eq!(found.as_deref(), Some("alice"));
+    assert_eq!(at, Some(created), "the times are kept");
+    // Touched at 100 minutes: 20 minutes are left.
+    assert_eq!(attribute(&set.unwrap(), "Max-Age"), Some("1200"));
+    h.advance_secs(21 * 60);
+    let (found, _) = h.request(&mut browser, user).await;
+    assert_eq!(found, None, "ended two hours after its creation");
+}
+
+/// After a new id is asked for, the key and times of the old one are not
+/// reported: the old key is deleted, and the new one is known from the
+/// next request.
+#[tokio::test]
+async fn a_new_id_hides_the_old_key_and_times_until_the_next_request() {
+    let h = Harness::new();
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("user", "alice").unwrap())
+        .await;
+    let times = |s: &session_core::Session| (s.store_key(), s.created_at(), s.expires_at());
+    for new_id in [
+        session_core::Session::regenerate as fn(&session_core::Session),
+        session_core::Session::renew_id,
+    ] {
+        let ((before, after), _) = h
+            .request(&mut browser, |s| {
+                let before = times(s);
+                new_id(s);
+                (before, times(s))
+            })
+            .await;
+        assert!(before.0.is_some() && before.1.is_some() && before.2.is_some());
+        assert_eq!(after, (None, None, None));
+        let (next, _) = h.request(&mut browser, times).await;
+        assert!(next.0.is_some() && next.0 != before.0, "the new key");
+    }
+}
+
 /// What a handler can read of the session it was given: its store key
 /// (with which another request can end it), when it began and when it
 /// ends; nothing for a new session or after `destroy`.
