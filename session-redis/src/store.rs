@@ -150,6 +150,31 @@ impl RedisStore {
         matches!(self.connection, Connection::Cluster(_))
     }
 
+    /// Whether Redis answers, within the command timeout: a `PING` (on a
+    /// cluster, to every primary), for a readiness probe. It reconnects
+    /// first if the connection was lost, as any operation does. (An ACL
+    /// for the store's user must allow `PING` for this one.)
+    ///
+    /// ```no_run
+    /// # async fn ready(store: &session_redis::RedisStore) -> &'static str {
+    /// match store.ping().await {
+    ///     Ok(()) => "ready",
+    ///     Err(_) => "Redis is not answering",
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As any operation's: [`StoreError::Backend`] with the cause (a
+    /// [`CommandError`]), or [`StoreError::Timeout`].
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self.command("PING", &redis::cmd("PING")).await? {
+            Value::SimpleString(pong) if pong == "PONG" => Ok(()),
+            other => Err(unexpected("PING", &other)),
+        }
+    }
+
     /// The record a `GET` of `key`, or the take script, answers, unless it
     /// has expired. Redis drops a record at its deadline by itself
     /// (`PXAT`); a value it still holds past the deadline on this server's

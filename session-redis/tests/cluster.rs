@@ -66,6 +66,14 @@ async fn sessions_spread_over_every_primary_with_their_expiry() {
     assert_eq!(total, 60);
 }
 
+/// A readiness probe asks every primary.
+#[tokio::test]
+async fn ping_answers_from_a_cluster() {
+    let store = cluster_store("ping").await;
+    assert!(store.is_cluster());
+    store.ping().await.expect("every primary answers");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_appends_to_one_session_are_all_kept_on_a_cluster() {
     let engine = engine(cluster_store("concurrent").await);

@@ -141,6 +141,7 @@ async fn a_hung_redis_fails_every_operation_within_the_command_timeout_then_reco
             store.create(&key(2), &record()).await.err(),
             store.save(&key(1), &record(), 0).await.err(),
             store.delete(&key(3)).await.err(),
+            store.ping().await.err(),
         ]
     })
     .await;
@@ -185,10 +186,13 @@ async fn a_stopped_redis_is_a_backend_error_with_the_cause_and_the_store_recover
     }
     let err = store.create(&key(2), &record()).await.unwrap_err();
     assert!(matches!(err, StoreError::Backend(_)), "{err}");
+    let err = unhung(store.ping()).await.unwrap_err();
+    assert!(err.to_string().contains("Redis PING failed"), "{err}");
 
     // Back (empty: this Redis keeps nothing on disk): the same store works
     // again without being rebuilt, starting with its very first command.
     redis.restart();
+    store.ping().await.expect("a readiness probe answers again");
     store.create(&key(3), &record()).await.unwrap();
     assert_eq!(store.load(&key(1)).await.unwrap(), None);
     let third = store.load(&key(3)).await.unwrap().unwrap();
