@@ -325,7 +325,7 @@ async fn set_signed(
         .ok()
         .and_then(|Query(mut query)| query.remove("value"))
         .unwrap_or_default();
-    let set = cookies.add_signed(
+    let set = cookies.try_add_signed(
         Cookie::build(("pref", value))
             .path("/")
             .http_only(true)
@@ -333,10 +333,16 @@ async fn set_signed(
             .secure(secure)
             .build(),
     );
-    if set {
-        (StatusCode::OK, "Signed cookie set")
-    } else {
-        (StatusCode::BAD_REQUEST, "Signed cookie not set")
+    match set {
+        Ok(()) => (StatusCode::OK, "Signed cookie set"),
+        // The client's value: answered, not logged.
+        Err(session_axum::CookieError::TooLarge { .. }) => {
+            (StatusCode::BAD_REQUEST, "Signed cookie not set")
+        }
+        Err(error) => {
+            tracing::error!(%error, "the signed cookie could not be set");
+            (StatusCode::INTERNAL_SERVER_ERROR, "Signed cookie not set")
+        }
     }
 }
 
