@@ -139,6 +139,7 @@ macro_rules! __adapter_cases {
             value_signed_for_one_cookie_name_is_refused_under_another: always;
             login_regenerates_the_id_and_keeps_the_data: always;
             old_id_is_dead_after_login: server_state "cookie-store mode keeps no server state, so nothing can revoke a copy of an old cookie: it stays valid until its own deadlines pass";
+            a_request_with_the_id_from_before_login_sets_no_cookie: server_state "cookie-store mode has no session ids: a copy of the old cookie is still a session";
             destroy_ends_the_session_and_clears_the_cookie: always;
             destroy_deletes_the_record_and_the_old_cookie_is_dead: server_state "cookie-store mode keeps no server state, so nothing can revoke a copy of an old cookie: it stays valid until its own deadlines pass";
             logout_ends_the_session_and_clears_the_cookie: always;

@@ -117,6 +117,8 @@ struct Inner {
     sealer: codec::private::NamedCipher,
     /// Serializes saves of one session within this process.
     saves: crate::lanes::SaveLanes,
+    /// Ids given up at a log-in in this process, for a minute.
+    moved: crate::moved::MovedIds,
     /// Id cookie values that verified (none in cookie-store mode).
     verified: Option<VerifiedCache>,
     /// The session cookie, for the jars (which leave it alone).
@@ -169,6 +171,10 @@ impl Incoming {
 #[must_use]
 pub struct Loaded {
     found: Option<Found>,
+    /// No session was found, and a cookie named an id this process gave
+    /// up at a log-in within the last minute (see
+    /// [`crate::moved::MovedIds`]).
+    moved: bool,
 }
 
 #[derive(Debug)]
@@ -311,6 +317,7 @@ impl Engine {
                 id_signer: codec::NamedSigner::new(&config.keys, &config.name),
                 sealer: codec::private::NamedCipher::new(&config.name),
                 saves: crate::lanes::SaveLanes::new(),
+                moved: crate::moved::MovedIds::default(),
                 verified: store
                     .as_ref()
                     .and_then(|_| VerifiedCache::new(config.verified_cache)),
@@ -515,10 +522,16 @@ impl Engine {
         // Of several cookies, an ended session does not hide a live one
         // behind it (see `load_several_now`).
         let now = (!incoming.more.is_empty()).then(|| self.timestamp());
-        let mut ended = None;
+        let (mut ended, mut moved) = (None, false);
         for candidate in incoming.first.into_iter().chain(incoming.more) {
             let record = match &candidate {
-                Candidate::Id { key, .. } => store.load(key).await?,
+                Candidate::Id { key, .. } => {
+                    let record = store.load(key).await?;
+                    if record.is_none() {
+                        moved |= self.was_moved(key, now);
+                    }
+                    record
+                }
                 Candidate::Inline { .. } => None,
             };
             if let Some(loaded) = Self::found(candidate, record) {
@@ -530,7 +543,7 @@ impl Engine {
                 }
             }
         }
-        Ok(ended.unwrap_or_default())
+        Ok(ended.unwrap_or(Loaded { found: None, moved }))
     }
 
     /// Step 2 without waiting, when it can be done at once: in cookie-store
@@ -599,7 +612,7 @@ impl Engine {
         if !more.is_empty() {
             return self.load_several_now(first, more, store, now);
         }
-        if let Some(done) = Self::load_candidate(first, store) {
+        if let Some(done) = self.load_candidate(first, store, now) {
             return done;
         }
         LoadNow::Done(Loaded::default())
@@ -636,10 +649,13 @@ impl Engine {
                 .as_ref()
                 .map(|found| (found.record.last_seen, found.record.version))
         };
-        let (mut ended, mut newest) = (None, None::<Loaded>);
+        let (mut ended, mut newest, mut moved) = (None, None::<Loaded>, false);
         for candidate in std::iter::once(first).chain(more) {
-            match Self::load_candidate(candidate, store) {
+            match self.load_candidate(candidate, store, Some(now)) {
                 None => {}
+                // An unknown id that was given up at a log-in: the others
+                // may still name a live session.
+                Some(LoadNow::Done(loaded)) if loaded.found.is_none() => moved |= loaded.moved,
                 Some(LoadNow::Done(loaded)) if self.has_ended(&loaded, now) => {
                     ended.get_or_insert(loaded);
                 }
@@ -654,7 +670,7 @@ impl Engine {
                 Some(done) => return done,
             }
         }
-        LoadNow::Done(newest.or(ended).unwrap_or_default())
+        LoadNow::Done(newest.or(ended).unwrap_or(Loaded { found: None, moved }))
     }
 
     /// Whether the session `loaded` found has ended at `now`, under the
@@ -681,11 +697,24 @@ impl Engine {
     /// (or the store failed, or there is nothing to look ids up in), `None`
     /// to try the next cookie.
     #[inline]
-    fn load_candidate(candidate: Candidate, store: Option<&dyn ImmediateStore>) -> Option<LoadNow> {
+    fn load_candidate(
+        &self,
+        candidate: Candidate,
+        store: Option<&dyn ImmediateStore>,
+        now: Option<Timestamp>,
+    ) -> Option<LoadNow> {
         let record = match (&candidate, store) {
             (Candidate::Inline { .. }, _) => None,
             (Candidate::Id { key, .. }, Some(store)) => match store.load_now(key) {
-                Ok(record) => record,
+                Ok(Some(record)) => Some(record),
+                Ok(None) if self.was_moved(key, now) => {
+                    trace::unknown_id();
+                    return Some(LoadNow::Done(Loaded {
+                        found: None,
+                        moved: true,
+                    }));
+                }
+                Ok(None) => None,
                 Err(error) => return Some(LoadNow::Failed(error)),
             },
             // An id cookie in cookie-store mode: nothing to look it up in.
@@ -718,7 +747,28 @@ impl Engine {
                 }
             }
         };
-        Some(Loaded { found: Some(found) })
+        Some(Loaded {
+            found: Some(found),
+            moved: false,
+        })
+    }
+
+    /// A log-in gave up the id whose store key is `old`: requests that
+    /// still carry it for a minute start no session (see
+    /// [`crate::moved::MovedIds`]).
+    #[cold]
+    #[inline(never)]
+    fn moved(&self, old: StoreKey, now: Option<Timestamp>) {
+        let now = now.unwrap_or_else(|| self.timestamp());
+        self.inner.moved.remember(old, now);
+    }
+
+    /// Whether `key`, which the store does not know, is an id this process
+    /// gave up at a log-in within the last minute. Reads the clock when
+    /// the adapter gave no `now`: the case is rare.
+    fn was_moved(&self, key: &StoreKey, now: Option<Timestamp>) -> bool {
+        let now = now.unwrap_or_else(|| self.timestamp());
+        self.inner.moved.contains(key, now)
     }
 
     /// Step 3: applies the idle and absolute timeouts at `now` and hands out
@@ -785,6 +835,7 @@ impl Engine {
     fn fill_opened(&self, state: &mut State, loaded: Loaded, now: Timestamp) {
         state.opened_at = Some(now);
         let Some(found) = loaded.found else {
+            state.moved = loaded.moved;
             return;
         };
         let record = found.record;
@@ -827,8 +878,15 @@ impl Engine {
     ///   limits) and the cookie with a `Max-Age` to match, or none for a
     ///   browser-session cookie; every deadline, touch interval and
     ///   `Max-Age` above is the session's own lifetime's;
-    /// - `regenerate`: the data under a new id, created before the old
-    ///   record is deleted;
+    /// - `regenerate` (and `renew_id`): the data under a new id, created
+    ///   before the old record is deleted; at a log-in (`regenerate`) the
+    ///   absolute lifetime starts again;
+    /// - new data on a request that carried an id this engine gave up at a
+    ///   log-in less than a minute ago (a request sent before the browser
+    ///   had the new cookie: another tab, a poll): nothing stored and no
+    ///   cookie, which would replace the log-in's (logged at warn level).
+    ///   Within this process only: on several servers, a request that
+    ///   reaches another one starts a session as for any unknown id;
     /// - `destroy` or expiry: delete the record, clear the cookie.
     ///
     /// # Errors
@@ -968,6 +1026,7 @@ impl Engine {
             ops,
             regenerate,
             destroyed,
+            moved,
             opened_at: _,
             finished: _,
             late_change_logged: _,
@@ -1088,6 +1147,9 @@ impl Engine {
             _ => (false, None),
         };
         if !values.is_empty() {
+            if *moved {
+                return Ok(trace::moved_write());
+            }
             let lifetime = set.unwrap_or_default();
             let mut record = Record::new(now, lifetime.deadline(&config.expiry, now, now));
             record.data = transfer.take(values);
@@ -1315,8 +1377,14 @@ impl Engine {
             (None, _) => Executed::Done,
             (Some(_), Some(immediate)) => {
                 let retries = self.inner.config.max_conflict_retries;
+                let given_up = plan.given_up_at_log_in();
                 match plan.execute_now(immediate.store(), retries) {
-                    Ok(executed) => executed,
+                    Ok(executed) => {
+                        if let Some(old) = given_up.filter(|_| executed == Executed::Done) {
+                            self.moved(old, now);
+                        }
+                        executed
+                    }
                     Err(error) => return CommitNow::Failed(error),
                 }
             }
@@ -1363,6 +1431,7 @@ impl Engine {
             CommitNow::Wait(plan) => plan,
         };
         if let Some(store) = &self.inner.store {
+            let given_up = plan.given_up_at_log_in();
             let executed = plan
                 .execute_with(
                     store.as_ref(),
@@ -1370,6 +1439,9 @@ impl Engine {
                     Some(&self.inner.saves),
                 )
                 .await?;
+            if let Some(old) = given_up.filter(|_| executed == Executed::Done) {
+                self.moved(old, None);
+            }
             if matches!(
                 executed,
                 Executed::SessionGone | Executed::CookieWithheld | Executed::TouchSkipped
@@ -1565,6 +1637,21 @@ mod trace {
     #[inline(never)]
     pub(super) fn unknown_id() {
         tracing::debug!("session id unknown to the store; not adopted");
+    }
+
+    /// A request that carried an id given up at a log-in in the last
+    /// minute stored data: a session started there would send a cookie
+    /// that replaces the log-in's (when its response reaches the browser
+    /// last), logging the user out. Nothing is stored and no cookie sent.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn moved_write() -> super::Plan {
+        tracing::warn!(
+            "a request with a session id given up at a log-in less than a minute ago (sent \
+             before the browser had the new cookie) stored data: not stored, and no cookie sent, \
+             so that the log-in's cookie stands"
+        );
+        super::noop()
     }
 
     #[cold]

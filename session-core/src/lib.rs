@@ -261,6 +261,7 @@ mod id;
 mod key;
 mod lanes;
 mod lifetime;
+mod moved;
 mod plan;
 mod record;
 mod session;

@@ -233,6 +233,20 @@ pub(crate) fn settle(executed: Executed, own: Lifetime, stored: Option<Lifetime>
 }
 
 impl Plan {
+    /// The store key of the id a log-in gives up, when this plan is one
+    /// (a regeneration, with its carry-over).
+    #[inline]
+    pub(crate) fn given_up_at_log_in(&self) -> Option<StoreKey> {
+        match &self.store {
+            StoreOp::Replace {
+                old,
+                carry: Some(_),
+                ..
+            } => Some(*old),
+            _ => None,
+        }
+    }
+
     /// Whether the plan neither stores nor sends anything.
     #[must_use]
     pub fn is_noop(&self) -> bool {

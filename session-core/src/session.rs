@@ -223,6 +223,11 @@ pub(crate) struct State {
     /// [`Session::renew_id`]).
     pub(crate) regenerate: Option<NewId>,
     pub(crate) destroyed: bool,
+    /// The request carried an id this process gave up at a log-in within
+    /// the last minute (and no live session): it was sent before the
+    /// browser had the log-in's cookie, so a session it starts is not
+    /// stored and sends no cookie (which would replace the log-in's).
+    pub(crate) moved: bool,
     /// When the engine opened the session ([`Engine::open`] or
     /// [`Engine::open_in`]); `None` for a detached session and for a
     /// [`RequestSlot`] no extractor opened (or one already finished).
@@ -695,8 +700,12 @@ impl Session {
     /// lifetime (and [`created_at`](Self::created_at) on later requests)
     /// starts again here, so that it caps how long one log-in lasts and a
     /// log-in late in a long anonymous visit is not ended minutes later.
-    /// Its data and its own [`lifetime`](Self::lifetime) are kept. Call it
-    /// at a log-in (or another change of privileges the user proved), not
+    /// Its data and its own [`lifetime`](Self::lifetime) are kept. For a
+    /// minute, a request that still carries the old id (sent before the
+    /// browser had the new cookie) stores nothing and sends no cookie,
+    /// rather than start a session whose cookie would replace the new one
+    /// (within the process; see [`Engine::finish`](crate::Engine::finish)).
+    /// Call it at a log-in (or another change of privileges the user proved), not
     /// to renew the id on a timer: a session renewed that way would never
     /// reach its absolute lifetime. [`renew_id`](Self::renew_id) is for
     /// that.

@@ -136,3 +136,63 @@ async fn tampering_with_the_cookie_logs_nobody_in() {
     let (user, _) = h.request(&mut browser, |s| s.get_value("user")).await;
     assert_eq!(user, Some(json!("alice")));
 }
+
+/// A request sent before the browser had the log-in's cookie (from
+/// another tab, a poll) still carries the old id. Served after the log-in
+/// was committed, it finds no session; when it stores data, nothing is
+/// stored and no cookie is sent, so that the log-in's cookie stands
+/// whichever response reaches the browser last. A minute later such a
+/// request starts a session as usual. With a store that must be waited
+/// for and with the memory store (at once), in one process.
+#[tokio::test]
+async fn a_request_with_the_id_from_before_a_log_in_does_not_replace_its_cookie() {
+    let h = Harness::new();
+    let memory = session_core::Engine::new(
+        session_core::SessionConfig::new(KeyRing::new(support::fixed_key()))
+            .with_clock(std::sync::Arc::new(h.clock.clone())),
+    )
+    .unwrap();
+    for (engine, case) in [(&h.engine, "waited-for store"), (&memory, "memory store")] {
+        let mut browser = Browser::new();
+        support::request_with(engine, &mut browser, |s| {
+            s.insert("cart", &["apple"]).unwrap();
+        })
+        .await
+        .unwrap();
+        let mut stale = browser.clone();
+        support::request_with(engine, &mut browser, |s| {
+            s.regenerate();
+            s.insert("user", "alice").unwrap();
+        })
+        .await
+        .unwrap();
+        let logged_in = browser.get("id").unwrap().to_owned();
+
+        let (new, set) = support::request_with(engine, &mut stale, |s| {
+            let new = s.is_new();
+            s.update("views", |n: Option<u64>| n.unwrap_or(0) + 1)
+                .unwrap();
+            new
+        })
+        .await
+        .unwrap();
+        assert!(new, "{case}: the old id names no session");
+        assert_eq!(set, None, "{case}: no cookie to replace the log-in's");
+        let (user, _) = support::request_with(engine, &mut browser, |s| s.get_value("user"))
+            .await
+            .unwrap();
+        assert_eq!(user, Some(json!("alice")), "{case}");
+        assert_eq!(browser.get("id"), Some(logged_in.as_str()), "{case}");
+
+        h.advance_secs(61);
+        let (_, set) = support::request_with(engine, &mut stale, |s| {
+            s.insert("views", &1).unwrap();
+        })
+        .await
+        .unwrap();
+        assert!(set.is_some(), "{case}: a minute later, a session as usual");
+    }
+    // Nothing stored for the stale requests of the first minute: the
+    // log-in's session and the one started a minute later.
+    assert_eq!(h.store.inner.len(), 2);
+}

@@ -244,6 +244,32 @@ pub fn absolute_lifetime_ends_an_active_session(suite: &Suite) -> Outcome {
     Ok(())
 }
 
+/// A request that still carries the session's id from before a login
+/// (sent before the browser had the login's cookie: another tab, a poll),
+/// served after the login, stores nothing and sends no session cookie:
+/// the login's cookie stands, whichever response the browser takes last.
+pub fn a_request_with_the_id_from_before_login_sets_no_cookie(suite: &Suite) -> Outcome {
+    let site = suite.start()?;
+    let browser = site.browser();
+    let (before, _) = cart_then_login(&browser)?;
+    let stale = site.browser();
+    stale.set_cookie("id", &before);
+    let reply = stale.post_json("/cart", r#"{"item":"pear"}"#)?;
+    check_eq!(
+        reply.status,
+        200,
+        "a push with the id from before the login ({:?})",
+        reply.body
+    );
+    check!(
+        reply.set_cookie("id").is_none(),
+        "a push with the id from before the login set a session cookie, which would replace \
+         the login's: {:?}",
+        reply.set_cookies()
+    );
+    logged_in_with_the_cart(&browser, "a request with the id from before the login")
+}
+
 /// Login starts the absolute lifetime (2 h here) again: it caps one
 /// login, so a login late in a long visit is not ended minutes later.
 pub fn login_starts_the_absolute_lifetime_again(suite: &Suite) -> Outcome {
