@@ -117,7 +117,7 @@ struct Inner {
     sealer: codec::private::NamedCipher,
     /// Serializes saves of one session within this process.
     saves: crate::lanes::SaveLanes,
-    /// Ids given up at a log-in in this process, for a minute.
+    /// Ids given up at this engine's log-ins, for a few seconds.
     moved: crate::moved::MovedIds,
     /// Id cookie values that verified (none in cookie-store mode).
     verified: Option<VerifiedCache>,
@@ -171,8 +171,8 @@ impl Incoming {
 #[must_use]
 pub struct Loaded {
     found: Option<Found>,
-    /// No session was found, and a cookie named an id this process gave
-    /// up at a log-in within the last minute (see
+    /// No session was found, and a cookie named an id this engine gave
+    /// up at a log-in seconds ago (see
     /// [`crate::moved::MovedIds`]).
     moved: bool,
 }
@@ -754,7 +754,7 @@ impl Engine {
     }
 
     /// A log-in gave up the id whose store key is `old`: requests that
-    /// still carry it for a minute start no session (see
+    /// still carry it for a few seconds start no session (see
     /// [`crate::moved::MovedIds`]).
     #[cold]
     #[inline(never)]
@@ -763,8 +763,8 @@ impl Engine {
         self.inner.moved.remember(old, now);
     }
 
-    /// Whether `key`, which the store does not know, is an id this process
-    /// gave up at a log-in within the last minute. Reads the clock when
+    /// Whether `key`, which the store does not know, is an id this engine
+    /// gave up at a log-in seconds ago. Reads the clock when
     /// the adapter gave no `now`: the case is rare.
     fn was_moved(&self, key: &StoreKey, now: Option<Timestamp>) -> bool {
         let now = now.unwrap_or_else(|| self.timestamp());
@@ -882,11 +882,13 @@ impl Engine {
     ///   before the old record is deleted; at a log-in (`regenerate`) the
     ///   absolute lifetime starts again;
     /// - new data on a request that carried an id this engine gave up at a
-    ///   log-in less than a minute ago (a request sent before the browser
-    ///   had the new cookie: another tab, a poll): nothing stored and no
-    ///   cookie, which would replace the log-in's (logged at warn level).
-    ///   Within this process only: on several servers, a request that
-    ///   reaches another one starts a session as for any unknown id;
+    ///   log-in less than ten seconds ago (a request sent before the
+    ///   browser had the new cookie: another tab, a poll): nothing stored
+    ///   and no cookie, which would replace the log-in's (logged at warn
+    ///   level), unless the request logs in itself (`regenerate`: a retry
+    ///   whose browser never got the first log-in's response). This
+    ///   engine's log-ins only: on several servers, a request that reaches
+    ///   another one starts a session as for any unknown id;
     /// - `destroy` or expiry: delete the record, clear the cookie.
     ///
     /// # Errors
@@ -1147,7 +1149,9 @@ impl Engine {
             _ => (false, None),
         };
         if !values.is_empty() {
-            if *moved {
+            // A log-in on such a request (its browser never got the last
+            // one's cookie: a retry) goes through.
+            if *moved && regenerate.is_none() {
                 return Ok(trace::moved_write());
             }
             let lifetime = set.unwrap_or_default();
@@ -1639,17 +1643,17 @@ mod trace {
         tracing::debug!("session id unknown to the store; not adopted");
     }
 
-    /// A request that carried an id given up at a log-in in the last
-    /// minute stored data: a session started there would send a cookie
+    /// A request that carried an id given up at a log-in a few seconds
+    /// before stored data: a session started there would send a cookie
     /// that replaces the log-in's (when its response reaches the browser
     /// last), logging the user out. Nothing is stored and no cookie sent.
     #[cold]
     #[inline(never)]
     pub(super) fn moved_write() -> super::Plan {
         tracing::warn!(
-            "a request with a session id given up at a log-in less than a minute ago (sent \
-             before the browser had the new cookie) stored data: not stored, and no cookie sent, \
-             so that the log-in's cookie stands"
+            "a request with a session id given up at a log-in seconds ago (sent before the \
+             browser had the new cookie) stored data: not stored, and no cookie sent, so that \
+             the log-in's cookie stands"
         );
         super::noop()
     }

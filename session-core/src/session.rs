@@ -223,10 +223,10 @@ pub(crate) struct State {
     /// [`Session::renew_id`]).
     pub(crate) regenerate: Option<NewId>,
     pub(crate) destroyed: bool,
-    /// The request carried an id this process gave up at a log-in within
-    /// the last minute (and no live session): it was sent before the
-    /// browser had the log-in's cookie, so a session it starts is not
-    /// stored and sends no cookie (which would replace the log-in's).
+    /// The request carried an id this engine gave up at a log-in seconds
+    /// ago (and no live session): it was sent before the browser had the
+    /// log-in's cookie, so a session it starts is not stored and sends no
+    /// cookie (which would replace the log-in's), unless it logs in.
     pub(crate) moved: bool,
     /// When the engine opened the session ([`Engine::open`] or
     /// [`Engine::open_in`]); `None` for a detached session and for a
@@ -441,7 +441,9 @@ impl Session {
     }
 
     /// Whether the request came without a live session (the session will be
-    /// created if the handler stores anything).
+    /// created if the handler stores anything; not when the request carried
+    /// an id given up at a log-in seconds ago, see
+    /// [`regenerate`](Self::regenerate)).
     #[must_use]
     pub fn is_new(&self) -> bool {
         self.lock().origin.is_none()
@@ -700,11 +702,12 @@ impl Session {
     /// lifetime (and [`created_at`](Self::created_at) on later requests)
     /// starts again here, so that it caps how long one log-in lasts and a
     /// log-in late in a long anonymous visit is not ended minutes later.
-    /// Its data and its own [`lifetime`](Self::lifetime) are kept. For a
-    /// minute, a request that still carries the old id (sent before the
+    /// Its data and its own [`lifetime`](Self::lifetime) are kept. For ten
+    /// seconds, a request that still carries the old id (sent before the
     /// browser had the new cookie) stores nothing and sends no cookie,
     /// rather than start a session whose cookie would replace the new one
-    /// (within the process; see [`Engine::finish`](crate::Engine::finish)).
+    /// (a log-in excepted; within this engine, see
+    /// [`Engine::finish`](crate::Engine::finish)).
     /// Call it at a log-in (or another change of privileges the user proved), not
     /// to renew the id on a timer: a session renewed that way would never
     /// reach its absolute lifetime. [`renew_id`](Self::renew_id) is for
@@ -719,7 +722,10 @@ impl Session {
     /// does, with its times kept: its absolute lifetime still counts from
     /// its creation or last log-in. For renewing the id now and then
     /// (every fifteen minutes, say), so that a copy of an old cookie stops
-    /// working, without stretching how long a log-in lasts.
+    /// working, without stretching how long a log-in lasts. Requests of the
+    /// old id that run at the same time as the renewal lose their writes
+    /// (logged at warn level), as around a log-in: renew on a page load,
+    /// not on a request that runs beside others (a poll).
     ///
     /// ```
     /// use session_core::Session;

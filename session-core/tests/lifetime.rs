@@ -373,7 +373,7 @@ async fn renew_id_keeps_the_absolute_lifetime_running() {
     let first = browser.get("id").unwrap().to_owned();
     h.advance_secs(50 * 60);
     let (_, set) = h.request(&mut browser, |s| s.renew_id()).await;
-    // Seventy minutes are left of the two hours.
+    // Seventy minutes are left of the two hours: the idle hour is nearer.
     assert_eq!(attribute(&set.unwrap(), "Max-Age"), Some("3600"));
     assert_ne!(browser.get("id"), Some(first.as_str()), "a new id");
     let mut old = Browser::new();

@@ -117,8 +117,8 @@
 //! The store needs Redis 6.2 or newer (or a compatible server such as
 //! Valkey), for `PXAT`, and the commands `GET`, `SET`, `DEL`,
 //! `EVALSHA`, `EVAL` and `SCRIPT LOAD`, and on a Redis Cluster
-//! `CLUSTER SLOTS` too, for the cluster client's slot map (mind them in
-//! ACLs). This
+//! `CLUSTER SLOTS` too, for the cluster client's slot map, and `PING`
+//! for [`RedisStore::ping`] (mind them in ACLs). This
 //! crate's own tests need Redis 7 (they read expiries with
 //! `PEXPIRETIME`).
 //!

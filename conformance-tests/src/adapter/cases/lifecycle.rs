@@ -248,6 +248,8 @@ pub fn absolute_lifetime_ends_an_active_session(suite: &Suite) -> Outcome {
 /// (sent before the browser had the login's cookie: another tab, a poll),
 /// served after the login, stores nothing and sends no session cookie:
 /// the login's cookie stands, whichever response the browser takes last.
+/// A login with that id (a retry, its browser never got the first one's
+/// response) goes through.
 pub fn a_request_with_the_id_from_before_login_sets_no_cookie(suite: &Suite) -> Outcome {
     let site = suite.start()?;
     let browser = site.browser();
@@ -267,7 +269,23 @@ pub fn a_request_with_the_id_from_before_login_sets_no_cookie(suite: &Suite) -> 
          the login's: {:?}",
         reply.set_cookies()
     );
-    logged_in_with_the_cart(&browser, "a request with the id from before the login")
+    logged_in_with_the_cart(&browser, "a request with the id from before the login")?;
+    json(
+        &stale.post_json("/auth/login", LOGIN)?,
+        200,
+        r#"{"message":"Logged in"}"#,
+        "a login retried with the id from before the first",
+    )?;
+    check!(
+        stale.cookie("id").is_some_and(|id| id != before),
+        "the retried login set no new session cookie"
+    );
+    json(
+        &stale.get("/auth/profile")?,
+        200,
+        r#"{"user":{"username":"alice"}}"#,
+        "/auth/profile after the retried login",
+    )
 }
 
 /// Login starts the absolute lifetime (2 h here) again: it caps one
