@@ -242,8 +242,9 @@ impl IntoResponse for HandlerError {
 }
 
 /// The session failure an error response answers, in its extensions:
-/// every response the layer makes for a store that failed (loading or
-/// saving) and for a handler's [`HandlerError`]. Middleware outside the
+/// every response the layer makes for a session it could not load or save
+/// (a store that failed, data too large or too deep, no random bytes for
+/// an id) and for a handler's [`HandlerError`]. Middleware outside the
 /// layer, which sees the request, can shape the error page by it (JSON
 /// for `/api`, a `Retry-After`), where the layer's error hook sees only
 /// the error.

@@ -219,7 +219,10 @@ impl SessionLayer {
     /// already been logged at error level when `f` is called. Should `f`
     /// panic, the default 500 is sent instead (and the panic logged). The
     /// response carries the error as a [`SessionFailure`] in its
-    /// extensions, for middleware outside the layer.
+    /// extensions, for middleware outside the layer. Branch on the error's
+    /// kind: a store that is down ([`SessionError::Store`]) may be worth a
+    /// 503 and a `Retry-After`, a handler's type mistake
+    /// ([`SessionError::Deserialize`]) is not.
     ///
     /// ```
     /// use axum::Json;

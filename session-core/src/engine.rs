@@ -251,7 +251,8 @@ impl Engine {
     ///
     /// [`ConfigError::Cookie`] for an unusable setting: the cookie's name,
     /// path or domain (or the three together too long for a cookie browsers
-    /// keep, [`MAX_COOKIE_LEN`]), `SameSite=None` without `Secure`, a
+    /// keep, [`MAX_COOKIE_LEN`]), `SameSite=None` or `Partitioned` without
+    /// `Secure`, a
     /// timeout under one second, a touch interval that is negative or not
     /// shorter than the idle timeout, a verified-cookie cache larger than
     /// [`MAX_VERIFIED_CACHE`](crate::MAX_VERIFIED_CACHE).
@@ -753,14 +754,16 @@ impl Engine {
         })
     }
 
-    /// A log-in gave up the id whose store key is `old`: requests that
+    /// A log-in gives up the id whose store key is `old`: requests that
     /// still carry it for a few seconds start no session (see
-    /// [`crate::moved::MovedIds`]).
+    /// [`crate::moved::MovedIds`]). Remembered from now, before the old
+    /// record goes (a request that finds it gone must find it here), for
+    /// as long whatever the log-in's handler took; harmless if the log-in
+    /// then fails, as the old record is still found.
     #[cold]
     #[inline(never)]
-    fn moved(&self, old: StoreKey, now: Option<Timestamp>) {
-        let now = now.unwrap_or_else(|| self.timestamp());
-        self.inner.moved.remember(old, now);
+    fn moved(&self, old: StoreKey) {
+        self.inner.moved.remember(old, self.timestamp());
     }
 
     /// Whether `key`, which the store does not know, is an id this engine
@@ -1381,14 +1384,11 @@ impl Engine {
             (None, _) => Executed::Done,
             (Some(_), Some(immediate)) => {
                 let retries = self.inner.config.max_conflict_retries;
-                let given_up = plan.given_up_at_log_in();
+                if let Some(old) = plan.given_up_at_log_in() {
+                    self.moved(old);
+                }
                 match plan.execute_now(immediate.store(), retries) {
-                    Ok(executed) => {
-                        if let Some(old) = given_up.filter(|_| executed == Executed::Done) {
-                            self.moved(old, now);
-                        }
-                        executed
-                    }
+                    Ok(executed) => executed,
                     Err(error) => return CommitNow::Failed(error),
                 }
             }
@@ -1435,7 +1435,9 @@ impl Engine {
             CommitNow::Wait(plan) => plan,
         };
         if let Some(store) = &self.inner.store {
-            let given_up = plan.given_up_at_log_in();
+            if let Some(old) = plan.given_up_at_log_in() {
+                self.moved(old);
+            }
             let executed = plan
                 .execute_with(
                     store.as_ref(),
@@ -1443,9 +1445,6 @@ impl Engine {
                     Some(&self.inner.saves),
                 )
                 .await?;
-            if let Some(old) = given_up.filter(|_| executed == Executed::Done) {
-                self.moved(old, None);
-            }
             if matches!(
                 executed,
                 Executed::SessionGone | Executed::CookieWithheld | Executed::TouchSkipped
@@ -1650,11 +1649,17 @@ mod trace {
     #[cold]
     #[inline(never)]
     pub(super) fn moved_write() -> super::Plan {
-        tracing::warn!(
-            "a request with a session id given up at a log-in seconds ago (sent before the \
-             browser had the new cookie) stored data: not stored, and no cookie sent, so that \
-             the log-in's cookie stands"
-        );
+        // At warn level at most once a minute: a polling tab meets it on
+        // every request for a few seconds.
+        static LAST_WARNED_SECS: AtomicU64 = AtomicU64::new(0);
+        let message = "a request with a session id given up at a log-in seconds ago (sent \
+                       before the browser had the new cookie) stored data: not stored, and no \
+                       cookie sent, so that the log-in's cookie stands";
+        if crate::plan::warn_due(&LAST_WARNED_SECS) {
+            tracing::warn!("{message}");
+        } else {
+            tracing::debug!("{message}");
+        }
         super::noop()
     }
 
