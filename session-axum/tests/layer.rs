@@ -669,6 +669,60 @@ async fn a_handler_error_is_answered_with_the_layers_error_response() {
     assert_eq!(reply.outer.as_deref(), Some("store"));
 }
 
+/// A `HandlerError` is answered once, by the innermost layer: a layer
+/// around it (another engine's) leaves that answer alone; a hook that
+/// panics on it gives the default 500; with no layer at all, the
+/// `HandlerError`'s own 500 goes out.
+#[tokio::test]
+async fn a_handler_error_is_answered_by_the_innermost_layer_once() {
+    async fn wrong_type(session: Session) -> Result<String, HandlerError> {
+        session.insert("name", &5)?;
+        let name: Option<String> = session.get("name")?;
+        Ok(format!("{name:?}"))
+    }
+    let (logged, _guard) = capture_errors();
+    let inner = layer_with(Arc::new(MemoryStore::new()))
+        .with_error_response(|_| (StatusCode::SERVICE_UNAVAILABLE, "inner"));
+    let outer = SessionLayer::new(config().with_cookie_name("outer"))
+        .unwrap()
+        .with_error_response(|_| (StatusCode::BAD_GATEWAY, "outer"));
+    let nested = Router::new()
+        .nest(
+            "/in",
+            Router::new().route("/wrong", get(wrong_type)).layer(inner),
+        )
+        .layer(outer);
+    let reply = send(&nested, "/in/wrong", None).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "inner")
+    );
+
+    let panicking = Router::new().route("/wrong", get(wrong_type)).layer(
+        layer_with(Arc::new(MemoryStore::new()))
+            .with_error_response(|_| -> StatusCode { panic!("the hook's own bug") }),
+    );
+    let reply = send(&panicking, "/wrong", None).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+    );
+    assert!(
+        logged.text().contains("the hook's own bug"),
+        "{}",
+        logged.text()
+    );
+
+    let response = HandlerError::from(SessionError::Random {
+        reason: "no entropy".to_owned(),
+    })
+    .into_response();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let failure = response.extensions().get::<SessionFailure>().unwrap();
+    assert!(matches!(failure.error(), SessionError::Random { .. }));
+    assert!(logged.text().contains("no entropy"), "{}", logged.text());
+}
+
 /// A valid session cookie (`id=...`) signed with `key`.
 async fn cookie_signed_with(key: &Key) -> String {
     let setup = Router::new()
