@@ -618,17 +618,20 @@ async fn mark_failures(mut response: Response) -> Response {
     response
 }
 
+/// Stores a number under `name`, then reads it as a string: a
+/// [`HandlerError`] through `?`.
+async fn wrong_type(session: Session) -> Result<String, HandlerError> {
+    session.insert("name", &5)?;
+    let name: Option<String> = session.get("name")?;
+    Ok(format!("{name:?}"))
+}
+
 /// A handler's `?` on a session error gives a [`HandlerError`]: answered
 /// with the layer's error response, the error visible to middleware
 /// outside the layer as a store's failure is; what the handler changed
 /// before it failed is saved, as for any response.
 #[tokio::test]
 async fn a_handler_error_is_answered_with_the_layers_error_response() {
-    async fn wrong_type(session: Session) -> Result<String, HandlerError> {
-        session.insert("name", &5)?;
-        let name: Option<String> = session.get("name")?;
-        Ok(format!("{name:?}"))
-    }
     let store = Arc::new(MemoryStore::new());
     let routes = || Router::new().route("/wrong", get(wrong_type));
     let custom = routes()
@@ -670,22 +673,19 @@ async fn a_handler_error_is_answered_with_the_layers_error_response() {
 }
 
 /// A `HandlerError` is answered once, by the innermost layer: a layer
-/// around it (another engine's) leaves that answer alone; a hook that
+/// around it leaves that answer alone; a hook that
 /// panics on it gives the default 500; with no layer at all, the
 /// `HandlerError`'s own 500 goes out.
 #[tokio::test]
 async fn a_handler_error_is_answered_by_the_innermost_layer_once() {
-    async fn wrong_type(session: Session) -> Result<String, HandlerError> {
-        session.insert("name", &5)?;
-        let name: Option<String> = session.get("name")?;
-        Ok(format!("{name:?}"))
-    }
     let (logged, _guard) = capture_errors();
-    let inner = layer_with(Arc::new(MemoryStore::new()))
+    // One engine, two hooks: the two layers share the request's session
+    // (no warning about nested engines), and each answers its own way.
+    let base = layer_with(Arc::new(MemoryStore::new()));
+    let inner = base
+        .clone()
         .with_error_response(|_| (StatusCode::SERVICE_UNAVAILABLE, "inner"));
-    let outer = SessionLayer::new(config().with_cookie_name("outer"))
-        .unwrap()
-        .with_error_response(|_| (StatusCode::BAD_GATEWAY, "outer"));
+    let outer = base.with_error_response(|_| (StatusCode::BAD_GATEWAY, "outer"));
     let nested = Router::new()
         .nest(
             "/in",

@@ -6,7 +6,9 @@ mod support;
 use serde_json::json;
 use std::sync::Arc;
 
-use session_core::{Engine, MemoryStore, SessionConfig, SessionError, SessionStore, StoreOp};
+use session_core::{
+    Engine, MemoryStore, Session, SessionConfig, SessionError, SessionStore, StoreOp,
+};
 use support::{Browser, CapturedLogs, Harness, open_with, request_with};
 
 fn push(item: String) -> impl Fn(Option<Vec<String>>) -> Vec<String> + Send + Sync + 'static {
@@ -477,65 +479,15 @@ async fn a_burst_of_requests_of_one_session_is_saved_in_a_few_grouped_saves() {
     );
 }
 
-#[tokio::test]
-async fn requests_grouped_into_an_interrupted_save_get_an_error_not_a_second_save() {
-    let (h, store) = slow_harness(|store| store);
-    let mut browser = Browser::new();
-    h.request(&mut browser, |s| s.insert("n", &0).unwrap())
-        .await;
-    store.hang.store(true, std::sync::atomic::Ordering::Relaxed);
-
-    let local = tokio::task::LocalSet::new();
-    local
-        .run_until(async {
-            let spawn = |i: usize| {
-                let engine = h.engine.clone();
-                let mut browser = browser.clone();
-                tokio::task::spawn_local(async move {
-                    request_with(&engine, &mut browser, |s| {
-                        s.insert(&format!("k{i}"), &i).unwrap();
-                    })
-                    .await
-                })
-            };
-            // A takes the lane and hangs in the store; B and C queue.
-            let a = spawn(0);
-            tokio::task::yield_now().await;
-            let b = spawn(1);
-            let c = spawn(2);
-            for _ in 0..5 {
-                tokio::task::yield_now().await;
-            }
-            // A's client goes away: B leads the group {B, C} and hangs too.
-            a.abort();
-            for _ in 0..5 {
-                tokio::task::yield_now().await;
-            }
-            // B's client goes away mid-save: C must not save again blindly.
-            b.abort();
-            let c = c.await.unwrap();
-            match c {
-                Err(SessionError::Grouped(e)) => {
-                    assert!(matches!(*e, SessionError::SaveInterrupted), "{e}");
-                }
-                other => panic!("expected the interrupted group's error, got {other:?}"),
-            }
-        })
-        .await;
-}
-
-/// A touch (a read once the touch interval has passed) grouped with
-/// writes whose save is interrupted is skipped, not failed: it had nothing
-/// to lose, so its request is answered, with no session cookie.
-#[tokio::test]
-async fn a_touch_grouped_into_an_interrupted_save_is_skipped() {
-    let (h, store) = slow_harness(|store| store);
-    let mut browser = Browser::new();
-    h.request(&mut browser, |s| s.insert("n", &0).unwrap())
-        .await;
-    h.advance_secs(120);
-    store.hang.store(true, std::sync::atomic::Ordering::Relaxed);
-
+/// Three requests of `browser`'s session on `h`, whose store hangs: A and
+/// B write, C runs `third`. A takes the lane and hangs in the store, B and
+/// C queue; A's client goes away, so B leads the group {B, C} and hangs
+/// too; then B's client goes away mid-save. C's outcome.
+async fn third_in_an_interrupted_group<R: 'static>(
+    h: &Harness,
+    browser: &Browser,
+    third: impl FnOnce(&Session) -> R + 'static,
+) -> Result<(R, Option<String>), SessionError> {
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
@@ -549,35 +501,65 @@ async fn a_touch_grouped_into_an_interrupted_save_is_skipped() {
                     .await
                 })
             };
-            // A takes the lane and hangs; B (a write) and C (a touch) queue.
             let a = write(0);
             tokio::task::yield_now().await;
             let b = write(1);
             let c = {
                 let engine = h.engine.clone();
                 let mut browser = browser.clone();
-                tokio::task::spawn_local(async move {
-                    request_with(&engine, &mut browser, |s| s.get_value("n")).await
-                })
+                tokio::task::spawn_local(
+                    async move { request_with(&engine, &mut browser, third).await },
+                )
             };
             for _ in 0..5 {
                 tokio::task::yield_now().await;
             }
-            // A's client goes away: B leads the group {B, C} and hangs too,
-            // and then goes away as well.
             a.abort();
             for _ in 0..5 {
                 tokio::task::yield_now().await;
             }
             b.abort();
-            let (value, set_cookie) = c
-                .await
-                .unwrap()
-                .expect("a touch that failed with its group is skipped");
-            assert_eq!(value, Some(serde_json::json!(0)));
-            assert_eq!(set_cookie, None, "no cookie for a touch not stored");
+            c.await.unwrap()
         })
+        .await
+}
+
+#[tokio::test]
+async fn requests_grouped_into_an_interrupted_save_get_an_error_not_a_second_save() {
+    let (h, store) = slow_harness(|store| store);
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("n", &0).unwrap())
         .await;
+    store.hang.store(true, std::sync::atomic::Ordering::Relaxed);
+    // C must not save again blindly.
+    let c = third_in_an_interrupted_group(&h, &browser, |s| {
+        s.insert("k2", &2).unwrap();
+    })
+    .await;
+    match c {
+        Err(SessionError::Grouped(e)) => {
+            assert!(matches!(*e, SessionError::SaveInterrupted), "{e}");
+        }
+        other => panic!("expected the interrupted group's error, got {other:?}"),
+    }
+}
+
+/// A touch (a read once the touch interval has passed) grouped with
+/// writes whose save is interrupted is skipped, not failed: it had nothing
+/// to lose, so its request is answered, with no session cookie.
+#[tokio::test]
+async fn a_touch_grouped_into_an_interrupted_save_is_skipped() {
+    let (h, store) = slow_harness(|store| store);
+    let mut browser = Browser::new();
+    h.request(&mut browser, |s| s.insert("n", &0).unwrap())
+        .await;
+    h.advance_secs(120);
+    store.hang.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (value, set_cookie) = third_in_an_interrupted_group(&h, &browser, |s| s.get_value("n"))
+        .await
+        .expect("a touch that failed with its group is skipped");
+    assert_eq!(value, Some(serde_json::json!(0)));
+    assert_eq!(set_cookie, None, "no cookie for a touch not stored");
 }
 
 /// A group of saves whose record is too large for the store is saved again
