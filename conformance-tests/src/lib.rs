@@ -187,8 +187,9 @@
 //! are ignored with the reason. The suite's [`Browser`](client::Browser)
 //! speaks plain HTTP/1.1, one connection per request.
 //!
-//! Where the contract's text is silent the suite holds the demo to what
-//! the engine does, so that every adapter's demo behaves alike:
+//! Where the contract's text is silent, or reads otherwise, the suite
+//! holds the demo to what the engine does, so that every adapter's demo
+//! behaves alike:
 //!
 //! - a JSON route answers 400 `{"error":"Malformed JSON body"}` to a good
 //!   body sent without a JSON `Content-Type` (`application/json` or
@@ -196,8 +197,16 @@
 //!   types a page of another origin may send without a preflight
 //!   (`malformed_json_gets_400_and_leaves_the_session_unchanged`);
 //! - a login starts the absolute lifetime again: it counts from the
-//!   session's creation or its last login
+//!   session's creation or its last login, the session under its new id
+//!   being created then (the contract says "from creation")
 //!   (`login_starts_the_absolute_lifetime_again`);
+//! - a request that still carries the id from before a login, served
+//!   seconds after it, stores nothing and sends no session cookie, which
+//!   would replace the login's; a login retried with it goes through
+//!   (`a_request_with_the_id_from_before_login_sets_no_cookie`);
+//! - a read whose touch the store fails is answered (200, no session
+//!   cookie), and the next read touches again
+//!   (`a_read_whose_touch_fails_is_answered_and_touched_later`);
 //! - responses that used the session or an app cookie carry `Vary: Cookie`,
 //!   and responses that set a cookie `Cache-Control: private`;
 //! - the order of a `Set-Cookie`'s attributes is free (the `cookie`

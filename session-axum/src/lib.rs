@@ -92,7 +92,9 @@
 //!   rate-limited touch that keeps the idle timeout rolling, and the
 //!   re-issue of a cookie made under a previous key).
 //! - **Store failures are 500s, never lost sessions.** A load failure
-//!   rejects the extractor; a save failure replaces the handler's response.
+//!   rejects the extractor; a save failure replaces the handler's response
+//!   (a failed touch excepted, which loses nothing: the response goes out
+//!   without the session cookie).
 //!   Both are logged with `tracing::error!`; choose the response with
 //!   [`SessionLayer::with_error_response`]. A handler returns
 //!   `Result<_, `[`HandlerError`]`>` to use `?` on the session's

@@ -143,8 +143,8 @@ struct Jar {
 
 struct Change {
     name: String,
-    /// The cookie's `Path`, as set (the jar gives every cookie one:
-    /// `Path=/` when none was given).
+    /// The cookie's `Path`, as set (the jar's methods give `Path=/` when
+    /// none was given; a re-issue hook may take it away).
     path: Option<String>,
     /// The cookie's `Domain`, without a leading dot and in lower case (as
     /// browsers compare it).

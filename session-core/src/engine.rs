@@ -1154,7 +1154,7 @@ impl Engine {
         if !values.is_empty() {
             // A log-in on such a request (its browser never got the last
             // one's cookie: a retry) goes through.
-            if *moved && regenerate.is_none() {
+            if *moved && *regenerate != Some(crate::session::NewId::LogIn) {
                 return Ok(trace::moved_write());
             }
             let lifetime = set.unwrap_or_default();

@@ -269,7 +269,9 @@ impl Plan {
     /// [`Executed::SessionGone`], [`Executed::CookieWithheld`] and
     /// [`Executed::TouchSkipped`] mean no session cookie at all (as
     /// `Engine::commit` does). `Executed` may grow: treat a variant you do
-    /// not know as no cookie.
+    /// not know as no cookie. (`Engine::commit` also remembers, for a few
+    /// seconds, the id a log-in gives up, so that a request still carrying
+    /// it starts no session; plans run here do not.)
     ///
     /// # Errors
     ///

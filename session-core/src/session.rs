@@ -722,7 +722,9 @@ impl Session {
     /// does, with its times kept: its absolute lifetime still counts from
     /// its creation or last log-in. For renewing the id now and then
     /// (every fifteen minutes, say), so that a copy of an old cookie stops
-    /// working, without stretching how long a log-in lasts. Requests of the
+    /// working (with a server-side store: in cookie-store mode a copy
+    /// stays readable until its deadlines), without stretching how long a
+    /// log-in lasts. Requests of the
     /// old id that run at the same time as the renewal lose their writes
     /// (logged at warn level), as around a log-in: renew on a page load,
     /// not on a request that runs beside others (a poll).
@@ -731,8 +733,10 @@ impl Session {
     /// use session_core::Session;
     ///
     /// let session = Session::detached();
+    /// session.insert("user", "alice").unwrap();
     /// session.renew_id();
-    /// session.regenerate(); // the last one asked for wins
+    /// // The data stays; the new id is made when the response is committed.
+    /// assert_eq!(session.get::<String>("user").unwrap().as_deref(), Some("alice"));
     /// ```
     pub fn renew_id(&self) {
         let mut state = self.lock();

@@ -180,6 +180,14 @@ async fn a_request_with_the_id_from_before_a_log_in_does_not_replace_its_cookie(
         .unwrap();
         assert!(new, "{case}: the old id names no session");
         assert_eq!(set, None, "{case}: no cookie to replace the log-in's");
+        // A renewal of the id is no log-in: its data is dropped all the same.
+        let (_, set) = support::request_with(engine, &mut stale.clone(), |s| {
+            s.renew_id();
+            s.insert("views", &1).unwrap();
+        })
+        .await
+        .unwrap();
+        assert_eq!(set, None, "{case}: a renewal on the old id sets no cookie");
         let (user, _) = support::request_with(engine, &mut browser, |s| s.get_value("user"))
             .await
             .unwrap();
@@ -207,7 +215,8 @@ async fn a_request_with_the_id_from_before_a_log_in_does_not_replace_its_cookie(
         .unwrap();
         assert!(set.is_some(), "{case}: seconds later, a session as usual");
     }
-    // Nothing stored for the stale request: the log-in's session, the
-    // retried log-in's, and the one started seconds later.
+    // In the waited-for store, nothing stored for the stale request: the
+    // log-in's session, the retried log-in's, and the one started seconds
+    // later.
     assert_eq!(h.store.inner.len(), 3);
 }

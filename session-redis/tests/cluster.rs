@@ -66,7 +66,8 @@ async fn sessions_spread_over_every_primary_with_their_expiry() {
     assert_eq!(total, 60);
 }
 
-/// A readiness probe asks every primary.
+/// A readiness probe answers from a cluster (the `redis` crate sends
+/// `PING` to every primary).
 #[tokio::test]
 async fn ping_answers_from_a_cluster() {
     let store = cluster_store("ping").await;
