@@ -544,7 +544,10 @@ impl Engine {
                 }
             }
         }
-        Ok(ended.unwrap_or(Loaded { found: None, moved }))
+        // An ended session beside a moved id: its removal must not clear
+        // the log-in's cookie either.
+        let found = ended.and_then(|ended: Loaded| ended.found);
+        Ok(Loaded { found, moved })
     }
 
     /// Step 2 without waiting, when it can be done at once: in cookie-store
@@ -671,7 +674,11 @@ impl Engine {
                 Some(done) => return done,
             }
         }
-        LoadNow::Done(newest.or(ended).unwrap_or(Loaded { found: None, moved }))
+        let mut loaded = newest.or(ended).unwrap_or_default();
+        // Consulted only when no session continues: an ended one, whose
+        // removal must not clear the log-in's cookie either.
+        loaded.moved |= moved;
+        LoadNow::Done(loaded)
     }
 
     /// Whether the session `loaded` found has ended at `now`, under the
@@ -837,8 +844,8 @@ impl Engine {
     /// fields that differ are written, in place.
     fn fill_opened(&self, state: &mut State, loaded: Loaded, now: Timestamp) {
         state.opened_at = Some(now);
+        state.moved = loaded.moved;
         let Some(found) = loaded.found else {
-            state.moved = loaded.moved;
             return;
         };
         let record = found.record;
@@ -1166,7 +1173,14 @@ impl Engine {
         if ended {
             return Ok(Plan {
                 store: old_key.map_or(StoreOp::None, |key| StoreOp::Delete { key }),
-                cookie: CookieOp::Clear(self.removal_cookie()),
+                // Beside an id given up at a log-in seconds ago, the
+                // removal (at the configured `Path`) would clear the
+                // log-in's cookie.
+                cookie: if *moved {
+                    CookieOp::None
+                } else {
+                    CookieOp::Clear(self.removal_cookie())
+                },
             });
         }
         Ok(noop())

@@ -220,3 +220,50 @@ async fn a_request_with_the_id_from_before_a_log_in_does_not_replace_its_cookie(
     // later.
     assert_eq!(h.store.inner.len(), 3);
 }
+
+/// The id from before a log-in beside a session cookie that has ended
+/// (kept at another `Path`): the ended one's removal, made at the
+/// configured `Path`, would clear the log-in's cookie as surely as a new
+/// session's cookie would replace it, so neither is sent, in either order.
+#[tokio::test]
+async fn an_ended_session_beside_the_id_from_before_a_log_in_clears_nothing() {
+    let day = Harness::with(|c| c.with_idle_timeout(Some(time::Duration::days(1))));
+    let hour = day.sibling(|c| c.with_idle_timeout(Some(time::Duration::hours(1))));
+    let mut old = Browser::new();
+    day.request(&mut old, |s| s.insert("user", "old").unwrap())
+        .await;
+    day.advance_secs(2 * 3600);
+    let mut browser = Browser::new();
+    support::request_with(&hour, &mut browser, |s| {
+        s.insert("cart", &["apple"]).unwrap()
+    })
+    .await
+    .unwrap();
+    let before = browser.get("id").unwrap().to_owned();
+    support::request_with(&hour, &mut browser, |s| {
+        s.regenerate();
+        s.insert("user", "alice").unwrap();
+    })
+    .await
+    .unwrap();
+    let ended = old.get("id").unwrap().to_owned();
+    for header in [
+        format!("id={ended}; id={before}"),
+        format!("id={before}; id={ended}"),
+    ] {
+        let mut stale = Browser::new();
+        stale.raw_headers.push(header.clone().into_bytes());
+        let (_, set) = support::request_with(&hour, &mut stale.clone(), |s| {
+            s.get_value("user");
+        })
+        .await
+        .unwrap();
+        assert_eq!(set, None, "{header}: a read clears nothing");
+        let (_, set) = support::request_with(&hour, &mut stale, |s| {
+            s.insert("views", &1).unwrap();
+        })
+        .await
+        .unwrap();
+        assert_eq!(set, None, "{header}: a write sets nothing");
+    }
+}
