@@ -253,11 +253,10 @@ async fn an_ended_session_beside_the_id_from_before_a_log_in_clears_nothing() {
     ] {
         let mut stale = Browser::new();
         stale.raw_headers.push(header.clone().into_bytes());
-        let (_, set) = support::request_with(&hour, &mut stale.clone(), |s| {
-            s.get_value("user");
-        })
-        .await
-        .unwrap();
+        let (user, set) = support::request_with(&hour, &mut stale.clone(), |s| s.get_value("user"))
+            .await
+            .unwrap();
+        assert_eq!(user, None, "{header}: no session");
         assert_eq!(set, None, "{header}: a read clears nothing");
         let (_, set) = support::request_with(&hour, &mut stale, |s| {
             s.insert("views", &1).unwrap();
